@@ -1,0 +1,23 @@
+# The README's two commands. Both start project-local PostgreSQL and Redis when
+# DATABASE_URL / REDIS_URL are not set (see scripts/with-services.sh).
+CARGO_TARGET_DIR ?= $(HOME)/.cache/eam-target
+export CARGO_TARGET_DIR
+
+.PHONY: demo test lint fmt
+
+## Runs the demo: services, bank simulator, worker and API; syncs a demo tenant and prints it.
+demo:
+	cargo build --quiet --bin eam
+	scripts/with-services.sh $(CARGO_TARGET_DIR)/debug/eam demo
+
+## Runs the whole test suite against real PostgreSQL, Redis and the bank simulator over mTLS.
+test:
+	cargo build --quiet --workspace --all-targets
+	scripts/with-services.sh cargo test --workspace --quiet
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all

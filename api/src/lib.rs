@@ -1,0 +1,153 @@
+//! The HTTP API: `/api/v1` (poem-openapi), its OpenAPI document and Swagger UI, the local
+//! issuer's JWKS, and health probes.
+//!
+//! The API is stateless: it reads PostgreSQL through tenant-scoped transactions and enqueues
+//! sync tasks on Redis. It never calls a bank. Authentication and permissions are checked in
+//! the first lines of every operation (see `permissions`).
+
+pub mod caller;
+pub mod permissions;
+pub mod problem;
+pub mod routes;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use poem::endpoint::make_sync;
+use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::middleware::Tracing;
+use poem::web::Json as PoemJson;
+use poem::{Endpoint, EndpointExt, IntoResponse, Route, get};
+use poem_openapi::{OpenApiService, Tags};
+
+pub use state::ApiState;
+
+use crate::routes::connections::ConnectionsApi;
+use crate::routes::jobs::JobsApi;
+use crate::routes::me::MeApi;
+use crate::routes::portfolio::PortfolioApi;
+
+/// OpenAPI tags.
+#[derive(Tags)]
+pub enum Tag {
+    /// The caller's identity.
+    Auth,
+    /// Accounts, holdings, balances and transactions.
+    Portfolio,
+    /// Bank connections and on-demand syncs.
+    Connections,
+    /// Sync runs: status, attempts, errors.
+    Jobs,
+}
+
+/// The OpenAPI service of `/api/v1`.
+pub fn openapi(state: &ApiState, public_url: &str) -> OpenApiService<(MeApi, PortfolioApi, ConnectionsApi, JobsApi), ()> {
+    OpenApiService::new(
+        (
+            MeApi(state.clone()),
+            PortfolioApi(state.clone()),
+            ConnectionsApi(state.clone()),
+            JobsApi(state.clone()),
+        ),
+        "EAM Wealth Platform API",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .server(format!("{}/api/v1", public_url.trim_end_matches('/')))
+}
+
+/// The whole HTTP application.
+pub fn app(state: ApiState, public_url: &str) -> impl Endpoint + 'static {
+    let api = openapi(&state, public_url);
+    let spec = api.spec_endpoint();
+    let docs = api.swagger_ui();
+    let jwks = state.local_issuer.clone().map(|issuer| issuer.jwks());
+    let ready_state = state.clone();
+    let mut route = Route::new()
+        .at("/api/v1/openapi.json", spec)
+        .nest("/api/v1", api)
+        .nest("/docs", docs)
+        .at("/health", get(make_sync(|_| "ok")))
+        .at(
+            "/ready",
+            get(poem::endpoint::make(move |_| {
+                let state = ready_state.clone();
+                async move {
+                    match state.store.ping().await {
+                        Ok(()) => PoemJson(serde_json::json!({"status": "ready"})).into_response(),
+                        Err(e) => problem::problem_for_status(
+                            poem::http::StatusCode::SERVICE_UNAVAILABLE,
+                            format!("database unavailable: {e}"),
+                        ),
+                    }
+                }
+            })),
+        );
+    if let Some(jwks) = jwks {
+        route = route.at("/auth/jwks.json", get(make_sync(move |_| PoemJson(jwks.clone()))));
+    }
+    route
+        .catch_all_error(|err: poem::Error| async move { problem::problem_for_status(err.status(), err.to_string()) })
+        .with(Tracing)
+}
+
+/// A bound, not yet running API server (binding first lets tests use port 0).
+pub struct Server {
+    acceptor: poem::listener::BoxAcceptor,
+    addr: SocketAddr,
+}
+
+impl Server {
+    /// Binds the address.
+    pub async fn bind(addr: &str) -> std::io::Result<Self> {
+        let acceptor = TcpListener::bind(addr.to_owned()).into_acceptor().await?;
+        let addr = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().copied())
+            .ok_or_else(|| std::io::Error::other("listener has no socket address"))?;
+        Ok(Server { acceptor: acceptor.boxed(), addr })
+    }
+
+    /// The bound address (with the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests (up to 10 s).
+    pub async fn run_until<F>(self, endpoint: impl Endpoint + 'static, shutdown: F) -> std::io::Result<()>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        poem::Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(endpoint, shutdown, Some(std::time::Duration::from_secs(10)))
+            .await
+    }
+}
+
+/// Builds the verifier for the configured issuer.
+pub fn verifier(settings: &eam_config::Settings) -> eam_auth::Verifier {
+    eam_auth::Verifier::new(verifier_config(settings))
+}
+
+/// The verifier configuration from settings.
+pub fn verifier_config(settings: &eam_config::Settings) -> eam_auth::VerifierConfig {
+    let a = &settings.auth;
+    eam_auth::VerifierConfig {
+        jwks_url: settings.jwks_url(),
+        issuer: a.issuer.clone(),
+        audience: a.audience.clone(),
+        leeway: std::time::Duration::from_secs(a.leeway_secs),
+        claim_names: eam_auth::ClaimNames {
+            tenant: a.tenant_claim.clone(),
+            roles: a.roles_claim.clone(),
+            client: a.client_claim.clone(),
+        },
+        ..eam_auth::VerifierConfig::default()
+    }
+}
+
+/// Wraps the verifier for the state.
+pub fn shared<T>(t: T) -> Arc<T> {
+    Arc::new(t)
+}

@@ -1,0 +1,136 @@
+//! Errors at the API edge, all as `application/problem+json` (RFC 9457).
+//!
+//! Handlers return [`ApiError`]; store and auth errors map to it in one place here. Errors
+//! raised by the framework before a handler runs (a malformed body, a missing bearer token, an
+//! unknown route) are converted by [`problem_for_status`] so that every error a client sees
+//! has the same shape.
+
+use poem::http::StatusCode;
+use poem::{IntoResponse, Response};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object};
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Clone, Object, serde::Serialize)]
+pub struct Problem {
+    /// A URI reference naming the problem type.
+    #[oai(rename = "type")]
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        let title = status.canonical_reason().unwrap_or("Error").to_owned();
+        let slug = title.to_lowercase().replace(' ', "-");
+        Problem { kind: format!("https://eam.invalid/problems/{slug}"), title, status: status.as_u16(), detail: detail.into() }
+    }
+}
+
+/// Every error an operation can answer with.
+#[derive(Debug, ApiResponse)]
+#[oai(bad_request_handler = "from_framework_error")]
+pub enum ApiError {
+    /// The request is malformed (bad parameter or body).
+    #[oai(status = 400, content_type = "application/problem+json")]
+    BadRequest(Json<Problem>),
+    /// No valid bearer token.
+    #[oai(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Json<Problem>, #[oai(header = "WWW-Authenticate")] String),
+    /// The token is valid but its roles do not allow this.
+    #[oai(status = 403, content_type = "application/problem+json")]
+    Forbidden(Json<Problem>),
+    /// No such resource in the caller's tenant.
+    #[oai(status = 404, content_type = "application/problem+json")]
+    NotFound(Json<Problem>),
+    /// The request conflicts with the current state.
+    #[oai(status = 409, content_type = "application/problem+json")]
+    Conflict(Json<Problem>),
+    /// The body is well-formed but its values are not acceptable.
+    #[oai(status = 422, content_type = "application/problem+json")]
+    Unprocessable(Json<Problem>),
+    /// A dependency (database, queue, identity provider) is unavailable.
+    #[oai(status = 503, content_type = "application/problem+json")]
+    Unavailable(Json<Problem>),
+    /// An unexpected error; details are in the server log.
+    #[oai(status = 500, content_type = "application/problem+json")]
+    Internal(Json<Problem>),
+}
+
+impl ApiError {
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        ApiError::BadRequest(Json(Problem::new(StatusCode::BAD_REQUEST, detail)))
+    }
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        ApiError::Unauthorized(
+            Json(Problem::new(StatusCode::UNAUTHORIZED, detail)),
+            "Bearer error=\"invalid_token\"".to_owned(),
+        )
+    }
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        ApiError::Forbidden(Json(Problem::new(StatusCode::FORBIDDEN, detail)))
+    }
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        ApiError::NotFound(Json(Problem::new(StatusCode::NOT_FOUND, detail)))
+    }
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        ApiError::Conflict(Json(Problem::new(StatusCode::CONFLICT, detail)))
+    }
+    pub fn unprocessable(detail: impl Into<String>) -> Self {
+        ApiError::Unprocessable(Json(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, detail)))
+    }
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        ApiError::Unavailable(Json(Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail)))
+    }
+    pub fn internal(err: impl std::fmt::Display) -> Self {
+        // The cause goes to the log, not to the client.
+        tracing::error!(error = %err, "internal error");
+        ApiError::Internal(Json(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")))
+    }
+}
+
+/// Parameter, body and security-scheme errors raised before the handler runs.
+fn from_framework_error(err: poem::Error) -> ApiError {
+    match err.status() {
+        StatusCode::UNAUTHORIZED => ApiError::unauthorized("a valid bearer token is required"),
+        StatusCode::NOT_FOUND => ApiError::not_found(err.to_string()),
+        StatusCode::UNPROCESSABLE_ENTITY => ApiError::unprocessable(err.to_string()),
+        _ => ApiError::bad_request(err.to_string()),
+    }
+}
+
+impl From<eam_store::StoreError> for ApiError {
+    fn from(e: eam_store::StoreError) -> Self {
+        use eam_store::StoreError;
+        match e {
+            StoreError::NotFound => ApiError::not_found("not found"),
+            StoreError::Conflict(msg) => ApiError::conflict(msg),
+            StoreError::InvalidTransition { from, to } => {
+                ApiError::conflict(format!("the job is {from} and cannot become {to}"))
+            }
+            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed) => {
+                ApiError::unavailable("the database is unavailable")
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+/// A problem+json response for any status (used for errors outside the OpenAPI operations).
+pub fn problem_for_status(status: StatusCode, detail: String) -> Response {
+    let body = serde_json::to_vec(&Problem::new(status, detail)).unwrap_or_default();
+    let mut resp = Response::builder()
+        .status(status)
+        .content_type("application/problem+json")
+        .body(body);
+    if status == StatusCode::UNAUTHORIZED {
+        resp.headers_mut().insert(
+            poem::http::header::WWW_AUTHENTICATE,
+            poem::http::HeaderValue::from_static("Bearer"),
+        );
+    }
+    resp.into_response()
+}

@@ -1,0 +1,328 @@
+//! Portfolio reads: accounts, holdings, balances, transactions.
+//!
+//! A client user sees only accounts of its own client; an account outside the caller's scope
+//! (another client, another tenant) answers 404, exactly like an id that does not exist, so
+//! ids of other firms cannot even be probed.
+
+use chrono::NaiveDate;
+use eam_store::read::{self, AccountRow, TransactionQuery};
+use eam_store::{AccountId, TenantTx};
+use poem_openapi::param::Query;
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use crate::caller::{BearerToken, Caller};
+use crate::permissions::Action;
+use crate::problem::ApiError;
+use crate::routes::page_limit;
+use crate::state::ApiState;
+
+pub struct PortfolioApi(pub ApiState);
+
+/// The end client an account belongs to.
+#[derive(Object)]
+struct ClientRef {
+    id: Uuid,
+    reference: Option<String>,
+    name: Option<String>,
+}
+
+/// A bank account.
+#[derive(Object)]
+struct Account {
+    id: Uuid,
+    connection_id: Uuid,
+    custodian: String,
+    bank_account_id: String,
+    iban: Option<String>,
+    currency: String,
+    /// `cash` or `custody`.
+    kind: String,
+    client: Option<ClientRef>,
+}
+
+impl From<AccountRow> for Account {
+    fn from(a: AccountRow) -> Self {
+        Account {
+            id: a.id,
+            connection_id: a.connection_id,
+            custodian: a.custodian,
+            bank_account_id: a.bank_account_id,
+            iban: a.iban,
+            currency: a.currency,
+            kind: a.kind,
+            client: a.client_id.map(|id| ClientRef { id, reference: a.client_reference, name: a.client_name }),
+        }
+    }
+}
+
+/// Where a number came from.
+#[derive(Object)]
+struct Source {
+    format: String,
+    document: String,
+    position: i32,
+    run_id: Option<Uuid>,
+}
+
+#[derive(Object)]
+struct Security {
+    id: Uuid,
+    isin: Option<String>,
+    bank_security_id: Option<String>,
+    valor: Option<String>,
+    name: String,
+    asset_class: String,
+    currency: Option<String>,
+}
+
+/// One position.
+#[derive(Object)]
+struct Holding {
+    security: Security,
+    quantity: Decimal,
+    /// `units` or `face_amount`.
+    quantity_type: String,
+    price: Option<Decimal>,
+    /// `amount` or `percent` (of face amount).
+    price_type: String,
+    price_currency: Option<String>,
+    market_value: Option<Decimal>,
+    accrued_interest: Option<Decimal>,
+    cost: Option<Decimal>,
+    source: Source,
+}
+
+#[derive(Object)]
+struct Holdings {
+    account_id: Uuid,
+    /// The date of the snapshot; absent when the account has no positions.
+    as_of: Option<NaiveDate>,
+    holdings: Vec<Holding>,
+}
+
+#[derive(Object)]
+struct Balance {
+    currency: String,
+    /// `opening`, `closing`, `available` or `forward`.
+    kind: String,
+    as_of: NaiveDate,
+    amount: Decimal,
+}
+
+#[derive(Object)]
+struct Balances {
+    account_id: Uuid,
+    balances: Vec<Balance>,
+}
+
+#[derive(Object)]
+struct Transaction {
+    id: Uuid,
+    bank_reference: Option<String>,
+    booking_date: NaiveDate,
+    value_date: Option<NaiveDate>,
+    trade_date: Option<NaiveDate>,
+    settlement_date: Option<NaiveDate>,
+    #[oai(rename = "type")]
+    kind: String,
+    bank_code: Option<String>,
+    amount: Decimal,
+    /// `debit` or `credit`.
+    direction: String,
+    /// Credits positive, debits negative.
+    signed_amount: Decimal,
+    currency: String,
+    security_id: Option<Uuid>,
+    isin: Option<String>,
+    bank_security_id: Option<String>,
+    quantity: Option<Decimal>,
+    price: Option<Decimal>,
+    fees: Option<Decimal>,
+    /// `booked` or `pending`.
+    status: String,
+    counterparty: Option<String>,
+    description: Option<String>,
+    source: Source,
+}
+
+#[derive(Object)]
+struct TransactionPage {
+    account_id: Uuid,
+    transactions: Vec<Transaction>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    next_cursor: Option<String>,
+}
+
+/// Loads an account the caller may read, or 404.
+async fn scoped_account(tx: &mut TenantTx, caller: &Caller, id: Uuid) -> Result<AccountRow, ApiError> {
+    let scope = caller.client_scope()?;
+    let account = read::account(tx, AccountId(id)).await.map_err(|e| match e {
+        eam_store::StoreError::NotFound => ApiError::not_found(format!("account {id} not found")),
+        other => other.into(),
+    })?;
+    match scope {
+        Some(client) if account.client_id != Some(client) => Err(ApiError::not_found(format!("account {id} not found"))),
+        _ => Ok(account),
+    }
+}
+
+fn encode_cursor(date: NaiveDate, id: Uuid) -> String {
+    format!("{date}~{id}")
+}
+
+fn decode_cursor(s: &str) -> Result<(NaiveDate, Uuid), ApiError> {
+    let bad = || ApiError::bad_request("cursor is not valid: pass next_cursor from the previous page unchanged");
+    let (d, i) = s.split_once('~').ok_or_else(bad)?;
+    let date = NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| bad())?;
+    let id = Uuid::parse_str(i).map_err(|_| bad())?;
+    Ok((date, id))
+}
+
+#[OpenApi(tag = "crate::Tag::Portfolio")]
+impl PortfolioApi {
+    /// Accounts the caller may see.
+    #[oai(path = "/accounts", method = "get")]
+    async fn accounts(&self, token: BearerToken) -> Result<Json<Vec<Account>>, ApiError> {
+        let caller = self.0.authenticate(&token).await?;
+        caller.require(Action::ReadPortfolio)?;
+        let scope = caller.client_scope()?;
+        let mut tx = caller.tx(&self.0).await?;
+        let rows = read::accounts(&mut tx).await?;
+        Ok(Json(
+            rows.into_iter()
+                .filter(|a| scope.is_none() || a.client_id == scope)
+                .map(Account::from)
+                .collect(),
+        ))
+    }
+
+    /// Positions of an account on a date (default: the latest snapshot).
+    #[oai(path = "/holdings", method = "get")]
+    async fn holdings(
+        &self,
+        token: BearerToken,
+        account_id: Query<Uuid>,
+        as_of: Query<Option<NaiveDate>>,
+    ) -> Result<Json<Holdings>, ApiError> {
+        let caller = self.0.authenticate(&token).await?;
+        caller.require(Action::ReadPortfolio)?;
+        let mut tx = caller.tx(&self.0).await?;
+        let account = scoped_account(&mut tx, &caller, account_id.0).await?;
+        let (as_of, rows) = read::holdings(&mut tx, AccountId(account.id), as_of.0).await?;
+        let holdings = rows
+            .into_iter()
+            .map(|h| Holding {
+                security: Security {
+                    id: h.security_id,
+                    isin: h.isin,
+                    bank_security_id: h.bank_security_id,
+                    valor: h.valor,
+                    name: h.security_name,
+                    asset_class: h.asset_class,
+                    currency: h.security_currency,
+                },
+                quantity: h.quantity,
+                quantity_type: h.quantity_type,
+                price: h.price,
+                price_type: h.price_type,
+                price_currency: h.price_currency,
+                market_value: h.market_value,
+                accrued_interest: h.accrued_interest,
+                cost: h.cost,
+                source: Source {
+                    format: h.source_format,
+                    document: h.source_document,
+                    position: h.source_position,
+                    run_id: Some(h.last_changed_run),
+                },
+            })
+            .collect();
+        Ok(Json(Holdings { account_id: account.id, as_of, holdings }))
+    }
+
+    /// Cash balances of an account.
+    #[oai(path = "/balances", method = "get")]
+    async fn balances(&self, token: BearerToken, account_id: Query<Uuid>) -> Result<Json<Balances>, ApiError> {
+        let caller = self.0.authenticate(&token).await?;
+        caller.require(Action::ReadPortfolio)?;
+        let mut tx = caller.tx(&self.0).await?;
+        let account = scoped_account(&mut tx, &caller, account_id.0).await?;
+        let rows = read::balances(&mut tx, AccountId(account.id)).await?;
+        Ok(Json(Balances {
+            account_id: account.id,
+            balances: rows
+                .into_iter()
+                .map(|b| Balance { currency: b.currency, kind: b.kind, as_of: b.as_of, amount: b.amount })
+                .collect(),
+        }))
+    }
+
+    /// Transactions of an account by booking date (inclusive range), oldest first, paged.
+    #[oai(path = "/transactions", method = "get")]
+    async fn transactions(
+        &self,
+        token: BearerToken,
+        account_id: Query<Uuid>,
+        from: Query<Option<NaiveDate>>,
+        to: Query<Option<NaiveDate>>,
+        cursor: Query<Option<String>>,
+        /// Page size, 1 to 500 (default 100).
+        limit: Query<Option<u32>>,
+    ) -> Result<Json<TransactionPage>, ApiError> {
+        let caller = self.0.authenticate(&token).await?;
+        caller.require(Action::ReadPortfolio)?;
+        let limit = page_limit(limit.0, 100)?;
+        if let (Some(f), Some(t)) = (from.0, to.0) {
+            if f > t {
+                return Err(ApiError::bad_request("from must not be after to"));
+            }
+        }
+        let after = cursor.0.as_deref().map(decode_cursor).transpose()?;
+        let mut tx = caller.tx(&self.0).await?;
+        let account = scoped_account(&mut tx, &caller, account_id.0).await?;
+        let q = TransactionQuery { account: AccountId(account.id), from: from.0, to: to.0, after, limit: limit + 1 };
+        let mut rows = read::transactions(&mut tx, &q).await?;
+        let next_cursor = if rows.len() as i64 > limit {
+            rows.truncate(limit as usize);
+            rows.last().map(|r| encode_cursor(r.booking_date, r.id))
+        } else {
+            None
+        };
+        let transactions = rows
+            .into_iter()
+            .map(|t| Transaction {
+                id: t.id,
+                bank_reference: t.bank_reference,
+                booking_date: t.booking_date,
+                value_date: t.value_date,
+                trade_date: t.trade_date,
+                settlement_date: t.settlement_date,
+                kind: t.r#type,
+                bank_code: t.bank_code,
+                amount: t.amount,
+                direction: t.direction,
+                signed_amount: t.signed_amount,
+                currency: t.currency,
+                security_id: t.security_id,
+                isin: t.isin,
+                bank_security_id: t.bank_security_id,
+                quantity: t.quantity,
+                price: t.price,
+                fees: t.fees,
+                status: t.status,
+                counterparty: t.counterparty,
+                description: t.description,
+                source: Source {
+                    format: t.source_format,
+                    document: t.source_document,
+                    position: t.source_position,
+                    run_id: None,
+                },
+            })
+            .collect();
+        Ok(Json(TransactionPage { account_id: account.id, transactions, next_cursor }))
+    }
+}

@@ -1,0 +1,1 @@
+//! placeholder: the auth helper fills this crate

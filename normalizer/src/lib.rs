@@ -1,0 +1,13 @@
+//! Pure parsers of bank formats into the canonical model, with validation and natural keys.
+//!
+//! This crate does no I/O: it takes bytes and returns a [`model::Batch`] or a located
+//! [`ParseError`]. That keeps every parser testable with plain data and lets support re-run a
+//! parser over an archived statement (`eam normalize`) without touching a bank or a database.
+
+pub mod bank_a;
+pub mod domain;
+pub mod error;
+pub mod model;
+pub mod natural_key;
+
+pub use error::ParseError;

@@ -1,0 +1,401 @@
+//! The canonical model: what every bank format is normalized into before it is loaded.
+//!
+//! Records refer to each other by the bank's identifiers (account reference, security key),
+//! not by database ids: the normalizer does no I/O, and the store resolves references when it
+//! loads a [`Batch`] in one transaction. Every record carries a deterministic natural key, so
+//! loading the same statement twice changes nothing, and its [`Provenance`].
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Currency, Iban, Isin};
+
+/// The bank format a record was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceFormat {
+    BankAJson,
+}
+
+impl SourceFormat {
+    /// Stable name stored with each record.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceFormat::BankAJson => "bank_a_json",
+        }
+    }
+}
+
+/// Where a record came from: format, document and position in the document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provenance {
+    pub format: SourceFormat,
+    /// Identifies the raw document within a sync, e.g. `transactions/BA-000001-1/page-2`.
+    pub document: String,
+    /// Zero-based index of the record in the document.
+    pub position: u32,
+}
+
+/// Cash or custody account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountKind {
+    Cash,
+    Custody,
+}
+
+impl AccountKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountKind::Cash => "cash",
+            AccountKind::Custody => "custody",
+        }
+    }
+}
+
+/// An end client as the bank names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientRef {
+    pub reference: String,
+    pub name: String,
+}
+
+/// A bank account. Natural key: the bank's account id within the connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    pub bank_account_id: String,
+    pub iban: Option<Iban>,
+    pub currency: Currency,
+    pub kind: AccountKind,
+    pub client: Option<ClientRef>,
+    pub provenance: Provenance,
+}
+
+/// Asset class of a security.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssetClass {
+    Equity,
+    Bond,
+    Fund,
+    Other,
+}
+
+impl AssetClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AssetClass::Equity => "equity",
+            AssetClass::Bond => "bond",
+            AssetClass::Fund => "fund",
+            AssetClass::Other => "other",
+        }
+    }
+}
+
+/// A security. Identified by ISIN when the bank gives one, else by custodian + bank id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Security {
+    pub key: SecurityKey,
+    pub isin: Option<Isin>,
+    pub bank_security_id: Option<String>,
+    pub valor: Option<String>,
+    pub wkn: Option<String>,
+    pub cusip: Option<String>,
+    pub name: String,
+    pub asset_class: AssetClass,
+    pub currency: Option<Currency>,
+    pub detail: SecurityDetail,
+}
+
+/// How much a record knows about a security.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecurityDetail {
+    /// Described in full (e.g. from a holdings statement): its fields replace stored ones.
+    Full,
+    /// Only referenced (e.g. by a transaction): created if unknown, never overwrites.
+    ReferenceOnly,
+}
+
+/// The identity of a security within a tenant: `isin:<ISIN>` or `bank:<custodian>:<id>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SecurityKey(String);
+
+impl SecurityKey {
+    /// The key of a security: its ISIN when known, otherwise the custodian's own id.
+    pub fn new(
+        custodian: &str,
+        isin: Option<&Isin>,
+        bank_security_id: Option<&str>,
+    ) -> Option<Self> {
+        match (isin, bank_security_id) {
+            (Some(isin), _) => Some(SecurityKey(format!("isin:{isin}"))),
+            (None, Some(id)) if !id.is_empty() => {
+                Some(SecurityKey(format!("bank:{custodian}:{id}")))
+            }
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// How a position's quantity is expressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuantityType {
+    Units,
+    FaceAmount,
+}
+
+impl QuantityType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuantityType::Units => "units",
+            QuantityType::FaceAmount => "face_amount",
+        }
+    }
+}
+
+/// How a price is expressed: an amount per unit, or a percentage of face amount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PriceType {
+    Amount,
+    Percent,
+}
+
+impl PriceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PriceType::Amount => "amount",
+            PriceType::Percent => "percent",
+        }
+    }
+}
+
+/// A holding of one security in one account on one date. Natural key: (account, security, as_of).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Position {
+    pub account: String,
+    pub security: SecurityKey,
+    pub as_of: NaiveDate,
+    pub quantity: Decimal,
+    pub quantity_type: QuantityType,
+    pub price: Option<Decimal>,
+    pub price_type: PriceType,
+    pub price_currency: Option<Currency>,
+    pub market_value: Option<Decimal>,
+    pub accrued_interest: Option<Decimal>,
+    pub cost: Option<Decimal>,
+    pub provenance: Provenance,
+}
+
+/// Which balance of a statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BalanceKind {
+    Opening,
+    Closing,
+    Available,
+    Forward,
+}
+
+impl BalanceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BalanceKind::Opening => "opening",
+            BalanceKind::Closing => "closing",
+            BalanceKind::Available => "available",
+            BalanceKind::Forward => "forward",
+        }
+    }
+}
+
+/// A cash balance. Natural key: (account, currency, kind, as_of).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CashBalance {
+    pub account: String,
+    pub currency: Currency,
+    pub kind: BalanceKind,
+    pub as_of: NaiveDate,
+    pub amount: Decimal,
+    pub provenance: Provenance,
+}
+
+/// Debit or credit, from the account holder's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Debit,
+    Credit,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Debit => "debit",
+            Direction::Credit => "credit",
+        }
+    }
+
+    /// The signed amount: credits positive, debits negative.
+    pub fn signed(self, amount: Decimal) -> Decimal {
+        match self {
+            Direction::Debit => -amount,
+            Direction::Credit => amount,
+        }
+    }
+}
+
+/// Canonical transaction type; the bank's raw code is kept beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransactionType {
+    Buy,
+    Sell,
+    Dividend,
+    Interest,
+    Fee,
+    Deposit,
+    Withdrawal,
+    Transfer,
+    Other,
+}
+
+impl TransactionType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransactionType::Buy => "buy",
+            TransactionType::Sell => "sell",
+            TransactionType::Dividend => "dividend",
+            TransactionType::Interest => "interest",
+            TransactionType::Fee => "fee",
+            TransactionType::Deposit => "deposit",
+            TransactionType::Withdrawal => "withdrawal",
+            TransactionType::Transfer => "transfer",
+            TransactionType::Other => "other",
+        }
+    }
+}
+
+/// Booked or pending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransactionStatus {
+    Pending,
+    Booked,
+}
+
+impl TransactionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransactionStatus::Pending => "pending",
+            TransactionStatus::Booked => "booked",
+        }
+    }
+}
+
+/// A cash or securities transaction. Natural key: `natural_key` within the account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transaction {
+    pub account: String,
+    /// The bank reference when the bank gives one, else a hash of the identifying fields.
+    pub natural_key: String,
+    pub bank_reference: Option<String>,
+    pub booking_date: NaiveDate,
+    pub value_date: Option<NaiveDate>,
+    pub trade_date: Option<NaiveDate>,
+    pub settlement_date: Option<NaiveDate>,
+    pub kind: TransactionType,
+    pub bank_code: Option<String>,
+    pub amount: Decimal,
+    pub direction: Direction,
+    pub currency: Currency,
+    pub security: Option<SecurityKey>,
+    pub quantity: Option<Decimal>,
+    pub price: Option<Decimal>,
+    pub fees: Option<Decimal>,
+    pub status: TransactionStatus,
+    pub counterparty: Option<String>,
+    pub description: Option<String>,
+    pub provenance: Provenance,
+}
+
+impl Transaction {
+    /// Credits positive, debits negative.
+    pub fn signed_amount(&self) -> Decimal {
+        self.direction.signed(self.amount)
+    }
+}
+
+/// A position snapshot that is complete: positions of that account and date that it does not
+/// list are closed when it loads. (A delta statement lists no snapshot here.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompleteSnapshot {
+    pub account: String,
+    pub as_of: NaiveDate,
+}
+
+/// Everything one sync normalized, loaded together in one transaction.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Batch {
+    pub accounts: Vec<Account>,
+    pub securities: Vec<Security>,
+    pub positions: Vec<Position>,
+    pub balances: Vec<CashBalance>,
+    pub transactions: Vec<Transaction>,
+    pub complete_snapshots: Vec<CompleteSnapshot>,
+}
+
+impl Batch {
+    /// Appends another batch; call [`Batch::dedup_securities`] once at the end.
+    pub fn extend(&mut self, other: Batch) {
+        self.accounts.extend(other.accounts);
+        self.securities.extend(other.securities);
+        self.positions.extend(other.positions);
+        self.balances.extend(other.balances);
+        self.transactions.extend(other.transactions);
+        self.complete_snapshots.extend(other.complete_snapshots);
+    }
+
+    /// Keeps one record per security key: a full description wins over a mere reference,
+    /// otherwise the first seen wins.
+    pub fn dedup_securities(&mut self) {
+        let mut by_key: std::collections::HashMap<SecurityKey, usize> = Default::default();
+        let mut kept: Vec<Security> = Vec::with_capacity(self.securities.len());
+        for s in self.securities.drain(..) {
+            match by_key.get(&s.key) {
+                Some(&i) => {
+                    if kept[i].detail == SecurityDetail::ReferenceOnly
+                        && s.detail == SecurityDetail::Full
+                    {
+                        kept[i] = s;
+                    }
+                }
+                None => {
+                    by_key.insert(s.key.clone(), kept.len());
+                    kept.push(s);
+                }
+            }
+        }
+        self.securities = kept;
+    }
+
+    /// Number of records of every kind.
+    pub fn len(&self) -> usize {
+        self.accounts.len()
+            + self.securities.len()
+            + self.positions.len()
+            + self.balances.len()
+            + self.transactions.len()
+    }
+
+    /// True when the batch holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

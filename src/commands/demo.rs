@@ -1,0 +1,254 @@
+//! `eam demo`: the whole system on one machine, end to end.
+//!
+//! Migrates, starts the bank simulator (mTLS), a worker and the API in this process, creates a
+//! demo tenant, then acts like ops would: creates a bank_a connection and triggers a sync
+//! through the HTTP API, waits for the job, and prints the portfolio and the job table as the
+//! API returns them. Then it keeps serving, with the URLs and a dev token printed, until Ctrl-C.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use eam_config::Settings;
+use serde_json::{Value, json};
+
+#[derive(clap::Args)]
+pub struct DemoArgs {
+    /// Directory for the demo's certificates and secrets.
+    #[arg(long, default_value = ".local/demo")]
+    pub dir: PathBuf,
+    /// Exit after printing instead of serving until Ctrl-C.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Simulator seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let mut settings = Settings::load()?;
+    settings.log.format = eam_config::LogFormat::Pretty;
+    if std::env::var_os("RUST_LOG").is_none() {
+        settings.log.level = "warn".into();
+    }
+    crate::telemetry::init(&settings);
+    super::migrate::migrate(&settings).await.context("migrating the database")?;
+
+    // Bank simulator with its PKI and the credentials the connection will reference.
+    std::fs::create_dir_all(&args.dir)?;
+    let dir = std::fs::canonicalize(&args.dir)?;
+    let pki = eam_banksim::pki::ensure_pki(&dir.join("pki"))?;
+    let secret_path = dir.join("bank_a_client_secret");
+    let client_secret = format!("demo-{}", uuid::Uuid::new_v4().simple());
+    std::fs::write(&secret_path, &client_secret)?;
+    let end_date = chrono::Utc::now().date_naive();
+    let sim = eam_banksim::start(eam_banksim::SimConfig {
+        params: eam_banksim::dataset::SimParams { seed: args.seed, end_date, ..eam_banksim::dataset::SimParams::demo(end_date) },
+        pki: pki.clone(),
+        bind: "127.0.0.1:0".parse()?,
+        client_id: "eam-demo".into(),
+        client_secret,
+    })
+    .await?;
+
+    // Worker and API in this process.
+    let cx = super::work::context(&settings).await?;
+    let queue = eam_worker::queue::SyncQueue::connect(settings.redis.url.expose(), &settings.redis.queue).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let worker = {
+        let mut stop = stop_rx.clone();
+        let poll = Duration::from_millis(settings.worker.poll_interval_ms);
+        let concurrency = settings.worker.concurrency;
+        tokio::spawn(async move {
+            eam_worker::queue::run_worker(queue, cx, concurrency, poll, async move {
+                let _ = stop.changed().await;
+            })
+            .await
+        })
+    };
+    let state = super::serve::build_state(&settings).await?;
+    let issuer = state.local_issuer.clone().context("the demo needs auth.local_issuer_dir")?;
+    let store = state.store.clone();
+    let server = eam_api::Server::bind(&settings.api.bind)
+        .await
+        .with_context(|| format!("binding the API on {} (set EAM_API__BIND to another port)", settings.api.bind))?;
+    let public_url = settings.api.public_url.trim_end_matches('/').to_owned();
+    let api = {
+        let mut stop = stop_rx.clone();
+        let app = eam_api::app(state, &public_url);
+        tokio::spawn(async move {
+            server
+                .run_until(app, async move {
+                    let _ = stop.changed().await;
+                })
+                .await
+        })
+    };
+
+    // A tenant and a token, as the firm's ops and advisor would hold.
+    let tenant = eam_store::tenants::create_tenant(&store, "Demo EAM SA", &["bank_sync"]).await?;
+    let token = issuer.sign(&eam_auth::TokenRequest {
+        subject: "demo-ops".into(),
+        tenant_id: tenant.0,
+        roles: vec!["tenant_admin".into(), "ops".into(), "support".into(), "advisor".into()],
+        client_id: None,
+        ttl: Duration::from_secs(8 * 3600),
+    })?;
+    let http = Http { client: reqwest::Client::new(), base: format!("{public_url}/api/v1"), token: token.clone() };
+
+    let file_ref = |p: &std::path::Path| format!("file://{}", p.display());
+    let connection = http
+        .send(http.client.post(http.url("/connections")).json(&json!({
+            "custodian": "bank_a",
+            "name": "Bank A (simulator)",
+            "base_url": sim.base_url(),
+            "client_id": "eam-demo",
+            "client_secret_ref": file_ref(&secret_path),
+            "client_cert_ref": file_ref(&pki.client_cert),
+            "client_key_ref": file_ref(&pki.client_key),
+            "ca_cert_ref": file_ref(&pki.ca_cert),
+        })))
+        .await?;
+    let connection_id = connection["id"].as_str().context("connection id")?.to_owned();
+    let accepted = http.send(http.client.post(http.url(&format!("/connections/{connection_id}/sync")))).await?;
+    let run_id = accepted["run_id"].as_str().context("run id")?.to_owned();
+    println!("Sync {run_id} queued for connection {connection_id}; waiting for the worker...");
+    let job = wait_for_job(&http, &run_id, Duration::from_secs(120)).await?;
+    if job["status"] != "succeeded" {
+        bail!("the demo sync ended {}: {}", job["status"], job["error"]);
+    }
+
+    print_portfolio(&http).await?;
+    print_jobs(&http).await?;
+
+    println!();
+    println!("API:       {public_url}/api/v1   (OpenAPI: {public_url}/api/v1/openapi.json)");
+    println!("Swagger:   {public_url}/docs");
+    println!("Bank sim:  {} (mTLS; certificates in {})", sim.base_url(), dir.join("pki").display());
+    println!("Tenant:    {tenant}");
+    println!("Token:     {token}");
+    println!("Try:       curl -H \"Authorization: Bearer $TOKEN\" {public_url}/api/v1/accounts");
+
+    if !args.no_wait {
+        println!("\nServing until Ctrl-C ...");
+        super::shutdown_signal().await;
+    }
+    let _ = stop_tx.send(true);
+    let _ = api.await;
+    let _ = worker.await;
+    sim.shutdown().await;
+    drop(Arc::clone(&issuer));
+    println!("stopped");
+    Ok(())
+}
+
+struct Http {
+    client: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Http {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        let resp = req.bearer_auth(&self.token).send().await?;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("API answered {status}: {body}");
+        }
+        Ok(body)
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        self.send(self.client.get(self.url(path))).await
+    }
+}
+
+async fn wait_for_job(http: &Http, run_id: &str, limit: Duration) -> anyhow::Result<Value> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let job = http.get(&format!("/jobs/{run_id}")).await?;
+        let status = job["status"].as_str().unwrap_or_default();
+        if !matches!(status, "queued" | "running") {
+            return Ok(job);
+        }
+        if Instant::now() > deadline {
+            bail!("the sync did not finish within {limit:?} (status {status})");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+async fn print_portfolio(http: &Http) -> anyhow::Result<()> {
+    let accounts = http.get("/accounts").await?;
+    println!("\nPORTFOLIO");
+    for a in accounts.as_array().into_iter().flatten() {
+        let id = s(&a["id"]);
+        println!(
+            "\n  {} {} ({}, {}) client {}",
+            s(&a["bank_account_id"]),
+            s(&a["iban"]),
+            s(&a["kind"]),
+            s(&a["currency"]),
+            s(&a["client"]["name"])
+        );
+        let holdings = http.get(&format!("/holdings?account_id={id}")).await?;
+        println!("    holdings as of {}", s(&holdings["as_of"]));
+        println!("    {:<14} {:<34} {:>14} {:>12} {:>16}", "ISIN", "security", "quantity", "price", "market value");
+        for h in holdings["holdings"].as_array().into_iter().flatten() {
+            let name: String = s(&h["security"]["name"]).chars().take(34).collect();
+            println!(
+                "    {:<14} {:<34} {:>14} {:>12} {:>16}",
+                s(&h["security"]["isin"]),
+                name,
+                s(&h["quantity"]),
+                format!("{}{}", s(&h["price"]), if h["price_type"] == "percent" { "%" } else { "" }),
+                s(&h["market_value"])
+            );
+        }
+        let balances = http.get(&format!("/balances?account_id={id}")).await?;
+        for b in balances["balances"].as_array().into_iter().flatten() {
+            println!("    {:<10} {} {:>16} as of {}", s(&b["kind"]), s(&b["currency"]), s(&b["amount"]), s(&b["as_of"]));
+        }
+    }
+    Ok(())
+}
+
+async fn print_jobs(http: &Http) -> anyhow::Result<()> {
+    let jobs = http.get("/jobs").await?;
+    println!("\nJOBS");
+    println!("  {:<38} {:<10} {:<10} {:>8} {:>9} {:>9} {:>9}", "run", "trigger", "status", "attempts", "inserted", "updated", "ms");
+    for j in jobs["jobs"].as_array().into_iter().flatten() {
+        let c = &j["counts"];
+        let sum = |field: &str| -> u64 {
+            ["clients", "accounts", "securities", "positions", "balances", "transactions"]
+                .iter()
+                .map(|k| c[k][field].as_u64().unwrap_or(0))
+                .sum()
+        };
+        println!(
+            "  {:<38} {:<10} {:<10} {:>8} {:>9} {:>9} {:>9}",
+            s(&j["id"]),
+            s(&j["trigger"]),
+            s(&j["status"]),
+            s(&j["attempts"]),
+            sum("inserted"),
+            sum("updated"),
+            s(&j["duration_ms"])
+        );
+    }
+    Ok(())
+}

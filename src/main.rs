@@ -1,0 +1,55 @@
+//! `eam`: the one binary. This file only declares the subcommands; each lives in `commands`.
+
+mod commands;
+mod telemetry;
+
+use clap::{Parser, Subcommand};
+
+/// EAM wealth platform backend: syncs accounts, cash, positions and transactions from private
+/// banks over mutual TLS into PostgreSQL, and serves them through an HTTP API.
+///
+/// Settings come from config/default.toml, then EAM_CONFIG_FILE, then the environment
+/// (DATABASE_URL, REDIS_URL, EAM_<SECTION>__<KEY>).
+#[derive(Parser)]
+#[command(name = "eam", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Creates the database if missing and applies the migrations (as the owner, DATABASE_URL).
+    Migrate,
+    /// Runs the HTTP API (/api/v1, /docs, /health, /ready) as the app role.
+    Serve,
+    /// Runs a worker: takes sync jobs from the Redis queue until SIGTERM or Ctrl-C.
+    Work(commands::work::WorkArgs),
+    /// Runs the bank simulator (bank_a REST JSON over HTTPS with mutual TLS).
+    BankSim(eam_banksim::SimArgs),
+    /// Prints an access token signed by the local development issuer.
+    Token(commands::token::TokenArgs),
+    /// Starts everything, syncs a demo tenant from the simulator, prints its portfolio and
+    /// job table, then keeps serving until Ctrl-C.
+    Demo(commands::demo::DemoArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    // One TLS crypto provider for every library (sqlx, reqwest, jsonwebtoken, the simulator).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Migrate => commands::migrate::run().await,
+            Command::Serve => commands::serve::run().await,
+            Command::Work(args) => commands::work::run(args).await,
+            Command::BankSim(args) => {
+                telemetry::init_plain("info");
+                eam_banksim::run(args).await
+            }
+            Command::Token(args) => commands::token::run(args).await,
+            Command::Demo(args) => commands::demo::run(args).await,
+        }
+    })
+}

@@ -1,0 +1,119 @@
+//! Bank connections: which bank, where, and references to the secrets to reach it.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::{ConnectionId, Result, StoreError, TenantTx};
+
+/// A new connection as ops describe it. Secret fields are references, never values.
+#[derive(Debug, Clone)]
+pub struct NewConnection {
+    pub custodian: String,
+    pub name: String,
+    pub base_url: String,
+    pub client_id: String,
+    pub client_secret_ref: String,
+    pub client_cert_ref: Option<String>,
+    pub client_key_ref: Option<String>,
+    pub ca_cert_ref: Option<String>,
+}
+
+/// A stored bank connection.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Connection {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub custodian: String,
+    pub protocol: String,
+    pub name: String,
+    pub base_url: String,
+    pub client_id: String,
+    pub client_secret_ref: String,
+    pub client_cert_ref: Option<String>,
+    pub client_key_ref: Option<String>,
+    pub ca_cert_ref: Option<String>,
+    pub enabled: bool,
+    pub cursor: Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The connection query with a tail (WHERE / ORDER BY) appended at compile time.
+macro_rules! select_connection {
+    ($tail:literal) => {
+        concat!(
+            "SELECT c.id, c.tenant_id, c.custodian, k.protocol, c.name, c.base_url, c.client_id,
+        c.client_secret_ref, c.client_cert_ref, c.client_key_ref, c.ca_cert_ref, c.enabled, c.cursor,
+        c.created_at, c.updated_at
+    FROM bank_connections c JOIN custodians k ON k.code = c.custodian ",
+            $tail
+        )
+    };
+}
+
+/// Creates a connection; an unknown custodian is a conflict error.
+pub async fn create(tx: &mut TenantTx, new: &NewConnection) -> Result<Connection> {
+    let id = ConnectionId::new();
+    let tenant = tx.tenant();
+    let inserted = sqlx::query(
+        "INSERT INTO bank_connections (id, tenant_id, custodian, name, base_url, client_id,
+            client_secret_ref, client_cert_ref, client_key_ref, ca_cert_ref)
+         SELECT $1, $2, code, $4, $5, $6, $7, $8, $9, $10 FROM custodians WHERE code = $3",
+    )
+    .bind(id.0)
+    .bind(tenant.0)
+    .bind(&new.custodian)
+    .bind(&new.name)
+    .bind(&new.base_url)
+    .bind(&new.client_id)
+    .bind(&new.client_secret_ref)
+    .bind(&new.client_cert_ref)
+    .bind(&new.client_key_ref)
+    .bind(&new.ca_cert_ref)
+    .execute(tx.conn())
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(StoreError::Conflict(format!(
+            "unknown custodian '{}'",
+            new.custodian
+        )));
+    }
+    get(tx, id).await
+}
+
+/// One connection of the transaction's tenant.
+pub async fn get(tx: &mut TenantTx, id: ConnectionId) -> Result<Connection> {
+    sqlx::query_as::<_, Connection>(select_connection!("WHERE c.id = $1"))
+        .bind(id.0)
+        .fetch_optional(tx.conn())
+        .await?
+        .ok_or(StoreError::NotFound)
+}
+
+/// Locks a connection row for the rest of the transaction (one sync loads at a time).
+pub async fn lock(tx: &mut TenantTx, id: ConnectionId) -> Result<Connection> {
+    sqlx::query_as::<_, Connection>(select_connection!("WHERE c.id = $1 FOR UPDATE OF c"))
+        .bind(id.0)
+        .fetch_optional(tx.conn())
+        .await?
+        .ok_or(StoreError::NotFound)
+}
+
+/// All connections of the tenant, oldest first.
+pub async fn list(tx: &mut TenantTx) -> Result<Vec<Connection>> {
+    let sql = select_connection!("ORDER BY c.created_at, c.id");
+    Ok(sqlx::query_as::<_, Connection>(sql)
+        .fetch_all(tx.conn())
+        .await?)
+}
+
+/// Moves the connection's cursor (inside the load transaction).
+pub async fn set_cursor(tx: &mut TenantTx, id: ConnectionId, cursor: &Value) -> Result<()> {
+    sqlx::query("UPDATE bank_connections SET cursor = $2, updated_at = now() WHERE id = $1")
+        .bind(id.0)
+        .bind(cursor)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,133 @@
+//! Persistence: the connection pool, tenant-scoped transactions, the run state machine, the
+//! idempotent load of canonical records and the read queries.
+//!
+//! The only way to reach tenant data is [`Store::tenant_tx`]: a transaction that sets
+//! `app.tenant_id` before anything else, so PostgreSQL row-level security (the second lock)
+//! agrees with what the code asked for (the first). Functions take `&mut TenantTx` so a reader
+//! sees what is atomic. The app connects as a role without BYPASSRLS; migrations run as the
+//! owner.
+
+pub mod connections;
+pub mod ids;
+pub mod load;
+pub mod read;
+pub mod runs;
+pub mod tenants;
+
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+
+pub use ids::{AccountId, ClientId, ConnectionId, RunId, TenantId};
+
+/// The embedded migrations (`migrations/` at the workspace root).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("a run cannot go from {from} to {to}")]
+    InvalidTransition { from: String, to: String },
+    #[error("data error: {0}")]
+    Data(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The app's handle on PostgreSQL.
+#[derive(Clone)]
+pub struct Store {
+    pool: PgPool,
+}
+
+/// How to connect as the app role.
+#[derive(Debug, Clone)]
+pub struct AppDb<'a> {
+    /// The owner URL (host, port, database are taken from it).
+    pub owner_url: &'a str,
+    pub app_user: &'a str,
+    pub app_password: &'a str,
+    pub max_connections: u32,
+}
+
+impl Store {
+    /// Connects as the app role (same host and database as the owner URL, other credentials).
+    pub async fn connect(db: AppDb<'_>) -> Result<Self> {
+        let mut opts = PgConnectOptions::from_str(db.owner_url)?.username(db.app_user);
+        opts = if db.app_password.is_empty() {
+            opts
+        } else {
+            opts.password(db.app_password)
+        };
+        let pool = PgPoolOptions::new()
+            .max_connections(db.max_connections)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect_with(opts)
+            .await?;
+        Ok(Store { pool })
+    }
+
+    /// Wraps an existing pool (which must connect as a role subject to RLS).
+    pub fn from_pool(pool: PgPool) -> Self {
+        Store { pool }
+    }
+
+    /// Opens a transaction with the tenant set for row-level security.
+    pub async fn tenant_tx(&self, tenant: TenantId) -> Result<TenantTx> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
+            .bind(tenant.0.to_string())
+            .execute(&mut *tx)
+            .await?;
+        Ok(TenantTx { tx, tenant })
+    }
+
+    /// Checks the database answers (readiness).
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+/// Runs the migrations as the owner.
+pub async fn migrate(owner_url: &str) -> Result<()> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(owner_url)
+        .await?;
+    MIGRATOR.run(&pool).await?;
+    pool.close().await;
+    Ok(())
+}
+
+/// A transaction bound to one tenant.
+pub struct TenantTx {
+    tx: Transaction<'static, Postgres>,
+    tenant: TenantId,
+}
+
+impl TenantTx {
+    /// The tenant this transaction is scoped to.
+    pub fn tenant(&self) -> TenantId {
+        self.tenant
+    }
+
+    /// The underlying connection, for queries.
+    pub fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}

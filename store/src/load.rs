@@ -1,0 +1,476 @@
+//! The idempotent, set-based load of a normalized [`Batch`].
+//!
+//! Each record kind is written with one statement over UNNEST-ed arrays (not a row at a time),
+//! as an upsert on its natural key whose UPDATE only fires when a data column differs: so
+//! loading the same statement twice writes nothing and reports every record `unchanged`.
+//! References (account, security) are resolved to ids before the dependent rows are written,
+//! and a reference that resolves to nothing is a data error rather than a silently dropped row.
+//! The caller runs this inside the same transaction that moves the cursor and finishes the run.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+use eam_normalizer::model::{Batch, SecurityDetail};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{ConnectionId, Result, RunId, StoreError, TenantTx};
+
+/// Inserted / updated / unchanged counts of one record kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KindCounts {
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+}
+
+impl KindCounts {
+    fn from_returned(total: usize, inserted_flags: &[bool]) -> Self {
+        let inserted = inserted_flags.iter().filter(|i| **i).count() as u64;
+        let written = inserted_flags.len() as u64;
+        KindCounts {
+            inserted,
+            updated: written - inserted,
+            unchanged: total as u64 - written,
+        }
+    }
+}
+
+/// What a load did, per record kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadCounts {
+    pub clients: KindCounts,
+    pub accounts: KindCounts,
+    pub securities: KindCounts,
+    pub positions: KindCounts,
+    /// Positions removed because a complete snapshot no longer lists them.
+    pub positions_closed: u64,
+    pub balances: KindCounts,
+    pub transactions: KindCounts,
+}
+
+impl LoadCounts {
+    /// Records inserted plus updated, over all kinds.
+    pub fn changed(&self) -> u64 {
+        [
+            self.clients,
+            self.accounts,
+            self.securities,
+            self.positions,
+            self.balances,
+            self.transactions,
+        ]
+        .iter()
+        .map(|k| k.inserted + k.updated)
+        .sum::<u64>()
+            + self.positions_closed
+    }
+}
+
+/// Loads a batch for one connection and run. `format` names the source format in provenance.
+pub async fn load_batch(
+    tx: &mut TenantTx,
+    connection: ConnectionId,
+    run: RunId,
+    batch: &Batch,
+) -> Result<LoadCounts> {
+    let mut counts = LoadCounts::default();
+    let tenant = tx.tenant().0;
+
+    // Clients named by the bank: created when new, never renamed by a sync (the firm owns them).
+    let mut client_refs: HashMap<&str, &str> = HashMap::new();
+    for a in &batch.accounts {
+        if let Some(c) = &a.client {
+            client_refs
+                .entry(c.reference.as_str())
+                .or_insert(c.name.as_str());
+        }
+    }
+    let (refs, names): (Vec<&str>, Vec<&str>) = client_refs.iter().map(|(r, n)| (*r, *n)).unzip();
+    let flags: Vec<bool> = sqlx::query_scalar(
+        "INSERT INTO clients (id, tenant_id, reference, name)
+         SELECT gen_random_uuid(), $1, r, n FROM UNNEST($2::text[], $3::text[]) AS u(r, n)
+         ON CONFLICT (tenant_id, reference) DO NOTHING
+         RETURNING true",
+    )
+    .bind(tenant)
+    .bind(&refs)
+    .bind(&names)
+    .fetch_all(tx.conn())
+    .await?;
+    counts.clients = KindCounts::from_returned(refs.len(), &flags);
+
+    // Accounts, last occurrence of a bank account id wins.
+    let accounts = dedup_last(&batch.accounts, |a| a.bank_account_id.clone());
+    let flags: Vec<bool> = sqlx::query_scalar(
+        "INSERT INTO accounts AS t (id, tenant_id, connection_id, client_id, bank_account_id, iban, currency,
+            kind, source_format, source_document, source_position, first_seen_run, last_changed_run)
+         SELECT gen_random_uuid(), $1, $2, c.id, u.bank_account_id, u.iban, u.currency, u.kind,
+            u.format, u.document, u.position, $3, $3
+         FROM UNNEST($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::int[])
+            AS u(bank_account_id, iban, currency, kind, client_ref, format, document, position)
+         LEFT JOIN clients c ON c.tenant_id = $1 AND c.reference = u.client_ref
+         ON CONFLICT (tenant_id, connection_id, bank_account_id) DO UPDATE SET
+            client_id = EXCLUDED.client_id, iban = EXCLUDED.iban, currency = EXCLUDED.currency,
+            kind = EXCLUDED.kind, source_format = EXCLUDED.source_format,
+            source_document = EXCLUDED.source_document, source_position = EXCLUDED.source_position,
+            last_changed_run = EXCLUDED.last_changed_run
+         WHERE (t.client_id, t.iban, t.currency, t.kind)
+            IS DISTINCT FROM (EXCLUDED.client_id, EXCLUDED.iban, EXCLUDED.currency, EXCLUDED.kind)
+         RETURNING (xmax = 0)",
+    )
+    .bind(tenant)
+    .bind(connection.0)
+    .bind(run.0)
+    .bind(accounts.iter().map(|a| a.bank_account_id.as_str()).collect::<Vec<_>>())
+    .bind(accounts.iter().map(|a| a.iban.as_ref().map(|i| i.as_str())).collect::<Vec<_>>())
+    .bind(accounts.iter().map(|a| a.currency.as_str()).collect::<Vec<_>>())
+    .bind(accounts.iter().map(|a| a.kind.as_str()).collect::<Vec<_>>())
+    .bind(accounts.iter().map(|a| a.client.as_ref().map(|c| c.reference.as_str())).collect::<Vec<_>>())
+    .bind(accounts.iter().map(|a| a.provenance.format.as_str()).collect::<Vec<_>>())
+    .bind(accounts.iter().map(|a| a.provenance.document.as_str()).collect::<Vec<_>>())
+    .bind(accounts.iter().map(|a| position(a.provenance.position)).collect::<Vec<_>>())
+    .fetch_all(tx.conn())
+    .await?;
+    counts.accounts = KindCounts::from_returned(accounts.len(), &flags);
+
+    // Securities: full descriptions upsert, mere references only fill gaps.
+    let securities = dedup_last(&batch.securities, |s| s.key.clone());
+    let (full, referenced): (Vec<_>, Vec<_>) = securities
+        .into_iter()
+        .partition(|s| s.detail == SecurityDetail::Full);
+    let flags: Vec<bool> = sqlx::query_scalar(
+        "INSERT INTO securities AS t (id, tenant_id, security_key, isin, bank_security_id, valor, wkn, cusip,
+            name, asset_class, currency, first_seen_run, last_changed_run)
+         SELECT gen_random_uuid(), $1, u.key, u.isin, u.bank_id, u.valor, u.wkn, u.cusip, u.name, u.class,
+            u.currency, $2, $2
+         FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+            $10::text[], $11::text[]) AS u(key, isin, bank_id, valor, wkn, cusip, name, class, currency)
+         ON CONFLICT (tenant_id, security_key) DO UPDATE SET
+            isin = EXCLUDED.isin, bank_security_id = EXCLUDED.bank_security_id, valor = EXCLUDED.valor,
+            wkn = EXCLUDED.wkn, cusip = EXCLUDED.cusip, name = EXCLUDED.name,
+            asset_class = EXCLUDED.asset_class, currency = EXCLUDED.currency,
+            last_changed_run = EXCLUDED.last_changed_run
+         WHERE (t.isin, t.bank_security_id, t.valor, t.wkn, t.cusip, t.name, t.asset_class, t.currency)
+            IS DISTINCT FROM (EXCLUDED.isin, EXCLUDED.bank_security_id, EXCLUDED.valor, EXCLUDED.wkn,
+                EXCLUDED.cusip, EXCLUDED.name, EXCLUDED.asset_class, EXCLUDED.currency)
+         RETURNING (xmax = 0)",
+    )
+    .bind(tenant)
+    .bind(run.0)
+    .bind(full.iter().map(|s| s.key.as_str()).collect::<Vec<_>>())
+    .bind(full.iter().map(|s| s.isin.as_ref().map(|i| i.as_str())).collect::<Vec<_>>())
+    .bind(full.iter().map(|s| s.bank_security_id.as_deref()).collect::<Vec<_>>())
+    .bind(full.iter().map(|s| s.valor.as_deref()).collect::<Vec<_>>())
+    .bind(full.iter().map(|s| s.wkn.as_deref()).collect::<Vec<_>>())
+    .bind(full.iter().map(|s| s.cusip.as_deref()).collect::<Vec<_>>())
+    .bind(full.iter().map(|s| s.name.as_str()).collect::<Vec<_>>())
+    .bind(full.iter().map(|s| s.asset_class.as_str()).collect::<Vec<_>>())
+    .bind(full.iter().map(|s| s.currency.as_ref().map(|c| c.as_str())).collect::<Vec<_>>())
+    .fetch_all(tx.conn())
+    .await?;
+    let mut security_counts = KindCounts::from_returned(full.len(), &flags);
+    let flags: Vec<bool> = sqlx::query_scalar(
+        "INSERT INTO securities (id, tenant_id, security_key, isin, bank_security_id, name, asset_class,
+            first_seen_run, last_changed_run)
+         SELECT gen_random_uuid(), $1, u.key, u.isin, u.bank_id, u.name, 'other', $2, $2
+         FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[]) AS u(key, isin, bank_id, name)
+         ON CONFLICT (tenant_id, security_key) DO NOTHING
+         RETURNING true",
+    )
+    .bind(tenant)
+    .bind(run.0)
+    .bind(referenced.iter().map(|s| s.key.as_str()).collect::<Vec<_>>())
+    .bind(referenced.iter().map(|s| s.isin.as_ref().map(|i| i.as_str())).collect::<Vec<_>>())
+    .bind(referenced.iter().map(|s| s.bank_security_id.as_deref()).collect::<Vec<_>>())
+    .bind(referenced.iter().map(|s| s.name.as_str()).collect::<Vec<_>>())
+    .fetch_all(tx.conn())
+    .await?;
+    let more = KindCounts::from_returned(referenced.len(), &flags);
+    security_counts.inserted += more.inserted;
+    security_counts.unchanged += more.unchanged;
+    counts.securities = security_counts;
+
+    let account_ids = resolve_accounts(tx, connection, batch).await?;
+    let security_ids = resolve_securities(tx, batch).await?;
+    let account_of = |r: &str| {
+        account_ids
+            .get(r)
+            .copied()
+            .ok_or_else(|| StoreError::Data(format!("a record refers to unknown account '{r}'")))
+    };
+    let security_of = |k: &str| {
+        security_ids
+            .get(k)
+            .copied()
+            .ok_or_else(|| StoreError::Data(format!("a record refers to unknown security '{k}'")))
+    };
+
+    // Positions.
+    let positions = dedup_last(&batch.positions, |p| {
+        (p.account.clone(), p.security.clone(), p.as_of)
+    });
+    let pos_accounts = positions
+        .iter()
+        .map(|p| account_of(&p.account))
+        .collect::<Result<Vec<Uuid>>>()?;
+    let pos_securities = positions
+        .iter()
+        .map(|p| security_of(p.security.as_str()))
+        .collect::<Result<Vec<Uuid>>>()?;
+    let pos_dates: Vec<NaiveDate> = positions.iter().map(|p| p.as_of).collect();
+    let flags: Vec<bool> = sqlx::query_scalar(
+        "INSERT INTO positions AS t (id, tenant_id, account_id, security_id, as_of, quantity, quantity_type,
+            price, price_type, price_currency, market_value, accrued_interest, cost,
+            source_format, source_document, source_position, first_seen_run, last_changed_run)
+         SELECT gen_random_uuid(), $1, u.account_id, u.security_id, u.as_of, u.quantity, u.quantity_type,
+            u.price, u.price_type, u.price_currency, u.market_value, u.accrued_interest, u.cost,
+            u.format, u.document, u.position, $2, $2
+         FROM UNNEST($3::uuid[], $4::uuid[], $5::date[], $6::numeric[], $7::text[], $8::numeric[], $9::text[],
+            $10::text[], $11::numeric[], $12::numeric[], $13::numeric[], $14::text[], $15::text[], $16::int[])
+            AS u(account_id, security_id, as_of, quantity, quantity_type, price, price_type, price_currency,
+                 market_value, accrued_interest, cost, format, document, position)
+         ON CONFLICT (tenant_id, account_id, security_id, as_of) DO UPDATE SET
+            quantity = EXCLUDED.quantity, quantity_type = EXCLUDED.quantity_type, price = EXCLUDED.price,
+            price_type = EXCLUDED.price_type, price_currency = EXCLUDED.price_currency,
+            market_value = EXCLUDED.market_value, accrued_interest = EXCLUDED.accrued_interest,
+            cost = EXCLUDED.cost, source_format = EXCLUDED.source_format,
+            source_document = EXCLUDED.source_document, source_position = EXCLUDED.source_position,
+            last_changed_run = EXCLUDED.last_changed_run
+         WHERE (t.quantity, t.quantity_type, t.price, t.price_type, t.price_currency, t.market_value,
+                t.accrued_interest, t.cost)
+            IS DISTINCT FROM (EXCLUDED.quantity, EXCLUDED.quantity_type, EXCLUDED.price, EXCLUDED.price_type,
+                EXCLUDED.price_currency, EXCLUDED.market_value, EXCLUDED.accrued_interest, EXCLUDED.cost)
+         RETURNING (xmax = 0)",
+    )
+    .bind(tenant)
+    .bind(run.0)
+    .bind(&pos_accounts)
+    .bind(&pos_securities)
+    .bind(&pos_dates)
+    .bind(positions.iter().map(|p| p.quantity).collect::<Vec<Decimal>>())
+    .bind(positions.iter().map(|p| p.quantity_type.as_str()).collect::<Vec<_>>())
+    .bind(positions.iter().map(|p| p.price).collect::<Vec<Option<Decimal>>>())
+    .bind(positions.iter().map(|p| p.price_type.as_str()).collect::<Vec<_>>())
+    .bind(positions.iter().map(|p| p.price_currency.as_ref().map(|c| c.as_str())).collect::<Vec<_>>())
+    .bind(positions.iter().map(|p| p.market_value).collect::<Vec<Option<Decimal>>>())
+    .bind(positions.iter().map(|p| p.accrued_interest).collect::<Vec<Option<Decimal>>>())
+    .bind(positions.iter().map(|p| p.cost).collect::<Vec<Option<Decimal>>>())
+    .bind(positions.iter().map(|p| p.provenance.format.as_str()).collect::<Vec<_>>())
+    .bind(positions.iter().map(|p| p.provenance.document.as_str()).collect::<Vec<_>>())
+    .bind(positions.iter().map(|p| position(p.provenance.position)).collect::<Vec<_>>())
+    .fetch_all(tx.conn())
+    .await?;
+    counts.positions = KindCounts::from_returned(positions.len(), &flags);
+
+    // A complete snapshot closes the positions of its account and date that it does not list.
+    if !batch.complete_snapshots.is_empty() {
+        let snap_accounts = batch
+            .complete_snapshots
+            .iter()
+            .map(|s| account_of(&s.account))
+            .collect::<Result<Vec<Uuid>>>()?;
+        let snap_dates: Vec<NaiveDate> = batch.complete_snapshots.iter().map(|s| s.as_of).collect();
+        let closed = sqlx::query(
+            "DELETE FROM positions p
+             USING UNNEST($2::uuid[], $3::date[]) AS s(account_id, as_of)
+             WHERE p.tenant_id = $1 AND p.account_id = s.account_id AND p.as_of = s.as_of
+               AND NOT EXISTS (
+                   SELECT 1 FROM UNNEST($4::uuid[], $5::uuid[], $6::date[]) AS k(account_id, security_id, as_of)
+                   WHERE k.account_id = p.account_id AND k.security_id = p.security_id AND k.as_of = p.as_of)",
+        )
+        .bind(tenant)
+        .bind(&snap_accounts)
+        .bind(&snap_dates)
+        .bind(&pos_accounts)
+        .bind(&pos_securities)
+        .bind(&pos_dates)
+        .execute(tx.conn())
+        .await?;
+        counts.positions_closed = closed.rows_affected();
+    }
+
+    // Cash balances.
+    let balances = dedup_last(&batch.balances, |b| {
+        (b.account.clone(), b.currency, b.kind, b.as_of)
+    });
+    let flags: Vec<bool> = sqlx::query_scalar(
+        "INSERT INTO cash_balances AS t (id, tenant_id, account_id, currency, kind, as_of, amount,
+            source_format, source_document, source_position, first_seen_run, last_changed_run)
+         SELECT gen_random_uuid(), $1, u.account_id, u.currency, u.kind, u.as_of, u.amount,
+            u.format, u.document, u.position, $2, $2
+         FROM UNNEST($3::uuid[], $4::text[], $5::text[], $6::date[], $7::numeric[], $8::text[], $9::text[],
+            $10::int[]) AS u(account_id, currency, kind, as_of, amount, format, document, position)
+         ON CONFLICT (tenant_id, account_id, currency, kind, as_of) DO UPDATE SET
+            amount = EXCLUDED.amount, source_format = EXCLUDED.source_format,
+            source_document = EXCLUDED.source_document, source_position = EXCLUDED.source_position,
+            last_changed_run = EXCLUDED.last_changed_run
+         WHERE t.amount IS DISTINCT FROM EXCLUDED.amount
+         RETURNING (xmax = 0)",
+    )
+    .bind(tenant)
+    .bind(run.0)
+    .bind(balances.iter().map(|b| account_of(&b.account)).collect::<Result<Vec<Uuid>>>()?)
+    .bind(balances.iter().map(|b| b.currency.as_str()).collect::<Vec<_>>())
+    .bind(balances.iter().map(|b| b.kind.as_str()).collect::<Vec<_>>())
+    .bind(balances.iter().map(|b| b.as_of).collect::<Vec<_>>())
+    .bind(balances.iter().map(|b| b.amount).collect::<Vec<Decimal>>())
+    .bind(balances.iter().map(|b| b.provenance.format.as_str()).collect::<Vec<_>>())
+    .bind(balances.iter().map(|b| b.provenance.document.as_str()).collect::<Vec<_>>())
+    .bind(balances.iter().map(|b| position(b.provenance.position)).collect::<Vec<_>>())
+    .fetch_all(tx.conn())
+    .await?;
+    counts.balances = KindCounts::from_returned(balances.len(), &flags);
+
+    // Transactions.
+    let txs = dedup_last(&batch.transactions, |t| {
+        (t.account.clone(), t.natural_key.clone())
+    });
+    let tx_securities = txs
+        .iter()
+        .map(|t| {
+            t.security
+                .as_ref()
+                .map(|k| security_of(k.as_str()))
+                .transpose()
+        })
+        .collect::<Result<Vec<Option<Uuid>>>>()?;
+    let flags: Vec<bool> = sqlx::query_scalar(
+        "INSERT INTO transactions AS t (id, tenant_id, account_id, natural_key, bank_reference, booking_date,
+            value_date, trade_date, settlement_date, type, bank_code, amount, direction, signed_amount,
+            currency, security_id, quantity, price, fees, status, counterparty, description,
+            source_format, source_document, source_position, first_seen_run, last_changed_run)
+         SELECT gen_random_uuid(), $1, u.account_id, u.natural_key, u.bank_reference, u.booking_date,
+            u.value_date, u.trade_date, u.settlement_date, u.type, u.bank_code, u.amount, u.direction,
+            CASE u.direction WHEN 'credit' THEN u.amount ELSE -u.amount END,
+            u.currency, u.security_id, u.quantity, u.price, u.fees, u.status, u.counterparty, u.description,
+            u.format, u.document, u.position, $2, $2
+         FROM UNNEST($3::uuid[], $4::text[], $5::text[], $6::date[], $7::date[], $8::date[], $9::date[],
+            $10::text[], $11::text[], $12::numeric[], $13::text[], $14::text[], $15::uuid[], $16::numeric[],
+            $17::numeric[], $18::numeric[], $19::text[], $20::text[], $21::text[], $22::text[], $23::text[],
+            $24::int[])
+            AS u(account_id, natural_key, bank_reference, booking_date, value_date, trade_date,
+                 settlement_date, type, bank_code, amount, direction, currency, security_id, quantity,
+                 price, fees, status, counterparty, description, format, document, position)
+         ON CONFLICT (tenant_id, account_id, natural_key) DO UPDATE SET
+            bank_reference = EXCLUDED.bank_reference, booking_date = EXCLUDED.booking_date,
+            value_date = EXCLUDED.value_date, trade_date = EXCLUDED.trade_date,
+            settlement_date = EXCLUDED.settlement_date, type = EXCLUDED.type, bank_code = EXCLUDED.bank_code,
+            amount = EXCLUDED.amount, direction = EXCLUDED.direction, signed_amount = EXCLUDED.signed_amount,
+            currency = EXCLUDED.currency, security_id = EXCLUDED.security_id, quantity = EXCLUDED.quantity,
+            price = EXCLUDED.price, fees = EXCLUDED.fees, status = EXCLUDED.status,
+            counterparty = EXCLUDED.counterparty, description = EXCLUDED.description,
+            source_format = EXCLUDED.source_format, source_document = EXCLUDED.source_document,
+            source_position = EXCLUDED.source_position, last_changed_run = EXCLUDED.last_changed_run
+         WHERE (t.bank_reference, t.booking_date, t.value_date, t.trade_date, t.settlement_date, t.type,
+                t.bank_code, t.amount, t.direction, t.currency, t.security_id, t.quantity, t.price, t.fees,
+                t.status, t.counterparty, t.description)
+            IS DISTINCT FROM (EXCLUDED.bank_reference, EXCLUDED.booking_date, EXCLUDED.value_date,
+                EXCLUDED.trade_date, EXCLUDED.settlement_date, EXCLUDED.type, EXCLUDED.bank_code,
+                EXCLUDED.amount, EXCLUDED.direction, EXCLUDED.currency, EXCLUDED.security_id,
+                EXCLUDED.quantity, EXCLUDED.price, EXCLUDED.fees, EXCLUDED.status, EXCLUDED.counterparty,
+                EXCLUDED.description)
+         RETURNING (xmax = 0)",
+    )
+    .bind(tenant)
+    .bind(run.0)
+    .bind(txs.iter().map(|t| account_of(&t.account)).collect::<Result<Vec<Uuid>>>()?)
+    .bind(txs.iter().map(|t| t.natural_key.as_str()).collect::<Vec<_>>())
+    .bind(txs.iter().map(|t| t.bank_reference.as_deref()).collect::<Vec<_>>())
+    .bind(txs.iter().map(|t| t.booking_date).collect::<Vec<_>>())
+    .bind(txs.iter().map(|t| t.value_date).collect::<Vec<_>>())
+    .bind(txs.iter().map(|t| t.trade_date).collect::<Vec<_>>())
+    .bind(txs.iter().map(|t| t.settlement_date).collect::<Vec<_>>())
+    .bind(txs.iter().map(|t| t.kind.as_str()).collect::<Vec<_>>())
+    .bind(txs.iter().map(|t| t.bank_code.as_deref()).collect::<Vec<_>>())
+    .bind(txs.iter().map(|t| t.amount).collect::<Vec<Decimal>>())
+    .bind(txs.iter().map(|t| t.direction.as_str()).collect::<Vec<_>>())
+    .bind(txs.iter().map(|t| t.currency.as_str()).collect::<Vec<_>>())
+    .bind(&tx_securities)
+    .bind(txs.iter().map(|t| t.quantity).collect::<Vec<Option<Decimal>>>())
+    .bind(txs.iter().map(|t| t.price).collect::<Vec<Option<Decimal>>>())
+    .bind(txs.iter().map(|t| t.fees).collect::<Vec<Option<Decimal>>>())
+    .bind(txs.iter().map(|t| t.status.as_str()).collect::<Vec<_>>())
+    .bind(txs.iter().map(|t| t.counterparty.as_deref()).collect::<Vec<_>>())
+    .bind(txs.iter().map(|t| t.description.as_deref()).collect::<Vec<_>>())
+    .bind(txs.iter().map(|t| t.provenance.format.as_str()).collect::<Vec<_>>())
+    .bind(txs.iter().map(|t| t.provenance.document.as_str()).collect::<Vec<_>>())
+    .bind(txs.iter().map(|t| position(t.provenance.position)).collect::<Vec<_>>())
+    .fetch_all(tx.conn())
+    .await?;
+    counts.transactions = KindCounts::from_returned(txs.len(), &flags);
+
+    Ok(counts)
+}
+
+/// Keeps the last record of each key, in first-seen order (a page served twice loads once).
+fn dedup_last<T, K: std::hash::Hash + Eq>(items: &[T], key: impl Fn(&T) -> K) -> Vec<&T> {
+    let mut index: HashMap<K, usize> = HashMap::with_capacity(items.len());
+    let mut out: Vec<&T> = Vec::with_capacity(items.len());
+    for item in items {
+        match index.entry(key(item)) {
+            std::collections::hash_map::Entry::Occupied(e) => out[*e.get()] = item,
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(out.len());
+                out.push(item);
+            }
+        }
+    }
+    out
+}
+
+fn position(p: u32) -> i32 {
+    i32::try_from(p).unwrap_or(i32::MAX)
+}
+
+async fn resolve_accounts(
+    tx: &mut TenantTx,
+    connection: ConnectionId,
+    batch: &Batch,
+) -> Result<HashMap<String, Uuid>> {
+    let mut refs: Vec<&str> = batch
+        .positions
+        .iter()
+        .map(|p| p.account.as_str())
+        .chain(batch.balances.iter().map(|b| b.account.as_str()))
+        .chain(batch.transactions.iter().map(|t| t.account.as_str()))
+        .chain(batch.complete_snapshots.iter().map(|s| s.account.as_str()))
+        .collect();
+    refs.sort_unstable();
+    refs.dedup();
+    let rows: Vec<(String, Uuid)> = sqlx::query_as(
+        "SELECT bank_account_id, id FROM accounts
+         WHERE tenant_id = $1 AND connection_id = $2 AND bank_account_id = ANY($3)",
+    )
+    .bind(tx.tenant().0)
+    .bind(connection.0)
+    .bind(&refs)
+    .fetch_all(tx.conn())
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+async fn resolve_securities(tx: &mut TenantTx, batch: &Batch) -> Result<HashMap<String, Uuid>> {
+    let mut keys: Vec<&str> = batch
+        .positions
+        .iter()
+        .map(|p| p.security.as_str())
+        .chain(
+            batch
+                .transactions
+                .iter()
+                .filter_map(|t| t.security.as_ref().map(|s| s.as_str())),
+        )
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let rows: Vec<(String, Uuid)> = sqlx::query_as(
+        "SELECT security_key, id FROM securities WHERE tenant_id = $1 AND security_key = ANY($2)",
+    )
+    .bind(tx.tenant().0)
+    .bind(&keys)
+    .fetch_all(tx.conn())
+    .await?;
+    Ok(rows.into_iter().collect())
+}

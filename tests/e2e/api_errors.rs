@@ -1,0 +1,123 @@
+//! Bad input gets a clear, classified problem+json error and changes nothing.
+
+use reqwest::Method;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::kit::{TestEnv, small_params};
+
+fn assert_problem(status: u16, expected: u16, body: &serde_json::Value) {
+    assert_eq!(status, expected, "{body}");
+    assert_eq!(body["status"], expected, "problem body carries the status: {body}");
+    assert!(body["title"].is_string() && body["detail"].is_string(), "problem shape: {body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_malformed_or_foreign_tokens_get_401_problem_json() {
+    let env = TestEnv::start(small_params(1)).await;
+    let tenant = env.tenant("Firm A").await;
+
+    let (status, body, headers) = env.call(Method::GET, "/accounts", None, None).await;
+    assert_problem(status, 401, &body);
+    assert_eq!(headers["content-type"], "application/problem+json");
+
+    let (status, body, _) = env.call(Method::GET, "/accounts", Some("not.a.jwt"), None).await;
+    assert_problem(status, 401, &body);
+
+    // Signed by another issuer's key: the signature does not verify against our JWKS.
+    let stranger = eam_auth::LocalIssuer::ephemeral(crate::kit::ISSUER, crate::kit::AUDIENCE).unwrap();
+    let forged = stranger
+        .sign(&eam_auth::TokenRequest {
+            subject: "mallory".into(),
+            tenant_id: tenant.0,
+            roles: vec!["advisor".into()],
+            client_id: None,
+            ttl: std::time::Duration::from_secs(60),
+        })
+        .unwrap();
+    let (status, body, _) = env.call(Method::GET, "/accounts", Some(&forged), None).await;
+    assert_problem(status, 401, &body);
+
+    // A valid token whose roles do not allow the action: 403.
+    let support = env.token(tenant, &["support"]);
+    let (status, body, _) = env.call(Method::GET, "/accounts", Some(&support), None).await;
+    assert_problem(status, 403, &body);
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_ids_and_bad_parameters_are_404_and_400() {
+    let env = TestEnv::start(small_params(2)).await;
+    let tenant = env.tenant("Firm A").await;
+    let token = env.token(tenant, &["advisor", "ops", "support"]);
+
+    let unknown = Uuid::new_v4();
+    for path in [
+        format!("/holdings?account_id={unknown}"),
+        format!("/balances?account_id={unknown}"),
+        format!("/transactions?account_id={unknown}"),
+        format!("/connections/{unknown}"),
+        format!("/jobs/{unknown}"),
+    ] {
+        let (status, body, _) = env.call(Method::GET, &path, Some(&token), None).await;
+        assert_problem(status, 404, &body);
+    }
+    let (status, body, _) = env.call(Method::POST, &format!("/connections/{unknown}/sync"), Some(&token), None).await;
+    assert_problem(status, 404, &body);
+
+    let (status, body, _) = env.call(Method::GET, "/holdings?account_id=not-a-uuid", Some(&token), None).await;
+    assert_problem(status, 400, &body);
+    let (status, body, _) =
+        env.call(Method::GET, &format!("/transactions?account_id={unknown}&limit=0"), Some(&token), None).await;
+    assert_problem(status, 400, &body);
+    let (status, body, _) = env.call(Method::GET, "/jobs?status=exploded", Some(&token), None).await;
+    assert_problem(status, 400, &body);
+    let (status, body, _) = env.call(Method::GET, "/no/such/route", Some(&token), None).await;
+    assert_problem(status, 404, &body);
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_connection_bodies_are_refused_and_create_nothing() {
+    let env = TestEnv::start(small_params(3)).await;
+    let tenant = env.tenant("Firm A").await;
+    let token = env.token(tenant, &["ops"]);
+
+    // Not JSON at all.
+    let resp = env
+        .http
+        .post(format!("{}/connections", env.api))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{\"custodian\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+
+    let good = env.connection_body();
+    let mut cases = Vec::new();
+    let mut missing = good.clone();
+    missing.as_object_mut().unwrap().remove("base_url");
+    cases.push((missing, 400));
+    let mut unknown_field = good.clone();
+    unknown_field["client_secret"] = json!("plain-text-secret");
+    cases.push((unknown_field, 400));
+    let mut http_url = good.clone();
+    http_url["base_url"] = json!("http://bank.example");
+    cases.push((http_url, 422));
+    let mut bad_ref = good.clone();
+    bad_ref["client_secret_ref"] = json!("hunter2");
+    cases.push((bad_ref, 422));
+    let mut bad_custodian = good.clone();
+    bad_custodian["custodian"] = json!("bank_z");
+    cases.push((bad_custodian, 422));
+    for (body, expected) in cases {
+        let (status, problem, _) = env.call(Method::POST, "/connections", Some(&token), Some(&body)).await;
+        assert_problem(status, expected, &problem);
+    }
+    let list = env.get("/connections", &token).await;
+    assert_eq!(list.as_array().unwrap().len(), 0, "nothing was created");
+    env.finish().await;
+}

@@ -1,0 +1,278 @@
+//! The test kit: a whole system per test.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eam_api::{ApiState, Server};
+use eam_auth::{LocalIssuer, TokenRequest, Verifier};
+use eam_banksim::RunningSim;
+use eam_banksim::dataset::SimParams;
+use eam_store::{AppDb, Store, TenantId};
+use eam_worker::SyncContext;
+use eam_worker::queue::SyncQueue;
+use serde_json::{Value, json};
+use sqlx::Connection as _;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+pub const ISSUER: &str = "https://issuer.test";
+pub const AUDIENCE: &str = "eam-api";
+pub const CLIENT_ID: &str = "eam-test";
+pub const CLIENT_SECRET: &str = "test-secret-value-7f3a";
+
+/// The end date of every simulated dataset in tests: fixed, so expected values are stable.
+pub fn end_date() -> chrono::NaiveDate {
+    chrono::NaiveDate::from_ymd_opt(2026, 11, 20).expect("valid date")
+}
+
+pub fn small_params(seed: u64) -> SimParams {
+    SimParams {
+        seed,
+        clients: 2,
+        accounts_per_client: 2,
+        positions_per_account: 5,
+        transactions_per_account: 30,
+        days: 20,
+        end_date: end_date(),
+    }
+}
+
+fn env_url(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests with `make test` (it starts PostgreSQL and Redis)")
+    })
+}
+
+/// A database of its own, migrated, reachable as the owner and as the app role.
+pub struct TestDb {
+    pub name: String,
+    pub owner_url: String,
+    server_url: String,
+}
+
+impl TestDb {
+    pub async fn create() -> TestDb {
+        let base = env_url("DATABASE_URL");
+        let (server, _) = base.rsplit_once('/').expect("DATABASE_URL has a database part");
+        let name = format!("eam_test_{}", Uuid::new_v4().simple());
+        let server_url = format!("{server}/postgres");
+        let mut admin = sqlx::PgConnection::connect(&server_url).await.expect("connect as owner");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .expect("create test database");
+        admin.close().await.ok();
+        let owner_url = format!("{server}/{name}");
+        eam_store::migrate(&owner_url).await.expect("migrations apply");
+        TestDb { name, owner_url, server_url }
+    }
+
+    /// A store connected as the app role (RLS applies).
+    pub async fn app_store(&self) -> Store {
+        Store::connect(AppDb { owner_url: &self.owner_url, app_user: "eam_app", app_password: "", max_connections: 8 })
+            .await
+            .expect("connect as eam_app")
+    }
+
+    pub async fn drop_db(&self) {
+        if let Ok(mut admin) = sqlx::PgConnection::connect(&self.server_url).await {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)))
+                .execute(&mut admin)
+                .await;
+        }
+    }
+}
+
+/// The whole system for one test.
+pub struct TestEnv {
+    pub db: TestDb,
+    pub store: Store,
+    pub sim: RunningSim,
+    pub pki: eam_banksim::pki::PkiPaths,
+    pub api: String,
+    pub issuer: Arc<LocalIssuer>,
+    pub http: reqwest::Client,
+    pub secret_file: std::path::PathBuf,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+pub fn install_crypto() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+fn pki_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join("eam-test-pki")
+}
+
+impl TestEnv {
+    pub async fn start(params: SimParams) -> TestEnv {
+        install_crypto();
+        let db = TestDb::create().await;
+        let store = db.app_store().await;
+        let pki = eam_banksim::pki::ensure_pki(&pki_dir()).expect("test PKI");
+        let sim = eam_banksim::start(eam_banksim::SimConfig {
+            params,
+            pki: pki.clone(),
+            bind: "127.0.0.1:0".parse().expect("addr"),
+            client_id: CLIENT_ID.into(),
+            client_secret: CLIENT_SECRET.into(),
+        })
+        .await
+        .expect("simulator starts");
+        let secret_file = std::env::temp_dir().join(format!("eam-test-secret-{}", Uuid::new_v4().simple()));
+        std::fs::write(&secret_file, CLIENT_SECRET).expect("write secret");
+
+        let queue_name = format!("eam-test-{}", Uuid::new_v4().simple());
+        let redis = env_url("REDIS_URL");
+        let (stop, stop_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+
+        let worker_queue = SyncQueue::connect(&redis, &queue_name).await.expect("queue");
+        let cx = SyncContext { store: store.clone(), bank_timeout: Duration::from_secs(10), max_attempts: 3 };
+        let mut worker_stop = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            eam_worker::queue::run_worker(worker_queue, cx, 2, Duration::from_millis(100), async move {
+                let _ = worker_stop.changed().await;
+            })
+            .await
+            .expect("worker runs");
+        }));
+
+        let issuer = Arc::new(LocalIssuer::ephemeral(ISSUER, AUDIENCE).expect("issuer"));
+        let config = eam_auth::VerifierConfig {
+            jwks_url: "http://unused.invalid/jwks.json".into(),
+            issuer: ISSUER.into(),
+            audience: AUDIENCE.into(),
+            ..eam_auth::VerifierConfig::default()
+        };
+        let verifier = Verifier::with_keys(config, issuer.jwks()).expect("verifier");
+        let state = ApiState {
+            store: store.clone(),
+            queue: SyncQueue::connect(&redis, &queue_name).await.expect("queue"),
+            verifier: Arc::new(verifier),
+            local_issuer: Some(issuer.clone()),
+        };
+        let server = Server::bind("127.0.0.1:0").await.expect("bind API");
+        let api = format!("http://{}", server.local_addr());
+        let app = eam_api::app(state, &api);
+        let mut api_stop = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            server
+                .run_until(app, async move {
+                    let _ = api_stop.changed().await;
+                })
+                .await
+                .expect("API runs");
+        }));
+
+        TestEnv {
+            db,
+            store,
+            sim,
+            pki,
+            api: format!("{api}/api/v1"),
+            issuer,
+            http: reqwest::Client::new(),
+            secret_file,
+            stop,
+            tasks,
+        }
+    }
+
+    /// Stops everything and drops the database.
+    pub async fn finish(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(15), t).await;
+        }
+        self.sim.shutdown().await;
+        let _ = std::fs::remove_file(&self.secret_file);
+        self.db.drop_db().await;
+    }
+
+    pub async fn tenant(&self, name: &str) -> TenantId {
+        eam_store::tenants::create_tenant(&self.store, name, &["bank_sync"]).await.expect("tenant")
+    }
+
+    pub fn token(&self, tenant: TenantId, roles: &[&str]) -> String {
+        self.issuer
+            .sign(&TokenRequest {
+                subject: format!("user-{}", roles.join("-")),
+                tenant_id: tenant.0,
+                roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+                client_id: None,
+                ttl: Duration::from_secs(600),
+            })
+            .expect("sign")
+    }
+
+    pub fn file_ref(p: &std::path::Path) -> String {
+        format!("file://{}", p.display())
+    }
+
+    /// The body of a bank_a connection to this test's simulator, with the real client cert.
+    pub fn connection_body(&self) -> Value {
+        json!({
+            "custodian": "bank_a",
+            "name": "Bank A test",
+            "base_url": self.sim.base_url(),
+            "client_id": CLIENT_ID,
+            "client_secret_ref": Self::file_ref(&self.secret_file),
+            "client_cert_ref": Self::file_ref(&self.pki.client_cert),
+            "client_key_ref": Self::file_ref(&self.pki.client_key),
+            "ca_cert_ref": Self::file_ref(&self.pki.ca_cert),
+        })
+    }
+
+    pub async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<&Value>) -> (u16, Value, reqwest::header::HeaderMap) {
+        let mut req = self.http.request(method, format!("{}{path}", self.api));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.expect("API reachable");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value, headers)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Value {
+        let (status, body, _) = self.call(reqwest::Method::GET, path, Some(token), None).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    /// Creates a connection through the API and returns its id.
+    pub async fn create_connection(&self, token: &str, body: &Value) -> String {
+        let (status, created, _) = self.call(reqwest::Method::POST, "/connections", Some(token), Some(body)).await;
+        assert_eq!(status, 201, "create connection: {created}");
+        created["id"].as_str().expect("id").to_owned()
+    }
+
+    /// Triggers a sync through the API and waits for the job to leave queued/running.
+    pub async fn sync_and_wait(&self, token: &str, connection: &str) -> Value {
+        let (status, accepted, _) =
+            self.call(reqwest::Method::POST, &format!("/connections/{connection}/sync"), Some(token), None).await;
+        assert_eq!(status, 202, "sync: {accepted}");
+        assert_eq!(accepted["status"], "queued");
+        let run = accepted["run_id"].as_str().expect("run id").to_owned();
+        self.wait_for_job(token, &run, Duration::from_secs(60)).await
+    }
+
+    pub async fn wait_for_job(&self, token: &str, run: &str, limit: Duration) -> Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let job = self.get(&format!("/jobs/{run}"), token).await;
+            if !matches!(job["status"].as_str(), Some("queued" | "running")) {
+                return job;
+            }
+            assert!(Instant::now() < deadline, "job {run} still {} after {limit:?}", job["status"]);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! End-to-end tests: the bank simulator over real HTTPS with mutual TLS, a worker on a real
+//! Redis queue, the HTTP API, and PostgreSQL as the non-superuser app role (RLS on).
+//!
+//! One test binary (each binary links the whole stack). Every test builds its own world with
+//! [`kit::TestEnv::start`]: a fresh database, its own queue name, its own simulator and API on
+//! port 0, its own tenant, so tests run in parallel. Nothing sleeps to wait: jobs are polled
+//! with a deadline.
+
+mod api_errors;
+mod isolation;
+mod kit;
+mod sync;

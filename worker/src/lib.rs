@@ -1,0 +1,12 @@
+//! The job engine: sync jobs on the Redis queue, orchestrating connectors -> normalizer -> store.
+//!
+//! PostgreSQL (`sync_runs`) is the system of record for every run; Redis (apalis-redis) only
+//! transports tasks. The API creates a run row and pushes a task; a worker picks it up and runs
+//! the [`pipeline`]. Retries are decided from the classified error, not by the transport.
+
+pub mod error;
+pub mod pipeline;
+pub mod queue;
+
+pub use error::{SyncError, suggested_action};
+pub use pipeline::{SyncContext, SyncTask};
