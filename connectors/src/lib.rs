@@ -1,1 +1,186 @@
-//! placeholder
+//! The transport to banks: an HTTPS client with mutual TLS, and one module per bank protocol.
+//!
+//! A connector fetches raw documents and returns them exactly as the bank sent them
+//! ([`RawDocument`]): parsing into the canonical model is the normalizer's job, so that an
+//! archived document can be parsed again later without asking the bank. A connector reads
+//! only what it needs to navigate (account ids, pagination cursors, the OAuth token).
+//!
+//! Every failure is a [`ConnectorError`] with an [`ErrorClass`], which decides what happens to
+//! the run: transient errors are retried, auth errors wait for ops to fix credentials or
+//! certificates, data errors wait for a parser fix or the bank, internal errors go to
+//! engineering.
+
+pub mod bank_a;
+mod http;
+
+use std::time::Duration;
+
+pub use http::TlsIdentity;
+
+/// What kind of failure a sync step hit; decides retry and the suggested action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
+    /// Timeouts, refused connections, 5xx, 429: retried with backoff.
+    Transient,
+    /// The bank refused our credentials or client certificate: no retry, ops must act.
+    Auth,
+    /// The bank sent something unreadable or inconsistent: no retry, the document is kept.
+    Data,
+    /// A bug or misconfiguration on our side.
+    Internal,
+}
+
+impl ErrorClass {
+    /// The stable name stored on runs and shown by the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Transient => "transient",
+            ErrorClass::Auth => "auth",
+            ErrorClass::Data => "data",
+            ErrorClass::Internal => "internal",
+        }
+    }
+
+    /// The class named by [`ErrorClass::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            ErrorClass::Transient,
+            ErrorClass::Auth,
+            ErrorClass::Data,
+            ErrorClass::Internal,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+    }
+}
+
+/// A failed exchange with a bank. Messages name the URL and the cause, never a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    /// The connection's credentials or certificates cannot be used (bad PEM, missing key).
+    #[error("bank credentials are unusable: {0}")]
+    Credentials(String),
+    /// The TLS handshake failed: certificate refused by the bank, or the bank's not trusted.
+    #[error("TLS handshake with {url} failed: {detail}")]
+    Tls { url: String, detail: String },
+    /// The bank answered 401 or 403.
+    #[error("{url} refused our credentials: HTTP {status}")]
+    Unauthorized { url: String, status: u16 },
+    /// The network failed: timeout, refused or reset connection, body cut off.
+    #[error("{url}: {detail}")]
+    Transport { url: String, detail: String },
+    /// The bank answered with an error status other than 401/403.
+    #[error("{url} answered HTTP {status}{}", retry_after.map(|d| format!(" (retry after {} s)", d.as_secs())).unwrap_or_default())]
+    Status {
+        url: String,
+        status: u16,
+        retry_after: Option<Duration>,
+    },
+    /// The bank's answer cannot be navigated (not the expected JSON, a cursor loop).
+    #[error("unexpected answer from {url}: {detail}")]
+    Payload { url: String, detail: String },
+}
+
+impl ConnectorError {
+    /// The class that decides retry and the suggested action.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            ConnectorError::Credentials(_)
+            | ConnectorError::Tls { .. }
+            | ConnectorError::Unauthorized { .. } => ErrorClass::Auth,
+            ConnectorError::Transport { .. } => ErrorClass::Transient,
+            ConnectorError::Status { status, .. } => match status {
+                408 | 425 | 429 | 500..=599 => ErrorClass::Transient,
+                // Any other 4xx means we asked for something the bank does not serve.
+                _ => ErrorClass::Internal,
+            },
+            ConnectorError::Payload { .. } => ErrorClass::Data,
+        }
+    }
+
+    /// How long the bank asked us to wait (429 / 503 with Retry-After).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ConnectorError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// Which endpoint or file type a raw document came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DocumentKind {
+    Accounts,
+    Positions,
+    Balances,
+    Transactions,
+}
+
+impl DocumentKind {
+    /// The stable name used in document names and provenance.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocumentKind::Accounts => "accounts",
+            DocumentKind::Positions => "positions",
+            DocumentKind::Balances => "balances",
+            DocumentKind::Transactions => "transactions",
+        }
+    }
+}
+
+/// One document exactly as the bank sent it.
+#[derive(Debug, Clone)]
+pub struct RawDocument {
+    pub kind: DocumentKind,
+    /// The bank account the document is about, when it is about one.
+    pub account_id: Option<String>,
+    /// One-based page number within (kind, account).
+    pub page: u32,
+    pub body: bytes::Bytes,
+}
+
+impl RawDocument {
+    /// A stable name within a sync, used in provenance and error locations, e.g.
+    /// `transactions/BA-0001-1/page-2`.
+    pub fn name(&self) -> String {
+        match &self.account_id {
+            Some(account) => format!("{}/{account}/page-{}", self.kind.as_str(), self.page),
+            None => format!("{}/page-{}", self.kind.as_str(), self.page),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_retryable_statuses_are_transient() {
+        let status = |s| ConnectorError::Status {
+            url: "u".into(),
+            status: s,
+            retry_after: None,
+        };
+        assert_eq!(status(503).class(), ErrorClass::Transient);
+        assert_eq!(status(429).class(), ErrorClass::Transient);
+        assert_eq!(status(404).class(), ErrorClass::Internal);
+        let refused = ConnectorError::Unauthorized {
+            url: "u".into(),
+            status: 401,
+        };
+        assert_eq!(refused.class(), ErrorClass::Auth);
+    }
+
+    #[test]
+    fn class_names_round_trip() {
+        for c in [
+            ErrorClass::Transient,
+            ErrorClass::Auth,
+            ErrorClass::Data,
+            ErrorClass::Internal,
+        ] {
+            assert_eq!(ErrorClass::parse(c.as_str()), Some(c));
+        }
+        assert_eq!(ErrorClass::parse("other"), None);
+    }
+}

@@ -373,6 +373,7 @@ impl Cx<'_> {
         let page: TransactionsPage = self.json(body)?;
         let account = self.non_empty("account_id", &page.account_id)?;
         let mut batch = Batch::default();
+        let mut occurrences: std::collections::HashMap<[String; 6], u32> = Default::default();
         for (i, t) in page.transactions.into_iter().enumerate() {
             let f = |name: &str| format!("transactions[{i}].{name}");
             let kind = match t.kind.as_str() {
@@ -434,15 +435,25 @@ impl Cx<'_> {
                 .filter(|r| !r.is_empty());
             let natural_key = match &bank_reference {
                 Some(r) => format!("ref:{r}"),
-                None => crate::natural_key::hashed(&[
-                    &account,
-                    &booking_date.to_string(),
-                    &amount.normalize().to_string(),
-                    direction.as_str(),
-                    currency.as_str(),
-                    t.description.as_deref().unwrap_or(""),
-                    &i.to_string(),
-                ]),
+                None => {
+                    // Without a bank reference the identifying fields make the key, plus the
+                    // occurrence among identical entries (two equal fees on one day are two
+                    // fees). Not the index in the page: pages shift when the cursor overlaps.
+                    let fields = [
+                        account.clone(),
+                        booking_date.to_string(),
+                        amount.normalize().to_string(),
+                        direction.as_str().to_owned(),
+                        currency.as_str().to_owned(),
+                        t.description.clone().unwrap_or_default(),
+                    ];
+                    let occurrence = occurrences.entry(fields.clone()).or_insert(0u32);
+                    *occurrence += 1;
+                    let mut key: Vec<&str> = fields.iter().map(String::as_str).collect();
+                    let n = occurrence.to_string();
+                    key.push(&n);
+                    crate::natural_key::hashed(&key)
+                }
             };
             batch.transactions.push(Transaction {
                 account: account.clone(),
@@ -573,5 +584,21 @@ mod tests {
         let b = parse(DocumentKind::Transactions, "bank_a", "tx", body.as_bytes()).unwrap();
         assert_eq!(a.transactions[0].natural_key, b.transactions[0].natural_key);
         assert!(a.transactions[0].natural_key.starts_with("h:"));
+    }
+
+    #[test]
+    fn a_hashed_key_does_not_depend_on_the_page_position_but_counts_twins() {
+        let fee = r#"{"transaction_id":null,"booking_date":"2026-11-02","value_date":null,
+            "trade_date":null,"settlement_date":null,"type":"fee","bank_code":"FEE","amount":"5.00","direction":"debit",
+            "currency":"CHF","security":null,"quantity":null,"price":null,"fees":null,"status":"booked","counterparty":null,"description":"Fee"}"#;
+        let other = fee.replace("5.00", "7.00");
+        let page = |items: &[&str]| {
+            format!(r#"{{"account_id":"BA-1","transactions":[{}]}}"#, items.join(","))
+        };
+        let alone = parse(DocumentKind::Transactions, "bank_a", "tx", page(&[fee]).as_bytes()).unwrap();
+        let shifted =
+            parse(DocumentKind::Transactions, "bank_a", "tx", page(&[&other, fee, fee]).as_bytes()).unwrap();
+        assert_eq!(alone.transactions[0].natural_key, shifted.transactions[1].natural_key);
+        assert_ne!(shifted.transactions[1].natural_key, shifted.transactions[2].natural_key);
     }
 }

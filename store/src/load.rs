@@ -79,7 +79,9 @@ pub async fn load_batch(
     let tenant = tx.tenant().0;
 
     // Clients named by the bank: created when new, never renamed by a sync (the firm owns them).
-    let mut client_refs: HashMap<&str, &str> = HashMap::new();
+    // Clients and securities are shared by the tenant's connections: rows are written in key
+    // order so that two concurrent loads lock them in the same order and cannot deadlock.
+    let mut client_refs: std::collections::BTreeMap<&str, &str> = Default::default();
     for a in &batch.accounts {
         if let Some(c) = &a.client {
             client_refs
@@ -136,7 +138,8 @@ pub async fn load_batch(
     counts.accounts = KindCounts::from_returned(accounts.len(), &flags);
 
     // Securities: full descriptions upsert, mere references only fill gaps.
-    let securities = dedup_last(&batch.securities, |s| s.key.clone());
+    let mut securities = dedup_last(&batch.securities, |s| s.key.clone());
+    securities.sort_by(|a, b| a.key.cmp(&b.key));
     let (full, referenced): (Vec<_>, Vec<_>) = securities
         .into_iter()
         .partition(|s| s.detail == SecurityDetail::Full);

@@ -37,12 +37,14 @@ macro_rules! select_account {
     };
 }
 
-/// All accounts of the tenant.
-pub async fn accounts(tx: &mut TenantTx) -> Result<Vec<AccountRow>> {
+/// The tenant's accounts; with `client`, only that client's.
+pub async fn accounts(tx: &mut TenantTx, client: Option<Uuid>) -> Result<Vec<AccountRow>> {
     Ok(sqlx::query_as::<_, AccountRow>(select_account!(
-        "WHERE a.tenant_id = $1 ORDER BY bc.custodian, a.bank_account_id"
+        "WHERE a.tenant_id = $1 AND ($2::uuid IS NULL OR a.client_id = $2)
+         ORDER BY bc.custodian, a.bank_account_id, a.id"
     ))
     .bind(tx.tenant().0)
+    .bind(client)
     .fetch_all(tx.conn())
     .await?)
 }
