@@ -38,7 +38,9 @@ impl Caller {
         }
         match self.client_id {
             Some(c) => Ok(Some(c)),
-            None => Err(ApiError::forbidden("a client user's token must name its client")),
+            None => Err(ApiError::forbidden(
+                "a client user's token must name its client",
+            )),
         }
     }
 
@@ -51,17 +53,25 @@ impl Caller {
 impl ApiState {
     /// Verifies the bearer token; any failure is a 401 that says why (never echoing the token).
     pub async fn authenticate(&self, token: &BearerToken) -> Result<Caller, ApiError> {
-        let principal = self.verifier.verify(&token.0.token).await.map_err(|e| match e {
-            eam_auth::AuthError::JwksUnavailable(_) => {
-                tracing::warn!(error = %e, "identity provider keys unavailable");
-                ApiError::unavailable("the identity provider's keys are unavailable")
-            }
-            other => {
-                tracing::info!(reason = %other, "token refused");
-                ApiError::unauthorized(format!("token refused: {other}"))
-            }
-        })?;
-        let roles = principal.roles.iter().filter_map(|r| Role::parse(r)).collect();
+        let principal = self
+            .verifier
+            .verify(&token.0.token)
+            .await
+            .map_err(|e| match e {
+                eam_auth::AuthError::JwksUnavailable(_) => {
+                    tracing::warn!(error = %e, "identity provider keys unavailable");
+                    ApiError::unavailable("the identity provider's keys are unavailable")
+                }
+                other => {
+                    tracing::info!(reason = %other, "token refused");
+                    ApiError::unauthorized(format!("token refused: {other}"))
+                }
+            })?;
+        let roles = principal
+            .roles
+            .iter()
+            .filter_map(|r| Role::parse(r))
+            .collect();
         Ok(Caller {
             subject: principal.subject,
             tenant: TenantId(principal.tenant_id),

@@ -42,7 +42,10 @@ pub enum Tag {
 }
 
 /// The OpenAPI service of `/api/v1`.
-pub fn openapi(state: &ApiState, public_url: &str) -> OpenApiService<(MeApi, PortfolioApi, ConnectionsApi, JobsApi), ()> {
+pub fn openapi(
+    state: &ApiState,
+    public_url: &str,
+) -> OpenApiService<(MeApi, PortfolioApi, ConnectionsApi, JobsApi), ()> {
     OpenApiService::new(
         (
             MeApi(state.clone()),
@@ -84,16 +87,21 @@ pub fn app(state: ApiState, public_url: &str) -> impl Endpoint + 'static {
             })),
         );
     if let Some(jwks) = jwks {
-        route = route.at("/auth/jwks.json", get(make_sync(move |_| PoemJson(jwks.clone()))));
+        route = route.at(
+            "/auth/jwks.json",
+            get(make_sync(move |_| PoemJson(jwks.clone()))),
+        );
     }
     route
-        .catch_all_error(|err: poem::Error| async move { problem::problem_for_status(err.status(), err.to_string()) })
+        .catch_all_error(|err: poem::Error| async move {
+            problem::problem_for_status(err.status(), err.to_string())
+        })
         .with(Tracing)
 }
 
 /// A bound, not yet running API server (binding first lets tests use port 0).
 pub struct Server {
-    acceptor: poem::listener::BoxAcceptor,
+    acceptor: poem::listener::TcpAcceptor,
     addr: SocketAddr,
 }
 
@@ -106,7 +114,7 @@ impl Server {
             .first()
             .and_then(|a| a.as_socket_addr().copied())
             .ok_or_else(|| std::io::Error::other("listener has no socket address"))?;
-        Ok(Server { acceptor: acceptor.boxed(), addr })
+        Ok(Server { acceptor, addr })
     }
 
     /// The bound address (with the real port when bound to port 0).
@@ -115,12 +123,20 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then drains in-flight requests (up to 10 s).
-    pub async fn run_until<F>(self, endpoint: impl Endpoint + 'static, shutdown: F) -> std::io::Result<()>
+    pub async fn run_until<F>(
+        self,
+        endpoint: impl Endpoint + 'static,
+        shutdown: F,
+    ) -> std::io::Result<()>
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
         poem::Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(endpoint, shutdown, Some(std::time::Duration::from_secs(10)))
+            .run_with_graceful_shutdown(
+                endpoint,
+                shutdown,
+                Some(std::time::Duration::from_secs(10)),
+            )
             .await
     }
 }

@@ -62,6 +62,8 @@ pub fn require(roles: &[Role], action: Action) -> Result<(), ApiError> {
     if roles.iter().any(|r| allows(*r, action)) {
         Ok(())
     } else {
-        Err(ApiError::forbidden(format!("your roles do not allow {action:?}")))
+        Err(ApiError::forbidden(format!(
+            "your roles do not allow {action:?}"
+        )))
     }
 }

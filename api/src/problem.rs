@@ -26,7 +26,12 @@ impl Problem {
     pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
         let title = status.canonical_reason().unwrap_or("Error").to_owned();
         let slug = title.to_lowercase().replace(' ', "-");
-        Problem { kind: format!("https://eam.invalid/problems/{slug}"), title, status: status.as_u16(), detail: detail.into() }
+        Problem {
+            kind: format!("https://eam.invalid/problems/{slug}"),
+            title,
+            status: status.as_u16(),
+            detail: detail.into(),
+        }
     }
 }
 
@@ -88,7 +93,10 @@ impl ApiError {
     pub fn internal(err: impl std::fmt::Display) -> Self {
         // The cause goes to the log, not to the client.
         tracing::error!(error = %err, "internal error");
-        ApiError::Internal(Json(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")))
+        ApiError::Internal(Json(Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error",
+        )))
     }
 }
 
@@ -111,9 +119,9 @@ impl From<eam_store::StoreError> for ApiError {
             StoreError::InvalidTransition { from, to } => {
                 ApiError::conflict(format!("the job is {from} and cannot become {to}"))
             }
-            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed) => {
-                ApiError::unavailable("the database is unavailable")
-            }
+            StoreError::Database(
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
+            ) => ApiError::unavailable("the database is unavailable"),
             other => ApiError::internal(other),
         }
     }

@@ -12,7 +12,10 @@ pub struct SyncError {
 
 impl SyncError {
     pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
-        SyncError { class, message: message.into() }
+        SyncError {
+            class,
+            message: message.into(),
+        }
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
@@ -27,7 +30,10 @@ impl From<eam_store::StoreError> for SyncError {
             StoreError::Data(_) => SyncError::new(ErrorClass::Data, e.to_string()),
             // Lost connections and pool time-outs heal by themselves: retry.
             StoreError::Database(
-                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_),
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Tls(_),
             ) => SyncError::new(ErrorClass::Transient, format!("database unavailable: {e}")),
             _ => SyncError::internal(format!("database error: {e}")),
         }
@@ -49,16 +55,25 @@ impl From<eam_normalizer::ParseError> for SyncError {
 impl From<eam_config::secrets::SecretError> for SyncError {
     fn from(e: eam_config::secrets::SecretError) -> Self {
         // A missing credential needs ops to act, like a rejected one.
-        SyncError::new(ErrorClass::Auth, format!("bank credentials unavailable: {e}"))
+        SyncError::new(
+            ErrorClass::Auth,
+            format!("bank credentials unavailable: {e}"),
+        )
     }
 }
 
 /// The next step a support person should take for an error class.
 pub fn suggested_action(class: ErrorClass) -> &'static str {
     match class {
-        ErrorClass::Transient => "The bank or network failed temporarily; the run is retried automatically. If it ended dead, retry it once the bank is reachable.",
-        ErrorClass::Auth => "The bank refused our credentials or client certificate: check the connection's client secret and certificate (expired or revoked?), update them, then retry.",
-        ErrorClass::Data => "The bank sent data that cannot be read or does not add up: nothing was loaded. Inspect the error location, contact the bank or wait for a parser fix, then retry.",
+        ErrorClass::Transient => {
+            "The bank or network failed temporarily; the run is retried automatically. If it ended dead, retry it once the bank is reachable."
+        }
+        ErrorClass::Auth => {
+            "The bank refused our credentials or client certificate: check the connection's client secret and certificate (expired or revoked?), update them, then retry."
+        }
+        ErrorClass::Data => {
+            "The bank sent data that cannot be read or does not add up: nothing was loaded. Inspect the error location, contact the bank or wait for a parser fix, then retry."
+        }
         ErrorClass::Internal => "An internal error: report it to engineering with the run id.",
     }
 }

@@ -18,6 +18,7 @@ use eam_store::runs::{self, AttemptError, RunStatus, Transition};
 use eam_store::{ConnectionId, RunId, Store, StoreError, TenantId};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tracing::Instrument;
 
 use crate::error::SyncError;
 
@@ -51,45 +52,51 @@ pub enum AttemptOutcome {
 /// Overlap when re-fetching transactions: late bookings within this window are picked up.
 const CURSOR_OVERLAP_DAYS: u64 = 7;
 
-/// Runs one attempt of a sync. `attempt` counts from 1.
+/// Runs one attempt of a sync. `attempt` is the transport's delivery count (from 1); the
+/// attempt number that decides `dead` is the one PostgreSQL counts, which survives crashes.
 pub async fn run_attempt(cx: &SyncContext, task: SyncTask, attempt: u32) -> AttemptOutcome {
     let span = tracing::info_span!("sync", run_id = %task.run_id, tenant_id = %task.tenant_id,
-        connection_id = %task.connection_id, attempt);
-    let _enter = span.enter();
-    drop(_enter);
-    match begin(cx, task).await {
-        Ok(true) => {}
-        Ok(false) => return AttemptOutcome::Skipped,
+        connection_id = %task.connection_id, delivery = attempt);
+    attempt_steps(cx, task).instrument(span).await
+}
+
+async fn attempt_steps(cx: &SyncContext, task: SyncTask) -> AttemptOutcome {
+    let attempt = match begin(cx, task).await {
+        Ok(Some(attempt)) => attempt,
+        Ok(None) => return AttemptOutcome::Skipped,
         Err(e) => return AttemptOutcome::Retry(format!("could not start the run: {e}")),
-    }
+    };
     match sync(cx, task).await {
         Ok(status) => AttemptOutcome::Finished(status),
         Err(e) => {
-            tracing::warn!(run_id = %task.run_id, class = e.class.as_str(), error = %e.message, "sync attempt failed");
+            tracing::warn!(class = e.class.as_str(), error = %e.message, attempt, "sync attempt failed");
             let retry = e.class == ErrorClass::Transient && attempt < cx.max_attempts;
             match record_failure(cx, task, &e, retry).await {
-                Ok(status) if retry => {
-                    debug_assert_eq!(status, RunStatus::Queued);
-                    AttemptOutcome::Retry(e.message)
-                }
+                Ok(_) if retry => AttemptOutcome::Retry(e.message),
                 Ok(status) => AttemptOutcome::Finished(status),
                 // The failure could not even be recorded (database down): let the queue retry.
-                Err(record_err) => AttemptOutcome::Retry(format!("{e}; and recording it failed: {record_err}")),
+                Err(record_err) => {
+                    AttemptOutcome::Retry(format!("{e}; and recording it failed: {record_err}"))
+                }
             }
         }
     }
 }
 
-/// Moves the run to `running` for a new attempt. False when it is already terminal.
-async fn begin(cx: &SyncContext, task: SyncTask) -> Result<bool, StoreError> {
+/// Moves the run to `running` for a new attempt and returns the attempt number; `None` when
+/// the run is already terminal (a duplicate delivery) or unknown.
+async fn begin(cx: &SyncContext, task: SyncTask) -> Result<Option<u32>, StoreError> {
     let mut tx = cx.store.tenant_tx(task.tenant_id).await?;
-    let t = Transition { new_attempt: true, ..Transition::to(RunStatus::Running) };
+    let t = Transition {
+        new_attempt: true,
+        ..Transition::to(RunStatus::Running)
+    };
     match runs::transition(&mut tx, task.run_id, t).await {
-        Ok(_) => {
+        Ok(run) => {
             tx.commit().await?;
-            Ok(true)
+            Ok(Some(u32::try_from(run.attempts).unwrap_or(u32::MAX)))
         }
-        Err(StoreError::InvalidTransition { .. }) | Err(StoreError::NotFound) => Ok(false),
+        Err(StoreError::InvalidTransition { .. }) | Err(StoreError::NotFound) => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -113,7 +120,8 @@ async fn fetch(
 ) -> Result<Vec<RawDocument>, SyncError> {
     match connection.protocol.as_str() {
         "bank_a" => {
-            let client_secret = eam_config::secrets::resolve_text(&connection.client_secret_ref).await?;
+            let client_secret =
+                eam_config::secrets::resolve_text(&connection.client_secret_ref).await?;
             let tls = tls_identity(connection).await?;
             let client = BankAClient::new(BankAConfig {
                 base_url: connection.base_url.clone(),
@@ -124,7 +132,9 @@ async fn fetch(
             })?;
             Ok(client.fetch(since).await?.documents)
         }
-        other => Err(SyncError::internal(format!("protocol {other} is not supported yet"))),
+        other => Err(SyncError::internal(format!(
+            "protocol {other} is not supported yet"
+        ))),
     }
 }
 
@@ -152,25 +162,15 @@ fn normalize(connection: &Connection, documents: &[RawDocument]) -> Result<Batch
             DocumentKind::Balances => bank_a::DocumentKind::Balances,
             DocumentKind::Transactions => bank_a::DocumentKind::Transactions,
         };
-        let name = document_name(doc);
-        batch.extend(bank_a::parse(kind, &connection.custodian, &name, &doc.body)?);
+        batch.extend(bank_a::parse(
+            kind,
+            &connection.custodian,
+            &doc.name(),
+            &doc.body,
+        )?);
     }
     batch.dedup_securities();
     Ok(batch)
-}
-
-/// A stable name for a raw document within a sync, used in provenance and errors.
-pub fn document_name(doc: &RawDocument) -> String {
-    let kind = match doc.kind {
-        DocumentKind::Accounts => "accounts",
-        DocumentKind::Positions => "positions",
-        DocumentKind::Balances => "balances",
-        DocumentKind::Transactions => "transactions",
-    };
-    match &doc.account_id {
-        Some(account) => format!("{kind}/{account}/page-{}", doc.page),
-        None => format!("{kind}/page-{}", doc.page),
-    }
 }
 
 /// Loads the batch, moves the cursor and finishes the run, all in one transaction.
@@ -183,10 +183,12 @@ async fn load(
     let mut tx = cx.store.tenant_tx(task.tenant_id).await?;
     // One load per connection at a time: a second worker waits here rather than interleaving.
     let locked = connections::lock(&mut tx, task.connection_id).await?;
-    let counts = eam_store::load::load_batch(&mut tx, task.connection_id, task.run_id, batch).await?;
+    let counts =
+        eam_store::load::load_batch(&mut tx, task.connection_id, task.run_id, batch).await?;
     let cursor_after = next_cursor(&locked.cursor, batch);
     connections::set_cursor(&mut tx, task.connection_id, &cursor_after).await?;
-    let counts_json = serde_json::to_value(&counts).map_err(|e| SyncError::internal(e.to_string()))?;
+    let counts_json =
+        serde_json::to_value(&counts).map_err(|e| SyncError::internal(e.to_string()))?;
     let t = Transition {
         counts: Some(counts_json),
         cursor_before: Some(connection.cursor.clone()),
@@ -197,7 +199,8 @@ async fn load(
         Ok(_) => {}
         // Cancelled meanwhile: roll back, nothing half-loaded.
         Err(StoreError::InvalidTransition { from, .. }) => {
-            return RunStatus::parse(&from).ok_or_else(|| SyncError::internal("unknown run status"));
+            return RunStatus::parse(&from)
+                .ok_or_else(|| SyncError::internal("unknown run status"));
         }
         Err(e) => return Err(e.into()),
     }

@@ -1,1 +1,876 @@
-//! queue placeholder
+//! The sync job queue: Redis (apalis-redis 1.0) carries [`SyncTask`]s from the API to workers.
+//!
+//! Redis is only the transport. PostgreSQL (`sync_runs`) records every run, its attempts and
+//! errors, and [`pipeline::run_attempt`] decides when a transient failure becomes `dead`. This
+//! module delivers each task, re-delivers it after a delay when the pipeline asks for another
+//! attempt, never drops one, and stops cleanly.
+//!
+//! # Producing
+//!
+//! [`SyncQueue::push`] writes a task whose id is the run id, so the task's Redis keys are the run
+//! id. It goes through apalis-redis' push script directly (not `TaskSink::push`) because the
+//! script reports how many tasks it enqueued and `TaskSink` throws that count away: a second
+//! push for the same run is refused with [`QueueError::AlreadyQueued`] instead of being silently
+//! ignored. Pushes share one multiplexed `ConnectionManager`, which reconnects on its own. Every
+//! Redis error is returned so the API can answer 503.
+//!
+//! # Consuming
+//!
+//! [`run_worker`] runs one apalis worker with these layers, outermost first:
+//! `concurrency(n)` -> `parallelize(tokio::spawn)` (each sync on its own tokio task, so CPU-bound
+//! parsing neither serialises syncs nor delays heartbeats) -> a trace span `sync_task` with the
+//! run, tenant and connection ids -> `catch_panic`. The handler [`deliver`] maps the outcome:
+//! `Finished` and `Skipped` acknowledge the task; `Retry` returns an error, and apalis-redis
+//! re-schedules the task; past [`max_deliveries`] it returns `AbortError` and the task moves to the
+//! queue's dead set. A panic is caught and ends in the dead set as well (no re-delivery).
+//!
+//! Settings that matter, each measured against Redis 7 with a scratch crate:
+//!
+//! - `batch_size(1)`: a worker takes a task only when it has a free slot. A larger batch parks
+//!   the extra tasks in this worker's memory, hidden from other workers, and apalis sends no
+//!   heartbeat while such a batch waits, so long syncs would make the worker look dead.
+//! - `poll_with_interval(poll_interval)`: without it an idle worker only looks for work on its
+//!   heartbeat. Measured pick-up: at most one interval (0 to 200 ms at 200 ms, 0 to 500 ms at
+//!   500 ms).
+//! - `lock_tasks(false)`: the lock only writes `locked_by` metadata and costs a Redis call per
+//!   task; a task is owned through the worker's in-flight set either way.
+//!
+//! # Re-delivery, delays and the attempt cap
+//!
+//! apalis-redis re-schedules a failed task itself, to `now + attempt` seconds on a whole-second
+//! clock: delivery n+1 comes between n-1 and n seconds after delivery n fails, plus up to one
+//! poll interval (measured gaps: 1.0 s, 2.0 s, 3.0 s). The delay is hard-coded in its Lua and
+//! cannot be made exponential or jittered. apalis' own backoff is an in-process tower retry: it
+//! holds the concurrency slot while it sleeps, and once shutdown starts the retried call waits
+//! forever for a ready service (measured: shutdown hung, and the task stayed in-flight), so it
+//! is not used. The task stays in Redis while it waits, so any worker may take the next attempt.
+//!
+//! The `attempt` given to the pipeline is apalis' counter, from 1. It counts completed
+//! deliveries only: a delivery whose worker died is not counted, so the pipeline may allow one
+//! more attempt than `max_attempts`. apalis-redis gives up after 25 attempts regardless; we stop
+//! sooner, at `max_attempts + 5` deliveries, which only a run that keeps failing *before* the
+//! pipeline can record it (PostgreSQL down) reaches. Its run row keeps whatever PostgreSQL last
+//! recorded.
+//!
+//! # Shutdown and lost Redis connections
+//!
+//! Shutdown pauses the worker first, so it takes no new task while its in-flight tasks finish
+//! (up to [`SHUTDOWN_GRACE`]). Only then does it stop the worker, which flushes the final
+//! acknowledgements and returns any fetched-but-unstarted task to the queue. Stopping right away
+//! is not safe: apalis then stops reading its bounded internal channel of acknowledgements, and
+//! with more than four tasks in flight the fifth one never finishes (measured: 8 in flight, 4
+//! acknowledged, drain hung). Paused, the worker keeps heartbeating and flushing.
+//!
+//! apalis ends a worker on its first Redis error and drops the tasks it was running. Instead, a
+//! failed worker is drained the same way (its running syncs finish; we keep its heartbeat up,
+//! since apalis no longer does) and a new one starts after a back-off of 1 s doubling to 30 s.
+//! Measured with a private Redis stopped for 6.5 s under a running sync: pushes failed at once
+//! with an error, the sync finished, the next worker took the next task within 4 s of Redis
+//! returning. The finished sync's acknowledgement could not be written (apalis cannot retry it),
+//! so that task comes back after the orphan timeout below and the pipeline skips the finished
+//! run.
+//!
+//! # A worker that dies mid-run
+//!
+//! What apalis-redis 1.0 does: a task is in the dead worker's in-flight set
+//! (`{queue}:inflight:{worker}`). Every live worker, on each heartbeat ([`HEARTBEAT_INTERVAL`]),
+//! pushes back the in-flight tasks of workers whose last heartbeat is older than
+//! `HEARTBEAT_INTERVAL * MISSED_HEARTBEATS`, here 30 s. Measured with 2 s x 3 (6 s): a task
+//! whose worker was killed (SIGKILL) was re-delivered 7.6 s after that worker's last heartbeat,
+//! to another worker, with the same attempt number. So the task is not lost, but:
+//!
+//! - recovery needs a live worker on the same queue, and comes 30 to 36 s late;
+//! - the run row stays `running` until then (the pipeline accepts running -> running as a new
+//!   attempt), and if the worker was killed after the task was acknowledged, nothing moves it;
+//! - a worker drained past the grace period leaves its tasks to this same recovery, while the
+//!   abandoned syncs may still be running (on their own tokio tasks): a sync still running 30 s
+//!   later then runs twice at once (the load step takes a per-connection lock);
+//! - a task whose acknowledgement was lost (Redis down at that moment) is delivered again.
+//!
+//! What it does not do: expire anything. Task data, metadata and the done/dead sets stay in
+//! Redis until vacuumed, and a stopped worker stays in `{queue}:workers` (its clean-up removes
+//! the wrong member) until another worker's heartbeat sweeps it.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use apalis::layers::tracing::{DefaultOnFailure, TraceLayer};
+use apalis::prelude::*;
+use apalis_redis::{Config, RedisStorage};
+use futures::future::BoxFuture;
+use futures::{FutureExt, Stream, StreamExt};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tracing::{Level, Span};
+
+use crate::pipeline::{self, AttemptOutcome, SyncContext, SyncTask};
+use eam_store::RunId;
+
+/// How long [`SyncQueue::connect`] may take, all retries included.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// One TCP connection attempt to Redis.
+const CONNECTION_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+/// One Redis command. The worker treats a timeout as a lost connection and restarts.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often a worker proves it is alive and sweeps up the tasks of dead workers.
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+/// Heartbeats a worker may miss before its in-flight tasks go back on the queue (30 s).
+const MISSED_HEARTBEATS: usize = 6;
+/// How long in-flight syncs may run on after shutdown is requested.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// Deliveries beyond the pipeline's `max_attempts` before a task that keeps asking for another
+/// attempt is abandoned.
+const REDELIVERY_HEADROOM: u32 = 5;
+/// apalis-redis moves a task to its dead set after this many failed attempts, whatever we ask.
+const APALIS_REDIS_ATTEMPT_LIMIT: u32 = 25;
+/// Back-off between worker restarts after a Redis failure.
+const RESTART_DELAY_MIN: Duration = Duration::from_secs(1);
+const RESTART_DELAY_MAX: Duration = Duration::from_secs(30);
+/// How often a paused worker is checked for its last in-flight task.
+const DRAIN_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Why the queue could not be reached or a task not enqueued.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("the queue name must not be empty")]
+    EmptyQueueName,
+    #[error("invalid Redis URL: {0}")]
+    InvalidUrl(#[source] redis::RedisError),
+    #[error("could not connect to Redis: {0}")]
+    Connect(#[source] redis::RedisError),
+    #[error("could not connect to Redis within {0:?}")]
+    ConnectTimeout(Duration),
+    #[error("Redis is unavailable: {0}")]
+    Unavailable(#[from] apalis_redis::Error),
+    #[error("could not encode the task: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error("a task for run {0} was already pushed")]
+    AlreadyQueued(RunId),
+}
+
+/// A handle on one named queue in Redis, cheap to clone: producers push with it, workers consume.
+#[derive(Clone)]
+pub struct SyncQueue {
+    conn: ConnectionManager,
+    config: Config,
+}
+
+impl SyncQueue {
+    /// Connects to Redis, failing within [`CONNECT_TIMEOUT`]; `queue` prefixes every Redis key.
+    pub async fn connect(redis_url: &str, queue: &str) -> Result<Self, QueueError> {
+        if queue.trim().is_empty() {
+            return Err(QueueError::EmptyQueueName);
+        }
+        let client = redis::Client::open(redis_url).map_err(QueueError::InvalidUrl)?;
+        let manager = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECTION_ATTEMPT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(2);
+        let conn = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            client.get_connection_manager_with_config(manager),
+        )
+        .await
+        .map_err(|_| QueueError::ConnectTimeout(CONNECT_TIMEOUT))?
+        .map_err(QueueError::Connect)?;
+        Ok(SyncQueue {
+            conn,
+            config: queue_config(queue),
+        })
+    }
+
+    /// The queue's name, the prefix of its Redis keys.
+    pub fn name(&self) -> &str {
+        self.config.queue.as_ref()
+    }
+
+    /// Enqueues a task for immediate delivery; its task id is the run id.
+    pub async fn push(&self, task: SyncTask) -> Result<(), QueueError> {
+        let body = serde_json::to_vec(&task)?;
+        let redis_task = TaskBuilder::new(body).task_id(task_id(task.run_id)).build();
+        let mut conn = self.conn.clone();
+        let (enqueued, scheduled) = apalis_redis::queries::push_tasks(
+            &mut conn,
+            &self.config,
+            std::slice::from_ref(&redis_task),
+        )
+        .await?;
+        if enqueued + scheduled == 0 {
+            return Err(QueueError::AlreadyQueued(task.run_id));
+        }
+        Ok(())
+    }
+}
+
+/// The apalis-redis settings of a queue; see the module docs for why each differs from apalis'.
+fn queue_config(queue: &str) -> Config {
+    Config::default()
+        .queue(queue)
+        .batch_size(1)
+        .heartbeat_interval(HEARTBEAT_INTERVAL)
+        .missed_heartbeats(MISSED_HEARTBEATS)
+        .lock_tasks(false)
+}
+
+/// The task id of a run: the run id itself, so Redis keys name the run.
+fn task_id(run: RunId) -> TaskId {
+    TaskId::from_string(run.0.to_string())
+}
+
+/// Takes sync tasks from `queue` until `shutdown` completes, then lets in-flight syncs finish
+/// (up to [`SHUTDOWN_GRACE`]) and returns. Restarts by itself after a Redis failure.
+pub async fn run_worker<F>(
+    queue: SyncQueue,
+    cx: SyncContext,
+    concurrency: usize,
+    poll_interval: Duration,
+    shutdown: F,
+) -> anyhow::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let delivery = Delivery::new(max_deliveries(cx.max_attempts), move |task, attempt| {
+        let cx = cx.clone();
+        async move { pipeline::run_attempt(&cx, task, attempt).await }.boxed()
+    });
+    let settings = WorkerSettings {
+        concurrency,
+        poll_interval,
+        grace: SHUTDOWN_GRACE,
+    };
+    run_deliveries(&queue, delivery, &settings, shutdown).await
+}
+
+/// Deliveries after which a task that keeps asking for another attempt is abandoned.
+fn max_deliveries(max_attempts: u32) -> u32 {
+    max_attempts
+        .saturating_add(REDELIVERY_HEADROOM)
+        .min(APALIS_REDIS_ATTEMPT_LIMIT)
+}
+
+/// How a worker consumes; separate from [`run_worker`]'s arguments so tests can shorten them.
+struct WorkerSettings {
+    concurrency: usize,
+    poll_interval: Duration,
+    grace: Duration,
+}
+
+/// One attempt of a task, as the handler runs it: the pipeline, or a test's stand-in.
+type AttemptFn = dyn Fn(SyncTask, u32) -> BoxFuture<'static, AttemptOutcome> + Send + Sync;
+
+/// What the handler needs besides the task, shared through apalis' `Data`.
+#[derive(Clone)]
+struct Delivery {
+    run_attempt: Arc<AttemptFn>,
+    max_deliveries: u32,
+}
+
+impl Delivery {
+    fn new<A>(max_deliveries: u32, run_attempt: A) -> Self
+    where
+        A: Fn(SyncTask, u32) -> BoxFuture<'static, AttemptOutcome> + Send + Sync + 'static,
+    {
+        Delivery {
+            run_attempt: Arc::new(run_attempt),
+            max_deliveries,
+        }
+    }
+}
+
+/// The pipeline asked for another attempt; apalis-redis re-schedules the task.
+#[derive(Debug, thiserror::Error)]
+#[error("attempt failed, the task will be re-delivered: {0}")]
+struct RetryRequested(String);
+
+/// The task was delivered [`max_deliveries`] times and still asked for another attempt.
+#[derive(Debug, thiserror::Error)]
+#[error("gave up after {deliveries} deliveries: {reason}")]
+struct DeliveriesExhausted {
+    deliveries: u32,
+    reason: String,
+}
+
+/// The apalis handler: runs one attempt and turns its outcome into an acknowledgement (`Ok`), a
+/// re-delivery (an error) or the dead set (`AbortError`).
+async fn deliver(
+    task: SyncTask,
+    attempt: Attempt,
+    delivery: Data<Delivery>,
+) -> Result<(), BoxDynError> {
+    // apalis counts from 1 by the time the handler runs.
+    let attempt = u32::try_from(attempt.current()).unwrap_or(u32::MAX);
+    match (delivery.run_attempt)(task, attempt).await {
+        AttemptOutcome::Finished(status) => {
+            tracing::info!(status = status.as_str(), "sync run finished");
+            Ok(())
+        }
+        AttemptOutcome::Skipped => {
+            tracing::info!("the run was already finished; duplicate delivery skipped");
+            Ok(())
+        }
+        AttemptOutcome::Retry(reason) if attempt >= delivery.max_deliveries => {
+            tracing::error!(%reason, deliveries = attempt,
+                "giving up on the task; its run keeps the status PostgreSQL last recorded");
+            Err(AbortError::new(DeliveriesExhausted {
+                deliveries: attempt,
+                reason,
+            })
+            .into())
+        }
+        AttemptOutcome::Retry(reason) => Err(RetryRequested(reason).into()),
+    }
+}
+
+/// The span around one delivery. apalis increments the attempt after the span is made.
+fn task_span(task: &Task<SyncTask>) -> Span {
+    tracing::info_span!("sync_task", run_id = %task.args.run_id, tenant_id = %task.args.tenant_id,
+        connection_id = %task.args.connection_id, attempt = task.attempt() + 1)
+}
+
+/// Builds one apalis worker on `ctx` and returns its event stream (polling it runs the worker).
+fn worker_events(
+    queue: &SyncQueue,
+    ctx: WorkerContext,
+    delivery: Delivery,
+    settings: &WorkerSettings,
+) -> impl Stream<Item = Result<Event, WorkerError>> + Send + use<> {
+    let backend = RedisStorage::<SyncTask>::new(queue.conn.clone())
+        .with_config(queue.config.clone())
+        .poll_with_interval(settings.poll_interval);
+    // A transient failure is expected and logged by the pipeline: warn, not error.
+    let trace = TraceLayer::new()
+        .make_span_with(task_span as fn(&Task<SyncTask>) -> Span)
+        .on_failure(DefaultOnFailure::new().level(Level::WARN));
+    WorkerBuilder::new(ctx)
+        .backend(backend)
+        .data(delivery)
+        .concurrency(settings.concurrency.max(1))
+        // Inside `parallelize` so the span is entered on the spawned task that runs the sync.
+        .parallelize(tokio::spawn)
+        .layer(trace)
+        .catch_panic()
+        .build(deliver)
+        .stream()
+}
+
+/// Runs workers until `shutdown`, replacing a worker that fails (Redis lost) with a new one.
+async fn run_deliveries<F>(
+    queue: &SyncQueue,
+    delivery: Delivery,
+    settings: &WorkerSettings,
+    shutdown: F,
+) -> anyhow::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let mut shutdown = pin!(shutdown.fuse());
+    let mut restart_delay = RESTART_DELAY_MIN;
+    loop {
+        let ctx = WorkerContext::new(&worker_name());
+        let mut events = pin!(worker_events(
+            queue,
+            ctx.clone(),
+            delivery.clone(),
+            settings
+        ));
+        tracing::info!(
+            worker = ctx.name(),
+            queue = queue.name(),
+            concurrency = settings.concurrency,
+            "queue worker started"
+        );
+        let started = Instant::now();
+        let failure = tokio::select! {
+            () = &mut shutdown => None,
+            failure = next_failure(&mut events) => Some(failure),
+        };
+        let drained = drain(queue, &ctx, &mut events, settings.grace, failure.is_some()).await;
+        let Some(failure) = failure else {
+            return drained.map_err(|running| {
+                anyhow::anyhow!(
+                    "{running} sync(s) still running after the {:?} grace period; Redis re-delivers them once this worker has missed {MISSED_HEARTBEATS} heartbeats",
+                    settings.grace
+                )
+            });
+        };
+        if let Err(running) = drained {
+            tracing::error!(
+                worker = ctx.name(),
+                running,
+                "abandoned running syncs after a Redis failure"
+            );
+        }
+        if started.elapsed() > RESTART_DELAY_MAX {
+            restart_delay = RESTART_DELAY_MIN; // it had been working: a new incident
+        }
+        tracing::error!(worker = ctx.name(), error = %failure, "queue worker failed; restarting in {restart_delay:?}");
+        tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            () = tokio::time::sleep(restart_delay) => {}
+        }
+        restart_delay = (restart_delay * 2).min(RESTART_DELAY_MAX);
+    }
+}
+
+/// Drives a worker until it fails; apalis ends a worker on its first backend error.
+async fn next_failure<S>(events: &mut S) -> anyhow::Error
+where
+    S: Stream<Item = Result<Event, WorkerError>> + Unpin,
+{
+    while let Some(event) = events.next().await {
+        if let Err(e) = event {
+            return e.into();
+        }
+    }
+    anyhow::anyhow!("the worker stopped by itself")
+}
+
+/// Lets in-flight tasks finish, then stops the worker. Errs with the number of tasks still
+/// running when `grace` runs out. See the module docs for why it pauses before stopping.
+///
+/// A failed worker no longer heartbeats, so with `failed` its heartbeat is kept up here: other
+/// workers must not hand its still-running syncs to someone else.
+async fn drain<S>(
+    queue: &SyncQueue,
+    ctx: &WorkerContext,
+    events: &mut S,
+    grace: Duration,
+    failed: bool,
+) -> Result<(), usize>
+where
+    S: Stream<Item = Result<Event, WorkerError>> + Unpin,
+{
+    if ctx.is_pending() {
+        return Ok(()); // never polled: it has fetched nothing
+    }
+    let _ = ctx.pause(); // fails only if the worker already stopped, which is what we want
+    let deadline = tokio::time::sleep(grace);
+    let mut deadline = pin!(deadline);
+    let mut check = tokio::time::interval(DRAIN_CHECK_INTERVAL);
+    let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
+    let mut stopped = false;
+    loop {
+        tokio::select! {
+            event = events.next() => match event {
+                None => return Ok(()),
+                Some(Ok(_)) => {}
+                // With nothing running, the error came from the worker's own clean-up, and apalis
+                // must not be polled again after that (it would resume a finished future).
+                Some(Err(e)) if ctx.task_count() == 0 => {
+                    tracing::warn!(worker = ctx.name(), error = %e,
+                        "could not flush the last acknowledgements; those tasks will be delivered again");
+                    return Ok(());
+                }
+                // Running syncs need the worker polled until they finish.
+                Some(Err(e)) => tracing::warn!(worker = ctx.name(), error = %e, "queue error while draining"),
+            },
+            _ = check.tick(), if !stopped => {
+                if ctx.task_count() == 0 {
+                    stopped = true;
+                    let _ = ctx.stop();
+                }
+            }
+            _ = heartbeat.tick(), if failed => keep_alive(queue, ctx.name()).await,
+            () = &mut deadline => return Err(ctx.task_count()),
+        }
+    }
+}
+
+/// Records a heartbeat for `worker` as apalis-redis does (its score in `{queue}:workers` is the
+/// time in seconds), but only if it is still registered. Errors are ignored: Redis may be down.
+async fn keep_alive(queue: &SyncQueue, worker: &str) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let result: redis::RedisResult<()> = redis::cmd("ZADD")
+        .arg(queue.config.workers_set())
+        .arg("XX")
+        .arg(now)
+        .arg(worker)
+        .query_async(&mut queue.conn.clone())
+        .await;
+    if let Err(e) = result {
+        tracing::debug!(worker, error = %e, "could not record a heartbeat while draining");
+    }
+}
+
+/// A unique worker name: apalis-redis refuses to register a name it saw alive recently.
+fn worker_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".to_owned());
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &suffix[..8])
+}
+
+#[cfg(test)]
+mod tests {
+    //! Against a real Redis (`REDIS_URL`, default `redis://127.0.0.1:6379`), one fresh queue name
+    //! per test, with a stand-in for the pipeline that records each delivery.
+
+    use std::sync::Mutex;
+
+    use eam_store::runs::RunStatus;
+    use eam_store::{ConnectionId, TenantId};
+    use tokio::sync::{Semaphore, oneshot};
+    use tokio::task::JoinHandle;
+    use uuid::Uuid;
+
+    use super::*;
+
+    const DEADLINE: Duration = Duration::from_secs(15);
+
+    fn redis_url() -> String {
+        std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+    }
+
+    fn new_task() -> SyncTask {
+        SyncTask {
+            run_id: RunId(Uuid::now_v7()),
+            tenant_id: TenantId(Uuid::new_v4()),
+            connection_id: ConnectionId(Uuid::new_v4()),
+        }
+    }
+
+    async fn new_queue() -> SyncQueue {
+        let name = format!("eam-worker-test-{}", Uuid::new_v4().simple());
+        SyncQueue::connect(&redis_url(), &name)
+            .await
+            .expect("Redis reachable at REDIS_URL")
+    }
+
+    type Deliveries = Arc<Mutex<Vec<(RunId, u32, Instant)>>>;
+
+    /// A worker whose "pipeline" records each delivery and answers with `outcome(attempt)`.
+    struct TestWorker {
+        deliveries: Deliveries,
+        stop: Option<oneshot::Sender<()>>,
+        handle: JoinHandle<anyhow::Result<()>>,
+    }
+
+    impl TestWorker {
+        fn start<O>(queue: &SyncQueue, concurrency: usize, max_deliveries: u32, outcome: O) -> Self
+        where
+            O: Fn(u32) -> BoxFuture<'static, AttemptOutcome> + Send + Sync + 'static,
+        {
+            let deliveries = Deliveries::default();
+            let log = deliveries.clone();
+            let delivery = Delivery::new(max_deliveries, move |task, attempt| {
+                log.lock()
+                    .unwrap()
+                    .push((task.run_id, attempt, Instant::now()));
+                outcome(attempt)
+            });
+            let settings = WorkerSettings {
+                concurrency,
+                poll_interval: Duration::from_millis(50),
+                grace: Duration::from_secs(10),
+            };
+            let (stop, stopped) = oneshot::channel::<()>();
+            let queue = queue.clone();
+            let handle = tokio::spawn(async move {
+                run_deliveries(&queue, delivery, &settings, async {
+                    let _ = stopped.await;
+                })
+                .await
+            });
+            TestWorker {
+                deliveries,
+                stop: Some(stop),
+                handle,
+            }
+        }
+
+        fn attempts_of(&self, run: RunId) -> Vec<u32> {
+            self.deliveries
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|d| d.0 == run)
+                .map(|d| d.1)
+                .collect()
+        }
+
+        fn delivered(&self) -> usize {
+            self.deliveries.lock().unwrap().len()
+        }
+
+        /// Requests shutdown and waits for the worker to return.
+        async fn shut_down(mut self) -> (anyhow::Result<()>, Duration) {
+            let asked = Instant::now();
+            let _ = self.stop.take().expect("not stopped yet").send(());
+            let result = tokio::time::timeout(DEADLINE, self.handle)
+                .await
+                .expect("worker returns")
+                .expect("no panic");
+            (result, asked.elapsed())
+        }
+    }
+
+    fn finished(_attempt: u32) -> BoxFuture<'static, AttemptOutcome> {
+        async { AttemptOutcome::Finished(RunStatus::Succeeded) }.boxed()
+    }
+
+    /// Polls `condition` until it holds or the deadline passes.
+    async fn eventually(what: &str, condition: impl Fn() -> bool) {
+        let start = Instant::now();
+        while !condition() {
+            assert!(start.elapsed() < DEADLINE, "timed out waiting until {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn is_member(queue: &SyncQueue, set: String, run: RunId) -> bool {
+        redis::cmd("SISMEMBER")
+            .arg(set)
+            .arg(run.0.to_string())
+            .query_async(&mut queue.conn.clone())
+            .await
+            .expect("SISMEMBER")
+    }
+
+    /// The status apalis-redis keeps in the task's metadata (`Pending` until a worker takes it).
+    async fn task_status(queue: &SyncQueue, run: RunId) -> String {
+        redis::cmd("HGET")
+            .arg(format!("{}:{}", queue.config.job_meta_hash(), run.0))
+            .arg("status")
+            .query_async(&mut queue.conn.clone())
+            .await
+            .expect("HGET")
+    }
+
+    /// Deletes the test queue's keys from the shared Redis.
+    async fn remove(queue: SyncQueue) {
+        let mut conn = queue.conn.clone();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", queue.name()))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if !keys.is_empty() {
+            let _: () = redis::cmd("DEL")
+                .arg(keys)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+        let _: () = redis::cmd("ZREM")
+            .arg("core:apalis:queues:list")
+            .arg(queue.config.workers_set())
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_pushed_task_is_delivered_once_and_acknowledged() {
+        let queue = new_queue().await;
+        let worker = TestWorker::start(&queue, 2, 8, finished);
+        let task = new_task();
+        queue.push(task).await.unwrap();
+
+        eventually("the task is delivered", || worker.delivered() == 1).await;
+        let (result, _) = worker.shut_down().await;
+        result.unwrap();
+        assert!(
+            is_member(&queue, queue.config.done_jobs_set(), task.run_id).await,
+            "acknowledged as done"
+        );
+        remove(queue).await;
+    }
+
+    #[tokio::test]
+    async fn a_task_that_asks_twice_for_another_attempt_is_delivered_three_times_with_delays() {
+        let queue = new_queue().await;
+        let worker = TestWorker::start(&queue, 2, 8, |attempt| {
+            async move {
+                if attempt < 3 {
+                    AttemptOutcome::Retry("bank unavailable".into())
+                } else {
+                    AttemptOutcome::Finished(RunStatus::Succeeded)
+                }
+            }
+            .boxed()
+        });
+        let task = new_task();
+        queue.push(task).await.unwrap();
+
+        eventually("the third delivery", || worker.delivered() == 3).await;
+        assert_eq!(worker.attempts_of(task.run_id), vec![1, 2, 3]);
+        let times: Vec<Instant> = worker
+            .deliveries
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|d| d.2)
+            .collect();
+        // apalis-redis waits `attempt` seconds on a whole-second clock: (0, 1] s, then (1, 2] s.
+        assert!(
+            times[2] - times[1] > Duration::from_millis(900),
+            "second re-delivery waited {:?}",
+            times[2] - times[1]
+        );
+        worker.shut_down().await.0.unwrap();
+        assert!(is_member(&queue, queue.config.done_jobs_set(), task.run_id).await);
+        remove(queue).await;
+    }
+
+    #[tokio::test]
+    async fn a_task_that_always_asks_for_another_attempt_goes_dead_after_the_cap() {
+        let queue = new_queue().await;
+        let worker = TestWorker::start(&queue, 2, 2, |_| {
+            async { AttemptOutcome::Retry("database down".into()) }.boxed()
+        });
+        let task = new_task();
+        queue.push(task).await.unwrap();
+
+        let dead = queue.config.dead_jobs_set();
+        let start = Instant::now();
+        while !is_member(&queue, dead.clone(), task.run_id).await {
+            assert!(
+                start.elapsed() < DEADLINE,
+                "the task never reached the dead set"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(worker.attempts_of(task.run_id), vec![1, 2]);
+        worker.shut_down().await.0.unwrap();
+        remove(queue).await;
+    }
+
+    #[tokio::test]
+    async fn tasks_on_another_queue_are_not_seen() {
+        let queue = new_queue().await;
+        let other = new_queue().await;
+        let foreign = new_task();
+        other.push(foreign).await.unwrap();
+        let worker = TestWorker::start(&queue, 2, 8, finished);
+        // Pushed after the foreign task: if the worker could see both, it would take that first.
+        let own = new_task();
+        queue.push(own).await.unwrap();
+
+        eventually("the worker's own task is delivered", || {
+            worker.attempts_of(own.run_id) == vec![1]
+        })
+        .await;
+        let deliveries = worker.deliveries.clone();
+        worker.shut_down().await.0.unwrap();
+        assert!(
+            deliveries
+                .lock()
+                .unwrap()
+                .iter()
+                .all(|d| d.0 != foreign.run_id),
+            "the foreign task was delivered"
+        );
+        assert_eq!(
+            task_status(&other, foreign.run_id).await,
+            "Pending",
+            "the foreign task still waits on its own queue"
+        );
+        remove(queue).await;
+        remove(other).await;
+    }
+
+    #[tokio::test]
+    async fn shutdown_returns_promptly_when_nothing_is_in_flight() {
+        let queue = new_queue().await;
+        let worker = TestWorker::start(&queue, 4, 8, finished);
+        let workers = queue.config.workers_set();
+        let start = Instant::now();
+        loop {
+            let registered: usize = redis::cmd("ZCARD")
+                .arg(&workers)
+                .query_async(&mut queue.conn.clone())
+                .await
+                .unwrap();
+            if registered > 0 {
+                break;
+            }
+            assert!(start.elapsed() < DEADLINE, "the worker never registered");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+
+        let (result, took) = worker.shut_down().await;
+        result.unwrap();
+        assert!(took < Duration::from_secs(1), "shutdown took {took:?}");
+        remove(queue).await;
+    }
+
+    #[tokio::test]
+    async fn shutdown_waits_for_every_task_in_flight_and_acknowledges_them() {
+        // Six at once: more than apalis' acknowledgement channel holds (four), see `drain`.
+        const IN_FLIGHT: usize = 6;
+        let queue = new_queue().await;
+        let gate = Arc::new(Semaphore::new(0));
+        let release = gate.clone();
+        let worker = TestWorker::start(&queue, IN_FLIGHT, 8, move |_| {
+            let gate = gate.clone();
+            async move {
+                let _permit = gate.acquire().await.expect("gate open");
+                AttemptOutcome::Finished(RunStatus::Succeeded)
+            }
+            .boxed()
+        });
+        let tasks: Vec<SyncTask> = (0..IN_FLIGHT + 1).map(|_| new_task()).collect();
+        for task in &tasks {
+            queue.push(*task).await.unwrap();
+        }
+        eventually("all slots are busy", || worker.delivered() == IN_FLIGHT).await;
+
+        let deliveries = worker.deliveries.clone();
+        let mut shutdown = tokio::spawn(worker.shut_down());
+        let early = tokio::time::timeout(Duration::from_millis(300), &mut shutdown).await;
+        assert!(early.is_err(), "shutdown must wait for the running tasks");
+        release.add_permits(IN_FLIGHT);
+        let (result, _) = shutdown.await.unwrap();
+        result.unwrap();
+
+        assert_eq!(
+            deliveries.lock().unwrap().len(),
+            IN_FLIGHT,
+            "no new task taken while shutting down"
+        );
+        let mut acknowledged = 0;
+        for task in &tasks {
+            if is_member(&queue, queue.config.done_jobs_set(), task.run_id).await {
+                acknowledged += 1;
+            }
+        }
+        assert_eq!(acknowledged, IN_FLIGHT);
+        let last = tasks[IN_FLIGHT].run_id;
+        assert_eq!(
+            task_status(&queue, last).await,
+            "Pending",
+            "the task not yet started stays queued"
+        );
+        remove(queue).await;
+    }
+
+    #[tokio::test]
+    async fn pushing_a_run_twice_is_refused() {
+        let queue = new_queue().await;
+        let task = new_task();
+        queue.push(task).await.unwrap();
+        let second = queue.push(task).await;
+        assert!(
+            matches!(second, Err(QueueError::AlreadyQueued(run)) if run == task.run_id),
+            "{second:?}"
+        );
+        remove(queue).await;
+    }
+
+    #[tokio::test]
+    async fn connecting_to_an_unreachable_redis_fails_quickly() {
+        let start = Instant::now();
+        let result = SyncQueue::connect("redis://127.0.0.1:1", "unreachable").await;
+        assert!(
+            matches!(
+                result,
+                Err(QueueError::Connect(_) | QueueError::ConnectTimeout(_))
+            ),
+            "{:?}",
+            result.err()
+        );
+        assert!(start.elapsed() <= CONNECT_TIMEOUT + Duration::from_secs(1));
+    }
+}

@@ -107,7 +107,9 @@ enum Accepted {
 }
 
 fn check_reference(field: &str, value: &str) -> Result<(), ApiError> {
-    SecretRef::parse(value).map(|_| ()).map_err(|e| ApiError::unprocessable(format!("{field}: {e}")))
+    SecretRef::parse(value)
+        .map(|_| ())
+        .map_err(|e| ApiError::unprocessable(format!("{field}: {e}")))
 }
 
 impl NewConnectionBody {
@@ -132,7 +134,9 @@ impl NewConnectionBody {
             }
         }
         if self.client_cert_ref.is_some() != self.client_key_ref.is_some() {
-            return Err(ApiError::unprocessable("client_cert_ref and client_key_ref go together"));
+            return Err(ApiError::unprocessable(
+                "client_cert_ref and client_key_ref go together",
+            ));
         }
         Ok(NewConnection {
             custodian: self.custodian,
@@ -158,7 +162,11 @@ fn not_found(id: Uuid) -> impl FnOnce(StoreError) -> ApiError {
 impl ConnectionsApi {
     /// Creates a bank connection.
     #[oai(path = "/connections", method = "post")]
-    async fn create(&self, token: BearerToken, body: Json<NewConnectionBody>) -> Result<Created, ApiError> {
+    async fn create(
+        &self,
+        token: BearerToken,
+        body: Json<NewConnectionBody>,
+    ) -> Result<Created, ApiError> {
         let caller = self.0.authenticate(&token).await?;
         caller.require(Action::ManageConnections)?;
         let new = body.0.validate()?;
@@ -176,7 +184,13 @@ impl ConnectionsApi {
         let caller = self.0.authenticate(&token).await?;
         caller.require(Action::ReadConnections)?;
         let mut tx = caller.tx(&self.0).await?;
-        Ok(Json(connections::list(&mut tx).await?.into_iter().map(Connection::from).collect()))
+        Ok(Json(
+            connections::list(&mut tx)
+                .await?
+                .into_iter()
+                .map(Connection::from)
+                .collect(),
+        ))
     }
 
     /// One bank connection.
@@ -185,7 +199,9 @@ impl ConnectionsApi {
         let caller = self.0.authenticate(&token).await?;
         caller.require(Action::ReadConnections)?;
         let mut tx = caller.tx(&self.0).await?;
-        let c = connections::get(&mut tx, ConnectionId(id.0)).await.map_err(not_found(id.0))?;
+        let c = connections::get(&mut tx, ConnectionId(id.0))
+            .await
+            .map_err(not_found(id.0))?;
         Ok(Json(c.into()))
     }
 
@@ -196,30 +212,53 @@ impl ConnectionsApi {
         caller.require(Action::TriggerSync)?;
         let connection = ConnectionId(id.0);
         let mut tx = caller.tx(&self.0).await?;
-        let c = connections::get(&mut tx, connection).await.map_err(not_found(id.0))?;
+        let c = connections::get(&mut tx, connection)
+            .await
+            .map_err(not_found(id.0))?;
         if !c.enabled {
-            return Err(ApiError::conflict("the connection is paused; resume it first"));
+            return Err(ApiError::conflict(
+                "the connection is paused; resume it first",
+            ));
         }
-        let run = runs::create(&mut tx, connection, Trigger::Manual, Some(&caller.subject), None).await?;
+        let run = runs::create(
+            &mut tx,
+            connection,
+            Trigger::Manual,
+            Some(&caller.subject),
+            None,
+        )
+        .await?;
         // The run row is committed before the task exists, so a worker never sees a task whose
         // run it cannot find.
         tx.commit().await?;
-        let task = SyncTask { run_id: run, tenant_id: caller.tenant, connection_id: connection };
+        let task = SyncTask {
+            run_id: run,
+            tenant_id: caller.tenant,
+            connection_id: connection,
+        };
         if let Err(e) = self.0.queue.push(task).await {
             tracing::error!(run_id = %run, error = %e, "could not enqueue a sync");
             // Never a false 202: the run is cancelled with the reason, and the caller told.
             let mut tx = caller.tx(&self.0).await?;
             let t = Transition {
-                error: Some(("transient".into(), format!("the job queue is unavailable: {e}"))),
+                error: Some((
+                    "transient".into(),
+                    format!("the job queue is unavailable: {e}"),
+                )),
                 ..Transition::to(RunStatus::Cancelled)
             };
             runs::transition(&mut tx, run, t).await?;
             tx.commit().await?;
-            return Err(ApiError::unavailable("the job queue is unavailable; try again shortly"));
+            return Err(ApiError::unavailable(
+                "the job queue is unavailable; try again shortly",
+            ));
         }
         tracing::info!(run_id = %run, connection_id = %connection, actor = %caller.subject, "sync queued");
         Ok(Accepted::Accepted(
-            Json(SyncAccepted { run_id: run.0, status: RunStatus::Queued.as_str().into() }),
+            Json(SyncAccepted {
+                run_id: run.0,
+                status: RunStatus::Queued.as_str().into(),
+            }),
             format!("/api/v1/jobs/{run}"),
         ))
     }

@@ -60,17 +60,26 @@ struct Job {
 }
 
 fn class_of(s: &str) -> Option<ErrorClass> {
-    [ErrorClass::Transient, ErrorClass::Auth, ErrorClass::Data, ErrorClass::Internal]
-        .into_iter()
-        .find(|c| c.as_str() == s)
+    [
+        ErrorClass::Transient,
+        ErrorClass::Auth,
+        ErrorClass::Data,
+        ErrorClass::Internal,
+    ]
+    .into_iter()
+    .find(|c| c.as_str() == s)
 }
 
 impl From<Run> for Job {
     fn from(r: Run) -> Self {
-        let attempt_errors: Vec<AttemptError> = serde_json::from_value(r.attempt_errors).unwrap_or_default();
+        let attempt_errors: Vec<AttemptError> =
+            serde_json::from_value(r.attempt_errors).unwrap_or_default();
         let error = match (r.error_class, r.error_message) {
             (Some(class), Some(message)) => Some(JobError {
-                suggested_action: class_of(&class).map(eam_worker::suggested_action).unwrap_or_default().to_owned(),
+                suggested_action: class_of(&class)
+                    .map(eam_worker::suggested_action)
+                    .unwrap_or_default()
+                    .to_owned(),
                 class,
                 message,
             }),
@@ -85,7 +94,12 @@ impl From<Run> for Job {
             attempts: r.attempts,
             attempt_errors: attempt_errors
                 .into_iter()
-                .map(|a| Attempt { attempt: a.attempt, at: a.at, class: a.class, message: a.message })
+                .map(|a| Attempt {
+                    attempt: a.attempt,
+                    at: a.at,
+                    class: a.class,
+                    message: a.message,
+                })
                 .collect(),
             error,
             counts: r.counts,
@@ -111,9 +125,15 @@ struct JobPage {
 }
 
 fn decode_cursor(s: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
-    let bad = || ApiError::bad_request("cursor is not valid: pass next_cursor from the previous page unchanged");
+    let bad = || {
+        ApiError::bad_request(
+            "cursor is not valid: pass next_cursor from the previous page unchanged",
+        )
+    };
     let (t, i) = s.split_once('~').ok_or_else(bad)?;
-    let at = DateTime::parse_from_rfc3339(t).map_err(|_| bad())?.with_timezone(&Utc);
+    let at = DateTime::parse_from_rfc3339(t)
+        .map_err(|_| bad())?
+        .with_timezone(&Utc);
     Ok((at, Uuid::parse_str(i).map_err(|_| bad())?))
 }
 
@@ -136,7 +156,10 @@ impl JobsApi {
         let status = status
             .0
             .as_deref()
-            .map(|s| RunStatus::parse(s).ok_or_else(|| ApiError::bad_request(format!("unknown status '{s}'"))))
+            .map(|s| {
+                RunStatus::parse(s)
+                    .ok_or_else(|| ApiError::bad_request(format!("unknown status '{s}'")))
+            })
             .transpose()?;
         let filter = RunFilter {
             status,
@@ -148,11 +171,15 @@ impl JobsApi {
         let mut rows = runs::list(&mut tx, &filter).await?;
         let next_cursor = if rows.len() as i64 > limit {
             rows.truncate(limit as usize);
-            rows.last().map(|r| format!("{}~{}", r.queued_at.to_rfc3339(), r.id))
+            rows.last()
+                .map(|r| format!("{}~{}", r.queued_at.to_rfc3339(), r.id))
         } else {
             None
         };
-        Ok(Json(JobPage { jobs: rows.into_iter().map(Job::from).collect(), next_cursor }))
+        Ok(Json(JobPage {
+            jobs: rows.into_iter().map(Job::from).collect(),
+            next_cursor,
+        }))
     }
 
     /// One sync run with its attempts, counts and classified error.

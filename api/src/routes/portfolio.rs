@@ -53,7 +53,11 @@ impl From<AccountRow> for Account {
             iban: a.iban,
             currency: a.currency,
             kind: a.kind,
-            client: a.client_id.map(|id| ClientRef { id, reference: a.client_reference, name: a.client_name }),
+            client: a.client_id.map(|id| ClientRef {
+                id,
+                reference: a.client_reference,
+                name: a.client_name,
+            }),
         }
     }
 }
@@ -157,14 +161,24 @@ struct TransactionPage {
 }
 
 /// Loads an account the caller may read, or 404.
-async fn scoped_account(tx: &mut TenantTx, caller: &Caller, id: Uuid) -> Result<AccountRow, ApiError> {
+async fn scoped_account(
+    tx: &mut TenantTx,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<AccountRow, ApiError> {
     let scope = caller.client_scope()?;
-    let account = read::account(tx, AccountId(id)).await.map_err(|e| match e {
-        eam_store::StoreError::NotFound => ApiError::not_found(format!("account {id} not found")),
-        other => other.into(),
-    })?;
+    let account = read::account(tx, AccountId(id))
+        .await
+        .map_err(|e| match e {
+            eam_store::StoreError::NotFound => {
+                ApiError::not_found(format!("account {id} not found"))
+            }
+            other => other.into(),
+        })?;
     match scope {
-        Some(client) if account.client_id != Some(client) => Err(ApiError::not_found(format!("account {id} not found"))),
+        Some(client) if account.client_id != Some(client) => {
+            Err(ApiError::not_found(format!("account {id} not found")))
+        }
         _ => Ok(account),
     }
 }
@@ -174,7 +188,11 @@ fn encode_cursor(date: NaiveDate, id: Uuid) -> String {
 }
 
 fn decode_cursor(s: &str) -> Result<(NaiveDate, Uuid), ApiError> {
-    let bad = || ApiError::bad_request("cursor is not valid: pass next_cursor from the previous page unchanged");
+    let bad = || {
+        ApiError::bad_request(
+            "cursor is not valid: pass next_cursor from the previous page unchanged",
+        )
+    };
     let (d, i) = s.split_once('~').ok_or_else(bad)?;
     let date = NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| bad())?;
     let id = Uuid::parse_str(i).map_err(|_| bad())?;
@@ -190,13 +208,8 @@ impl PortfolioApi {
         caller.require(Action::ReadPortfolio)?;
         let scope = caller.client_scope()?;
         let mut tx = caller.tx(&self.0).await?;
-        let rows = read::accounts(&mut tx).await?;
-        Ok(Json(
-            rows.into_iter()
-                .filter(|a| scope.is_none() || a.client_id == scope)
-                .map(Account::from)
-                .collect(),
-        ))
+        let rows = read::accounts(&mut tx, scope).await?;
+        Ok(Json(rows.into_iter().map(Account::from).collect()))
     }
 
     /// Positions of an account on a date (default: the latest snapshot).
@@ -240,12 +253,20 @@ impl PortfolioApi {
                 },
             })
             .collect();
-        Ok(Json(Holdings { account_id: account.id, as_of, holdings }))
+        Ok(Json(Holdings {
+            account_id: account.id,
+            as_of,
+            holdings,
+        }))
     }
 
     /// Cash balances of an account.
     #[oai(path = "/balances", method = "get")]
-    async fn balances(&self, token: BearerToken, account_id: Query<Uuid>) -> Result<Json<Balances>, ApiError> {
+    async fn balances(
+        &self,
+        token: BearerToken,
+        account_id: Query<Uuid>,
+    ) -> Result<Json<Balances>, ApiError> {
         let caller = self.0.authenticate(&token).await?;
         caller.require(Action::ReadPortfolio)?;
         let mut tx = caller.tx(&self.0).await?;
@@ -255,7 +276,12 @@ impl PortfolioApi {
             account_id: account.id,
             balances: rows
                 .into_iter()
-                .map(|b| Balance { currency: b.currency, kind: b.kind, as_of: b.as_of, amount: b.amount })
+                .map(|b| Balance {
+                    currency: b.currency,
+                    kind: b.kind,
+                    as_of: b.as_of,
+                    amount: b.amount,
+                })
                 .collect(),
         }))
     }
@@ -275,15 +301,21 @@ impl PortfolioApi {
         let caller = self.0.authenticate(&token).await?;
         caller.require(Action::ReadPortfolio)?;
         let limit = page_limit(limit.0, 100)?;
-        if let (Some(f), Some(t)) = (from.0, to.0) {
-            if f > t {
-                return Err(ApiError::bad_request("from must not be after to"));
-            }
+        if let (Some(f), Some(t)) = (from.0, to.0)
+            && f > t
+        {
+            return Err(ApiError::bad_request("from must not be after to"));
         }
         let after = cursor.0.as_deref().map(decode_cursor).transpose()?;
         let mut tx = caller.tx(&self.0).await?;
         let account = scoped_account(&mut tx, &caller, account_id.0).await?;
-        let q = TransactionQuery { account: AccountId(account.id), from: from.0, to: to.0, after, limit: limit + 1 };
+        let q = TransactionQuery {
+            account: AccountId(account.id),
+            from: from.0,
+            to: to.0,
+            after,
+            limit: limit + 1,
+        };
         let mut rows = read::transactions(&mut tx, &q).await?;
         let next_cursor = if rows.len() as i64 > limit {
             rows.truncate(limit as usize);
@@ -323,6 +355,10 @@ impl PortfolioApi {
                 },
             })
             .collect();
-        Ok(Json(TransactionPage { account_id: account.id, transactions, next_cursor }))
+        Ok(Json(TransactionPage {
+            account_id: account.id,
+            transactions,
+            next_cursor,
+        }))
     }
 }
