@@ -1,1 +1,330 @@
-//! placeholder
+//! The bank simulator: a seeded, internally consistent private bank served as `bank_a` (REST
+//! JSON over HTTPS that requires a client certificate) for tests, benchmarks and the demo.
+//!
+//! Three parts, one direction: [`dataset`] generates the bank's data (pure, deterministic: the
+//! single source of truth tests compare against), [`pki`] makes the certificates for mutual
+//! TLS, and the `bank_a` module serves the dataset over HTTP. [`start`] binds a listener
+//! (port 0 allowed) whose TLS layer refuses any client without a certificate signed by the
+//! PKI's CA before HTTP starts, and serves in a background task; [`run`] is `eam bank-sim`.
+//!
+//! Protocol conventions a client must know: `POST /oauth/token` (client credentials in the
+//! form or HTTP Basic) returns a bearer token valid for an hour; `/v1` lists page with
+//! `limit` (default 100, at most 1000) and an opaque `cursor` taken from the previous page's
+//! `next_cursor` (null on the last page), which is only valid for the listing it came from.
+
+pub mod bank_a;
+pub mod dataset;
+pub mod pki;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::NaiveDate;
+use poem::listener::{Acceptor, Listener, RustlsCertificate, RustlsConfig, TcpListener};
+use tokio::sync::oneshot;
+
+use crate::bank_a::SimState;
+use crate::dataset::{Dataset, SimParams};
+use crate::pki::PkiPaths;
+
+/// How long a shutdown waits for open connections before closing them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Flags of `eam bank-sim`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SimArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "EAM_BANKSIM_BIND", default_value = "127.0.0.1:8443")]
+    pub bind: SocketAddr,
+    /// Directory for the PKI (under `pki/`) and the generated client secret.
+    #[arg(long, env = "EAM_BANKSIM_DIR", default_value = ".local/banksim")]
+    pub dir: PathBuf,
+    /// Seed of the generated data: the same seed and sizes give the same bank.
+    #[arg(long, default_value_t = dataset::DEMO_SEED)]
+    pub seed: u64,
+    /// Number of end clients.
+    #[arg(long, default_value_t = dataset::DEMO_CLIENTS)]
+    pub clients: u32,
+    /// Accounts per client, alternating custody and cash.
+    #[arg(long, default_value_t = dataset::DEMO_ACCOUNTS_PER_CLIENT)]
+    pub accounts_per_client: u32,
+    /// Securities each custody account holds at the end date.
+    #[arg(long, default_value_t = dataset::DEMO_POSITIONS_PER_ACCOUNT)]
+    pub positions_per_account: u32,
+    /// Transactions per account.
+    #[arg(long, default_value_t = dataset::DEMO_TRANSACTIONS_PER_ACCOUNT)]
+    pub transactions_per_account: u32,
+    /// Days of history, ending at the end date.
+    #[arg(long, default_value_t = dataset::DEMO_DAYS)]
+    pub days: u32,
+    /// Last simulated day, YYYY-MM-DD (default: today, UTC).
+    #[arg(long)]
+    pub end_date: Option<NaiveDate>,
+    /// OAuth client id the token endpoint accepts.
+    #[arg(long, env = "EAM_BANKSIM_CLIENT_ID", default_value = "eam-bank-a")]
+    pub client_id: String,
+    /// File holding the OAuth client secret; created with a random secret if missing
+    /// (default: `<dir>/client_secret`).
+    #[arg(long, env = "EAM_BANKSIM_CLIENT_SECRET_FILE")]
+    pub client_secret_file: Option<PathBuf>,
+}
+
+/// Everything a simulator needs to start.
+#[derive(Clone)]
+pub struct SimConfig {
+    pub params: SimParams,
+    pub pki: PkiPaths,
+    /// Port 0 picks a free port; [`RunningSim::base_url`] reports it.
+    pub bind: SocketAddr,
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+impl std::fmt::Debug for SimConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimConfig")
+            .field("params", &self.params)
+            .field("pki", &self.pki)
+            .field("bind", &self.bind)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[redacted]")
+            .finish()
+    }
+}
+
+/// A simulator serving in the background; dropping it stops the server too.
+pub struct RunningSim {
+    base_url: String,
+    state: Arc<SimState>,
+    stop: oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningSim {
+    /// `https://127.0.0.1:<port>` (the server certificate names 127.0.0.1 and localhost).
+    pub fn base_url(&self) -> String {
+        self.base_url.clone()
+    }
+
+    /// The data being served.
+    pub fn dataset(&self) -> Arc<Dataset> {
+        Arc::clone(&self.state.dataset)
+    }
+
+    /// HTTP requests received so far, on every endpoint (TLS handshakes refused before HTTP
+    /// are not requests).
+    pub fn requests(&self) -> u64 {
+        self.state.requests()
+    }
+
+    /// Stops accepting, lets open requests finish (a few seconds at most), and waits.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        match self.server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "bank simulator stopped with an error"),
+            Err(e) => tracing::warn!(error = %e, "bank simulator task failed"),
+        }
+    }
+}
+
+/// Generates the dataset, binds the listener and serves it in a background task.
+pub async fn start(config: SimConfig) -> anyhow::Result<RunningSim> {
+    config.params.validate()?;
+    let server_cert = pki::read_pem(&config.pki.server_cert)?;
+    let server_key = pki::read_pem(&config.pki.server_key)?;
+    let client_ca = pki::read_pem(&config.pki.ca_cert)?;
+    let params = config.params.clone();
+    // Large datasets take seconds to generate: keep that off the async workers.
+    let dataset = tokio::task::spawn_blocking(move || dataset::generate(&params))
+        .await
+        .context("generating the simulated dataset")?;
+    let state = Arc::new(SimState::new(
+        Arc::new(dataset),
+        config.client_id,
+        &config.client_secret,
+    ));
+
+    let tls = RustlsConfig::new()
+        .fallback(RustlsCertificate::new().cert(server_cert).key(server_key))
+        .client_auth_required(client_ca);
+    let acceptor = TcpListener::bind(config.bind)
+        .rustls(tls)
+        .into_acceptor()
+        .await
+        .with_context(|| format!("binding the bank simulator on {}", config.bind))?;
+    let local = acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().copied())
+        .context("the listener reports no local address")?;
+    let base_url = format!("https://{}", url_authority(local));
+
+    let (stop, stopped) = oneshot::channel::<()>();
+    let app = bank_a::app(Arc::clone(&state));
+    let server = tokio::spawn(
+        poem::Server::new_with_acceptor(acceptor)
+            .name("bank_a simulator")
+            .run_with_graceful_shutdown(
+                app,
+                async move {
+                    // A dropped sender (RunningSim dropped) stops the server as well.
+                    let _ = stopped.await;
+                },
+                Some(SHUTDOWN_GRACE),
+            ),
+    );
+    tracing::info!(%base_url, "bank simulator listening");
+    Ok(RunningSim {
+        base_url,
+        state,
+        stop,
+        server,
+    })
+}
+
+/// The host and port clients should use: loopback for a wildcard bind, as the certificate
+/// names 127.0.0.1.
+fn url_authority(local: SocketAddr) -> String {
+    if local.ip().is_unspecified() {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), local.port()).to_string()
+    } else {
+        local.to_string()
+    }
+}
+
+/// `eam bank-sim`: serves until Ctrl-C or SIGTERM, after printing how to connect.
+pub async fn run(args: SimArgs) -> anyhow::Result<()> {
+    let pki = pki::ensure_pki(&args.dir.join("pki"))?;
+    let secret_file = args
+        .client_secret_file
+        .clone()
+        .unwrap_or_else(|| args.dir.join("client_secret"));
+    let client_secret = read_or_create_secret(&secret_file)?;
+    let end_date = args
+        .end_date
+        .unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let params = SimParams {
+        seed: args.seed,
+        clients: args.clients,
+        accounts_per_client: args.accounts_per_client,
+        positions_per_account: args.positions_per_account,
+        transactions_per_account: args.transactions_per_account,
+        days: args.days,
+        end_date,
+    };
+    let sim = start(SimConfig {
+        params: params.clone(),
+        pki: pki.clone(),
+        bind: args.bind,
+        client_id: args.client_id.clone(),
+        client_secret,
+    })
+    .await?;
+    let dataset = sim.dataset();
+    println!("bank_a simulator listening on {}", sim.base_url());
+    println!("  CA certificate:      {}", pki.ca_cert.display());
+    println!("  client certificate:  {}", pki.client_cert.display());
+    println!("  client key:          {}", pki.client_key.display());
+    println!("  client id:           {}", args.client_id);
+    println!("  client secret:       in {}", secret_file.display());
+    println!(
+        "  data:                seed {}, {} clients, {} accounts, {} to {}",
+        params.seed,
+        dataset.clients.len(),
+        dataset.accounts.len(),
+        dataset.start_date,
+        params.end_date
+    );
+    println!("Serving until Ctrl-C or SIGTERM.");
+    wait_for_stop_signal().await?;
+    sim.shutdown().await;
+    println!("bank_a simulator stopped");
+    Ok(())
+}
+
+/// The secret in `path`, or a new random one written there readable only by the owner.
+fn read_or_create_secret(path: &Path) -> anyhow::Result<String> {
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        let secret = existing.trim();
+        if !secret.is_empty() {
+            return Ok(secret.to_owned());
+        }
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let secret = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(secret.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(secret)
+}
+
+async fn wait_for_stop_signal() -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("listening for SIGTERM")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("listening for Ctrl-C")?,
+        _ = terminate.recv() => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn a_wildcard_bind_is_reported_as_the_loopback_address_the_certificate_names() {
+        let any: SocketAddr = "0.0.0.0:8443".parse().expect("address");
+        assert_eq!(url_authority(any), "127.0.0.1:8443");
+        let local: SocketAddr = "127.0.0.1:40000".parse().expect("address");
+        assert_eq!(url_authority(local), "127.0.0.1:40000");
+    }
+
+    #[test]
+    fn a_missing_secret_file_is_created_for_the_owner_only_and_then_reused() {
+        let dir = std::env::temp_dir().join(format!(
+            "eam-banksim-secret-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let path = dir.join("client_secret");
+        let created = read_or_create_secret(&path).expect("secret");
+        assert_eq!(created.len(), 64);
+        let mode = std::fs::metadata(&path).expect("file").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(read_or_create_secret(&path).expect("secret"), created);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_config_debug_output_hides_the_client_secret() {
+        let config = SimConfig {
+            params: SimParams::demo(NaiveDate::from_ymd_opt(2026, 11, 20).expect("date")),
+            pki: PkiPaths::in_dir(Path::new("/tmp/pki")),
+            bind: "127.0.0.1:0".parse().expect("address"),
+            client_id: "id".into(),
+            client_secret: "do-not-print".into(),
+        };
+        assert!(!format!("{config:?}").contains("do-not-print"));
+    }
+}
