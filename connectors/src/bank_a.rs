@@ -15,7 +15,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use crate::http::{self, TlsIdentity};
+use crate::http::{BankHttp, TlsIdentity};
 use crate::{ConnectorError, DocumentKind, RawDocument};
 
 /// Items requested per page.
@@ -59,7 +59,7 @@ pub struct Fetched {
 
 /// A client for one bank_a connection.
 pub struct BankAClient {
-    http: reqwest::Client,
+    http: BankHttp,
     base_url: String,
     client_id: String,
     client_secret: String,
@@ -100,7 +100,7 @@ impl BankAClient {
     /// Builds the client; unusable certificates or keys are an auth-class error.
     pub fn new(config: BankAConfig) -> Result<Self, ConnectorError> {
         Ok(BankAClient {
-            http: http::client(&config.tls, config.timeout)?,
+            http: BankHttp::new(&config.tls, config.timeout)?,
             base_url: config.base_url.trim_end_matches('/').to_owned(),
             client_id: config.client_id,
             client_secret: config.client_secret,
@@ -153,8 +153,14 @@ impl BankAClient {
         let mut documents = Vec::new();
         let id = encode_segment(&account);
         let positions = format!("{}/v1/accounts/{id}/positions", self.base_url);
-        self.fetch_pages(&positions, &[], DocumentKind::Positions, &account, &mut documents)
-            .await?;
+        self.fetch_pages(
+            &positions,
+            &[],
+            DocumentKind::Positions,
+            &account,
+            &mut documents,
+        )
+        .await?;
         let balances = format!("{}/v1/accounts/{id}/balances", self.base_url);
         let body = self.get(&balances, &[]).await?;
         documents.push(RawDocument {
@@ -206,8 +212,8 @@ impl BankAClient {
         query: &[(&'static str, String)],
     ) -> Result<bytes::Bytes, ConnectorError> {
         let token = self.token().await?;
-        let request = self.http.get(url).query(query).bearer_auth(token);
-        http::send(request, url).await
+        let request = self.http.client.get(url).query(query).bearer_auth(token);
+        self.http.send(request, url).await
     }
 
     /// The current access token, fetched or renewed when needed.
@@ -217,12 +223,12 @@ impl BankAClient {
             return Ok(t.value.clone());
         }
         let url = format!("{}/oauth/token", self.base_url);
-        let request = self.http.post(&url).form(&[
+        let request = self.http.client.post(&url).form(&[
             ("grant_type", "client_credentials"),
             ("client_id", self.client_id.as_str()),
             ("client_secret", self.client_secret.as_str()),
         ]);
-        let body = http::send(request, &url).await?;
+        let body = self.http.send(request, &url).await?;
         let response: TokenResponse = navigate(&url, &body)?;
         if response.access_token.is_empty() {
             return Err(ConnectorError::Payload {

@@ -5,10 +5,15 @@
 //! money. The client certificate is presented at the handshake. Every failure is mapped to a
 //! [`ConnectorError`] here, once, so protocols never inspect `reqwest` errors themselves.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::{RequestBuilder, StatusCode};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_platform_verifier::BuilderVerifierExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::ConnectorError;
 
@@ -34,59 +39,191 @@ impl std::fmt::Debug for TlsIdentity {
     }
 }
 
-/// Builds the HTTP client for one bank connection.
-pub(crate) fn client(tls: &TlsIdentity, timeout: Duration) -> Result<reqwest::Client, ConnectorError> {
-    let mut builder = reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout.min(Duration::from_secs(10)))
-        .https_only(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("eam-sync/", env!("CARGO_PKG_VERSION")));
-    if !tls.ca_pem.is_empty() {
-        let roots = reqwest::Certificate::from_pem_bundle(&tls.ca_pem)
-            .map_err(|e| ConnectorError::Credentials(format!("the bank CA is not valid PEM: {e}")))?;
+/// The HTTPS client of one bank connection, and the TLS configuration it was built from.
+#[derive(Clone)]
+pub(crate) struct BankHttp {
+    pub(crate) client: reqwest::Client,
+    tls: Arc<rustls::ClientConfig>,
+    timeout: Duration,
+}
+
+impl BankHttp {
+    /// Builds the client; unusable PEM material is a credentials (auth) error.
+    pub(crate) fn new(tls: &TlsIdentity, timeout: Duration) -> Result<Self, ConnectorError> {
+        let config = Arc::new(rustls_config(tls)?);
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(rustls::ClientConfig::clone(&config))
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .https_only(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("eam-sync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| {
+                ConnectorError::Credentials(format!("cannot build the TLS client: {e}"))
+            })?;
+        Ok(BankHttp {
+            client,
+            tls: config,
+            timeout,
+        })
+    }
+
+    /// Sends a request and returns the body of a 2xx answer; everything else is classified.
+    pub(crate) async fn send(
+        &self,
+        request: RequestBuilder,
+        url: &str,
+    ) -> Result<Bytes, ConnectorError> {
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => return Err(self.classify(url, &e).await),
+        };
+        let status = response.status();
+        if status.is_success() {
+            return match response.bytes().await {
+                Ok(body) => Ok(body),
+                Err(e) => Err(self.classify(url, &e).await),
+            };
+        }
+        Err(status_error(url, status, response.headers()))
+    }
+
+    /// Maps a transport error to its class. A TLS refusal anywhere in the cause chain is an
+    /// auth problem (certificate refused, unknown CA, expired certificate). When the
+    /// connection merely closed, the cause may have been lost: with TLS 1.3 a bank rejects
+    /// a client certificate by an alert after the handshake, which races with our request,
+    /// and the HTTP layer often reports only "channel closed". A probe handshake then asks
+    /// the bank directly, so a refused certificate is never retried as a network fault.
+    async fn classify(&self, url: &str, err: &reqwest::Error) -> ConnectorError {
+        if let Some(detail) = find_tls_error(err) {
+            return ConnectorError::Tls {
+                url: url.to_owned(),
+                detail,
+            };
+        }
+        if !err.is_timeout()
+            && !err.is_connect()
+            && let Some(detail) = self.probe_tls(url).await
+        {
+            return ConnectorError::Tls {
+                url: url.to_owned(),
+                detail,
+            };
+        }
+        let detail = if err.is_timeout() {
+            "timed out".to_owned()
+        } else if err.is_connect() {
+            format!("cannot connect: {}", chain(err))
+        } else {
+            chain(err)
+        };
+        ConnectorError::Transport {
+            url: url.to_owned(),
+            detail,
+        }
+    }
+
+    /// Handshakes with the bank and reads its first answer, returning the TLS refusal it
+    /// sends, if any. Anything else (the bank is down, answers normally) returns `None`.
+    async fn probe_tls(&self, url: &str) -> Option<String> {
+        let url = reqwest::Url::parse(url).ok()?;
+        let host = url
+            .host_str()?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = url.port_or_known_default()?;
+        let server_name = rustls::pki_types::ServerName::try_from(host.clone()).ok()?;
+        let connector = tokio_rustls::TlsConnector::from(self.tls.clone());
+        let probe = async {
+            let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+                .await
+                .ok()?;
+            let mut stream = match connector.connect(server_name, tcp).await {
+                Ok(s) => s,
+                Err(e) => return find_tls_error(&e),
+            };
+            let request = format!("HEAD / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+            if let Err(e) = stream.write_all(request.as_bytes()).await {
+                return find_tls_error(&e);
+            }
+            let mut sink = Vec::new();
+            match stream.read_to_end(&mut sink).await {
+                Ok(_) => None,
+                Err(e) => find_tls_error(&e),
+            }
+        };
+        tokio::time::timeout(self.timeout, probe)
+            .await
+            .ok()
+            .flatten()
+    }
+}
+
+/// The rustls configuration of a connection: the custodian's CA as the only trust root when
+/// given (the platform verifier otherwise), and the client certificate when given.
+fn rustls_config(tls: &TlsIdentity) -> Result<rustls::ClientConfig, ConnectorError> {
+    let credentials = |what: &str| {
+        let what = what.to_owned();
+        move |e: rustls::pki_types::pem::Error| {
+            ConnectorError::Credentials(format!("{what} is not valid PEM: {e}"))
+        }
+    };
+    let builder = rustls::ClientConfig::builder();
+    let builder = if tls.ca_pem.is_empty() {
+        builder
+            .with_platform_verifier()
+            .map_err(|e| ConnectorError::Credentials(format!("no system trust roots: {e}")))?
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(&tls.ca_pem) {
+            roots
+                .add(cert.map_err(credentials("the bank CA"))?)
+                .map_err(|e| {
+                    ConnectorError::Credentials(format!("the bank CA is unusable: {e}"))
+                })?;
+        }
         if roots.is_empty() {
             return Err(ConnectorError::Credentials(
                 "the bank CA holds no certificate".into(),
             ));
         }
-        builder = builder.tls_certs_only(roots);
-    }
-    match (tls.client_cert_pem.is_empty(), tls.client_key_pem.is_empty()) {
-        (true, true) => {}
+        builder.with_root_certificates(roots)
+    };
+    match (
+        tls.client_cert_pem.is_empty(),
+        tls.client_key_pem.is_empty(),
+    ) {
+        (true, true) => Ok(builder.with_no_client_auth()),
         (false, false) => {
-            let mut pem = tls.client_cert_pem.clone();
-            pem.push(b'\n');
-            pem.extend_from_slice(&tls.client_key_pem);
-            let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+            let chain = CertificateDer::pem_slice_iter(&tls.client_cert_pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(credentials("the client certificate"))?;
+            if chain.is_empty() {
+                return Err(ConnectorError::Credentials(
+                    "the client certificate file holds no certificate".into(),
+                ));
+            }
+            let key = PrivateKeyDer::from_pem_slice(&tls.client_key_pem)
+                .map_err(credentials("the client key"))?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| {
                 ConnectorError::Credentials(format!(
-                    "the client certificate or key is not valid PEM: {e}"
+                    "the client certificate and key do not go together: {e}"
                 ))
-            })?;
-            builder = builder.identity(identity);
+            })
         }
-        _ => {
-            return Err(ConnectorError::Credentials(
-                "a client certificate needs its private key, and a key its certificate".into(),
-            ));
-        }
+        _ => Err(ConnectorError::Credentials(
+            "a client certificate needs its private key, and a key its certificate".into(),
+        )),
     }
-    builder
-        .build()
-        .map_err(|e| ConnectorError::Credentials(format!("cannot build the TLS client: {e}")))
 }
 
-/// Sends a request and returns the body of a 2xx answer; everything else is classified.
-pub(crate) async fn send(request: RequestBuilder, url: &str) -> Result<Bytes, ConnectorError> {
-    let response = request.send().await.map_err(|e| classify(url, &e))?;
-    let status = response.status();
-    if status.is_success() {
-        return response.bytes().await.map_err(|e| classify(url, &e));
-    }
-    Err(status_error(url, status, response.headers()))
-}
-
-fn status_error(url: &str, status: StatusCode, headers: &reqwest::header::HeaderMap) -> ConnectorError {
+fn status_error(
+    url: &str,
+    status: StatusCode,
+    headers: &reqwest::header::HeaderMap,
+) -> ConnectorError {
     if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
         return ConnectorError::Unauthorized {
             url: url.to_owned(),
@@ -106,42 +243,34 @@ fn status_error(url: &str, status: StatusCode, headers: &reqwest::header::Header
     }
 }
 
-/// Maps a transport error to its class. A TLS failure anywhere in the cause chain is an auth
-/// problem (certificate refused, unknown CA, expired certificate); the rest is the network.
-fn classify(url: &str, err: &reqwest::Error) -> ConnectorError {
-    if let Some(tls) = find_tls_error(err) {
-        return ConnectorError::Tls {
-            url: url.to_owned(),
-            detail: tls.to_string(),
-        };
-    }
-    let detail = if err.is_timeout() {
-        "timed out".to_owned()
-    } else if err.is_connect() {
-        format!("cannot connect: {}", chain(err))
-    } else {
-        chain(err)
-    };
-    ConnectorError::Transport {
-        url: url.to_owned(),
-        detail,
-    }
-}
+/// Display prefixes of the rustls errors that mean "the peers do not accept each other's
+/// certificates". rustls turns its errors into `io::Error`s carrying only their text on the
+/// read path (an alert after a TLS 1.3 handshake arrives there), so the text is all there is.
+const TLS_REFUSALS: &[&str] = &[
+    "received fatal alert",
+    "invalid peer certificate",
+    "peer sent no certificates",
+    "peer is incompatible",
+];
 
-/// The first rustls error in the cause chain. `io::Error::source` skips the error it wraps,
-/// so wrapped errors are unpacked explicitly.
-fn find_tls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+/// The TLS refusal in the cause chain, if any: a typed `rustls::Error`, or an `InvalidData`
+/// `io::Error` with a rustls refusal's text. `io::Error::source` skips the error it wraps, so
+/// wrapped errors are unpacked explicitly.
+fn find_tls_error(err: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = current {
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return Some(tls);
+            return Some(tls.to_string());
         }
-        if let Some(inner) = e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
-            if let Some(tls) = find_tls_error(inner) {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if let Some(tls) = io.get_ref().and_then(|inner| find_tls_error(inner)) {
                 return Some(tls);
+            }
+            let text = io.to_string();
+            if io.kind() == std::io::ErrorKind::InvalidData
+                && TLS_REFUSALS.iter().any(|p| text.starts_with(p))
+            {
+                return Some(text);
             }
         }
         current = e.source();

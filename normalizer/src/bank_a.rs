@@ -593,12 +593,32 @@ mod tests {
             "currency":"CHF","security":null,"quantity":null,"price":null,"fees":null,"status":"booked","counterparty":null,"description":"Fee"}"#;
         let other = fee.replace("5.00", "7.00");
         let page = |items: &[&str]| {
-            format!(r#"{{"account_id":"BA-1","transactions":[{}]}}"#, items.join(","))
+            format!(
+                r#"{{"account_id":"BA-1","transactions":[{}]}}"#,
+                items.join(",")
+            )
         };
-        let alone = parse(DocumentKind::Transactions, "bank_a", "tx", page(&[fee]).as_bytes()).unwrap();
-        let shifted =
-            parse(DocumentKind::Transactions, "bank_a", "tx", page(&[&other, fee, fee]).as_bytes()).unwrap();
-        assert_eq!(alone.transactions[0].natural_key, shifted.transactions[1].natural_key);
-        assert_ne!(shifted.transactions[1].natural_key, shifted.transactions[2].natural_key);
+        let alone = parse(
+            DocumentKind::Transactions,
+            "bank_a",
+            "tx",
+            page(&[fee]).as_bytes(),
+        )
+        .unwrap();
+        let shifted = parse(
+            DocumentKind::Transactions,
+            "bank_a",
+            "tx",
+            page(&[&other, fee, fee]).as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(
+            alone.transactions[0].natural_key,
+            shifted.transactions[1].natural_key
+        );
+        assert_ne!(
+            shifted.transactions[1].natural_key,
+            shifted.transactions[2].natural_key
+        );
     }
 }

@@ -33,7 +33,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         settings.log.level = "warn".into();
     }
     crate::telemetry::init(&settings);
-    super::migrate::migrate(&settings).await.context("migrating the database")?;
+    super::migrate::migrate(&settings)
+        .await
+        .context("migrating the database")?;
 
     // Bank simulator with its PKI and the credentials the connection will reference.
     std::fs::create_dir_all(&args.dir)?;
@@ -44,7 +46,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     std::fs::write(&secret_path, &client_secret)?;
     let end_date = chrono::Utc::now().date_naive();
     let sim = eam_banksim::start(eam_banksim::SimConfig {
-        params: eam_banksim::dataset::SimParams { seed: args.seed, end_date, ..eam_banksim::dataset::SimParams::demo(end_date) },
+        params: eam_banksim::dataset::SimParams {
+            seed: args.seed,
+            end_date,
+            ..eam_banksim::dataset::SimParams::demo(end_date)
+        },
         pki: pki.clone(),
         bind: "127.0.0.1:0".parse()?,
         client_id: "eam-demo".into(),
@@ -54,7 +60,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     // Worker and API in this process.
     let cx = super::work::context(&settings).await?;
-    let queue = eam_worker::queue::SyncQueue::connect(settings.redis.url.expose(), &settings.redis.queue).await?;
+    let queue =
+        eam_worker::queue::SyncQueue::connect(settings.redis.url.expose(), &settings.redis.queue)
+            .await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let worker = {
         let mut stop = stop_rx.clone();
@@ -68,11 +76,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         })
     };
     let state = super::serve::build_state(&settings).await?;
-    let issuer = state.local_issuer.clone().context("the demo needs auth.local_issuer_dir")?;
+    let issuer = state
+        .local_issuer
+        .clone()
+        .context("the demo needs auth.local_issuer_dir")?;
     let store = state.store.clone();
     let server = eam_api::Server::bind(&settings.api.bind)
         .await
-        .with_context(|| format!("binding the API on {} (set EAM_API__BIND to another port)", settings.api.bind))?;
+        .with_context(|| {
+            format!(
+                "binding the API on {} (set EAM_API__BIND to another port)",
+                settings.api.bind
+            )
+        })?;
     let public_url = settings.api.public_url.trim_end_matches('/').to_owned();
     let api = {
         let mut stop = stop_rx.clone();
@@ -91,11 +107,20 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let token = issuer.sign(&eam_auth::TokenRequest {
         subject: "demo-ops".into(),
         tenant_id: tenant.0,
-        roles: vec!["tenant_admin".into(), "ops".into(), "support".into(), "advisor".into()],
+        roles: vec![
+            "tenant_admin".into(),
+            "ops".into(),
+            "support".into(),
+            "advisor".into(),
+        ],
         client_id: None,
         ttl: Duration::from_secs(8 * 3600),
     })?;
-    let http = Http { client: reqwest::Client::new(), base: format!("{public_url}/api/v1"), token: token.clone() };
+    let http = Http {
+        client: reqwest::Client::new(),
+        base: format!("{public_url}/api/v1"),
+        token: token.clone(),
+    };
 
     let file_ref = |p: &std::path::Path| format!("file://{}", p.display());
     let connection = http
@@ -110,8 +135,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             "ca_cert_ref": file_ref(&pki.ca_cert),
         })))
         .await?;
-    let connection_id = connection["id"].as_str().context("connection id")?.to_owned();
-    let accepted = http.send(http.client.post(http.url(&format!("/connections/{connection_id}/sync")))).await?;
+    let connection_id = connection["id"]
+        .as_str()
+        .context("connection id")?
+        .to_owned();
+    let accepted = http
+        .send(
+            http.client
+                .post(http.url(&format!("/connections/{connection_id}/sync"))),
+        )
+        .await?;
     let run_id = accepted["run_id"].as_str().context("run id")?.to_owned();
     println!("Sync {run_id} queued for connection {connection_id}; waiting for the worker...");
     let job = wait_for_job(&http, &run_id, Duration::from_secs(120)).await?;
@@ -125,7 +158,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!();
     println!("API:       {public_url}/api/v1   (OpenAPI: {public_url}/api/v1/openapi.json)");
     println!("Swagger:   {public_url}/docs");
-    println!("Bank sim:  {} (mTLS; certificates in {})", sim.base_url(), dir.join("pki").display());
+    println!(
+        "Bank sim:  {} (mTLS; certificates in {})",
+        sim.base_url(),
+        dir.join("pki").display()
+    );
     println!("Tenant:    {tenant}");
     println!("Token:     {token}");
     println!("Try:       curl -H \"Authorization: Bearer $TOKEN\" {public_url}/api/v1/accounts");
@@ -207,7 +244,10 @@ async fn print_portfolio(http: &Http) -> anyhow::Result<()> {
         );
         let holdings = http.get(&format!("/holdings?account_id={id}")).await?;
         println!("    holdings as of {}", s(&holdings["as_of"]));
-        println!("    {:<14} {:<34} {:>14} {:>12} {:>16}", "ISIN", "security", "quantity", "price", "market value");
+        println!(
+            "    {:<14} {:<34} {:>14} {:>12} {:>16}",
+            "ISIN", "security", "quantity", "price", "market value"
+        );
         for h in holdings["holdings"].as_array().into_iter().flatten() {
             let name: String = s(&h["security"]["name"]).chars().take(34).collect();
             println!(
@@ -215,13 +255,27 @@ async fn print_portfolio(http: &Http) -> anyhow::Result<()> {
                 s(&h["security"]["isin"]),
                 name,
                 s(&h["quantity"]),
-                format!("{}{}", s(&h["price"]), if h["price_type"] == "percent" { "%" } else { "" }),
+                format!(
+                    "{}{}",
+                    s(&h["price"]),
+                    if h["price_type"] == "percent" {
+                        "%"
+                    } else {
+                        ""
+                    }
+                ),
                 s(&h["market_value"])
             );
         }
         let balances = http.get(&format!("/balances?account_id={id}")).await?;
         for b in balances["balances"].as_array().into_iter().flatten() {
-            println!("    {:<10} {} {:>16} as of {}", s(&b["kind"]), s(&b["currency"]), s(&b["amount"]), s(&b["as_of"]));
+            println!(
+                "    {:<10} {} {:>16} as of {}",
+                s(&b["kind"]),
+                s(&b["currency"]),
+                s(&b["amount"]),
+                s(&b["as_of"])
+            );
         }
     }
     Ok(())
@@ -230,14 +284,24 @@ async fn print_portfolio(http: &Http) -> anyhow::Result<()> {
 async fn print_jobs(http: &Http) -> anyhow::Result<()> {
     let jobs = http.get("/jobs").await?;
     println!("\nJOBS");
-    println!("  {:<38} {:<10} {:<10} {:>8} {:>9} {:>9} {:>9}", "run", "trigger", "status", "attempts", "inserted", "updated", "ms");
+    println!(
+        "  {:<38} {:<10} {:<10} {:>8} {:>9} {:>9} {:>9}",
+        "run", "trigger", "status", "attempts", "inserted", "updated", "ms"
+    );
     for j in jobs["jobs"].as_array().into_iter().flatten() {
         let c = &j["counts"];
         let sum = |field: &str| -> u64 {
-            ["clients", "accounts", "securities", "positions", "balances", "transactions"]
-                .iter()
-                .map(|k| c[k][field].as_u64().unwrap_or(0))
-                .sum()
+            [
+                "clients",
+                "accounts",
+                "securities",
+                "positions",
+                "balances",
+                "transactions",
+            ]
+            .iter()
+            .map(|k| c[k][field].as_u64().unwrap_or(0))
+            .sum()
         };
         println!(
             "  {:<38} {:<10} {:<10} {:>8} {:>9} {:>9} {:>9}",

@@ -12,7 +12,10 @@ pub async fn run() -> anyhow::Result<()> {
     let server = Server::bind(&settings.api.bind).await?;
     tracing::info!(addr = %server.local_addr(), "API listening");
     server
-        .run_until(eam_api::app(state, &settings.api.public_url), super::shutdown_signal())
+        .run_until(
+            eam_api::app(state, &settings.api.public_url),
+            super::shutdown_signal(),
+        )
         .await?;
     Ok(())
 }
@@ -20,7 +23,9 @@ pub async fn run() -> anyhow::Result<()> {
 /// The API's state from settings: store (app role), queue producer, verifier, local issuer.
 pub async fn build_state(settings: &Settings) -> anyhow::Result<ApiState> {
     let store = super::connect_store(settings).await?;
-    let queue = eam_worker::queue::SyncQueue::connect(settings.redis.url.expose(), &settings.redis.queue).await?;
+    let queue =
+        eam_worker::queue::SyncQueue::connect(settings.redis.url.expose(), &settings.redis.queue)
+            .await?;
     let local_issuer = if settings.auth.local_issuer_dir.is_empty() {
         None
     } else {
@@ -30,5 +35,10 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<ApiState> {
             &settings.auth.audience,
         )?))
     };
-    Ok(ApiState { store, queue, verifier: Arc::new(eam_api::verifier(settings)), local_issuer })
+    Ok(ApiState {
+        store,
+        queue,
+        verifier: Arc::new(eam_api::verifier(settings)),
+        local_issuer,
+    })
 }

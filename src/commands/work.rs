@@ -16,7 +16,9 @@ pub async fn run(args: WorkArgs) -> anyhow::Result<()> {
     let settings = Settings::load()?;
     crate::telemetry::init(&settings);
     let cx = context(&settings).await?;
-    let queue = eam_worker::queue::SyncQueue::connect(settings.redis.url.expose(), &settings.redis.queue).await?;
+    let queue =
+        eam_worker::queue::SyncQueue::connect(settings.redis.url.expose(), &settings.redis.queue)
+            .await?;
     let concurrency = args.concurrency.unwrap_or(settings.worker.concurrency);
     tracing::info!(concurrency, queue = %settings.redis.queue, "worker started");
     eam_worker::queue::run_worker(

@@ -8,8 +8,14 @@ use crate::kit::{TestEnv, small_params};
 
 fn assert_problem(status: u16, expected: u16, body: &serde_json::Value) {
     assert_eq!(status, expected, "{body}");
-    assert_eq!(body["status"], expected, "problem body carries the status: {body}");
-    assert!(body["title"].is_string() && body["detail"].is_string(), "problem shape: {body}");
+    assert_eq!(
+        body["status"], expected,
+        "problem body carries the status: {body}"
+    );
+    assert!(
+        body["title"].is_string() && body["detail"].is_string(),
+        "problem shape: {body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -21,11 +27,14 @@ async fn missing_malformed_or_foreign_tokens_get_401_problem_json() {
     assert_problem(status, 401, &body);
     assert_eq!(headers["content-type"], "application/problem+json");
 
-    let (status, body, _) = env.call(Method::GET, "/accounts", Some("not.a.jwt"), None).await;
+    let (status, body, _) = env
+        .call(Method::GET, "/accounts", Some("not.a.jwt"), None)
+        .await;
     assert_problem(status, 401, &body);
 
     // Signed by another issuer's key: the signature does not verify against our JWKS.
-    let stranger = eam_auth::LocalIssuer::ephemeral(crate::kit::ISSUER, crate::kit::AUDIENCE).unwrap();
+    let stranger =
+        eam_auth::LocalIssuer::ephemeral(crate::kit::ISSUER, crate::kit::AUDIENCE).unwrap();
     let forged = stranger
         .sign(&eam_auth::TokenRequest {
             subject: "mallory".into(),
@@ -35,12 +44,16 @@ async fn missing_malformed_or_foreign_tokens_get_401_problem_json() {
             ttl: std::time::Duration::from_secs(60),
         })
         .unwrap();
-    let (status, body, _) = env.call(Method::GET, "/accounts", Some(&forged), None).await;
+    let (status, body, _) = env
+        .call(Method::GET, "/accounts", Some(&forged), None)
+        .await;
     assert_problem(status, 401, &body);
 
     // A valid token whose roles do not allow the action: 403.
     let support = env.token(tenant, &["support"]);
-    let (status, body, _) = env.call(Method::GET, "/accounts", Some(&support), None).await;
+    let (status, body, _) = env
+        .call(Method::GET, "/accounts", Some(&support), None)
+        .await;
     assert_problem(status, 403, &body);
     env.finish().await;
 }
@@ -62,17 +75,41 @@ async fn unknown_ids_and_bad_parameters_are_404_and_400() {
         let (status, body, _) = env.call(Method::GET, &path, Some(&token), None).await;
         assert_problem(status, 404, &body);
     }
-    let (status, body, _) = env.call(Method::POST, &format!("/connections/{unknown}/sync"), Some(&token), None).await;
+    let (status, body, _) = env
+        .call(
+            Method::POST,
+            &format!("/connections/{unknown}/sync"),
+            Some(&token),
+            None,
+        )
+        .await;
     assert_problem(status, 404, &body);
 
-    let (status, body, _) = env.call(Method::GET, "/holdings?account_id=not-a-uuid", Some(&token), None).await;
+    let (status, body, _) = env
+        .call(
+            Method::GET,
+            "/holdings?account_id=not-a-uuid",
+            Some(&token),
+            None,
+        )
+        .await;
     assert_problem(status, 400, &body);
-    let (status, body, _) =
-        env.call(Method::GET, &format!("/transactions?account_id={unknown}&limit=0"), Some(&token), None).await;
+    let (status, body, _) = env
+        .call(
+            Method::GET,
+            &format!("/transactions?account_id={unknown}&limit=0"),
+            Some(&token),
+            None,
+        )
+        .await;
     assert_problem(status, 400, &body);
-    let (status, body, _) = env.call(Method::GET, "/jobs?status=exploded", Some(&token), None).await;
+    let (status, body, _) = env
+        .call(Method::GET, "/jobs?status=exploded", Some(&token), None)
+        .await;
     assert_problem(status, 400, &body);
-    let (status, body, _) = env.call(Method::GET, "/no/such/route", Some(&token), None).await;
+    let (status, body, _) = env
+        .call(Method::GET, "/no/such/route", Some(&token), None)
+        .await;
     assert_problem(status, 404, &body);
     env.finish().await;
 }
@@ -114,7 +151,9 @@ async fn malformed_connection_bodies_are_refused_and_create_nothing() {
     bad_custodian["custodian"] = json!("bank_z");
     cases.push((bad_custodian, 422));
     for (body, expected) in cases {
-        let (status, problem, _) = env.call(Method::POST, "/connections", Some(&token), Some(&body)).await;
+        let (status, problem, _) = env
+            .call(Method::POST, "/connections", Some(&token), Some(&body))
+            .await;
         assert_problem(status, expected, &problem);
     }
     let list = env.get("/connections", &token).await;

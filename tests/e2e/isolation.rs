@@ -20,7 +20,11 @@ const TENANT_TABLES: &[&str] = &[
 
 async fn count(store: &eam_store::Store, tenant: TenantId, sql: &'static str) -> i64 {
     let mut tx = store.tenant_tx(tenant).await.unwrap();
-    sqlx::query_scalar(sql).bind(tenant.0).fetch_one(tx.conn()).await.unwrap()
+    sqlx::query_scalar(sql)
+        .bind(tenant.0)
+        .fetch_one(tx.conn())
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -47,19 +51,34 @@ async fn the_app_role_with_tenant_a_set_sees_none_of_tenant_b_rows() {
 
     for table in TENANT_TABLES {
         let own = sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table} WHERE tenant_id = $1"));
-        let foreign = sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table} WHERE tenant_id <> $1"));
+        let foreign = sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM {table} WHERE tenant_id <> $1"
+        ));
         let mut tx = env.store.tenant_tx(a).await.unwrap();
-        let own: i64 = sqlx::query_scalar(own).bind(a.0).fetch_one(tx.conn()).await.unwrap();
-        let foreign: i64 = sqlx::query_scalar(foreign).bind(a.0).fetch_one(tx.conn()).await.unwrap();
+        let own: i64 = sqlx::query_scalar(own)
+            .bind(a.0)
+            .fetch_one(tx.conn())
+            .await
+            .unwrap();
+        let foreign: i64 = sqlx::query_scalar(foreign)
+            .bind(a.0)
+            .fetch_one(tx.conn())
+            .await
+            .unwrap();
         drop(tx);
         // users has no rows yet in either tenant; every other table has rows of both.
         if *table != "users" {
             assert!(own > 0, "{table}: tenant A has rows");
         }
-        assert_eq!(foreign, 0, "{table}: tenant B's rows are invisible to tenant A");
+        assert_eq!(
+            foreign, 0,
+            "{table}: tenant B's rows are invisible to tenant A"
+        );
 
         // The owner (superuser) sees both tenants, so the rows really exist.
-        let mut owner = <sqlx::PgConnection as sqlx::Connection>::connect(&env.db.owner_url).await.unwrap();
+        let mut owner = <sqlx::PgConnection as sqlx::Connection>::connect(&env.db.owner_url)
+            .await
+            .unwrap();
         let all = sqlx::AssertSqlSafe(format!("SELECT count(DISTINCT tenant_id) FROM {table}"));
         let tenants: i64 = sqlx::query_scalar(all).fetch_one(&mut owner).await.unwrap();
         if *table != "users" {
@@ -84,7 +103,10 @@ async fn the_app_role_with_tenant_a_set_sees_none_of_tenant_b_rows() {
     .bind(b.0)
     .execute(tx.conn())
     .await;
-    assert!(inserted.is_err(), "RLS WITH CHECK refuses a row for another tenant");
+    assert!(
+        inserted.is_err(),
+        "RLS WITH CHECK refuses a row for another tenant"
+    );
     drop(tx);
 
     // With no tenant set, nothing is visible at all.
@@ -97,13 +119,19 @@ async fn the_app_role_with_tenant_a_set_sees_none_of_tenant_b_rows() {
         )
         .await
         .unwrap();
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM accounts").fetch_one(&pool).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM accounts")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(n, 0, "no tenant set: no row visible");
     pool.close().await;
 
     // And through the API: tenant A's advisor asking for tenant B's account gets 404.
     let mut tx = env.store.tenant_tx(b).await.unwrap();
-    let b_account: uuid::Uuid = sqlx::query_scalar("SELECT id FROM accounts LIMIT 1").fetch_one(tx.conn()).await.unwrap();
+    let b_account: uuid::Uuid = sqlx::query_scalar("SELECT id FROM accounts LIMIT 1")
+        .fetch_one(tx.conn())
+        .await
+        .unwrap();
     drop(tx);
     let token_a = env.token(a, &["advisor"]);
     for path in [

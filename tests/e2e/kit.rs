@@ -53,32 +53,83 @@ pub struct TestDb {
 impl TestDb {
     pub async fn create() -> TestDb {
         let base = env_url("DATABASE_URL");
-        let (server, _) = base.rsplit_once('/').expect("DATABASE_URL has a database part");
+        let (server, _) = base
+            .rsplit_once('/')
+            .expect("DATABASE_URL has a database part");
         let name = format!("eam_test_{}", Uuid::new_v4().simple());
         let server_url = format!("{server}/postgres");
-        let mut admin = sqlx::PgConnection::connect(&server_url).await.expect("connect as owner");
+        let mut admin = sqlx::PgConnection::connect(&server_url)
+            .await
+            .expect("connect as owner");
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&mut admin)
             .await
             .expect("create test database");
         admin.close().await.ok();
         let owner_url = format!("{server}/{name}");
-        eam_store::migrate(&owner_url).await.expect("migrations apply");
-        TestDb { name, owner_url, server_url }
+        eam_store::migrate(&owner_url)
+            .await
+            .expect("migrations apply");
+        TestDb {
+            name,
+            owner_url,
+            server_url,
+        }
     }
 
     /// A store connected as the app role (RLS applies).
     pub async fn app_store(&self) -> Store {
-        Store::connect(AppDb { owner_url: &self.owner_url, app_user: "eam_app", app_password: "", max_connections: 8 })
-            .await
-            .expect("connect as eam_app")
+        Store::connect(AppDb {
+            owner_url: &self.owner_url,
+            app_user: "eam_app",
+            app_password: "",
+            max_connections: 8,
+        })
+        .await
+        .expect("connect as eam_app")
     }
 
     pub async fn drop_db(&self) {
         if let Ok(mut admin) = sqlx::PgConnection::connect(&self.server_url).await {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)))
-                .execute(&mut admin)
-                .await;
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            )))
+            .execute(&mut admin)
+            .await;
+        }
+    }
+}
+
+/// The bank simulator alone, on port 0, with the shared test PKI.
+pub struct TestSim {
+    pub sim: RunningSim,
+    pub pki: eam_banksim::pki::PkiPaths,
+}
+
+impl TestSim {
+    pub async fn start(params: SimParams) -> TestSim {
+        install_crypto();
+        let pki = eam_banksim::pki::ensure_pki(&pki_dir()).expect("test PKI");
+        let sim = eam_banksim::start(eam_banksim::SimConfig {
+            params,
+            pki: pki.clone(),
+            bind: "127.0.0.1:0".parse().expect("addr"),
+            client_id: CLIENT_ID.into(),
+            client_secret: CLIENT_SECRET.into(),
+        })
+        .await
+        .expect("simulator starts");
+        TestSim { sim, pki }
+    }
+
+    /// The client certificate, key and bank CA a connection to this simulator uses.
+    pub fn identity(&self) -> eam_connectors::TlsIdentity {
+        let read = |p: &std::path::Path| std::fs::read(p).expect("PKI file");
+        eam_connectors::TlsIdentity {
+            client_cert_pem: read(&self.pki.client_cert),
+            client_key_pem: read(&self.pki.client_key),
+            ca_pem: read(&self.pki.ca_cert),
         }
     }
 }
@@ -110,17 +161,9 @@ impl TestEnv {
         install_crypto();
         let db = TestDb::create().await;
         let store = db.app_store().await;
-        let pki = eam_banksim::pki::ensure_pki(&pki_dir()).expect("test PKI");
-        let sim = eam_banksim::start(eam_banksim::SimConfig {
-            params,
-            pki: pki.clone(),
-            bind: "127.0.0.1:0".parse().expect("addr"),
-            client_id: CLIENT_ID.into(),
-            client_secret: CLIENT_SECRET.into(),
-        })
-        .await
-        .expect("simulator starts");
-        let secret_file = std::env::temp_dir().join(format!("eam-test-secret-{}", Uuid::new_v4().simple()));
+        let TestSim { sim, pki } = TestSim::start(params).await;
+        let secret_file =
+            std::env::temp_dir().join(format!("eam-test-secret-{}", Uuid::new_v4().simple()));
         std::fs::write(&secret_file, CLIENT_SECRET).expect("write secret");
 
         let queue_name = format!("eam-test-{}", Uuid::new_v4().simple());
@@ -128,13 +171,25 @@ impl TestEnv {
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
 
-        let worker_queue = SyncQueue::connect(&redis, &queue_name).await.expect("queue");
-        let cx = SyncContext { store: store.clone(), bank_timeout: Duration::from_secs(10), max_attempts: 3 };
+        let worker_queue = SyncQueue::connect(&redis, &queue_name)
+            .await
+            .expect("queue");
+        let cx = SyncContext {
+            store: store.clone(),
+            bank_timeout: Duration::from_secs(10),
+            max_attempts: 3,
+        };
         let mut worker_stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
-            eam_worker::queue::run_worker(worker_queue, cx, 2, Duration::from_millis(100), async move {
-                let _ = worker_stop.changed().await;
-            })
+            eam_worker::queue::run_worker(
+                worker_queue,
+                cx,
+                2,
+                Duration::from_millis(100),
+                async move {
+                    let _ = worker_stop.changed().await;
+                },
+            )
             .await
             .expect("worker runs");
         }));
@@ -149,7 +204,9 @@ impl TestEnv {
         let verifier = Verifier::with_keys(config, issuer.jwks()).expect("verifier");
         let state = ApiState {
             store: store.clone(),
-            queue: SyncQueue::connect(&redis, &queue_name).await.expect("queue"),
+            queue: SyncQueue::connect(&redis, &queue_name)
+                .await
+                .expect("queue"),
             verifier: Arc::new(verifier),
             local_issuer: Some(issuer.clone()),
         };
@@ -192,7 +249,9 @@ impl TestEnv {
     }
 
     pub async fn tenant(&self, name: &str) -> TenantId {
-        eam_store::tenants::create_tenant(&self.store, name, &["bank_sync"]).await.expect("tenant")
+        eam_store::tenants::create_tenant(&self.store, name, &["bank_sync"])
+            .await
+            .expect("tenant")
     }
 
     pub fn token(&self, tenant: TenantId, roles: &[&str]) -> String {
@@ -225,7 +284,13 @@ impl TestEnv {
         })
     }
 
-    pub async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<&Value>) -> (u16, Value, reqwest::header::HeaderMap) {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
         let mut req = self.http.request(method, format!("{}{path}", self.api));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -242,26 +307,42 @@ impl TestEnv {
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Value {
-        let (status, body, _) = self.call(reqwest::Method::GET, path, Some(token), None).await;
+        let (status, body, _) = self
+            .call(reqwest::Method::GET, path, Some(token), None)
+            .await;
         assert_eq!(status, 200, "GET {path}: {body}");
         body
     }
 
     /// Creates a connection through the API and returns its id.
     pub async fn create_connection(&self, token: &str, body: &Value) -> String {
-        let (status, created, _) = self.call(reqwest::Method::POST, "/connections", Some(token), Some(body)).await;
+        let (status, created, _) = self
+            .call(
+                reqwest::Method::POST,
+                "/connections",
+                Some(token),
+                Some(body),
+            )
+            .await;
         assert_eq!(status, 201, "create connection: {created}");
         created["id"].as_str().expect("id").to_owned()
     }
 
     /// Triggers a sync through the API and waits for the job to leave queued/running.
     pub async fn sync_and_wait(&self, token: &str, connection: &str) -> Value {
-        let (status, accepted, _) =
-            self.call(reqwest::Method::POST, &format!("/connections/{connection}/sync"), Some(token), None).await;
+        let (status, accepted, _) = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/connections/{connection}/sync"),
+                Some(token),
+                None,
+            )
+            .await;
         assert_eq!(status, 202, "sync: {accepted}");
         assert_eq!(accepted["status"], "queued");
         let run = accepted["run_id"].as_str().expect("run id").to_owned();
-        self.wait_for_job(token, &run, Duration::from_secs(60)).await
+        self.wait_for_job(token, &run, Duration::from_secs(60))
+            .await
     }
 
     pub async fn wait_for_job(&self, token: &str, run: &str, limit: Duration) -> Value {
@@ -271,7 +352,11 @@ impl TestEnv {
             if !matches!(job["status"].as_str(), Some("queued" | "running")) {
                 return job;
             }
-            assert!(Instant::now() < deadline, "job {run} still {} after {limit:?}", job["status"]);
+            assert!(
+                Instant::now() < deadline,
+                "job {run} still {} after {limit:?}",
+                job["status"]
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

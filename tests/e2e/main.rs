@@ -7,6 +7,7 @@
 //! with a deadline.
 
 mod api_errors;
+mod connector;
 mod isolation;
 mod kit;
 mod sync;

@@ -1,0 +1,115 @@
+//! The bank_a connector against the simulator over real mTLS: what it fetches, and how each
+//! way of being refused is classified.
+
+use std::time::Duration;
+
+use eam_connectors::bank_a::{BankAClient, BankAConfig};
+use eam_connectors::{ConnectorError, DocumentKind, ErrorClass, TlsIdentity};
+
+use crate::kit::{CLIENT_ID, CLIENT_SECRET, TestSim, small_params};
+
+fn read(p: &std::path::Path) -> Vec<u8> {
+    std::fs::read(p).expect("PKI file")
+}
+
+fn client(base_url: &str, secret: &str, tls: TlsIdentity) -> BankAClient {
+    BankAClient::new(BankAConfig {
+        base_url: base_url.to_owned(),
+        client_id: CLIENT_ID.into(),
+        client_secret: secret.into(),
+        tls,
+        timeout: Duration::from_secs(10),
+    })
+    .expect("client builds")
+}
+
+async fn fetch_error(client: &BankAClient) -> ConnectorError {
+    client.fetch(None).await.expect_err("the bank refuses us")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_takes_one_token_and_every_page_once() {
+    let sim = TestSim::start(small_params(21)).await;
+    let data = sim.sim.dataset();
+    let fetched = client(&sim.sim.base_url(), CLIENT_SECRET, sim.identity())
+        .fetch(None)
+        .await
+        .expect("fetch");
+    let accounts = data.accounts.len();
+    let count = |kind| fetched.documents.iter().filter(|d| d.kind == kind).count();
+    // 30 transactions and 5 positions per account fit in one page each.
+    assert_eq!(count(DocumentKind::Accounts), 1);
+    assert_eq!(count(DocumentKind::Positions), accounts);
+    assert_eq!(count(DocumentKind::Balances), accounts);
+    assert_eq!(count(DocumentKind::Transactions), accounts);
+    assert_eq!(fetched.documents[0].name(), "accounts/page-1");
+    // One token request, then exactly one request per document.
+    assert_eq!(sim.sim.requests(), 1 + fetched.documents.len() as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_refusal_by_the_bank_is_an_auth_error_and_a_dead_bank_is_transient() {
+    let sim = TestSim::start(small_params(22)).await;
+    let url = sim.sim.base_url();
+    let good = sim.identity();
+
+    let no_cert = TlsIdentity {
+        client_cert_pem: vec![],
+        client_key_pem: vec![],
+        ..good.clone()
+    };
+    let e = fetch_error(&client(&url, CLIENT_SECRET, no_cert)).await;
+    assert_eq!(e.class(), ErrorClass::Auth, "{e}");
+    assert!(e.to_string().contains("CertificateRequired"), "{e}");
+
+    let rogue = TlsIdentity {
+        client_cert_pem: read(&sim.pki.rogue_client_cert),
+        client_key_pem: read(&sim.pki.rogue_client_key),
+        ..good.clone()
+    };
+    let e = fetch_error(&client(&url, CLIENT_SECRET, rogue)).await;
+    assert_eq!(e.class(), ErrorClass::Auth, "{e}");
+
+    // Without the custodian's CA the bank's certificate is not trusted: we refuse it.
+    let system_roots = TlsIdentity {
+        ca_pem: vec![],
+        ..good.clone()
+    };
+    let e = fetch_error(&client(&url, CLIENT_SECRET, system_roots)).await;
+    assert_eq!(e.class(), ErrorClass::Auth, "{e}");
+    assert!(e.to_string().contains("certificate"), "{e}");
+
+    let e = fetch_error(&client(&url, "wrong-secret", good.clone())).await;
+    assert!(
+        matches!(e, ConnectorError::Unauthorized { status: 401, .. }),
+        "{e}"
+    );
+    assert_eq!(e.class(), ErrorClass::Auth);
+    assert_eq!(sim.sim.requests(), 1, "only the token request reached HTTP");
+
+    let half_key = TlsIdentity {
+        client_key_pem: vec![],
+        ..good.clone()
+    };
+    let e = BankAClient::new(BankAConfig {
+        base_url: url.clone(),
+        client_id: CLIENT_ID.into(),
+        client_secret: CLIENT_SECRET.into(),
+        tls: half_key,
+        timeout: Duration::from_secs(1),
+    })
+    .err()
+    .expect("a certificate without its key is refused");
+    assert_eq!(e.class(), ErrorClass::Auth);
+
+    // A bank that is gone: connection refused, transient.
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!(
+            "https://127.0.0.1:{}",
+            listener.local_addr().unwrap().port()
+        )
+    };
+    let e = fetch_error(&client(&dead, CLIENT_SECRET, good)).await;
+    assert_eq!(e.class(), ErrorClass::Transient, "{e}");
+}
