@@ -229,6 +229,17 @@ fn s(v: &Value) -> String {
     }
 }
 
+/// A money amount with its two decimals (the API serves decimals without trailing zeros).
+fn money(v: &Value) -> String {
+    match v
+        .as_str()
+        .and_then(|t| t.parse::<rust_decimal::Decimal>().ok())
+    {
+        Some(d) => format!("{d:.2}"),
+        None => s(v),
+    }
+}
+
 async fn print_portfolio(http: &Http) -> anyhow::Result<()> {
     let accounts = http.get("/accounts").await?;
     println!("\nPORTFOLIO");
@@ -243,12 +254,20 @@ async fn print_portfolio(http: &Http) -> anyhow::Result<()> {
             s(&a["client"]["name"])
         );
         let holdings = http.get(&format!("/holdings?account_id={id}")).await?;
-        println!("    holdings as of {}", s(&holdings["as_of"]));
-        println!(
-            "    {:<14} {:<34} {:>14} {:>12} {:>16}",
-            "ISIN", "security", "quantity", "price", "market value"
-        );
-        for h in holdings["holdings"].as_array().into_iter().flatten() {
+        let positions = holdings["holdings"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if positions.is_empty() {
+            println!("    no securities");
+        } else {
+            println!("    holdings as of {}", s(&holdings["as_of"]));
+            println!(
+                "    {:<14} {:<34} {:>14} {:>12} {:>16}",
+                "ISIN", "security", "quantity", "price", "market value"
+            );
+        }
+        for h in positions {
             let name: String = s(&h["security"]["name"]).chars().take(34).collect();
             println!(
                 "    {:<14} {:<34} {:>14} {:>12} {:>16}",
@@ -264,7 +283,7 @@ async fn print_portfolio(http: &Http) -> anyhow::Result<()> {
                         ""
                     }
                 ),
-                s(&h["market_value"])
+                money(&h["market_value"])
             );
         }
         let balances = http.get(&format!("/balances?account_id={id}")).await?;
@@ -273,7 +292,7 @@ async fn print_portfolio(http: &Http) -> anyhow::Result<()> {
                 "    {:<10} {} {:>16} as of {}",
                 s(&b["kind"]),
                 s(&b["currency"]),
-                s(&b["amount"]),
+                money(&b["amount"]),
                 s(&b["as_of"])
             );
         }

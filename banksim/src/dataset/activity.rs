@@ -56,7 +56,7 @@ pub(crate) fn account(cx: &Context, client: &SimClient, c: u32, n: u32, global: 
     let account_id = format!("BA-{:06}-{}", c + 1, n + 1);
     let currency = super::CURRENCIES[rng.index(super::CURRENCIES.len())];
     let custody = n.is_multiple_of(2);
-    let opening_balance = Decimal::new(rng.between(5_000_000, 200_000_000), 2);
+    let cushion = Decimal::new(rng.between(5_000_000, 200_000_000), 2);
     let (kind, iban, transactions) = if custody {
         let transactions = custody_transactions(cx, &account_id, currency, &mut rng);
         ("custody", None, transactions)
@@ -65,6 +65,9 @@ pub(crate) fn account(cx: &Context, client: &SimClient, c: u32, n: u32, global: 
         let transactions = cash_transactions(cx, &account_id, currency, &client.name, &mut rng);
         ("cash", Some(iban), transactions)
     };
+    // A private bank does not let a client run an unarranged overdraft: the opening balance
+    // covers the deepest point the entries reach, plus a cushion.
+    let opening_balance = cushion + deepest_overdraft(&transactions);
     SimAccount {
         account_id,
         iban,
@@ -75,6 +78,23 @@ pub(crate) fn account(cx: &Context, client: &SimClient, c: u32, n: u32, global: 
         opening_balance,
         transactions,
     }
+}
+
+/// How far below zero the entries would take a balance that starts at zero, counting pending
+/// entries and, within a day, debits before credits.
+fn deepest_overdraft(transactions: &[SimTransaction]) -> Decimal {
+    let mut flows: Vec<(NaiveDate, Decimal)> = transactions
+        .iter()
+        .map(|t| (t.booking_date, t.signed_amount()))
+        .collect();
+    flows.sort();
+    let mut running = Decimal::ZERO;
+    let mut lowest = Decimal::ZERO;
+    for (_, amount) in flows {
+        running += amount;
+        lowest = lowest.min(running);
+    }
+    -lowest
 }
 
 /// An IBAN with valid mod-97 check digits: Swiss (CH, 5-digit clearing number and 12-digit

@@ -217,6 +217,27 @@ fn the_closing_balance_is_the_opening_balance_plus_the_booked_entries() {
 }
 
 #[test]
+fn no_account_is_ever_overdrawn_not_even_within_a_day() {
+    let d = dataset();
+    for a in &d.accounts {
+        let mut entries: Vec<_> = a.transactions.iter().collect();
+        // Within a day, debits first: the harshest order the bank could book them in.
+        entries.sort_by_key(|t| (t.booking_date, t.direction != "debit"));
+        let mut balance = a.opening_balance;
+        for t in entries {
+            balance += t.signed_amount();
+            assert!(
+                balance >= Decimal::ZERO,
+                "{} overdrawn by {} on {}",
+                a.account_id,
+                balance,
+                t.booking_date
+            );
+        }
+    }
+}
+
+#[test]
 fn pending_transactions_only_occur_in_the_last_two_days() {
     let d = dataset();
     let window_start = end_date() - Days::new(1);
