@@ -59,24 +59,13 @@ struct Job {
     duration_ms: Option<i64>,
 }
 
-fn class_of(s: &str) -> Option<ErrorClass> {
-    [
-        ErrorClass::Transient,
-        ErrorClass::Auth,
-        ErrorClass::Data,
-        ErrorClass::Internal,
-    ]
-    .into_iter()
-    .find(|c| c.as_str() == s)
-}
-
 impl From<Run> for Job {
     fn from(r: Run) -> Self {
         let attempt_errors: Vec<AttemptError> =
             serde_json::from_value(r.attempt_errors).unwrap_or_default();
         let error = match (r.error_class, r.error_message) {
             (Some(class), Some(message)) => Some(JobError {
-                suggested_action: class_of(&class)
+                suggested_action: ErrorClass::parse(&class)
                     .map(eam_worker::suggested_action)
                     .unwrap_or_default()
                     .to_owned(),
