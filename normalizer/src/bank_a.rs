@@ -474,6 +474,7 @@ impl Cx<'_> {
                 price: self.opt_decimal(&f("price"), t.price.as_deref())?,
                 fees: self.opt_decimal(&f("fees"), t.fees.as_deref())?,
                 status,
+                reversal: false,
                 counterparty: t.counterparty,
                 description: t.description,
                 provenance: self.provenance(i),

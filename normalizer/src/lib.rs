@@ -7,7 +7,10 @@
 pub mod bank_a;
 pub mod domain;
 pub mod error;
+pub mod iso20022;
 pub mod model;
 pub mod natural_key;
+pub mod statement;
+pub mod swift;
 
 pub use error::ParseError;

@@ -16,14 +16,50 @@ use crate::domain::{Currency, Iban, Isin};
 #[serde(rename_all = "snake_case")]
 pub enum SourceFormat {
     BankAJson,
+    Mt940,
+    Mt942,
+    Mt950,
+    Mt535,
+    Mt536,
+    Camt052,
+    Camt053,
+    Camt054,
+    Semt002,
 }
 
 impl SourceFormat {
-    /// Stable name stored with each record.
+    pub const ALL: [SourceFormat; 10] = [
+        SourceFormat::BankAJson,
+        SourceFormat::Mt940,
+        SourceFormat::Mt942,
+        SourceFormat::Mt950,
+        SourceFormat::Mt535,
+        SourceFormat::Mt536,
+        SourceFormat::Camt052,
+        SourceFormat::Camt053,
+        SourceFormat::Camt054,
+        SourceFormat::Semt002,
+    ];
+
+    /// Stable name stored with each record (and accepted by `eam normalize --format`).
     pub fn as_str(self) -> &'static str {
         match self {
             SourceFormat::BankAJson => "bank_a_json",
+            SourceFormat::Mt940 => "mt940",
+            SourceFormat::Mt942 => "mt942",
+            SourceFormat::Mt950 => "mt950",
+            SourceFormat::Mt535 => "mt535",
+            SourceFormat::Mt536 => "mt536",
+            SourceFormat::Camt052 => "camt052",
+            SourceFormat::Camt053 => "camt053",
+            SourceFormat::Camt054 => "camt054",
+            SourceFormat::Semt002 => "semt002",
         }
+    }
+
+    /// The format named by [`SourceFormat::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        SourceFormat::ALL.into_iter().find(|f| f.as_str() == s)
     }
 }
 
@@ -320,6 +356,9 @@ pub struct Transaction {
     pub price: Option<Decimal>,
     pub fees: Option<Decimal>,
     pub status: TransactionStatus,
+    /// A reversal (storno) of an earlier entry: MT `RC`/`RD`, camt `RvslInd`. `direction` is
+    /// the effective movement (a reversed credit is a debit).
+    pub reversal: bool,
     pub counterparty: Option<String>,
     pub description: Option<String>,
     pub provenance: Provenance,
@@ -340,6 +379,49 @@ pub struct CompleteSnapshot {
     pub as_of: NaiveDate,
 }
 
+/// A balance as a statement states it: signed (credit positive), on a date.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatedBalance {
+    pub amount: Decimal,
+    pub date: NaiveDate,
+    /// An intermediate balance of a statement split into pages (MT `:60M:`/`:62M:`), not a
+    /// final one of the statement.
+    pub intermediate: bool,
+}
+
+/// What a cash statement (or one page of it) says about itself, for the data-quality checks:
+/// opening + entries = closing, opening = the previous statement's closing, no gap in the
+/// statement and page numbers. One per statement page, in document order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatementSummary {
+    pub account: String,
+    pub currency: Currency,
+    /// The statement's reference (MT `:20:`, camt `Stmt/Id`).
+    pub reference: Option<String>,
+    /// Statement number (MT `:28C:` first part, camt `ElctrncSeqNb`/`LglSeqNb`).
+    pub statement_number: Option<u32>,
+    /// Page (sequence) number within the statement (MT `:28C:` second part, camt page number).
+    pub page_number: Option<u32>,
+    /// True on the last page of a statement (camt `LastPgInd`; MT: a final `:62F:`).
+    pub last_page: bool,
+    pub opening: Option<StatedBalance>,
+    pub closing: Option<StatedBalance>,
+    /// Signed sum of the booked entries of this page in `currency`.
+    pub entries_total: Decimal,
+    pub entry_count: u32,
+    pub provenance: Provenance,
+}
+
+/// Something a parser read but had to interpret, e.g. a value date of 30 February mapped to
+/// the last day of the month. The record is kept; support sees why it looks as it does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParseWarning {
+    pub document: String,
+    pub line: Option<usize>,
+    pub field: Option<String>,
+    pub message: String,
+}
+
 /// Everything one sync normalized, loaded together in one transaction.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Batch {
@@ -349,6 +431,9 @@ pub struct Batch {
     pub balances: Vec<CashBalance>,
     pub transactions: Vec<Transaction>,
     pub complete_snapshots: Vec<CompleteSnapshot>,
+    /// Cash statements' own totals, for reconciliation (empty for formats without statements).
+    pub statements: Vec<StatementSummary>,
+    pub warnings: Vec<ParseWarning>,
 }
 
 impl Batch {
@@ -360,6 +445,8 @@ impl Batch {
         self.balances.extend(other.balances);
         self.transactions.extend(other.transactions);
         self.complete_snapshots.extend(other.complete_snapshots);
+        self.statements.extend(other.statements);
+        self.warnings.extend(other.warnings);
     }
 
     /// Keeps one record per security key: a full description wins over a mere reference,

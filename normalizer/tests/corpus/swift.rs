@@ -1,0 +1,1 @@
+//! SWIFT FIN corpus conformance.
