@@ -5,6 +5,7 @@
 //! sync tasks on Redis. It never calls a bank. Authentication and permissions are checked in
 //! the first lines of every operation (see `permissions`).
 
+pub mod audit;
 pub mod caller;
 pub mod permissions;
 pub mod problem;

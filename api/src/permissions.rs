@@ -41,6 +41,10 @@ pub enum Action {
     ManageConnections,
     TriggerSync,
     ReadJobs,
+    /// Retry failed or dead runs, one or in bulk.
+    RetryJobs,
+    /// Cancel queued or running runs.
+    CancelJobs,
 }
 
 /// The permission table.
@@ -54,6 +58,7 @@ pub fn allows(role: Role, action: Action) -> bool {
         ManageConnections => matches!(role, TenantAdmin | Ops),
         TriggerSync => matches!(role, Ops),
         ReadJobs => matches!(role, TenantAdmin | Ops | Support),
+        RetryJobs | CancelJobs => matches!(role, Ops | Support),
     }
 }
 

@@ -113,6 +113,19 @@ pub struct WorkerSettings {
     pub poll_interval_ms: u64,
     pub max_attempts: u32,
     pub bank_timeout_secs: u64,
+    pub request_retries: u32,
+    pub retry_base_ms: u64,
+    pub retry_max_secs: u64,
+    pub lease_secs: u64,
+    pub pause_after_failures: u32,
+    pub dispatch_interval_ms: u64,
+    pub stale_after_secs: u64,
+    pub shutdown_grace_secs: u64,
+    pub breaker_failures: u32,
+    pub breaker_min_success_percent: u32,
+    pub breaker_min_requests: u32,
+    pub breaker_window_secs: u64,
+    pub breaker_cooldown_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -192,6 +205,15 @@ impl Settings {
         }
         if self.worker.max_attempts == 0 {
             return bad("worker.max_attempts", "must be at least 1");
+        }
+        if self.worker.lease_secs < 3 {
+            return bad("worker.lease_secs", "must be at least 3");
+        }
+        if self.worker.breaker_min_success_percent > 100 {
+            return bad("worker.breaker_min_success_percent", "must be 0 to 100");
+        }
+        if self.worker.dispatch_interval_ms == 0 {
+            return bad("worker.dispatch_interval_ms", "must be at least 1");
         }
         if self.api.bind.parse::<std::net::SocketAddr>().is_err() {
             return bad("api.bind", "must be host:port, e.g. 127.0.0.1:8080");

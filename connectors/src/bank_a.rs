@@ -8,6 +8,7 @@
 //! are read here, to navigate.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
@@ -15,7 +16,8 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use crate::http::{BankHttp, TlsIdentity};
+use crate::breaker::Breaker;
+use crate::http::{BankHttp, RetryPolicy, TlsIdentity};
 use crate::{ConnectorError, DocumentKind, RawDocument};
 
 /// Items requested per page.
@@ -37,6 +39,10 @@ pub struct BankAConfig {
     pub tls: TlsIdentity,
     /// Per request.
     pub timeout: Duration,
+    /// Retries of transient failures inside the sync.
+    pub retry: RetryPolicy,
+    /// The endpoint's circuit breaker, shared with the worker's other jobs.
+    pub breaker: Option<Arc<Breaker>>,
 }
 
 impl std::fmt::Debug for BankAConfig {
@@ -47,6 +53,7 @@ impl std::fmt::Debug for BankAConfig {
             .field("client_secret", &"[redacted]")
             .field("tls", &self.tls)
             .field("timeout", &self.timeout)
+            .field("retry", &self.retry)
             .finish()
     }
 }
@@ -100,7 +107,7 @@ impl BankAClient {
     /// Builds the client; unusable certificates or keys are an auth-class error.
     pub fn new(config: BankAConfig) -> Result<Self, ConnectorError> {
         Ok(BankAClient {
-            http: BankHttp::new(&config.tls, config.timeout)?,
+            http: BankHttp::new(&config.tls, config.timeout, config.retry, config.breaker)?,
             base_url: config.base_url.trim_end_matches('/').to_owned(),
             client_id: config.client_id,
             client_secret: config.client_secret,
@@ -212,7 +219,7 @@ impl BankAClient {
         query: &[(&'static str, String)],
     ) -> Result<bytes::Bytes, ConnectorError> {
         let token = self.token().await?;
-        let request = self.http.client.get(url).query(query).bearer_auth(token);
+        let request = || self.http.client.get(url).query(query).bearer_auth(&token);
         self.http.send(request, url).await
     }
 
@@ -223,11 +230,13 @@ impl BankAClient {
             return Ok(t.value.clone());
         }
         let url = format!("{}/oauth/token", self.base_url);
-        let request = self.http.client.post(&url).form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", self.client_id.as_str()),
-            ("client_secret", self.client_secret.as_str()),
-        ]);
+        let request = || {
+            self.http.client.post(&url).form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", self.client_id.as_str()),
+                ("client_secret", self.client_secret.as_str()),
+            ])
+        };
         let body = self.http.send(request, &url).await?;
         let response: TokenResponse = navigate(&url, &body)?;
         if response.access_token.is_empty() {
@@ -344,6 +353,8 @@ mod tests {
             client_secret: "hunter2".into(),
             tls: TlsIdentity::default(),
             timeout: Duration::from_secs(1),
+            retry: RetryPolicy::default(),
+            breaker: None,
         };
         assert!(!format!("{config:?}").contains("hunter2"));
     }

@@ -15,7 +15,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls_platform_verifier::BuilderVerifierExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::ConnectorError;
+use crate::breaker::Breaker;
+use crate::{ConnectorError, ErrorClass};
+use backon::{BackoffBuilder, ExponentialBuilder};
 
 /// PEM material for mutual TLS. Empty fields mean "not configured".
 #[derive(Clone, Default)]
@@ -39,17 +41,50 @@ impl std::fmt::Debug for TlsIdentity {
     }
 }
 
+/// How a request is retried inside a sync when the bank fails transiently. Requests sent
+/// through [`BankHttp::send`] are idempotent (GETs, and the token request), so retrying them
+/// is safe.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Retries after the first try (0: none).
+    pub max_retries: u32,
+    /// First back-off; doubles per retry, with jitter.
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+    /// A Retry-After longer than this is not waited for inside the sync: the request fails
+    /// and the run is retried later, when the bank asked.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 2,
+            min_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(5),
+            max_retry_after: Duration::from_secs(30),
+        }
+    }
+}
+
 /// The HTTPS client of one bank connection, and the TLS configuration it was built from.
 #[derive(Clone)]
 pub(crate) struct BankHttp {
     pub(crate) client: reqwest::Client,
     tls: Arc<rustls::ClientConfig>,
     timeout: Duration,
+    retry: RetryPolicy,
+    breaker: Option<Arc<Breaker>>,
 }
 
 impl BankHttp {
     /// Builds the client; unusable PEM material is a credentials (auth) error.
-    pub(crate) fn new(tls: &TlsIdentity, timeout: Duration) -> Result<Self, ConnectorError> {
+    pub(crate) fn new(
+        tls: &TlsIdentity,
+        timeout: Duration,
+        retry: RetryPolicy,
+        breaker: Option<Arc<Breaker>>,
+    ) -> Result<Self, ConnectorError> {
         let config = Arc::new(rustls_config(tls)?);
         let client = reqwest::Client::builder()
             .tls_backend_preconfigured(rustls::ClientConfig::clone(&config))
@@ -66,15 +101,54 @@ impl BankHttp {
             client,
             tls: config,
             timeout,
+            retry,
+            breaker,
         })
     }
 
-    /// Sends a request and returns the body of a 2xx answer; everything else is classified.
+    /// Sends an idempotent request (built afresh by `request` for each try) through the
+    /// endpoint's circuit breaker, retrying transient failures with jittered exponential
+    /// back-off and honouring Retry-After; returns the body of a 2xx answer.
     pub(crate) async fn send(
         &self,
-        request: RequestBuilder,
+        request: impl Fn() -> RequestBuilder,
         url: &str,
     ) -> Result<Bytes, ConnectorError> {
+        let mut delays = ExponentialBuilder::new()
+            .with_min_delay(self.retry.min_delay)
+            .with_max_delay(self.retry.max_delay)
+            .with_max_times(self.retry.max_retries as usize)
+            .with_jitter()
+            .build();
+        loop {
+            let permit = self.breaker.as_deref().map(Breaker::acquire).transpose()?;
+            let result = self.send_once(request(), url).await;
+            if let Some(permit) = permit {
+                match &result {
+                    Err(e) if e.is_bank_failure() => permit.failure(),
+                    _ => permit.success(),
+                }
+            }
+            let error = match result {
+                Ok(body) => return Ok(body),
+                Err(e) if e.class() == ErrorClass::Transient => e,
+                Err(e) => return Err(e),
+            };
+            let asked = error.retry_after();
+            if asked.is_some_and(|d| d > self.retry.max_retry_after) {
+                return Err(error);
+            }
+            let Some(backoff) = delays.next() else {
+                return Err(error);
+            };
+            let delay = asked.map_or(backoff, |a| a.max(backoff));
+            tracing::debug!(url, error = %error, ?delay, "retrying a bank request");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// One try of a request; everything but a 2xx body is classified.
+    async fn send_once(&self, request: RequestBuilder, url: &str) -> Result<Bytes, ConnectorError> {
         let response = match request.send().await {
             Ok(r) => r,
             Err(e) => return Err(self.classify(url, &e).await),

@@ -11,11 +11,13 @@
 //! engineering.
 
 pub mod bank_a;
+pub mod breaker;
 mod http;
 
 use std::time::Duration;
 
-pub use http::TlsIdentity;
+pub use breaker::{Breaker, BreakerSettings, BreakerSnapshot, BreakerState, Breakers};
+pub use http::{RetryPolicy, TlsIdentity};
 
 /// What kind of failure a sync step hit; decides retry and the suggested action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -79,6 +81,12 @@ pub enum ConnectorError {
     /// The bank's answer cannot be navigated (not the expected JSON, a cursor loop).
     #[error("unexpected answer from {url}: {detail}")]
     Payload { url: String, detail: String },
+    /// The endpoint's circuit breaker is open: nothing was sent.
+    #[error("circuit breaker open for {endpoint}{}: the bank failed repeatedly, nothing was sent", until.map(|u| format!(" until {}", u.format("%H:%M:%S UTC"))).unwrap_or_default())]
+    BreakerOpen {
+        endpoint: String,
+        until: Option<chrono::DateTime<chrono::Utc>>,
+    },
 }
 
 impl ConnectorError {
@@ -88,7 +96,9 @@ impl ConnectorError {
             ConnectorError::Credentials(_)
             | ConnectorError::Tls { .. }
             | ConnectorError::Unauthorized { .. } => ErrorClass::Auth,
-            ConnectorError::Transport { .. } => ErrorClass::Transient,
+            ConnectorError::Transport { .. } | ConnectorError::BreakerOpen { .. } => {
+                ErrorClass::Transient
+            }
             ConnectorError::Status { status, .. } => match status {
                 408 | 425 | 429 | 500..=599 => ErrorClass::Transient,
                 // Any other 4xx means we asked for something the bank does not serve.
@@ -98,11 +108,25 @@ impl ConnectorError {
         }
     }
 
-    /// How long the bank asked us to wait (429 / 503 with Retry-After).
+    /// How long to wait before trying again, when known: the bank's Retry-After (429 / 503),
+    /// or the time until an open breaker lets a probe through.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             ConnectorError::Status { retry_after, .. } => *retry_after,
+            ConnectorError::BreakerOpen { until, .. } => {
+                until.and_then(|u| (u - chrono::Utc::now()).to_std().ok())
+            }
             _ => None,
+        }
+    }
+
+    /// True when the bank failed to answer usefully (what a circuit breaker counts), as
+    /// opposed to answering with a refusal or unreadable data, which proves it is up.
+    fn is_bank_failure(&self) -> bool {
+        match self {
+            ConnectorError::Transport { .. } => true,
+            ConnectorError::Status { status, .. } => matches!(status, 408 | 429 | 500..=599),
+            _ => false,
         }
     }
 }

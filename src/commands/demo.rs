@@ -66,10 +66,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let worker = {
         let mut stop = stop_rx.clone();
-        let poll = Duration::from_millis(settings.worker.poll_interval_ms);
-        let concurrency = settings.worker.concurrency;
+        let options = super::work::worker_options(&settings);
         tokio::spawn(async move {
-            eam_worker::queue::run_worker(queue, cx, concurrency, poll, async move {
+            eam_worker::queue::run_worker(queue, cx, options, async move {
                 let _ = stop.changed().await;
             })
             .await

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use eam_config::Settings;
-use eam_worker::SyncContext;
+use eam_connectors::{BreakerSettings, Breakers, RetryPolicy};
+use eam_worker::{DispatchSettings, SyncContext, SyncPolicy, WorkerOptions};
 
 #[derive(clap::Args)]
 pub struct WorkArgs {
@@ -19,25 +20,57 @@ pub async fn run(args: WorkArgs) -> anyhow::Result<()> {
     let queue =
         eam_worker::queue::SyncQueue::connect(settings.redis.url.expose(), &settings.redis.queue)
             .await?;
-    let concurrency = args.concurrency.unwrap_or(settings.worker.concurrency);
-    tracing::info!(concurrency, queue = %settings.redis.queue, "worker started");
-    eam_worker::queue::run_worker(
-        queue,
-        cx,
-        concurrency,
-        Duration::from_millis(settings.worker.poll_interval_ms),
-        super::shutdown_signal(),
-    )
-    .await?;
+    let mut options = worker_options(&settings);
+    if let Some(c) = args.concurrency {
+        options.concurrency = c;
+    }
+    tracing::info!(concurrency = options.concurrency, queue = %settings.redis.queue,
+        worker_id = %cx.worker_id, "worker started");
+    eam_worker::queue::run_worker(queue, cx, options, super::shutdown_signal()).await?;
     tracing::info!("worker stopped");
     Ok(())
 }
 
-/// The sync context from settings.
+/// The sync context from settings: the store as the app role, the policy, the breakers.
 pub async fn context(settings: &Settings) -> anyhow::Result<SyncContext> {
-    Ok(SyncContext {
-        store: super::connect_store(settings).await?,
-        bank_timeout: Duration::from_secs(settings.worker.bank_timeout_secs),
-        max_attempts: settings.worker.max_attempts,
-    })
+    let w = &settings.worker;
+    let policy = SyncPolicy {
+        bank_timeout: Duration::from_secs(w.bank_timeout_secs),
+        max_attempts: w.max_attempts,
+        request_retry: RetryPolicy {
+            max_retries: w.request_retries,
+            ..RetryPolicy::default()
+        },
+        retry_base: Duration::from_millis(w.retry_base_ms),
+        retry_max: Duration::from_secs(w.retry_max_secs),
+        lease: Duration::from_secs(w.lease_secs),
+        pause_after_failures: w.pause_after_failures,
+    };
+    let breakers = Breakers::new(BreakerSettings {
+        failures_to_open: w.breaker_failures,
+        min_success_rate: f64::from(w.breaker_min_success_percent) / 100.0,
+        rate_window: Duration::from_secs(w.breaker_window_secs),
+        min_requests: w.breaker_min_requests,
+        cooldown: Duration::from_secs(w.breaker_cooldown_secs),
+    });
+    Ok(SyncContext::new(
+        super::connect_store(settings).await?,
+        policy,
+        breakers,
+    ))
+}
+
+/// How this process consumes and dispatches, from settings.
+pub fn worker_options(settings: &Settings) -> WorkerOptions {
+    let w = &settings.worker;
+    WorkerOptions {
+        concurrency: w.concurrency,
+        poll_interval: Duration::from_millis(w.poll_interval_ms),
+        grace: Duration::from_secs(w.shutdown_grace_secs),
+        dispatch: DispatchSettings {
+            interval: Duration::from_millis(w.dispatch_interval_ms),
+            stale_after: Duration::from_secs(w.stale_after_secs),
+            ..DispatchSettings::default()
+        },
+    }
 }

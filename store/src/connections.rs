@@ -33,10 +33,14 @@ pub struct Connection {
     pub client_cert_ref: Option<String>,
     pub client_key_ref: Option<String>,
     pub ca_cert_ref: Option<String>,
+    /// False while paused (by ops, or after too many consecutive failed runs).
     pub enabled: bool,
     pub cursor: Value,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub consecutive_failures: i32,
+    pub paused_at: Option<DateTime<Utc>>,
+    pub paused_reason: Option<String>,
 }
 
 /// The connection query with a tail (WHERE / ORDER BY) appended at compile time.
@@ -45,7 +49,7 @@ macro_rules! select_connection {
         concat!(
             "SELECT c.id, c.tenant_id, c.custodian, k.protocol, c.name, c.base_url, c.client_id,
         c.client_secret_ref, c.client_cert_ref, c.client_key_ref, c.ca_cert_ref, c.enabled, c.cursor,
-        c.created_at, c.updated_at
+        c.created_at, c.updated_at, c.consecutive_failures, c.paused_at, c.paused_reason
     FROM bank_connections c JOIN custodians k ON k.code = c.custodian ",
             $tail
         )
@@ -116,4 +120,84 @@ pub async fn set_cursor(tx: &mut TenantTx, id: ConnectionId, cursor: &Value) -> 
         .execute(tx.conn())
         .await?;
     Ok(())
+}
+
+/// Records a run's outcome on its connection, in the run's final transaction: a success
+/// resets the failure count; a failed or dead run counts, and the `pause_after`-th failure in
+/// a row pauses the connection (it is then neither scheduled nor synced until ops resume it).
+/// Returns true when this outcome paused the connection.
+pub async fn record_outcome(
+    tx: &mut TenantTx,
+    id: ConnectionId,
+    succeeded: bool,
+    pause_after: u32,
+    last_error: Option<&str>,
+) -> Result<bool> {
+    if succeeded {
+        sqlx::query("UPDATE bank_connections SET consecutive_failures = 0 WHERE id = $1")
+            .bind(id.0)
+            .execute(tx.conn())
+            .await?;
+        return Ok(false);
+    }
+    let pause_after = i32::try_from(pause_after).unwrap_or(i32::MAX);
+    let paused: Option<bool> = sqlx::query_scalar(
+        "WITH before AS (SELECT enabled FROM bank_connections WHERE id = $1 FOR UPDATE),
+              trips AS (SELECT b.enabled AND $2 > 0 AND c.consecutive_failures + 1 >= $2 AS pause
+                        FROM before b, bank_connections c WHERE c.id = $1)
+         UPDATE bank_connections SET
+            consecutive_failures = consecutive_failures + 1,
+            enabled = enabled AND NOT (SELECT pause FROM trips),
+            paused_at = CASE WHEN (SELECT pause FROM trips) THEN now() ELSE paused_at END,
+            paused_reason = CASE WHEN (SELECT pause FROM trips)
+                THEN format('paused after %s consecutive failed runs; last error: %s',
+                            consecutive_failures + 1, coalesce($3, 'unknown'))
+                ELSE paused_reason END,
+            updated_at = now()
+         WHERE id = $1
+         RETURNING (SELECT pause FROM trips)",
+    )
+    .bind(id.0)
+    .bind(pause_after)
+    .bind(last_error)
+    .fetch_optional(tx.conn())
+    .await?;
+    Ok(paused.unwrap_or(false))
+}
+
+/// Pauses a connection (ops): it is neither scheduled nor synced until resumed.
+pub async fn pause(tx: &mut TenantTx, id: ConnectionId, reason: &str) -> Result<Connection> {
+    let updated = sqlx::query(
+        "UPDATE bank_connections SET enabled = false, paused_at = now(), paused_reason = $2,
+            updated_at = now()
+         WHERE id = $1 AND enabled",
+    )
+    .bind(id.0)
+    .bind(reason)
+    .execute(tx.conn())
+    .await?;
+    let connection = get(tx, id).await?;
+    if updated.rows_affected() == 0 {
+        return Err(StoreError::Conflict(
+            "the connection is already paused".into(),
+        ));
+    }
+    Ok(connection)
+}
+
+/// Resumes a paused connection and forgets its failure streak.
+pub async fn resume(tx: &mut TenantTx, id: ConnectionId) -> Result<Connection> {
+    let updated = sqlx::query(
+        "UPDATE bank_connections SET enabled = true, paused_at = NULL, paused_reason = NULL,
+            consecutive_failures = 0, updated_at = now()
+         WHERE id = $1 AND NOT enabled",
+    )
+    .bind(id.0)
+    .execute(tx.conn())
+    .await?;
+    let connection = get(tx, id).await?;
+    if updated.rows_affected() == 0 {
+        return Err(StoreError::Conflict("the connection is not paused".into()));
+    }
+    Ok(connection)
 }

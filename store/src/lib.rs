@@ -7,6 +7,8 @@
 //! sees what is atomic. The app connects as a role without BYPASSRLS; migrations run as the
 //! owner.
 
+pub mod audit;
+pub mod breakers;
 pub mod connections;
 pub mod ids;
 pub mod load;
@@ -89,6 +91,27 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         Ok(TenantTx { tx, tenant })
+    }
+
+    /// Claims up to `max` runs of any tenant that are due for a push to the queue (see the
+    /// `claim_due_runs` function in the migrations): the one cross-tenant read of the app, and
+    /// it yields only ids. Each claimed run is marked pushed, so concurrent dispatchers split
+    /// the work instead of pushing a run twice.
+    pub async fn claim_due_runs(
+        &self,
+        stale_after: std::time::Duration,
+        max: u32,
+    ) -> Result<Vec<runs::DueRun>> {
+        let stale_after = i32::try_from(stale_after.as_secs()).unwrap_or(i32::MAX);
+        let max = i32::try_from(max).unwrap_or(i32::MAX);
+        Ok(sqlx::query_as::<_, runs::DueRun>(
+            "SELECT run_id, tenant_id, connection_id, status, enqueue_count
+             FROM claim_due_runs($1, $2)",
+        )
+        .bind(stale_after)
+        .bind(max)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Checks the database answers (readiness).

@@ -342,20 +342,20 @@ pub async fn load_batch(
     let flags: Vec<bool> = sqlx::query_scalar(
         "INSERT INTO transactions AS t (id, tenant_id, account_id, natural_key, bank_reference, booking_date,
             value_date, trade_date, settlement_date, type, bank_code, amount, direction, signed_amount,
-            currency, security_id, quantity, price, fees, status, counterparty, description,
+            currency, security_id, quantity, price, fees, status, reversal, counterparty, description,
             source_format, source_document, source_position, first_seen_run, last_changed_run)
          SELECT gen_random_uuid(), $1, u.account_id, u.natural_key, u.bank_reference, u.booking_date,
             u.value_date, u.trade_date, u.settlement_date, u.type, u.bank_code, u.amount, u.direction,
             CASE u.direction WHEN 'credit' THEN u.amount ELSE -u.amount END,
-            u.currency, u.security_id, u.quantity, u.price, u.fees, u.status, u.counterparty, u.description,
-            u.format, u.document, u.position, $2, $2
+            u.currency, u.security_id, u.quantity, u.price, u.fees, u.status, u.reversal, u.counterparty,
+            u.description, u.format, u.document, u.position, $2, $2
          FROM UNNEST($3::uuid[], $4::text[], $5::text[], $6::date[], $7::date[], $8::date[], $9::date[],
             $10::text[], $11::text[], $12::numeric[], $13::text[], $14::text[], $15::uuid[], $16::numeric[],
             $17::numeric[], $18::numeric[], $19::text[], $20::text[], $21::text[], $22::text[], $23::text[],
-            $24::int[])
+            $24::int[], $25::bool[])
             AS u(account_id, natural_key, bank_reference, booking_date, value_date, trade_date,
                  settlement_date, type, bank_code, amount, direction, currency, security_id, quantity,
-                 price, fees, status, counterparty, description, format, document, position)
+                 price, fees, status, counterparty, description, format, document, position, reversal)
          ON CONFLICT (tenant_id, account_id, natural_key) DO UPDATE SET
             bank_reference = EXCLUDED.bank_reference, booking_date = EXCLUDED.booking_date,
             value_date = EXCLUDED.value_date, trade_date = EXCLUDED.trade_date,
@@ -363,17 +363,17 @@ pub async fn load_batch(
             amount = EXCLUDED.amount, direction = EXCLUDED.direction, signed_amount = EXCLUDED.signed_amount,
             currency = EXCLUDED.currency, security_id = EXCLUDED.security_id, quantity = EXCLUDED.quantity,
             price = EXCLUDED.price, fees = EXCLUDED.fees, status = EXCLUDED.status,
-            counterparty = EXCLUDED.counterparty, description = EXCLUDED.description,
+            reversal = EXCLUDED.reversal, counterparty = EXCLUDED.counterparty, description = EXCLUDED.description,
             source_format = EXCLUDED.source_format, source_document = EXCLUDED.source_document,
             source_position = EXCLUDED.source_position, last_changed_run = EXCLUDED.last_changed_run
          WHERE (t.bank_reference, t.booking_date, t.value_date, t.trade_date, t.settlement_date, t.type,
                 t.bank_code, t.amount, t.direction, t.currency, t.security_id, t.quantity, t.price, t.fees,
-                t.status, t.counterparty, t.description)
+                t.status, t.reversal, t.counterparty, t.description)
             IS DISTINCT FROM (EXCLUDED.bank_reference, EXCLUDED.booking_date, EXCLUDED.value_date,
                 EXCLUDED.trade_date, EXCLUDED.settlement_date, EXCLUDED.type, EXCLUDED.bank_code,
                 EXCLUDED.amount, EXCLUDED.direction, EXCLUDED.currency, EXCLUDED.security_id,
-                EXCLUDED.quantity, EXCLUDED.price, EXCLUDED.fees, EXCLUDED.status, EXCLUDED.counterparty,
-                EXCLUDED.description)
+                EXCLUDED.quantity, EXCLUDED.price, EXCLUDED.fees, EXCLUDED.status, EXCLUDED.reversal,
+                EXCLUDED.counterparty, EXCLUDED.description)
          RETURNING (xmax = 0)",
     )
     .bind(tenant)
@@ -400,6 +400,7 @@ pub async fn load_batch(
     .bind(txs.iter().map(|t| t.provenance.format.as_str()).collect::<Vec<_>>())
     .bind(txs.iter().map(|t| t.provenance.document.as_str()).collect::<Vec<_>>())
     .bind(txs.iter().map(|t| position(t.provenance.position)).collect::<Vec<_>>())
+    .bind(txs.iter().map(|t| t.reversal).collect::<Vec<_>>())
     .fetch_all(tx.conn())
     .await?;
     counts.transactions = KindCounts::from_returned(txs.len(), &flags);

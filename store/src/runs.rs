@@ -62,9 +62,11 @@ impl RunStatus {
         matches!(
             (self, next),
             (Queued, Running | Cancelled)
-                // Running -> Running: a new attempt after a crash (the task was handed back).
-                // Running -> Queued: a transient failure waits for its next attempt.
-                | (Running, Running | Queued)
+                // Running -> Queued: a transient failure waits for its next attempt, or the
+                // worker died (lease expired) and the run goes back to the queue. A run is
+                // never taken over while running: a duplicate delivery finds it running and
+                // leaves it alone.
+                | (Running, Queued)
                 | (Running, Succeeded | SucceededWithBreaks | Failed | Dead | Cancelled)
         )
     }
@@ -118,6 +120,11 @@ pub struct Run {
     pub queued_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// A queued run waits until then (retry back-off).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub enqueue_count: i32,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<DateTime<Utc>>,
 }
 
 impl Run {
@@ -133,25 +140,40 @@ macro_rules! select_run {
         concat!(
             "SELECT id, tenant_id, connection_id, trigger, status, requested_by, attempts, attempt_errors,
                 error_class, error_message, counts, cursor_before, cursor_after, retry_of, queued_at,
-                started_at, finished_at FROM sync_runs ",
+                started_at, finished_at, next_attempt_at, enqueue_count, lease_owner, lease_expires_at
+             FROM sync_runs ",
             $tail
         )
     };
 }
 
-/// Records a new queued run.
+/// A run requested by ops, a schedule or support.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Requested {
+    pub id: RunId,
+    /// True when the connection already had a queued or running run: that one is returned
+    /// instead of a second sync of the same connection.
+    pub coalesced: bool,
+}
+
+/// Records a new queued run, counted as pushed once (the caller pushes it right after
+/// committing), or returns the connection's active run. At most one run per connection is
+/// queued or running, enforced by a unique index, so concurrent triggers cannot both win.
 pub async fn create(
     tx: &mut TenantTx,
     connection: ConnectionId,
     trigger: Trigger,
     requested_by: Option<&str>,
     retry_of: Option<RunId>,
-) -> Result<RunId> {
+) -> Result<Requested> {
     let id = RunId::new();
     let tenant = tx.tenant();
-    sqlx::query(
-        "INSERT INTO sync_runs (id, tenant_id, connection_id, trigger, status, requested_by, retry_of)
-         VALUES ($1, $2, $3, $4, 'queued', $5, $6)",
+    let inserted: Option<Uuid> = sqlx::query_scalar(
+        "INSERT INTO sync_runs (id, tenant_id, connection_id, trigger, status, requested_by, retry_of,
+            enqueued_at, enqueue_count)
+         VALUES ($1, $2, $3, $4, 'queued', $5, $6, now(), 1)
+         ON CONFLICT (connection_id) WHERE status IN ('queued', 'running') DO NOTHING
+         RETURNING id",
     )
     .bind(id.0)
     .bind(tenant.0)
@@ -159,9 +181,92 @@ pub async fn create(
     .bind(trigger.as_str())
     .bind(requested_by)
     .bind(retry_of.map(|r| r.0))
-    .execute(tx.conn())
+    .fetch_optional(tx.conn())
     .await?;
-    Ok(id)
+    if inserted.is_some() {
+        return Ok(Requested {
+            id,
+            coalesced: false,
+        });
+    }
+    let active: Option<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM sync_runs WHERE connection_id = $1 AND status IN ('queued', 'running')",
+    )
+    .bind(connection.0)
+    .fetch_optional(tx.conn())
+    .await?;
+    // The active run may have finished between the insert and the select: then report a
+    // conflict rather than guess; the caller asks again.
+    let active = active.ok_or_else(|| {
+        StoreError::Conflict("the connection's sync finished just now; trigger again".into())
+    })?;
+    Ok(Requested {
+        id: RunId(active),
+        coalesced: true,
+    })
+}
+
+/// Creates the retry of a failed or dead run: a new queued run linked by `retry_of`. A run is
+/// retried at most once (its retry may be retried in turn); a run that is not failed or dead
+/// is a conflict.
+pub async fn retry(tx: &mut TenantTx, id: RunId, requested_by: &str) -> Result<Requested> {
+    let run = get_for_update(tx, id).await?;
+    let status = run.status();
+    if !matches!(status, RunStatus::Failed | RunStatus::Dead) {
+        return Err(StoreError::Conflict(format!(
+            "only failed or dead runs can be retried; this one is {}",
+            status.as_str()
+        )));
+    }
+    let retried: Option<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM sync_runs WHERE retry_of = $1 AND status <> 'cancelled'",
+    )
+    .bind(id.0)
+    .fetch_optional(tx.conn())
+    .await?;
+    if let Some(by) = retried {
+        return Err(StoreError::Conflict(format!("already retried by run {by}")));
+    }
+    create(
+        tx,
+        ConnectionId(run.connection_id),
+        Trigger::Retry,
+        Some(requested_by),
+        Some(id),
+    )
+    .await
+}
+
+/// The failed or dead runs a bulk retry would retry: per connection, the newest matching run
+/// not retried yet (older failures of the same connection are superseded by it).
+pub async fn retry_candidates(tx: &mut TenantTx, filter: &RunFilter) -> Result<Vec<Run>> {
+    Ok(sqlx::query_as::<_, Run>(select_run!(
+        "WHERE id IN (
+            SELECT DISTINCT ON (r.connection_id) r.id FROM sync_runs r
+            WHERE r.status IN ('failed', 'dead')
+              AND ($1::text IS NULL OR r.status = $1)
+              AND ($2::uuid IS NULL OR r.connection_id = $2)
+              AND ($3::text IS NULL OR r.error_class = $3)
+              AND ($4::timestamptz IS NULL OR r.queued_at >= $4)
+              AND NOT EXISTS (SELECT 1 FROM sync_runs n WHERE n.retry_of = r.id AND n.status <> 'cancelled')
+            ORDER BY r.connection_id, r.queued_at DESC, r.id DESC)
+         ORDER BY queued_at DESC, id DESC LIMIT $5"
+    ))
+    .bind(filter.status.map(RunStatus::as_str))
+    .bind(filter.connection.map(|c| c.0))
+    .bind(filter.error_class.as_deref())
+    .bind(filter.since)
+    .bind(filter.limit)
+    .fetch_all(tx.conn())
+    .await?)
+}
+
+async fn get_for_update(tx: &mut TenantTx, id: RunId) -> Result<Run> {
+    sqlx::query_as::<_, Run>(select_run!("WHERE id = $1 FOR UPDATE"))
+        .bind(id.0)
+        .fetch_optional(tx.conn())
+        .await?
+        .ok_or(StoreError::NotFound)
 }
 
 /// One run of the tenant.
@@ -178,6 +283,10 @@ pub async fn get(tx: &mut TenantTx, id: RunId) -> Result<Run> {
 pub struct RunFilter {
     pub status: Option<RunStatus>,
     pub connection: Option<ConnectionId>,
+    /// `transient`, `auth`, `data` or `internal`.
+    pub error_class: Option<String>,
+    /// Only runs queued at or after this time.
+    pub since: Option<DateTime<Utc>>,
     /// Only runs older than this (queued_at, id): the cursor of the previous page.
     pub before: Option<(DateTime<Utc>, Uuid)>,
     pub limit: i64,
@@ -189,11 +298,15 @@ pub async fn list(tx: &mut TenantTx, filter: &RunFilter) -> Result<Vec<Run>> {
     Ok(sqlx::query_as::<_, Run>(select_run!(
         "WHERE ($1::text IS NULL OR status = $1)
            AND ($2::uuid IS NULL OR connection_id = $2)
-           AND ($3::timestamptz IS NULL OR (queued_at, id) < ($3, $4))
-         ORDER BY queued_at DESC, id DESC LIMIT $5"
+           AND ($3::text IS NULL OR error_class = $3)
+           AND ($4::timestamptz IS NULL OR queued_at >= $4)
+           AND ($5::timestamptz IS NULL OR (queued_at, id) < ($5, $6))
+         ORDER BY queued_at DESC, id DESC LIMIT $7"
     ))
     .bind(filter.status.map(RunStatus::as_str))
     .bind(filter.connection.map(|c| c.0))
+    .bind(filter.error_class.as_deref())
+    .bind(filter.since)
     .bind(before_at)
     .bind(before_id)
     .bind(filter.limit)
@@ -210,6 +323,13 @@ pub struct AttemptError {
     pub message: String,
 }
 
+/// A worker's claim on a running run: who, and for how long unless renewed.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub owner: String,
+    pub ttl: std::time::Duration,
+}
+
 /// A status change and what it records with it.
 #[derive(Debug, Clone)]
 pub struct Transition {
@@ -219,9 +339,21 @@ pub struct Transition {
     pub attempt_error: Option<AttemptError>,
     /// The run's final error (class, message).
     pub error: Option<(String, String)>,
+    /// A message without an error class, e.g. who cancelled the run.
+    pub note: Option<String>,
     pub counts: Option<Value>,
     pub cursor_before: Option<Value>,
     pub cursor_after: Option<Value>,
+    /// To `Running`: the lease the worker takes. Leaving `Running` drops any lease.
+    pub lease: Option<Lease>,
+    /// To `Queued`: not to be started before this.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Only if the run is due (its retry time has come): a task delivered early waits.
+    pub only_if_due: bool,
+    /// Only if the current lease has expired (its worker is presumed dead).
+    pub only_if_lease_expired: bool,
+    /// Only if this worker still holds the lease (it was not presumed dead and replaced).
+    pub only_if_lease_owner: Option<String>,
 }
 
 impl Transition {
@@ -231,15 +363,21 @@ impl Transition {
             new_attempt: false,
             attempt_error: None,
             error: None,
+            note: None,
             counts: None,
             cursor_before: None,
             cursor_after: None,
+            lease: None,
+            next_attempt_at: None,
+            only_if_due: false,
+            only_if_lease_expired: false,
+            only_if_lease_owner: None,
         }
     }
 }
 
-/// Applies a transition if the run's current status allows it; otherwise
-/// [`StoreError::InvalidTransition`] (and nothing changes).
+/// Applies a transition if the run's current status (and the transition's guards) allow it;
+/// otherwise [`StoreError::InvalidTransition`] (and nothing changes).
 pub async fn transition(tx: &mut TenantTx, id: RunId, t: Transition) -> Result<Run> {
     let attempt_error = t
         .attempt_error
@@ -248,6 +386,11 @@ pub async fn transition(tx: &mut TenantTx, id: RunId, t: Transition) -> Result<R
         .transpose()
         .map_err(|e| StoreError::Data(e.to_string()))?;
     let (error_class, error_message) = t.error.clone().unzip();
+    let (lease_owner, lease_secs) = t
+        .lease
+        .as_ref()
+        .map(|l| (l.owner.clone(), l.ttl.as_secs_f64()))
+        .unzip();
     let updated = sqlx::query_as::<_, Run>(
         "UPDATE sync_runs SET
             status = $2,
@@ -256,14 +399,20 @@ pub async fn transition(tx: &mut TenantTx, id: RunId, t: Transition) -> Result<R
             finished_at = CASE WHEN $2 IN ('queued', 'running') THEN NULL ELSE now() END,
             attempt_errors = CASE WHEN $4::jsonb IS NULL THEN attempt_errors ELSE attempt_errors || $4::jsonb END,
             error_class = coalesce($5, error_class),
-            error_message = coalesce($6, error_message),
+            error_message = coalesce($6, $17, error_message),
             counts = coalesce($7, counts),
             cursor_before = coalesce($8, cursor_before),
-            cursor_after = coalesce($9, cursor_after)
+            cursor_after = coalesce($9, cursor_after),
+            lease_owner = CASE WHEN $2 = 'running' THEN $11 ELSE NULL END,
+            lease_expires_at = CASE WHEN $2 = 'running' THEN now() + make_interval(secs => $12) ELSE NULL END,
+            next_attempt_at = CASE WHEN $2 = 'queued' THEN $13 ELSE next_attempt_at END
          WHERE id = $1 AND status = ANY($10)
+           AND (NOT $14 OR coalesce(next_attempt_at, '-infinity') <= now())
+           AND (NOT $15 OR lease_expires_at < now())
+           AND ($16::text IS NULL OR lease_owner = $16)
          RETURNING id, tenant_id, connection_id, trigger, status, requested_by, attempts, attempt_errors,
             error_class, error_message, counts, cursor_before, cursor_after, retry_of, queued_at,
-            started_at, finished_at",
+            started_at, finished_at, next_attempt_at, enqueue_count, lease_owner, lease_expires_at",
     )
     .bind(id.0)
     .bind(t.to.as_str())
@@ -275,6 +424,13 @@ pub async fn transition(tx: &mut TenantTx, id: RunId, t: Transition) -> Result<R
     .bind(t.cursor_before)
     .bind(t.cursor_after)
     .bind(RunStatus::sources(t.to))
+    .bind(lease_owner)
+    .bind(lease_secs)
+    .bind(t.next_attempt_at)
+    .bind(t.only_if_due)
+    .bind(t.only_if_lease_expired)
+    .bind(t.only_if_lease_owner)
+    .bind(t.note)
     .fetch_optional(tx.conn())
     .await?;
     match updated {
@@ -287,6 +443,34 @@ pub async fn transition(tx: &mut TenantTx, id: RunId, t: Transition) -> Result<R
             })
         }
     }
+}
+
+/// Renews a worker's lease on a running run. False when the run is no longer running under
+/// this worker's lease (cancelled, or presumed dead and given to another worker): the worker
+/// must then stop, and its load will not commit.
+pub async fn renew_lease(tx: &mut TenantTx, id: RunId, lease: &Lease) -> Result<bool> {
+    let renewed = sqlx::query(
+        "UPDATE sync_runs SET lease_expires_at = now() + make_interval(secs => $3)
+         WHERE id = $1 AND status = 'running' AND lease_owner = $2",
+    )
+    .bind(id.0)
+    .bind(&lease.owner)
+    .bind(lease.ttl.as_secs_f64())
+    .execute(tx.conn())
+    .await?;
+    Ok(renewed.rows_affected() == 1)
+}
+
+/// A run due for a push to the queue, as [`Store::claim_due_runs`] returns it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DueRun {
+    pub run_id: Uuid,
+    pub tenant_id: Uuid,
+    pub connection_id: Uuid,
+    /// `queued`, or `running` with an expired lease.
+    pub status: String,
+    /// The push number this claim stands for (part of the task id).
+    pub enqueue_count: i32,
 }
 
 #[cfg(test)]
@@ -306,6 +490,10 @@ mod tests {
     #[test]
     fn a_queued_run_must_run_before_it_can_succeed() {
         assert!(Queued.can_become(Running));
+        assert!(
+            !Running.can_become(Running),
+            "a running run is never taken over"
+        );
         assert!(!Queued.can_become(Succeeded));
         assert!(!Queued.can_become(Failed));
         assert!(Running.can_become(SucceededWithBreaks));

@@ -8,6 +8,8 @@ use eam_connectors::ErrorClass;
 pub struct SyncError {
     pub class: ErrorClass,
     pub message: String,
+    /// How long the bank asked us to wait before trying again, if it said.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl SyncError {
@@ -15,6 +17,7 @@ impl SyncError {
         SyncError {
             class,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -42,7 +45,10 @@ impl From<eam_store::StoreError> for SyncError {
 
 impl From<eam_connectors::ConnectorError> for SyncError {
     fn from(e: eam_connectors::ConnectorError) -> Self {
-        SyncError::new(e.class(), e.to_string())
+        SyncError {
+            retry_after: e.retry_after(),
+            ..SyncError::new(e.class(), e.to_string())
+        }
     }
 }
 

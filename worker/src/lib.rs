@@ -4,9 +4,12 @@
 //! transports tasks. The API creates a run row and pushes a task; a worker picks it up and runs
 //! the [`pipeline`]. Retries are decided from the classified error, not by the transport.
 
+pub mod dispatch;
 pub mod error;
 pub mod pipeline;
 pub mod queue;
 
+pub use dispatch::DispatchSettings;
 pub use error::{SyncError, suggested_action};
-pub use pipeline::{SyncContext, SyncTask};
+pub use pipeline::{SyncContext, SyncPolicy, SyncTask};
+pub use queue::WorkerOptions;

@@ -1,23 +1,39 @@
 //! The sync pipeline: one bank connection, one run, as a sequence of named steps.
 //!
-//! `begin` (run -> running) -> `fetch` (raw documents from the bank) -> `normalize` (pure parse)
-//! -> `load` (records + cursor + run status in ONE database transaction) . A failure before
-//! `load` commits leaves the data exactly as it was; the run records the classified error.
-//! Transient errors are retried by the queue up to the configured attempts; auth, data and
-//! internal errors end the run `failed` at once.
+//! `begin` (queued -> running, under a lease) -> `fetch` (raw documents from the bank) ->
+//! `normalize` (pure parse) -> `load` (records + cursor + run status in ONE database
+//! transaction). A failure before `load` commits leaves the data exactly as it was; the run
+//! records the classified error.
+//!
+//! Leases make a run safe against dead and duplicate workers: `begin` only starts a run that
+//! is queued and due, and takes a lease that a heartbeat renews while the sync runs. A worker
+//! that dies stops renewing; the dispatcher (see `dispatch`) then puts the run back on the
+//! queue. A duplicate delivery finds the run running and leaves it alone. If the lease is lost
+//! (the run was cancelled, or presumed dead and given to another worker) the sync stops, and
+//! in any case its final transition only applies while it still holds the lease, so a worker
+//! that was presumed dead cannot commit a load over its successor's.
+//!
+//! Transient errors put the run back in the queue with a jittered exponential back-off (or the
+//! bank's Retry-After, if longer), up to `max_attempts`; then the run is `dead`. Auth, data and
+//! internal errors end it `failed` at once. A connection whose runs fail `pause_after_failures`
+//! times in a row is paused.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::NaiveDate;
+use chrono::{NaiveDate, Utc};
 use eam_connectors::bank_a::{BankAClient, BankAConfig};
-use eam_connectors::{DocumentKind, ErrorClass, RawDocument, TlsIdentity};
+use eam_connectors::{Breakers, DocumentKind, ErrorClass, RawDocument, RetryPolicy, TlsIdentity};
 use eam_normalizer::bank_a;
 use eam_normalizer::model::Batch;
 use eam_store::connections::{self, Connection};
-use eam_store::runs::{self, AttemptError, RunStatus, Transition};
+use eam_store::runs::{self, AttemptError, Lease, RunStatus, Transition};
 use eam_store::{ConnectionId, RunId, Store, StoreError, TenantId};
+use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::error::SyncError;
@@ -30,49 +46,152 @@ pub struct SyncTask {
     pub connection_id: ConnectionId,
 }
 
-/// Shared state of the sync steps.
+/// The tunables of syncs: timeouts, retries, leases, pausing.
+#[derive(Debug, Clone)]
+pub struct SyncPolicy {
+    /// Per request to a bank.
+    pub bank_timeout: Duration,
+    /// Attempts of a run before a transient failure makes it `dead`.
+    pub max_attempts: u32,
+    /// Retries of a single request inside an attempt.
+    pub request_retry: RetryPolicy,
+    /// Back-off before the second attempt; doubles per attempt, jittered, up to `retry_max`.
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// How long a worker's claim on a running run holds without renewal.
+    pub lease: Duration,
+    /// Consecutive failed runs that pause a connection (0: never).
+    pub pause_after_failures: u32,
+}
+
+impl Default for SyncPolicy {
+    fn default() -> Self {
+        SyncPolicy {
+            bank_timeout: Duration::from_secs(30),
+            max_attempts: 3,
+            request_retry: RetryPolicy::default(),
+            retry_base: Duration::from_secs(5),
+            retry_max: Duration::from_secs(300),
+            lease: Duration::from_secs(30),
+            pause_after_failures: 5,
+        }
+    }
+}
+
+/// Shared state of the sync steps in one worker process; cheap to clone.
 #[derive(Clone)]
 pub struct SyncContext {
     pub store: Store,
-    pub bank_timeout: Duration,
-    pub max_attempts: u32,
+    pub policy: SyncPolicy,
+    /// One circuit breaker per bank endpoint, shared by every job of this worker.
+    pub breakers: Arc<Breakers>,
+    /// Names this worker in leases.
+    pub worker_id: String,
+    /// Runs this worker is running, to hand back on shutdown.
+    in_flight: Arc<Mutex<HashMap<RunId, TenantId>>>,
+}
+
+impl SyncContext {
+    pub fn new(store: Store, policy: SyncPolicy, breakers: Breakers) -> Self {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".to_owned());
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        SyncContext {
+            store,
+            policy,
+            breakers: Arc::new(breakers),
+            worker_id: format!("{host}-{}-{}", std::process::id(), &suffix[..8]),
+            in_flight: Arc::default(),
+        }
+    }
+
+    fn lease(&self) -> Lease {
+        Lease {
+            owner: self.worker_id.clone(),
+            ttl: self.policy.lease,
+        }
+    }
+
+    fn track(&self, task: SyncTask) -> InFlight<'_> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(task.run_id, task.tenant_id);
+        InFlight {
+            cx: self,
+            run: task.run_id,
+        }
+    }
+}
+
+/// Removes a run from the in-flight registry when its attempt ends, however it ends.
+struct InFlight<'a> {
+    cx: &'a SyncContext,
+    run: RunId,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.cx
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.run);
+    }
 }
 
 /// How an attempt ended, for the queue.
 #[derive(Debug, PartialEq, Eq)]
 pub enum AttemptOutcome {
-    /// The run reached a terminal status (succeeded, failed, dead or cancelled).
+    /// The attempt ended and PostgreSQL recorded how: a terminal status, or `queued` again
+    /// for a later attempt (which the dispatcher will push when it is due).
     Finished(RunStatus),
-    /// A transient failure: the queue should try again.
+    /// The outcome could not be recorded (PostgreSQL unreachable): deliver the task again.
     Retry(String),
-    /// The run was already terminal (a duplicate delivery): nothing done.
+    /// Nothing to do: the run is terminal, not due yet, or running elsewhere.
     Skipped,
+    /// The run was cancelled or given to another worker while this one ran it: it stopped
+    /// without loading anything.
+    Abandoned,
 }
 
 /// Overlap when re-fetching transactions: late bookings within this window are picked up.
 const CURSOR_OVERLAP_DAYS: u64 = 7;
 
-/// Runs one attempt of a sync. `attempt` is the transport's delivery count (from 1); the
-/// attempt number that decides `dead` is the one PostgreSQL counts, which survives crashes.
-pub async fn run_attempt(cx: &SyncContext, task: SyncTask, attempt: u32) -> AttemptOutcome {
+/// Runs one attempt of a sync. `delivery` is the transport's delivery count (from 1), for
+/// logs; the attempt number that decides `dead` is the one PostgreSQL counts.
+pub async fn run_attempt(cx: &SyncContext, task: SyncTask, delivery: u32) -> AttemptOutcome {
     let span = tracing::info_span!("sync", run_id = %task.run_id, tenant_id = %task.tenant_id,
-        connection_id = %task.connection_id, delivery = attempt);
+        connection_id = %task.connection_id, delivery);
     attempt_steps(cx, task).instrument(span).await
 }
 
 async fn attempt_steps(cx: &SyncContext, task: SyncTask) -> AttemptOutcome {
-    let attempt = match begin(cx, task).await {
+    let lease = cx.lease();
+    let attempt = match begin(cx, task, &lease).await {
         Ok(Some(attempt)) => attempt,
         Ok(None) => return AttemptOutcome::Skipped,
         Err(e) => return AttemptOutcome::Retry(format!("could not start the run: {e}")),
     };
-    match sync(cx, task).await {
-        Ok(status) => AttemptOutcome::Finished(status),
-        Err(e) => {
+    let _in_flight = cx.track(task);
+    let (lost_tx, mut lost_rx) = watch::channel(false);
+    let heartbeat =
+        tokio::spawn(keep_lease(cx.store.clone(), task, lease.clone(), lost_tx).in_current_span());
+    let result = tokio::select! {
+        result = sync(cx, task, &lease) => Some(result),
+        _ = lost_rx.wait_for(|lost| *lost) => None,
+    };
+    heartbeat.abort();
+    match result {
+        None => {
+            tracing::warn!(
+                "the run was cancelled or presumed dead and given to another worker; stopped without loading"
+            );
+            AttemptOutcome::Abandoned
+        }
+        Some(Ok(status)) => AttemptOutcome::Finished(status),
+        Some(Err(e)) => {
             tracing::warn!(class = e.class.as_str(), error = %e.message, attempt, "sync attempt failed");
-            let retry = e.class == ErrorClass::Transient && attempt < cx.max_attempts;
-            match record_failure(cx, task, &e, retry).await {
-                Ok(_) if retry => AttemptOutcome::Retry(e.message),
+            match record_failure(cx, task, &e, attempt, &lease).await {
                 Ok(status) => AttemptOutcome::Finished(status),
                 // The failure could not even be recorded (database down): let the queue retry.
                 Err(record_err) => {
@@ -83,12 +202,15 @@ async fn attempt_steps(cx: &SyncContext, task: SyncTask) -> AttemptOutcome {
     }
 }
 
-/// Moves the run to `running` for a new attempt and returns the attempt number; `None` when
-/// the run is already terminal (a duplicate delivery) or unknown.
-async fn begin(cx: &SyncContext, task: SyncTask) -> Result<Option<u32>, StoreError> {
+/// Moves the run to `running` under this worker's lease and returns the attempt number;
+/// `None` when the run is not queued and due (terminal, running elsewhere, waiting for its
+/// retry time) or unknown.
+async fn begin(cx: &SyncContext, task: SyncTask, lease: &Lease) -> Result<Option<u32>, StoreError> {
     let mut tx = cx.store.tenant_tx(task.tenant_id).await?;
     let t = Transition {
         new_attempt: true,
+        lease: Some(lease.clone()),
+        only_if_due: true,
         ..Transition::to(RunStatus::Running)
     };
     match runs::transition(&mut tx, task.run_id, t).await {
@@ -101,7 +223,32 @@ async fn begin(cx: &SyncContext, task: SyncTask) -> Result<Option<u32>, StoreErr
     }
 }
 
-async fn sync(cx: &SyncContext, task: SyncTask) -> Result<RunStatus, SyncError> {
+/// Renews the lease every third of its lifetime until told it is lost (the run is no longer
+/// running under it). A database hiccup is retried at the next tick: the lease outlives it.
+async fn keep_lease(store: Store, task: SyncTask, lease: Lease, lost: watch::Sender<bool>) {
+    let mut tick = tokio::time::interval(lease.ttl / 3);
+    tick.tick().await; // the first tick is immediate; begin just took the lease
+    loop {
+        tick.tick().await;
+        let renewed = async {
+            let mut tx = store.tenant_tx(task.tenant_id).await?;
+            let renewed = runs::renew_lease(&mut tx, task.run_id, &lease).await?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(renewed)
+        }
+        .await;
+        match renewed {
+            Ok(true) => {}
+            Ok(false) => {
+                let _ = lost.send(true);
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "could not renew the run's lease; trying again"),
+        }
+    }
+}
+
+async fn sync(cx: &SyncContext, task: SyncTask, lease: &Lease) -> Result<RunStatus, SyncError> {
     let connection = {
         let mut tx = cx.store.tenant_tx(task.tenant_id).await?;
         connections::get(&mut tx, task.connection_id).await?
@@ -109,7 +256,7 @@ async fn sync(cx: &SyncContext, task: SyncTask) -> Result<RunStatus, SyncError> 
     let since = cursor_date(&connection.cursor);
     let documents = fetch(cx, &connection, since).await?;
     let batch = normalize(&connection, &documents)?;
-    load(cx, task, &connection, &batch).await
+    load(cx, task, &connection, &batch, lease).await
 }
 
 /// Fetches the raw documents since the cursor.
@@ -128,7 +275,9 @@ async fn fetch(
                 client_id: connection.client_id.clone(),
                 client_secret,
                 tls,
-                timeout: cx.bank_timeout,
+                timeout: cx.policy.bank_timeout,
+                retry: cx.policy.request_retry.clone(),
+                breaker: Some(cx.breakers.for_url(&connection.base_url)),
             })?;
             Ok(client.fetch(since).await?.documents)
         }
@@ -173,12 +322,14 @@ fn normalize(connection: &Connection, documents: &[RawDocument]) -> Result<Batch
     Ok(batch)
 }
 
-/// Loads the batch, moves the cursor and finishes the run, all in one transaction.
+/// Loads the batch, moves the cursor and finishes the run, all in one transaction, and only
+/// while this worker still holds the run's lease.
 async fn load(
     cx: &SyncContext,
     task: SyncTask,
     connection: &Connection,
     batch: &Batch,
+    lease: &Lease,
 ) -> Result<RunStatus, SyncError> {
     let mut tx = cx.store.tenant_tx(task.tenant_id).await?;
     // One load per connection at a time: a second worker waits here rather than interleaving.
@@ -187,43 +338,48 @@ async fn load(
         eam_store::load::load_batch(&mut tx, task.connection_id, task.run_id, batch).await?;
     let cursor_after = next_cursor(&locked.cursor, batch);
     connections::set_cursor(&mut tx, task.connection_id, &cursor_after).await?;
+    connections::record_outcome(
+        &mut tx,
+        task.connection_id,
+        true,
+        cx.policy.pause_after_failures,
+        None,
+    )
+    .await?;
     let counts_json =
         serde_json::to_value(&counts).map_err(|e| SyncError::internal(e.to_string()))?;
     let t = Transition {
         counts: Some(counts_json),
         cursor_before: Some(connection.cursor.clone()),
         cursor_after: Some(cursor_after),
+        only_if_lease_owner: Some(lease.owner.clone()),
         ..Transition::to(RunStatus::Succeeded)
     };
     match runs::transition(&mut tx, task.run_id, t).await {
         Ok(_) => {}
-        // Cancelled meanwhile: roll back, nothing half-loaded.
+        // Cancelled, or given to another worker, meanwhile: roll back, nothing half-loaded.
         Err(StoreError::InvalidTransition { from, .. }) => {
+            tracing::warn!(status = %from, "the run changed hands before its load committed; rolled back");
             return RunStatus::parse(&from)
                 .ok_or_else(|| SyncError::internal("unknown run status"));
         }
         Err(e) => return Err(e.into()),
     }
     tx.commit().await?;
-    tracing::info!(run_id = %task.run_id, changed = counts.changed(), "sync loaded");
+    tracing::info!(changed = counts.changed(), "sync loaded");
     Ok(RunStatus::Succeeded)
 }
 
-/// Records a failed attempt: back to `queued` for a retry, or the final failed/dead status.
+/// Records a failed attempt: back to `queued` until its retry time, or the final failed/dead
+/// status (which counts towards pausing the connection).
 async fn record_failure(
     cx: &SyncContext,
     task: SyncTask,
     e: &SyncError,
-    retry: bool,
+    attempt: u32,
+    lease: &Lease,
 ) -> Result<RunStatus, StoreError> {
-    let mut tx = cx.store.tenant_tx(task.tenant_id).await?;
-    let run = runs::get(&mut tx, task.run_id).await?;
-    let attempt_error = AttemptError {
-        attempt: run.attempts,
-        at: chrono::Utc::now(),
-        class: e.class.as_str().to_owned(),
-        message: e.message.clone(),
-    };
+    let retry = e.class == ErrorClass::Transient && attempt < cx.policy.max_attempts;
     let to = if retry {
         RunStatus::Queued
     } else if e.class == ErrorClass::Transient {
@@ -231,14 +387,97 @@ async fn record_failure(
     } else {
         RunStatus::Failed
     };
+    let next_attempt_at = retry.then(|| {
+        let wait = retry_delay(&cx.policy, attempt).max(e.retry_after.unwrap_or_default());
+        Utc::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX)
+    });
+    let mut tx = cx.store.tenant_tx(task.tenant_id).await?;
     let t = Transition {
-        attempt_error: Some(attempt_error),
-        error: Some((e.class.as_str().to_owned(), e.message.clone())),
+        attempt_error: Some(AttemptError {
+            attempt: i32::try_from(attempt).unwrap_or(i32::MAX),
+            at: Utc::now(),
+            class: e.class.as_str().to_owned(),
+            message: e.message.clone(),
+        }),
+        // The run's own error is its final one; a failure it retries stays an attempt error.
+        error: (!retry).then(|| (e.class.as_str().to_owned(), e.message.clone())),
+        next_attempt_at,
+        only_if_lease_owner: Some(lease.owner.clone()),
         ..Transition::to(to)
     };
-    let run = runs::transition(&mut tx, task.run_id, t).await?;
+    let run = match runs::transition(&mut tx, task.run_id, t).await {
+        Ok(run) => run,
+        // Cancelled or given to another worker meanwhile: its status stands.
+        Err(StoreError::InvalidTransition { from, .. }) => {
+            return Ok(RunStatus::parse(&from).unwrap_or(RunStatus::Failed));
+        }
+        Err(other) => return Err(other),
+    };
+    if !retry {
+        let paused = connections::record_outcome(
+            &mut tx,
+            task.connection_id,
+            false,
+            cx.policy.pause_after_failures,
+            Some(&e.message),
+        )
+        .await?;
+        if paused {
+            tracing::warn!("the connection was paused after repeated failed runs");
+        }
+    }
     tx.commit().await?;
+    if let Some(at) = run.next_attempt_at {
+        tracing::info!(next_attempt_at = %at, "the run will be retried");
+    }
     Ok(run.status())
+}
+
+/// The back-off before attempt `attempt + 1`: base × 2^(attempt-1), capped, with jitter
+/// between half and all of it, so runs that failed together do not retry together.
+pub fn retry_delay(policy: &SyncPolicy, attempt: u32) -> Duration {
+    let exp = policy
+        .retry_base
+        .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
+        .min(policy.retry_max);
+    exp.mul_f64(rand::rng().random_range(0.5..=1.0))
+}
+
+/// Puts the runs this worker still runs back on the queue (shutdown past its grace period):
+/// they start again elsewhere at once, instead of waiting for their leases to expire. A sync
+/// still running here cannot commit afterwards: it no longer holds the lease.
+pub async fn hand_back(cx: &SyncContext) {
+    let runs: Vec<(RunId, TenantId)> = cx
+        .in_flight
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|(r, t)| (*r, *t))
+        .collect();
+    for (run, tenant) in runs {
+        let handed = async {
+            let mut tx = cx.store.tenant_tx(tenant).await?;
+            let t = Transition {
+                attempt_error: Some(AttemptError {
+                    attempt: 0,
+                    at: Utc::now(),
+                    class: ErrorClass::Transient.as_str().to_owned(),
+                    message: "the worker shut down before the sync finished; handed back".into(),
+                }),
+                next_attempt_at: Some(Utc::now()),
+                only_if_lease_owner: Some(cx.worker_id.clone()),
+                ..Transition::to(RunStatus::Queued)
+            };
+            runs::transition(&mut tx, run, t).await?;
+            tx.commit().await
+        }
+        .await;
+        match handed {
+            Ok(()) => tracing::info!(run_id = %run, "handed the run back to the queue"),
+            Err(e) => tracing::warn!(run_id = %run, error = %e,
+                "could not hand the run back; it restarts when its lease expires"),
+        }
+    }
 }
 
 /// The date to fetch transactions from, if the connection has synced before.
@@ -259,5 +498,26 @@ fn next_cursor(before: &serde_json::Value, batch: &Batch) -> serde_json::Value {
             json!({ "transactions_from": from.to_string() })
         }
         None => before.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_double_with_jitter_and_stay_under_the_cap() {
+        let policy = SyncPolicy {
+            retry_base: Duration::from_secs(2),
+            retry_max: Duration::from_secs(10),
+            ..SyncPolicy::default()
+        };
+        for _ in 0..100 {
+            let first = retry_delay(&policy, 1);
+            assert!(first >= Duration::from_secs(1) && first <= Duration::from_secs(2));
+            let third = retry_delay(&policy, 3);
+            assert!(third >= Duration::from_secs(4) && third <= Duration::from_secs(8));
+            assert!(retry_delay(&policy, 30) <= Duration::from_secs(10));
+        }
     }
 }

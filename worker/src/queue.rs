@@ -104,6 +104,7 @@ use futures::{FutureExt, Stream, StreamExt};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tracing::{Level, Span};
 
+use crate::dispatch::DispatchSettings;
 use crate::pipeline::{self, AttemptOutcome, SyncContext, SyncTask};
 use eam_store::RunId;
 
@@ -185,10 +186,15 @@ impl SyncQueue {
         self.config.queue.as_ref()
     }
 
-    /// Enqueues a task for immediate delivery; its task id is the run id.
-    pub async fn push(&self, task: SyncTask) -> Result<(), QueueError> {
+    /// Enqueues a task for immediate delivery. `push` is the run's push number (1 for the
+    /// first, as recorded in `sync_runs.enqueue_count`): the task id is the run id and that
+    /// number, so a run can be pushed again (after a retry wait, a lost task, a dead worker)
+    /// while one push of it can never be enqueued twice.
+    pub async fn push(&self, task: SyncTask, push: u32) -> Result<(), QueueError> {
         let body = serde_json::to_vec(&task)?;
-        let redis_task = TaskBuilder::new(body).task_id(task_id(task.run_id)).build();
+        let redis_task = TaskBuilder::new(body)
+            .task_id(task_id(task.run_id, push))
+            .build();
         let mut conn = self.conn.clone();
         let (enqueued, scheduled) = apalis_redis::queries::push_tasks(
             &mut conn,
@@ -213,33 +219,73 @@ fn queue_config(queue: &str) -> Config {
         .lock_tasks(false)
 }
 
-/// The task id of a run: the run id itself, so Redis keys name the run.
-fn task_id(run: RunId) -> TaskId {
-    TaskId::from_string(run.0.to_string())
+/// The task id of one push of a run: `<run id>.<push number>`, so Redis keys name the run.
+fn task_id(run: RunId, push: u32) -> TaskId {
+    TaskId::from_string(format!("{}.{push}", run.0))
 }
 
-/// Takes sync tasks from `queue` until `shutdown` completes, then lets in-flight syncs finish
-/// (up to [`SHUTDOWN_GRACE`]) and returns. Restarts by itself after a Redis failure.
+/// How a worker process consumes and dispatches.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Syncs run at once.
+    pub concurrency: usize,
+    /// How often an idle worker looks for a task.
+    pub poll_interval: Duration,
+    /// How long in-flight syncs may run on after shutdown is requested.
+    pub grace: Duration,
+    pub dispatch: DispatchSettings,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            concurrency: 4,
+            poll_interval: Duration::from_millis(300),
+            grace: SHUTDOWN_GRACE,
+            dispatch: DispatchSettings::default(),
+        }
+    }
+}
+
+/// Takes sync tasks from `queue` and runs the dispatcher until `shutdown` completes, then
+/// lets in-flight syncs finish (up to the grace period), hands back those still running, and
+/// returns. Restarts by itself after a Redis failure.
 pub async fn run_worker<F>(
     queue: SyncQueue,
     cx: SyncContext,
-    concurrency: usize,
-    poll_interval: Duration,
+    options: WorkerOptions,
     shutdown: F,
 ) -> anyhow::Result<()>
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let delivery = Delivery::new(max_deliveries(cx.max_attempts), move |task, attempt| {
-        let cx = cx.clone();
-        async move { pipeline::run_attempt(&cx, task, attempt).await }.boxed()
-    });
+    let (stop_dispatch, dispatch_stopped) = tokio::sync::watch::channel(false);
+    let dispatcher = tokio::spawn(crate::dispatch::run_dispatcher(
+        cx.clone(),
+        queue.clone(),
+        options.dispatch.clone(),
+        dispatch_stopped,
+    ));
+    let pipeline_cx = cx.clone();
+    let delivery = Delivery::new(
+        max_deliveries(cx.policy.max_attempts),
+        move |task, attempt| {
+            let cx = pipeline_cx.clone();
+            async move { pipeline::run_attempt(&cx, task, attempt).await }.boxed()
+        },
+    );
     let settings = WorkerSettings {
-        concurrency,
-        poll_interval,
-        grace: SHUTDOWN_GRACE,
+        concurrency: options.concurrency,
+        poll_interval: options.poll_interval,
+        grace: options.grace,
     };
-    run_deliveries(&queue, delivery, &settings, shutdown).await
+    let result = run_deliveries(&queue, delivery, &settings, shutdown).await;
+    let _ = stop_dispatch.send(true);
+    let _ = dispatcher.await;
+    if result.is_err() {
+        pipeline::hand_back(&cx).await;
+    }
+    result
 }
 
 /// Deliveries after which a task that keeps asking for another attempt is abandoned.
@@ -306,9 +352,10 @@ async fn deliver(
             Ok(())
         }
         AttemptOutcome::Skipped => {
-            tracing::info!("the run was already finished; duplicate delivery skipped");
+            tracing::info!("the run is not queued and due; delivery skipped");
             Ok(())
         }
+        AttemptOutcome::Abandoned => Ok(()),
         AttemptOutcome::Retry(reason) if attempt >= delivery.max_deliveries => {
             tracing::error!(%reason, deliveries = attempt,
                 "giving up on the task; its run keeps the status PostgreSQL last recorded");
@@ -619,10 +666,11 @@ mod tests {
         }
     }
 
+    /// Whether the first push of `run` is in a set of task ids.
     async fn is_member(queue: &SyncQueue, set: String, run: RunId) -> bool {
         redis::cmd("SISMEMBER")
             .arg(set)
-            .arg(run.0.to_string())
+            .arg(task_id(run, 1).to_string())
             .query_async(&mut queue.conn.clone())
             .await
             .expect("SISMEMBER")
@@ -631,7 +679,11 @@ mod tests {
     /// The status apalis-redis keeps in the task's metadata (`Pending` until a worker takes it).
     async fn task_status(queue: &SyncQueue, run: RunId) -> String {
         redis::cmd("HGET")
-            .arg(format!("{}:{}", queue.config.job_meta_hash(), run.0))
+            .arg(format!(
+                "{}:{}",
+                queue.config.job_meta_hash(),
+                task_id(run, 1)
+            ))
             .arg("status")
             .query_async(&mut queue.conn.clone())
             .await
@@ -666,7 +718,7 @@ mod tests {
         let queue = new_queue().await;
         let worker = TestWorker::start(&queue, 2, 8, finished);
         let task = new_task();
-        queue.push(task).await.unwrap();
+        queue.push(task, 1).await.unwrap();
 
         eventually("the task is delivered", || worker.delivered() == 1).await;
         let (result, _) = worker.shut_down().await;
@@ -692,7 +744,7 @@ mod tests {
             .boxed()
         });
         let task = new_task();
-        queue.push(task).await.unwrap();
+        queue.push(task, 1).await.unwrap();
 
         eventually("the third delivery", || worker.delivered() == 3).await;
         assert_eq!(worker.attempts_of(task.run_id), vec![1, 2, 3]);
@@ -721,7 +773,7 @@ mod tests {
             async { AttemptOutcome::Retry("database down".into()) }.boxed()
         });
         let task = new_task();
-        queue.push(task).await.unwrap();
+        queue.push(task, 1).await.unwrap();
 
         let dead = queue.config.dead_jobs_set();
         let start = Instant::now();
@@ -742,11 +794,11 @@ mod tests {
         let queue = new_queue().await;
         let other = new_queue().await;
         let foreign = new_task();
-        other.push(foreign).await.unwrap();
+        other.push(foreign, 1).await.unwrap();
         let worker = TestWorker::start(&queue, 2, 8, finished);
         // Pushed after the foreign task: if the worker could see both, it would take that first.
         let own = new_task();
-        queue.push(own).await.unwrap();
+        queue.push(own, 1).await.unwrap();
 
         eventually("the worker's own task is delivered", || {
             worker.attempts_of(own.run_id) == vec![1]
@@ -813,7 +865,7 @@ mod tests {
         });
         let tasks: Vec<SyncTask> = (0..IN_FLIGHT + 1).map(|_| new_task()).collect();
         for task in &tasks {
-            queue.push(*task).await.unwrap();
+            queue.push(*task, 1).await.unwrap();
         }
         eventually("all slots are busy", || worker.delivered() == IN_FLIGHT).await;
 
@@ -850,8 +902,8 @@ mod tests {
     async fn pushing_a_run_twice_is_refused() {
         let queue = new_queue().await;
         let task = new_task();
-        queue.push(task).await.unwrap();
-        let second = queue.push(task).await;
+        queue.push(task, 1).await.unwrap();
+        let second = queue.push(task, 1).await;
         assert!(
             matches!(second, Err(QueueError::AlreadyQueued(run)) if run == task.run_id),
             "{second:?}"

@@ -3,7 +3,10 @@
 use eam_config::secrets::SecretRef;
 use eam_store::connections::{self, Connection as StoredConnection, NewConnection};
 use eam_store::runs::{self, RunStatus, Transition, Trigger};
-use eam_store::{ConnectionId, StoreError};
+use eam_store::{ConnectionId, RunId, StoreError};
+use serde_json::json;
+
+use crate::audit::AuditContext;
 use eam_worker::SyncTask;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
@@ -57,7 +60,14 @@ struct Connection {
     client_cert_ref: Option<String>,
     client_key_ref: Option<String>,
     ca_cert_ref: Option<String>,
+    /// False while paused.
     enabled: bool,
+    /// `active` or `paused`.
+    status: String,
+    /// Failed runs in a row; the connection pauses at `worker.pause_after_failures`.
+    consecutive_failures: i32,
+    paused_at: Option<chrono::DateTime<chrono::Utc>>,
+    paused_reason: Option<String>,
     /// Where the next sync resumes.
     cursor: serde_json::Value,
     created_at: chrono::DateTime<chrono::Utc>,
@@ -78,6 +88,10 @@ impl From<StoredConnection> for Connection {
             client_key_ref: c.client_key_ref,
             ca_cert_ref: c.ca_cert_ref,
             enabled: c.enabled,
+            status: if c.enabled { "active" } else { "paused" }.to_owned(),
+            consecutive_failures: c.consecutive_failures,
+            paused_at: c.paused_at,
+            paused_reason: c.paused_reason,
             cursor: c.cursor,
             created_at: c.created_at,
             updated_at: c.updated_at,
@@ -97,6 +111,40 @@ enum Created {
 struct SyncAccepted {
     run_id: Uuid,
     status: String,
+    /// True when the connection already had a queued or running sync: this is that run.
+    coalesced: bool,
+}
+
+/// Why ops pause a connection.
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+struct PauseBody {
+    #[oai(validator(min_length = 1, max_length = 500))]
+    reason: String,
+}
+
+/// One worker process's breaker for an endpoint.
+#[derive(Object)]
+struct WorkerBreaker {
+    worker_id: String,
+    /// `closed`, `open` or `half_open`.
+    state: String,
+    consecutive_failures: i32,
+    opened_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When an open breaker lets a probe through.
+    open_until: Option<chrono::DateTime<chrono::Utc>>,
+    /// Requests refused without being sent while open.
+    rejected_calls: i64,
+    updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The circuit breakers of a connection's bank endpoint.
+#[derive(Object)]
+struct BreakerView {
+    endpoint: String,
+    /// `open` if any worker's breaker is open, else `half_open` if any is, else `closed`.
+    state: String,
+    workers: Vec<WorkerBreaker>,
 }
 
 #[derive(ApiResponse)]
@@ -164,6 +212,7 @@ impl ConnectionsApi {
     #[oai(path = "/connections", method = "post")]
     async fn create(
         &self,
+        req: &poem::Request,
         token: BearerToken,
         body: Json<NewConnectionBody>,
     ) -> Result<Created, ApiError> {
@@ -172,6 +221,14 @@ impl ConnectionsApi {
         let new = body.0.validate()?;
         let mut tx = caller.tx(&self.0).await?;
         let created = connections::create(&mut tx, &new).await?;
+        AuditContext::new(&caller, req)
+            .record(
+                &mut tx,
+                "connection.created",
+                format!("connection:{}", created.id),
+                json!({ "custodian": created.custodian, "base_url": created.base_url }),
+            )
+            .await?;
         tx.commit().await?;
         tracing::info!(connection_id = %created.id, actor = %caller.subject, "connection created");
         let location = format!("/api/v1/connections/{}", created.id);
@@ -205,9 +262,16 @@ impl ConnectionsApi {
         Ok(Json(c.into()))
     }
 
-    /// Queues a sync of the connection now; answers with the run id.
+    /// Queues a sync of the connection now; answers with the run id. While the connection
+    /// already has a queued or running sync, that run is returned (`coalesced`) instead of a
+    /// second sync.
     #[oai(path = "/connections/:id/sync", method = "post")]
-    async fn sync(&self, token: BearerToken, id: Path<Uuid>) -> Result<Accepted, ApiError> {
+    async fn sync(
+        &self,
+        req: &poem::Request,
+        token: BearerToken,
+        id: Path<Uuid>,
+    ) -> Result<Accepted, ApiError> {
         let caller = self.0.authenticate(&token).await?;
         caller.require(Action::TriggerSync)?;
         let connection = ConnectionId(id.0);
@@ -216,11 +280,12 @@ impl ConnectionsApi {
             .await
             .map_err(not_found(id.0))?;
         if !c.enabled {
-            return Err(ApiError::conflict(
-                "the connection is paused; resume it first",
-            ));
+            return Err(ApiError::conflict(format!(
+                "the connection is paused ({}); resume it first",
+                c.paused_reason.as_deref().unwrap_or("by ops")
+            )));
         }
-        let run = runs::create(
+        let requested = runs::create(
             &mut tx,
             connection,
             Trigger::Manual,
@@ -228,38 +293,156 @@ impl ConnectionsApi {
             None,
         )
         .await?;
+        AuditContext::new(&caller, req)
+            .record(
+                &mut tx,
+                "sync.triggered",
+                format!("connection:{connection}"),
+                json!({ "run_id": requested.id, "coalesced": requested.coalesced }),
+            )
+            .await?;
         // The run row is committed before the task exists, so a worker never sees a task whose
         // run it cannot find.
         tx.commit().await?;
-        let task = SyncTask {
-            run_id: run,
-            tenant_id: caller.tenant,
-            connection_id: connection,
-        };
-        if let Err(e) = self.0.queue.push(task).await {
-            tracing::error!(run_id = %run, error = %e, "could not enqueue a sync");
-            // Never a false 202: the run is cancelled with the reason, and the caller told.
-            let mut tx = caller.tx(&self.0).await?;
-            let t = Transition {
-                error: Some((
-                    "transient".into(),
-                    format!("the job queue is unavailable: {e}"),
-                )),
-                ..Transition::to(RunStatus::Cancelled)
-            };
-            runs::transition(&mut tx, run, t).await?;
-            tx.commit().await?;
-            return Err(ApiError::unavailable(
-                "the job queue is unavailable; try again shortly",
-            ));
+        if !requested.coalesced {
+            enqueue(&self.0, &caller, requested.id, connection).await?;
         }
-        tracing::info!(run_id = %run, connection_id = %connection, actor = %caller.subject, "sync queued");
+        tracing::info!(run_id = %requested.id, connection_id = %connection, actor = %caller.subject,
+            coalesced = requested.coalesced, "sync queued");
         Ok(Accepted::Accepted(
             Json(SyncAccepted {
-                run_id: run.0,
+                run_id: requested.id.0,
                 status: RunStatus::Queued.as_str().into(),
+                coalesced: requested.coalesced,
             }),
-            format!("/api/v1/jobs/{run}"),
+            format!("/api/v1/jobs/{}", requested.id),
         ))
     }
+
+    /// Pauses the connection: it is neither synced nor scheduled until resumed.
+    #[oai(path = "/connections/:id/pause", method = "post")]
+    async fn pause(
+        &self,
+        req: &poem::Request,
+        token: BearerToken,
+        id: Path<Uuid>,
+        body: Json<PauseBody>,
+    ) -> Result<Json<Connection>, ApiError> {
+        let caller = self.0.authenticate(&token).await?;
+        caller.require(Action::ManageConnections)?;
+        let mut tx = caller.tx(&self.0).await?;
+        let reason = format!("paused by {}: {}", caller.subject, body.0.reason);
+        let c = connections::pause(&mut tx, ConnectionId(id.0), &reason)
+            .await
+            .map_err(not_found(id.0))?;
+        AuditContext::new(&caller, req)
+            .record(
+                &mut tx,
+                "connection.paused",
+                format!("connection:{}", id.0),
+                json!({ "reason": body.0.reason }),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(Json(c.into()))
+    }
+
+    /// Resumes a paused connection (paused by ops or after repeated failed runs).
+    #[oai(path = "/connections/:id/resume", method = "post")]
+    async fn resume(
+        &self,
+        req: &poem::Request,
+        token: BearerToken,
+        id: Path<Uuid>,
+    ) -> Result<Json<Connection>, ApiError> {
+        let caller = self.0.authenticate(&token).await?;
+        caller.require(Action::ManageConnections)?;
+        let mut tx = caller.tx(&self.0).await?;
+        let c = connections::resume(&mut tx, ConnectionId(id.0))
+            .await
+            .map_err(not_found(id.0))?;
+        AuditContext::new(&caller, req)
+            .record(
+                &mut tx,
+                "connection.resumed",
+                format!("connection:{}", id.0),
+                json!({}),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(Json(c.into()))
+    }
+
+    /// The circuit breakers guarding the connection's bank endpoint, one per worker process,
+    /// as each last reported.
+    #[oai(path = "/connections/:id/breaker", method = "get")]
+    async fn breaker(
+        &self,
+        token: BearerToken,
+        id: Path<Uuid>,
+    ) -> Result<Json<BreakerView>, ApiError> {
+        let caller = self.0.authenticate(&token).await?;
+        caller.require(Action::ReadConnections)?;
+        let mut tx = caller.tx(&self.0).await?;
+        let c = connections::get(&mut tx, ConnectionId(id.0))
+            .await
+            .map_err(not_found(id.0))?;
+        let endpoint = eam_connectors::breaker::endpoint_of(&c.base_url);
+        let rows = eam_store::breakers::for_endpoint(&mut tx, &endpoint).await?;
+        let state = if rows.iter().any(|r| r.state == "open") {
+            "open"
+        } else if rows.iter().any(|r| r.state == "half_open") {
+            "half_open"
+        } else {
+            "closed"
+        };
+        Ok(Json(BreakerView {
+            endpoint,
+            state: state.to_owned(),
+            workers: rows
+                .into_iter()
+                .map(|r| WorkerBreaker {
+                    worker_id: r.worker_id,
+                    state: r.state,
+                    consecutive_failures: r.consecutive_failures,
+                    opened_at: r.opened_at,
+                    open_until: r.open_until,
+                    rejected_calls: r.rejected_calls,
+                    updated_at: r.updated_at,
+                })
+                .collect(),
+        }))
+    }
+}
+
+/// Pushes the first task of a new run; if the queue cannot take it, the run is cancelled with
+/// the reason and the caller gets 503: never a false 202.
+pub(crate) async fn enqueue(
+    state: &ApiState,
+    caller: &crate::caller::Caller,
+    run: RunId,
+    connection: ConnectionId,
+) -> Result<(), ApiError> {
+    let task = SyncTask {
+        run_id: run,
+        tenant_id: caller.tenant,
+        connection_id: connection,
+    };
+    let Err(e) = state.queue.push(task, 1).await else {
+        return Ok(());
+    };
+    tracing::error!(run_id = %run, error = %e, "could not enqueue a sync");
+    let mut tx = caller.tx(state).await?;
+    let t = Transition {
+        error: Some((
+            "transient".into(),
+            format!("the job queue is unavailable: {e}"),
+        )),
+        ..Transition::to(RunStatus::Cancelled)
+    };
+    runs::transition(&mut tx, run, t).await?;
+    tx.commit().await?;
+    Err(ApiError::unavailable(
+        "the job queue is unavailable; try again shortly",
+    ))
 }

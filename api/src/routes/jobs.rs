@@ -2,16 +2,19 @@
 
 use chrono::{DateTime, Utc};
 use eam_connectors::ErrorClass;
-use eam_store::runs::{self, AttemptError, Run, RunFilter, RunStatus};
+use eam_store::runs::{self, AttemptError, Run, RunFilter, RunStatus, Transition};
 use eam_store::{ConnectionId, RunId, StoreError};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
+use serde_json::json;
 use uuid::Uuid;
 
+use crate::audit::AuditContext;
 use crate::caller::BearerToken;
 use crate::permissions::Action;
 use crate::problem::ApiError;
+use crate::routes::connections::enqueue;
 use crate::routes::page_limit;
 use crate::state::ApiState;
 
@@ -48,6 +51,8 @@ struct Job {
     /// The errors of failed attempts, oldest first.
     attempt_errors: Vec<Attempt>,
     error: Option<JobError>,
+    /// A remark that is not an error, e.g. who cancelled the run.
+    note: Option<String>,
     /// Inserted / updated / unchanged per record kind.
     counts: serde_json::Value,
     cursor_before: Option<serde_json::Value>,
@@ -57,12 +62,18 @@ struct Job {
     started_at: Option<DateTime<Utc>>,
     finished_at: Option<DateTime<Utc>>,
     duration_ms: Option<i64>,
+    /// A queued run that failed before waits until then for its next attempt.
+    next_attempt_at: Option<DateTime<Utc>>,
+    /// The worker running it, while running.
+    worker_id: Option<String>,
 }
 
 impl From<Run> for Job {
     fn from(r: Run) -> Self {
         let attempt_errors: Vec<AttemptError> =
             serde_json::from_value(r.attempt_errors).unwrap_or_default();
+        let note = r.error_message.clone().filter(|_| r.error_class.is_none());
+        let queued = r.status == "queued";
         let error = match (r.error_class, r.error_message) {
             (Some(class), Some(message)) => Some(JobError {
                 suggested_action: ErrorClass::parse(&class)
@@ -91,6 +102,7 @@ impl From<Run> for Job {
                 })
                 .collect(),
             error,
+            note,
             counts: r.counts,
             cursor_before: r.cursor_before,
             cursor_after: r.cursor_after,
@@ -102,6 +114,8 @@ impl From<Run> for Job {
                 (Some(s), Some(f)) => Some((f - s).num_milliseconds()),
                 _ => None,
             },
+            next_attempt_at: r.next_attempt_at.filter(|_| queued),
+            worker_id: r.lease_owner,
         }
     }
 }
@@ -126,15 +140,75 @@ fn decode_cursor(s: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
     Ok((at, Uuid::parse_str(i).map_err(|_| bad())?))
 }
 
+/// Which failed or dead runs a bulk retry takes; every field narrows it.
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+struct RetryFilter {
+    /// `failed` or `dead` (default: both).
+    status: Option<String>,
+    connection_id: Option<Uuid>,
+    /// `transient`, `auth`, `data` or `internal`.
+    error_class: Option<String>,
+    /// Only runs queued at or after this time.
+    since: Option<DateTime<Utc>>,
+    /// At most this many runs, 1 to 500 (default 100).
+    limit: Option<u32>,
+}
+
+/// A retry that was queued.
+#[derive(Object)]
+struct Retried {
+    /// The failed or dead run.
+    retry_of: Uuid,
+    /// The new run (or the connection's active run, when `coalesced`).
+    run_id: Uuid,
+    coalesced: bool,
+}
+
+#[derive(Object)]
+struct BulkRetried {
+    /// One per connection: its newest matching failed run (older ones are superseded).
+    retried: Vec<Retried>,
+}
+
+fn parse_status(s: Option<&str>) -> Result<Option<RunStatus>, ApiError> {
+    s.map(|s| {
+        RunStatus::parse(s).ok_or_else(|| ApiError::bad_request(format!("unknown status '{s}'")))
+    })
+    .transpose()
+}
+
+fn parse_class(s: Option<&str>) -> Result<Option<String>, ApiError> {
+    s.map(|s| {
+        ErrorClass::parse(s)
+            .map(|c| c.as_str().to_owned())
+            .ok_or_else(|| ApiError::bad_request(format!("unknown error class '{s}'")))
+    })
+    .transpose()
+}
+
+fn job_not_found(id: Uuid) -> impl FnOnce(StoreError) -> ApiError {
+    move |e| match e {
+        StoreError::NotFound => ApiError::not_found(format!("job {id} not found")),
+        other => other.into(),
+    }
+}
+
 #[OpenApi(tag = "crate::Tag::Jobs")]
 impl JobsApi {
-    /// Sync runs, newest first, filtered by status and connection.
+    /// Sync runs, newest first, filtered by status, connection, error class and time.
     #[oai(path = "/jobs", method = "get")]
+    // Each query parameter is an argument of an OpenAPI operation.
+    #[allow(clippy::too_many_arguments)]
     async fn list(
         &self,
         token: BearerToken,
         status: Query<Option<String>>,
         connection_id: Query<Option<Uuid>>,
+        /// `transient`, `auth`, `data` or `internal`.
+        error_class: Query<Option<String>>,
+        /// Only runs queued at or after this time (RFC 3339).
+        since: Query<Option<DateTime<Utc>>>,
         cursor: Query<Option<String>>,
         /// Page size, 1 to 500 (default 50).
         limit: Query<Option<u32>>,
@@ -142,17 +216,11 @@ impl JobsApi {
         let caller = self.0.authenticate(&token).await?;
         caller.require(Action::ReadJobs)?;
         let limit = page_limit(limit.0, 50)?;
-        let status = status
-            .0
-            .as_deref()
-            .map(|s| {
-                RunStatus::parse(s)
-                    .ok_or_else(|| ApiError::bad_request(format!("unknown status '{s}'")))
-            })
-            .transpose()?;
         let filter = RunFilter {
-            status,
+            status: parse_status(status.0.as_deref())?,
             connection: connection_id.0.map(ConnectionId),
+            error_class: parse_class(error_class.0.as_deref())?,
+            since: since.0,
             before: cursor.0.as_deref().map(decode_cursor).transpose()?,
             limit: limit + 1,
         };
@@ -160,8 +228,14 @@ impl JobsApi {
         let mut rows = runs::list(&mut tx, &filter).await?;
         let next_cursor = if rows.len() as i64 > limit {
             rows.truncate(limit as usize);
-            rows.last()
-                .map(|r| format!("{}~{}", r.queued_at.to_rfc3339(), r.id))
+            rows.last().map(|r| {
+                format!(
+                    "{}~{}",
+                    r.queued_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                    r.id
+                )
+            })
         } else {
             None
         };
@@ -177,10 +251,136 @@ impl JobsApi {
         let caller = self.0.authenticate(&token).await?;
         caller.require(Action::ReadJobs)?;
         let mut tx = caller.tx(&self.0).await?;
-        let run = runs::get(&mut tx, RunId(id.0)).await.map_err(|e| match e {
-            StoreError::NotFound => ApiError::not_found(format!("job {} not found", id.0)),
-            other => other.into(),
-        })?;
+        let run = runs::get(&mut tx, RunId(id.0))
+            .await
+            .map_err(job_not_found(id.0))?;
+        Ok(Json(run.into()))
+    }
+
+    /// Retries a failed or dead run: a new run linked by `retry_of` (409 if the run is not
+    /// failed or dead, or was already retried).
+    #[oai(path = "/jobs/:id/retry", method = "post")]
+    async fn retry(
+        &self,
+        req: &poem::Request,
+        token: BearerToken,
+        id: Path<Uuid>,
+    ) -> Result<Json<Retried>, ApiError> {
+        let caller = self.0.authenticate(&token).await?;
+        caller.require(Action::RetryJobs)?;
+        let mut tx = caller.tx(&self.0).await?;
+        let source = runs::get(&mut tx, RunId(id.0))
+            .await
+            .map_err(job_not_found(id.0))?;
+        let requested = runs::retry(&mut tx, RunId(id.0), &caller.subject).await?;
+        let connection = ConnectionId(source.connection_id);
+        AuditContext::new(&caller, req)
+            .record(
+                &mut tx,
+                "job.retried",
+                format!("job:{}", id.0),
+                json!({ "run_id": requested.id, "coalesced": requested.coalesced }),
+            )
+            .await?;
+        tx.commit().await?;
+        if !requested.coalesced {
+            enqueue(&self.0, &caller, requested.id, connection).await?;
+        }
+        Ok(Json(Retried {
+            retry_of: id.0,
+            run_id: requested.id.0,
+            coalesced: requested.coalesced,
+        }))
+    }
+
+    /// Retries every failed or dead run matching the filter, one per connection (its newest
+    /// not yet retried), e.g. all runs that died during last night's bank outage.
+    #[oai(path = "/jobs/retry", method = "post")]
+    async fn retry_many(
+        &self,
+        req: &poem::Request,
+        token: BearerToken,
+        body: Json<RetryFilter>,
+    ) -> Result<Json<BulkRetried>, ApiError> {
+        let caller = self.0.authenticate(&token).await?;
+        caller.require(Action::RetryJobs)?;
+        let status = parse_status(body.0.status.as_deref())?;
+        if status.is_some_and(|s| !matches!(s, RunStatus::Failed | RunStatus::Dead)) {
+            return Err(ApiError::unprocessable(
+                "status: only failed or dead runs can be retried",
+            ));
+        }
+        let filter = RunFilter {
+            status,
+            connection: body.0.connection_id.map(ConnectionId),
+            error_class: parse_class(body.0.error_class.as_deref())?,
+            since: body.0.since,
+            before: None,
+            limit: page_limit(body.0.limit, 100)?,
+        };
+        let audit = AuditContext::new(&caller, req);
+        let mut tx = caller.tx(&self.0).await?;
+        let mut retried = Vec::new();
+        for source in runs::retry_candidates(&mut tx, &filter).await? {
+            let requested = runs::retry(&mut tx, RunId(source.id), &caller.subject).await?;
+            audit
+                .record(
+                    &mut tx,
+                    "job.retried",
+                    format!("job:{}", source.id),
+                    json!({ "run_id": requested.id, "coalesced": requested.coalesced, "bulk": true }),
+                )
+                .await?;
+            retried.push((source, requested));
+        }
+        tx.commit().await?;
+        for (source, requested) in &retried {
+            if !requested.coalesced {
+                enqueue(
+                    &self.0,
+                    &caller,
+                    requested.id,
+                    ConnectionId(source.connection_id),
+                )
+                .await?;
+            }
+        }
+        Ok(Json(BulkRetried {
+            retried: retried
+                .into_iter()
+                .map(|(source, requested)| Retried {
+                    retry_of: source.id,
+                    run_id: requested.id.0,
+                    coalesced: requested.coalesced,
+                })
+                .collect(),
+        }))
+    }
+
+    /// Cancels a queued or running run. A running sync stops at a safe point: its load does
+    /// not commit, so nothing is half-loaded (409 if the run already finished).
+    #[oai(path = "/jobs/:id/cancel", method = "post")]
+    async fn cancel(
+        &self,
+        req: &poem::Request,
+        token: BearerToken,
+        id: Path<Uuid>,
+    ) -> Result<Json<Job>, ApiError> {
+        let caller = self.0.authenticate(&token).await?;
+        caller.require(Action::CancelJobs)?;
+        let mut tx = caller.tx(&self.0).await?;
+        runs::get(&mut tx, RunId(id.0))
+            .await
+            .map_err(job_not_found(id.0))?;
+        let t = Transition {
+            note: Some(format!("cancelled by {}", caller.subject)),
+            ..Transition::to(RunStatus::Cancelled)
+        };
+        let run = runs::transition(&mut tx, RunId(id.0), t).await?;
+        AuditContext::new(&caller, req)
+            .record(&mut tx, "job.cancelled", format!("job:{}", id.0), json!({}))
+            .await?;
+        tx.commit().await?;
         Ok(Json(run.into()))
     }
 }

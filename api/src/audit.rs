@@ -1,0 +1,59 @@
+//! What the API records in the audit log for a sensitive action: who (the token's subject),
+//! from where (the client address), under which request id (`X-Request-Id`, when sent).
+
+use eam_store::TenantTx;
+use eam_store::audit::{self, AuditEntry};
+use serde_json::Value;
+
+use crate::caller::Caller;
+use crate::problem::ApiError;
+
+/// The request facts every audit entry of one API call shares.
+#[derive(Debug, Clone)]
+pub struct AuditContext {
+    pub actor: String,
+    pub request_id: Option<String>,
+    pub source_addr: Option<String>,
+}
+
+impl AuditContext {
+    pub fn new(caller: &Caller, req: &poem::Request) -> Self {
+        let request_id = req
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(128).collect());
+        let source_addr = req
+            .remote_addr()
+            .as_socket_addr()
+            .map(|a| a.ip().to_string());
+        AuditContext {
+            actor: caller.subject.clone(),
+            request_id,
+            source_addr,
+        }
+    }
+
+    /// Records `action` on `target` in the caller's transaction (it commits with the action).
+    pub async fn record(
+        &self,
+        tx: &mut TenantTx,
+        action: &str,
+        target: String,
+        details: Value,
+    ) -> Result<(), ApiError> {
+        audit::record(
+            tx,
+            &AuditEntry {
+                actor: self.actor.clone(),
+                action: action.to_owned(),
+                target: Some(target),
+                request_id: self.request_id.clone(),
+                source_addr: self.source_addr.clone(),
+                details,
+            },
+        )
+        .await?;
+        Ok(())
+    }
+}
