@@ -4,17 +4,18 @@
 //! this runs (see `start` in the crate root). Here: the token endpoint, a bearer check in front
 //! of every `/v1` route, and handlers that only extract parameters and serialize what `pages`
 //! computes. Every request passes through one outer middleware (`observe`) that counts and
-//! logs it; that is also where fault injection (latency, 5xx bursts, 429 with Retry-After,
-//! truncated bodies) will read its plan from [`SimState`], so handlers stay unaware of it.
+//! logs it and asks the fault table whether to misbehave (the `inject` module says how each
+//! fault changes an answer), so handlers stay unaware of faults. The admin API is mounted in
+//! the same app, under the same TLS, but `observe` lets it through uncounted and unfaulted.
 //! Errors are JSON: OAuth's `{"error": ...}` on the token endpoint, `{"error", "message"}`
-//! on `/v1`.
+//! on `/v1` and `/admin`.
 
+mod inject;
 pub(crate) mod pages;
 
 pub use self::pages::{DEFAULT_LIMIT, MAX_LIMIT};
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,8 +29,12 @@ use rand::Rng;
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use tokio::sync::watch;
 
+use crate::admin;
 use crate::dataset::Dataset;
+use crate::faults::FaultHandle;
+use crate::traffic::Traffic;
 
 /// How long an access token is valid.
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
@@ -42,7 +47,12 @@ pub(crate) struct SimState {
     client_secret_digest: [u8; 32],
     /// Issued access tokens and when they expire.
     tokens: Mutex<HashMap<String, Instant>>,
-    requests: AtomicU64,
+    /// Connections and requests received.
+    pub(crate) traffic: Traffic,
+    /// The fault rules, shared with whoever steers the simulator.
+    pub(crate) faults: FaultHandle,
+    /// Becomes true when the server starts shutting down, releasing hung requests.
+    stopping: watch::Sender<bool>,
 }
 
 impl SimState {
@@ -53,13 +63,22 @@ impl SimState {
             client_id,
             client_secret_digest: Sha256::digest(client_secret.as_bytes()).into(),
             tokens: Mutex::new(HashMap::new()),
-            requests: AtomicU64::new(0),
+            traffic: Traffic::default(),
+            faults: FaultHandle::new(),
+            stopping: watch::Sender::new(false),
         }
     }
 
-    /// HTTP requests received so far.
-    pub(crate) fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
+    /// Marks the server as shutting down: requests held by a fault are released.
+    pub(crate) fn begin_stopping(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Completes once the server is shutting down.
+    pub(crate) async fn stopping(&self) {
+        let mut stopping = self.stopping.subscribe();
+        // Err only if the sender is gone, and `self` owns it: cannot happen while we wait.
+        let _ = stopping.wait_for(|stopping| *stopping).await;
     }
 
     fn credentials_match(&self, client_id: &str, client_secret: &str) -> bool {
@@ -101,6 +120,8 @@ pub(crate) enum ApiError {
     UnknownAccount(String),
     #[error("{0}")]
     BadRequest(String),
+    #[error("no fault rule has id {0}")]
+    UnknownFaultRule(u64),
 }
 
 impl IntoResponse for ApiError {
@@ -127,7 +148,7 @@ impl IntoResponse for ApiError {
                 json!({"error": "unauthorized", "message": message}),
                 Some("Bearer realm=\"bank_a\""),
             ),
-            ApiError::UnknownAccount(_) => (
+            ApiError::UnknownAccount(_) | ApiError::UnknownFaultRule(_) => (
                 StatusCode::NOT_FOUND,
                 json!({"error": "not_found", "message": message}),
                 None,
@@ -149,7 +170,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The bank_a application: token endpoint, `/v1` routes, request accounting.
+/// The bank_a application: token endpoint, `/v1` routes, the admin API, request accounting
+/// and fault injection.
 pub(crate) fn app(state: Arc<SimState>) -> impl Endpoint {
     let v1 = Route::new()
         .at("/accounts", get(list_accounts))
@@ -161,32 +183,54 @@ pub(crate) fn app(state: Arc<SimState>) -> impl Endpoint {
     Route::new()
         .at("/oauth/token", post(issue_token))
         .nest("/v1", v1)
+        .nest(admin::PREFIX, admin::routes())
         .data(state)
         .around(move |ep, req| observe(Arc::clone(&observed), ep, req))
 }
 
-/// Counts and logs every request; the seam where fault injection will act.
+/// Counts and logs every request and applies the fault, if any, that the rules pick for it.
 async fn observe<E: Endpoint>(
     state: Arc<SimState>,
     ep: Arc<E>,
     req: Request,
 ) -> poem::Result<Response> {
-    state.requests.fetch_add(1, Ordering::Relaxed);
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let response = match ep.call(req).await {
-        Ok(response) => response.into_response(),
-        Err(error) => error.into_response(),
+    if admin::is_admin(&path) {
+        // The test's control channel: counting or faulting it would disturb what it observes.
+        let response = call(&*ep, req).await;
+        tracing::debug!(%method, path, status = response.status().as_u16(), "admin request");
+        return Ok(response);
+    }
+    state.traffic.record_request(&path);
+    let fault = state
+        .faults
+        .take_for_request(&path, inject::has_cursor(req.uri().query()));
+    let response = match &fault {
+        None => call(&*ep, req).await,
+        Some((rule, fault)) => {
+            tracing::info!(%method, path, rule, ?fault, "injecting fault");
+            inject::answer(&state, *rule, fault, &*ep, req).await
+        }
     };
     tracing::debug!(
         %method,
         path,
         status = response.status().as_u16(),
+        fault_rule = fault.map(|(rule, _)| rule),
         elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
         "bank_a request"
     );
     Ok(response)
+}
+
+/// The endpoint's answer, errors included, as a response.
+async fn call<E: Endpoint>(ep: &E, req: Request) -> Response {
+    match ep.call(req).await {
+        Ok(response) => response.into_response(),
+        Err(error) => error.into_response(),
+    }
 }
 
 /// Refuses `/v1` requests without a live bearer token issued by this simulator.

@@ -11,10 +11,23 @@
 //! form or HTTP Basic) returns a bearer token valid for an hour; `/v1` lists page with
 //! `limit` (default 100, at most 1000) and an opaque `cursor` taken from the previous page's
 //! `next_cursor` (null on the last page), which is only valid for the listing it came from.
+//!
+//! For reliability tests the simulator can be told to fail ([`faults`]: latency, hangs, error
+//! statuses, damaged bodies, reset connections) and counts what it receives
+//! ([`RunningSim::requests`], [`RunningSim::requests_to`],
+//! [`RunningSim::connections_accepted`]). Both are reachable in process through
+//! [`RunningSim`] and over HTTPS through the admin API under `/admin` (see the `admin`
+//! module), for tests whose bank clients run in other processes.
 
+mod admin;
 pub mod bank_a;
 pub mod dataset;
+pub mod faults;
+mod listener;
 pub mod pki;
+mod traffic;
+
+pub use crate::faults::{Fault, FaultHandle, FaultRule, InvalidFaultRule};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -23,11 +36,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::NaiveDate;
-use poem::listener::{Acceptor, Listener, RustlsCertificate, RustlsConfig, TcpListener};
+use poem::listener::{Acceptor, Listener, RustlsCertificate, RustlsConfig};
 use tokio::sync::oneshot;
 
 use crate::bank_a::SimState;
 use crate::dataset::{Dataset, SimParams};
+use crate::listener::CountingListener;
 use crate::pki::PkiPaths;
 
 /// How long a shutdown waits for open connections before closing them.
@@ -70,6 +84,10 @@ pub struct SimArgs {
     /// (default: `<dir>/client_secret`).
     #[arg(long, env = "EAM_BANKSIM_CLIENT_SECRET_FILE")]
     pub client_secret_file: Option<PathBuf>,
+    /// A fault rule as JSON, installed at start (repeatable; checked in the order given), e.g.
+    /// '{"path_prefix": "/v1", "fault": {"kind": "status", "status": 503}, "times": 3}'.
+    #[arg(long = "fault", value_name = "JSON")]
+    pub faults: Vec<FaultRule>,
 }
 
 /// Everything a simulator needs to start.
@@ -114,10 +132,27 @@ impl RunningSim {
         Arc::clone(&self.state.dataset)
     }
 
-    /// HTTP requests received so far, on every endpoint (TLS handshakes refused before HTTP
-    /// are not requests).
+    /// The simulator's fault rules: what is injected here applies to the next request.
+    pub fn faults(&self) -> FaultHandle {
+        self.state.faults.clone()
+    }
+
+    /// HTTP requests received so far, on every endpoint except the admin API, including those
+    /// a fault answered or holds (TLS handshakes refused before HTTP are not requests).
     pub fn requests(&self) -> u64 {
-        self.state.requests()
+        self.state.traffic.requests()
+    }
+
+    /// Requests counted by [`requests`](Self::requests) whose path lies under `path_prefix`,
+    /// matched at segment boundaries like fault rules ([`faults::path_matches`]).
+    pub fn requests_to(&self, path_prefix: &str) -> u64 {
+        self.state.traffic.requests_to(path_prefix)
+    }
+
+    /// TCP connections accepted so far, including those then refused at the TLS handshake,
+    /// reset by [`Fault::ResetConnection`], or used for the admin API.
+    pub fn connections_accepted(&self) -> u64 {
+        self.state.traffic.connections()
     }
 
     /// Stops accepting, lets open requests finish (a few seconds at most), and waits.
@@ -151,7 +186,7 @@ pub async fn start(config: SimConfig) -> anyhow::Result<RunningSim> {
     let tls = RustlsConfig::new()
         .fallback(RustlsCertificate::new().cert(server_cert).key(server_key))
         .client_auth_required(client_ca);
-    let acceptor = TcpListener::bind(config.bind)
+    let acceptor = CountingListener::new(config.bind, Arc::clone(&state))
         .rustls(tls)
         .into_acceptor()
         .await
@@ -165,6 +200,7 @@ pub async fn start(config: SimConfig) -> anyhow::Result<RunningSim> {
 
     let (stop, stopped) = oneshot::channel::<()>();
     let app = bank_a::app(Arc::clone(&state));
+    let stopping = Arc::clone(&state);
     let server = tokio::spawn(
         poem::Server::new_with_acceptor(acceptor)
             .name("bank_a simulator")
@@ -173,6 +209,8 @@ pub async fn start(config: SimConfig) -> anyhow::Result<RunningSim> {
                 async move {
                     // A dropped sender (RunningSim dropped) stops the server as well.
                     let _ = stopped.await;
+                    // Release requests held by a fault, or they would hold the grace period.
+                    stopping.begin_stopping();
                 },
                 Some(SHUTDOWN_GRACE),
             ),
@@ -224,6 +262,9 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
         client_secret,
     })
     .await?;
+    for rule in &args.faults {
+        sim.faults().try_inject(rule.clone())?;
+    }
     let dataset = sim.dataset();
     println!("bank_a simulator listening on {}", sim.base_url());
     println!("  CA certificate:      {}", pki.ca_cert.display());
@@ -238,6 +279,17 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
         dataset.accounts.len(),
         dataset.start_date,
         params.end_date
+    );
+    for (id, rule, _) in sim.faults().rules() {
+        println!(
+            "  fault rule {id}:        {}",
+            serde_json::to_string(&rule).context("writing a fault rule as JSON")?
+        );
+    }
+    println!(
+        "  admin API:           {}/admin/faults, {}/admin/stats",
+        sim.base_url(),
+        sim.base_url()
     );
     println!("Serving until Ctrl-C or SIGTERM.");
     wait_for_stop_signal().await?;
@@ -314,6 +366,65 @@ mod tests {
         assert_eq!(mode, 0o600);
         assert_eq!(read_or_create_secret(&path).expect("secret"), created);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sim: SimArgs,
+    }
+
+    #[test]
+    fn fault_flags_are_parsed_as_rules_in_the_order_given() {
+        use clap::Parser as _;
+        let cli = Cli::try_parse_from([
+            "eam-bank-sim",
+            "--fault",
+            r#"{"path_prefix": "/oauth/token", "fault": {"kind": "status", "status": 503, "retry_after_secs": 2}, "times": 1}"#,
+            "--fault",
+            r#"{"path_prefix": "/", "fault": {"kind": "latency", "millis": 50}}"#,
+        ])
+        .expect("valid flags");
+        assert_eq!(
+            cli.sim.faults,
+            [
+                FaultRule::new(
+                    "/oauth/token",
+                    Fault::Status {
+                        status: 503,
+                        retry_after_secs: Some(2)
+                    }
+                )
+                .times(1),
+                FaultRule::new("/", Fault::Latency { millis: 50 }),
+            ]
+        );
+        assert!(
+            Cli::try_parse_from(["eam-bank-sim"])
+                .expect("no flags")
+                .sim
+                .faults
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn an_invalid_fault_flag_is_refused_with_the_reason() {
+        use clap::Parser as _;
+        for (flag, reason) in [
+            ("{not json", "not a fault rule"),
+            (
+                r#"{"path_prefix": "/v1", "fault": {"kind": "reset_connection"}}"#,
+                "path_prefix \"/\"",
+            ),
+        ] {
+            let error = Cli::try_parse_from(["eam-bank-sim", "--fault", flag])
+                .err()
+                .unwrap_or_else(|| panic!("{flag} must be refused"))
+                .to_string();
+            assert!(error.contains("--fault"), "{error}");
+            assert!(error.contains(reason), "{error}");
+        }
     }
 
     #[test]

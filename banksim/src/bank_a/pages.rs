@@ -372,11 +372,25 @@ fn encode_cursor(listing: &str, offset: usize) -> String {
 }
 
 fn decode_cursor(listing: &str, cursor: &str) -> Option<usize> {
+    let (offset, print) = split_cursor(cursor)?;
+    (print == fingerprint(listing)).then_some(offset)
+}
+
+fn split_cursor(cursor: &str) -> Option<(usize, String)> {
     let text = String::from_utf8(hex::decode(cursor).ok()?).ok()?;
     let (offset, print) = text.split_once(':')?;
-    (print == fingerprint(listing))
-        .then(|| offset.parse().ok())
-        .flatten()
+    Some((offset.parse().ok()?, print.to_owned()))
+}
+
+/// The cursor of the (at most) `limit` items before `cursor` in the same listing, and how
+/// many items that page has; None for an undecodable cursor or one at the start.
+///
+/// Used by the duplicate-page fault, which must not know the listing: the fingerprint is
+/// carried over from the given cursor, so the result is valid wherever `cursor` was.
+pub(crate) fn rewind_cursor(cursor: &str, limit: usize) -> Option<(String, usize)> {
+    let (offset, print) = split_cursor(cursor)?;
+    let start = offset.saturating_sub(limit);
+    (start < offset).then(|| (hex::encode(format!("{start}:{print}")), offset - start))
 }
 
 #[cfg(test)]

@@ -381,3 +381,42 @@ fn the_wire_writes_decimals_as_strings_and_absent_values_as_null() {
     assert!(positions["next_cursor"].is_null());
     assert!(positions["positions"][0]["quantity"].is_string());
 }
+
+#[test]
+fn a_rewound_cursor_selects_the_items_just_before_it_in_the_same_listing() {
+    let d = dataset();
+    let a = &d.accounts[0];
+    let ids = |cursor: Option<String>, limit: usize| -> Vec<String> {
+        transactions(&d, &a.account_id, &with(limit, cursor))
+            .expect("page")
+            .transactions
+            .iter()
+            .map(|t| t.transaction_id.to_owned())
+            .collect()
+    };
+    let second = transactions(&d, &a.account_id, &with(7, None))
+        .expect("page")
+        .next_cursor
+        .expect("a second page");
+    let third = transactions(&d, &a.account_id, &with(7, Some(second.clone())))
+        .expect("page")
+        .next_cursor
+        .expect("a third page");
+
+    let (rewound, len) = rewind_cursor(&third, 7).expect("a page before the third");
+    assert_eq!(len, 7);
+    assert_eq!(ids(Some(rewound), len), ids(Some(second.clone()), 7));
+
+    // Rewinding further than the start stops at the first item.
+    let (rewound, len) = rewind_cursor(&second, 10).expect("a page before the second");
+    assert_eq!(len, 7);
+    assert_eq!(ids(Some(rewound), len), ids(None, 7));
+
+    let (first, _) = rewind_cursor(&second, 7).expect("the first page");
+    assert_eq!(
+        rewind_cursor(&first, 7),
+        None,
+        "nothing lies before offset 0"
+    );
+    assert_eq!(rewind_cursor("not-a-cursor", 7), None);
+}

@@ -1,4 +1,8 @@
-//! The simulator over real HTTPS: mutual TLS at the handshake, OAuth, bearer checks, paging.
+//! The simulator over real HTTPS: mutual TLS at the handshake, OAuth, bearer checks, paging;
+//! fault injection and request counting in `faults`, the admin API in `admin`.
+
+mod admin;
+mod faults;
 
 use std::path::PathBuf;
 
@@ -148,6 +152,7 @@ async fn a_client_without_a_certificate_is_refused_at_the_tls_handshake() {
         error_chain(&error)
     );
     assert_eq!(sim.requests(), 0, "the refusal happens before HTTP");
+    assert_eq!(sim.connections_accepted(), 1, "but after the TCP accept");
     sim.shutdown().await;
 }
 
