@@ -1,0 +1,317 @@
+//! The byte layer under the XML reader: character encoding and positions.
+//!
+//! quick-xml reads UTF-8. Real statement files also come in ISO-8859-1 (declared in the XML
+//! declaration) and, from Windows systems, in windows-1252 mislabelled or declared as such; some
+//! carry a UTF-8 byte order mark. [`Input`] sniffs the BOM and the declaration once, then hands
+//! the reader UTF-8: untouched bytes for UTF-8 (no copy), or bytes transcoded chunk by chunk
+//! for the single-byte encodings (a bounded buffer, so memory stays constant). UTF-16 is refused
+//! with a clear error rather than guessed at.
+//!
+//! It also counts lines as the reader consumes bytes, so every error can say where it happened
+//! without keeping the file in memory. quick-xml consumes exactly up to the end of each event, so
+//! after an event the counters point just past it.
+
+use std::io::{self, BufRead, Read};
+
+/// How the bytes under the declaration are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Encoding {
+    Utf8,
+    Latin1,
+    Windows1252,
+}
+
+/// Why the input cannot be read at all.
+#[derive(Debug)]
+pub(crate) enum InputError {
+    Io(io::Error),
+    Unsupported(String),
+}
+
+/// Bytes sniffed before the reader starts: enough for a BOM and any sane XML declaration.
+const SNIFF_LEN: usize = 1024;
+
+/// Size of the transcoding buffer for single-byte encodings (output is at most twice the input).
+const CHUNK: usize = 32 * 1024;
+
+/// A `BufRead` that yields UTF-8 and counts lines of what was consumed.
+pub(crate) struct Input<R> {
+    inner: R,
+    encoding: Encoding,
+    /// Sniffed bytes not yet handed out (already UTF-8 or still to transcode, per `encoding`).
+    head: Vec<u8>,
+    head_pos: usize,
+    /// Transcoded bytes for the single-byte encodings.
+    out: Vec<u8>,
+    out_pos: usize,
+    line: usize,
+    /// Bytes consumed in total, and at the start of the current line.
+    consumed: u64,
+    line_start: u64,
+}
+
+impl<R: BufRead> Input<R> {
+    /// Sniffs the encoding of `inner` and prepares to read it as UTF-8.
+    pub(crate) fn new(mut inner: R) -> Result<Self, InputError> {
+        let mut head = Vec::with_capacity(SNIFF_LEN);
+        (&mut inner)
+            .take(SNIFF_LEN as u64)
+            .read_to_end(&mut head)
+            .map_err(InputError::Io)?;
+        let mut head_pos = 0;
+        if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
+            head_pos = 3;
+        } else if head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]) {
+            return Err(InputError::Unsupported(
+                "the file is UTF-16 encoded; statements are expected in UTF-8 or ISO-8859-1".into(),
+            ));
+        }
+        let encoding = declared_encoding(&head[head_pos..])?;
+        Ok(Input {
+            inner,
+            encoding,
+            head,
+            head_pos,
+            out: Vec::new(),
+            out_pos: 0,
+            line: 1,
+            consumed: 0,
+            line_start: 0,
+        })
+    }
+
+    /// One-based line of the next unread byte.
+    pub(crate) fn line(&self) -> usize {
+        self.line
+    }
+
+    /// One-based column (in bytes of UTF-8) of the next unread byte.
+    pub(crate) fn column(&self) -> usize {
+        usize::try_from(self.consumed - self.line_start).unwrap_or(usize::MAX - 1) + 1
+    }
+
+    fn count(&mut self, consumed: &[u8]) {
+        let newlines = consumed.iter().filter(|&&b| b == b'\n').count();
+        if newlines > 0 {
+            self.line += newlines;
+            if let Some(last) = memchr::memrchr(b'\n', consumed) {
+                self.line_start = self.consumed + last as u64 + 1;
+            }
+        }
+        self.consumed += consumed.len() as u64;
+    }
+
+    /// Refills `out` with the next transcoded chunk; empty at end of input.
+    fn refill_transcoded(&mut self) -> io::Result<()> {
+        self.out.clear();
+        self.out_pos = 0;
+        let encoding = self.encoding;
+        if self.head_pos < self.head.len() {
+            for &b in &self.head[self.head_pos..] {
+                push_single_byte(&mut self.out, b, encoding);
+            }
+            self.head_pos = self.head.len();
+            return Ok(());
+        }
+        let available = self.inner.fill_buf()?;
+        let n = available.len().min(CHUNK);
+        for &b in &available[..n] {
+            push_single_byte(&mut self.out, b, encoding);
+        }
+        self.inner.consume(n);
+        Ok(())
+    }
+}
+
+impl<R: BufRead> Read for Input<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Input<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        match self.encoding {
+            Encoding::Utf8 => {
+                if self.head_pos < self.head.len() {
+                    Ok(&self.head[self.head_pos..])
+                } else {
+                    self.inner.fill_buf()
+                }
+            }
+            Encoding::Latin1 | Encoding::Windows1252 => {
+                if self.out_pos >= self.out.len() {
+                    self.refill_transcoded()?;
+                }
+                Ok(&self.out[self.out_pos..])
+            }
+        }
+    }
+
+    fn consume(&mut self, amt: usize) {
+        match self.encoding {
+            Encoding::Utf8 => {
+                if self.head_pos < self.head.len() {
+                    let end = (self.head_pos + amt).min(self.head.len());
+                    let taken = std::mem::take(&mut self.head);
+                    self.count(&taken[self.head_pos..end]);
+                    self.head = taken;
+                    self.head_pos = end;
+                } else {
+                    // Count before consuming: the bytes are still in the inner buffer.
+                    let mut newlines = 0usize;
+                    let mut last = None;
+                    if let Ok(buf) = self.inner.fill_buf() {
+                        let slice = &buf[..amt.min(buf.len())];
+                        newlines = slice.iter().filter(|&&b| b == b'\n').count();
+                        last = memchr::memrchr(b'\n', slice);
+                    }
+                    if newlines > 0 {
+                        self.line += newlines;
+                        if let Some(last) = last {
+                            self.line_start = self.consumed + last as u64 + 1;
+                        }
+                    }
+                    self.consumed += amt as u64;
+                    self.inner.consume(amt);
+                }
+            }
+            Encoding::Latin1 | Encoding::Windows1252 => {
+                let end = (self.out_pos + amt).min(self.out.len());
+                let taken = std::mem::take(&mut self.out);
+                self.count(&taken[self.out_pos..end]);
+                self.out = taken;
+                self.out_pos = end;
+            }
+        }
+    }
+}
+
+/// Appends the UTF-8 form of one byte of a single-byte encoding.
+fn push_single_byte(out: &mut Vec<u8>, b: u8, encoding: Encoding) {
+    if b < 0x80 {
+        out.push(b);
+        return;
+    }
+    let c = match encoding {
+        Encoding::Windows1252 if (0x80..0xA0).contains(&b) => {
+            WINDOWS_1252_HIGH[usize::from(b - 0x80)]
+        }
+        _ => char::from(b),
+    };
+    let mut tmp = [0u8; 4];
+    out.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
+}
+
+/// windows-1252 characters 0x80..0x9F (undefined positions map to the C1 control, as browsers do).
+const WINDOWS_1252_HIGH: [char; 32] = [
+    '\u{20AC}', '\u{81}', '\u{201A}', '\u{0192}', '\u{201E}', '\u{2026}', '\u{2020}', '\u{2021}',
+    '\u{02C6}', '\u{2030}', '\u{0160}', '\u{2039}', '\u{0152}', '\u{8D}', '\u{017D}', '\u{8F}',
+    '\u{90}', '\u{2018}', '\u{2019}', '\u{201C}', '\u{201D}', '\u{2022}', '\u{2013}', '\u{2014}',
+    '\u{02DC}', '\u{2122}', '\u{0161}', '\u{203A}', '\u{0153}', '\u{9D}', '\u{017E}', '\u{0178}',
+];
+
+/// The encoding named in the XML declaration (`<?xml ... encoding="..."?>`); UTF-8 by default.
+fn declared_encoding(head: &[u8]) -> Result<Encoding, InputError> {
+    let start = head
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(head.len());
+    let head = &head[start..];
+    if !head.starts_with(b"<?xml") {
+        return Ok(Encoding::Utf8);
+    }
+    let Some(end) = memchr::memmem::find(head, b"?>") else {
+        return Ok(Encoding::Utf8);
+    };
+    let decl = &head[..end];
+    let Some(at) = memchr::memmem::find(decl, b"encoding") else {
+        return Ok(Encoding::Utf8);
+    };
+    let rest = &decl[at + b"encoding".len()..];
+    let rest = trim_ascii_start(rest);
+    let Some(rest) = rest.strip_prefix(b"=") else {
+        return Ok(Encoding::Utf8);
+    };
+    let rest = trim_ascii_start(rest);
+    let Some((&quote, rest)) = rest.split_first() else {
+        return Ok(Encoding::Utf8);
+    };
+    if quote != b'"' && quote != b'\'' {
+        return Ok(Encoding::Utf8);
+    }
+    let name_end = rest.iter().position(|&b| b == quote).unwrap_or(rest.len());
+    let name = String::from_utf8_lossy(&rest[..name_end]).to_ascii_lowercase();
+    match name.as_str() {
+        "utf-8" | "utf8" | "us-ascii" | "ascii" => Ok(Encoding::Utf8),
+        "iso-8859-1" | "iso8859-1" | "latin1" | "latin-1" | "iso_8859-1" | "l1" => {
+            Ok(Encoding::Latin1)
+        }
+        // ISO-8859-15 differs from Latin-1 in eight letters (the euro sign among them); the
+        // windows-1252 table carries those at other code points, so Latin-1 is the honest read.
+        "iso-8859-15" | "latin-9" => Ok(Encoding::Latin1),
+        "windows-1252" | "cp1252" => Ok(Encoding::Windows1252),
+        "utf-16" | "utf-16le" | "utf-16be" => Err(InputError::Unsupported(
+            "the file declares UTF-16 but has no UTF-16 byte order mark".into(),
+        )),
+        other => Err(InputError::Unsupported(format!(
+            "the XML declaration names the encoding '{other}', which is not supported \
+             (UTF-8, ISO-8859-1 and windows-1252 are)"
+        ))),
+    }
+}
+
+fn trim_ascii_start(b: &[u8]) -> &[u8] {
+    let n = b.iter().take_while(|c| c.is_ascii_whitespace()).count();
+    &b[n..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(bytes: &[u8]) -> (String, usize) {
+        let mut input = Input::new(bytes).expect("sniffs");
+        let mut s = String::new();
+        input
+            .read_to_string(&mut s)
+            .expect("valid UTF-8 after transcoding");
+        (s, input.line())
+    }
+
+    #[test]
+    fn a_utf8_bom_is_dropped() {
+        let (s, _) = read_all(b"\xEF\xBB\xBF<a/>");
+        assert_eq!(s, "<a/>");
+    }
+
+    #[test]
+    fn latin1_declared_in_the_declaration_is_transcoded() {
+        let (s, _) = read_all(b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><a>M\xFCller</a>");
+        assert!(s.ends_with("<a>M\u{fc}ller</a>"), "{s}");
+    }
+
+    #[test]
+    fn windows_1252_maps_the_euro_sign() {
+        let (s, _) = read_all(b"<?xml version='1.0' encoding='windows-1252'?><a>\x80</a>");
+        assert!(s.ends_with("<a>\u{20AC}</a>"), "{s}");
+    }
+
+    #[test]
+    fn utf16_is_refused_clearly() {
+        assert!(matches!(
+            Input::new(&b"\xFF\xFE<\0a\0"[..]),
+            Err(InputError::Unsupported(_))
+        ));
+    }
+
+    #[test]
+    fn lines_are_counted_as_bytes_are_consumed() {
+        let (_, line) = read_all(b"<a>\r\n<b/>\r\n</a>");
+        assert_eq!(line, 3);
+    }
+}

@@ -1,0 +1,783 @@
+//! semt.002, the custody statement of holdings: one position per financial instrument and
+//! safekeeping account on the statement date.
+//!
+//! Both layouts are read: `.02` (`CtdyStmtOfHldgsV02`: `AcctDtls`, `FinInstrmDtls`, `AggtQty`,
+//! amounts directly under the balance) and `.03` onwards (`SctiesBalCtdyRpt`: `SfkpgAcct`,
+//! `FinInstrmId`, `AggtBal/Qty/.../Qty`, amounts under `AcctBaseCcyAmts`/`InstrmCcyAmts` with a
+//! sign flag).
+//!
+//! Mapping decisions:
+//!
+//! - **Complete vs delta**: `UpdTp` COMP emits one [`CompleteSnapshot`] per account (and
+//!   sub-account) and statement date, on the last page only (`LastPgInd`; no pagination is one
+//!   page), so a page-1 batch never closes positions that page 2 lists. DELT emits none. A
+//!   statement that states no update type is treated as a delta, with a warning: wrongly
+//!   closing a client's positions is worse than keeping a stale one. A complete statement
+//!   with `ActvtyInd` false and no balances is an empty account: its snapshot closes all.
+//! - **Quantity**: `Unit` as units, `FaceAmt` (and amortised value `AmtsdVal`) as face amount;
+//!   `ShrtLngInd` SHOR makes it negative.
+//! - **Price**: the market price (`Tp` MRKT) when given, else the first; `Val/Rate` is a
+//!   percentage of face amount, `Val/Amt` an amount in its `Ccy`. A percent price's currency is
+//!   the instrument's denomination currency (`DnmtnCcy`) or that of its instrument-currency
+//!   amounts.
+//! - **Values** (holding value, accrued interest, book value as cost): the canonical position
+//!   has one currency, its price currency, so a value is taken only in that currency
+//!   (instrument-currency amounts first). A statement that values positions only in the
+//!   account's base currency gets a warning saying how many values were left out.
+//! - **Security**: ISIN validated when present (a bad check digit is an error); otherwise the
+//!   bank's own id (`OthrId` with a proprietary type first) keys it as `bank:<custodian>:<id>`.
+//!   Valoren, WKN and CUSIP are kept when typed so. Asset class from the CFI code (E, D, C),
+//!   else bond for a face-amount holding.
+//! - **Account**: the safekeeping account id as written, kind custody, currency the account's
+//!   base currency (first base-currency amount or the statement total); without one the account
+//!   record is left out with a warning, the positions still name it.
+
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+
+use chrono::NaiveDate;
+use quick_xml::events::BytesStart;
+use rust_decimal::Decimal;
+
+use super::Record;
+use super::value;
+use super::xml::{Handler, RawText, Tag, currency_attribute};
+use crate::domain::{Currency, Isin};
+use crate::error::ParseError;
+use crate::model::{
+    Account, AccountKind, AssetClass, CompleteSnapshot, ParseWarning, Position, PriceType,
+    Provenance, QuantityType, Security, SecurityDetail, SecurityKey, SourceFormat,
+};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Update {
+    Complete,
+    Delta,
+}
+
+/// One amount as written: value, currency, and the sign flag when the layout has one.
+#[derive(Clone, Copy, Default)]
+struct Amount {
+    value: Option<Decimal>,
+    currency: Option<Currency>,
+    negative: bool,
+}
+
+impl Amount {
+    fn signed(&self) -> Option<(Decimal, Currency)> {
+        let v = self.value?;
+        let c = self.currency?;
+        Some((if self.negative { -v } else { v }, c))
+    }
+}
+
+/// Holding value, accrued interest and book value in one currency block.
+#[derive(Clone, Copy, Default)]
+struct Amounts {
+    holding: Amount,
+    accrued: Amount,
+    book: Amount,
+}
+
+#[derive(Default)]
+struct PriceState {
+    market: bool,
+    rate: Option<Decimal>,
+    amount: Option<(Decimal, Currency)>,
+}
+
+#[derive(Default)]
+struct PositionState {
+    index: u32,
+    isin: Option<String>,
+    other_ids: Vec<(String, Option<String>)>,
+    valor: Option<String>,
+    wkn: Option<String>,
+    cusip: Option<String>,
+    name: Option<String>,
+    denomination: Option<Currency>,
+    cfi: Option<String>,
+    quantity: Option<(Decimal, QuantityType)>,
+    short: bool,
+    price: Option<PriceState>,
+    chosen_price: Option<PriceState>,
+    base: Amounts,
+    instrument: Amounts,
+    legacy: Amounts,
+}
+
+#[derive(Default)]
+struct StatementState {
+    as_of: Option<NaiveDate>,
+    update: Option<Update>,
+    activity: Option<bool>,
+    last_page: Option<bool>,
+    account: Option<String>,
+    sub_account: Option<String>,
+    sub_account_index: u32,
+    base_currency: Option<Currency>,
+    /// Accounts of this statement, in order: the safekeeping account and its sub-accounts.
+    accounts: Vec<String>,
+    positions_seen: HashSet<u64>,
+    position_count: u32,
+    values_left_out: u32,
+    duplicates: u32,
+}
+
+/// The semt.002 reader: a [`Handler`] that emits [`Record`]s as elements close.
+pub(crate) struct SemtReader<'a, F: FnMut(Record)> {
+    custodian: &'a str,
+    document: &'a str,
+    emit: F,
+    messages: u32,
+    root_depth: usize,
+    statement: Option<StatementState>,
+    position: Option<PositionState>,
+    position_position: u32,
+    amount_currency: Result<Option<Currency>, String>,
+}
+
+impl<'a, F: FnMut(Record)> SemtReader<'a, F> {
+    pub(crate) fn new(custodian: &'a str, document: &'a str, emit: F) -> Self {
+        SemtReader {
+            custodian,
+            document,
+            emit,
+            messages: 0,
+            root_depth: 0,
+            statement: None,
+            position: None,
+            position_position: 0,
+            amount_currency: Ok(None),
+        }
+    }
+
+    /// Called after the last element: a document with no semt.002 message is refused.
+    pub(crate) fn finish(self) -> Result<(), ParseError> {
+        if self.messages == 0 {
+            return Err(ParseError::field(
+                self.document,
+                "Document",
+                "no semt.002 message found (expected a SctiesBalCtdyRpt or CtdyStmtOfHldgsV02 \
+                 element)",
+            ));
+        }
+        Ok(())
+    }
+
+    fn field(&self, rest: &str) -> String {
+        let mut out = String::new();
+        if let Some(s) = self.statement.as_ref()
+            && s.sub_account.is_some()
+        {
+            out.push_str(&format!("SubAcctDtls[{}]/", s.sub_account_index));
+        }
+        if let Some(p) = self.position.as_ref() {
+            let name = if out.is_empty() {
+                "BalForAcct"
+            } else {
+                "BalForSubAcct"
+            };
+            out.push_str(&format!("{name}[{}]", p.index));
+            if !rest.is_empty() {
+                out.push('/');
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
+    fn err(&self, rest: &str, reason: impl Into<String>) -> ParseError {
+        ParseError::field(self.document, self.field(rest), reason)
+    }
+
+    fn warn(&mut self, line: usize, rest: &str, message: impl Into<String>) {
+        let w = ParseWarning {
+            document: self.document.to_owned(),
+            line: Some(line),
+            field: Some(self.field(rest)),
+            message: message.into(),
+        };
+        (self.emit)(Record::Warning(w));
+    }
+
+    fn provenance(&self, position: u32) -> Provenance {
+        Provenance {
+            format: SourceFormat::Semt002,
+            document: self.document.to_owned(),
+            position,
+        }
+    }
+
+    fn text(&self, text: &RawText<'_>, rest: &str) -> Result<String, ParseError> {
+        text.decode()
+            .map(|c| c.into_owned())
+            .map_err(|reason| self.err(rest, reason))
+    }
+
+    fn amount(&self, text: &RawText<'_>, rest: &str) -> Result<(Decimal, Currency), ParseError> {
+        let s = text.decode().map_err(|r| self.err(rest, r))?;
+        let amount = value::unsigned_decimal(&s).map_err(|r| self.err(rest, r))?;
+        let currency = match &self.amount_currency {
+            Ok(Some(c)) => *c,
+            Ok(None) => return Err(self.err(rest, "the amount has no Ccy attribute")),
+            Err(reason) => return Err(self.err(rest, reason.clone())),
+        };
+        Ok((amount, currency))
+    }
+
+    fn with_statement(&mut self, f: impl FnOnce(&mut StatementState)) {
+        if let Some(s) = self.statement.as_mut() {
+            f(s);
+        }
+    }
+
+    fn with_position(&mut self, f: impl FnOnce(&mut PositionState)) {
+        if let Some(p) = self.position.as_mut() {
+            f(p);
+        }
+    }
+
+    fn current_account(&self) -> Option<String> {
+        let s = self.statement.as_ref()?;
+        s.sub_account.clone().or_else(|| s.account.clone())
+    }
+
+    fn note_account(&mut self, account: &str) {
+        if let Some(s) = self.statement.as_mut()
+            && !s.accounts.iter().any(|a| a == account)
+        {
+            s.accounts.push(account.to_owned());
+        }
+    }
+
+    fn end_position(&mut self, line: usize) -> Result<(), ParseError> {
+        let Some(p) = self.position.as_ref() else {
+            return Ok(());
+        };
+        let account = self.current_account().ok_or_else(|| {
+            self.err("", "the statement names no safekeeping account before this")
+        })?;
+        let as_of = self
+            .statement
+            .as_ref()
+            .and_then(|s| s.as_of)
+            .ok_or_else(|| self.err("", "the statement has no statement date (StmtDtTm)"))?;
+        let isin = match &p.isin {
+            Some(text) => {
+                Some(Isin::parse(text).map_err(|e| self.err("FinInstrmId/ISIN", e.to_string()))?)
+            }
+            None => None,
+        };
+        // The bank's own id: a proprietary-typed one first, else the first other id.
+        let bank_id = p
+            .other_ids
+            .iter()
+            .find(|(_, tp)| tp.as_deref().is_some_and(|t| t.starts_with("prtry:")))
+            .or_else(|| p.other_ids.first())
+            .map(|(id, _)| id.clone());
+        let key = SecurityKey::new(self.custodian, isin.as_ref(), bank_id.as_deref()).ok_or_else(
+            || {
+                self.err(
+                    "FinInstrmId",
+                    "the instrument has neither an ISIN nor another identification",
+                )
+            },
+        )?;
+        let (quantity, quantity_type) = p
+            .quantity
+            .ok_or_else(|| self.err("AggtBal", "the holding has no quantity"))?;
+        let quantity = if p.short { -quantity } else { quantity };
+        let (price, price_type, price_amount_currency) = match &p.chosen_price {
+            Some(PriceState {
+                amount: Some((v, c)),
+                ..
+            }) => (Some(*v), PriceType::Amount, Some(*c)),
+            Some(PriceState { rate: Some(r), .. }) => (Some(*r), PriceType::Percent, None),
+            _ => (None, PriceType::Amount, None),
+        };
+        let mut price_currency = price_amount_currency.or(p.denomination);
+        if price_currency.is_none() {
+            price_currency = p
+                .instrument
+                .holding
+                .currency
+                .or(p.instrument.accrued.currency);
+            if price_currency.is_none() && price.is_none() {
+                price_currency = [p.legacy, p.base]
+                    .iter()
+                    .find_map(|a| a.holding.signed().map(|(_, c)| c));
+            }
+        }
+        let blocks = [p.instrument, p.legacy, p.base];
+        let pick = |get: fn(&Amounts) -> Amount| -> (Option<Decimal>, bool) {
+            let mut any = false;
+            for block in &blocks {
+                if let Some((v, c)) = get(block).signed() {
+                    any = true;
+                    if Some(c) == price_currency {
+                        return (Some(v), false);
+                    }
+                }
+            }
+            (None, any)
+        };
+        let (market_value, mv_left) = pick(|a| a.holding);
+        let (accrued_interest, ai_left) = pick(|a| a.accrued);
+        let (cost, cost_left) = pick(|a| a.book);
+        let asset_class = match p.cfi.as_deref().and_then(|c| c.chars().next()) {
+            Some('E') => AssetClass::Equity,
+            Some('D') => AssetClass::Bond,
+            Some('C') => AssetClass::Fund,
+            _ if quantity_type == QuantityType::FaceAmount => AssetClass::Bond,
+            _ => AssetClass::Other,
+        };
+        let security = Security {
+            key: key.clone(),
+            isin,
+            bank_security_id: bank_id,
+            valor: p.valor.clone(),
+            wkn: p.wkn.clone(),
+            cusip: p.cusip.clone(),
+            name: p.name.clone().unwrap_or_else(|| key.as_str().to_owned()),
+            asset_class,
+            currency: p.denomination.or(price_currency),
+            detail: SecurityDetail::Full,
+        };
+        let position = Position {
+            account: account.clone(),
+            security: key.clone(),
+            as_of,
+            quantity,
+            quantity_type,
+            price,
+            price_type,
+            price_currency,
+            market_value,
+            accrued_interest,
+            cost,
+            provenance: self.provenance(self.position_position),
+        };
+        self.position_position += 1;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        account.hash(&mut h);
+        key.as_str().hash(&mut h);
+        let duplicate = self
+            .statement
+            .as_mut()
+            .is_some_and(|s| !s.positions_seen.insert(h.finish()));
+        self.with_statement(|s| {
+            s.position_count += 1;
+            if mv_left || ai_left || cost_left {
+                s.values_left_out += 1;
+            }
+            if duplicate {
+                s.duplicates += 1;
+            }
+        });
+        if duplicate {
+            self.warn(
+                line,
+                "FinInstrmId",
+                format!(
+                    "{} is listed twice for account {account}: the positions share one natural key",
+                    key.as_str()
+                ),
+            );
+        }
+        (self.emit)(Record::Security(security));
+        (self.emit)(Record::Position(position));
+        Ok(())
+    }
+
+    fn end_statement(&mut self, line: usize) -> Result<(), ParseError> {
+        let Some(s) = self.statement.take() else {
+            return Ok(());
+        };
+        let Some(account) = s.account.clone() else {
+            return Err(ParseError::field(
+                self.document,
+                "SfkpgAcct/Id",
+                "the statement names no safekeeping account",
+            ));
+        };
+        let as_of = s.as_of.ok_or_else(|| {
+            ParseError::field(
+                self.document,
+                "StmtGnlDtls/StmtDtTm",
+                "the statement has no statement date",
+            )
+        })?;
+        let mut accounts = s.accounts.clone();
+        if !accounts.contains(&account) {
+            accounts.insert(0, account.clone());
+        }
+        for (i, a) in accounts.iter().enumerate() {
+            match s.base_currency {
+                Some(currency) => {
+                    let record = Account {
+                        bank_account_id: a.clone(),
+                        iban: None,
+                        currency,
+                        kind: AccountKind::Custody,
+                        client: None,
+                        provenance: self.provenance(u32::try_from(i).unwrap_or(u32::MAX)),
+                    };
+                    (self.emit)(Record::Account(record));
+                }
+                None => self.warn(
+                    line,
+                    "SfkpgAcct",
+                    format!(
+                        "account {a}: the statement states no base currency, so no account \
+                         record is emitted (its positions still name it)"
+                    ),
+                ),
+            }
+        }
+        if s.values_left_out > 0 {
+            let n = s.values_left_out;
+            self.warn(
+                line,
+                "",
+                format!(
+                    "{n} positions carry values only in another currency than their price \
+                     currency; those values are left out"
+                ),
+            );
+        }
+        let update = match s.update {
+            Some(u) => u,
+            None => {
+                self.warn(
+                    line,
+                    "StmtGnlDtls/UpdTp",
+                    "the statement states no update type: read as a delta, so no position is \
+                     closed",
+                );
+                Update::Delta
+            }
+        };
+        let last_page = s.last_page.unwrap_or(true);
+        if update == Update::Complete && last_page {
+            for a in accounts {
+                (self.emit)(Record::CompleteSnapshot(CompleteSnapshot {
+                    account: a,
+                    as_of,
+                }));
+            }
+        }
+        if s.activity == Some(false) && s.position_count > 0 {
+            self.warn(
+                line,
+                "StmtGnlDtls/ActvtyInd",
+                "the statement says it reports no activity (ActvtyInd false) yet lists balances: \
+                 the balances are read",
+            );
+        }
+        Ok(())
+    }
+}
+
+impl<F: FnMut(Record)> Handler for SemtReader<'_, F> {
+    fn start(&mut self, path: &[Tag], element: &BytesStart<'_>) -> Result<(), ParseError> {
+        use Tag::*;
+        let depth = path.len() - 1;
+        let tag = path[depth];
+        match tag {
+            SctiesBalCtdyRpt | CtdyStmtOfHldgsV02 | CtdyStmtOfHldgs => {
+                self.messages += 1;
+                self.root_depth = depth;
+                self.statement = Some(StatementState::default());
+            }
+            Amt | HldgVal | AcrdIntrstAmt | BookVal | TtlHldgsValOfStmt => {
+                self.amount_currency = currency_attribute(element)
+                    .and_then(|c| c.map(|c| value::currency(&c)).transpose());
+            }
+            SubAcctDtls if self.statement.is_some() && depth == self.root_depth + 1 => {
+                self.with_statement(|s| {
+                    s.sub_account_index += 1;
+                    s.sub_account = None;
+                });
+            }
+            BalForAcct | BalForSubAcct if self.statement.is_some() => {
+                let index = self.statement.as_ref().map_or(0, |s| s.position_count) + 1;
+                self.position = Some(PositionState {
+                    index,
+                    ..PositionState::default()
+                });
+            }
+            PricDtls if self.position.is_some() => {
+                self.with_position(|p| p.price = Some(PriceState::default()));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn end(&mut self, path: &[Tag], text: RawText<'_>, line: usize) -> Result<(), ParseError> {
+        use Tag::*;
+        if self.statement.is_none() || path.len() <= self.root_depth {
+            return Ok(());
+        }
+        let rel = &path[self.root_depth..];
+        match rel {
+            [_] => return self.end_statement(line),
+            [_, Pgntn | MsgPgntn, LastPgInd] => {
+                let v = self.text(&text, "Pgntn/LastPgInd")?;
+                let b = value::boolean(&v).map_err(|r| self.err("Pgntn/LastPgInd", r))?;
+                self.with_statement(|s| s.last_page = Some(b));
+            }
+            [_, StmtGnlDtls, StmtDtTm, Dt | DtTm] => {
+                let v = self.text(&text, "StmtGnlDtls/StmtDtTm")?;
+                let d = value::date(&v).map_err(|r| self.err("StmtGnlDtls/StmtDtTm", r))?;
+                self.with_statement(|s| s.as_of = Some(d));
+            }
+            [_, StmtGnlDtls, UpdTp, Cd | StmtUpdTpAsCd] => {
+                let v = self.text(&text, "StmtGnlDtls/UpdTp")?;
+                let update = match v.as_str() {
+                    "COMP" => Update::Complete,
+                    "DELT" => Update::Delta,
+                    other => {
+                        return Err(self.err(
+                            "StmtGnlDtls/UpdTp",
+                            format!("unknown update type '{other}' (expected COMP or DELT)"),
+                        ));
+                    }
+                };
+                self.with_statement(|s| s.update = Some(update));
+            }
+            [_, StmtGnlDtls, ActvtyInd] => {
+                let v = self.text(&text, "StmtGnlDtls/ActvtyInd")?;
+                let b = value::boolean(&v).map_err(|r| self.err("StmtGnlDtls/ActvtyInd", r))?;
+                self.with_statement(|s| s.activity = Some(b));
+            }
+            [_, SfkpgAcct, Id] | [_, AcctDtls, Id, .., Prtry, Id] => {
+                let v = self.text(&text, "SfkpgAcct/Id")?;
+                if v.is_empty() {
+                    return Err(self.err("SfkpgAcct/Id", "the safekeeping account id is empty"));
+                }
+                self.note_account(&v);
+                self.with_statement(|s| {
+                    if s.account.is_none() {
+                        s.account = Some(v);
+                    }
+                });
+            }
+            [_, SubAcctDtls, SfkpgAcct, Id] | [_, SubAcctDtls, Id, .., Prtry, Id] => {
+                let v = self.text(&text, "SubAcctDtls/SfkpgAcct/Id")?;
+                if !v.is_empty() {
+                    self.note_account(&v);
+                    self.with_statement(|s| s.sub_account = Some(v));
+                }
+            }
+            [_, SubAcctDtls] => self.with_statement(|s| s.sub_account = None),
+            [_, AcctBaseCcyTtlAmts, TtlHldgsValOfStmt, Amt] | [_, TtlVals, TtlHldgsValOfStmt] => {
+                let (_, c) = self.amount(&text, "TtlHldgsValOfStmt")?;
+                self.with_statement(|s| {
+                    if s.base_currency.is_none() {
+                        s.base_currency = Some(c);
+                    }
+                });
+            }
+            [_, BalForAcct, rest @ ..] | [_, SubAcctDtls, BalForSubAcct, rest @ ..] => {
+                self.end_in_position(rest, &text, line)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl<F: FnMut(Record)> SemtReader<'_, F> {
+    fn end_in_position(
+        &mut self,
+        rest: &[Tag],
+        text: &RawText<'_>,
+        line: usize,
+    ) -> Result<(), ParseError> {
+        use Tag::*;
+        if self.position.is_none() {
+            return Ok(());
+        }
+        match rest {
+            [] => {
+                let r = self.end_position(line);
+                self.position = None;
+                return r;
+            }
+            [FinInstrmId | FinInstrmDtls, ISIN] | [FinInstrmDtls, Id, ISIN] => {
+                let v = self.text(text, "FinInstrmId/ISIN")?;
+                self.with_position(|p| p.isin = Some(v));
+            }
+            [FinInstrmId, OthrId, Id] => {
+                let v = self.text(text, "FinInstrmId/OthrId/Id")?;
+                self.with_position(|p| p.other_ids.push((v, None)));
+            }
+            [FinInstrmId, OthrId, Tp, code @ (Cd | Prtry)] => {
+                let v = self.text(text, "FinInstrmId/OthrId/Tp")?;
+                self.with_position(|p| {
+                    let Some((id, tp)) = p.other_ids.last_mut() else {
+                        return;
+                    };
+                    if *code == Prtry {
+                        *tp = Some(format!("prtry:{v}"));
+                        return;
+                    }
+                    match v.as_str() {
+                        "VALO" => p.valor = Some(id.clone()),
+                        "WKNR" | "WKN" => p.wkn = Some(id.clone()),
+                        "CUSP" | "CUSIP" => p.cusip = Some(id.clone()),
+                        _ => {}
+                    }
+                    *tp = Some(v);
+                });
+            }
+            [FinInstrmId, Desc] | [FinInstrmDtls, Nm] => {
+                let v = value::free_text(&self.text(text, "FinInstrmId/Desc")?);
+                self.with_position(|p| p.name = Some(v).filter(|v| !v.is_empty()));
+            }
+            [FinInstrmDtls, Id, legacy @ (Vlrn | Wrtppr | CUSIP)] => {
+                let v = self.text(text, "FinInstrmDtls/Id")?;
+                self.with_position(|p| match legacy {
+                    Vlrn => p.valor = Some(v),
+                    Wrtppr => p.wkn = Some(v),
+                    _ => p.cusip = Some(v),
+                });
+            }
+            [FinInstrmDtls, Id, OthrPrtryId, Id] => {
+                let v = self.text(text, "FinInstrmDtls/Id/OthrPrtryId/Id")?;
+                self.with_position(|p| p.other_ids.push((v, Some("prtry:".to_owned()))));
+            }
+            [FinInstrmAttrbts, DnmtnCcy] => {
+                let v = self.text(text, "FinInstrmAttrbts/DnmtnCcy")?;
+                let c =
+                    value::currency(&v).map_err(|r| self.err("FinInstrmAttrbts/DnmtnCcy", r))?;
+                self.with_position(|p| p.denomination = Some(c));
+            }
+            [FinInstrmAttrbts, ClssfctnTp, ClssfctnFinInstrm] => {
+                let v = self.text(text, "FinInstrmAttrbts/ClssfctnTp/ClssfctnFinInstrm")?;
+                self.with_position(|p| p.cfi = Some(v));
+            }
+            [AggtBal | AggtQty, .., q @ (Unit | FaceAmt | AmtsdVal)] => {
+                let v = self.text(text, "AggtBal/Qty")?;
+                let (quantity, kind) = match q {
+                    Unit => (value::signed_decimal(&v), QuantityType::Units),
+                    _ => (value::unsigned_decimal(&v), QuantityType::FaceAmount),
+                };
+                let quantity = quantity.map_err(|r| self.err("AggtBal/Qty", r))?;
+                self.with_position(|p| {
+                    if p.quantity.is_none() {
+                        p.quantity = Some((quantity, kind));
+                    }
+                });
+            }
+            [AggtBal, ShrtLngInd] => {
+                let v = self.text(text, "AggtBal/ShrtLngInd")?;
+                self.with_position(|p| p.short = v == "SHOR");
+            }
+            [PricDtls] => self.with_position(|p| {
+                if let Some(price) = p.price.take() {
+                    let better = match &p.chosen_price {
+                        None => true,
+                        Some(chosen) => price.market && !chosen.market,
+                    };
+                    if better && (price.rate.is_some() || price.amount.is_some()) {
+                        p.chosen_price = Some(price);
+                    }
+                }
+            }),
+            [PricDtls, Tp, Cd] | [PricDtls, Tp] if !text.is_blank() => {
+                let v = self.text(text, "PricDtls/Tp")?;
+                self.with_position(|p| {
+                    if let Some(price) = p.price.as_mut() {
+                        price.market = v == "MRKT";
+                    }
+                });
+            }
+            [PricDtls, Val, Rate] => {
+                let v = self.text(text, "PricDtls/Val/Rate")?;
+                let r = value::signed_decimal(&v).map_err(|r| self.err("PricDtls/Val/Rate", r))?;
+                self.with_position(|p| {
+                    if let Some(price) = p.price.as_mut() {
+                        price.rate = Some(r);
+                    }
+                });
+            }
+            [PricDtls, Val, Amt] => {
+                let a = self.amount(text, "PricDtls/Val/Amt")?;
+                self.with_position(|p| {
+                    if let Some(price) = p.price.as_mut() {
+                        price.amount = Some(a);
+                    }
+                });
+            }
+            [block @ (AcctBaseCcyAmts | InstrmCcyAmts), which, Amt] => {
+                let (v, c) = self.amount(text, "Amt")?;
+                let (block, which) = (*block, *which);
+                if block == AcctBaseCcyAmts {
+                    self.with_statement(|s| {
+                        if s.base_currency.is_none() {
+                            s.base_currency = Some(c);
+                        }
+                    });
+                }
+                self.with_position(|p| {
+                    let amounts = if block == AcctBaseCcyAmts {
+                        &mut p.base
+                    } else {
+                        &mut p.instrument
+                    };
+                    if let Some(slot) = amount_slot(amounts, which) {
+                        slot.value = Some(v);
+                        slot.currency = Some(c);
+                    }
+                });
+            }
+            [block @ (AcctBaseCcyAmts | InstrmCcyAmts), which, Sgn] => {
+                let v = self.text(text, "Sgn")?;
+                let plus = value::boolean(&v).map_err(|r| self.err("Sgn", r))?;
+                let (block, which) = (*block, *which);
+                self.with_position(|p| {
+                    let amounts = if block == AcctBaseCcyAmts {
+                        &mut p.base
+                    } else {
+                        &mut p.instrument
+                    };
+                    if let Some(slot) = amount_slot(amounts, which) {
+                        slot.negative = !plus;
+                    }
+                });
+            }
+            [which @ (HldgVal | AcrdIntrstAmt | BookVal)] => {
+                // semt.002.001.02: amounts directly under the balance.
+                let (v, c) = self.amount(text, "HldgVal")?;
+                let which = *which;
+                self.with_statement(|s| {
+                    if s.base_currency.is_none() {
+                        s.base_currency = Some(c);
+                    }
+                });
+                self.with_position(|p| {
+                    if let Some(slot) = amount_slot(&mut p.legacy, which)
+                        && slot.value.is_none()
+                    {
+                        slot.value = Some(v);
+                        slot.currency = Some(c);
+                    }
+                });
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+fn amount_slot(amounts: &mut Amounts, which: Tag) -> Option<&mut Amount> {
+    match which {
+        Tag::HldgVal => Some(&mut amounts.holding),
+        Tag::AcrdIntrstAmt => Some(&mut amounts.accrued),
+        Tag::BookVal => Some(&mut amounts.book),
+        _ => None,
+    }
+}

@@ -1,0 +1,496 @@
+//! Unit tests of the ISO 20022 readers over small hand-written documents.
+
+use std::str::FromStr;
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+
+use super::*;
+use crate::model::{BalanceKind, Direction, TransactionStatus, TransactionType};
+
+fn dec(s: &str) -> Decimal {
+    Decimal::from_str(s).expect("test literal is a decimal")
+}
+
+fn date(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("test literal is a date")
+}
+
+/// A camt.053 of the given version around `body` (balances and entries of one statement).
+fn camt053(version: &str, body: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.{version}">
+<BkToCstmrStmt><GrpHdr><MsgId>M1</MsgId><CreDtTm>2026-11-20T22:00:00+01:00</CreDtTm></GrpHdr>
+<Stmt><Id>ST-1</Id><ElctrncSeqNb>42</ElctrncSeqNb><LglSeqNb>7</LglSeqNb>
+<Acct><Id><IBAN>CH9300762011623852957</IBAN></Id><Ccy>CHF</Ccy></Acct>
+{body}
+</Stmt></BkToCstmrStmt></Document>"#
+    )
+}
+
+fn bal(code: &str, amount: &str, cd: &str, day: &str) -> String {
+    format!(
+        "<Bal><Tp><CdOrPrtry><Cd>{code}</Cd></CdOrPrtry></Tp><Amt Ccy=\"CHF\">{amount}</Amt>\
+         <CdtDbtInd>{cd}</CdtDbtInd><Dt><Dt>{day}</Dt></Dt></Bal>"
+    )
+}
+
+fn ntry(amount: &str, cd: &str, sts: &str, extra: &str) -> String {
+    format!(
+        "<Ntry><Amt Ccy=\"CHF\">{amount}</Amt><CdtDbtInd>{cd}</CdtDbtInd>{sts}\
+         <BookgDt><Dt>2026-11-20</Dt></BookgDt><ValDt><Dt>2026-11-21</Dt></ValDt>{extra}</Ntry>"
+    )
+}
+
+fn parse53(xml: &str) -> Batch {
+    parse(SourceFormat::Camt053, "bank_c", "stmt.xml", xml.as_bytes()).expect("parses")
+}
+
+fn entries(format: SourceFormat, xml: &str) -> Vec<CashEntry> {
+    let mut out = Vec::new();
+    read_records(format, "bank_c", "doc", xml.as_bytes(), |r| {
+        if let Record::Entry(e) = r {
+            out.push(*e);
+        }
+    })
+    .expect("parses");
+    out
+}
+
+#[test]
+fn status_is_read_in_the_old_text_form_and_the_v08_code_form() {
+    let old = parse53(&camt053(
+        "04",
+        &ntry("10.00", "CRDT", "<Sts>BOOK</Sts>", ""),
+    ));
+    let new = parse53(&camt053(
+        "08",
+        &ntry("10.00", "CRDT", "<Sts><Cd>PDNG</Cd></Sts>", ""),
+    ));
+    assert_eq!(old.transactions[0].status, TransactionStatus::Booked);
+    assert_eq!(new.transactions[0].status, TransactionStatus::Pending);
+    assert_eq!(old.statements[0].entry_count, 1);
+    assert_eq!(
+        new.statements[0].entry_count, 0,
+        "pending is not in the total"
+    );
+}
+
+#[test]
+fn booking_and_value_dates_stay_apart_and_a_date_time_keeps_its_local_date() {
+    let e = "<Ntry><Amt Ccy=\"CHF\">1</Amt><CdtDbtInd>DBIT</CdtDbtInd><Sts>BOOK</Sts>\
+             <BookgDt><DtTm>2026-11-20T23:30:00-05:00</DtTm></BookgDt><ValDt><Dt>2026-11-23</Dt></ValDt></Ntry>";
+    let b = parse53(&camt053("02", e));
+    let t = &b.transactions[0];
+    assert_eq!(t.booking_date, date("2026-11-20"));
+    assert_eq!(t.value_date, Some(date("2026-11-23")));
+    assert_eq!(t.signed_amount(), dec("-1"));
+}
+
+#[test]
+fn a_reversal_keeps_the_effective_direction_and_takes_the_original_counterparty() {
+    // A credit that was booked in error is reversed: ISO writes the reversal as DBIT with
+    // RvslInd true. The original credit's payer (Dbtr) is the counterparty.
+    let details = "<NtryDtls><TxDtls><RltdPties><Dbtr><Nm>Original Payer</Nm></Dbtr>\
+                   <Cdtr><Nm>Account Owner</Nm></Cdtr></RltdPties></TxDtls></NtryDtls>";
+    let xml = camt053(
+        "02",
+        &ntry(
+            "250.00",
+            "DBIT",
+            "<RvslInd>true</RvslInd><Sts>BOOK</Sts>",
+            details,
+        ),
+    );
+    let t = &parse53(&xml).transactions[0];
+    assert_eq!(t.direction, Direction::Debit);
+    assert!(t.reversal);
+    assert_eq!(t.signed_amount(), dec("-250.00"));
+    assert_eq!(t.counterparty.as_deref(), Some("Original Payer"));
+}
+
+#[test]
+fn a_batch_entry_is_one_transaction_with_its_details_counted_and_charges_summed() {
+    let tx = |name: &str, e2e: &str, fee: &str| {
+        format!(
+            "<TxDtls><Refs><EndToEndId>{e2e}</EndToEndId></Refs>\
+             <Chrgs><Rcrd><Amt Ccy=\"CHF\">{fee}</Amt></Rcrd></Chrgs>\
+             <RltdPties><Dbtr><Pty><Nm>{name}</Nm></Pty></Dbtr></RltdPties>\
+             <RmtInf><Ustrd>Invoice {e2e}</Ustrd></RmtInf></TxDtls>"
+        )
+    };
+    let details = format!(
+        "<NtryDtls><Btch><NbOfTxs>3</NbOfTxs></Btch>{}{}{}</NtryDtls>",
+        tx("A AG", "E1", "0.50"),
+        tx("B AG", "E2", "0.50"),
+        tx("C AG", "E3", "1.00")
+    );
+    let xml = camt053(
+        "08",
+        &ntry(
+            "300.00",
+            "CRDT",
+            "<Sts><Cd>BOOK</Cd></Sts><AcctSvcrRef>BATCH-1</AcctSvcrRef>",
+            &details,
+        ),
+    );
+    let e = entries(SourceFormat::Camt053, &xml);
+    assert_eq!(e.len(), 1, "one booking, not three");
+    let t = &e[0].transaction;
+    assert_eq!(t.natural_key, "ref:BATCH-1");
+    assert_eq!(t.fees, Some(dec("2.00")));
+    assert_eq!(
+        t.counterparty, None,
+        "three payers: none of them is the counterparty"
+    );
+    assert_eq!(
+        t.description.as_deref(),
+        Some("Invoice E1 / Invoice E2 / Invoice E3")
+    );
+    assert_eq!(e[0].references.transaction_count, 3);
+    assert_eq!(
+        e[0].references.end_to_end_id, None,
+        "per-payment ids only for one payment"
+    );
+}
+
+#[test]
+fn entry_charges_in_the_v02_list_form_and_the_total_form_are_fees() {
+    let v02 =
+        "<Chrgs><Amt Ccy=\"CHF\">1.20</Amt></Chrgs><Chrgs><Amt Ccy=\"CHF\">0.80</Amt></Chrgs>";
+    let v04 = "<Chrgs><TtlChrgsAndTaxAmt Ccy=\"CHF\">3.10</TtlChrgsAndTaxAmt>\
+               <Rcrd><Amt Ccy=\"CHF\">3.10</Amt></Rcrd></Chrgs>";
+    let a = parse53(&camt053("02", &ntry("100", "DBIT", "<Sts>BOOK</Sts>", v02)));
+    let b = parse53(&camt053("04", &ntry("100", "DBIT", "<Sts>BOOK</Sts>", v04)));
+    assert_eq!(a.transactions[0].fees, Some(dec("2.00")));
+    assert_eq!(b.transactions[0].fees, Some(dec("3.10")));
+}
+
+#[test]
+fn balances_map_to_kinds_and_the_summary_adds_up() {
+    let body = [
+        bal("PRCD", "900.00", "CRDT", "2026-11-19"),
+        bal("OPBD", "900.00", "CRDT", "2026-11-20"),
+        bal("CLBD", "850.00", "CRDT", "2026-11-20"),
+        bal("CLAV", "800.00", "CRDT", "2026-11-20"),
+        bal("FWAV", "700.00", "CRDT", "2026-11-23"),
+        ntry("100.00", "DBIT", "<Sts>BOOK</Sts>", ""),
+        ntry("50.00", "CRDT", "<Sts>BOOK</Sts>", ""),
+        ntry("999.00", "CRDT", "<Sts>PDNG</Sts>", ""),
+    ]
+    .concat();
+    let b = parse53(&camt053("02", &body));
+    let kinds: Vec<_> = b.balances.iter().map(|x| (x.kind, x.as_of)).collect();
+    assert_eq!(
+        kinds,
+        [
+            // PRCD is the previous day's closing, stored as such.
+            (BalanceKind::Closing, date("2026-11-19")),
+            (BalanceKind::Opening, date("2026-11-20")),
+            (BalanceKind::Closing, date("2026-11-20")),
+            (BalanceKind::Available, date("2026-11-20")),
+            (BalanceKind::Forward, date("2026-11-23")),
+        ]
+    );
+    let s = &b.statements[0];
+    assert_eq!(s.statement_number, Some(42), "ElctrncSeqNb before LglSeqNb");
+    assert_eq!(s.reference.as_deref(), Some("ST-1"));
+    assert_eq!(s.opening.as_ref().map(|o| o.amount), Some(dec("900.00")));
+    assert_eq!(s.closing.as_ref().map(|o| o.amount), Some(dec("850.00")));
+    assert_eq!((s.entries_total, s.entry_count), (dec("-50"), 2));
+    assert!(s.last_page && s.page_number.is_none());
+    let account = &b.accounts[0];
+    assert_eq!(account.bank_account_id, "CH9300762011623852957");
+    assert_eq!(
+        account.iban.as_ref().map(|i| i.as_str()),
+        Some("CH9300762011623852957")
+    );
+}
+
+#[test]
+fn previous_closing_opens_the_summary_when_there_is_no_opening() {
+    let body = [
+        bal("PRCD", "10.00", "DBIT", "2026-11-19"),
+        bal("CLBD", "5.00", "CRDT", "2026-11-20"),
+        ntry("15.00", "CRDT", "<Sts>BOOK</Sts>", ""),
+    ]
+    .concat();
+    let s = &parse53(&camt053("02", &body)).statements[0];
+    let o = s.opening.as_ref().expect("opening from PRCD");
+    assert_eq!(
+        (o.amount, o.date, o.intermediate),
+        (dec("-10.00"), date("2026-11-19"), false)
+    );
+}
+
+#[test]
+fn interim_balances_only_feed_the_summary_marked_intermediate() {
+    let page = [
+        "<StmtPgntn><PgNb>2</PgNb><LastPgInd>false</LastPgInd></StmtPgntn>".to_owned(),
+        bal("ITBD", "100.00", "CRDT", "2026-11-20"),
+        bal("ITBD", "130.00", "CRDT", "2026-11-20"),
+        ntry("30.00", "CRDT", "<Sts>BOOK</Sts>", ""),
+    ]
+    .concat();
+    // (The schema puts the pagination before Acct; the reader does not depend on the order.)
+    let xml = camt053("02", &page);
+    let b = parse53(&xml);
+    assert!(b.balances.is_empty(), "no canonical balance from ITBD");
+    let s = &b.statements[0];
+    assert_eq!((s.page_number, s.last_page), (Some(2), false));
+    let (o, c) = (s.opening.as_ref().unwrap(), s.closing.as_ref().unwrap());
+    assert!(o.intermediate && c.intermediate);
+    assert_eq!(o.amount + s.entries_total, c.amount);
+
+    let intm = "<Bal><Tp><CdOrPrtry><Cd>OPBD</Cd></CdOrPrtry><SubTp><Cd>INTM</Cd></SubTp></Tp>\
+                <Amt Ccy=\"CHF\">1</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2026-11-20</Dt></Dt></Bal>";
+    let b = parse53(&camt053("04", intm));
+    assert!(b.statements[0].opening.as_ref().unwrap().intermediate);
+    assert!(b.balances.is_empty());
+}
+
+#[test]
+fn entries_without_reference_get_stable_hashed_keys_that_count_twins_not_positions() {
+    let fee = ntry(
+        "5.00",
+        "DBIT",
+        "<Sts>BOOK</Sts>",
+        "<AddtlNtryInf>Fee</AddtlNtryInf>",
+    );
+    let other = ntry(
+        "7.00",
+        "DBIT",
+        "<Sts>BOOK</Sts>",
+        "<AddtlNtryInf>Fee</AddtlNtryInf>",
+    );
+    let alone = parse53(&camt053("02", &fee));
+    let shifted = parse53(&camt053("02", &[other, fee.clone(), fee].concat()));
+    let k = |b: &Batch, i: usize| b.transactions[i].natural_key.clone();
+    assert!(k(&alone, 0).starts_with("h:"));
+    assert_eq!(k(&alone, 0), k(&shifted, 1));
+    assert_ne!(k(&shifted, 1), k(&shifted, 2));
+    assert_eq!(
+        k(
+            &parse53(&camt053(
+                "02",
+                &[ntry(
+                    "5.00",
+                    "DBIT",
+                    "<Sts>BOOK</Sts>",
+                    "<AddtlNtryInf>Fee</AddtlNtryInf>"
+                )]
+                .concat()
+            )),
+            0
+        ),
+        k(&alone, 0),
+        "deterministic"
+    );
+}
+
+#[test]
+fn a_bad_amount_is_refused_with_its_path_and_line() {
+    let body = [
+        ntry("1.00", "CRDT", "<Sts>BOOK</Sts>", ""),
+        ntry("1,00", "CRDT", "<Sts>BOOK</Sts>", ""),
+    ]
+    .join("\n");
+    let e = parse(
+        SourceFormat::Camt053,
+        "bank_c",
+        "stmt.xml",
+        camt053("02", &body).as_bytes(),
+    )
+    .unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("Stmt[1]/Ntry[2]/Amt"));
+    assert_eq!(e.line, Some(7));
+    assert!(e.reason.contains("'1,00'"), "{e}");
+    assert!(e.to_string().starts_with("stmt.xml, line 7, column"), "{e}");
+}
+
+#[test]
+fn an_amount_without_currency_or_an_unknown_status_is_refused() {
+    let no_ccy = camt053("02", &ntry("1", "CRDT", "<Sts>BOOK</Sts>", ""))
+        .replace("<Amt Ccy=\"CHF\">1</Amt>", "<Amt>1</Amt>");
+    let e = parse(SourceFormat::Camt053, "c", "d", no_ccy.as_bytes()).unwrap_err();
+    assert!(e.reason.contains("Ccy"), "{e}");
+    let bad = camt053("02", &ntry("1", "CRDT", "<Sts>XXXX</Sts>", ""));
+    let e = parse(SourceFormat::Camt053, "c", "d", bad.as_bytes()).unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("Stmt[1]/Ntry[1]/Sts"));
+}
+
+#[test]
+fn a_truncated_file_is_refused_not_half_read() {
+    let xml = camt053("02", &ntry("1", "CRDT", "<Sts>BOOK</Sts>", ""));
+    let cut = &xml.as_bytes()[..xml.len() - 40];
+    let e = parse(SourceFormat::Camt053, "c", "d", cut).unwrap_err();
+    assert!(
+        e.reason.contains("truncated") || e.reason.contains("malformed"),
+        "{e}"
+    );
+    assert!(e.line.is_some());
+    let cut = &xml.as_bytes()[..xml.find("</BkToCstmrStmt>").expect("closing tag")];
+    let e = parse(SourceFormat::Camt053, "c", "d", cut).unwrap_err();
+    assert!(e.reason.contains("truncated"), "{e}");
+}
+
+#[test]
+fn latin1_bom_prefixes_and_crlf_are_read() {
+    let xml = camt053(
+        "02",
+        &ntry(
+            "1",
+            "CRDT",
+            "<Sts>BOOK</Sts>",
+            "<AddtlNtryInf>Überweisung Müller</AddtlNtryInf>",
+        ),
+    )
+    .replace("encoding=\"UTF-8\"", "encoding=\"ISO-8859-1\"")
+    .replace("<Document xmlns=", "<c:Document xmlns:c=")
+    .replace("\n", "\r\n");
+    // Prefix every element with c: (the namespace is bound to the prefix).
+    let mut prefixed = String::new();
+    let mut chars = xml.chars().peekable();
+    while let Some(ch) = chars.next() {
+        prefixed.push(ch);
+        if ch == '<' {
+            match chars.peek() {
+                Some('/') => {
+                    prefixed.push('/');
+                    chars.next();
+                    if chars.peek() != Some(&'c') {
+                        prefixed.push_str("c:");
+                    }
+                }
+                Some('?') | Some('c') => {}
+                _ => prefixed.push_str("c:"),
+            }
+        }
+    }
+    let prefixed = prefixed.replace("c:c:", "c:");
+    let latin1: Vec<u8> = prefixed
+        .chars()
+        .map(|c| u8::try_from(u32::from(c)).expect("latin-1 text"))
+        .collect();
+    let b = parse(SourceFormat::Camt053, "c", "d", &latin1).expect("parses");
+    assert_eq!(
+        b.transactions[0].description.as_deref(),
+        Some("Überweisung Müller")
+    );
+    let mut bom = vec![0xEF, 0xBB, 0xBF];
+    bom.extend_from_slice(camt053("02", "").as_bytes());
+    assert!(parse(SourceFormat::Camt053, "c", "d", &bom).is_ok());
+}
+
+#[test]
+fn a_notification_listed_as_a_statement_is_read_as_a_notification_with_a_warning() {
+    let xml = camt053("02", &ntry("1", "CRDT", "<Sts>BOOK</Sts>", ""))
+        .replace("camt.053", "camt.054")
+        .replace("BkToCstmrStmt", "BkToCstmrDbtCdtNtfctn")
+        .replace("<Stmt>", "<Ntfctn>")
+        .replace("</Stmt>", "</Ntfctn>");
+    let b = parse(SourceFormat::Camt053, "c", "d", xml.as_bytes()).expect("parses");
+    assert_eq!(b.transactions[0].provenance.format, SourceFormat::Camt054);
+    assert!(
+        b.warnings
+            .iter()
+            .any(|w| w.message.contains("listed as camt053"))
+    );
+    let e = parse(SourceFormat::Semt002, "c", "d", xml.as_bytes()).unwrap_err();
+    assert!(e.reason.contains("no semt.002 message"), "{e}");
+}
+
+#[test]
+fn an_application_header_envelope_and_several_messages_are_read() {
+    let doc = |id: &str| {
+        camt053("08", &ntry("1", "CRDT", "<Sts><Cd>BOOK</Cd></Sts>", ""))
+            .replace("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n", "")
+            .replace("ST-1", id)
+    };
+    let xml = format!(
+        "<?xml version=\"1.0\"?><Envelope><AppHdr xmlns=\"urn:iso:std:iso:20022:tech:xsd:head.001.001.02\">\
+         <Fr><FIId><FinInstnId><BICFI>AAAACHZZ</BICFI></FinInstnId></FIId></Fr><BizMsgIdr>B1</BizMsgIdr>\
+         <MsgDefIdr>camt.053.001.08</MsgDefIdr><CreDt>2026-11-20T22:00:00Z</CreDt></AppHdr>{}{}</Envelope>",
+        doc("A"),
+        doc("B")
+    );
+    assert_eq!(detect(xml.as_bytes()), Some(SourceFormat::Camt053));
+    let b = parse(SourceFormat::Camt053, "c", "d", xml.as_bytes()).expect("parses");
+    let refs: Vec<_> = b.statements.iter().map(|s| s.reference.clone()).collect();
+    assert_eq!(refs, [Some("A".to_owned()), Some("B".to_owned())]);
+    assert_eq!(
+        b.accounts.len(),
+        1,
+        "one account record per account in a batch"
+    );
+    assert_eq!(b.transactions[1].provenance.position, 1);
+}
+
+#[test]
+fn detect_reads_the_namespace_or_the_root_element() {
+    let ns =
+        |m: &str| format!("<Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:{m}\"><X/></Document>");
+    assert_eq!(
+        detect(ns("camt.052.001.02").as_bytes()),
+        Some(SourceFormat::Camt052)
+    );
+    assert_eq!(
+        detect(ns("camt.053.001.13").as_bytes()),
+        Some(SourceFormat::Camt053)
+    );
+    assert_eq!(
+        detect(ns("camt.054.001.08").as_bytes()),
+        Some(SourceFormat::Camt054)
+    );
+    assert_eq!(
+        detect(ns("semt.002.001.11").as_bytes()),
+        Some(SourceFormat::Semt002)
+    );
+    assert_eq!(detect(ns("pain.001.001.09").as_bytes()), None);
+    assert_eq!(
+        detect(b"<Document><BkToCstmrAcctRpt></BkToCstmrAcctRpt></Document>"),
+        Some(SourceFormat::Camt052)
+    );
+    assert_eq!(detect(b":20:STATEMENT\r\n:25:123"), None);
+}
+
+#[test]
+fn hostile_nesting_and_huge_text_are_refused_without_growing() {
+    let deep = format!("{}{}", "<a>".repeat(10_000), "</a>".repeat(10_000));
+    let e = parse(SourceFormat::Camt053, "c", "d", deep.as_bytes()).unwrap_err();
+    assert!(e.reason.contains("nest"), "{e}");
+    let huge = camt053(
+        "02",
+        &ntry(
+            "1",
+            "CRDT",
+            "<Sts>BOOK</Sts>",
+            &format!("<AddtlNtryInf>{}</AddtlNtryInf>", "x".repeat(200_000)),
+        ),
+    );
+    let e = parse(SourceFormat::Camt053, "c", "d", huge.as_bytes()).unwrap_err();
+    assert!(e.reason.contains("longer than"), "{e}");
+}
+
+#[test]
+fn an_entry_with_a_security_references_it_by_isin() {
+    let details = "<NtryDtls><TxDtls><FinInstrmId><ISIN>US0378331005</ISIN></FinInstrmId></TxDtls></NtryDtls>\
+                   <BkTxCd><Domn><Cd>SECU</Cd><Fmly><Cd>CUST</Cd><SubFmlyCd>DVCA</SubFmlyCd></Fmly></Domn></BkTxCd>";
+    // BkTxCd belongs before NtryDtls in the schema; the reader does not depend on the order.
+    let b = parse53(&camt053(
+        "02",
+        &ntry("12.00", "CRDT", "<Sts>BOOK</Sts>", details),
+    ));
+    let t = &b.transactions[0];
+    assert_eq!(t.kind, TransactionType::Dividend);
+    assert_eq!(
+        t.security.as_ref().map(|k| k.as_str()),
+        Some("isin:US0378331005")
+    );
+    assert_eq!(b.securities.len(), 1);
+    let bad = camt053("02", &ntry("12.00", "CRDT", "<Sts>BOOK</Sts>", details))
+        .replace("US0378331005", "US0378331006");
+    let e = parse(SourceFormat::Camt053, "c", "d", bad.as_bytes()).unwrap_err();
+    assert!(e.reason.contains("check digit"), "{e}");
+}

@@ -1,0 +1,584 @@
+//! MT535 holdings and MT536 movements into the canonical model.
+//!
+//! Mapping decisions a caller relies on:
+//!
+//! - Account: the `:97A::SAFE//` id as written (the sub-safekeeping account's in a
+//!   consolidated statement), kind custody, an IBAN when it parses as one (a `/EUR` suffix
+//!   dropped). Its currency is the statement's total value currency, else the first value or
+//!   price currency; a statement that states no currency at all gives no account record (a
+//!   warning says so) while its positions still refer to the account.
+//! - Security: key `isin:<ISIN>` when `:35B:` has an ISIN (its check digit validated: a bad
+//!   one is an error), else `bank:<custodian>:<CC>/<id>` from the first national id
+//!   (`/DE/ETF127` is `DE/ETF127`), else the description. WKN (`/DE/`), valor (`/CH/`) and
+//!   CUSIP (`/US/`) are kept. Asset class from a CFI classification (`E` equity, `D` bond,
+//!   `C` fund), else bond for face-amount holdings, else other.
+//! - Position (MT535): as of the statement date (`:98A::STAT`, required), quantity from
+//!   `:93B::AGGR` (required; `FAMT`/`AMOR` are face amounts, `N` negative), a `PRCT` price
+//!   is a percent price, an `ACTU` price an amount with its currency, yields are not prices.
+//!   Cost is `:19A::BOOK`, else the FinTS acquisition price times the quantity (divided by
+//!   100 for face amounts). The same security twice in one account and statement (two
+//!   places of safekeeping) is one position with the quantities and values added.
+//! - Complete or delta: `:22F::CODE//COMP` gives one [`CompleteSnapshot`] per account and
+//!   date, on the page that ends the statement (`:28E:` `ONLY` or `LAST`, or no `:28E:`), so
+//!   the positions of the earlier pages in the same batch are not closed by it. `DELT`, or no
+//!   code at all, gives none. A cancelled statement (`:23G:CANC`) loads nothing.
+//! - Transaction (MT536): `RECE`/`DELI` against payment (or with a posting amount) is a buy
+//!   or a sell, otherwise a transfer. `amount` is the posting (else settlement) amount and
+//!   `direction` the cash movement: a buy is a debit, a sell a credit; a transfer has amount
+//!   0 and the direction of the securities (receipt credit, delivery debit). A reversal
+//!   (`:25D::MOVE//REVE`) keeps its kind, sets `reversal` and flips the direction (the
+//!   effective movement). Dates: booking = effective settlement (`ESET`), else settlement,
+//!   else trade date; trade and settlement dates as written. Natural key `ref:` of the
+//!   account servicer's reference (`ASRF`, else `RELA`), else a hash of the identifying
+//!   fields, with `#n` for the n-th identical movement.
+
+use std::collections::{HashMap, HashSet};
+
+use rust_decimal::Decimal;
+
+use crate::domain::{Currency, Isin};
+use crate::error::ParseError;
+use crate::model::{
+    Account, AccountKind, AssetClass, Batch, CompleteSnapshot, Direction, ParseWarning, Position,
+    PriceType, Provenance, QuantityType, Security, SecurityDetail, SecurityKey, SourceFormat,
+    Transaction, TransactionStatus, TransactionType,
+};
+use crate::swift::mt94x::At;
+use crate::swift::securities::{
+    Holding, Movement, Price, QuantityCode, SecuritiesStatement, SecurityId,
+};
+
+/// Maps typed MT535/MT536 statements into one batch.
+pub(crate) struct CustodyMapper<'a> {
+    format: SourceFormat,
+    custodian: &'a str,
+    documents: &'a [&'a str],
+    pub(crate) batch: Batch,
+    accounts: HashSet<String>,
+    snapshots: HashSet<(String, chrono::NaiveDate)>,
+    occurrences: crate::swift::values::Occurrences,
+    /// Records per document so far: positions, transactions, accounts.
+    positions: Vec<[u32; 3]>,
+}
+
+impl<'a> CustodyMapper<'a> {
+    pub(crate) fn new(format: SourceFormat, custodian: &'a str, documents: &'a [&'a str]) -> Self {
+        CustodyMapper {
+            format,
+            custodian,
+            documents,
+            batch: Batch::default(),
+            accounts: HashSet::new(),
+            snapshots: HashSet::new(),
+            occurrences: Default::default(),
+            positions: vec![[0; 3]; documents.len()],
+        }
+    }
+
+    fn document(&self, at: At) -> &'a str {
+        self.documents.get(at.part).copied().unwrap_or_default()
+    }
+
+    fn error(&self, at: At, field: &str, reason: impl Into<String>) -> ParseError {
+        ParseError {
+            document: self.document(at).to_owned(),
+            line: Some(at.line),
+            column: None,
+            field: Some(field.to_owned()),
+            reason: reason.into(),
+        }
+    }
+
+    fn warn(&mut self, at: At, field: &str, message: impl Into<String>) {
+        let document = self.document(at).to_owned();
+        self.batch.warnings.push(ParseWarning {
+            document,
+            line: Some(at.line),
+            field: Some(field.to_owned()),
+            message: message.into(),
+        });
+    }
+
+    fn provenance(&mut self, format: SourceFormat, at: At, kind: usize) -> Provenance {
+        let position = self
+            .positions
+            .get_mut(at.part)
+            .map(|p| {
+                let n = p[kind];
+                p[kind] += 1;
+                n
+            })
+            .unwrap_or_default();
+        Provenance {
+            format,
+            document: self.document(at).to_owned(),
+            position,
+        }
+    }
+
+    fn currency(&self, code: &str, at: At, field: &str) -> Result<Currency, ParseError> {
+        Currency::parse(code).map_err(|e| self.error(at, field, e.to_string()))
+    }
+
+    /// Maps one MT535 or MT536 statement page.
+    pub(crate) fn statement(&mut self, st: SecuritiesStatement) -> Result<(), ParseError> {
+        let format = match st.mt {
+            None => self.format,
+            Some(535) => SourceFormat::Mt535,
+            Some(536) => SourceFormat::Mt536,
+            Some(mt) => {
+                return Err(self.error(
+                    st.at,
+                    "{2:}",
+                    format!("the message is an MT{mt}, not an MT535 or MT536"),
+                ));
+            }
+        };
+        if st.function.as_deref() == Some("CANC") {
+            self.warn(
+                st.at,
+                ":23G:",
+                "a cancellation (:23G:CANC) of an earlier statement: nothing loaded from it",
+            );
+            return Ok(());
+        }
+        for note in &st.notes {
+            self.warn(note.at, note.tag, note.message.clone());
+        }
+        // The currency an account record gets: totals first, then any value or price.
+        let currency_hint = st
+            .total_value
+            .as_ref()
+            .map(|m| m.currency.clone())
+            .or_else(|| {
+                st.holdings.iter().find_map(|h| {
+                    h.market_value
+                        .as_ref()
+                        .map(|m| m.currency.clone())
+                        .or_else(|| match &h.price {
+                            Some((Price::Amount { currency, .. }, _)) => Some(currency.clone()),
+                            _ => None,
+                        })
+                        .or_else(|| h.denomination.clone())
+                })
+            })
+            .or_else(|| {
+                st.movements.iter().find_map(|m| {
+                    m.posting_amount
+                        .as_ref()
+                        .or(m.settlement_amount.as_ref())
+                        .map(|(m, _)| m.currency.clone())
+                })
+            })
+            .and_then(|c| Currency::parse(&c).ok());
+
+        let main_account = st.account.clone();
+        let no_account = "the statement names no safekeeping account (:97A::SAFE//)";
+        let mut accounts: Vec<(String, At)> = Vec::new();
+        if format == SourceFormat::Mt535 {
+            let Some((as_of, _)) = st.statement_date else {
+                return Err(self.error(
+                    st.at,
+                    ":98A::STAT",
+                    "the statement of holdings has no statement date (:98A::STAT// or :98C::STAT//)",
+                ));
+            };
+            let as_of = as_of.date;
+            if let Some(a) = &st.account {
+                accounts.push(a.clone());
+            }
+            let mut index: HashMap<(String, SecurityKey), usize> = HashMap::new();
+            for h in st.holdings {
+                let Some(account) = h.account.clone().or_else(|| main_account.clone()) else {
+                    return Err(self.error(h.at, ":97A:", no_account));
+                };
+                if !accounts.iter().any(|(a, _)| *a == account.0) {
+                    accounts.push(account.clone());
+                }
+                self.holding(format, account.0, as_of, h, &mut index)?;
+            }
+            match (st.complete, st.continuation.as_deref()) {
+                (Some(true), Some("MORE")) => {}
+                (Some(true), _) => {
+                    for (account, _) in &accounts {
+                        if self.snapshots.insert((account.clone(), as_of)) {
+                            self.batch.complete_snapshots.push(CompleteSnapshot {
+                                account: account.clone(),
+                                as_of,
+                            });
+                        }
+                    }
+                }
+                (Some(false), _) => {}
+                (None, _) => self.warn(
+                    st.at,
+                    ":22F::CODE",
+                    "no complete/delta indicator (:22F::CODE//): read as a delta, no position is closed",
+                ),
+            }
+        } else {
+            if let Some(a) = &st.account {
+                accounts.push(a.clone());
+            }
+            let fallback_date = st
+                .statement_date
+                .map(|(d, _)| d.date)
+                .or(st.period.map(|(_, to)| to.date));
+            for m in st.movements {
+                let Some(account) = m.account.clone().or_else(|| main_account.clone()) else {
+                    return Err(self.error(m.at, ":97A:", no_account));
+                };
+                if !accounts.iter().any(|(a, _)| *a == account.0) {
+                    accounts.push(account.clone());
+                }
+                self.movement(format, account.0, m, currency_hint, fallback_date)?;
+            }
+        }
+        for (account, at) in accounts {
+            if self.accounts.contains(&account) {
+                continue;
+            }
+            let Some(currency) = currency_hint else {
+                self.warn(
+                    at,
+                    ":97A:",
+                    format!(
+                        "custody account {account}: the statement states no currency, so no account record is made from it"
+                    ),
+                );
+                continue;
+            };
+            self.accounts.insert(account.clone());
+            let provenance = self.provenance(format, at, 2);
+            self.batch.accounts.push(Account {
+                iban: crate::swift::cash::iban_of(&account),
+                bank_account_id: account,
+                currency,
+                kind: AccountKind::Custody,
+                client: None,
+                provenance,
+            });
+        }
+        Ok(())
+    }
+
+    /// The security of a `:35B:` and its key; pushes the security record.
+    fn security(
+        &mut self,
+        id: &SecurityId,
+        at: At,
+        detail: SecurityDetail,
+        asset_class: AssetClass,
+        currency: Option<Currency>,
+    ) -> Result<SecurityKey, ParseError> {
+        let isin = id
+            .isin
+            .as_deref()
+            .map(|i| Isin::parse(i).map_err(|e| self.error(at, ":35B:", e.to_string())))
+            .transpose()?;
+        let bank_id = id
+            .national
+            .first()
+            .map(|(c, i)| format!("{c}/{i}"))
+            .or_else(|| id.name());
+        let key = SecurityKey::new(self.custodian, isin.as_ref(), bank_id.as_deref()).ok_or_else(
+            || {
+                self.error(
+                    at,
+                    ":35B:",
+                    "the instrument has neither an ISIN nor any other identification",
+                )
+            },
+        )?;
+        let name = id
+            .name()
+            .or_else(|| isin.as_ref().map(|i| i.to_string()))
+            .or_else(|| bank_id.clone())
+            .unwrap_or_else(|| key.as_str().to_owned());
+        self.batch.securities.push(Security {
+            key: key.clone(),
+            isin,
+            bank_security_id: if id.isin.is_none() { bank_id } else { None },
+            valor: id.national("CH").map(str::to_owned),
+            wkn: id.national("DE").map(str::to_owned),
+            cusip: id.national("US").map(str::to_owned),
+            name,
+            asset_class,
+            currency,
+            detail,
+        });
+        Ok(key)
+    }
+
+    fn holding(
+        &mut self,
+        format: SourceFormat,
+        account: String,
+        as_of: chrono::NaiveDate,
+        h: Holding,
+        index: &mut HashMap<(String, SecurityKey), usize>,
+    ) -> Result<(), ParseError> {
+        let Some((quantity, _)) = h.quantity.clone() else {
+            return Err(self.error(
+                h.at,
+                ":93B::AGGR",
+                "the instrument has no aggregate balance (:93B::AGGR//)",
+            ));
+        };
+        let quantity_type = match quantity.code {
+            QuantityCode::Unit => QuantityType::Units,
+            QuantityCode::FaceAmount | QuantityCode::AmortisedValue => QuantityType::FaceAmount,
+        };
+        let (price, price_type, price_currency) = match &h.price {
+            Some((Price::Percent(p), _)) => (Some(*p), PriceType::Percent, None),
+            Some((Price::Amount { currency, amount }, at)) => (
+                Some(*amount),
+                PriceType::Amount,
+                Some(self.currency(currency, *at, ":90B:")?),
+            ),
+            Some((Price::Rate { code, .. }, at)) => {
+                let at = *at;
+                self.warn(
+                    at,
+                    ":90A:",
+                    format!("a {code} rate is not a price: left out"),
+                );
+                (None, default_price_type(quantity_type), None)
+            }
+            None => (None, default_price_type(quantity_type), None),
+        };
+        let asset_class = match h.classification.as_deref().and_then(|c| c.bytes().next()) {
+            Some(b'E') if h.classification.as_ref().is_some_and(|c| c.len() == 6) => {
+                AssetClass::Equity
+            }
+            Some(b'D') if h.classification.as_ref().is_some_and(|c| c.len() == 6) => {
+                AssetClass::Bond
+            }
+            Some(b'C') if h.classification.as_ref().is_some_and(|c| c.len() == 6) => {
+                AssetClass::Fund
+            }
+            _ if quantity_type == QuantityType::FaceAmount => AssetClass::Bond,
+            _ => AssetClass::Other,
+        };
+        let security_currency = h
+            .denomination
+            .as_deref()
+            .or(match &h.price {
+                Some((Price::Amount { currency, .. }, _)) => Some(currency.as_str()),
+                _ => None,
+            })
+            .and_then(|c| Currency::parse(c).ok());
+        let key = self.security(
+            &h.security,
+            h.security_at,
+            SecurityDetail::Full,
+            asset_class,
+            security_currency,
+        )?;
+        let cost = h.book_value.as_ref().map(|m| m.amount).or_else(|| {
+            let a = h.acquisition.as_ref()?;
+            let price = a.price?;
+            Some(match quantity_type {
+                QuantityType::Units => price * quantity.amount,
+                QuantityType::FaceAmount => price * quantity.amount / Decimal::ONE_HUNDRED,
+            })
+        });
+        let market_value = h.market_value.as_ref().map(|m| m.amount);
+        let accrued_interest = h.accrued_interest.as_ref().map(|m| m.amount);
+        if let Some(&i) = index.get(&(account.clone(), key.clone())) {
+            // A second place of safekeeping of the same security: one position, added up.
+            let add = |a: Option<Decimal>, b: Option<Decimal>| match (a, b) {
+                (None, None) => None,
+                (a, b) => Some(a.unwrap_or_default() + b.unwrap_or_default()),
+            };
+            if let Some(p) = self.batch.positions.get_mut(i) {
+                p.quantity += quantity.amount;
+                p.market_value = add(p.market_value, market_value);
+                p.accrued_interest = add(p.accrued_interest, accrued_interest);
+                p.cost = add(p.cost, cost);
+            }
+            self.warn(
+                h.at,
+                ":35B:",
+                format!(
+                    "{} is listed twice for account {account}: quantities added",
+                    key.as_str()
+                ),
+            );
+            return Ok(());
+        }
+        index.insert((account.clone(), key.clone()), self.batch.positions.len());
+        let provenance = self.provenance(format, h.at, 0);
+        self.batch.positions.push(Position {
+            account,
+            security: key,
+            as_of,
+            quantity: quantity.amount,
+            quantity_type,
+            price,
+            price_type,
+            price_currency,
+            market_value,
+            accrued_interest,
+            cost,
+            provenance,
+        });
+        Ok(())
+    }
+
+    fn movement(
+        &mut self,
+        format: SourceFormat,
+        account: String,
+        m: Movement,
+        currency_hint: Option<Currency>,
+        fallback_date: Option<chrono::NaiveDate>,
+    ) -> Result<(), ParseError> {
+        let key = self.security(
+            &m.security,
+            m.security_at,
+            SecurityDetail::ReferenceOnly,
+            AssetClass::Other,
+            None,
+        )?;
+        let cash = m.posting_amount.as_ref().or(m.settlement_amount.as_ref());
+        let (amount, currency) = match cash {
+            Some((money, at)) => (
+                money.amount.abs(),
+                self.currency(&money.currency, *at, ":19A:")?,
+            ),
+            None => match currency_hint {
+                Some(c) => (Decimal::ZERO, c),
+                None => {
+                    return Err(self.error(
+                        m.at,
+                        ":19A:",
+                        "a movement without amount in a statement that states no currency anywhere",
+                    ));
+                }
+            },
+        };
+        let receive = match m.receive_deliver.as_deref() {
+            Some("RECE") => true,
+            Some("DELI") => false,
+            other => {
+                return Err(self.error(
+                    m.at,
+                    ":22H::REDE",
+                    format!(
+                        "the movement says neither receive nor deliver (:22H::REDE//RECE or DELI), found {other:?}"
+                    ),
+                ));
+            }
+        };
+        let against_payment = m.payment.as_deref() == Some("APMT")
+            || (m.payment.is_none() && m.posting_amount.is_some());
+        let kind = match (m.transaction_indicator.as_deref(), against_payment, receive) {
+            (Some("CORP"), ..) => TransactionType::Other,
+            (_, true, true) => TransactionType::Buy,
+            (_, true, false) => TransactionType::Sell,
+            (_, false, _) => TransactionType::Transfer,
+        };
+        let direction = match (kind, receive) {
+            (TransactionType::Buy, _) => Direction::Debit,
+            (TransactionType::Sell, _) => Direction::Credit,
+            (_, true) => Direction::Credit,
+            (_, false) => Direction::Debit,
+        };
+        let direction = match (m.reversal, direction) {
+            (false, d) => d,
+            (true, Direction::Debit) => Direction::Credit,
+            (true, Direction::Credit) => Direction::Debit,
+        };
+        let Some(booking_date) = m
+            .effective_settlement_date
+            .or(m.settlement_date)
+            .or(m.trade_date)
+            .map(|d| d.date)
+            .or(fallback_date)
+        else {
+            return Err(self.error(
+                m.at,
+                ":98A::ESET",
+                "the movement has no date (:98A::ESET//, SETT// or TRAD//)",
+            ));
+        };
+        let bank_reference = ["ASRF", "RELA"]
+            .iter()
+            .find_map(|q| m.references.iter().find(|(r, _)| r == q))
+            .map(|(_, v)| v.clone())
+            .filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case("NONREF"));
+        let quantity = m.quantity.as_ref().map(|q| q.amount);
+        let natural_key = match &bank_reference {
+            Some(r) => format!("ref:{r}"),
+            None => crate::natural_key::hashed(&[
+                &account,
+                &booking_date.to_string(),
+                &m.trade_date.map(|d| d.date.to_string()).unwrap_or_default(),
+                &m.settlement_date
+                    .map(|d| d.date.to_string())
+                    .unwrap_or_default(),
+                m.receive_deliver.as_deref().unwrap_or_default(),
+                m.payment.as_deref().unwrap_or_default(),
+                key.as_str(),
+                &quantity
+                    .map(|q| q.normalize().to_string())
+                    .unwrap_or_default(),
+                &amount.normalize().to_string(),
+                currency.as_str(),
+                if m.reversal { "REVE" } else { "" },
+                m.narrative.as_deref().unwrap_or_default(),
+            ]),
+        };
+        let natural_key = self.occurrences.number(&account, natural_key);
+        let bank_code = [
+            m.receive_deliver.as_deref(),
+            m.payment.as_deref(),
+            m.transaction_indicator.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("/");
+        let price = match &m.price {
+            Some(Price::Percent(p)) => Some(*p),
+            Some(Price::Amount { amount, .. }) => Some(*amount),
+            _ => None,
+        };
+        let provenance = self.provenance(format, m.at, 1);
+        self.batch.transactions.push(Transaction {
+            account,
+            natural_key,
+            bank_reference,
+            booking_date,
+            value_date: m.effective_settlement_date.map(|d| d.date),
+            trade_date: m.trade_date.map(|d| d.date),
+            settlement_date: m
+                .settlement_date
+                .or(m.effective_settlement_date)
+                .map(|d| d.date),
+            kind,
+            bank_code: Some(bank_code).filter(|c| !c.is_empty()),
+            amount,
+            direction,
+            currency,
+            security: Some(key),
+            quantity,
+            price,
+            fees: None,
+            status: TransactionStatus::Booked,
+            reversal: m.reversal,
+            counterparty: None,
+            description: m.narrative,
+            provenance,
+        });
+        Ok(())
+    }
+}
+
+fn default_price_type(q: QuantityType) -> PriceType {
+    match q {
+        QuantityType::Units => PriceType::Amount,
+        QuantityType::FaceAmount => PriceType::Percent,
+    }
+}
