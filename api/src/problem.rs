@@ -119,9 +119,7 @@ impl From<eam_store::StoreError> for ApiError {
             StoreError::InvalidTransition { from, to } => {
                 ApiError::conflict(format!("the job is {from} and cannot become {to}"))
             }
-            StoreError::Database(
-                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
-            ) => ApiError::unavailable("the database is unavailable"),
+            ref e if e.is_transient() => ApiError::unavailable("the database is unavailable"),
             other => ApiError::internal(other),
         }
     }

@@ -43,6 +43,33 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+impl StoreError {
+    /// True when retrying later can succeed: the database is unreachable, restarting or
+    /// overloaded, or the transaction lost a serialization race or a deadlock. Such errors are
+    /// the network's or the moment's, never the data's.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Database(
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_),
+            ) => true,
+            StoreError::Database(sqlx::Error::Database(e)) => e.code().is_some_and(|code| {
+                // 08: connection exception; 57P01-03: admin/crash shutdown, cannot connect now;
+                // 53300: too many connections; 40001/40P01: serialization failure, deadlock.
+                code.starts_with("08")
+                    || matches!(
+                        &*code,
+                        "57P01" | "57P02" | "57P03" | "53300" | "40001" | "40P01"
+                    )
+            }),
+            _ => false,
+        }
+    }
+}
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// The app's handle on PostgreSQL.

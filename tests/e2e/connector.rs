@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use eam_connectors::bank_a::{BankAClient, BankAConfig};
-use eam_connectors::{ConnectorError, DocumentKind, ErrorClass, TlsIdentity};
+use eam_connectors::{ConnectorError, DocumentKind, ErrorClass, RetryPolicy, TlsIdentity};
 
 use crate::kit::{CLIENT_ID, CLIENT_SECRET, TestSim, small_params};
 
@@ -19,6 +19,8 @@ fn client(base_url: &str, secret: &str, tls: TlsIdentity) -> BankAClient {
         client_secret: secret.into(),
         tls,
         timeout: Duration::from_secs(10),
+        retry: RetryPolicy::default(),
+        breaker: None,
     })
     .expect("client builds")
 }
@@ -97,6 +99,8 @@ async fn every_refusal_by_the_bank_is_an_auth_error_and_a_dead_bank_is_transient
         client_secret: CLIENT_SECRET.into(),
         tls: half_key,
         timeout: Duration::from_secs(1),
+        retry: RetryPolicy::default(),
+        breaker: None,
     })
     .err()
     .expect("a certificate without its key is refused");

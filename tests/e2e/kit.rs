@@ -7,9 +7,10 @@ use eam_api::{ApiState, Server};
 use eam_auth::{LocalIssuer, TokenRequest, Verifier};
 use eam_banksim::RunningSim;
 use eam_banksim::dataset::SimParams;
+use eam_connectors::{BreakerSettings, Breakers, RetryPolicy};
 use eam_store::{AppDb, Store, TenantId};
-use eam_worker::SyncContext;
 use eam_worker::queue::SyncQueue;
+use eam_worker::{DispatchSettings, SyncContext, SyncPolicy, WorkerOptions};
 use serde_json::{Value, json};
 use sqlx::Connection as _;
 use tokio::sync::watch;
@@ -23,6 +24,50 @@ pub const CLIENT_SECRET: &str = "test-secret-value-7f3a";
 /// The end date of every simulated dataset in tests: fixed, so expected values are stable.
 pub fn end_date() -> chrono::NaiveDate {
     chrono::NaiveDate::from_ymd_opt(2026, 11, 20).expect("valid date")
+}
+
+/// Sync tunables for tests: short back-offs and leases, so retries and recoveries happen
+/// within a test's deadline; three attempts, one request retry.
+pub fn test_policy() -> SyncPolicy {
+    SyncPolicy {
+        bank_timeout: Duration::from_secs(10),
+        max_attempts: 3,
+        request_retry: RetryPolicy {
+            max_retries: 1,
+            min_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(100),
+            max_retry_after: Duration::from_secs(2),
+        },
+        retry_base: Duration::from_millis(200),
+        retry_max: Duration::from_secs(1),
+        lease: Duration::from_secs(3),
+        pause_after_failures: 5,
+    }
+}
+
+/// Breakers that open after 5 consecutive failures and probe again after one second.
+pub fn breaker_settings() -> BreakerSettings {
+    BreakerSettings {
+        failures_to_open: 5,
+        min_success_rate: 0.0,
+        rate_window: Duration::from_secs(60),
+        min_requests: 1000,
+        cooldown: Duration::from_secs(1),
+    }
+}
+
+/// A worker that polls and dispatches every 100 ms.
+pub fn worker_options() -> WorkerOptions {
+    WorkerOptions {
+        concurrency: 2,
+        poll_interval: Duration::from_millis(100),
+        grace: Duration::from_secs(10),
+        dispatch: DispatchSettings {
+            interval: Duration::from_millis(100),
+            stale_after: Duration::from_secs(5),
+            batch: 100,
+        },
+    }
 }
 
 pub fn small_params(seed: u64) -> SimParams {
@@ -51,8 +96,13 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// On the server of `DATABASE_URL`.
     pub async fn create() -> TestDb {
-        let base = env_url("DATABASE_URL");
+        TestDb::create_on(&env_url("DATABASE_URL")).await
+    }
+
+    /// On the server of `base` (any database URL of that server, as a superuser).
+    pub async fn create_on(base: &str) -> TestDb {
         let (server, _) = base
             .rsplit_once('/')
             .expect("DATABASE_URL has a database part");
@@ -144,8 +194,35 @@ pub struct TestEnv {
     pub issuer: Arc<LocalIssuer>,
     pub http: reqwest::Client,
     pub secret_file: std::path::PathBuf,
+    /// The Redis and queue name the API pushes to (for worker processes a test starts).
+    pub redis_url: String,
+    pub queue_name: String,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// How a test's system differs from the default one.
+pub struct EnvOptions {
+    pub policy: SyncPolicy,
+    pub breakers: BreakerSettings,
+    /// Run a worker inside the test process (off when the test starts worker processes).
+    pub in_process_worker: bool,
+    /// Another Redis than `REDIS_URL` (a private one the test restarts).
+    pub redis_url: Option<String>,
+    /// Another PostgreSQL server than `DATABASE_URL`'s (a private one the test restarts).
+    pub database_url: Option<String>,
+}
+
+impl Default for EnvOptions {
+    fn default() -> Self {
+        EnvOptions {
+            policy: test_policy(),
+            breakers: breaker_settings(),
+            in_process_worker: true,
+            redis_url: None,
+            database_url: None,
+        }
+    }
 }
 
 pub fn install_crypto() {
@@ -158,8 +235,15 @@ fn pki_dir() -> std::path::PathBuf {
 
 impl TestEnv {
     pub async fn start(params: SimParams) -> TestEnv {
+        TestEnv::start_with(params, EnvOptions::default()).await
+    }
+
+    pub async fn start_with(params: SimParams, options: EnvOptions) -> TestEnv {
         install_crypto();
-        let db = TestDb::create().await;
+        let db = match &options.database_url {
+            Some(url) => TestDb::create_on(url).await,
+            None => TestDb::create().await,
+        };
         let store = db.app_store().await;
         let TestSim { sim, pki } = TestSim::start(params).await;
         let secret_file =
@@ -167,32 +251,31 @@ impl TestEnv {
         std::fs::write(&secret_file, CLIENT_SECRET).expect("write secret");
 
         let queue_name = format!("eam-test-{}", Uuid::new_v4().simple());
-        let redis = env_url("REDIS_URL");
+        let redis = options
+            .redis_url
+            .clone()
+            .unwrap_or_else(|| env_url("REDIS_URL"));
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
 
-        let worker_queue = SyncQueue::connect(&redis, &queue_name)
-            .await
-            .expect("queue");
-        let cx = SyncContext {
-            store: store.clone(),
-            bank_timeout: Duration::from_secs(10),
-            max_attempts: 3,
-        };
-        let mut worker_stop = stop_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            eam_worker::queue::run_worker(
-                worker_queue,
-                cx,
-                2,
-                Duration::from_millis(100),
-                async move {
+        if options.in_process_worker {
+            let worker_queue = SyncQueue::connect(&redis, &queue_name)
+                .await
+                .expect("queue");
+            let cx = SyncContext::new(
+                store.clone(),
+                options.policy.clone(),
+                Breakers::new(options.breakers.clone()),
+            );
+            let mut worker_stop = stop_rx.clone();
+            tasks.push(tokio::spawn(async move {
+                eam_worker::queue::run_worker(worker_queue, cx, worker_options(), async move {
                     let _ = worker_stop.changed().await;
-                },
-            )
-            .await
-            .expect("worker runs");
-        }));
+                })
+                .await
+                .expect("worker runs");
+            }));
+        }
 
         let issuer = Arc::new(LocalIssuer::ephemeral(ISSUER, AUDIENCE).expect("issuer"));
         let config = eam_auth::VerifierConfig {
@@ -232,6 +315,8 @@ impl TestEnv {
             issuer,
             http: reqwest::Client::new(),
             secret_file,
+            redis_url: redis,
+            queue_name,
             stop,
             tasks,
         }

@@ -10,4 +10,8 @@ mod api_errors;
 mod connector;
 mod isolation;
 mod kit;
+mod reliability;
+mod restarts;
+mod services;
 mod sync;
+mod workers;

@@ -26,7 +26,7 @@ fn text(v: &Value) -> Option<&str> {
 }
 
 /// Rows per tenant table, read as the owner (so nothing is hidden).
-async fn row_counts(env: &TestEnv) -> BTreeMap<&'static str, i64> {
+pub(crate) async fn row_counts(env: &TestEnv) -> BTreeMap<&'static str, i64> {
     let mut owner = <sqlx::PgConnection as sqlx::Connection>::connect(&env.db.owner_url)
         .await
         .expect("owner connection");
@@ -74,7 +74,7 @@ async fn all_transactions(env: &TestEnv, token: &str, account: &str) -> Vec<Valu
 }
 
 /// Compares everything the API serves with the simulator's dataset, field by field.
-async fn assert_api_matches_dataset(env: &TestEnv, token: &str, data: &Dataset) {
+pub(crate) async fn assert_api_matches_dataset(env: &TestEnv, token: &str, data: &Dataset) {
     let accounts = env.get("/accounts", token).await;
     let accounts = accounts.as_array().expect("accounts array");
     assert_eq!(accounts.len(), data.accounts.len(), "account count");
@@ -203,7 +203,7 @@ async fn assert_api_matches_dataset(env: &TestEnv, token: &str, data: &Dataset) 
     }
 }
 
-fn total(counts: &Value, field: &str) -> u64 {
+pub(crate) fn total(counts: &Value, field: &str) -> u64 {
     [
         "clients",
         "accounts",

@@ -31,13 +31,10 @@ impl From<eam_store::StoreError> for SyncError {
         use eam_store::StoreError;
         match &e {
             StoreError::Data(_) => SyncError::new(ErrorClass::Data, e.to_string()),
-            // Lost connections and pool time-outs heal by themselves: retry.
-            StoreError::Database(
-                sqlx::Error::Io(_)
-                | sqlx::Error::PoolTimedOut
-                | sqlx::Error::PoolClosed
-                | sqlx::Error::Tls(_),
-            ) => SyncError::new(ErrorClass::Transient, format!("database unavailable: {e}")),
+            // Lost connections, restarts and overload heal by themselves: retry.
+            _ if e.is_transient() => {
+                SyncError::new(ErrorClass::Transient, format!("database unavailable: {e}"))
+            }
             _ => SyncError::internal(format!("database error: {e}")),
         }
     }
