@@ -95,7 +95,20 @@ pub fn app(state: ApiState, public_url: &str) -> impl Endpoint + 'static {
     }
     route
         .catch_all_error(|err: poem::Error| async move {
-            problem::problem_for_status(err.status(), err.to_string())
+            // An operation's own ApiError is already a problem document with its detail:
+            // pass it through. Anything else (unknown route, wrong method) gets one here.
+            let status = err.status();
+            let message = err.to_string();
+            let response = err.into_response();
+            let is_problem = response
+                .headers()
+                .get(poem::http::header::CONTENT_TYPE)
+                .is_some_and(|ct| ct.as_bytes().starts_with(b"application/problem+json"));
+            if is_problem {
+                response
+            } else {
+                problem::problem_for_status(status, message)
+            }
         })
         .with(Tracing)
 }

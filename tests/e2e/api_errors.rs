@@ -65,15 +65,35 @@ async fn unknown_ids_and_bad_parameters_are_404_and_400() {
     let token = env.token(tenant, &["advisor", "ops", "support"]);
 
     let unknown = Uuid::new_v4();
-    for path in [
-        format!("/holdings?account_id={unknown}"),
-        format!("/balances?account_id={unknown}"),
-        format!("/transactions?account_id={unknown}"),
-        format!("/connections/{unknown}"),
-        format!("/jobs/{unknown}"),
+    for (path, detail) in [
+        (
+            format!("/holdings?account_id={unknown}"),
+            format!("account {unknown} not found"),
+        ),
+        (
+            format!("/balances?account_id={unknown}"),
+            format!("account {unknown} not found"),
+        ),
+        (
+            format!("/transactions?account_id={unknown}"),
+            format!("account {unknown} not found"),
+        ),
+        (
+            format!("/connections/{unknown}"),
+            format!("connection {unknown} not found"),
+        ),
+        (
+            format!("/jobs/{unknown}"),
+            format!("job {unknown} not found"),
+        ),
     ] {
         let (status, body, _) = env.call(Method::GET, &path, Some(&token), None).await;
         assert_problem(status, 404, &body);
+        assert_eq!(
+            body["detail"],
+            detail.as_str(),
+            "the detail names what is missing"
+        );
     }
     let (status, body, _) = env
         .call(

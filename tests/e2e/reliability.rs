@@ -143,6 +143,13 @@ async fn a_burst_longer_than_the_budget_ends_dead_leaves_loaded_data_alone_and_s
         )
         .await;
     assert_eq!(code, 409, "{again}");
+    assert!(
+        again["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("already retried by run"),
+        "{again}"
+    );
     let (code, _, _) = env
         .call(
             Method::POST,
@@ -401,6 +408,13 @@ async fn a_connection_failing_again_and_again_is_paused_until_ops_resume_it() {
         )
         .await;
     assert_eq!(code, 409, "a paused connection is not synced: {body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("the connection is paused (paused after 2 consecutive failed runs"),
+        "{body}"
+    );
 
     env.sim.faults().remove(refused);
     let (code, resumed, _) = env

@@ -197,3 +197,67 @@ async fn a_postgres_restart_under_a_batch_of_syncs_loses_no_run_and_duplicates_n
     );
     env.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_redis_is_down_a_trigger_gets_503_never_a_false_202() {
+    let mut redis = PrivateRedis::start().await;
+    let env = TestEnv::start_with(
+        small_params(53),
+        EnvOptions {
+            redis_url: Some(redis.url()),
+            ..EnvOptions::default()
+        },
+    )
+    .await;
+    let tenant = env.tenant("Firm A").await;
+    let token = env.token(tenant, &["ops", "advisor", "support"]);
+    let connection = env.create_connection(&token, &env.connection_body()).await;
+
+    redis.stop().await;
+    let (code, problem, headers) = env
+        .call(
+            Method::POST,
+            &format!("/connections/{connection}/sync"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(code, 503, "{problem}");
+    assert_eq!(headers["content-type"], "application/problem+json");
+    // The run that could not be queued says why, and blocks nothing.
+    let jobs = env.get("/jobs", &token).await;
+    let job = &jobs["jobs"][0];
+    assert_eq!(job["status"], "cancelled", "{job}");
+    assert!(
+        job["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("job queue is unavailable"),
+        "{job}"
+    );
+
+    redis.restart().await;
+    let deadline = Instant::now() + DEADLINE;
+    let run = loop {
+        let (code, accepted, _) = env
+            .call(
+                Method::POST,
+                &format!("/connections/{connection}/sync"),
+                Some(&token),
+                None,
+            )
+            .await;
+        if code == 202 {
+            break accepted["run_id"].as_str().unwrap().to_owned();
+        }
+        assert_eq!(code, 503, "{accepted}");
+        assert!(
+            Instant::now() < deadline,
+            "the API never reconnected to Redis"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let job = wait_terminal(&env, &token, &run).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    env.finish().await;
+}

@@ -83,10 +83,15 @@ impl PrivateRedis {
 
     /// Stops the server (its data is gone) and starts a new one on the same port.
     pub async fn restart(&mut self) {
+        self.stop().await;
+        self.spawn().await;
+    }
+
+    /// Stops the server; [`PrivateRedis::restart`] brings one back.
+    pub async fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.kill().await.ok();
         }
-        self.spawn().await;
     }
 }
 

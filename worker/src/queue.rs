@@ -282,10 +282,13 @@ where
     let result = run_deliveries(&queue, delivery, &settings, shutdown).await;
     let _ = stop_dispatch.send(true);
     let _ = dispatcher.await;
-    if result.is_err() {
+    if let Err(outlived) = result {
+        // Not a failure of the worker: the syncs that outlived the grace period go back to
+        // the queue and run again elsewhere (their loads cannot commit here any more).
+        tracing::warn!(reason = %outlived, "handing back the syncs still running");
         pipeline::hand_back(&cx).await;
     }
-    result
+    Ok(())
 }
 
 /// Deliveries after which a task that keeps asking for another attempt is abandoned.
@@ -436,7 +439,7 @@ where
         let Some(failure) = failure else {
             return drained.map_err(|running| {
                 anyhow::anyhow!(
-                    "{running} sync(s) still running after the {:?} grace period; Redis re-delivers them once this worker has missed {MISSED_HEARTBEATS} heartbeats",
+                    "{running} sync(s) still running after the {:?} grace period",
                     settings.grace
                 )
             });
