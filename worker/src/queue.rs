@@ -37,25 +37,21 @@
 //!
 //! # Re-delivery, delays and the attempt cap
 //!
-//! apalis-redis re-schedules a failed task itself, to `now + attempt` seconds on a whole-second
-//! clock: delivery n+1 comes between n-1 and n seconds after delivery n fails, plus up to one
-//! poll interval (measured gaps: 1.0 s, 2.0 s, 3.0 s). The delay is hard-coded in its Lua and
-//! cannot be made exponential or jittered. apalis' own backoff is an in-process tower retry: it
-//! holds the concurrency slot while it sleeps, and once shutdown starts the retried call waits
-//! forever for a ready service (measured: shutdown hung, and the task stayed in-flight), so it
-//! is not used. The task stays in Redis while it waits, so any worker may take the next attempt.
-//!
-//! The `attempt` given to the pipeline is apalis' counter, from 1. It counts completed
-//! deliveries only: a delivery whose worker died is not counted, so the pipeline may allow one
-//! more attempt than `max_attempts`. apalis-redis gives up after 25 attempts regardless; we stop
-//! sooner, at `max_attempts + 5` deliveries, which only a run that keeps failing *before* the
-//! pipeline can record it (PostgreSQL down) reaches. Its run row keeps whatever PostgreSQL last
-//! recorded.
+//! Retries are not the transport's business: a transient failure is recorded in PostgreSQL as
+//! `queued` with a `next_attempt_at` (jittered exponential back-off), the task is acknowledged,
+//! and the dispatcher (`dispatch`) pushes a new task when the run is due. apalis' own
+//! re-delivery is used only when the pipeline could not record anything (PostgreSQL
+//! unreachable): apalis-redis re-schedules a failed task to `now + attempt` seconds (hard-coded
+//! in its Lua; measured gaps 1, 2, 3 s), and we give up at `max_attempts + 5` deliveries with
+//! `AbortError` (apalis-redis would stop at 25 regardless). The run row keeps what PostgreSQL
+//! last recorded, and the dispatcher picks it up again once its lease expires or it goes stale.
+//! apalis' in-process tower retry is not used: it holds the concurrency slot while it sleeps,
+//! and once shutdown starts the retried call waits forever (measured: shutdown hung).
 //!
 //! # Shutdown and lost Redis connections
 //!
 //! Shutdown pauses the worker first, so it takes no new task while its in-flight tasks finish
-//! (up to [`SHUTDOWN_GRACE`]). Only then does it stop the worker, which flushes the final
+//! (up to the grace period). Only then does it stop the worker, which flushes the final
 //! acknowledgements and returns any fetched-but-unstarted task to the queue. Stopping right away
 //! is not safe: apalis then stops reading its bounded internal channel of acknowledgements, and
 //! with more than four tasks in flight the fifth one never finishes (measured: 8 in flight, 4
@@ -67,29 +63,24 @@
 //! Measured with a private Redis stopped for 6.5 s under a running sync: pushes failed at once
 //! with an error, the sync finished, the next worker took the next task within 4 s of Redis
 //! returning. The finished sync's acknowledgement could not be written (apalis cannot retry it),
-//! so that task comes back after the orphan timeout below and the pipeline skips the finished
+//! so that task comes back after apalis' orphan timeout and the pipeline skips the finished
 //! run.
 //!
 //! # A worker that dies mid-run
 //!
-//! What apalis-redis 1.0 does: a task is in the dead worker's in-flight set
-//! (`{queue}:inflight:{worker}`). Every live worker, on each heartbeat ([`HEARTBEAT_INTERVAL`]),
-//! pushes back the in-flight tasks of workers whose last heartbeat is older than
-//! `HEARTBEAT_INTERVAL * MISSED_HEARTBEATS`, here 30 s. Measured with 2 s x 3 (6 s): a task
-//! whose worker was killed (SIGKILL) was re-delivered 7.6 s after that worker's last heartbeat,
-//! to another worker, with the same attempt number. So the task is not lost, but:
+//! apalis-redis 1.0 puts a dead worker's in-flight tasks back once it has missed
+//! `MISSED_HEARTBEATS` heartbeats (30 s here; measured: a SIGKILLed worker's task came back
+//! 7.6 s after its last heartbeat with 2 s x 3), with a live worker on the same queue. We do
+//! not rely on it: the run's lease in PostgreSQL expires first (`worker.lease_secs`), and the
+//! dispatcher puts the run back on the queue under a new task id. When apalis later re-delivers
+//! the old task, the pipeline finds the run running elsewhere (or finished) and skips it. A
+//! worker drained past its grace period hands its runs back explicitly (`pipeline::hand_back`);
+//! an abandoned sync still running on its tokio task cannot commit, as it no longer holds the
+//! lease.
 //!
-//! - recovery needs a live worker on the same queue, and comes 30 to 36 s late;
-//! - the run row stays `running` until then (the pipeline accepts running -> running as a new
-//!   attempt), and if the worker was killed after the task was acknowledged, nothing moves it;
-//! - a worker drained past the grace period leaves its tasks to this same recovery, while the
-//!   abandoned syncs may still be running (on their own tokio tasks): a sync still running 30 s
-//!   later then runs twice at once (the load step takes a per-connection lock);
-//! - a task whose acknowledgement was lost (Redis down at that moment) is delivered again.
-//!
-//! What it does not do: expire anything. Task data, metadata and the done/dead sets stay in
-//! Redis until vacuumed, and a stopped worker stays in `{queue}:workers` (its clean-up removes
-//! the wrong member) until another worker's heartbeat sweeps it.
+//! What apalis-redis does not do: expire anything. Task data, metadata and the done/dead sets
+//! stay in Redis until vacuumed, and a stopped worker stays in `{queue}:workers` (its clean-up
+//! removes the wrong member) until another worker's heartbeat sweeps it.
 
 use std::future::Future;
 use std::pin::pin;
