@@ -1,14 +1,16 @@
-//! The bank_a protocol over HTTP: OAuth2 client credentials, bearer-protected `/v1` reads.
+//! The bank_a protocol over HTTP: OAuth2 client credentials, bearer-protected `/v1` reads; and
+//! the one application every simulated bank is served by.
 //!
 //! TLS, including the required client certificate, is handled by the listener before any of
 //! this runs (see `start` in the crate root). Here: the token endpoint, a bearer check in front
 //! of every `/v1` route, and handlers that only extract parameters and serialize what `pages`
-//! computes. Every request passes through one outer middleware (`observe`) that counts and
-//! logs it and asks the fault table whether to misbehave (the `inject` module says how each
-//! fault changes an answer), so handlers stay unaware of faults. The admin API is mounted in
-//! the same app, under the same TLS, but `observe` lets it through uncounted and unfaulted.
-//! Errors are JSON: OAuth's `{"error": ...}` on the token endpoint, `{"error", "message"}`
-//! on `/v1` and `/admin`.
+//! computes. The file banks (bank_b under `/bank-b`, bank_c under `/bank-c`, see
+//! `bank_files`) are mounted beside `/v1` and share this module's state and errors. Every
+//! request passes through one outer middleware (`observe`) that counts and logs it and asks
+//! the fault table whether to misbehave (the `inject` module says how each fault changes an
+//! answer), so handlers stay unaware of faults. The admin API is mounted in the same app,
+//! under the same TLS, but `observe` lets it through uncounted and unfaulted. Errors are JSON:
+//! OAuth's `{"error": ...}` on the token endpoint, `{"error", "message"}` everywhere else.
 
 mod inject;
 pub(crate) mod pages;
@@ -32,8 +34,10 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use crate::admin;
+use crate::bank_files::{self, BANK_B_PREFIX, BANK_C_PREFIX};
 use crate::dataset::Dataset;
 use crate::faults::FaultHandle;
+use crate::files::{Catalog, FileProtocol};
 use crate::traffic::Traffic;
 
 /// How long an access token is valid.
@@ -42,6 +46,10 @@ pub const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 /// What every request of one running simulator shares.
 pub(crate) struct SimState {
     pub(crate) dataset: Arc<Dataset>,
+    /// The files bank_b lists.
+    swift_files: Catalog,
+    /// The files bank_c lists.
+    iso_files: Catalog,
     client_id: String,
     /// Digest of the client secret: compared digest to digest, never kept in logs.
     client_secret_digest: [u8; 32],
@@ -56,9 +64,13 @@ pub(crate) struct SimState {
 }
 
 impl SimState {
-    /// State for a simulator serving `dataset` to one OAuth client.
+    /// State for a simulator serving `dataset` to one OAuth client (whose secret is also
+    /// bank_c's API key). Lists the file banks' files, which takes a moment for a large
+    /// dataset: call it off the async workers.
     pub(crate) fn new(dataset: Arc<Dataset>, client_id: String, client_secret: &str) -> Self {
         SimState {
+            swift_files: Catalog::new(&dataset, FileProtocol::Swift),
+            iso_files: Catalog::new(&dataset, FileProtocol::Iso20022),
             dataset,
             client_id,
             client_secret_digest: Sha256::digest(client_secret.as_bytes()).into(),
@@ -79,6 +91,20 @@ impl SimState {
         let mut stopping = self.stopping.subscribe();
         // Err only if the sender is gone, and `self` owns it: cannot happen while we wait.
         let _ = stopping.wait_for(|stopping| *stopping).await;
+    }
+
+    /// The files a file bank lists.
+    pub(crate) fn catalog(&self, protocol: FileProtocol) -> &Catalog {
+        match protocol {
+            FileProtocol::Swift => &self.swift_files,
+            FileProtocol::Iso20022 => &self.iso_files,
+        }
+    }
+
+    /// Whether `key` is bank_c's API key (the client secret).
+    pub(crate) fn api_key_matches(&self, key: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        digest == self.client_secret_digest
     }
 
     fn credentials_match(&self, client_id: &str, client_secret: &str) -> bool {
@@ -118,6 +144,10 @@ pub(crate) enum ApiError {
     Unauthorized,
     #[error("unknown account '{0}'")]
     UnknownAccount(String),
+    #[error("no file has id '{0}'")]
+    UnknownFile(String),
+    #[error("a valid X-API-Key header is required")]
+    InvalidApiKey,
     #[error("{0}")]
     BadRequest(String),
     #[error("no fault rule has id {0}")]
@@ -148,7 +178,14 @@ impl IntoResponse for ApiError {
                 json!({"error": "unauthorized", "message": message}),
                 Some("Bearer realm=\"bank_a\""),
             ),
-            ApiError::UnknownAccount(_) | ApiError::UnknownFaultRule(_) => (
+            ApiError::InvalidApiKey => (
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "unauthorized", "message": message}),
+                Some("ApiKey realm=\"bank_c\""),
+            ),
+            ApiError::UnknownAccount(_)
+            | ApiError::UnknownFile(_)
+            | ApiError::UnknownFaultRule(_) => (
                 StatusCode::NOT_FOUND,
                 json!({"error": "not_found", "message": message}),
                 None,
@@ -170,8 +207,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The bank_a application: token endpoint, `/v1` routes, the admin API, request accounting
-/// and fault injection.
+/// The simulator's application: bank_a's token endpoint and `/v1` routes, the file banks
+/// bank_b and bank_c, the admin API, request accounting and fault injection.
 pub(crate) fn app(state: Arc<SimState>) -> impl Endpoint {
     let v1 = Route::new()
         .at("/accounts", get(list_accounts))
@@ -183,6 +220,8 @@ pub(crate) fn app(state: Arc<SimState>) -> impl Endpoint {
     Route::new()
         .at("/oauth/token", post(issue_token))
         .nest("/v1", v1)
+        .nest(BANK_B_PREFIX, bank_files::routes(FileProtocol::Swift))
+        .nest(BANK_C_PREFIX, bank_files::routes(FileProtocol::Iso20022))
         .nest(admin::PREFIX, admin::routes())
         .data(state)
         .around(move |ep, req| observe(Arc::clone(&observed), ep, req))
@@ -220,7 +259,7 @@ async fn observe<E: Endpoint>(
         status = response.status().as_u16(),
         fault_rule = fault.map(|(rule, _)| rule),
         elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-        "bank_a request"
+        "bank request"
     );
     Ok(response)
 }

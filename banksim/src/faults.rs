@@ -58,8 +58,10 @@ pub enum Fault {
     /// A 200 whose JSON is well-formed and navigable (account_id, next_cursor intact) but the
     /// first record has an invalid value: its first decimal field (amount, quantity, price,
     /// market_value, cost, accrued_interest, fees, in that order) becomes "12,50", or, in a
-    /// record without decimals (an account), its currency. A document without records (an
-    /// empty page, an error, a token) is served unchanged and does not use up the rule.
+    /// record without decimals (an account), its currency. A statement file (bank_b, bank_c
+    /// downloads: any body that is not JSON) gets its middle byte replaced instead, keeping
+    /// its length but not its SHA-256. A JSON document without records (an empty page, an
+    /// error, a token) is served unchanged and does not use up the rule.
     Malformed,
     /// For a paged listing with a cursor: the answer repeats the previous page's items (the
     /// `limit` items before the cursor) before its own; nothing is lost and `next_cursor` is

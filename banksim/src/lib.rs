@@ -1,16 +1,23 @@
-//! The bank simulator: a seeded, internally consistent private bank served as `bank_a` (REST
-//! JSON over HTTPS that requires a client certificate) for tests, benchmarks and the demo.
+//! The bank simulator: a seeded, internally consistent private bank served as the three bank
+//! protocols of the design, for tests, benchmarks and the demo: `bank_a` (REST JSON), `bank_b`
+//! (SWIFT FIN files) and `bank_c` (ISO 20022 files), all over one HTTPS server that requires a
+//! client certificate.
 //!
-//! Three parts, one direction: [`dataset`] generates the bank's data (pure, deterministic: the
-//! single source of truth tests compare against), [`pki`] makes the certificates for mutual
-//! TLS, and the `bank_a` module serves the dataset over HTTP. [`start`] binds a listener
-//! (port 0 allowed) whose TLS layer refuses any client without a certificate signed by the
-//! PKI's CA before HTTP starts, and serves in a background task; [`run`] is `eam bank-sim`.
+//! Four parts, one direction: [`dataset`] generates the bank's data (pure, deterministic: the
+//! single source of truth tests compare against), [`files`] writes it as statement files (pure
+//! too: [`swift_files`] and [`iso_files`] need no server), [`pki`] makes the certificates for
+//! mutual TLS, and the `bank_a` and [`bank_files`] modules serve it over HTTP. [`start`] binds
+//! a listener (port 0 allowed) whose TLS layer refuses any client without a certificate signed
+//! by the PKI's CA before HTTP starts, and serves in a background task; [`run`] is
+//! `eam bank-sim`.
 //!
 //! Protocol conventions a client must know: `POST /oauth/token` (client credentials in the
 //! form or HTTP Basic) returns a bearer token valid for an hour; `/v1` lists page with
 //! `limit` (default 100, at most 1000) and an opaque `cursor` taken from the previous page's
 //! `next_cursor` (null on the last page), which is only valid for the listing it came from.
+//! bank_b ([`RunningSim::bank_b_url`]) and bank_c ([`RunningSim::bank_c_url`]) list files at
+//! `{url}/files?after=<id>` (paged the same way) and serve them at `{url}/files/{id}`; bank_b
+//! trusts the client certificate alone, bank_c also wants `X-API-Key: <client secret>`.
 //!
 //! For reliability tests the simulator can be told to fail ([`faults`]: latency, hangs, error
 //! statuses, damaged bodies, reset connections) and counts what it receives
@@ -21,13 +28,18 @@
 
 mod admin;
 pub mod bank_a;
+pub mod bank_files;
 pub mod dataset;
 pub mod faults;
+pub mod files;
 mod listener;
 pub mod pki;
 mod traffic;
 
 pub use crate::faults::{Fault, FaultHandle, FaultRule, InvalidFaultRule};
+pub use crate::files::{
+    FileFormat, FileProtocol, StatementFile, iso_files, swift_files, swift_reference,
+};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -77,11 +89,11 @@ pub struct SimArgs {
     /// Last simulated day, YYYY-MM-DD (default: today, UTC).
     #[arg(long)]
     pub end_date: Option<NaiveDate>,
-    /// OAuth client id the token endpoint accepts.
+    /// OAuth client id the token endpoint accepts (bank_a).
     #[arg(long, env = "EAM_BANKSIM_CLIENT_ID", default_value = "eam-bank-a")]
     pub client_id: String,
-    /// File holding the OAuth client secret; created with a random secret if missing
-    /// (default: `<dir>/client_secret`).
+    /// File holding the OAuth client secret, which is also bank_c's API key; created with a
+    /// random secret if missing (default: `<dir>/client_secret`).
     #[arg(long, env = "EAM_BANKSIM_CLIENT_SECRET_FILE")]
     pub client_secret_file: Option<PathBuf>,
     /// A fault rule as JSON, installed at start (repeatable; checked in the order given), e.g.
@@ -98,6 +110,7 @@ pub struct SimConfig {
     /// Port 0 picks a free port; [`RunningSim::base_url`] reports it.
     pub bind: SocketAddr,
     pub client_id: String,
+    /// bank_a's OAuth client secret and bank_c's API key.
     pub client_secret: String,
 }
 
@@ -125,6 +138,16 @@ impl RunningSim {
     /// `https://127.0.0.1:<port>` (the server certificate names 127.0.0.1 and localhost).
     pub fn base_url(&self) -> String {
         self.base_url.clone()
+    }
+
+    /// bank_b's base URL: `https://127.0.0.1:<port>/bank-b` (files under `/files`).
+    pub fn bank_b_url(&self) -> String {
+        format!("{}{}", self.base_url, bank_files::BANK_B_PREFIX)
+    }
+
+    /// bank_c's base URL: `https://127.0.0.1:<port>/bank-c` (files under `/files`).
+    pub fn bank_c_url(&self) -> String {
+        format!("{}{}", self.base_url, bank_files::BANK_C_PREFIX)
     }
 
     /// The data being served.
@@ -173,15 +196,16 @@ pub async fn start(config: SimConfig) -> anyhow::Result<RunningSim> {
     let server_key = pki::read_pem(&config.pki.server_key)?;
     let client_ca = pki::read_pem(&config.pki.ca_cert)?;
     let params = config.params.clone();
-    // Large datasets take seconds to generate: keep that off the async workers.
-    let dataset = tokio::task::spawn_blocking(move || dataset::generate(&params))
-        .await
-        .context("generating the simulated dataset")?;
-    let state = Arc::new(SimState::new(
-        Arc::new(dataset),
-        config.client_id,
-        &config.client_secret,
-    ));
+    let client_id = config.client_id;
+    let client_secret = config.client_secret;
+    // Large datasets take seconds to generate and list: keep that off the async workers.
+    let state = tokio::task::spawn_blocking(move || {
+        let dataset = dataset::generate(&params);
+        SimState::new(Arc::new(dataset), client_id, &client_secret)
+    })
+    .await
+    .context("generating the simulated dataset")?;
+    let state = Arc::new(state);
 
     let tls = RustlsConfig::new()
         .fallback(RustlsCertificate::new().cert(server_cert).key(server_key))
@@ -203,7 +227,7 @@ pub async fn start(config: SimConfig) -> anyhow::Result<RunningSim> {
     let stopping = Arc::clone(&state);
     let server = tokio::spawn(
         poem::Server::new_with_acceptor(acceptor)
-            .name("bank_a simulator")
+            .name("bank simulator")
             .run_with_graceful_shutdown(
                 app,
                 async move {
@@ -266,7 +290,13 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
         sim.faults().try_inject(rule.clone())?;
     }
     let dataset = sim.dataset();
-    println!("bank_a simulator listening on {}", sim.base_url());
+    println!("bank simulator listening on {}", sim.base_url());
+    println!("  bank_a (REST JSON):  {}/v1", sim.base_url());
+    println!("  bank_b (SWIFT FIN):  {}/files", sim.bank_b_url());
+    println!(
+        "  bank_c (ISO 20022):  {}/files (X-API-Key: the client secret)",
+        sim.bank_c_url()
+    );
     println!("  CA certificate:      {}", pki.ca_cert.display());
     println!("  client certificate:  {}", pki.client_cert.display());
     println!("  client key:          {}", pki.client_key.display());
@@ -294,7 +324,7 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
     println!("Serving until Ctrl-C or SIGTERM.");
     wait_for_stop_signal().await?;
     sim.shutdown().await;
-    println!("bank_a simulator stopped");
+    println!("bank simulator stopped");
     Ok(())
 }
 

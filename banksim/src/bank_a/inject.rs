@@ -1,4 +1,5 @@
-//! How each request-level [`Fault`] changes a bank_a answer.
+//! How each request-level [`Fault`] changes an answer of the simulator (bank_a's JSON, or a
+//! bank_b/bank_c listing or statement file).
 //!
 //! Faults act around the real endpoint rather than inside it: a status fault answers without
 //! calling it, latency and hang delay the call, and the body faults (truncate, malformed,
@@ -10,7 +11,7 @@
 
 use std::time::Duration;
 
-use poem::http::header::{CONTENT_LENGTH, RETRY_AFTER};
+use poem::http::header::{CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use poem::http::{HeaderValue, StatusCode, Uri};
 use poem::web::Json;
 use poem::{Body, Endpoint, IntoResponse, Request, Response};
@@ -99,9 +100,17 @@ pub(super) async fn answer<E: Endpoint>(
             let Some((parts, body)) = read(response).await else {
                 return StatusCode::INTERNAL_SERVER_ERROR.into_response();
             };
-            match malformed(&body) {
-                Some((damaged, field)) => {
-                    tracing::info!(field, "injected malformed value");
+            if let Some((damaged, field)) = malformed(&body) {
+                tracing::info!(field, "injected malformed value");
+                return with_body(parts, damaged);
+            }
+            let content_type = parts
+                .headers
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok());
+            match damaged_file(content_type, &body) {
+                Some(damaged) => {
+                    tracing::info!("injected a damaged byte into a statement file");
                     with_body(parts, damaged)
                 }
                 None => untouched(with_body(parts, body)),
@@ -178,6 +187,20 @@ fn with_body(mut parts: poem::ResponseParts, body: Vec<u8>) -> Response {
 /// The first half of a body: for a JSON object, never valid JSON (the closing brace is gone).
 pub(crate) fn truncated(body: &[u8]) -> &[u8] {
     &body[..body.len() / 2]
+}
+
+/// A statement file (any non-empty body that is not JSON) with its middle byte replaced: the
+/// same length but another SHA-256, as a bit flipped in transfer or storage leaves a file.
+/// None for JSON (see [`malformed`]) and empty bodies.
+pub(crate) fn damaged_file(content_type: Option<&str>, body: &[u8]) -> Option<Vec<u8>> {
+    let json = content_type.is_some_and(|c| c.starts_with("application/json"));
+    if json || body.is_empty() {
+        return None;
+    }
+    let mut damaged = body.to_vec();
+    let middle = damaged.len() / 2;
+    damaged[middle] = if damaged[middle] == b'#' { b'*' } else { b'#' };
+    Some(damaged)
 }
 
 /// The document with its first record's first decimal (or currency) replaced by
@@ -319,6 +342,19 @@ mod tests {
         let (_, field) =
             malformed(&serde_json::to_vec(&accounts).expect("json")).expect("a record to break");
         assert_eq!(field, "accounts[0].currency");
+    }
+
+    #[test]
+    fn a_damaged_file_keeps_its_length_and_changes_one_byte() {
+        let body = b":20:S1\r\n:25:CH93\r\n-\r\n";
+        let damaged =
+            damaged_file(Some("application/octet-stream"), body).expect("a file to damage");
+        assert_eq!(damaged.len(), body.len());
+        let changed = damaged.iter().zip(body).filter(|(a, b)| a != b).count();
+        assert_eq!(changed, 1);
+        assert!(damaged_file(Some("application/xml"), b"<a/>").is_some());
+        assert_eq!(damaged_file(Some("application/json"), b"{}"), None);
+        assert_eq!(damaged_file(Some("application/xml"), b""), None);
     }
 
     #[test]

@@ -33,7 +33,8 @@ pub(crate) struct Params {
     pub(crate) to: Option<String>,
 }
 
-fn present(value: &Option<String>) -> Option<&str> {
+/// The value of a query parameter, with an empty value counted as absent.
+pub(crate) fn present(value: &Option<String>) -> Option<&str> {
     value.as_deref().filter(|v| !v.is_empty())
 }
 
@@ -338,7 +339,25 @@ fn page(
     params: &Params,
     total: usize,
 ) -> Result<(Range<usize>, Option<String>), ApiError> {
-    let limit = match present(&params.limit) {
+    window(
+        listing,
+        present(&params.cursor),
+        present(&params.limit),
+        total,
+    )
+}
+
+/// The window of a listing of `total` items that a cursor (from this listing) and a limit
+/// (default [`DEFAULT_LIMIT`], at most [`MAX_LIMIT`]) select, and the next page's cursor.
+/// Every paged listing of the simulator pages this way, so the duplicate-page fault can
+/// rewind any of its cursors.
+pub(crate) fn window(
+    listing: &str,
+    cursor: Option<&str>,
+    limit: Option<&str>,
+    total: usize,
+) -> Result<(Range<usize>, Option<String>), ApiError> {
+    let limit = match limit {
         None => DEFAULT_LIMIT,
         Some(v) => match v.parse::<usize>() {
             Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
@@ -349,7 +368,7 @@ fn page(
             }
         },
     };
-    let offset = match present(&params.cursor) {
+    let offset = match cursor {
         None => 0,
         Some(cursor) => decode_cursor(listing, cursor)
             .filter(|&offset| offset <= total)

@@ -1,8 +1,12 @@
 //! The simulator over real HTTPS: mutual TLS at the handshake, OAuth, bearer checks, paging;
-//! fault injection and request counting in `faults`, the admin API in `admin`.
+//! fault injection and request counting in `faults`, the admin API in `admin`, the file banks
+//! (bank_b, bank_c) in `file_banks`, and the platform's own bank_b/bank_c connectors against
+//! them in `file_connectors`.
 
 mod admin;
 mod faults;
+mod file_banks;
+mod file_connectors;
 
 use std::path::PathBuf;
 
@@ -26,11 +30,15 @@ fn pki() -> PkiPaths {
 }
 
 async fn simulator() -> (RunningSim, PkiPaths) {
-    let pki = pki();
-    let params = SimParams {
+    simulator_with(SimParams {
         transactions_per_account: 45,
         ..SimParams::demo(NaiveDate::from_ymd_opt(2026, 11, 20).expect("date"))
-    };
+    })
+    .await
+}
+
+async fn simulator_with(params: SimParams) -> (RunningSim, PkiPaths) {
+    let pki = pki();
     let sim = start(SimConfig {
         params,
         pki: pki.clone(),
