@@ -110,6 +110,21 @@ start_redis() {
   export REDIS_URL="redis://127.0.0.1:$redis_port"
 }
 
+# The shared corpus of real bank statements (read by the normalizer's conformance tests): next
+# to the checkout (../shared/corpus) or in the workplace's shared folder, unless
+# EAM_CORPUS_DIR says where.
+if [ -z "${EAM_CORPUS_DIR:-}" ]; then
+  for candidate in "$root/../shared/corpus" "/work/shared/corpus"; do
+    if [ -f "$candidate/index.json" ]; then
+      EAM_CORPUS_DIR=$(cd "$candidate" && pwd)
+      export EAM_CORPUS_DIR
+      break
+    fi
+  done
+fi
+[ -n "${EAM_CORPUS_DIR:-}" ] && log "statement corpus: $EAM_CORPUS_DIR" \
+  || log "no statement corpus found (set EAM_CORPUS_DIR); the corpus tests will say so"
+
 if [ -z "${DATABASE_URL:-}" ]; then start_postgres; else log "using DATABASE_URL from the environment"; fi
 if [ -z "${REDIS_URL:-}" ]; then start_redis; else log "using REDIS_URL from the environment"; fi
 

@@ -32,15 +32,18 @@ enum Command {
     /// Starts everything, syncs a demo tenant from the simulator, prints its portfolio and
     /// job table, then keeps serving until Ctrl-C.
     Demo(commands::demo::DemoArgs),
+    /// Parses statement files (SWIFT MT94x/535/536, ISO 20022 camt/semt) and prints the
+    /// canonical records as JSON lines, and each error with file, line and field.
+    Normalize(commands::normalize::NormalizeArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<std::process::ExitCode> {
     // One TLS crypto provider for every library (sqlx, reqwest, jsonwebtoken, the simulator).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        match cli.command {
+        let done = match cli.command {
             Command::Migrate => commands::migrate::run().await,
             Command::Serve => commands::serve::run().await,
             Command::Work(args) => commands::work::run(args).await,
@@ -50,6 +53,9 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Token(args) => commands::token::run(args).await,
             Command::Demo(args) => commands::demo::run(args).await,
-        }
+            // Its exit status says whether every file parsed.
+            Command::Normalize(args) => return commands::normalize::run(args),
+        };
+        done.map(|()| std::process::ExitCode::SUCCESS)
     })
 }

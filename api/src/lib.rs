@@ -24,6 +24,7 @@ use poem_openapi::{OpenApiService, Tags};
 
 pub use state::ApiState;
 
+use crate::routes::breaks::BreaksApi;
 use crate::routes::connections::ConnectionsApi;
 use crate::routes::jobs::JobsApi;
 use crate::routes::me::MeApi;
@@ -46,13 +47,14 @@ pub enum Tag {
 pub fn openapi(
     state: &ApiState,
     public_url: &str,
-) -> OpenApiService<(MeApi, PortfolioApi, ConnectionsApi, JobsApi), ()> {
+) -> OpenApiService<(MeApi, PortfolioApi, ConnectionsApi, JobsApi, BreaksApi), ()> {
     OpenApiService::new(
         (
             MeApi(state.clone()),
             PortfolioApi(state.clone()),
             ConnectionsApi(state.clone()),
             JobsApi(state.clone()),
+            BreaksApi(state.clone()),
         ),
         "EAM Wealth Platform API",
         env!("CARGO_PKG_VERSION"),

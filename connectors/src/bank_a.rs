@@ -142,6 +142,7 @@ impl BankAClient {
                 account_id: None,
                 page: pages.number,
                 body,
+                file: None,
             });
             if !pages.advance(&url, nav.next_cursor)? {
                 break;
@@ -175,6 +176,7 @@ impl BankAClient {
             account_id: Some(account.clone()),
             page: 1,
             body,
+            file: None,
         });
         let transactions = format!("{}/v1/accounts/{id}/transactions", self.base_url);
         let from = since.map(|d| ("from", d.to_string()));
@@ -206,6 +208,7 @@ impl BankAClient {
                 account_id: Some(account.to_owned()),
                 page: pages.number,
                 body,
+                file: None,
             });
             if !pages.advance(url, nav.next_cursor)? {
                 return Ok(());

@@ -11,7 +11,10 @@
 //! engineering.
 
 pub mod bank_a;
+pub mod bank_b;
+pub mod bank_c;
 pub mod breaker;
+pub mod files;
 mod http;
 
 use std::time::Duration;
@@ -138,6 +141,9 @@ pub enum DocumentKind {
     Positions,
     Balances,
     Transactions,
+    /// A statement file (SWIFT FIN, ISO 20022) listed and downloaded from a bank: see
+    /// [`RawDocument::file`].
+    StatementFile,
 }
 
 impl DocumentKind {
@@ -148,8 +154,21 @@ impl DocumentKind {
             DocumentKind::Positions => "positions",
             DocumentKind::Balances => "balances",
             DocumentKind::Transactions => "transactions",
+            DocumentKind::StatementFile => "file",
         }
     }
+}
+
+/// A statement file as the bank lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileInfo {
+    /// The bank's id of the file; ids grow in listing order (the sync cursor).
+    pub id: String,
+    /// The bank's file name, e.g. `BB-000001-1_2026-11-20.mt940`.
+    pub name: String,
+    /// The format the bank lists it as, in `SourceFormat` names: `mt940`, `mt535`, `mt536`,
+    /// `camt053`, `semt002`, …
+    pub format: String,
 }
 
 /// One document exactly as the bank sent it.
@@ -161,12 +180,17 @@ pub struct RawDocument {
     /// One-based page number within (kind, account).
     pub page: u32,
     pub body: bytes::Bytes,
+    /// For statement files: which file.
+    pub file: Option<FileInfo>,
 }
 
 impl RawDocument {
     /// A stable name within a sync, used in provenance and error locations, e.g.
-    /// `transactions/BA-0001-1/page-2`.
+    /// `transactions/BA-0001-1/page-2`, or a statement file's own name.
     pub fn name(&self) -> String {
+        if let Some(file) = &self.file {
+            return file.name.clone();
+        }
         match &self.account_id {
             Some(account) => format!("{}/{account}/page-{}", self.kind.as_str(), self.page),
             None => format!("{}/page-{}", self.kind.as_str(), self.page),

@@ -10,6 +10,7 @@ pub mod error;
 pub mod iso20022;
 pub mod model;
 pub mod natural_key;
+pub mod reconcile;
 pub mod statement;
 pub mod swift;
 

@@ -369,6 +369,69 @@ impl Transaction {
     pub fn signed_amount(&self) -> Decimal {
         self.direction.signed(self.amount)
     }
+
+    /// True when the record comes from a securities statement (MT536), which describes the
+    /// securities side of a trade; cash statements describe its cash side.
+    fn is_securities_leg(&self) -> bool {
+        self.provenance.format == SourceFormat::Mt536
+    }
+
+    /// Merges another report of the same transaction (same account and natural key) into this
+    /// one. A bank reports a trade twice: its cash statement (MT940, camt.053) knows the cash
+    /// side (booking and value dates, amount, counterparty), its securities statement (MT536)
+    /// the securities side (trade and settlement dates, security, quantity, price). Each side
+    /// keeps what it knows best; what one side lacks the other fills; a specific type beats
+    /// `other`. Two reports of the same side: the later one wins, field by field where given.
+    pub fn merge(&mut self, other: Transaction) {
+        let (cash, securities) = match (self.is_securities_leg(), other.is_securities_leg()) {
+            (false, true) => (self.clone(), other),
+            (true, false) => (other, self.clone()),
+            _ => {
+                let earlier = std::mem::replace(self, other);
+                self.fill_from(earlier);
+                return;
+            }
+        };
+        let kind = if cash.kind == TransactionType::Other {
+            securities.kind
+        } else {
+            cash.kind
+        };
+        *self = Transaction {
+            kind,
+            trade_date: securities.trade_date.or(cash.trade_date),
+            settlement_date: securities.settlement_date.or(cash.settlement_date),
+            security: securities.security.clone().or(cash.security.clone()),
+            quantity: securities.quantity.or(cash.quantity),
+            price: securities.price.or(cash.price),
+            fees: cash.fees.or(securities.fees),
+            value_date: cash.value_date.or(securities.value_date),
+            bank_code: cash.bank_code.clone().or(securities.bank_code.clone()),
+            counterparty: cash
+                .counterparty
+                .clone()
+                .or(securities.counterparty.clone()),
+            description: cash.description.clone().or(securities.description.clone()),
+            ..cash
+        };
+    }
+
+    /// Fills the optional fields this record lacks from an earlier report of it.
+    fn fill_from(&mut self, earlier: Transaction) {
+        self.value_date = self.value_date.or(earlier.value_date);
+        self.trade_date = self.trade_date.or(earlier.trade_date);
+        self.settlement_date = self.settlement_date.or(earlier.settlement_date);
+        self.bank_code = self.bank_code.take().or(earlier.bank_code);
+        self.security = self.security.take().or(earlier.security);
+        self.quantity = self.quantity.or(earlier.quantity);
+        self.price = self.price.or(earlier.price);
+        self.fees = self.fees.or(earlier.fees);
+        self.counterparty = self.counterparty.take().or(earlier.counterparty);
+        self.description = self.description.take().or(earlier.description);
+        if self.kind == TransactionType::Other {
+            self.kind = earlier.kind;
+        }
+    }
 }
 
 /// A position snapshot that is complete: positions of that account and date that it does not
@@ -449,6 +512,23 @@ impl Batch {
         self.warnings.extend(other.warnings);
     }
 
+    /// Keeps one record per (account, natural key), merging the reports of one transaction
+    /// ([`Transaction::merge`]), in first-seen order.
+    pub fn merge_transactions(&mut self) {
+        let mut by_key: std::collections::HashMap<(String, String), usize> = Default::default();
+        let mut kept: Vec<Transaction> = Vec::with_capacity(self.transactions.len());
+        for t in self.transactions.drain(..) {
+            match by_key.get(&(t.account.clone(), t.natural_key.clone())) {
+                Some(&i) => kept[i].merge(t),
+                None => {
+                    by_key.insert((t.account.clone(), t.natural_key.clone()), kept.len());
+                    kept.push(t);
+                }
+            }
+        }
+        self.transactions = kept;
+    }
+
     /// Keeps one record per security key: a full description wins over a mere reference,
     /// otherwise the first seen wins.
     pub fn dedup_securities(&mut self) {
@@ -484,5 +564,86 @@ impl Batch {
     /// True when the batch holds no record.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tx(format: SourceFormat, kind: TransactionType) -> Transaction {
+        Transaction {
+            account: "CH9300762011623852957".into(),
+            natural_key: "ref:TX1".into(),
+            bank_reference: Some("TX1".into()),
+            booking_date: NaiveDate::from_ymd_opt(2026, 11, 2).expect("date"),
+            value_date: None,
+            trade_date: None,
+            settlement_date: None,
+            kind,
+            bank_code: None,
+            amount: Decimal::new(100_050, 2),
+            direction: Direction::Debit,
+            currency: Currency::parse("CHF").expect("CHF"),
+            security: None,
+            quantity: None,
+            price: None,
+            fees: None,
+            status: TransactionStatus::Booked,
+            reversal: false,
+            counterparty: None,
+            description: None,
+            provenance: Provenance {
+                format,
+                document: format.as_str().into(),
+                position: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn the_cash_and_securities_reports_of_a_trade_merge_into_one_transaction() {
+        let mut cash = tx(SourceFormat::Mt940, TransactionType::Other);
+        cash.value_date = NaiveDate::from_ymd_opt(2026, 11, 4);
+        cash.counterparty = Some("Broker".into());
+        let mut securities = tx(SourceFormat::Mt536, TransactionType::Buy);
+        securities.booking_date = NaiveDate::from_ymd_opt(2026, 11, 4).expect("date");
+        securities.trade_date = NaiveDate::from_ymd_opt(2026, 11, 2);
+        securities.settlement_date = NaiveDate::from_ymd_opt(2026, 11, 4);
+        securities.quantity = Some(Decimal::new(10, 0));
+        securities.security = SecurityKey::new("bank_b", None, Some("SEC-1"));
+        let mut batch = Batch {
+            transactions: vec![securities, cash],
+            ..Batch::default()
+        };
+        batch.merge_transactions();
+        assert_eq!(batch.transactions.len(), 1);
+        let t = &batch.transactions[0];
+        assert_eq!(t.kind, TransactionType::Buy, "the specific type wins");
+        assert_eq!(
+            t.booking_date,
+            NaiveDate::from_ymd_opt(2026, 11, 2).expect("date"),
+            "the cash side's booking"
+        );
+        assert_eq!(t.value_date, NaiveDate::from_ymd_opt(2026, 11, 4));
+        assert_eq!(t.settlement_date, NaiveDate::from_ymd_opt(2026, 11, 4));
+        assert_eq!(t.quantity, Some(Decimal::new(10, 0)));
+        assert_eq!(t.counterparty.as_deref(), Some("Broker"));
+        assert_eq!(t.provenance.format, SourceFormat::Mt940);
+    }
+
+    #[test]
+    fn two_reports_of_one_side_keep_the_later_and_fill_its_gaps() {
+        let mut first = tx(SourceFormat::Camt053, TransactionType::Fee);
+        first.description = Some("Custody fee".into());
+        let later = tx(SourceFormat::Camt053, TransactionType::Other);
+        let mut batch = Batch {
+            transactions: vec![first, later],
+            ..Batch::default()
+        };
+        batch.merge_transactions();
+        let t = &batch.transactions[0];
+        assert_eq!(t.kind, TransactionType::Fee);
+        assert_eq!(t.description.as_deref(), Some("Custody fee"));
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod demo;
 pub mod migrate;
+pub mod normalize;
 pub mod serve;
 pub mod token;
 pub mod work;

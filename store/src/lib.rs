@@ -13,6 +13,7 @@ pub mod connections;
 pub mod ids;
 pub mod load;
 pub mod read;
+pub mod reconciliation;
 pub mod runs;
 pub mod tenants;
 

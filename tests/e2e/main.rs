@@ -7,9 +7,11 @@
 //! with a deadline.
 
 mod api_errors;
+mod banks;
 mod connector;
 mod isolation;
 mod kit;
+mod normalize_cli;
 mod reliability;
 mod restarts;
 mod services;

@@ -24,9 +24,11 @@ use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
 use eam_connectors::bank_a::{BankAClient, BankAConfig};
+use eam_connectors::bank_b::{BankBClient, BankBConfig};
+use eam_connectors::bank_c::{BankCClient, BankCConfig};
 use eam_connectors::{Breakers, DocumentKind, ErrorClass, RawDocument, RetryPolicy, TlsIdentity};
-use eam_normalizer::bank_a;
-use eam_normalizer::model::Batch;
+use eam_normalizer::model::{Batch, SourceFormat};
+use eam_normalizer::{bank_a, statement};
 use eam_store::connections::{self, Connection};
 use eam_store::runs::{self, AttemptError, Lease, RunStatus, Transition};
 use eam_store::{ConnectionId, RunId, Store, StoreError, TenantId};
@@ -253,38 +255,88 @@ async fn sync(cx: &SyncContext, task: SyncTask, lease: &Lease) -> Result<RunStat
         let mut tx = cx.store.tenant_tx(task.tenant_id).await?;
         connections::get(&mut tx, task.connection_id).await?
     };
-    let since = cursor_date(&connection.cursor);
-    let documents = fetch(cx, &connection, since).await?;
-    let batch = normalize(&connection, &documents)?;
-    load(cx, task, &connection, &batch, lease).await
+    let fetched = fetch(cx, &connection).await?;
+    let batch = normalize(&connection, &fetched.documents)?;
+    load(cx, task, &connection, &batch, fetched.files_after, lease).await
 }
 
-/// Fetches the raw documents since the cursor.
-async fn fetch(
-    cx: &SyncContext,
-    connection: &Connection,
-    since: Option<NaiveDate>,
-) -> Result<Vec<RawDocument>, SyncError> {
+/// What a fetch brought, and where the cursor goes once it is loaded.
+struct Fetched {
+    documents: Vec<RawDocument>,
+    /// For file-based banks: the last file fetched (the next sync asks for files after it).
+    files_after: Option<String>,
+}
+
+/// Fetches the raw documents the connection's cursor says are new.
+async fn fetch(cx: &SyncContext, connection: &Connection) -> Result<Fetched, SyncError> {
+    let tls = tls_identity(connection).await?;
+    let breaker = Some(cx.breakers.for_url(&connection.base_url));
     match connection.protocol.as_str() {
         "bank_a" => {
-            let client_secret =
-                eam_config::secrets::resolve_text(&connection.client_secret_ref).await?;
-            let tls = tls_identity(connection).await?;
+            let client_secret = secret(connection).await?;
+            let client_id = connection.client_id.clone().ok_or_else(|| {
+                SyncError::new(ErrorClass::Auth, "the connection has no OAuth client id")
+            })?;
             let client = BankAClient::new(BankAConfig {
                 base_url: connection.base_url.clone(),
-                client_id: connection.client_id.clone(),
+                client_id,
                 client_secret,
                 tls,
                 timeout: cx.policy.bank_timeout,
                 retry: cx.policy.request_retry.clone(),
-                breaker: Some(cx.breakers.for_url(&connection.base_url)),
+                breaker,
             })?;
-            Ok(client.fetch(since).await?.documents)
+            let since = cursor_date(&connection.cursor);
+            Ok(Fetched {
+                documents: client.fetch(since).await?.documents,
+                files_after: None,
+            })
+        }
+        "bank_b" => {
+            let client = BankBClient::new(BankBConfig {
+                base_url: connection.base_url.clone(),
+                tls,
+                timeout: cx.policy.bank_timeout,
+                retry: cx.policy.request_retry.clone(),
+                breaker,
+            })?;
+            let fetched = client.fetch(files_after(&connection.cursor)).await?;
+            Ok(Fetched {
+                documents: fetched.documents,
+                files_after: fetched.last_file_id,
+            })
+        }
+        "bank_c" => {
+            let api_key = secret(connection).await?;
+            let client = BankCClient::new(BankCConfig {
+                base_url: connection.base_url.clone(),
+                api_key,
+                tls,
+                timeout: cx.policy.bank_timeout,
+                retry: cx.policy.request_retry.clone(),
+                breaker,
+            })?;
+            let fetched = client.fetch(files_after(&connection.cursor)).await?;
+            Ok(Fetched {
+                documents: fetched.documents,
+                files_after: fetched.last_file_id,
+            })
         }
         other => Err(SyncError::internal(format!(
-            "protocol {other} is not supported yet"
+            "protocol {other} is not supported"
         ))),
     }
+}
+
+/// The connection's client secret or API key, resolved from its reference.
+async fn secret(connection: &Connection) -> Result<String, SyncError> {
+    let reference = connection.client_secret_ref.as_deref().ok_or_else(|| {
+        SyncError::new(
+            ErrorClass::Auth,
+            "the connection has no client secret reference",
+        )
+    })?;
+    Ok(eam_config::secrets::resolve_text(reference).await?)
 }
 
 async fn tls_identity(connection: &Connection) -> Result<TlsIdentity, SyncError> {
@@ -305,20 +357,56 @@ async fn tls_identity(connection: &Connection) -> Result<TlsIdentity, SyncError>
 fn normalize(connection: &Connection, documents: &[RawDocument]) -> Result<Batch, SyncError> {
     let mut batch = Batch::default();
     for doc in documents {
-        let kind = match doc.kind {
-            DocumentKind::Accounts => bank_a::DocumentKind::Accounts,
-            DocumentKind::Positions => bank_a::DocumentKind::Positions,
-            DocumentKind::Balances => bank_a::DocumentKind::Balances,
-            DocumentKind::Transactions => bank_a::DocumentKind::Transactions,
+        let name = doc.name();
+        let parsed = match (doc.kind, &doc.file) {
+            (DocumentKind::StatementFile, Some(file)) => {
+                let format = SourceFormat::parse(&file.format)
+                    .filter(|f| *f != SourceFormat::BankAJson)
+                    .ok_or_else(|| {
+                        SyncError::new(
+                            ErrorClass::Data,
+                            format!(
+                                "{name}: the bank lists it in an unknown format '{}'",
+                                file.format
+                            ),
+                        )
+                    })?;
+                statement::parse(format, &connection.custodian, &name, &doc.body)?
+            }
+            (DocumentKind::StatementFile, None) => {
+                return Err(SyncError::internal(format!(
+                    "{name}: a statement file without its listing"
+                )));
+            }
+            (DocumentKind::Accounts, _) => bank_a::parse(
+                bank_a::DocumentKind::Accounts,
+                &connection.custodian,
+                &name,
+                &doc.body,
+            )?,
+            (DocumentKind::Positions, _) => bank_a::parse(
+                bank_a::DocumentKind::Positions,
+                &connection.custodian,
+                &name,
+                &doc.body,
+            )?,
+            (DocumentKind::Balances, _) => bank_a::parse(
+                bank_a::DocumentKind::Balances,
+                &connection.custodian,
+                &name,
+                &doc.body,
+            )?,
+            (DocumentKind::Transactions, _) => bank_a::parse(
+                bank_a::DocumentKind::Transactions,
+                &connection.custodian,
+                &name,
+                &doc.body,
+            )?,
         };
-        batch.extend(bank_a::parse(
-            kind,
-            &connection.custodian,
-            &doc.name(),
-            &doc.body,
-        )?);
+        batch.extend(parsed);
     }
     batch.dedup_securities();
+    batch.merge_transactions();
     Ok(batch)
 }
 
@@ -329,6 +417,7 @@ async fn load(
     task: SyncTask,
     connection: &Connection,
     batch: &Batch,
+    files_after: Option<String>,
     lease: &Lease,
 ) -> Result<RunStatus, SyncError> {
     let mut tx = cx.store.tenant_tx(task.tenant_id).await?;
@@ -336,7 +425,14 @@ async fn load(
     let locked = connections::lock(&mut tx, task.connection_id).await?;
     let counts =
         eam_store::load::load_batch(&mut tx, task.connection_id, task.run_id, batch).await?;
-    let cursor_after = next_cursor(&locked.cursor, batch);
+    let breaks = eam_store::reconciliation::check_and_record(
+        &mut tx,
+        task.connection_id,
+        task.run_id,
+        &batch.statements,
+    )
+    .await?;
+    let cursor_after = next_cursor(&locked.cursor, batch, files_after);
     connections::set_cursor(&mut tx, task.connection_id, &cursor_after).await?;
     connections::record_outcome(
         &mut tx,
@@ -346,14 +442,22 @@ async fn load(
         None,
     )
     .await?;
-    let counts_json =
+    let mut counts_json =
         serde_json::to_value(&counts).map_err(|e| SyncError::internal(e.to_string()))?;
+    counts_json["breaks"] = json!(breaks);
+    counts_json["warnings"] = json!(batch.warnings.len());
+    // A sync whose data loads but does not add up is never a plain success.
+    let status = if breaks > 0 {
+        RunStatus::SucceededWithBreaks
+    } else {
+        RunStatus::Succeeded
+    };
     let t = Transition {
         counts: Some(counts_json),
         cursor_before: Some(connection.cursor.clone()),
         cursor_after: Some(cursor_after),
         only_if_lease_owner: Some(lease.owner.clone()),
-        ..Transition::to(RunStatus::Succeeded)
+        ..Transition::to(status)
     };
     match runs::transition(&mut tx, task.run_id, t).await {
         Ok(_) => {}
@@ -366,8 +470,8 @@ async fn load(
         Err(e) => return Err(e.into()),
     }
     tx.commit().await?;
-    tracing::info!(changed = counts.changed(), "sync loaded");
-    Ok(RunStatus::Succeeded)
+    tracing::info!(changed = counts.changed(), breaks, "sync loaded");
+    Ok(status)
 }
 
 /// Records a failed attempt: back to `queued` until its retry time, or the final failed/dead
@@ -488,17 +592,37 @@ fn cursor_date(cursor: &serde_json::Value) -> Option<NaiveDate> {
         .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
 }
 
-/// The cursor after a batch: the latest booking date seen, less an overlap for late bookings.
-fn next_cursor(before: &serde_json::Value, batch: &Batch) -> serde_json::Value {
-    let latest = batch.transactions.iter().map(|t| t.booking_date).max();
-    match latest {
-        Some(d) => {
-            let from = d - chrono::Days::new(CURSOR_OVERLAP_DAYS);
-            let from = cursor_date(before).map_or(from, |b| b.max(from));
-            json!({ "transactions_from": from.to_string() })
-        }
-        None => before.clone(),
+/// The file a file-based bank's next sync continues after.
+fn files_after(cursor: &serde_json::Value) -> Option<&str> {
+    cursor.get("files_after").and_then(|v| v.as_str())
+}
+
+/// The cursor after a batch. bank_a: the latest booking date seen, less an overlap for late
+/// bookings. File-based banks: the last file fetched.
+fn next_cursor(
+    before: &serde_json::Value,
+    batch: &Batch,
+    files_after: Option<String>,
+) -> serde_json::Value {
+    let mut cursor = before.clone();
+    if !cursor.is_object() {
+        cursor = json!({});
     }
+    if let Some(file) = files_after {
+        cursor["files_after"] = json!(file);
+    }
+    if let Some(d) = batch
+        .transactions
+        .iter()
+        .filter(|t| t.provenance.format == SourceFormat::BankAJson)
+        .map(|t| t.booking_date)
+        .max()
+    {
+        let from = d - chrono::Days::new(CURSOR_OVERLAP_DAYS);
+        let from = cursor_date(before).map_or(from, |b| b.max(from));
+        cursor["transactions_from"] = json!(from.to_string());
+    }
+    cursor
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use crate::state::ApiState;
 pub struct ConnectionsApi(pub ApiState);
 
 /// The custodians whose protocol the worker can sync today.
-const SUPPORTED_CUSTODIANS: &[&str] = &["bank_a"];
+const SUPPORTED_CUSTODIANS: &[&str] = &["bank_a", "bank_b", "bank_c"];
 
 /// A new bank connection. Secrets are given as references (`file:///path`, `env://NAME`),
 /// never as values.
@@ -34,11 +34,11 @@ struct NewConnectionBody {
     name: String,
     /// The bank's API base URL; must be https.
     base_url: String,
-    /// OAuth2 client id at the bank.
+    /// OAuth2 client id at the bank (bank_a only).
     #[oai(validator(min_length = 1, max_length = 200))]
-    client_id: String,
-    /// Reference to the OAuth2 client secret.
-    client_secret_ref: String,
+    client_id: Option<String>,
+    /// Reference to the OAuth2 client secret (bank_a) or the API key (bank_c).
+    client_secret_ref: Option<String>,
     /// Reference to the PEM client certificate for mutual TLS.
     client_cert_ref: Option<String>,
     /// Reference to the PEM private key of the client certificate.
@@ -55,8 +55,8 @@ struct Connection {
     protocol: String,
     name: String,
     base_url: String,
-    client_id: String,
-    client_secret_ref: String,
+    client_id: Option<String>,
+    client_secret_ref: Option<String>,
     client_cert_ref: Option<String>,
     client_key_ref: Option<String>,
     ca_cert_ref: Option<String>,
@@ -171,8 +171,41 @@ impl NewConnectionBody {
         if !self.base_url.starts_with("https://") || self.base_url.len() <= "https://".len() {
             return Err(ApiError::unprocessable("base_url: must be an https:// URL"));
         }
-        check_reference("client_secret_ref", &self.client_secret_ref)?;
+        // What each protocol authenticates with, beside the client certificate.
+        let (needs_client_id, needs_secret) = match self.custodian.as_str() {
+            "bank_a" => (true, true),
+            "bank_c" => (false, true),
+            _ => (false, false),
+        };
+        for (field, present, needed, what) in [
+            (
+                "client_id",
+                self.client_id.is_some(),
+                needs_client_id,
+                "an OAuth2 client id",
+            ),
+            (
+                "client_secret_ref",
+                self.client_secret_ref.is_some(),
+                needs_secret,
+                "a secret reference",
+            ),
+        ] {
+            if needed && !present {
+                return Err(ApiError::unprocessable(format!(
+                    "{field}: {} connections need {what}",
+                    self.custodian
+                )));
+            }
+            if present && !needed {
+                return Err(ApiError::unprocessable(format!(
+                    "{field}: {} connections do not use it",
+                    self.custodian
+                )));
+            }
+        }
         for (field, value) in [
+            ("client_secret_ref", &self.client_secret_ref),
             ("client_cert_ref", &self.client_cert_ref),
             ("client_key_ref", &self.client_key_ref),
             ("ca_cert_ref", &self.ca_cert_ref),

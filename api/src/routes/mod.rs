@@ -1,5 +1,6 @@
 //! The `/api/v1` operations, grouped by resource.
 
+pub mod breaks;
 pub mod connections;
 pub mod jobs;
 pub mod me;

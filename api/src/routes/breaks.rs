@@ -1,0 +1,137 @@
+//! Reconciliation breaks: where a bank's statements do not add up.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use eam_store::reconciliation::{self, BreakFilter, BreakRow};
+use eam_store::{AccountId, RunId};
+use poem_openapi::param::Query;
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use crate::caller::BearerToken;
+use crate::permissions::Action;
+use crate::problem::ApiError;
+use crate::routes::page_limit;
+use crate::state::ApiState;
+
+pub struct BreaksApi(pub ApiState);
+
+/// A failed data-quality check of a statement.
+#[derive(Object)]
+struct Break {
+    id: Uuid,
+    /// The sync run that loaded the statement.
+    run_id: Uuid,
+    connection_id: Uuid,
+    account_id: Option<Uuid>,
+    /// The account as the statement names it.
+    account_ref: String,
+    currency: String,
+    /// `balance` (opening + entries differs from closing), `continuity` (opening differs from
+    /// the previous closing) or `sequence` (a statement or page is missing).
+    kind: String,
+    statement_reference: Option<String>,
+    statement_number: Option<i32>,
+    statement_date: Option<NaiveDate>,
+    expected: Option<Decimal>,
+    actual: Option<Decimal>,
+    message: String,
+    /// The document the statement came from.
+    source_document: String,
+    created_at: DateTime<Utc>,
+}
+
+impl From<BreakRow> for Break {
+    fn from(b: BreakRow) -> Self {
+        Break {
+            id: b.id,
+            run_id: b.run_id,
+            connection_id: b.connection_id,
+            account_id: b.account_id,
+            account_ref: b.account_ref,
+            currency: b.currency,
+            kind: b.kind,
+            statement_reference: b.statement_reference,
+            statement_number: b.statement_number,
+            statement_date: b.statement_date,
+            expected: b.expected,
+            actual: b.actual,
+            message: b.message,
+            source_document: b.source_document,
+            created_at: b.created_at,
+        }
+    }
+}
+
+#[derive(Object)]
+struct BreakPage {
+    breaks: Vec<Break>,
+    /// Pass as `cursor` for older breaks; absent on the last page.
+    next_cursor: Option<String>,
+}
+
+fn decode_cursor(s: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
+    let bad = || {
+        ApiError::bad_request(
+            "cursor is not valid: pass next_cursor from the previous page unchanged",
+        )
+    };
+    let (t, i) = s.split_once('~').ok_or_else(bad)?;
+    let at = DateTime::parse_from_rfc3339(t)
+        .map_err(|_| bad())?
+        .with_timezone(&Utc);
+    Ok((at, Uuid::parse_str(i).map_err(|_| bad())?))
+}
+
+#[OpenApi(tag = "crate::Tag::Jobs")]
+impl BreaksApi {
+    /// Reconciliation breaks, newest first, by run, account and kind.
+    #[oai(path = "/breaks", method = "get")]
+    async fn list(
+        &self,
+        token: BearerToken,
+        run_id: Query<Option<Uuid>>,
+        account_id: Query<Option<Uuid>>,
+        /// `balance`, `continuity` or `sequence`.
+        kind: Query<Option<String>>,
+        cursor: Query<Option<String>>,
+        /// Page size, 1 to 500 (default 100).
+        limit: Query<Option<u32>>,
+    ) -> Result<Json<BreakPage>, ApiError> {
+        let caller = self.0.authenticate(&token).await?;
+        caller.require(Action::ReadJobs)?;
+        let limit = page_limit(limit.0, 100)?;
+        if let Some(k) = kind.0.as_deref()
+            && !matches!(k, "balance" | "continuity" | "sequence")
+        {
+            return Err(ApiError::bad_request(format!("unknown break kind '{k}'")));
+        }
+        let filter = BreakFilter {
+            run: run_id.0.map(RunId),
+            account: account_id.0.map(AccountId),
+            kind: kind.0,
+            before: cursor.0.as_deref().map(decode_cursor).transpose()?,
+            limit: limit + 1,
+        };
+        let mut tx = caller.tx(&self.0).await?;
+        let mut rows = reconciliation::list(&mut tx, &filter).await?;
+        let next_cursor = if rows.len() as i64 > limit {
+            rows.truncate(limit as usize);
+            rows.last().map(|r| {
+                format!(
+                    "{}~{}",
+                    r.created_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                    r.id
+                )
+            })
+        } else {
+            None
+        };
+        Ok(Json(BreakPage {
+            breaks: rows.into_iter().map(Break::from).collect(),
+            next_cursor,
+        }))
+    }
+}
