@@ -59,6 +59,9 @@ pub(crate) struct SimState {
     pub(crate) traffic: Traffic,
     /// The fault rules, shared with whoever steers the simulator.
     pub(crate) faults: FaultHandle,
+    /// Statement files the bank does not deliver (listing and download), by id: a statement
+    /// that went missing, for the reconciliation's sequence and continuity checks.
+    pub(crate) withheld: Mutex<std::collections::HashSet<String>>,
     /// Becomes true when the server starts shutting down, releasing hung requests.
     stopping: watch::Sender<bool>,
 }
@@ -77,6 +80,7 @@ impl SimState {
             tokens: Mutex::new(HashMap::new()),
             traffic: Traffic::default(),
             faults: FaultHandle::new(),
+            withheld: Mutex::default(),
             stopping: watch::Sender::new(false),
         }
     }

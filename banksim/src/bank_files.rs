@@ -125,6 +125,7 @@ pub(crate) fn list(
     catalog: &Catalog,
     protocol: FileProtocol,
     params: &ListParams,
+    withheld: &std::collections::HashSet<String>,
 ) -> Result<FilesPage, ApiError> {
     let after = present(&params.after);
     if let Some(after) = after
@@ -134,7 +135,12 @@ pub(crate) fn list(
             "after '{after}' is not a file id (YYYYMMDD-NNNNNNNN-R)"
         )));
     }
-    let files = catalog.after(dataset, after);
+    let files: Vec<FileRef> = catalog
+        .after(dataset, after)
+        .iter()
+        .copied()
+        .filter(|f| withheld.is_empty() || !withheld.contains(&f.id(dataset)))
+        .collect();
     let listing = format!("{}/files?after={}", prefix(protocol), after.unwrap_or(""));
     let (range, next_cursor) = window(
         &listing,
@@ -160,7 +166,18 @@ async fn list_files(
         Err(e) => return ApiError::BadRequest(format!("bad query string: {e}")).into_response(),
     };
     let protocol = *protocol.0;
-    match list(&state.dataset, state.catalog(protocol), protocol, &params) {
+    let withheld = state
+        .withheld
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    match list(
+        &state.dataset,
+        state.catalog(protocol),
+        protocol,
+        &params,
+        &withheld,
+    ) {
         Ok(page) => Json(page).into_response(),
         Err(error) => error.into_response(),
     }
@@ -173,7 +190,16 @@ async fn download_file(
     Path(id): Path<String>,
 ) -> Response {
     let dataset = &state.dataset;
-    match state.catalog(*protocol.0).find(dataset, &id) {
+    let withheld = state
+        .withheld
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(&id);
+    match state
+        .catalog(*protocol.0)
+        .find(dataset, &id)
+        .filter(|_| !withheld)
+    {
         Some(file) => Response::builder()
             .header(CONTENT_TYPE, file.format().content_type())
             .body(render(dataset, file)),
@@ -210,8 +236,14 @@ mod tests {
         let mut files = Vec::new();
         let mut cursor = None;
         loop {
-            let page = list(dataset, &catalog, protocol, &params(after, cursor, "7"))
-                .expect("a valid request");
+            let page = list(
+                dataset,
+                &catalog,
+                protocol,
+                &params(after, cursor, "7"),
+                &Default::default(),
+            )
+            .expect("a valid request");
             assert!(page.files.len() <= 7);
             files.extend(page.files);
             match page.next_cursor {
@@ -267,7 +299,13 @@ mod tests {
         let catalog = Catalog::new(&dataset, FileProtocol::Swift);
         let refused = |p: ListParams| {
             matches!(
-                list(&dataset, &catalog, FileProtocol::Swift, &p),
+                list(
+                    &dataset,
+                    &catalog,
+                    FileProtocol::Swift,
+                    &p,
+                    &Default::default()
+                ),
                 Err(ApiError::BadRequest(_))
             )
         };
@@ -281,6 +319,7 @@ mod tests {
             &catalog,
             FileProtocol::Swift,
             &params(None, None, "3"),
+            &Default::default(),
         )
         .expect("a page");
         let cursor = first.next_cursor.expect("more pages");
@@ -292,7 +331,8 @@ mod tests {
                 &dataset,
                 &iso,
                 FileProtocol::Iso20022,
-                &params(None, Some(cursor), "3")
+                &params(None, Some(cursor), "3"),
+                &Default::default()
             ),
             Err(ApiError::BadRequest(_))
         ));

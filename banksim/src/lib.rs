@@ -155,6 +155,16 @@ impl RunningSim {
         Arc::clone(&self.state.dataset)
     }
 
+    /// Stops delivering a statement file (bank_b, bank_c): it is neither listed nor served,
+    /// as when a bank's statement goes missing. True when it was delivered until now.
+    pub fn withhold_file(&self, id: &str) -> bool {
+        self.state
+            .withheld
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_owned())
+    }
+
     /// The simulator's fault rules: what is injected here applies to the next request.
     pub fn faults(&self) -> FaultHandle {
         self.state.faults.clone()

@@ -208,3 +208,92 @@ async fn one_tenant_synced_from_three_bank_protocols_holds_each_bank_data() {
     let _ = bank_a;
     env.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_statement_loads_the_rest_and_ends_the_run_with_its_breaks_listed() {
+    let env = TestEnv::start(small_params(62)).await;
+    let data = env.sim.dataset();
+    let tenant = env.tenant("Firm A").await;
+    let token = env.token(tenant, &["ops", "advisor", "support"]);
+    // A cash statement of a day with entries goes missing at the bank.
+    let account = &data.accounts[1];
+    let day = data.start_date + chrono::Days::new(5);
+    let booked_that_day: Decimal = account
+        .transactions
+        .iter()
+        .filter(|t| t.is_booked() && t.booking_date == day)
+        .map(|t| t.signed_amount())
+        .sum();
+    assert!(
+        !booked_that_day.is_zero(),
+        "the seed books something that day"
+    );
+    let missing = eam_banksim::swift_files(&data)
+        .into_iter()
+        .find(|f| {
+            f.account_id == account.account_id && f.date == day && f.format.as_str() == "mt940"
+        })
+        .expect("the day's MT940");
+    assert!(env.sim.withhold_file(&missing.id));
+
+    let connection = env
+        .create_connection(
+            &token,
+            &json!({
+                "custodian": "bank_b", "name": "Bank B",
+                "base_url": env.sim.bank_b_url(),
+                "client_cert_ref": TestEnv::file_ref(&env.pki.client_cert),
+                "client_key_ref": TestEnv::file_ref(&env.pki.client_key),
+                "ca_cert_ref": TestEnv::file_ref(&env.pki.ca_cert),
+            }),
+        )
+        .await;
+    let job = env.sync_and_wait(&token, &connection).await;
+    assert_eq!(job["status"], "succeeded_with_breaks", "{job}");
+    assert_eq!(job["counts"]["breaks"], 2, "{job}");
+
+    let run = job["id"].as_str().unwrap();
+    let breaks = env.get(&format!("/breaks?run_id={run}"), &token).await;
+    let breaks = breaks["breaks"].as_array().unwrap();
+    let account_ref = account
+        .iban
+        .clone()
+        .unwrap_or_else(|| account.account_id.clone());
+    let day_number = 6; // statements are numbered by day from the start date, from 1
+    let sequence = breaks
+        .iter()
+        .find(|b| b["kind"] == "sequence")
+        .expect("a sequence break");
+    assert_eq!(sequence["account_ref"], account_ref.as_str());
+    assert_eq!(
+        sequence["message"],
+        format!(
+            "statement {} follows statement {}: statement {day_number} missing",
+            day_number + 1,
+            day_number - 1
+        )
+        .as_str()
+    );
+    let continuity = breaks
+        .iter()
+        .find(|b| b["kind"] == "continuity")
+        .expect("a continuity break");
+    // The next day opens where the missing statement closed: off by that day's entries.
+    let difference = dec(&continuity["actual"]).unwrap() - dec(&continuity["expected"]).unwrap();
+    assert_eq!(difference, booked_that_day, "{continuity}");
+    assert!(
+        continuity["account_id"].is_string(),
+        "linked to the loaded account"
+    );
+
+    // Everything else loaded: the account's other booked entries are all there.
+    let accounts = accounts_of(&env, &token, &connection).await;
+    let served = transactions(&env, &token, accounts[&account_ref]["id"].as_str().unwrap()).await;
+    let expected = account
+        .transactions
+        .iter()
+        .filter(|t| t.is_booked() && t.booking_date != day)
+        .count();
+    assert!(served.len() >= expected, "{} of {expected}", served.len());
+    env.finish().await;
+}
