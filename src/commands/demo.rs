@@ -121,34 +121,62 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         token: token.clone(),
     };
 
+    // Three custodians, three protocols, one simulated bank behind them: REST JSON with
+    // OAuth2, SWIFT FIN files, ISO 20022 files; each over mutual TLS.
     let file_ref = |p: &std::path::Path| format!("file://{}", p.display());
-    let connection = http
-        .send(http.client.post(http.url("/connections")).json(&json!({
-            "custodian": "bank_a",
-            "name": "Bank A (simulator)",
-            "base_url": sim.base_url(),
-            "client_id": "eam-demo",
+    let tls = json!({
+        "client_cert_ref": file_ref(&pki.client_cert),
+        "client_key_ref": file_ref(&pki.client_key),
+        "ca_cert_ref": file_ref(&pki.ca_cert),
+    });
+    let with_tls = |mut body: Value| {
+        for (k, v) in tls.as_object().into_iter().flatten() {
+            body[k] = v.clone();
+        }
+        body
+    };
+    let bodies = [
+        with_tls(json!({
+            "custodian": "bank_a", "name": "Bank A (REST JSON)", "base_url": sim.base_url(),
+            "client_id": "eam-demo", "client_secret_ref": file_ref(&secret_path),
+        })),
+        with_tls(json!({
+            "custodian": "bank_b", "name": "Bank B (SWIFT FIN files)", "base_url": sim.bank_b_url(),
+        })),
+        with_tls(json!({
+            "custodian": "bank_c", "name": "Bank C (ISO 20022 files)", "base_url": sim.bank_c_url(),
             "client_secret_ref": file_ref(&secret_path),
-            "client_cert_ref": file_ref(&pki.client_cert),
-            "client_key_ref": file_ref(&pki.client_key),
-            "ca_cert_ref": file_ref(&pki.ca_cert),
-        })))
-        .await?;
-    let connection_id = connection["id"]
-        .as_str()
-        .context("connection id")?
-        .to_owned();
-    let accepted = http
-        .send(
-            http.client
-                .post(http.url(&format!("/connections/{connection_id}/sync"))),
-        )
-        .await?;
-    let run_id = accepted["run_id"].as_str().context("run id")?.to_owned();
-    println!("Sync {run_id} queued for connection {connection_id}; waiting for the worker...");
-    let job = wait_for_job(&http, &run_id, Duration::from_secs(120)).await?;
-    if job["status"] != "succeeded" {
-        bail!("the demo sync ended {}: {}", job["status"], job["error"]);
+        })),
+    ];
+    let mut runs = Vec::new();
+    for body in bodies {
+        let name = body["name"].as_str().unwrap_or_default().to_owned();
+        let connection = http
+            .send(http.client.post(http.url("/connections")).json(&body))
+            .await?;
+        let connection_id = connection["id"]
+            .as_str()
+            .context("connection id")?
+            .to_owned();
+        let accepted = http
+            .send(
+                http.client
+                    .post(http.url(&format!("/connections/{connection_id}/sync"))),
+            )
+            .await?;
+        let run_id = accepted["run_id"].as_str().context("run id")?.to_owned();
+        println!("Sync {run_id} queued for {name}");
+        runs.push(run_id);
+    }
+    println!("Waiting for the worker...");
+    for run_id in &runs {
+        let job = wait_for_job(&http, run_id, Duration::from_secs(120)).await?;
+        if !matches!(
+            job["status"].as_str(),
+            Some("succeeded" | "succeeded_with_breaks")
+        ) {
+            bail!("the demo sync ended {}: {}", job["status"], job["error"]);
+        }
     }
 
     print_portfolio(&http).await?;
@@ -245,7 +273,8 @@ async fn print_portfolio(http: &Http) -> anyhow::Result<()> {
     for a in accounts.as_array().into_iter().flatten() {
         let id = s(&a["id"]);
         println!(
-            "\n  {} {} ({}, {}) client {}",
+            "\n  [{}] {} {} ({}, {}) client {}",
+            s(&a["custodian"]),
             s(&a["bank_account_id"]),
             s(&a["iban"]),
             s(&a["kind"]),
@@ -285,8 +314,20 @@ async fn print_portfolio(http: &Http) -> anyhow::Result<()> {
                 money(&h["market_value"])
             );
         }
+        // Statement banks report a balance per day: show the latest of each kind.
         let balances = http.get(&format!("/balances?account_id={id}")).await?;
+        let mut latest: Vec<&Value> = Vec::new();
         for b in balances["balances"].as_array().into_iter().flatten() {
+            match latest
+                .iter_mut()
+                .find(|l| l["kind"] == b["kind"] && l["currency"] == b["currency"])
+            {
+                Some(l) if s(&l["as_of"]) < s(&b["as_of"]) => *l = b,
+                Some(_) => {}
+                None => latest.push(b),
+            }
+        }
+        for b in latest {
             println!(
                 "    {:<10} {} {:>16} as of {}",
                 s(&b["kind"]),
