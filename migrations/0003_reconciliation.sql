@@ -60,3 +60,7 @@ GRANT SELECT, INSERT, UPDATE ON statement_chains TO eam_app;
 -- (bank_c): an OAuth client id and secret are bank_a's, not every connection's.
 ALTER TABLE bank_connections ALTER COLUMN client_id DROP NOT NULL;
 ALTER TABLE bank_connections ALTER COLUMN client_secret_ref DROP NOT NULL;
+
+-- A security first seen only as a reference (in a transaction) has a placeholder description
+-- until a holdings statement describes it; then the description stands.
+ALTER TABLE securities ADD COLUMN described boolean NOT NULL DEFAULT true;

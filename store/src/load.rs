@@ -151,13 +151,25 @@ pub async fn load_batch(
          FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
             $10::text[], $11::text[]) AS u(key, isin, bank_id, valor, wkn, cusip, name, class, currency)
          ON CONFLICT (tenant_id, security_key) DO UPDATE SET
-            isin = EXCLUDED.isin, bank_security_id = EXCLUDED.bank_security_id, valor = EXCLUDED.valor,
-            wkn = EXCLUDED.wkn, cusip = EXCLUDED.cusip, name = EXCLUDED.name,
-            asset_class = EXCLUDED.asset_class, currency = EXCLUDED.currency,
+            isin = coalesce(t.isin, EXCLUDED.isin),
+            bank_security_id = coalesce(t.bank_security_id, EXCLUDED.bank_security_id),
+            valor = coalesce(t.valor, EXCLUDED.valor), wkn = coalesce(t.wkn, EXCLUDED.wkn),
+            cusip = coalesce(t.cusip, EXCLUDED.cusip),
+            name = CASE WHEN t.described THEN t.name ELSE EXCLUDED.name END,
+            asset_class = CASE WHEN t.described THEN t.asset_class ELSE EXCLUDED.asset_class END,
+            currency = coalesce(t.currency, EXCLUDED.currency),
+            described = true,
             last_changed_run = EXCLUDED.last_changed_run
-         WHERE (t.isin, t.bank_security_id, t.valor, t.wkn, t.cusip, t.name, t.asset_class, t.currency)
-            IS DISTINCT FROM (EXCLUDED.isin, EXCLUDED.bank_security_id, EXCLUDED.valor, EXCLUDED.wkn,
-                EXCLUDED.cusip, EXCLUDED.name, EXCLUDED.asset_class, EXCLUDED.currency)
+         -- A security is shared by every custodian that reports it, and each describes it its
+         -- own way: the first full description stands and later ones only fill its gaps, so
+         -- two banks' spellings of a name never flip it back and forth.
+         WHERE (t.isin IS NULL AND EXCLUDED.isin IS NOT NULL)
+            OR (t.bank_security_id IS NULL AND EXCLUDED.bank_security_id IS NOT NULL)
+            OR (t.valor IS NULL AND EXCLUDED.valor IS NOT NULL)
+            OR (t.wkn IS NULL AND EXCLUDED.wkn IS NOT NULL)
+            OR (t.cusip IS NULL AND EXCLUDED.cusip IS NOT NULL)
+            OR NOT t.described
+            OR (t.currency IS NULL AND EXCLUDED.currency IS NOT NULL)
          RETURNING (xmax = 0)",
     )
     .bind(tenant)
@@ -176,8 +188,8 @@ pub async fn load_batch(
     let mut security_counts = KindCounts::from_returned(full.len(), &flags);
     let flags: Vec<bool> = sqlx::query_scalar(
         "INSERT INTO securities (id, tenant_id, security_key, isin, bank_security_id, name, asset_class,
-            first_seen_run, last_changed_run)
-         SELECT gen_random_uuid(), $1, u.key, u.isin, u.bank_id, u.name, 'other', $2, $2
+            described, first_seen_run, last_changed_run)
+         SELECT gen_random_uuid(), $1, u.key, u.isin, u.bank_id, u.name, 'other', false, $2, $2
          FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[]) AS u(key, isin, bank_id, name)
          ON CONFLICT (tenant_id, security_key) DO NOTHING
          RETURNING true",

@@ -168,6 +168,9 @@ async fn one_tenant_synced_from_three_bank_protocols_holds_each_bank_data() {
             "consistent statements, no break: {job}"
         );
         assert_eq!(job["counts"]["breaks"], 0, "{job}");
+        // Securities are the tenant's, shared by the custodians: the first description
+        // stands, later banks' spellings do not rewrite it.
+        assert_eq!(job["counts"]["securities"]["updated"], 0, "{job}");
     }
 
     // bank_b and bank_c: accounts by IBAN when they have one, else by the bank's id.
