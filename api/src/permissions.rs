@@ -45,6 +45,14 @@ pub enum Action {
     RetryJobs,
     /// Cancel queued or running runs.
     CancelJobs,
+    /// A connection's sync schedule and its next run times.
+    ReadSchedules,
+    /// Set or pause a connection's sync schedule.
+    ManageSchedules,
+    /// Archived raw bank documents and their content.
+    ReadDocuments,
+    /// Re-normalize a run's archived documents into the store.
+    ReplayRuns,
 }
 
 /// The permission table.
@@ -59,6 +67,11 @@ pub fn allows(role: Role, action: Action) -> bool {
         TriggerSync => matches!(role, Ops),
         ReadJobs => matches!(role, TenantAdmin | Ops | Support),
         RetryJobs | CancelJobs => matches!(role, Ops | Support),
+        ReadSchedules => matches!(role, TenantAdmin | Ops | Support),
+        ManageSchedules => matches!(role, TenantAdmin | Ops),
+        // Raw statements are what support reads to see why a sync failed.
+        ReadDocuments => matches!(role, TenantAdmin | Ops | Support),
+        ReplayRuns => matches!(role, Ops | Support),
     }
 }
 
