@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR
 ## Runs the demo: services, bank simulator, worker and API; syncs a demo tenant and prints it.
 demo:
 	cargo build --quiet --bin eam
-	scripts/with-services.sh $(CARGO_TARGET_DIR)/debug/eam demo
+	EAM_NO_MOTO=1 scripts/with-services.sh $(CARGO_TARGET_DIR)/debug/eam demo
 
 ## Runs the whole test suite against real PostgreSQL, Redis and the bank simulator over mTLS.
 test:

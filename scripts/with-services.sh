@@ -7,12 +7,16 @@
 # project-local server is started from the OS packages (installed with apt-get if missing),
 # with its own data directory under .local/ and its own port (PostgreSQL 55432, Redis 56379,
 # override with EAM_LOCAL_PG_PORT / EAM_LOCAL_REDIS_PORT), and stopped again when CMD exits.
+# Likewise the AWS emulator the Secrets Manager and S3 tests talk to: EAM_MOTO_URL if set,
+# else moto's server (PyPI moto[server], installed into .local/venv if missing) on port 55500
+# (EAM_LOCAL_MOTO_PORT).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 state="${EAM_LOCAL_DIR:-$root/.local}"
 pg_port="${EAM_LOCAL_PG_PORT:-55432}"
 redis_port="${EAM_LOCAL_REDIS_PORT:-56379}"
+moto_port="${EAM_LOCAL_MOTO_PORT:-55500}"
 mkdir -p "$state"
 
 log() { printf '[services] %s\n' "$*" >&2; }
@@ -39,11 +43,17 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 started_pg=""
 started_redis=""
+moto_pid=""
 pg_run=()   # how to run PostgreSQL tools (as the postgres user when we are root)
 pg_data=""
 
 cleanup() {
   local rc=$?
+  if [ -n "$moto_pid" ]; then
+    kill "$moto_pid" >/dev/null 2>&1 || true
+    wait "$moto_pid" 2>/dev/null || true
+    log "stopped the AWS emulator on port $moto_port"
+  fi
   if [ -n "$started_redis" ]; then
     redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
     log "stopped Redis on port $redis_port"
@@ -110,6 +120,37 @@ start_redis() {
   export REDIS_URL="redis://127.0.0.1:$redis_port"
 }
 
+# A Python with moto's server: the one on PATH if it has it, else a project-local venv.
+moto_python() {
+  if python3 -c 'import moto.server' >/dev/null 2>&1; then echo python3; return; fi
+  local venv="$state/venv"
+  if ! "$venv/bin/python" -c 'import moto.server' >/dev/null 2>&1; then
+    command -v python3 >/dev/null 2>&1 || install_packages python3 python3-venv
+    python3 -m venv "$venv" >/dev/null 2>&1 || { install_packages python3-venv; python3 -m venv "$venv"; }
+    log "installing moto[server] into $venv"
+    "$venv/bin/python" -m pip install -q 'moto[server]>=5.1,<6' >&2
+  fi
+  echo "$venv/bin/python"
+}
+
+start_moto() {
+  local python; python=$(moto_python)
+  mkdir -p "$state/moto"
+  if port_open "$moto_port"; then
+    log "port $moto_port is busy; set EAM_LOCAL_MOTO_PORT or EAM_MOTO_URL"; exit 1
+  fi
+  "$python" -m moto.server -H 127.0.0.1 -p "$moto_port" >"$state/moto/moto.log" 2>&1 &
+  moto_pid=$!
+  local deadline=$((SECONDS + 60))
+  until port_open "$moto_port"; do
+    kill -0 "$moto_pid" 2>/dev/null || { log "the AWS emulator exited; see $state/moto/moto.log"; moto_pid=""; exit 1; }
+    [ $SECONDS -lt $deadline ] || { log "the AWS emulator did not start; see $state/moto/moto.log"; exit 1; }
+    sleep 0.1
+  done
+  log "AWS emulator (moto) on 127.0.0.1:$moto_port"
+  export EAM_MOTO_URL="http://127.0.0.1:$moto_port"
+}
+
 # The shared corpus of real bank statements (read by the normalizer's conformance tests): next
 # to the checkout (../shared/corpus) or in the workplace's shared folder, unless
 # EAM_CORPUS_DIR says where.
@@ -127,5 +168,8 @@ fi
 
 if [ -z "${DATABASE_URL:-}" ]; then start_postgres; else log "using DATABASE_URL from the environment"; fi
 if [ -z "${REDIS_URL:-}" ]; then start_redis; else log "using REDIS_URL from the environment"; fi
+# EAM_NO_MOTO=1: the command needs no AWS emulator (the demo).
+if [ -n "${EAM_NO_MOTO:-}" ]; then :
+elif [ -z "${EAM_MOTO_URL:-}" ]; then start_moto; else log "using EAM_MOTO_URL from the environment"; fi
 
 "$@"

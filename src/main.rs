@@ -35,6 +35,14 @@ enum Command {
     /// Parses statement files (SWIFT MT94x/535/536, ISO 20022 camt/semt) and prints the
     /// canonical records as JSON lines, and each error with file, line and field.
     Normalize(commands::normalize::NormalizeArgs),
+    /// Loads the raw documents a sync run archived into the store again, without calling the
+    /// bank (after a parser fix): a new run linked to it, audited, run in this process.
+    Replay(commands::replay::ReplayArgs),
+    /// The audit log: `eam audit verify` checks every tenant's hash chain.
+    Audit(commands::audit::AuditArgs),
+    /// Lists the upcoming scheduled syncs of every tenant (enabled schedules of connections that
+    /// are not paused), in UTC and in each schedule's time zone.
+    Schedule(commands::schedule::ScheduleArgs),
 }
 
 fn main() -> anyhow::Result<std::process::ExitCode> {
@@ -55,6 +63,9 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             Command::Demo(args) => commands::demo::run(args).await,
             // Its exit status says whether every file parsed.
             Command::Normalize(args) => return commands::normalize::run(args),
+            Command::Replay(args) => commands::replay::run(args).await,
+            Command::Audit(args) => return commands::audit::run(args).await,
+            Command::Schedule(args) => commands::schedule::run(args).await,
         };
         done.map(|()| std::process::ExitCode::SUCCESS)
     })

@@ -5,11 +5,17 @@
 //! sync tasks on Redis. It never calls a bank. Authentication and permissions are checked in
 //! the first lines of every operation (see `permissions`).
 
+// `ApiError` is the operations' response enum (poem-openapi renders each variant, headers
+// included): it is returned by value on purpose, and is a few hundred bytes at most.
+#![allow(clippy::result_large_err)]
+
 pub mod audit;
 pub mod caller;
 pub mod permissions;
 pub mod problem;
+pub mod request;
 pub mod routes;
+pub mod security;
 pub mod state;
 
 use std::net::SocketAddr;
@@ -24,11 +30,15 @@ use poem_openapi::{OpenApiService, Tags};
 
 pub use state::ApiState;
 
+use crate::routes::admin::AdminApi;
 use crate::routes::breaks::BreaksApi;
+use crate::routes::certificates::CertificatesApi;
 use crate::routes::connections::ConnectionsApi;
+use crate::routes::documents::DocumentsApi;
 use crate::routes::jobs::JobsApi;
 use crate::routes::me::MeApi;
 use crate::routes::portfolio::PortfolioApi;
+use crate::routes::schedules::SchedulesApi;
 
 /// OpenAPI tags.
 #[derive(Tags)]
@@ -41,13 +51,29 @@ pub enum Tag {
     Connections,
     /// Sync runs: status, attempts, errors.
     Jobs,
+    /// Sync schedules per connection and the tenant default.
+    Schedules,
+    /// Raw bank documents as archived by the syncs.
+    Documents,
+    /// Tenants, users, clients and the audit log.
+    Admin,
 }
 
+/// Every group of operations of `/api/v1`.
+pub type Apis = (
+    MeApi,
+    PortfolioApi,
+    ConnectionsApi,
+    JobsApi,
+    BreaksApi,
+    AdminApi,
+    CertificatesApi,
+    DocumentsApi,
+    SchedulesApi,
+);
+
 /// The OpenAPI service of `/api/v1`.
-pub fn openapi(
-    state: &ApiState,
-    public_url: &str,
-) -> OpenApiService<(MeApi, PortfolioApi, ConnectionsApi, JobsApi, BreaksApi), ()> {
+pub fn openapi(state: &ApiState, public_url: &str) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
             MeApi(state.clone()),
@@ -55,6 +81,10 @@ pub fn openapi(
             ConnectionsApi(state.clone()),
             JobsApi(state.clone()),
             BreaksApi(state.clone()),
+            AdminApi(state.clone()),
+            CertificatesApi(state.clone()),
+            DocumentsApi(state.clone()),
+            SchedulesApi(state.clone()),
         ),
         "EAM Wealth Platform API",
         env!("CARGO_PKG_VERSION"),
@@ -112,7 +142,63 @@ pub fn app(state: ApiState, public_url: &str) -> impl Endpoint + 'static {
                 problem::problem_for_status(status, message)
             }
         })
+        .around(security_headers)
         .with(Tracing)
+        .around(request::with_context)
+}
+
+/// Request bodies larger than this are refused with 413 (the API takes small JSON bodies).
+pub const BODY_LIMIT: u64 = 1024 * 1024;
+
+/// Refuses oversized bodies, and sets the headers a browser needs to treat API answers as data,
+/// never as a page to render, frame or cache.
+async fn security_headers<E: Endpoint>(
+    next: E,
+    mut req: poem::Request,
+) -> poem::Result<poem::Response> {
+    use poem::http::{HeaderValue, header};
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let api = req.uri().path().starts_with("/api/");
+    let mut response = if declared.is_some_and(|n| n > BODY_LIMIT) {
+        problem::problem_for_status(
+            poem::http::StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is larger than {BODY_LIMIT} bytes"),
+        )
+    } else {
+        if declared.is_none() {
+            // Without a length, read at most the limit: a longer body arrives cut and fails
+            // to parse (400) instead of filling memory.
+            let body = req.take_body();
+            req.set_body(poem::Body::from_async_read(tokio::io::AsyncReadExt::take(
+                body.into_async_read(),
+                BODY_LIMIT,
+            )));
+        }
+        next.call(req).await?.into_response()
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        "strict-transport-security",
+        HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+    );
+    if api {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(
+            "content-security-policy",
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        );
+    }
+    Ok(response)
 }
 
 /// A bound, not yet running API server (binding first lets tests use port 0).

@@ -17,6 +17,27 @@ pub enum Role {
 }
 
 impl Role {
+    pub const ALL: [Role; 6] = [
+        Role::PlatformAdmin,
+        Role::TenantAdmin,
+        Role::Ops,
+        Role::Support,
+        Role::Advisor,
+        Role::Client,
+    ];
+
+    /// The role's name in tokens and in the users table.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::PlatformAdmin => "platform_admin",
+            Role::TenantAdmin => "tenant_admin",
+            Role::Ops => "ops",
+            Role::Support => "support",
+            Role::Advisor => "advisor",
+            Role::Client => "client",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "platform_admin" => Role::PlatformAdmin,
@@ -53,6 +74,17 @@ pub enum Action {
     ReadDocuments,
     /// Re-normalize a run's archived documents into the store.
     ReplayRuns,
+    /// Every tenant of the platform.
+    ReadTenants,
+    /// Create tenants and switch their modules.
+    ManageTenants,
+    ReadUsers,
+    /// Register users, set their roles, disable them.
+    ManageUsers,
+    ReadClients,
+    ManageClients,
+    /// The tenant's audit log.
+    ReadAudit,
 }
 
 /// The permission table.
@@ -72,6 +104,12 @@ pub fn allows(role: Role, action: Action) -> bool {
         // Raw statements are what support reads to see why a sync failed.
         ReadDocuments => matches!(role, TenantAdmin | Ops | Support),
         ReplayRuns => matches!(role, Ops | Support),
+        ReadTenants | ManageTenants => matches!(role, PlatformAdmin),
+        ReadUsers | ManageUsers => matches!(role, TenantAdmin),
+        // A client user reads its own client (row-level security keeps it to that one).
+        ReadClients => matches!(role, TenantAdmin | Advisor | Client),
+        ManageClients => matches!(role, TenantAdmin | Advisor),
+        ReadAudit => matches!(role, TenantAdmin),
     }
 }
 
@@ -84,4 +122,65 @@ pub fn require(roles: &[Role], action: Action) -> Result<(), ApiError> {
             "your roles do not allow {action:?}"
         )))
     }
+}
+
+/// Every operation of `/api/v1` and the action it requires: the declaration the handlers'
+/// first lines (`caller.require(..)`) implement, in one table. A test walks the OpenAPI
+/// document and fails on an operation missing here, and calls every operation with every role
+/// to check the handler refuses exactly the roles this table refuses.
+pub const OPERATIONS: &[(&str, &str, Action)] = {
+    use Action::*;
+    &[
+        ("get", "/me", ReadSelf),
+        ("get", "/accounts", ReadPortfolio),
+        ("get", "/holdings", ReadPortfolio),
+        ("get", "/balances", ReadPortfolio),
+        ("get", "/transactions", ReadPortfolio),
+        ("get", "/connections", ReadConnections),
+        ("post", "/connections", ManageConnections),
+        ("get", "/connections/{id}", ReadConnections),
+        ("patch", "/connections/{id}", ManageConnections),
+        ("delete", "/connections/{id}", ManageConnections),
+        ("post", "/connections/{id}/sync", TriggerSync),
+        ("post", "/connections/{id}/pause", ManageConnections),
+        ("post", "/connections/{id}/resume", ManageConnections),
+        ("get", "/connections/{id}/breaker", ReadConnections),
+        ("get", "/connections/{id}/schedule", ReadSchedules),
+        ("put", "/connections/{id}/schedule", ManageSchedules),
+        ("get", "/jobs", ReadJobs),
+        ("get", "/jobs/{id}", ReadJobs),
+        ("post", "/jobs/{id}/retry", RetryJobs),
+        ("post", "/jobs/retry", RetryJobs),
+        ("post", "/jobs/{id}/cancel", CancelJobs),
+        ("get", "/breaks", ReadJobs),
+        ("post", "/jobs/{id}/replay", ReplayRuns),
+        ("get", "/certificates", ReadConnections),
+        ("get", "/connections/{id}/certificate", ReadConnections),
+        ("get", "/documents", ReadDocuments),
+        ("get", "/documents/{id}", ReadDocuments),
+        ("get", "/documents/{id}/content", ReadDocuments),
+        ("get", "/schedules/default", ReadSchedules),
+        ("put", "/schedules/default", ManageSchedules),
+        ("get", "/tenants", ReadTenants),
+        ("post", "/tenants", ManageTenants),
+        ("put", "/tenants/{id}/modules", ManageTenants),
+        ("get", "/users", ReadUsers),
+        ("post", "/users", ManageUsers),
+        ("get", "/users/{id}", ReadUsers),
+        ("patch", "/users/{id}", ManageUsers),
+        ("get", "/clients", ReadClients),
+        ("post", "/clients", ManageClients),
+        ("get", "/clients/{id}", ReadClients),
+        ("patch", "/clients/{id}", ManageClients),
+        ("delete", "/clients/{id}", ManageClients),
+        ("get", "/audit", ReadAudit),
+    ]
+};
+
+/// The action an operation requires, from [`OPERATIONS`].
+pub fn action_of(method: &str, path: &str) -> Option<Action> {
+    OPERATIONS
+        .iter()
+        .find(|(m, p, _)| m.eq_ignore_ascii_case(method) && *p == path)
+        .map(|(_, _, a)| *a)
 }

@@ -57,6 +57,15 @@ pub enum ApiError {
     /// The body is well-formed but its values are not acceptable.
     #[oai(status = 422, content_type = "application/problem+json")]
     Unprocessable(Json<Problem>),
+    /// Too many requests from this user or tenant: wait `Retry-After` seconds.
+    #[oai(status = 429, content_type = "application/problem+json")]
+    TooManyRequests(
+        Json<Problem>,
+        #[oai(header = "Retry-After")] String,
+        #[oai(header = "RateLimit-Limit")] String,
+        #[oai(header = "RateLimit-Remaining")] String,
+        #[oai(header = "RateLimit-Reset")] String,
+    ),
     /// A dependency (database, queue, identity provider) is unavailable.
     #[oai(status = 503, content_type = "application/problem+json")]
     Unavailable(Json<Problem>),
@@ -86,6 +95,22 @@ impl ApiError {
     }
     pub fn unprocessable(detail: impl Into<String>) -> Self {
         ApiError::Unprocessable(Json(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, detail)))
+    }
+    pub fn too_many_requests(limited: crate::security::Limited) -> Self {
+        // Whole seconds, rounded up: a client that waits that long gets through.
+        let secs =
+            limited.retry_after.as_secs() + u64::from(limited.retry_after.subsec_nanos() > 0);
+        let secs = secs.max(1).to_string();
+        ApiError::TooManyRequests(
+            Json(Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("rate limit exceeded; retry after {secs} s"),
+            )),
+            secs.clone(),
+            limited.limit.to_string(),
+            "0".to_owned(),
+            secs,
+        )
     }
     pub fn unavailable(detail: impl Into<String>) -> Self {
         ApiError::Unavailable(Json(Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail)))

@@ -14,4 +14,14 @@ pub struct ApiState {
     pub verifier: Arc<Verifier>,
     /// The development issuer, whose JWKS the API serves when configured.
     pub local_issuer: Option<Arc<LocalIssuer>>,
+    /// Rate limits, the users cache, refused-token accounting.
+    pub security: Arc<crate::security::Security>,
+    /// The claim naming the tenant in tokens (to attribute refused tokens).
+    pub tenant_claim: String,
+    /// Resolves secret references (to read client certificates' expiry; values never leave).
+    pub secrets: eam_config::SecretProvider,
+    /// The raw document archive the worker fills.
+    pub archive: eam_store::archive::Archive,
+    /// A client certificate expiring within this many days is at risk.
+    pub certificate_warning_days: u32,
 }

@@ -107,6 +107,15 @@ impl LocalIssuer {
             .map_err(|e| AuthError::Signing(e.to_string()))
     }
 
+    /// Signs any claims with this issuer's key and `kid`, exactly as given: for tests that
+    /// need a token a real provider might send (expired, another audience, a missing claim).
+    pub fn sign_claims(&self, claims: &Value) -> Result<String, AuthError> {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.key)
+            .map_err(|e| AuthError::Signing(e.to_string()))
+    }
+
     /// The public JWKS a verifier needs: `{"keys":[{kty, crv, x, y, kid, alg, use}]}`.
     pub fn jwks(&self) -> Value {
         json!({ "keys": [self.public_jwk] })

@@ -8,6 +8,8 @@
 
 pub mod secrets;
 
+pub use secrets::{SecretError, SecretProvider, SecretRef};
+
 use std::fmt;
 
 use serde::Deserialize;
@@ -67,7 +69,22 @@ pub struct Settings {
     pub api: ApiSettings,
     pub auth: AuthSettings,
     pub worker: WorkerSettings,
+    pub scheduler: SchedulerSettings,
     pub log: LogSettings,
+    pub rate_limit: RateLimitSettings,
+    pub secrets: SecretsSettings,
+    pub archive: ArchiveSettings,
+    pub certificates: CertificateSettings,
+}
+
+/// Requests per second allowed per tenant and per user, each with a burst.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    pub tenant_per_second: u32,
+    pub tenant_burst: u32,
+    pub user_per_second: u32,
+    pub user_burst: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -104,6 +121,7 @@ pub struct AuthSettings {
     pub roles_claim: String,
     pub client_claim: String,
     pub leeway_secs: u64,
+    pub user_cache_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -126,6 +144,51 @@ pub struct WorkerSettings {
     pub breaker_min_requests: u32,
     pub breaker_window_secs: u64,
     pub breaker_cooldown_secs: u64,
+}
+
+/// Where `aws-sm://` secret references are resolved, and how long values are reused.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsSettings {
+    pub aws_region: String,
+    /// Empty: AWS's own endpoint for the region.
+    pub aws_endpoint: String,
+    pub cache_ttl_secs: u64,
+}
+
+/// Where raw bank documents are archived: a local directory, or an S3 bucket when one is named.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveSettings {
+    pub dir: String,
+    pub s3_bucket: String,
+    pub s3_region: String,
+    /// Empty: AWS's own endpoint for the region.
+    pub s3_endpoint: String,
+}
+
+/// When a connection's client certificate counts as at risk.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateSettings {
+    pub warning_days: u32,
+}
+
+/// The schedule tick, and the limits scheduled syncs respect.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerSettings {
+    /// Run the tick in `eam work`.
+    pub enabled: bool,
+    pub tick_interval_secs: u64,
+    /// How old a missed scheduled time may be and still be caught up.
+    pub catch_up_hours: u64,
+    /// The window over which syncs scheduled at one time are spread.
+    pub spread_secs: u64,
+    /// Syncs of one custodian running at once, across all workers (0: no limit).
+    pub custodian_limit: u32,
+    /// How long a run over the custodian limit waits before it tries again.
+    pub custodian_recheck_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -214,6 +277,35 @@ impl Settings {
         }
         if self.worker.dispatch_interval_ms == 0 {
             return bad("worker.dispatch_interval_ms", "must be at least 1");
+        }
+        if self.secrets.aws_region.is_empty() {
+            return bad(
+                "secrets.aws_region",
+                "must name a region, e.g. eu-central-1",
+            );
+        }
+        for (key, url) in [
+            ("secrets.aws_endpoint", &self.secrets.aws_endpoint),
+            ("archive.s3_endpoint", &self.archive.s3_endpoint),
+        ] {
+            if !url.is_empty() && !url.starts_with("https://") && !url.starts_with("http://") {
+                return bad(key, "must be empty or an http(s):// URL");
+            }
+        }
+        if self.archive.s3_bucket.is_empty() && self.archive.dir.is_empty() {
+            return bad(
+                "archive.dir",
+                "must name a directory when archive.s3_bucket is empty",
+            );
+        }
+        if !self.archive.s3_bucket.is_empty() && self.archive.s3_region.is_empty() {
+            return bad("archive.s3_region", "must name the bucket's region");
+        }
+        if self.scheduler.tick_interval_secs == 0 {
+            return bad("scheduler.tick_interval_secs", "must be at least 1");
+        }
+        if self.scheduler.custodian_limit > 0 && self.scheduler.custodian_recheck_ms == 0 {
+            return bad("scheduler.custodian_recheck_ms", "must be at least 1");
         }
         if self.api.bind.parse::<std::net::SocketAddr>().is_err() {
             return bad("api.bind", "must be host:port, e.g. 127.0.0.1:8080");
@@ -340,6 +432,43 @@ mod tests {
         assert!(e.to_string().contains("api.bind"), "{e}");
         let e = Settings::load_from(env(&[("EAM_LOG__FORMAT", "xml")])).unwrap_err();
         assert!(e.to_string().contains("xml"), "{e}");
+    }
+
+    #[test]
+    fn the_scheduler_section_loads_and_refuses_a_zero_tick() {
+        let s = Settings::load_from(env(&[
+            ("EAM_SCHEDULER__CUSTODIAN_LIMIT", "8"),
+            ("EAM_SCHEDULER__ENABLED", "false"),
+        ]))
+        .unwrap();
+        assert_eq!(s.scheduler.custodian_limit, 8);
+        assert!(!s.scheduler.enabled);
+        assert_eq!(s.scheduler.tick_interval_secs, 60);
+        assert_eq!(s.scheduler.catch_up_hours, 12);
+        assert_eq!(s.scheduler.spread_secs, 300);
+        let e =
+            Settings::load_from(env(&[("EAM_SCHEDULER__TICK_INTERVAL_SECS", "0")])).unwrap_err();
+        assert!(
+            e.to_string().contains("scheduler.tick_interval_secs"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn secret_provider_and_archive_settings_are_checked() {
+        let s = Settings::load_from(env(&[
+            ("EAM_ARCHIVE__S3_BUCKET", "eam-statements"),
+            ("EAM_SECRETS__CACHE_TTL_SECS", "60"),
+        ]))
+        .unwrap();
+        assert_eq!(s.archive.s3_bucket, "eam-statements");
+        assert_eq!(s.secrets.cache_ttl_secs, 60);
+        assert_eq!(s.certificates.warning_days, 30);
+        let e = Settings::load_from(env(&[("EAM_SECRETS__AWS_ENDPOINT", "localhost:4566")]))
+            .unwrap_err();
+        assert!(e.to_string().contains("secrets.aws_endpoint"), "{e}");
+        let e = Settings::load_from(env(&[("EAM_ARCHIVE__DIR", "")])).unwrap_err();
+        assert!(e.to_string().contains("archive.dir"), "{e}");
     }
 
     #[test]

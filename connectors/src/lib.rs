@@ -14,6 +14,7 @@ pub mod bank_a;
 pub mod bank_b;
 pub mod bank_c;
 pub mod breaker;
+pub mod certificate;
 pub mod files;
 mod http;
 
@@ -156,6 +157,19 @@ impl DocumentKind {
             DocumentKind::Transactions => "transactions",
             DocumentKind::StatementFile => "file",
         }
+    }
+
+    /// The kind named by [`DocumentKind::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            DocumentKind::Accounts,
+            DocumentKind::Positions,
+            DocumentKind::Balances,
+            DocumentKind::Transactions,
+            DocumentKind::StatementFile,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 

@@ -35,10 +35,23 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<ApiState> {
             &settings.auth.audience,
         )?))
     };
+    let limits = &settings.rate_limit;
+    let security = eam_api::security::Security::new(eam_api::security::SecuritySettings {
+        tenant_per_second: limits.tenant_per_second,
+        tenant_burst: limits.tenant_burst,
+        user_per_second: limits.user_per_second,
+        user_burst: limits.user_burst,
+        user_cache: std::time::Duration::from_secs(settings.auth.user_cache_secs),
+    });
     Ok(ApiState {
         store,
         queue,
         verifier: Arc::new(eam_api::verifier(settings)),
         local_issuer,
+        security: Arc::new(security),
+        tenant_claim: settings.auth.tenant_claim.clone(),
+        secrets: super::secret_provider(settings),
+        archive: super::open_archive(settings)?,
+        certificate_warning_days: settings.certificates.warning_days,
     })
 }

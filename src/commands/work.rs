@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use eam_config::Settings;
 use eam_connectors::{BreakerSettings, Breakers, RetryPolicy};
-use eam_worker::{DispatchSettings, SyncContext, SyncPolicy, WorkerOptions};
+use eam_worker::scheduler::TickSettings;
+use eam_worker::{CustodianLimit, DispatchSettings, SyncContext, SyncPolicy, WorkerOptions};
 
 #[derive(clap::Args)]
 pub struct WorkArgs {
@@ -26,12 +27,33 @@ pub async fn run(args: WorkArgs) -> anyhow::Result<()> {
     }
     tracing::info!(concurrency = options.concurrency, queue = %settings.redis.queue,
         worker_id = %cx.worker_id, "worker started");
-    eam_worker::queue::run_worker(queue, cx, options, super::shutdown_signal()).await?;
+    // One shutdown signal for the queue worker and the schedule ticker.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let ticker = settings.scheduler.enabled.then(|| {
+        tokio::spawn(eam_worker::scheduler::run_ticker(
+            cx.store.clone(),
+            tick_settings(&settings),
+            stopped.clone(),
+        ))
+    });
+    tokio::spawn(async move {
+        super::shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let mut worker_stopped = stopped;
+    let shutdown = async move {
+        let _ = worker_stopped.wait_for(|s| *s).await;
+    };
+    eam_worker::queue::run_worker(queue, cx, options, shutdown).await?;
+    if let Some(ticker) = ticker {
+        let _ = ticker.await;
+    }
     tracing::info!("worker stopped");
     Ok(())
 }
 
-/// The sync context from settings: the store as the app role, the policy, the breakers.
+/// The sync context from settings: the store as the app role, the policy, the breakers, the
+/// secret provider and the document archive.
 pub async fn context(settings: &Settings) -> anyhow::Result<SyncContext> {
     let w = &settings.worker;
     let policy = SyncPolicy {
@@ -45,6 +67,10 @@ pub async fn context(settings: &Settings) -> anyhow::Result<SyncContext> {
         retry_max: Duration::from_secs(w.retry_max_secs),
         lease: Duration::from_secs(w.lease_secs),
         pause_after_failures: w.pause_after_failures,
+        custodian_limit: (settings.scheduler.custodian_limit > 0).then(|| CustodianLimit {
+            max_running: settings.scheduler.custodian_limit,
+            recheck: Duration::from_millis(settings.scheduler.custodian_recheck_ms),
+        }),
     };
     let breakers = Breakers::new(BreakerSettings {
         failures_to_open: w.breaker_failures,
@@ -57,6 +83,8 @@ pub async fn context(settings: &Settings) -> anyhow::Result<SyncContext> {
         super::connect_store(settings).await?,
         policy,
         breakers,
+        super::secret_provider(settings),
+        super::open_archive(settings)?,
     ))
 }
 
@@ -72,5 +100,16 @@ pub fn worker_options(settings: &Settings) -> WorkerOptions {
             stale_after: Duration::from_secs(w.stale_after_secs),
             ..DispatchSettings::default()
         },
+    }
+}
+
+/// The schedule tick's settings.
+pub fn tick_settings(settings: &Settings) -> TickSettings {
+    let s = &settings.scheduler;
+    TickSettings {
+        interval: Duration::from_secs(s.tick_interval_secs),
+        catch_up: Duration::from_secs(s.catch_up_hours.saturating_mul(3600)),
+        spread: Duration::from_secs(s.spread_secs),
+        ..TickSettings::default()
     }
 }

@@ -106,6 +106,44 @@ pub async fn list(tx: &mut TenantTx, action: Option<&str>, limit: i64) -> Result
     .await?)
 }
 
+/// Which audit entries to read, oldest first from a cursor.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub action: Option<String>,
+    pub actor: Option<String>,
+    pub target: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// Entries after this id (the cursor of the previous page).
+    pub after: Option<i64>,
+    pub limit: i64,
+}
+
+/// The tenant's entries matching a filter, oldest first.
+pub async fn search(tx: &mut TenantTx, f: &AuditFilter) -> Result<Vec<AuditRow>> {
+    Ok(sqlx::query_as::<_, AuditRow>(
+        "SELECT id, at, actor, action, target, request_id, source_addr, details, prev_hash, hash
+         FROM audit_log WHERE tenant_id = $1
+           AND ($2::text IS NULL OR action = $2)
+           AND ($3::text IS NULL OR actor = $3)
+           AND ($4::text IS NULL OR target = $4)
+           AND ($5::timestamptz IS NULL OR at >= $5)
+           AND ($6::timestamptz IS NULL OR at < $6)
+           AND ($7::bigint IS NULL OR id > $7)
+         ORDER BY id LIMIT $8",
+    )
+    .bind(tx.tenant().0)
+    .bind(&f.action)
+    .bind(&f.actor)
+    .bind(&f.target)
+    .bind(f.since)
+    .bind(f.until)
+    .bind(f.after)
+    .bind(f.limit)
+    .fetch_all(tx.conn())
+    .await?)
+}
+
 /// What [`verify`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verification {

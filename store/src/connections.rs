@@ -201,3 +201,94 @@ pub async fn resume(tx: &mut TenantTx, id: ConnectionId) -> Result<Connection> {
     }
     Ok(connection)
 }
+
+/// A change to a connection's description; `None` leaves a field as it is, `Some(None)`
+/// clears an optional reference.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionChange {
+    pub name: Option<String>,
+    pub base_url: Option<String>,
+    pub client_id: Option<Option<String>>,
+    pub client_secret_ref: Option<Option<String>>,
+    pub client_cert_ref: Option<Option<String>>,
+    pub client_key_ref: Option<Option<String>>,
+    pub ca_cert_ref: Option<Option<String>>,
+}
+
+/// Changes a connection; returns it before and after.
+pub async fn update(
+    tx: &mut TenantTx,
+    id: ConnectionId,
+    change: &ConnectionChange,
+) -> Result<(Connection, Connection)> {
+    let before = lock(tx, id).await?;
+    let pick = |c: &Option<Option<String>>, old: &Option<String>| match c {
+        Some(v) => v.clone(),
+        None => old.clone(),
+    };
+    sqlx::query(
+        "UPDATE bank_connections SET name = $2, base_url = $3, client_id = $4,
+            client_secret_ref = $5, client_cert_ref = $6, client_key_ref = $7, ca_cert_ref = $8,
+            updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(id.0)
+    .bind(change.name.as_ref().unwrap_or(&before.name))
+    .bind(change.base_url.as_ref().unwrap_or(&before.base_url))
+    .bind(pick(&change.client_id, &before.client_id))
+    .bind(pick(&change.client_secret_ref, &before.client_secret_ref))
+    .bind(pick(&change.client_cert_ref, &before.client_cert_ref))
+    .bind(pick(&change.client_key_ref, &before.client_key_ref))
+    .bind(pick(&change.ca_cert_ref, &before.ca_cert_ref))
+    .execute(tx.conn())
+    .await?;
+    let after = get(tx, id).await?;
+    Ok((before, after))
+}
+
+/// Deletes a connection that never synced; one with sync history is a conflict (its runs
+/// and data are history: pause it instead).
+pub async fn delete(tx: &mut TenantTx, id: ConnectionId) -> Result<Connection> {
+    let connection = lock(tx, id).await?;
+    let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM sync_runs WHERE connection_id = $1")
+        .bind(id.0)
+        .fetch_one(tx.conn())
+        .await?;
+    if runs > 0 {
+        return Err(StoreError::Conflict(format!(
+            "the connection has {runs} sync run(s) of history: pause it instead"
+        )));
+    }
+    sqlx::query("DELETE FROM bank_connections WHERE id = $1")
+        .bind(id.0)
+        .execute(tx.conn())
+        .await?;
+    Ok(connection)
+}
+
+/// Records the notAfter of the client certificate a sync just used (or None when it used
+/// none), for the platform's certificate metrics ([`crate::Store::client_certificate_expiries`]).
+pub async fn record_certificate_expiry(
+    tx: &mut TenantTx,
+    id: ConnectionId,
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE bank_connections SET client_cert_expires_at = $2
+         WHERE id = $1 AND client_cert_expires_at IS DISTINCT FROM $2",
+    )
+    .bind(id.0)
+    .bind(expires_at)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// A connection's client certificate expiry as its last sync read it (any tenant).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CertificateExpiry {
+    pub tenant_id: Uuid,
+    pub connection_id: Uuid,
+    pub custodian: String,
+    pub expires_at: DateTime<Utc>,
+}

@@ -7,15 +7,21 @@
 //! sees what is atomic. The app connects as a role without BYPASSRLS; migrations run as the
 //! owner.
 
+pub mod archive;
 pub mod audit;
 pub mod breakers;
+pub mod clients;
 pub mod connections;
+pub mod custodian_limit;
+pub mod documents;
 pub mod ids;
 pub mod load;
 pub mod read;
 pub mod reconciliation;
 pub mod runs;
+pub mod schedules;
 pub mod tenants;
+pub mod users;
 
 use std::str::FromStr;
 
@@ -113,12 +119,30 @@ impl Store {
 
     /// Opens a transaction with the tenant set for row-level security.
     pub async fn tenant_tx(&self, tenant: TenantId) -> Result<TenantTx> {
+        self.scoped_tx(tenant, None).await
+    }
+
+    /// Opens a transaction for one tenant and, for a client user, one client: PostgreSQL
+    /// then hides every other client's accounts and what hangs off them (a restrictive policy
+    /// on top of the tenant's).
+    pub async fn scoped_tx(&self, tenant: TenantId, client: Option<ClientId>) -> Result<TenantTx> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
-            .bind(tenant.0.to_string())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "SELECT set_config('app.tenant_id', $1, true), set_config('app.client_id', $2, true)",
+        )
+        .bind(tenant.0.to_string())
+        .bind(client.map(|c| c.0.to_string()).unwrap_or_default())
+        .execute(&mut *tx)
+        .await?;
         Ok(TenantTx { tx, tenant })
+    }
+
+    /// Whether a tenant exists (through a narrow function: the app sees one tenant at a time).
+    pub async fn tenant_exists(&self, tenant: TenantId) -> Result<bool> {
+        Ok(sqlx::query_scalar("SELECT tenant_exists($1)")
+            .bind(tenant.0)
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     /// Claims up to `max` runs of any tenant that are due for a push to the queue (see the
@@ -138,6 +162,22 @@ impl Store {
         )
         .bind(stale_after)
         .bind(max)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The pool, for the platform-level queries of this crate (never tenant data).
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Every tenant's connections whose last sync read a client certificate, with its expiry,
+    /// soonest first (see the `client_certificate_expiries` function in the migrations): for
+    /// platform metrics; it yields ids and dates only.
+    pub async fn client_certificate_expiries(&self) -> Result<Vec<connections::CertificateExpiry>> {
+        Ok(sqlx::query_as::<_, connections::CertificateExpiry>(
+            "SELECT tenant_id, connection_id, custodian, expires_at FROM client_certificate_expiries()",
+        )
         .fetch_all(&self.pool)
         .await?)
     }

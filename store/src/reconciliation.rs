@@ -25,6 +25,28 @@ pub async fn check_and_record(
     run: RunId,
     statements: &[StatementSummary],
 ) -> Result<u64> {
+    check_and_record_with(tx, connection, run, statements, true).await
+}
+
+/// Checks the statements of a replay (documents fetched by an earlier run) against each other
+/// only, and records the breaks. The chains are left alone: they have moved on since those
+/// statements were fetched, and a replay must not move them back.
+pub async fn check_and_record_replay(
+    tx: &mut TenantTx,
+    connection: ConnectionId,
+    run: RunId,
+    statements: &[StatementSummary],
+) -> Result<u64> {
+    check_and_record_with(tx, connection, run, statements, false).await
+}
+
+async fn check_and_record_with(
+    tx: &mut TenantTx,
+    connection: ConnectionId,
+    run: RunId,
+    statements: &[StatementSummary],
+    chained: bool,
+) -> Result<u64> {
     if statements.is_empty() {
         return Ok(0);
     }
@@ -45,7 +67,7 @@ pub async fn check_and_record(
     .fetch_all(tx.conn())
     .await?;
     let mut previous = BTreeMap::new();
-    for row in rows {
+    for row in rows.into_iter().filter(|_| chained) {
         let currency = Currency::parse(row.currency.trim())
             .map_err(|e| StoreError::Data(format!("stored statement chain: {e}")))?;
         previous.insert(
@@ -144,6 +166,9 @@ pub async fn check_and_record(
         .await?;
     }
 
+    if !chained {
+        return Ok(breaks.len() as u64);
+    }
     let ends: Vec<(ChainKey, StatementEnd)> = ends.into_iter().collect();
     sqlx::query(
         "INSERT INTO statement_chains (tenant_id, connection_id, account_ref, currency,

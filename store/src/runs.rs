@@ -88,6 +88,8 @@ pub enum Trigger {
     Manual,
     Schedule,
     Retry,
+    /// Re-normalizes the archived documents of an earlier run, without calling the bank.
+    Replay,
 }
 
 impl Trigger {
@@ -96,6 +98,7 @@ impl Trigger {
             Trigger::Manual => "manual",
             Trigger::Schedule => "schedule",
             Trigger::Retry => "retry",
+            Trigger::Replay => "replay",
         }
     }
 }
@@ -117,6 +120,8 @@ pub struct Run {
     pub cursor_before: Option<Value>,
     pub cursor_after: Option<Value>,
     pub retry_of: Option<Uuid>,
+    /// For a replay: the run whose archived documents it loads.
+    pub replay_of: Option<Uuid>,
     pub queued_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -139,8 +144,9 @@ macro_rules! select_run {
     ($tail:literal) => {
         concat!(
             "SELECT id, tenant_id, connection_id, trigger, status, requested_by, attempts, attempt_errors,
-                error_class, error_message, counts, cursor_before, cursor_after, retry_of, queued_at,
-                started_at, finished_at, next_attempt_at, enqueue_count, lease_owner, lease_expires_at
+                error_class, error_message, counts, cursor_before, cursor_after, retry_of, replay_of,
+                queued_at, started_at, finished_at, next_attempt_at, enqueue_count, lease_owner,
+                lease_expires_at
              FROM sync_runs ",
             $tail
         )
@@ -235,6 +241,53 @@ pub async fn retry(tx: &mut TenantTx, id: RunId, requested_by: &str) -> Result<R
         Some(id),
     )
     .await
+}
+
+/// Creates a replay of a finished run: a new queued run (trigger `replay`) that loads the
+/// documents the source run archived, without calling the bank. A replay of a replay loads the
+/// same documents, so it links to the run that fetched them. Refused (conflict) while the
+/// connection has a queued or running run, for a run that is not finished, and for one that
+/// archived nothing.
+pub async fn replay(tx: &mut TenantTx, source: RunId, requested_by: &str) -> Result<RunId> {
+    let run = get_for_update(tx, source).await?;
+    let status = run.status();
+    if !status.is_terminal() {
+        return Err(StoreError::Conflict(format!(
+            "the run is {}; replay it once it has finished",
+            status.as_str()
+        )));
+    }
+    let fetched_by = RunId(run.replay_of.unwrap_or(run.id));
+    let archived: i64 = sqlx::query_scalar("SELECT count(*) FROM documents WHERE run_id = $1")
+        .bind(fetched_by.0)
+        .fetch_one(tx.conn())
+        .await?;
+    if archived == 0 {
+        return Err(StoreError::Conflict(
+            "the run archived no documents: there is nothing to replay".into(),
+        ));
+    }
+    let id = RunId::new();
+    let inserted: Option<Uuid> = sqlx::query_scalar(
+        "INSERT INTO sync_runs (id, tenant_id, connection_id, trigger, status, requested_by,
+            replay_of, enqueued_at, enqueue_count)
+         VALUES ($1, $2, $3, 'replay', 'queued', $4, $5, now(), 1)
+         ON CONFLICT (connection_id) WHERE status IN ('queued', 'running') DO NOTHING
+         RETURNING id",
+    )
+    .bind(id.0)
+    .bind(tx.tenant().0)
+    .bind(run.connection_id)
+    .bind(requested_by)
+    .bind(fetched_by.0)
+    .fetch_optional(tx.conn())
+    .await?;
+    match inserted {
+        Some(_) => Ok(id),
+        None => Err(StoreError::Conflict(
+            "the connection has a queued or running run; replay once it has finished".into(),
+        )),
+    }
 }
 
 /// The failed or dead runs a bulk retry would retry: per connection, the newest matching run
@@ -411,8 +464,9 @@ pub async fn transition(tx: &mut TenantTx, id: RunId, t: Transition) -> Result<R
            AND (NOT $15 OR lease_expires_at < now())
            AND ($16::text IS NULL OR lease_owner = $16)
          RETURNING id, tenant_id, connection_id, trigger, status, requested_by, attempts, attempt_errors,
-            error_class, error_message, counts, cursor_before, cursor_after, retry_of, queued_at,
-            started_at, finished_at, next_attempt_at, enqueue_count, lease_owner, lease_expires_at",
+            error_class, error_message, counts, cursor_before, cursor_after, retry_of, replay_of,
+            queued_at, started_at, finished_at, next_attempt_at, enqueue_count, lease_owner,
+            lease_expires_at",
     )
     .bind(id.0)
     .bind(t.to.as_str())

@@ -7,7 +7,10 @@ use eam_api::{ApiState, Server};
 use eam_auth::{LocalIssuer, TokenRequest, Verifier};
 use eam_banksim::RunningSim;
 use eam_banksim::dataset::SimParams;
+use eam_config::SecretProvider;
+use eam_config::secrets::AwsAccess;
 use eam_connectors::{BreakerSettings, Breakers, RetryPolicy};
+use eam_store::archive::{Archive, ArchiveLocation};
 use eam_store::{AppDb, Store, TenantId};
 use eam_worker::queue::SyncQueue;
 use eam_worker::{DispatchSettings, SyncContext, SyncPolicy, WorkerOptions};
@@ -42,6 +45,7 @@ pub fn test_policy() -> SyncPolicy {
         retry_max: Duration::from_secs(1),
         lease: Duration::from_secs(3),
         pause_after_failures: 5,
+        custodian_limit: None,
     }
 }
 
@@ -161,6 +165,12 @@ impl TestSim {
     pub async fn start(params: SimParams) -> TestSim {
         install_crypto();
         let pki = eam_banksim::pki::ensure_pki(&pki_dir()).expect("test PKI");
+        TestSim::start_with_pki(params, pki).await
+    }
+
+    /// With a PKI of the test's own (e.g. client certificates of chosen lifetimes).
+    pub async fn start_with_pki(params: SimParams, pki: eam_banksim::pki::PkiPaths) -> TestSim {
+        install_crypto();
         let sim = eam_banksim::start(eam_banksim::SimConfig {
             params,
             pki: pki.clone(),
@@ -194,6 +204,12 @@ pub struct TestEnv {
     pub issuer: Arc<LocalIssuer>,
     pub http: reqwest::Client,
     pub secret_file: std::path::PathBuf,
+    /// The document archive the worker fills and the API reads.
+    pub archive: Archive,
+    /// Its directory, when it is a local one (worker processes a test starts use it too).
+    pub archive_dir: Option<std::path::PathBuf>,
+    /// The secret provider the in-process worker and the API share.
+    pub secrets: SecretProvider,
     /// The Redis and queue name the API pushes to (for worker processes a test starts).
     pub redis_url: String,
     pub queue_name: String,
@@ -211,6 +227,16 @@ pub struct EnvOptions {
     pub redis_url: Option<String>,
     /// Another PostgreSQL server than `DATABASE_URL`'s (a private one the test restarts).
     pub database_url: Option<String>,
+    /// Rate limits and the users cache of the API.
+    pub security: eam_api::security::SecuritySettings,
+    /// Where documents are archived (default: a fresh directory of the test's own).
+    pub archive: Option<ArchiveLocation>,
+    /// How long Secrets Manager values are cached.
+    pub secrets_ttl: Duration,
+    /// A certificate expiring within this many days is at risk.
+    pub certificate_warning_days: u32,
+    /// The simulator's PKI (default: the shared test PKI).
+    pub pki: Option<eam_banksim::pki::PkiPaths>,
 }
 
 impl Default for EnvOptions {
@@ -221,8 +247,43 @@ impl Default for EnvOptions {
             in_process_worker: true,
             redis_url: None,
             database_url: None,
+            // Generous limits (tests make many calls quickly), and no users cache, so a change
+            // to a user applies to the next request.
+            security: eam_api::security::SecuritySettings {
+                tenant_per_second: 10_000,
+                tenant_burst: 10_000,
+                user_per_second: 10_000,
+                user_burst: 10_000,
+                user_cache: Duration::ZERO,
+            },
+            archive: None,
+            secrets_ttl: Duration::from_secs(300),
+            certificate_warning_days: 30,
+            pki: None,
         }
     }
+}
+
+/// The local AWS emulator (moto) that `make test` starts; tests of Secrets Manager and S3
+/// need it.
+pub fn moto_url() -> String {
+    env_url("EAM_MOTO_URL")
+}
+
+/// Credentials the emulator accepts (it checks none); never used against AWS.
+pub const MOTO_CREDENTIALS: (&str, &str) = ("testing", "testing");
+pub const MOTO_REGION: &str = "us-east-1";
+
+/// A secret provider whose Secrets Manager is the emulator (when `EAM_MOTO_URL` is set).
+pub fn secret_provider(ttl: Duration) -> SecretProvider {
+    SecretProvider::new(
+        AwsAccess {
+            region: MOTO_REGION.into(),
+            endpoint: std::env::var("EAM_MOTO_URL").ok(),
+            static_credentials: Some((MOTO_CREDENTIALS.0.into(), MOTO_CREDENTIALS.1.into())),
+        },
+        ttl,
+    )
 }
 
 pub fn install_crypto() {
@@ -245,7 +306,20 @@ impl TestEnv {
             None => TestDb::create().await,
         };
         let store = db.app_store().await;
-        let TestSim { sim, pki } = TestSim::start(params).await;
+        let TestSim { sim, pki } = match options.pki.clone() {
+            Some(pki) => TestSim::start_with_pki(params, pki).await,
+            None => TestSim::start(params).await,
+        };
+        let (archive_location, archive_dir) = match options.archive.clone() {
+            Some(location) => (location, None),
+            None => {
+                let dir = std::env::temp_dir()
+                    .join(format!("eam-test-archive-{}", Uuid::new_v4().simple()));
+                (ArchiveLocation::Directory(dir.clone()), Some(dir))
+            }
+        };
+        let archive = Archive::open(&archive_location).expect("document archive");
+        let secrets = secret_provider(options.secrets_ttl);
         let secret_file =
             std::env::temp_dir().join(format!("eam-test-secret-{}", Uuid::new_v4().simple()));
         std::fs::write(&secret_file, CLIENT_SECRET).expect("write secret");
@@ -266,6 +340,8 @@ impl TestEnv {
                 store.clone(),
                 options.policy.clone(),
                 Breakers::new(options.breakers.clone()),
+                secrets.clone(),
+                archive.clone(),
             );
             let mut worker_stop = stop_rx.clone();
             tasks.push(tokio::spawn(async move {
@@ -292,6 +368,11 @@ impl TestEnv {
                 .expect("queue"),
             verifier: Arc::new(verifier),
             local_issuer: Some(issuer.clone()),
+            security: Arc::new(eam_api::security::Security::new(options.security.clone())),
+            tenant_claim: "tenant_id".into(),
+            secrets: secrets.clone(),
+            archive: archive.clone(),
+            certificate_warning_days: options.certificate_warning_days,
         };
         let server = Server::bind("127.0.0.1:0").await.expect("bind API");
         let api = format!("http://{}", server.local_addr());
@@ -315,6 +396,9 @@ impl TestEnv {
             issuer,
             http: reqwest::Client::new(),
             secret_file,
+            archive,
+            archive_dir,
+            secrets,
             redis_url: redis,
             queue_name,
             stop,
@@ -330,6 +414,9 @@ impl TestEnv {
         }
         self.sim.shutdown().await;
         let _ = std::fs::remove_file(&self.secret_file);
+        if let Some(dir) = &self.archive_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
         self.db.drop_db().await;
     }
 

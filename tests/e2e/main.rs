@@ -9,11 +9,15 @@
 mod api_errors;
 mod banks;
 mod connector;
+mod documents;
 mod isolation;
 mod kit;
 mod normalize_cli;
 mod reliability;
 mod restarts;
+mod schedule;
+mod secrets;
+mod security;
 mod services;
 mod sync;
 mod workers;

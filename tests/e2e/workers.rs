@@ -15,9 +15,23 @@ const DEADLINE: Duration = Duration::from_secs(90);
 /// An `eam work` process on the test's database and queue, with short leases and ticks; its
 /// worker id starts with `name` and its logs go to a file beside the test PKI.
 pub(crate) fn spawn_worker(env: &TestEnv, name: &str) -> tokio::process::Child {
-    let log = std::env::temp_dir().join(format!("eam-test-{}-{name}.log", env.queue_name));
-    let log = std::fs::File::create(&log).expect("worker log file");
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_eam"))
+    worker_command(env, name).spawn().expect("eam work starts")
+}
+
+/// The log file of a worker process started by [`worker_command`].
+pub(crate) fn worker_log(env: &TestEnv, name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("eam-test-{}-{name}.log", env.queue_name))
+}
+
+/// The command [`spawn_worker`] runs, for a test to add settings before spawning it.
+pub(crate) fn worker_command(env: &TestEnv, name: &str) -> tokio::process::Command {
+    let log = std::fs::File::create(worker_log(env, name)).expect("worker log file");
+    let archive = env
+        .archive_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("eam-test-archive-shared"));
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_eam"));
+    command
         .arg("work")
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -38,12 +52,12 @@ pub(crate) fn spawn_worker(env: &TestEnv, name: &str) -> tokio::process::Child {
         .env("EAM_WORKER__PAUSE_AFTER_FAILURES", "0")
         .env("EAM_WORKER__BREAKER_COOLDOWN_SECS", "2")
         .env("EAM_LOG__LEVEL", "info")
+        .env("EAM_ARCHIVE__DIR", archive)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::from(log))
-        .kill_on_drop(true)
-        .spawn()
-        .expect("eam work starts")
+        .kill_on_drop(true);
+    command
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

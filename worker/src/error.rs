@@ -57,11 +57,28 @@ impl From<eam_normalizer::ParseError> for SyncError {
 
 impl From<eam_config::secrets::SecretError> for SyncError {
     fn from(e: eam_config::secrets::SecretError) -> Self {
-        // A missing credential needs ops to act, like a rejected one.
-        SyncError::new(
-            ErrorClass::Auth,
-            format!("bank credentials unavailable: {e}"),
-        )
+        // A missing credential needs ops to act, like a rejected one; an unreachable secrets
+        // manager heals by itself.
+        let class = if e.is_transient() {
+            ErrorClass::Transient
+        } else {
+            ErrorClass::Auth
+        };
+        SyncError::new(class, format!("bank credentials unavailable: {e}"))
+    }
+}
+
+impl From<eam_store::archive::ArchiveError> for SyncError {
+    fn from(e: eam_store::archive::ArchiveError) -> Self {
+        use eam_store::archive::ArchiveError;
+        match e {
+            ArchiveError::Unavailable(_) => SyncError::new(ErrorClass::Transient, e.to_string()),
+            // A missing or altered archived document, or an archive that cannot be opened,
+            // is ours to investigate.
+            ArchiveError::Setup(_) | ArchiveError::Missing(_) | ArchiveError::Damaged { .. } => {
+                SyncError::internal(e.to_string())
+            }
+        }
     }
 }
 

@@ -8,8 +8,10 @@ pub mod dispatch;
 pub mod error;
 pub mod pipeline;
 pub mod queue;
+pub mod schedule;
+pub mod scheduler;
 
 pub use dispatch::DispatchSettings;
 pub use error::{SyncError, suggested_action};
-pub use pipeline::{SyncContext, SyncPolicy, SyncTask};
+pub use pipeline::{CustodianLimit, SyncContext, SyncPolicy, SyncTask};
 pub use queue::WorkerOptions;

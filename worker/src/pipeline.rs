@@ -1,9 +1,19 @@
 //! The sync pipeline: one bank connection, one run, as a sequence of named steps.
 //!
 //! `begin` (queued -> running, under a lease) -> `fetch` (raw documents from the bank) ->
-//! `normalize` (pure parse) -> `load` (records + cursor + run status in ONE database
+//! `archive` (every document kept as received, content-addressed) -> `normalize` (pure parse)
+//! -> `load` (records + the documents' index + cursor + run status in ONE database
 //! transaction). A failure before `load` commits leaves the data exactly as it was; the run
-//! records the classified error.
+//! records the classified error, and the documents it archived, so that support can read the
+//! one that did not parse.
+//!
+//! A replay (trigger `replay`) takes the place of `fetch` and `archive` with `restore`: the
+//! documents an earlier run archived, read back and checked against their hashes. The bank is
+//! not called, the cursor does not move, and the load is the same idempotent load.
+//!
+//! Secrets (client secret, client certificate and key, the bank's CA) are resolved per sync
+//! through the process's [`SecretProvider`], so a rotated one is used without a restart; a
+//! credential the bank refused is dropped from its cache.
 //!
 //! Leases make a run safe against dead and duplicate workers: `begin` only starts a run that
 //! is queued and due, and takes a lease that a heartbeat renews while the sync runs. A worker
@@ -23,13 +33,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
+use eam_config::SecretProvider;
 use eam_connectors::bank_a::{BankAClient, BankAConfig};
 use eam_connectors::bank_b::{BankBClient, BankBConfig};
 use eam_connectors::bank_c::{BankCClient, BankCConfig};
-use eam_connectors::{Breakers, DocumentKind, ErrorClass, RawDocument, RetryPolicy, TlsIdentity};
+use eam_connectors::{
+    Breakers, DocumentKind, ErrorClass, FileInfo, RawDocument, RetryPolicy, TlsIdentity,
+};
 use eam_normalizer::model::{Batch, SourceFormat};
 use eam_normalizer::{bank_a, statement};
+use eam_store::archive::Archive;
 use eam_store::connections::{self, Connection};
+use eam_store::custodian_limit;
+use eam_store::documents::{self, NewDocument};
 use eam_store::runs::{self, AttemptError, Lease, RunStatus, Transition};
 use eam_store::{ConnectionId, RunId, Store, StoreError, TenantId};
 use rand::Rng;
@@ -64,6 +80,18 @@ pub struct SyncPolicy {
     pub lease: Duration,
     /// Consecutive failed runs that pause a connection (0: never).
     pub pause_after_failures: u32,
+    /// At most this many syncs of one custodian run at once, across all workers (`None`: no
+    /// limit). Checked in `begin`.
+    pub custodian_limit: Option<CustodianLimit>,
+}
+
+/// The per-custodian concurrency limit (see `eam_store::custodian_limit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CustodianLimit {
+    /// Syncs of one custodian running at once.
+    pub max_running: u32,
+    /// How long a run over the limit waits, queued, before it tries again.
+    pub recheck: Duration,
 }
 
 impl Default for SyncPolicy {
@@ -76,6 +104,7 @@ impl Default for SyncPolicy {
             retry_max: Duration::from_secs(300),
             lease: Duration::from_secs(30),
             pause_after_failures: 5,
+            custodian_limit: None,
         }
     }
 }
@@ -87,6 +116,10 @@ pub struct SyncContext {
     pub policy: SyncPolicy,
     /// One circuit breaker per bank endpoint, shared by every job of this worker.
     pub breakers: Arc<Breakers>,
+    /// Resolves the connections' secret references (cached, shared with nothing else here).
+    pub secrets: SecretProvider,
+    /// Where every fetched document is kept.
+    pub archive: Archive,
     /// Names this worker in leases.
     pub worker_id: String,
     /// Runs this worker is running, to hand back on shutdown.
@@ -94,13 +127,21 @@ pub struct SyncContext {
 }
 
 impl SyncContext {
-    pub fn new(store: Store, policy: SyncPolicy, breakers: Breakers) -> Self {
+    pub fn new(
+        store: Store,
+        policy: SyncPolicy,
+        breakers: Breakers,
+        secrets: SecretProvider,
+        archive: Archive,
+    ) -> Self {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".to_owned());
         let suffix = uuid::Uuid::new_v4().simple().to_string();
         SyncContext {
             store,
             policy,
             breakers: Arc::new(breakers),
+            secrets,
+            archive,
             worker_id: format!("{host}-{}-{}", std::process::id(), &suffix[..8]),
             in_flight: Arc::default(),
         }
@@ -178,8 +219,9 @@ async fn attempt_steps(cx: &SyncContext, task: SyncTask) -> AttemptOutcome {
     let (lost_tx, mut lost_rx) = watch::channel(false);
     let heartbeat =
         tokio::spawn(keep_lease(cx.store.clone(), task, lease.clone(), lost_tx).in_current_span());
+    let mut findings = Findings::default();
     let result = tokio::select! {
-        result = sync(cx, task, &lease) => Some(result),
+        result = sync(cx, task, &lease, attempt, &mut findings) => Some(result),
         _ = lost_rx.wait_for(|lost| *lost) => None,
     };
     heartbeat.abort();
@@ -193,7 +235,14 @@ async fn attempt_steps(cx: &SyncContext, task: SyncTask) -> AttemptOutcome {
         Some(Ok(status)) => AttemptOutcome::Finished(status),
         Some(Err(e)) => {
             tracing::warn!(class = e.class.as_str(), error = %e.message, attempt, "sync attempt failed");
-            match record_failure(cx, task, &e, attempt, &lease).await {
+            if e.class == ErrorClass::Auth {
+                // The bank (or the secrets manager) refused them: ask again next time rather
+                // than present the same credentials until the cache expires.
+                for reference in &findings.references {
+                    cx.secrets.invalidate(reference);
+                }
+            }
+            match record_failure(cx, task, &e, attempt, &lease, &findings).await {
                 Ok(status) => AttemptOutcome::Finished(status),
                 // The failure could not even be recorded (database down): let the queue retry.
                 Err(record_err) => {
@@ -209,6 +258,20 @@ async fn attempt_steps(cx: &SyncContext, task: SyncTask) -> AttemptOutcome {
 /// retry time) or unknown.
 async fn begin(cx: &SyncContext, task: SyncTask, lease: &Lease) -> Result<Option<u32>, StoreError> {
     let mut tx = cx.store.tenant_tx(task.tenant_id).await?;
+    // Over the custodian's limit, the run stays queued a little longer (the dispatcher pushes
+    // it again then). The check holds the custodian's lock until this transaction ends.
+    if let Some(limit) = cx.policy.custodian_limit
+        && !custodian_limit::has_free_slot(&mut tx, task.connection_id, limit.max_running).await?
+    {
+        if custodian_limit::postpone(&mut tx, task.run_id, limit.recheck).await? {
+            tracing::info!(
+                max_running = limit.max_running,
+                "the custodian's limit of running syncs is reached; the run waits"
+            );
+        }
+        tx.commit().await?;
+        return Ok(None);
+    }
     let t = Transition {
         new_attempt: true,
         lease: Some(lease.clone()),
@@ -250,14 +313,55 @@ async fn keep_lease(store: Store, task: SyncTask, lease: Lease, lost: watch::Sen
     }
 }
 
-async fn sync(cx: &SyncContext, task: SyncTask, lease: &Lease) -> Result<RunStatus, SyncError> {
-    let connection = {
+/// What an attempt learnt on its way, recorded however it ends.
+#[derive(Debug, Default)]
+struct Findings {
+    /// The run is a replay of this one's documents.
+    replay_of: Option<RunId>,
+    /// The connection's secret references this attempt resolved.
+    references: Vec<String>,
+    /// The notAfter of the client certificate it presented.
+    cert_expires_at: Option<chrono::DateTime<Utc>>,
+    /// The documents it archived.
+    archived: Vec<NewDocument>,
+    /// For a replay: how many archived documents it read back.
+    restored: usize,
+}
+
+async fn sync(
+    cx: &SyncContext,
+    task: SyncTask,
+    lease: &Lease,
+    attempt: u32,
+    findings: &mut Findings,
+) -> Result<RunStatus, SyncError> {
+    let (connection, run) = {
         let mut tx = cx.store.tenant_tx(task.tenant_id).await?;
-        connections::get(&mut tx, task.connection_id).await?
+        (
+            connections::get(&mut tx, task.connection_id).await?,
+            runs::get(&mut tx, task.run_id).await?,
+        )
     };
-    let fetched = fetch(cx, &connection).await?;
+    if let Some(source) = run.replay_of {
+        findings.replay_of = Some(RunId(source));
+        let documents = restore(cx, task, RunId(source)).await?;
+        findings.restored = documents.len();
+        let batch = normalize(&connection, &documents)?;
+        return load(cx, task, &connection, &batch, None, lease, findings).await;
+    }
+    let fetched = fetch(cx, &connection, findings).await?;
+    findings.archived = archive(cx, task, attempt, &fetched.documents).await?;
     let batch = normalize(&connection, &fetched.documents)?;
-    load(cx, task, &connection, &batch, fetched.files_after, lease).await
+    load(
+        cx,
+        task,
+        &connection,
+        &batch,
+        fetched.files_after,
+        lease,
+        findings,
+    )
+    .await
 }
 
 /// What a fetch brought, and where the cursor goes once it is loaded.
@@ -268,12 +372,30 @@ struct Fetched {
 }
 
 /// Fetches the raw documents the connection's cursor says are new.
-async fn fetch(cx: &SyncContext, connection: &Connection) -> Result<Fetched, SyncError> {
-    let tls = tls_identity(connection).await?;
+async fn fetch(
+    cx: &SyncContext,
+    connection: &Connection,
+    findings: &mut Findings,
+) -> Result<Fetched, SyncError> {
+    findings.references = [
+        &connection.client_secret_ref,
+        &connection.client_cert_ref,
+        &connection.client_key_ref,
+        &connection.ca_cert_ref,
+    ]
+    .into_iter()
+    .flatten()
+    .cloned()
+    .collect();
+    let tls = tls_identity(&cx.secrets, connection).await?;
+    // An unreadable certificate is the connector's to refuse, with its own message.
+    findings.cert_expires_at = (!tls.client_cert_pem.is_empty())
+        .then(|| eam_connectors::certificate::not_after(&tls.client_cert_pem).ok())
+        .flatten();
     let breaker = Some(cx.breakers.for_url(&connection.base_url));
     match connection.protocol.as_str() {
         "bank_a" => {
-            let client_secret = secret(connection).await?;
+            let client_secret = secret(&cx.secrets, connection).await?;
             let client_id = connection.client_id.clone().ok_or_else(|| {
                 SyncError::new(ErrorClass::Auth, "the connection has no OAuth client id")
             })?;
@@ -307,7 +429,7 @@ async fn fetch(cx: &SyncContext, connection: &Connection) -> Result<Fetched, Syn
             })
         }
         "bank_c" => {
-            let api_key = secret(connection).await?;
+            let api_key = secret(&cx.secrets, connection).await?;
             let client = BankCClient::new(BankCConfig {
                 base_url: connection.base_url.clone(),
                 api_key,
@@ -329,28 +451,124 @@ async fn fetch(cx: &SyncContext, connection: &Connection) -> Result<Fetched, Syn
 }
 
 /// The connection's client secret or API key, resolved from its reference.
-async fn secret(connection: &Connection) -> Result<String, SyncError> {
+async fn secret(secrets: &SecretProvider, connection: &Connection) -> Result<String, SyncError> {
     let reference = connection.client_secret_ref.as_deref().ok_or_else(|| {
         SyncError::new(
             ErrorClass::Auth,
             "the connection has no client secret reference",
         )
     })?;
-    Ok(eam_config::secrets::resolve_text(reference).await?)
+    Ok(secrets.resolve_text(reference).await?)
 }
 
-async fn tls_identity(connection: &Connection) -> Result<TlsIdentity, SyncError> {
-    async fn opt(reference: &Option<String>) -> Result<Vec<u8>, SyncError> {
+async fn tls_identity(
+    secrets: &SecretProvider,
+    connection: &Connection,
+) -> Result<TlsIdentity, SyncError> {
+    async fn opt(
+        secrets: &SecretProvider,
+        reference: &Option<String>,
+    ) -> Result<Vec<u8>, SyncError> {
         match reference {
-            Some(r) => Ok(eam_config::secrets::resolve(r).await?),
+            Some(r) => Ok(secrets.resolve(r).await?),
             None => Ok(Vec::new()),
         }
     }
     Ok(TlsIdentity {
-        client_cert_pem: opt(&connection.client_cert_ref).await?,
-        client_key_pem: opt(&connection.client_key_ref).await?,
-        ca_pem: opt(&connection.ca_cert_ref).await?,
+        client_cert_pem: opt(secrets, &connection.client_cert_ref).await?,
+        client_key_pem: opt(secrets, &connection.client_key_ref).await?,
+        ca_pem: opt(secrets, &connection.ca_cert_ref).await?,
     })
+}
+
+/// Documents archived at once: enough to hide the storage's latency.
+const ARCHIVE_CONCURRENCY: usize = 4;
+
+/// Keeps every fetched document in the archive, as received, before anything parses it, and
+/// returns the index rows to record with the run.
+async fn archive(
+    cx: &SyncContext,
+    task: SyncTask,
+    attempt: u32,
+    documents: &[RawDocument],
+) -> Result<Vec<NewDocument>, SyncError> {
+    use futures::{StreamExt, TryStreamExt};
+    let fetched_at = Utc::now();
+    let attempt = i32::try_from(attempt).unwrap_or(i32::MAX);
+    // The futures are made up front: a closure inside the stream would make this future's
+    // Send-ness depend on a higher-ranked lifetime the queue's spawn cannot prove.
+    let puts: Vec<_> = documents
+        .iter()
+        .map(|doc| cx.archive.put(task.tenant_id, doc.body.clone()))
+        .collect();
+    let stored: Vec<eam_store::archive::Stored> = futures::stream::iter(puts)
+        .buffered(ARCHIVE_CONCURRENCY)
+        .try_collect()
+        .await?;
+    Ok(documents
+        .iter()
+        .zip(stored)
+        .enumerate()
+        .map(|(seq, (doc, stored))| NewDocument {
+            connection: task.connection_id,
+            run: task.run_id,
+            attempt,
+            seq: i32::try_from(seq).unwrap_or(i32::MAX),
+            name: doc.name(),
+            kind: doc.kind.as_str().to_owned(),
+            account_ref: doc.account_id.clone(),
+            page: i32::try_from(doc.page).unwrap_or(i32::MAX),
+            file_id: doc.file.as_ref().map(|f| f.id.clone()),
+            format: doc.file.as_ref().map_or_else(
+                || SourceFormat::BankAJson.as_str().to_owned(),
+                |f| f.format.clone(),
+            ),
+            size: i64::try_from(stored.size).unwrap_or(i64::MAX),
+            sha256: stored.sha256,
+            storage_key: stored.key,
+            fetched_at,
+        })
+        .collect())
+}
+
+/// The documents a run archived, read back from the archive (each checked against its hash)
+/// in the order they were fetched: what a replay normalizes instead of asking the bank.
+async fn restore(
+    cx: &SyncContext,
+    task: SyncTask,
+    source: RunId,
+) -> Result<Vec<RawDocument>, SyncError> {
+    let archived = {
+        let mut tx = cx.store.tenant_tx(task.tenant_id).await?;
+        documents::of_run(&mut tx, source).await?
+    };
+    if archived.is_empty() {
+        return Err(SyncError::internal(format!(
+            "run {source} archived no documents: there is nothing to replay"
+        )));
+    }
+    let mut restored = Vec::with_capacity(archived.len());
+    for d in archived {
+        let kind = DocumentKind::parse(&d.kind).ok_or_else(|| {
+            SyncError::internal(format!(
+                "archived document {}: unknown kind {}",
+                d.id, d.kind
+            ))
+        })?;
+        let body = cx.archive.get(&d.storage_key, &d.sha256).await?;
+        restored.push(RawDocument {
+            kind,
+            account_id: d.account_ref,
+            page: u32::try_from(d.page).unwrap_or_default(),
+            body,
+            file: (kind == DocumentKind::StatementFile).then(|| FileInfo {
+                id: d.file_id.unwrap_or_default(),
+                name: d.name,
+                format: d.format,
+            }),
+        });
+    }
+    Ok(restored)
 }
 
 /// Parses every document; one unreadable document fails the whole sync (nothing is loaded).
@@ -410,8 +628,10 @@ fn normalize(connection: &Connection, documents: &[RawDocument]) -> Result<Batch
     Ok(batch)
 }
 
-/// Loads the batch, moves the cursor and finishes the run, all in one transaction, and only
-/// while this worker still holds the run's lease.
+/// Loads the batch, records the archived documents, moves the cursor and finishes the run,
+/// all in one transaction, and only while this worker still holds the run's lease. A replay
+/// loads the same way but leaves the cursor, the statement chains and the connection's
+/// failure streak alone: it did not talk to the bank.
 async fn load(
     cx: &SyncContext,
     task: SyncTask,
@@ -419,33 +639,53 @@ async fn load(
     batch: &Batch,
     files_after: Option<String>,
     lease: &Lease,
+    findings: &Findings,
 ) -> Result<RunStatus, SyncError> {
     let mut tx = cx.store.tenant_tx(task.tenant_id).await?;
     // One load per connection at a time: a second worker waits here rather than interleaving.
     let locked = connections::lock(&mut tx, task.connection_id).await?;
     let counts =
         eam_store::load::load_batch(&mut tx, task.connection_id, task.run_id, batch).await?;
-    let breaks = eam_store::reconciliation::check_and_record(
-        &mut tx,
-        task.connection_id,
-        task.run_id,
-        &batch.statements,
-    )
-    .await?;
-    let cursor_after = next_cursor(&locked.cursor, batch, files_after);
-    connections::set_cursor(&mut tx, task.connection_id, &cursor_after).await?;
-    connections::record_outcome(
-        &mut tx,
-        task.connection_id,
-        true,
-        cx.policy.pause_after_failures,
-        None,
-    )
-    .await?;
+    let replay = findings.replay_of.is_some();
+    let breaks = if replay {
+        eam_store::reconciliation::check_and_record_replay(
+            &mut tx,
+            task.connection_id,
+            task.run_id,
+            &batch.statements,
+        )
+        .await?
+    } else {
+        eam_store::reconciliation::check_and_record(
+            &mut tx,
+            task.connection_id,
+            task.run_id,
+            &batch.statements,
+        )
+        .await?
+    };
+    let archived = record_findings(&mut tx, task, findings).await?;
+    let cursor_after = if replay {
+        locked.cursor.clone()
+    } else {
+        let cursor_after = next_cursor(&locked.cursor, batch, files_after);
+        connections::set_cursor(&mut tx, task.connection_id, &cursor_after).await?;
+        connections::record_outcome(
+            &mut tx,
+            task.connection_id,
+            true,
+            cx.policy.pause_after_failures,
+            None,
+        )
+        .await?;
+        cursor_after
+    };
     let mut counts_json =
         serde_json::to_value(&counts).map_err(|e| SyncError::internal(e.to_string()))?;
     counts_json["breaks"] = json!(breaks);
     counts_json["warnings"] = json!(batch.warnings.len());
+    // Documents archived by this sync, or read back from the archive by a replay.
+    counts_json["documents"] = json!(if replay { findings.restored } else { archived });
     // A sync whose data loads but does not add up is never a plain success.
     let status = if breaks > 0 {
         RunStatus::SucceededWithBreaks
@@ -454,7 +694,11 @@ async fn load(
     };
     let t = Transition {
         counts: Some(counts_json),
-        cursor_before: Some(connection.cursor.clone()),
+        cursor_before: Some(if replay {
+            locked.cursor.clone()
+        } else {
+            connection.cursor.clone()
+        }),
         cursor_after: Some(cursor_after),
         only_if_lease_owner: Some(lease.owner.clone()),
         ..Transition::to(status)
@@ -470,8 +714,23 @@ async fn load(
         Err(e) => return Err(e.into()),
     }
     tx.commit().await?;
-    tracing::info!(changed = counts.changed(), breaks, "sync loaded");
+    tracing::info!(changed = counts.changed(), breaks, replay, "sync loaded");
     Ok(status)
+}
+
+/// Records what the attempt archived and the certificate it presented, in the attempt's
+/// final transaction; returns how many documents were archived.
+async fn record_findings(
+    tx: &mut eam_store::TenantTx,
+    task: SyncTask,
+    findings: &Findings,
+) -> Result<usize, SyncError> {
+    documents::record(tx, &findings.archived).await?;
+    if findings.replay_of.is_none() {
+        connections::record_certificate_expiry(tx, task.connection_id, findings.cert_expires_at)
+            .await?;
+    }
+    Ok(findings.archived.len())
 }
 
 /// Records a failed attempt: back to `queued` until its retry time, or the final failed/dead
@@ -482,6 +741,7 @@ async fn record_failure(
     e: &SyncError,
     attempt: u32,
     lease: &Lease,
+    findings: &Findings,
 ) -> Result<RunStatus, StoreError> {
     let retry = e.class == ErrorClass::Transient && attempt < cx.policy.max_attempts;
     let to = if retry {
@@ -517,7 +777,18 @@ async fn record_failure(
         }
         Err(other) => return Err(other),
     };
-    if !retry {
+    // A document that did not parse stays readable for support, and replayable after a fix.
+    documents::record(&mut tx, &findings.archived).await?;
+    if findings.cert_expires_at.is_some() {
+        connections::record_certificate_expiry(
+            &mut tx,
+            task.connection_id,
+            findings.cert_expires_at,
+        )
+        .await?;
+    }
+    // A replay did not talk to the bank: its failure says nothing about the connection.
+    if !retry && findings.replay_of.is_none() {
         let paused = connections::record_outcome(
             &mut tx,
             task.connection_id,

@@ -160,9 +160,20 @@ fn check_reference(field: &str, value: &str) -> Result<(), ApiError> {
         .map_err(|e| ApiError::unprocessable(format!("{field}: {e}")))
 }
 
-impl NewConnectionBody {
-    fn validate(self) -> Result<NewConnection, ApiError> {
-        if !SUPPORTED_CUSTODIANS.contains(&self.custodian.as_str()) {
+/// The fields of a connection, checked as one: what its custodian needs, references only.
+struct Fields<'a> {
+    custodian: &'a str,
+    base_url: &'a str,
+    client_id: Option<&'a str>,
+    client_secret_ref: Option<&'a str>,
+    client_cert_ref: Option<&'a str>,
+    client_key_ref: Option<&'a str>,
+    ca_cert_ref: Option<&'a str>,
+}
+
+impl Fields<'_> {
+    fn check(&self) -> Result<(), ApiError> {
+        if !SUPPORTED_CUSTODIANS.contains(&self.custodian) {
             return Err(ApiError::unprocessable(format!(
                 "custodian: '{}' is not supported; expected one of {SUPPORTED_CUSTODIANS:?}",
                 self.custodian
@@ -172,7 +183,7 @@ impl NewConnectionBody {
             return Err(ApiError::unprocessable("base_url: must be an https:// URL"));
         }
         // What each protocol authenticates with, beside the client certificate.
-        let (needs_client_id, needs_secret) = match self.custodian.as_str() {
+        let (needs_client_id, needs_secret) = match self.custodian {
             "bank_a" => (true, true),
             "bank_c" => (false, true),
             _ => (false, false),
@@ -205,10 +216,10 @@ impl NewConnectionBody {
             }
         }
         for (field, value) in [
-            ("client_secret_ref", &self.client_secret_ref),
-            ("client_cert_ref", &self.client_cert_ref),
-            ("client_key_ref", &self.client_key_ref),
-            ("ca_cert_ref", &self.ca_cert_ref),
+            ("client_secret_ref", self.client_secret_ref),
+            ("client_cert_ref", self.client_cert_ref),
+            ("client_key_ref", self.client_key_ref),
+            ("ca_cert_ref", self.ca_cert_ref),
         ] {
             if let Some(v) = value {
                 check_reference(field, v)?;
@@ -219,6 +230,22 @@ impl NewConnectionBody {
                 "client_cert_ref and client_key_ref go together",
             ));
         }
+        Ok(())
+    }
+}
+
+impl NewConnectionBody {
+    fn validate(self) -> Result<NewConnection, ApiError> {
+        Fields {
+            custodian: &self.custodian,
+            base_url: &self.base_url,
+            client_id: self.client_id.as_deref(),
+            client_secret_ref: self.client_secret_ref.as_deref(),
+            client_cert_ref: self.client_cert_ref.as_deref(),
+            client_key_ref: self.client_key_ref.as_deref(),
+            ca_cert_ref: self.ca_cert_ref.as_deref(),
+        }
+        .check()?;
         Ok(NewConnection {
             custodian: self.custodian,
             name: self.name,
@@ -230,6 +257,35 @@ impl NewConnectionBody {
             ca_cert_ref: self.ca_cert_ref,
         })
     }
+}
+
+/// A change to a connection: only the fields given change; `null` clears an optional one.
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+struct ConnectionChangeBody {
+    #[oai(validator(min_length = 1, max_length = 200))]
+    name: Option<String>,
+    base_url: Option<String>,
+    client_id: poem_openapi::types::MaybeUndefined<String>,
+    client_secret_ref: poem_openapi::types::MaybeUndefined<String>,
+    client_cert_ref: poem_openapi::types::MaybeUndefined<String>,
+    client_key_ref: poem_openapi::types::MaybeUndefined<String>,
+    ca_cert_ref: poem_openapi::types::MaybeUndefined<String>,
+}
+
+fn change_of(v: poem_openapi::types::MaybeUndefined<String>) -> Option<Option<String>> {
+    match v {
+        poem_openapi::types::MaybeUndefined::Undefined => None,
+        poem_openapi::types::MaybeUndefined::Null => Some(None),
+        poem_openapi::types::MaybeUndefined::Value(v) => Some(Some(v)),
+    }
+}
+
+#[derive(ApiResponse)]
+enum Deleted {
+    /// Deleted.
+    #[oai(status = 204)]
+    NoContent,
 }
 
 fn not_found(id: Uuid) -> impl FnOnce(StoreError) -> ApiError {
@@ -251,6 +307,7 @@ impl ConnectionsApi {
     ) -> Result<Created, ApiError> {
         let caller = self.0.authenticate(&token).await?;
         caller.require(Action::ManageConnections)?;
+        caller.require_module("bank_sync")?;
         let new = body.0.validate()?;
         let mut tx = caller.tx(&self.0).await?;
         let created = connections::create(&mut tx, &new).await?;
@@ -273,6 +330,7 @@ impl ConnectionsApi {
     async fn list(&self, token: BearerToken) -> Result<Json<Vec<Connection>>, ApiError> {
         let caller = self.0.authenticate(&token).await?;
         caller.require(Action::ReadConnections)?;
+        caller.require_module("bank_sync")?;
         let mut tx = caller.tx(&self.0).await?;
         Ok(Json(
             connections::list(&mut tx)
@@ -288,6 +346,7 @@ impl ConnectionsApi {
     async fn get(&self, token: BearerToken, id: Path<Uuid>) -> Result<Json<Connection>, ApiError> {
         let caller = self.0.authenticate(&token).await?;
         caller.require(Action::ReadConnections)?;
+        caller.require_module("bank_sync")?;
         let mut tx = caller.tx(&self.0).await?;
         let c = connections::get(&mut tx, ConnectionId(id.0))
             .await
@@ -307,6 +366,7 @@ impl ConnectionsApi {
     ) -> Result<Accepted, ApiError> {
         let caller = self.0.authenticate(&token).await?;
         caller.require(Action::TriggerSync)?;
+        caller.require_module("bank_sync")?;
         let connection = ConnectionId(id.0);
         let mut tx = caller.tx(&self.0).await?;
         let c = connections::get(&mut tx, connection)
@@ -363,6 +423,7 @@ impl ConnectionsApi {
     ) -> Result<Json<Connection>, ApiError> {
         let caller = self.0.authenticate(&token).await?;
         caller.require(Action::ManageConnections)?;
+        caller.require_module("bank_sync")?;
         let mut tx = caller.tx(&self.0).await?;
         let reason = format!("paused by {}: {}", caller.subject, body.0.reason);
         let c = connections::pause(&mut tx, ConnectionId(id.0), &reason)
@@ -390,6 +451,7 @@ impl ConnectionsApi {
     ) -> Result<Json<Connection>, ApiError> {
         let caller = self.0.authenticate(&token).await?;
         caller.require(Action::ManageConnections)?;
+        caller.require_module("bank_sync")?;
         let mut tx = caller.tx(&self.0).await?;
         let c = connections::resume(&mut tx, ConnectionId(id.0))
             .await
@@ -406,6 +468,102 @@ impl ConnectionsApi {
         Ok(Json(c.into()))
     }
 
+    /// Changes a connection's name, URL or secret references (values are never accepted).
+    #[oai(path = "/connections/:id", method = "patch")]
+    async fn change(
+        &self,
+        req: &poem::Request,
+        token: BearerToken,
+        id: Path<Uuid>,
+        body: Json<ConnectionChangeBody>,
+    ) -> Result<Json<Connection>, ApiError> {
+        let caller = self.0.authenticate(&token).await?;
+        caller.require(Action::ManageConnections)?;
+        caller.require_module("bank_sync")?;
+        let body = body.0;
+        let change = eam_store::connections::ConnectionChange {
+            name: body.name,
+            base_url: body.base_url.map(|u| u.trim_end_matches('/').to_owned()),
+            client_id: change_of(body.client_id),
+            client_secret_ref: change_of(body.client_secret_ref),
+            client_cert_ref: change_of(body.client_cert_ref),
+            client_key_ref: change_of(body.client_key_ref),
+            ca_cert_ref: change_of(body.ca_cert_ref),
+        };
+        let mut tx = caller.tx(&self.0).await?;
+        let current = connections::get(&mut tx, ConnectionId(id.0))
+            .await
+            .map_err(not_found(id.0))?;
+        let merged = |c: &Option<Option<String>>, old: &Option<String>| match c {
+            Some(v) => v.clone(),
+            None => old.clone(),
+        };
+        let (client_id, secret, cert, key, ca) = (
+            merged(&change.client_id, &current.client_id),
+            merged(&change.client_secret_ref, &current.client_secret_ref),
+            merged(&change.client_cert_ref, &current.client_cert_ref),
+            merged(&change.client_key_ref, &current.client_key_ref),
+            merged(&change.ca_cert_ref, &current.ca_cert_ref),
+        );
+        Fields {
+            custodian: &current.custodian,
+            base_url: change.base_url.as_deref().unwrap_or(&current.base_url),
+            client_id: client_id.as_deref(),
+            client_secret_ref: secret.as_deref(),
+            client_cert_ref: cert.as_deref(),
+            client_key_ref: key.as_deref(),
+            ca_cert_ref: ca.as_deref(),
+        }
+        .check()?;
+        let (before, after) = connections::update(&mut tx, ConnectionId(id.0), &change).await?;
+        AuditContext::new(&caller, req)
+            .record(
+                &mut tx,
+                "connection.changed",
+                format!("connection:{}", id.0),
+                json!({
+                    "before": { "name": before.name, "base_url": before.base_url,
+                        "client_id": before.client_id, "client_secret_ref": before.client_secret_ref,
+                        "client_cert_ref": before.client_cert_ref, "client_key_ref": before.client_key_ref,
+                        "ca_cert_ref": before.ca_cert_ref },
+                    "after": { "name": after.name, "base_url": after.base_url,
+                        "client_id": after.client_id, "client_secret_ref": after.client_secret_ref,
+                        "client_cert_ref": after.client_cert_ref, "client_key_ref": after.client_key_ref,
+                        "ca_cert_ref": after.ca_cert_ref },
+                }),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(Json(after.into()))
+    }
+
+    /// Deletes a connection that never synced (409 for one with sync history: pause it).
+    #[oai(path = "/connections/:id", method = "delete")]
+    async fn delete(
+        &self,
+        req: &poem::Request,
+        token: BearerToken,
+        id: Path<Uuid>,
+    ) -> Result<Deleted, ApiError> {
+        let caller = self.0.authenticate(&token).await?;
+        caller.require(Action::ManageConnections)?;
+        caller.require_module("bank_sync")?;
+        let mut tx = caller.tx(&self.0).await?;
+        let deleted = connections::delete(&mut tx, ConnectionId(id.0))
+            .await
+            .map_err(not_found(id.0))?;
+        AuditContext::new(&caller, req)
+            .record(
+                &mut tx,
+                "connection.deleted",
+                format!("connection:{}", id.0),
+                json!({ "custodian": deleted.custodian, "name": deleted.name }),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(Deleted::NoContent)
+    }
+
     /// The circuit breakers guarding the connection's bank endpoint, one per worker process,
     /// as each last reported.
     #[oai(path = "/connections/:id/breaker", method = "get")]
@@ -416,6 +574,7 @@ impl ConnectionsApi {
     ) -> Result<Json<BreakerView>, ApiError> {
         let caller = self.0.authenticate(&token).await?;
         caller.require(Action::ReadConnections)?;
+        caller.require_module("bank_sync")?;
         let mut tx = caller.tx(&self.0).await?;
         let c = connections::get(&mut tx, ConnectionId(id.0))
             .await

@@ -6,7 +6,7 @@ use eam_store::runs::{self, AttemptError, Run, RunFilter, RunStatus, Transition}
 use eam_store::{ConnectionId, RunId, StoreError};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi};
+use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -42,7 +42,7 @@ struct Attempt {
 struct Job {
     id: Uuid,
     connection_id: Uuid,
-    /// `manual`, `schedule` or `retry`.
+    /// `manual`, `schedule`, `retry` or `replay`.
     trigger: String,
     /// `queued`, `running`, `succeeded`, `succeeded_with_breaks`, `failed`, `dead` or `cancelled`.
     status: String,
@@ -58,6 +58,8 @@ struct Job {
     cursor_before: Option<serde_json::Value>,
     cursor_after: Option<serde_json::Value>,
     retry_of: Option<Uuid>,
+    /// For a replay: the run whose archived documents it loaded.
+    replay_of: Option<Uuid>,
     queued_at: DateTime<Utc>,
     started_at: Option<DateTime<Utc>>,
     finished_at: Option<DateTime<Utc>>,
@@ -107,6 +109,7 @@ impl From<Run> for Job {
             cursor_before: r.cursor_before,
             cursor_after: r.cursor_after,
             retry_of: r.retry_of,
+            replay_of: r.replay_of,
             queued_at: r.queued_at,
             started_at: r.started_at,
             finished_at: r.finished_at,
@@ -163,6 +166,23 @@ struct Retried {
     /// The new run (or the connection's active run, when `coalesced`).
     run_id: Uuid,
     coalesced: bool,
+}
+
+/// A replay that was queued.
+#[derive(Object)]
+struct Replayed {
+    /// The run whose archived documents the replay loads (the one that fetched them).
+    replay_of: Uuid,
+    /// The new run; poll `GET /jobs/{run_id}`.
+    run_id: Uuid,
+    status: String,
+}
+
+#[derive(ApiResponse)]
+enum ReplayAccepted {
+    /// The replay is queued.
+    #[oai(status = 202)]
+    Accepted(Json<Replayed>, #[oai(header = "Location")] String),
 }
 
 #[derive(Object)]
@@ -291,6 +311,47 @@ impl JobsApi {
             run_id: requested.id.0,
             coalesced: requested.coalesced,
         }))
+    }
+
+    /// Replays a finished run: re-normalizes the documents it archived into the store, without
+    /// calling the bank (after a parser fix, say), as a new run linked by `replay_of` and
+    /// loaded idempotently like any sync. 409 while the connection has a queued or running
+    /// run, or when the run archived nothing.
+    #[oai(path = "/jobs/:id/replay", method = "post")]
+    async fn replay(
+        &self,
+        req: &poem::Request,
+        token: BearerToken,
+        id: Path<Uuid>,
+    ) -> Result<ReplayAccepted, ApiError> {
+        let caller = self.0.authenticate(&token).await?;
+        caller.require(Action::ReplayRuns)?;
+        let mut tx = caller.tx(&self.0).await?;
+        let source = runs::get(&mut tx, RunId(id.0))
+            .await
+            .map_err(job_not_found(id.0))?;
+        let replay = runs::replay(&mut tx, RunId(id.0), &caller.subject).await?;
+        let run = runs::get(&mut tx, replay).await?;
+        let replay_of = run.replay_of.unwrap_or(source.id);
+        AuditContext::new(&caller, req)
+            .record(
+                &mut tx,
+                "job.replayed",
+                format!("job:{}", id.0),
+                json!({ "run_id": replay, "replay_of": replay_of }),
+            )
+            .await?;
+        tx.commit().await?;
+        enqueue(&self.0, &caller, replay, ConnectionId(source.connection_id)).await?;
+        tracing::info!(run_id = %replay, replay_of = %replay_of, actor = %caller.subject, "replay queued");
+        Ok(ReplayAccepted::Accepted(
+            Json(Replayed {
+                replay_of,
+                run_id: replay.0,
+                status: RunStatus::Queued.as_str().into(),
+            }),
+            format!("/api/v1/jobs/{replay}"),
+        ))
     }
 
     /// Retries every failed or dead run matching the filter, one per connection (its newest

@@ -29,7 +29,7 @@ impl MeApi {
         Ok(Json(Me {
             subject: caller.subject,
             tenant_id: caller.tenant.0,
-            roles: caller.roles.iter().map(|r| format!("{r:?}")).collect(),
+            roles: caller.roles.iter().map(|r| r.as_str().to_owned()).collect(),
             client_id: caller.client_id,
         }))
     }

@@ -1,10 +1,14 @@
 //! The `/api/v1` operations, grouped by resource.
 
+pub mod admin;
 pub mod breaks;
+pub mod certificates;
 pub mod connections;
+pub mod documents;
 pub mod jobs;
 pub mod me;
 pub mod portfolio;
+pub mod schedules;
 
 /// Upper bound of `limit` on every paged list.
 pub const MAX_PAGE: u32 = 500;
