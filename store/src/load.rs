@@ -74,9 +74,17 @@ pub async fn load_batch(
     connection: ConnectionId,
     run: RunId,
     batch: &Batch,
+    replay_of: Option<RunId>,
 ) -> Result<LoadCounts> {
     let mut counts = LoadCounts::default();
     let tenant = tx.tenant().0;
+    // A replay re-loads an old run's documents: it may fill in and correct what that run (or
+    // an older one) wrote, never what a newer run wrote since. Run ids are UUIDv7, ordered by
+    // time, so "newer" is a comparison; every upsert below checks it through this setting.
+    sqlx::query("SELECT set_config('app.replay_upto', $1, true)")
+        .bind(replay_of.map(|r| r.0.to_string()).unwrap_or_default())
+        .execute(tx.conn())
+        .await?;
 
     // Clients named by the bank: created when new, never renamed by a sync (the firm owns them).
     // Clients and securities are shared by the tenant's connections: rows are written in key
@@ -120,6 +128,8 @@ pub async fn load_batch(
             last_changed_run = EXCLUDED.last_changed_run
          WHERE (t.client_id, t.iban, t.currency, t.kind)
             IS DISTINCT FROM (EXCLUDED.client_id, EXCLUDED.iban, EXCLUDED.currency, EXCLUDED.kind)
+           AND (nullif(current_setting('app.replay_upto', true), '') IS NULL
+                OR t.last_changed_run <= nullif(current_setting('app.replay_upto', true), '')::uuid)
          RETURNING (xmax = 0)",
     )
     .bind(tenant)
@@ -170,6 +180,7 @@ pub async fn load_batch(
             OR (t.cusip IS NULL AND EXCLUDED.cusip IS NOT NULL)
             OR NOT t.described
             OR (t.currency IS NULL AND EXCLUDED.currency IS NOT NULL)
+         -- (No replay guard: this only fills gaps, which a replay may do too.)
          RETURNING (xmax = 0)",
     )
     .bind(tenant)
@@ -257,6 +268,8 @@ pub async fn load_batch(
                 t.accrued_interest, t.cost)
             IS DISTINCT FROM (EXCLUDED.quantity, EXCLUDED.quantity_type, EXCLUDED.price, EXCLUDED.price_type,
                 EXCLUDED.price_currency, EXCLUDED.market_value, EXCLUDED.accrued_interest, EXCLUDED.cost)
+           AND (nullif(current_setting('app.replay_upto', true), '') IS NULL
+                OR t.last_changed_run <= nullif(current_setting('app.replay_upto', true), '')::uuid)
          RETURNING (xmax = 0)",
     )
     .bind(tenant)
@@ -293,7 +306,9 @@ pub async fn load_batch(
              WHERE p.tenant_id = $1 AND p.account_id = s.account_id AND p.as_of = s.as_of
                AND NOT EXISTS (
                    SELECT 1 FROM UNNEST($4::uuid[], $5::uuid[], $6::date[]) AS k(account_id, security_id, as_of)
-                   WHERE k.account_id = p.account_id AND k.security_id = p.security_id AND k.as_of = p.as_of)",
+                   WHERE k.account_id = p.account_id AND k.security_id = p.security_id AND k.as_of = p.as_of)
+               AND (nullif(current_setting('app.replay_upto', true), '') IS NULL
+                    OR p.last_changed_run <= nullif(current_setting('app.replay_upto', true), '')::uuid)",
         )
         .bind(tenant)
         .bind(&snap_accounts)
@@ -322,6 +337,8 @@ pub async fn load_batch(
             source_document = EXCLUDED.source_document, source_position = EXCLUDED.source_position,
             last_changed_run = EXCLUDED.last_changed_run
          WHERE t.amount IS DISTINCT FROM EXCLUDED.amount
+           AND (nullif(current_setting('app.replay_upto', true), '') IS NULL
+                OR t.last_changed_run <= nullif(current_setting('app.replay_upto', true), '')::uuid)
          RETURNING (xmax = 0)",
     )
     .bind(tenant)
@@ -386,6 +403,8 @@ pub async fn load_batch(
                 EXCLUDED.amount, EXCLUDED.direction, EXCLUDED.currency, EXCLUDED.security_id,
                 EXCLUDED.quantity, EXCLUDED.price, EXCLUDED.fees, EXCLUDED.status, EXCLUDED.reversal,
                 EXCLUDED.counterparty, EXCLUDED.description)
+           AND (nullif(current_setting('app.replay_upto', true), '') IS NULL
+                OR t.last_changed_run <= nullif(current_setting('app.replay_upto', true), '')::uuid)
          RETURNING (xmax = 0)",
     )
     .bind(tenant)

@@ -492,3 +492,78 @@ async fn a_replay_rebuilds_deleted_data_from_the_archive_without_calling_the_ban
     assert_eq!(status, 403);
     env.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_of_an_old_run_never_overwrites_what_a_newer_run_wrote() {
+    let env = TestEnv::start(small_params(85)).await;
+    let tenant = env.tenant("Firm Replay Order").await;
+    let token = env.token(tenant, &["ops", "advisor", "support"]);
+    let connection = env.create_connection(&token, &env.connection_body()).await;
+    let old = env.sync_and_wait(&token, &connection).await;
+    assert_eq!(old["status"], "succeeded", "{old}");
+    let old_run = old["id"].as_str().unwrap().to_owned();
+
+    // The bank corrects its data (another seed: the same ids, other values); a newer sync
+    // loads the corrections.
+    let corrected = crate::kit::TestSim::start(small_params(86)).await;
+    let (status, changed, _) = env
+        .call(
+            Method::PATCH,
+            &format!("/connections/{connection}"),
+            Some(&token),
+            Some(&serde_json::json!({ "base_url": corrected.sim.base_url() })),
+        )
+        .await;
+    assert_eq!(status, 200, "{changed}");
+    let newer = env.sync_and_wait(&token, &connection).await;
+    assert_eq!(newer["status"], "succeeded", "{newer}");
+    let newer_run = newer["id"].as_str().unwrap().to_owned();
+    let written_by_newer = |table: &'static str| {
+        let run = newer_run.clone();
+        let env = &env;
+        async move {
+            let mut owner = owner(env).await;
+            let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT count(*) FROM {table} WHERE last_changed_run = $1::uuid"
+            )))
+            .bind(run)
+            .fetch_one(&mut owner)
+            .await
+            .unwrap();
+            n
+        }
+    };
+    let mut before = Vec::new();
+    for table in ["transactions", "positions", "cash_balances"] {
+        before.push(written_by_newer(table).await);
+    }
+    assert!(
+        before.iter().sum::<i64>() > 0,
+        "the newer sync corrected something: {before:?}"
+    );
+
+    let (status, accepted, _) = env
+        .call(
+            Method::POST,
+            &format!("/jobs/{old_run}/replay"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let replayed = env
+        .wait_for_job(
+            &token,
+            accepted["run_id"].as_str().unwrap(),
+            Duration::from_secs(60),
+        )
+        .await;
+    assert_eq!(replayed["status"], "succeeded", "{replayed}");
+    let mut after = Vec::new();
+    for table in ["transactions", "positions", "cash_balances"] {
+        after.push(written_by_newer(table).await);
+    }
+    assert_eq!(after, before, "what the newer run wrote stands");
+    drop(corrected);
+    env.finish().await;
+}

@@ -644,8 +644,14 @@ async fn load(
     let mut tx = cx.store.tenant_tx(task.tenant_id).await?;
     // One load per connection at a time: a second worker waits here rather than interleaving.
     let locked = connections::lock(&mut tx, task.connection_id).await?;
-    let counts =
-        eam_store::load::load_batch(&mut tx, task.connection_id, task.run_id, batch).await?;
+    let counts = eam_store::load::load_batch(
+        &mut tx,
+        task.connection_id,
+        task.run_id,
+        batch,
+        findings.replay_of,
+    )
+    .await?;
     let replay = findings.replay_of.is_some();
     let breaks = if replay {
         eam_store::reconciliation::check_and_record_replay(
