@@ -28,6 +28,14 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Who asks for a run: this caller, within the request `request_id` when there is one.
+    pub fn origin<'a>(&'a self, request_id: Option<&'a str>) -> eam_store::runs::Origin<'a> {
+        eam_store::runs::Origin {
+            requested_by: Some(&self.subject),
+            request_id,
+        }
+    }
+
     /// 403 unless a role allows the action.
     pub fn require(&self, action: Action) -> Result<(), ApiError> {
         permissions::require(&self.roles, action)

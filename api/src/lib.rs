@@ -13,6 +13,7 @@ pub mod audit;
 pub mod caller;
 pub mod permissions;
 pub mod problem;
+pub mod readiness;
 pub mod request;
 pub mod routes;
 pub mod security;
@@ -98,27 +99,12 @@ pub fn app(state: ApiState, public_url: &str) -> impl Endpoint + 'static {
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
     let jwks = state.local_issuer.clone().map(|issuer| issuer.jwks());
-    let ready_state = state.clone();
     let mut route = Route::new()
         .at("/api/v1/openapi.json", spec)
         .nest("/api/v1", api)
         .nest("/docs", docs)
         .at("/health", get(make_sync(|_| "ok")))
-        .at(
-            "/ready",
-            get(poem::endpoint::make(move |_| {
-                let state = ready_state.clone();
-                async move {
-                    match state.store.ping().await {
-                        Ok(()) => PoemJson(serde_json::json!({"status": "ready"})).into_response(),
-                        Err(e) => problem::problem_for_status(
-                            poem::http::StatusCode::SERVICE_UNAVAILABLE,
-                            format!("database unavailable: {e}"),
-                        ),
-                    }
-                }
-            })),
-        );
+        .at("/ready", get(readiness::endpoint(state.clone())));
     if let Some(jwks) = jwks {
         route = route.at(
             "/auth/jwks.json",

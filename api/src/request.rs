@@ -23,6 +23,11 @@ pub fn current() -> Option<RequestContext> {
     CONTEXT.try_with(Clone::clone).ok()
 }
 
+/// The current request's id, if inside one (a run it creates keeps it).
+pub fn current_id() -> Option<String> {
+    CONTEXT.try_with(|c| c.request_id.clone()).ok()
+}
+
 /// A request id from the client: printable ASCII, at most 128 characters, else refused.
 fn client_request_id(req: &Request) -> Option<String> {
     let value = req.headers().get("x-request-id")?.to_str().ok()?.trim();

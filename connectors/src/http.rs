@@ -6,7 +6,7 @@
 //! [`ConnectorError`] here, once, so protocols never inspect `reqwest` errors themselves.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use reqwest::{RequestBuilder, StatusCode};
@@ -120,9 +120,11 @@ impl BankHttp {
             .with_max_times(self.retry.max_retries as usize)
             .with_jitter()
             .build();
+        let mut attempt = 0u32;
         loop {
+            attempt += 1;
             let permit = self.breaker.as_deref().map(Breaker::acquire).transpose()?;
-            let result = self.send_once(request(), url).await;
+            let result = self.send_once(request(), url, attempt).await;
             if let Some(permit) = permit {
                 match &result {
                     Err(e) if e.is_bank_failure() => permit.failure(),
@@ -148,19 +150,49 @@ impl BankHttp {
     }
 
     /// One try of a request; everything but a 2xx body is classified.
-    async fn send_once(&self, request: RequestBuilder, url: &str) -> Result<Bytes, ConnectorError> {
-        let response = match request.send().await {
+    ///
+    /// Each try is logged at debug level with its method, host and path (never the query, the
+    /// headers or the body: they carry tokens and secrets), the status, the time to the end of
+    /// the body and the try's number. The line lands inside the caller's spans, so a sync's
+    /// run id and request id are on it.
+    async fn send_once(
+        &self,
+        request: RequestBuilder,
+        url: &str,
+        attempt: u32,
+    ) -> Result<Bytes, ConnectorError> {
+        let (client, request) = request.build_split();
+        let request = match request {
             Ok(r) => r,
             Err(e) => return Err(self.classify(url, &e).await),
         };
-        let status = response.status();
-        if status.is_success() {
-            return match response.bytes().await {
-                Ok(body) => Ok(body),
-                Err(e) => Err(self.classify(url, &e).await),
-            };
+        let method = request.method().clone();
+        let host = request.url().host_str().unwrap_or_default().to_owned();
+        let path = request.url().path().to_owned();
+        let started = Instant::now();
+        let (status, result) = match client.execute(request).await {
+            Err(e) => (None, Err(self.classify(url, &e).await)),
+            Ok(response) => {
+                let status = response.status();
+                let result = if status.is_success() {
+                    match response.bytes().await {
+                        Ok(body) => Ok(body),
+                        Err(e) => Err(self.classify(url, &e).await),
+                    }
+                } else {
+                    Err(status_error(url, status, response.headers()))
+                };
+                (Some(status.as_u16()), result)
+            }
+        };
+        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        match &result {
+            Ok(body) => tracing::debug!(%method, host, path, status, elapsed_ms, attempt,
+                bytes = body.len(), "bank request"),
+            Err(e) => tracing::debug!(%method, host, path, status, elapsed_ms, attempt,
+                error = %e, "bank request failed"),
         }
-        Err(status_error(url, status, response.headers()))
+        result
     }
 
     /// Maps a transport error to its class. A TLS refusal anywhere in the cause chain is an

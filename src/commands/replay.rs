@@ -49,7 +49,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
 
     let (replay, connection) = {
         let mut tx = cx.store.tenant_tx(tenant).await?;
-        let replay = runs::replay(&mut tx, source, &actor)
+        let replay = runs::replay(&mut tx, source, runs::Origin::actor(&actor))
             .await
             .with_context(|| format!("replaying run {source}"))?;
         let run = runs::get(&mut tx, replay).await?;

@@ -187,6 +187,72 @@ impl Store {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
+
+    /// Checks that every migration embedded in this binary is applied, unchanged, and none
+    /// failed (readiness). Migrations newer than the binary are fine: during a rolling
+    /// deployment old processes keep serving a schema their successors already migrated.
+    pub async fn migrations_current(&self) -> Result<MigrationState> {
+        let applied: Vec<(i64, bool, Vec<u8>)> =
+            sqlx::query_as("SELECT version, success, checksum FROM _sqlx_migrations")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(migration_state(&applied))
+    }
+}
+
+/// How the database's migrations compare with the ones embedded in the binary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MigrationState {
+    Current,
+    /// Embedded migrations not applied yet (run `eam migrate`).
+    Pending(Vec<i64>),
+    /// Migrations whose last run failed (sqlx leaves them marked so).
+    Failed(Vec<i64>),
+    /// Migrations applied from a different file than the one embedded now.
+    Changed(Vec<i64>),
+}
+
+impl std::fmt::Display for MigrationState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |v: &[i64]| v.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+        match self {
+            MigrationState::Current => f.write_str("every migration is applied"),
+            MigrationState::Pending(v) => write!(f, "migrations not applied: {}", list(v)),
+            MigrationState::Failed(v) => write!(f, "migrations that failed: {}", list(v)),
+            MigrationState::Changed(v) => {
+                write!(f, "migrations changed since applied: {}", list(v))
+            }
+        }
+    }
+}
+
+/// Compares `(version, success, checksum)` rows of `_sqlx_migrations` with [`MIGRATOR`].
+fn migration_state(applied: &[(i64, bool, Vec<u8>)]) -> MigrationState {
+    let by_version: std::collections::HashMap<i64, (bool, &[u8])> = applied
+        .iter()
+        .map(|(v, ok, sum)| (*v, (*ok, sum.as_slice())))
+        .collect();
+    let (mut pending, mut failed, mut changed) = (Vec::new(), Vec::new(), Vec::new());
+    for m in MIGRATOR
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+    {
+        match by_version.get(&m.version) {
+            None => pending.push(m.version),
+            Some((false, _)) => failed.push(m.version),
+            Some((true, sum)) if *sum != &*m.checksum => changed.push(m.version),
+            Some(_) => {}
+        }
+    }
+    if !failed.is_empty() {
+        MigrationState::Failed(failed)
+    } else if !pending.is_empty() {
+        MigrationState::Pending(pending)
+    } else if !changed.is_empty() {
+        MigrationState::Changed(changed)
+    } else {
+        MigrationState::Current
+    }
 }
 
 /// Runs the migrations as the owner.
@@ -220,5 +286,44 @@ impl TenantTx {
     pub async fn commit(self) -> Result<()> {
         self.tx.commit().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn applied() -> Vec<(i64, bool, Vec<u8>)> {
+        MIGRATOR
+            .iter()
+            .map(|m| (m.version, true, m.checksum.to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn migrations_are_current_only_when_each_embedded_one_applied_unchanged() {
+        assert_eq!(migration_state(&applied()), MigrationState::Current);
+        let last = MIGRATOR
+            .iter()
+            .map(|m| m.version)
+            .max()
+            .expect("migrations");
+
+        let mut rows = applied();
+        rows.retain(|(v, _, _)| *v != last);
+        assert_eq!(migration_state(&rows), MigrationState::Pending(vec![last]));
+
+        let mut rows = applied();
+        rows.iter_mut().find(|(v, _, _)| *v == last).expect("row").1 = false;
+        assert_eq!(migration_state(&rows), MigrationState::Failed(vec![last]));
+
+        let mut rows = applied();
+        rows.iter_mut().find(|(v, _, _)| *v == last).expect("row").2 = vec![0];
+        assert_eq!(migration_state(&rows), MigrationState::Changed(vec![last]));
+
+        // A newer schema than the binary (a rolling deployment) is still current for it.
+        let mut rows = applied();
+        rows.push((last + 1, true, vec![1]));
+        assert_eq!(migration_state(&rows), MigrationState::Current);
     }
 }

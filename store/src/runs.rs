@@ -130,6 +130,8 @@ pub struct Run {
     pub enqueue_count: i32,
     pub lease_owner: Option<String>,
     pub lease_expires_at: Option<DateTime<Utc>>,
+    /// The id of the API request that created the run, carried into the worker's logs.
+    pub request_id: Option<String>,
 }
 
 impl Run {
@@ -146,7 +148,7 @@ macro_rules! select_run {
             "SELECT id, tenant_id, connection_id, trigger, status, requested_by, attempts, attempt_errors,
                 error_class, error_message, counts, cursor_before, cursor_after, retry_of, replay_of,
                 queued_at, started_at, finished_at, next_attempt_at, enqueue_count, lease_owner,
-                lease_expires_at
+                lease_expires_at, request_id
              FROM sync_runs ",
             $tail
         )
@@ -162,6 +164,24 @@ pub struct Requested {
     pub coalesced: bool,
 }
 
+/// Who asked for a run: the actor, and the id of the API request when it came through one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Origin<'a> {
+    pub requested_by: Option<&'a str>,
+    /// The request's X-Request-Id, kept on the run so the worker logs it with the sync.
+    pub request_id: Option<&'a str>,
+}
+
+impl<'a> Origin<'a> {
+    /// An actor asking outside any API request (the command line, a test).
+    pub fn actor(requested_by: &'a str) -> Self {
+        Origin {
+            requested_by: Some(requested_by),
+            request_id: None,
+        }
+    }
+}
+
 /// Records a new queued run, counted as pushed once (the caller pushes it right after
 /// committing), or returns the connection's active run. At most one run per connection is
 /// queued or running, enforced by a unique index, so concurrent triggers cannot both win.
@@ -169,15 +189,15 @@ pub async fn create(
     tx: &mut TenantTx,
     connection: ConnectionId,
     trigger: Trigger,
-    requested_by: Option<&str>,
+    origin: Origin<'_>,
     retry_of: Option<RunId>,
 ) -> Result<Requested> {
     let id = RunId::new();
     let tenant = tx.tenant();
     let inserted: Option<Uuid> = sqlx::query_scalar(
         "INSERT INTO sync_runs (id, tenant_id, connection_id, trigger, status, requested_by, retry_of,
-            enqueued_at, enqueue_count)
-         VALUES ($1, $2, $3, $4, 'queued', $5, $6, now(), 1)
+            enqueued_at, enqueue_count, request_id)
+         VALUES ($1, $2, $3, $4, 'queued', $5, $6, now(), 1, $7)
          ON CONFLICT (connection_id) WHERE status IN ('queued', 'running') DO NOTHING
          RETURNING id",
     )
@@ -185,8 +205,9 @@ pub async fn create(
     .bind(tenant.0)
     .bind(connection.0)
     .bind(trigger.as_str())
-    .bind(requested_by)
+    .bind(origin.requested_by)
     .bind(retry_of.map(|r| r.0))
+    .bind(origin.request_id)
     .fetch_optional(tx.conn())
     .await?;
     if inserted.is_some() {
@@ -215,7 +236,7 @@ pub async fn create(
 /// Creates the retry of a failed or dead run: a new queued run linked by `retry_of`. A run is
 /// retried at most once (its retry may be retried in turn); a run that is not failed or dead
 /// is a conflict.
-pub async fn retry(tx: &mut TenantTx, id: RunId, requested_by: &str) -> Result<Requested> {
+pub async fn retry(tx: &mut TenantTx, id: RunId, origin: Origin<'_>) -> Result<Requested> {
     let run = get_for_update(tx, id).await?;
     let status = run.status();
     if !matches!(status, RunStatus::Failed | RunStatus::Dead) {
@@ -237,7 +258,7 @@ pub async fn retry(tx: &mut TenantTx, id: RunId, requested_by: &str) -> Result<R
         tx,
         ConnectionId(run.connection_id),
         Trigger::Retry,
-        Some(requested_by),
+        origin,
         Some(id),
     )
     .await
@@ -248,7 +269,7 @@ pub async fn retry(tx: &mut TenantTx, id: RunId, requested_by: &str) -> Result<R
 /// same documents, so it links to the run that fetched them. Refused (conflict) while the
 /// connection has a queued or running run, for a run that is not finished, and for one that
 /// archived nothing.
-pub async fn replay(tx: &mut TenantTx, source: RunId, requested_by: &str) -> Result<RunId> {
+pub async fn replay(tx: &mut TenantTx, source: RunId, origin: Origin<'_>) -> Result<RunId> {
     let run = get_for_update(tx, source).await?;
     let status = run.status();
     if !status.is_terminal() {
@@ -270,16 +291,17 @@ pub async fn replay(tx: &mut TenantTx, source: RunId, requested_by: &str) -> Res
     let id = RunId::new();
     let inserted: Option<Uuid> = sqlx::query_scalar(
         "INSERT INTO sync_runs (id, tenant_id, connection_id, trigger, status, requested_by,
-            replay_of, enqueued_at, enqueue_count)
-         VALUES ($1, $2, $3, 'replay', 'queued', $4, $5, now(), 1)
+            replay_of, enqueued_at, enqueue_count, request_id)
+         VALUES ($1, $2, $3, 'replay', 'queued', $4, $5, now(), 1, $6)
          ON CONFLICT (connection_id) WHERE status IN ('queued', 'running') DO NOTHING
          RETURNING id",
     )
     .bind(id.0)
     .bind(tx.tenant().0)
     .bind(run.connection_id)
-    .bind(requested_by)
+    .bind(origin.requested_by)
     .bind(fetched_by.0)
+    .bind(origin.request_id)
     .fetch_optional(tx.conn())
     .await?;
     match inserted {
@@ -466,7 +488,7 @@ pub async fn transition(tx: &mut TenantTx, id: RunId, t: Transition) -> Result<R
          RETURNING id, tenant_id, connection_id, trigger, status, requested_by, attempts, attempt_errors,
             error_class, error_message, counts, cursor_before, cursor_after, retry_of, replay_of,
             queued_at, started_at, finished_at, next_attempt_at, enqueue_count, lease_owner,
-            lease_expires_at",
+            lease_expires_at, request_id",
     )
     .bind(id.0)
     .bind(t.to.as_str())

@@ -13,6 +13,7 @@ mod documents;
 mod isolation;
 mod kit;
 mod normalize_cli;
+mod operability;
 mod reliability;
 mod restarts;
 mod schedule;

@@ -483,9 +483,15 @@ async fn paused_connections_and_schedules_are_not_run_and_busy_connections_coale
     connections::pause(&mut tx, paused, "bank maintenance")
         .await
         .unwrap();
-    let manual = runs::create(&mut tx, busy, Trigger::Manual, Some("ops"), None)
-        .await
-        .unwrap();
+    let manual = runs::create(
+        &mut tx,
+        busy,
+        Trigger::Manual,
+        runs::Origin::actor("ops"),
+        None,
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
 
     let settings = tick_settings(0, 12);

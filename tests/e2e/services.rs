@@ -93,6 +93,30 @@ impl PrivateRedis {
             child.kill().await.ok();
         }
     }
+
+    /// Freezes the server (SIGSTOP): connections open and stay open, but nothing answers, as
+    /// when the network drops packets. [`PrivateRedis::thaw`] lets it go on.
+    pub async fn freeze(&self) {
+        self.signal("-STOP").await;
+    }
+
+    pub async fn thaw(&self) {
+        self.signal("-CONT").await;
+    }
+
+    async fn signal(&self, signal: &str) {
+        let pid = self
+            .child
+            .as_ref()
+            .and_then(Child::id)
+            .expect("the server runs");
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .await
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} {pid}");
+    }
 }
 
 impl Drop for PrivateRedis {
@@ -204,9 +228,18 @@ impl PrivatePostgres {
         wait_for_port(self.port, "PostgreSQL").await;
     }
 
-    /// Stops the server the fast way (open sessions are cut, open transactions roll back) and
-    /// starts it again on the same port with the same data.
+    /// Stops the server if it runs (see [`PrivatePostgres::stop`]) and starts it again on the
+    /// same port with the same data.
     pub async fn restart(&mut self) {
+        self.stop().await;
+        self.spawn().await;
+    }
+
+    /// Stops the server the fast way: open sessions are cut, open transactions roll back.
+    pub async fn stop(&mut self) {
+        if self.child.is_none() {
+            return;
+        }
         let status = pg_command(&self.bin.join("pg_ctl"))
             .arg("-D")
             .arg(self.dir.join("data"))
@@ -220,7 +253,6 @@ impl PrivatePostgres {
         if let Some(mut child) = self.child.take() {
             child.wait().await.ok();
         }
-        self.spawn().await;
     }
 }
 

@@ -202,19 +202,36 @@ const CURSOR_OVERLAP_DAYS: u64 = 7;
 
 /// Runs one attempt of a sync. `delivery` is the transport's delivery count (from 1), for
 /// logs; the attempt number that decides `dead` is the one PostgreSQL counts.
+///
+/// Every log line of the attempt, the connectors' included, is inside the `sync` span: the run,
+/// the tenant, the connection and, once the run is started, the id of the API request that
+/// created it (`request_id`), so one grep finds a sync from the API call to the bank calls.
 pub async fn run_attempt(cx: &SyncContext, task: SyncTask, delivery: u32) -> AttemptOutcome {
     let span = tracing::info_span!("sync", run_id = %task.run_id, tenant_id = %task.tenant_id,
-        connection_id = %task.connection_id, delivery);
-    attempt_steps(cx, task).instrument(span).await
+        connection_id = %task.connection_id, request_id = tracing::field::Empty, delivery);
+    let outcome = attempt_steps(cx, task).instrument(span.clone()).await;
+    span.in_scope(|| match &outcome {
+        AttemptOutcome::Finished(status) => {
+            tracing::info!(status = status.as_str(), "sync attempt finished");
+        }
+        AttemptOutcome::Abandoned => tracing::info!("sync attempt abandoned"),
+        AttemptOutcome::Retry(_) | AttemptOutcome::Skipped => {}
+    });
+    outcome
 }
 
 async fn attempt_steps(cx: &SyncContext, task: SyncTask) -> AttemptOutcome {
     let lease = cx.lease();
-    let attempt = match begin(cx, task, &lease).await {
-        Ok(Some(attempt)) => attempt,
+    let started = match begin(cx, task, &lease).await {
+        Ok(Some(started)) => started,
         Ok(None) => return AttemptOutcome::Skipped,
         Err(e) => return AttemptOutcome::Retry(format!("could not start the run: {e}")),
     };
+    if let Some(request_id) = &started.request_id {
+        tracing::Span::current().record("request_id", request_id.as_str());
+    }
+    let attempt = started.attempt;
+    tracing::info!(attempt, trigger = %started.trigger, "sync started");
     let _in_flight = cx.track(task);
     let (lost_tx, mut lost_rx) = watch::channel(false);
     let heartbeat =
@@ -253,10 +270,22 @@ async fn attempt_steps(cx: &SyncContext, task: SyncTask) -> AttemptOutcome {
     }
 }
 
-/// Moves the run to `running` under this worker's lease and returns the attempt number;
-/// `None` when the run is not queued and due (terminal, running elsewhere, waiting for its
-/// retry time) or unknown.
-async fn begin(cx: &SyncContext, task: SyncTask, lease: &Lease) -> Result<Option<u32>, StoreError> {
+/// A run this worker has just started.
+struct Started {
+    /// The attempt number, as PostgreSQL counts it.
+    attempt: u32,
+    trigger: String,
+    /// The API request that created the run.
+    request_id: Option<String>,
+}
+
+/// Moves the run to `running` under this worker's lease; `None` when the run is not queued
+/// and due (terminal, running elsewhere, waiting for its retry time) or unknown.
+async fn begin(
+    cx: &SyncContext,
+    task: SyncTask,
+    lease: &Lease,
+) -> Result<Option<Started>, StoreError> {
     let mut tx = cx.store.tenant_tx(task.tenant_id).await?;
     // Over the custodian's limit, the run stays queued a little longer (the dispatcher pushes
     // it again then). The check holds the custodian's lock until this transaction ends.
@@ -281,7 +310,11 @@ async fn begin(cx: &SyncContext, task: SyncTask, lease: &Lease) -> Result<Option
     match runs::transition(&mut tx, task.run_id, t).await {
         Ok(run) => {
             tx.commit().await?;
-            Ok(Some(u32::try_from(run.attempts).unwrap_or(u32::MAX)))
+            Ok(Some(Started {
+                attempt: u32::try_from(run.attempts).unwrap_or(u32::MAX),
+                trigger: run.trigger,
+                request_id: run.request_id,
+            }))
         }
         Err(StoreError::InvalidTransition { .. }) | Err(StoreError::NotFound) => Ok(None),
         Err(e) => Err(e),

@@ -177,6 +177,17 @@ impl SyncQueue {
         self.config.queue.as_ref()
     }
 
+    /// Checks Redis answers on the queue's connection (readiness); the connection manager
+    /// reconnects by itself once Redis is back.
+    pub async fn ping(&self) -> Result<(), QueueError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map_err(QueueError::Connect)?;
+        Ok(())
+    }
+
     /// Enqueues a task for immediate delivery. `push` is the run's push number (1 for the
     /// first, as recorded in `sync_runs.enqueue_count`): the task id is the run id and that
     /// number, so a run can be pushed again (after a retry wait, a lost task, a dead worker)

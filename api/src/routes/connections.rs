@@ -378,11 +378,12 @@ impl ConnectionsApi {
                 c.paused_reason.as_deref().unwrap_or("by ops")
             )));
         }
+        let request_id = crate::request::current_id();
         let requested = runs::create(
             &mut tx,
             connection,
             Trigger::Manual,
-            Some(&caller.subject),
+            caller.origin(request_id.as_deref()),
             None,
         )
         .await?;

@@ -68,6 +68,9 @@ struct Job {
     next_attempt_at: Option<DateTime<Utc>>,
     /// The worker running it, while running.
     worker_id: Option<String>,
+    /// The id of the API request that created the run (its `X-Request-Id`); the worker's and
+    /// the connectors' log lines of the sync carry it too.
+    request_id: Option<String>,
 }
 
 impl From<Run> for Job {
@@ -119,6 +122,7 @@ impl From<Run> for Job {
             },
             next_attempt_at: r.next_attempt_at.filter(|_| queued),
             worker_id: r.lease_owner,
+            request_id: r.request_id,
         }
     }
 }
@@ -292,7 +296,9 @@ impl JobsApi {
         let source = runs::get(&mut tx, RunId(id.0))
             .await
             .map_err(job_not_found(id.0))?;
-        let requested = runs::retry(&mut tx, RunId(id.0), &caller.subject).await?;
+        let request_id = crate::request::current_id();
+        let requested =
+            runs::retry(&mut tx, RunId(id.0), caller.origin(request_id.as_deref())).await?;
         let connection = ConnectionId(source.connection_id);
         AuditContext::new(&caller, req)
             .record(
@@ -330,7 +336,9 @@ impl JobsApi {
         let source = runs::get(&mut tx, RunId(id.0))
             .await
             .map_err(job_not_found(id.0))?;
-        let replay = runs::replay(&mut tx, RunId(id.0), &caller.subject).await?;
+        let request_id = crate::request::current_id();
+        let replay =
+            runs::replay(&mut tx, RunId(id.0), caller.origin(request_id.as_deref())).await?;
         let run = runs::get(&mut tx, replay).await?;
         let replay_of = run.replay_of.unwrap_or(source.id);
         AuditContext::new(&caller, req)
@@ -382,8 +390,14 @@ impl JobsApi {
         let audit = AuditContext::new(&caller, req);
         let mut tx = caller.tx(&self.0).await?;
         let mut retried = Vec::new();
+        let request_id = crate::request::current_id();
         for source in runs::retry_candidates(&mut tx, &filter).await? {
-            let requested = runs::retry(&mut tx, RunId(source.id), &caller.subject).await?;
+            let requested = runs::retry(
+                &mut tx,
+                RunId(source.id),
+                caller.origin(request_id.as_deref()),
+            )
+            .await?;
             audit
                 .record(
                     &mut tx,
