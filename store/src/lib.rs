@@ -14,6 +14,7 @@ pub mod clients;
 pub mod connections;
 pub mod custodian_limit;
 pub mod documents;
+pub mod gauges;
 pub mod ids;
 pub mod load;
 pub mod read;

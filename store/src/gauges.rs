@@ -1,0 +1,69 @@
+//! Cross-tenant counts behind the platform's Prometheus gauges, read at scrape time.
+//!
+//! Each read is one cheap query: active runs through the partial index on queued and running
+//! runs (never the job history), certificates and breakers from small platform-sized tables.
+//! Tenant data stays behind RLS: the counts come from narrow functions (see
+//! `migrations/0008_metrics.sql`) that return numbers per custodian, never ids or names.
+
+use crate::{Result, Store};
+
+/// Runs of one custodian in one state of the queue.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ActiveRuns {
+    pub custodian: String,
+    /// `queued` (due, waiting for a worker), `waiting` (not due before its next attempt
+    /// time) or `running`.
+    pub state: String,
+    pub runs: i64,
+}
+
+/// Client certificates of one custodian's connections that are at risk.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct CertificatesAtRisk {
+    pub custodian: String,
+    /// Already past their notAfter.
+    pub expired: i64,
+    /// Expiring within the warning period.
+    pub expiring: i64,
+}
+
+/// How many workers last reported their breaker for an endpoint in a state.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ReportedBreakers {
+    pub endpoint: String,
+    /// `closed`, `open` or `half_open`.
+    pub state: String,
+    pub workers: i64,
+}
+
+impl Store {
+    /// Queued, waiting and running runs per custodian, across tenants (zeros included).
+    pub async fn active_runs(&self) -> Result<Vec<ActiveRuns>> {
+        Ok(sqlx::query_as::<_, ActiveRuns>(
+            "SELECT custodian, state, runs FROM metrics_active_runs()",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Client certificates, as the last syncs read them, expired or expiring within
+    /// `warning_days`, per custodian, across tenants (zeros included).
+    pub async fn certificates_at_risk(&self, warning_days: u32) -> Result<Vec<CertificatesAtRisk>> {
+        Ok(sqlx::query_as::<_, CertificatesAtRisk>(
+            "SELECT custodian, expired, expiring FROM metrics_client_certificates($1)",
+        )
+        .bind(i32::try_from(warning_days).unwrap_or(i32::MAX))
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// The circuit breaker states workers reported, per endpoint (platform data).
+    pub async fn reported_breakers(&self) -> Result<Vec<ReportedBreakers>> {
+        Ok(sqlx::query_as::<_, ReportedBreakers>(
+            "SELECT endpoint, state, count(*) AS workers FROM circuit_breakers
+             GROUP BY endpoint, state ORDER BY endpoint, state",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+}
