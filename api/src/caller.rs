@@ -140,6 +140,7 @@ impl ApiState {
             None => (token_roles, principal.client_id),
         };
         if let Err(limited) = self.security.admit(tenant, &principal.subject) {
+            self.metrics.count_rate_limited(limited.scope);
             return Err(ApiError::too_many_requests(limited));
         }
         Ok(Caller {

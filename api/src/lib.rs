@@ -11,6 +11,7 @@
 
 pub mod audit;
 pub mod caller;
+pub mod metrics;
 pub mod permissions;
 pub mod problem;
 pub mod readiness;
@@ -96,6 +97,7 @@ pub fn openapi(state: &ApiState, public_url: &str) -> OpenApiService<Apis, ()> {
 /// The whole HTTP application.
 pub fn app(state: ApiState, public_url: &str) -> impl Endpoint + 'static {
     let api = openapi(&state, public_url);
+    let templates = metrics::RouteTemplates::from_openapi(&api.spec(), "/api/v1");
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
     let jwks = state.local_issuer.clone().map(|issuer| issuer.jwks());
@@ -104,6 +106,7 @@ pub fn app(state: ApiState, public_url: &str) -> impl Endpoint + 'static {
         .nest("/api/v1", api)
         .nest("/docs", docs)
         .at("/health", get(make_sync(|_| "ok")))
+        .at("/metrics", metrics::endpoint(&state))
         .at("/ready", get(readiness::endpoint(state.clone())));
     if let Some(jwks) = jwks {
         route = route.at(
@@ -111,7 +114,7 @@ pub fn app(state: ApiState, public_url: &str) -> impl Endpoint + 'static {
             get(make_sync(move |_| PoemJson(jwks.clone()))),
         );
     }
-    route
+    let app = metrics::note_route(route)
         .catch_all_error(|err: poem::Error| async move {
             // An operation's own ApiError is already a problem document with its detail:
             // pass it through. Anything else (unknown route, wrong method) gets one here.
@@ -130,7 +133,8 @@ pub fn app(state: ApiState, public_url: &str) -> impl Endpoint + 'static {
         })
         .around(security_headers)
         .with(Tracing)
-        .around(request::with_context)
+        .around(request::with_context);
+    metrics::observe(app, state.metrics.clone(), templates)
 }
 
 /// Request bodies larger than this are refused with 413 (the API takes small JSON bodies).

@@ -17,6 +17,7 @@ use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+pub use eam_metrics::LimitScope;
 use eam_store::TenantId;
 use eam_store::users::UserRow;
 use governor::clock::{Clock, DefaultClock};
@@ -52,6 +53,8 @@ type Limiter<K> = DefaultKeyedRateLimiter<K, StateInformationMiddleware>;
 pub struct Limited {
     pub retry_after: Duration,
     pub limit: u32,
+    /// Which limit: the tenant's or the user's.
+    pub scope: LimitScope,
 }
 
 /// Where a caller stands against the tighter of its limits.
@@ -112,18 +115,19 @@ impl Security {
     /// Counts a request of `subject` in `tenant` against both limits.
     pub fn admit(&self, tenant: TenantId, subject: &str) -> Result<Allowance, Limited> {
         let clock = DefaultClock::default();
-        let refuse = |not_until: governor::NotUntil<_>, limit: u32| Limited {
+        let refuse = |not_until: governor::NotUntil<_>, limit: u32, scope| Limited {
             retry_after: not_until.wait_time_from(clock.now()),
             limit,
+            scope,
         };
         let t = self
             .tenants
             .check_key(&tenant)
-            .map_err(|n| refuse(n, self.settings.tenant_burst))?;
+            .map_err(|n| refuse(n, self.settings.tenant_burst, LimitScope::Tenant))?;
         let u = self
             .users
             .check_key(&(tenant, subject.to_owned()))
-            .map_err(|n| refuse(n, self.settings.user_burst))?;
+            .map_err(|n| refuse(n, self.settings.user_burst, LimitScope::User))?;
         let (limit, remaining) = if u.remaining_burst_capacity() <= t.remaining_burst_capacity() {
             (self.settings.user_burst, u.remaining_burst_capacity())
         } else {
@@ -196,6 +200,7 @@ mod tests {
             assert_eq!(allowed.limit, 3);
         }
         let limited = security.admit(a, "alice").expect_err("over the burst");
+        assert_eq!(limited.scope, LimitScope::User);
         assert!(
             limited.retry_after > Duration::ZERO && limited.retry_after <= Duration::from_secs(1)
         );

@@ -24,4 +24,6 @@ pub struct ApiState {
     pub archive: eam_store::archive::Archive,
     /// A client certificate expiring within this many days is at risk.
     pub certificate_warning_days: u32,
+    /// The process's metrics (shared with its worker, if it runs one).
+    pub metrics: eam_metrics::Metrics,
 }

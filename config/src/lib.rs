@@ -144,6 +144,8 @@ pub struct WorkerSettings {
     pub breaker_min_requests: u32,
     pub breaker_window_secs: u64,
     pub breaker_cooldown_secs: u64,
+    /// Where `eam work` serves `/metrics` and `/health`; empty: no listener.
+    pub metrics_bind: String,
 }
 
 /// Where `aws-sm://` secret references are resolved, and how long values are reused.

@@ -58,8 +58,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     })
     .await?;
 
-    // Worker and API in this process.
-    let cx = super::work::context(&settings).await?;
+    // Worker and API in this process, counting into one set of metrics (the API's /metrics).
+    let metrics = eam_metrics::Metrics::new();
+    let cx = super::work::context(&settings)
+        .await?
+        .with_metrics(metrics.clone());
     let queue =
         eam_worker::queue::SyncQueue::connect(settings.redis.url.expose(), &settings.redis.queue)
             .await?;
@@ -74,7 +77,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             .await
         })
     };
-    let state = super::serve::build_state(&settings).await?;
+    let state = super::serve::build_state(&settings, metrics).await?;
     let issuer = state
         .local_issuer
         .clone()

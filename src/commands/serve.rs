@@ -8,7 +8,7 @@ use eam_config::Settings;
 pub async fn run() -> anyhow::Result<()> {
     let settings = Settings::load()?;
     crate::telemetry::init(&settings);
-    let state = build_state(&settings).await?;
+    let state = build_state(&settings, eam_metrics::Metrics::new()).await?;
     let server = Server::bind(&settings.api.bind).await?;
     tracing::info!(addr = %server.local_addr(), "API listening");
     server
@@ -20,8 +20,12 @@ pub async fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The API's state from settings: store (app role), queue producer, verifier, local issuer.
-pub async fn build_state(settings: &Settings) -> anyhow::Result<ApiState> {
+/// The API's state from settings: store (app role), queue producer, verifier, local issuer;
+/// counting into `metrics`.
+pub async fn build_state(
+    settings: &Settings,
+    metrics: eam_metrics::Metrics,
+) -> anyhow::Result<ApiState> {
     let store = super::connect_store(settings).await?;
     let queue =
         eam_worker::queue::SyncQueue::connect(settings.redis.url.expose(), &settings.redis.queue)
@@ -53,5 +57,6 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<ApiState> {
         secrets: super::secret_provider(settings),
         archive: super::open_archive(settings)?,
         certificate_warning_days: settings.certificates.warning_days,
+        metrics,
     })
 }

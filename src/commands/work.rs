@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use anyhow::Context as _;
+
 use eam_config::Settings;
 use eam_connectors::{BreakerSettings, Breakers, RetryPolicy};
 use eam_worker::scheduler::TickSettings;
@@ -17,7 +19,8 @@ pub struct WorkArgs {
 pub async fn run(args: WorkArgs) -> anyhow::Result<()> {
     let settings = Settings::load()?;
     crate::telemetry::init(&settings);
-    let cx = context(&settings).await?;
+    let metrics = eam_metrics::Metrics::new();
+    let cx = context(&settings).await?.with_metrics(metrics.clone());
     let queue =
         eam_worker::queue::SyncQueue::connect(settings.redis.url.expose(), &settings.redis.queue)
             .await?;
@@ -40,6 +43,7 @@ pub async fn run(args: WorkArgs) -> anyhow::Result<()> {
         super::shutdown_signal().await;
         let _ = stop.send(true);
     });
+    let listener = metrics_listener(&settings, metrics, stopped.clone()).await?;
     let mut worker_stopped = stopped;
     let shutdown = async move {
         let _ = worker_stopped.wait_for(|s| *s).await;
@@ -48,8 +52,40 @@ pub async fn run(args: WorkArgs) -> anyhow::Result<()> {
     if let Some(ticker) = ticker {
         let _ = ticker.await;
     }
+    if let Some(listener) = listener {
+        let _ = listener.await;
+    }
     tracing::info!("worker stopped");
     Ok(())
+}
+
+/// Serves `/metrics` and `/health` on `worker.metrics_bind` until `stopped` (none when the
+/// setting is empty). A taken port fails the start: a worker nobody can see is not started
+/// quietly.
+async fn metrics_listener(
+    settings: &Settings,
+    metrics: eam_metrics::Metrics,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let bind = settings.worker.metrics_bind.trim();
+    if bind.is_empty() {
+        return Ok(None);
+    }
+    let server = eam_api::Server::bind(bind).await.with_context(|| {
+        format!("binding the worker's metrics listener on {bind} (worker.metrics_bind; empty disables it)")
+    })?;
+    tracing::info!(addr = %server.local_addr(), "worker metrics listening");
+    Ok(Some(tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        if let Err(e) = server
+            .run_until(eam_api::metrics::worker_app(metrics), shutdown)
+            .await
+        {
+            tracing::warn!(error = %e, "the worker's metrics listener stopped");
+        }
+    })))
 }
 
 /// The sync context from settings: the store as the app role, the policy, the breakers, the

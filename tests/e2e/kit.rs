@@ -331,6 +331,8 @@ impl TestEnv {
             .unwrap_or_else(|| env_url("REDIS_URL"));
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
+        // One set of metrics for the API and the in-process worker, as in `eam demo`.
+        let metrics = eam_metrics::Metrics::new();
 
         if options.in_process_worker {
             let worker_queue = SyncQueue::connect(&redis, &queue_name)
@@ -342,7 +344,8 @@ impl TestEnv {
                 Breakers::new(options.breakers.clone()),
                 secrets.clone(),
                 archive.clone(),
-            );
+            )
+            .with_metrics(metrics.clone());
             let mut worker_stop = stop_rx.clone();
             tasks.push(tokio::spawn(async move {
                 eam_worker::queue::run_worker(worker_queue, cx, worker_options(), async move {
@@ -373,6 +376,7 @@ impl TestEnv {
             secrets: secrets.clone(),
             archive: archive.clone(),
             certificate_warning_days: options.certificate_warning_days,
+            metrics: metrics.clone(),
         };
         let server = Server::bind("127.0.0.1:0").await.expect("bind API");
         let api = format!("http://{}", server.local_addr());

@@ -51,6 +51,8 @@ pub(crate) fn worker_command(env: &TestEnv, name: &str) -> tokio::process::Comma
         // Tests decide when a connection pauses; a worker process never pauses one by itself.
         .env("EAM_WORKER__PAUSE_AFTER_FAILURES", "0")
         .env("EAM_WORKER__BREAKER_COOLDOWN_SECS", "2")
+        // Many workers at once on one host: each serves its metrics on a free port.
+        .env("EAM_WORKER__METRICS_BIND", "127.0.0.1:0")
         .env("EAM_LOG__LEVEL", "info")
         .env("EAM_ARCHIVE__DIR", archive)
         .stdin(Stdio::null())

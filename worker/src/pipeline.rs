@@ -30,7 +30,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, Utc};
 use eam_config::SecretProvider;
@@ -40,6 +40,7 @@ use eam_connectors::bank_c::{BankCClient, BankCConfig};
 use eam_connectors::{
     Breakers, DocumentKind, ErrorClass, FileInfo, RawDocument, RetryPolicy, TlsIdentity,
 };
+use eam_metrics::{Metrics, SyncOutcome};
 use eam_normalizer::model::{Batch, SourceFormat};
 use eam_normalizer::{bank_a, statement};
 use eam_store::archive::Archive;
@@ -122,6 +123,8 @@ pub struct SyncContext {
     pub archive: Archive,
     /// Names this worker in leases.
     pub worker_id: String,
+    /// Where attempts, their duration and the records loaded are counted.
+    pub metrics: Metrics,
     /// Runs this worker is running, to hand back on shutdown.
     in_flight: Arc<Mutex<HashMap<RunId, TenantId>>>,
 }
@@ -143,8 +146,17 @@ impl SyncContext {
             secrets,
             archive,
             worker_id: format!("{host}-{}-{}", std::process::id(), &suffix[..8]),
+            metrics: Metrics::default(),
             in_flight: Arc::default(),
         }
+    }
+
+    /// Counts into `metrics` (shared with the process's other parts, e.g. the API's
+    /// `/metrics`), and shows this worker's breakers there.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        metrics.watch_breakers(self.breakers.clone());
+        self.metrics = metrics;
+        self
     }
 
     fn lease(&self) -> Lease {
@@ -233,6 +245,7 @@ async fn attempt_steps(cx: &SyncContext, task: SyncTask) -> AttemptOutcome {
     let attempt = started.attempt;
     tracing::info!(attempt, trigger = %started.trigger, "sync started");
     let _in_flight = cx.track(task);
+    let clock = Instant::now();
     let (lost_tx, mut lost_rx) = watch::channel(false);
     let heartbeat =
         tokio::spawn(keep_lease(cx.store.clone(), task, lease.clone(), lost_tx).in_current_span());
@@ -242,7 +255,7 @@ async fn attempt_steps(cx: &SyncContext, task: SyncTask) -> AttemptOutcome {
         _ = lost_rx.wait_for(|lost| *lost) => None,
     };
     heartbeat.abort();
-    match result {
+    let outcome = match result {
         None => {
             tracing::warn!(
                 "the run was cancelled or presumed dead and given to another worker; stopped without loading"
@@ -267,6 +280,30 @@ async fn attempt_steps(cx: &SyncContext, task: SyncTask) -> AttemptOutcome {
                 }
             }
         }
+    };
+    cx.metrics.observe_sync(
+        findings.custodian.as_deref().unwrap_or("unknown"),
+        metric_outcome(&outcome),
+        clock.elapsed(),
+    );
+    outcome
+}
+
+/// How an attempt that began ended, as the metrics name it.
+fn metric_outcome(outcome: &AttemptOutcome) -> SyncOutcome {
+    match outcome {
+        AttemptOutcome::Finished(status) => match status {
+            RunStatus::Succeeded => SyncOutcome::Succeeded,
+            RunStatus::SucceededWithBreaks => SyncOutcome::SucceededWithBreaks,
+            RunStatus::Queued => SyncOutcome::Retrying,
+            RunStatus::Failed => SyncOutcome::Failed,
+            RunStatus::Dead => SyncOutcome::Dead,
+            RunStatus::Cancelled => SyncOutcome::Cancelled,
+            // Still running: another worker has it now.
+            RunStatus::Running => SyncOutcome::Abandoned,
+        },
+        AttemptOutcome::Abandoned | AttemptOutcome::Skipped => SyncOutcome::Abandoned,
+        AttemptOutcome::Retry(_) => SyncOutcome::Unrecorded,
     }
 }
 
@@ -349,6 +386,8 @@ async fn keep_lease(store: Store, task: SyncTask, lease: Lease, lost: watch::Sen
 /// What an attempt learnt on its way, recorded however it ends.
 #[derive(Debug, Default)]
 struct Findings {
+    /// The connection's custodian (for the metrics), once read.
+    custodian: Option<String>,
     /// The run is a replay of this one's documents.
     replay_of: Option<RunId>,
     /// The connection's secret references this attempt resolved.
@@ -375,6 +414,7 @@ async fn sync(
             runs::get(&mut tx, task.run_id).await?,
         )
     };
+    findings.custodian = Some(connection.custodian.clone());
     if let Some(source) = run.replay_of {
         findings.replay_of = Some(RunId(source));
         let documents = restore(cx, task, RunId(source)).await?;
@@ -753,6 +793,7 @@ async fn load(
         Err(e) => return Err(e.into()),
     }
     tx.commit().await?;
+    cx.metrics.count_loaded(&connection.custodian, &counts);
     tracing::info!(changed = counts.changed(), breaks, replay, "sync loaded");
     Ok(status)
 }
