@@ -466,12 +466,15 @@ pub async fn transition(tx: &mut TenantTx, id: RunId, t: Transition) -> Result<R
         .as_ref()
         .map(|l| (l.owner.clone(), l.ttl.as_secs_f64()))
         .unzip();
+    // The wall clock, not now(): the final transition of a sync runs at the end of its load
+    // transaction, and now() is when that transaction began (tens of seconds earlier for a
+    // million rows), which made finished_at and the duration a lie.
     let updated = sqlx::query_as::<_, Run>(
         "UPDATE sync_runs SET
             status = $2,
             attempts = attempts + CASE WHEN $3 THEN 1 ELSE 0 END,
-            started_at = CASE WHEN $2 = 'running' THEN coalesce(started_at, now()) ELSE started_at END,
-            finished_at = CASE WHEN $2 IN ('queued', 'running') THEN NULL ELSE now() END,
+            started_at = CASE WHEN $2 = 'running' THEN coalesce(started_at, clock_timestamp()) ELSE started_at END,
+            finished_at = CASE WHEN $2 IN ('queued', 'running') THEN NULL ELSE clock_timestamp() END,
             attempt_errors = CASE WHEN $4::jsonb IS NULL THEN attempt_errors ELSE attempt_errors || $4::jsonb END,
             error_class = coalesce($5, error_class),
             error_message = coalesce($6, $17, error_message),
@@ -479,11 +482,11 @@ pub async fn transition(tx: &mut TenantTx, id: RunId, t: Transition) -> Result<R
             cursor_before = coalesce($8, cursor_before),
             cursor_after = coalesce($9, cursor_after),
             lease_owner = CASE WHEN $2 = 'running' THEN $11 ELSE NULL END,
-            lease_expires_at = CASE WHEN $2 = 'running' THEN now() + make_interval(secs => $12) ELSE NULL END,
+            lease_expires_at = CASE WHEN $2 = 'running' THEN clock_timestamp() + make_interval(secs => $12) ELSE NULL END,
             next_attempt_at = CASE WHEN $2 = 'queued' THEN $13 ELSE next_attempt_at END
          WHERE id = $1 AND status = ANY($10)
-           AND (NOT $14 OR coalesce(next_attempt_at, '-infinity') <= now())
-           AND (NOT $15 OR lease_expires_at < now())
+           AND (NOT $14 OR coalesce(next_attempt_at, '-infinity') <= clock_timestamp())
+           AND (NOT $15 OR lease_expires_at < clock_timestamp())
            AND ($16::text IS NULL OR lease_owner = $16)
          RETURNING id, tenant_id, connection_id, trigger, status, requested_by, attempts, attempt_errors,
             error_class, error_message, counts, cursor_before, cursor_after, retry_of, replay_of,

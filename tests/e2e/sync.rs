@@ -350,3 +350,127 @@ async fn without_a_valid_client_certificate_or_secret_the_sync_fails_as_auth_and
     let _ = std::fs::remove_file(&wrong_secret_file);
     env.finish().await;
 }
+
+/// An MT535 of `positions` (ISIN, units), complete or delta, for safekeeping account DEPOT-1.
+fn mt535(complete: bool, positions: &[(&str, u32)]) -> String {
+    let mut out = String::from(
+        "{1:F01BANKDEFFAXXX0000000000}{2:O535BANKDEFFXXXXN}{4:\r\n:16R:GENL\r\n:28E:1/ONLY\r\n:20C::SEME//SNAP\r\n:23G:NEWM\r\n:98A::STAT//20261120\r\n",
+    );
+    out.push_str(if complete {
+        ":22F::CODE//COMP\r\n"
+    } else {
+        ":22F::CODE//DELT\r\n"
+    });
+    out.push_str(":97A::SAFE//DEPOT-1\r\n:17B::ACTI//Y\r\n:16S:GENL\r\n:16R:SUBSAFE\r\n");
+    for (isin, units) in positions {
+        out.push_str(&format!(
+            ":16R:FIN\r\n:35B:ISIN {isin}\r\nSECURITY {isin}\r\n:93B::AGGR//UNIT/{units},\r\n:16S:FIN\r\n"
+        ));
+    }
+    out.push_str(":16S:SUBSAFE\r\n-}\r\n");
+    out
+}
+
+/// A complete holdings statement closes the positions of its account and date that it no
+/// longer lists (and only those); a delta statement closes none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_complete_snapshot_closes_the_positions_it_omits_and_a_delta_closes_none() {
+    use eam_normalizer::model::SourceFormat;
+    use eam_store::runs::{Origin, Trigger};
+
+    let db = crate::kit::TestDb::create().await;
+    let store = db.app_store().await;
+    let tenant = eam_store::tenants::create_tenant(&store, "Firm", &["bank_sync"])
+        .await
+        .unwrap();
+    let mut tx = store.tenant_tx(tenant).await.unwrap();
+    let connection = eam_store::connections::create(
+        &mut tx,
+        &eam_store::connections::NewConnection {
+            custodian: "bank_b".into(),
+            name: "Bank B".into(),
+            base_url: "https://bank-b.invalid".into(),
+            client_id: None,
+            client_secret_ref: None,
+            client_cert_ref: None,
+            client_key_ref: None,
+            ca_cert_ref: None,
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let connection = eam_store::ConnectionId(connection.id);
+    let mut tx = store.tenant_tx(tenant).await.unwrap();
+    let run = eam_store::runs::create(
+        &mut tx,
+        connection,
+        Trigger::Manual,
+        Origin::actor("test"),
+        None,
+    )
+    .await
+    .unwrap()
+    .id;
+    // The custody account, as the bank's account list would have brought it.
+    sqlx::query(
+        "INSERT INTO accounts (id, tenant_id, connection_id, bank_account_id, currency, kind,
+            source_format, source_document, source_position, first_seen_run, last_changed_run)
+         VALUES (gen_random_uuid(), $1, $2, 'DEPOT-1', 'EUR', 'custody', 'mt535', 'test', 0, $3, $3)",
+    )
+    .bind(tenant.0)
+    .bind(connection.0)
+    .bind(run.0)
+    .execute(tx.conn())
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let (a, b, c) = ("DE0005140008", "US0378331005", "CH0012032048");
+    // (complete?, positions listed, positions it closes, positions held after it)
+    type Step<'a> = (bool, Vec<(&'a str, u32)>, u64, Vec<(&'a str, i64)>);
+    let steps: [Step; 4] = [
+        (
+            true,
+            vec![(a, 10), (b, 20), (c, 30)],
+            0,
+            vec![(a, 10), (b, 20), (c, 30)],
+        ),
+        // Delta: lists b only, closes nothing.
+        (false, vec![(b, 25)], 0, vec![(a, 10), (b, 25), (c, 30)]),
+        // Complete without c: c is closed.
+        (true, vec![(a, 10), (b, 25)], 1, vec![(a, 10), (b, 25)]),
+        // The same complete statement again: nothing more to close.
+        (true, vec![(a, 10), (b, 25)], 0, vec![(a, 10), (b, 25)]),
+    ];
+    for (i, (complete, listed, closed, held)) in steps.into_iter().enumerate() {
+        let text = mt535(complete, &listed);
+        let batch = eam_normalizer::swift::parse(
+            SourceFormat::Mt535,
+            &format!("doc-{i}"),
+            "snapshot.fin",
+            text.as_bytes(),
+        )
+        .unwrap();
+        let mut tx = store.tenant_tx(tenant).await.unwrap();
+        let counts = eam_store::load::load_batch(&mut tx, connection, run, &batch, None)
+            .await
+            .unwrap();
+        assert_eq!(counts.positions_closed, closed, "step {i}");
+        let rows: Vec<(String, Decimal)> = sqlx::query_as(
+            "SELECT s.isin, p.quantity FROM positions p JOIN securities s ON s.id = p.security_id
+             ORDER BY s.isin",
+        )
+        .fetch_all(tx.conn())
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let mut expected: Vec<(String, Decimal)> = held
+            .iter()
+            .map(|(isin, q)| ((*isin).to_owned(), Decimal::from(*q)))
+            .collect();
+        expected.sort();
+        assert_eq!(rows, expected, "step {i}");
+    }
+    db.drop_db().await;
+}

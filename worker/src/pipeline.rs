@@ -422,10 +422,15 @@ async fn sync(
         let batch = normalize(&connection, &documents)?;
         return load(cx, task, &connection, &batch, None, lease, findings).await;
     }
+    // Each step's wall time goes into one log line: where a slow night's sync spent it.
+    let clock = std::time::Instant::now();
     let fetched = fetch(cx, &connection, findings).await?;
+    let fetch_ms = clock.elapsed().as_millis();
     findings.archived = archive(cx, task, attempt, &fetched.documents).await?;
+    let archive_ms = clock.elapsed().as_millis() - fetch_ms;
     let batch = normalize(&connection, &fetched.documents)?;
-    load(
+    let normalize_ms = clock.elapsed().as_millis() - fetch_ms - archive_ms;
+    let status = load(
         cx,
         task,
         &connection,
@@ -434,7 +439,17 @@ async fn sync(
         lease,
         findings,
     )
-    .await
+    .await?;
+    let load_ms = clock.elapsed().as_millis() - fetch_ms - archive_ms - normalize_ms;
+    tracing::info!(
+        documents = fetched.documents.len(),
+        fetch_ms,
+        archive_ms,
+        normalize_ms,
+        load_ms,
+        "sync steps timed"
+    );
+    Ok(status)
 }
 
 /// What a fetch brought, and where the cursor goes once it is loaded.
