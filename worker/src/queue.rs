@@ -554,6 +554,67 @@ fn worker_name() -> String {
     format!("{host}-{}-{}", std::process::id(), &suffix[..8])
 }
 
+/// What [`deliver_empty_tasks`] measured.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct EmptyTaskRun {
+    /// Pushing the tasks one by one, as the API and the dispatcher do.
+    pub push: Duration,
+    /// From the worker's start until the last task was delivered and acknowledged.
+    pub deliver: Duration,
+}
+
+/// Benchmark support (`cargo bench -p eam-worker --bench queue`): pushes `tasks` tasks and
+/// delivers them through the same apalis worker as real syncs (queue settings, tracing layer,
+/// panic guard, acknowledgement) with an attempt that does nothing, so what is measured is the
+/// queue's own cost per job.
+#[doc(hidden)]
+pub async fn deliver_empty_tasks(
+    queue: &SyncQueue,
+    tasks: usize,
+    concurrency: usize,
+    poll_interval: Duration,
+) -> anyhow::Result<EmptyTaskRun> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let started = Instant::now();
+    for _ in 0..tasks {
+        let task = SyncTask {
+            run_id: RunId(uuid::Uuid::now_v7()),
+            tenant_id: eam_store::TenantId(uuid::Uuid::nil()),
+            connection_id: eam_store::ConnectionId(uuid::Uuid::nil()),
+        };
+        queue.push(task, 1).await?;
+    }
+    let push = started.elapsed();
+    let delivered = Arc::new(AtomicUsize::new(0));
+    let all_done = Arc::new(tokio::sync::Notify::new());
+    let delivery = {
+        let (delivered, all_done) = (delivered.clone(), all_done.clone());
+        Delivery::new(1, move |_task, _attempt| {
+            if delivered.fetch_add(1, Ordering::SeqCst) + 1 == tasks {
+                all_done.notify_one();
+            }
+            async { AttemptOutcome::Skipped }.boxed()
+        })
+    };
+    let settings = WorkerSettings {
+        concurrency,
+        poll_interval,
+        grace: Duration::from_secs(10),
+    };
+    let started = Instant::now();
+    let notified = all_done.clone();
+    let shutdown = async move { notified.notified().await };
+    run_deliveries(queue, delivery, &settings, shutdown).await?;
+    let deliver = started.elapsed();
+    anyhow::ensure!(
+        delivered.load(Ordering::SeqCst) == tasks,
+        "delivered {} of {tasks} tasks",
+        delivered.load(Ordering::SeqCst)
+    );
+    Ok(EmptyTaskRun { push, deliver })
+}
+
 #[cfg(test)]
 mod tests {
     //! Against a real Redis (`REDIS_URL`, default `redis://127.0.0.1:6379`), one fresh queue name
