@@ -188,6 +188,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!();
     println!("API:       {public_url}/api/v1   (OpenAPI: {public_url}/api/v1/openapi.json)");
     println!("Swagger:   {public_url}/docs");
+    println!("Metrics:   {public_url}/metrics   (Prometheus: the API's and the worker's)");
     println!(
         "Bank sim:  {} (mTLS; certificates in {})",
         sim.base_url(),
