@@ -5,6 +5,12 @@ mod telemetry;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of the system allocator: the API allocates per request (JSON, rows,
+/// headers) from many threads, and glibc's malloc was a fifth of its CPU under load
+/// (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// EAM wealth platform backend: syncs accounts, cash, positions and transactions from private
 /// banks over mutual TLS into PostgreSQL, and serves them through an HTTP API.
 ///

@@ -35,6 +35,12 @@ const MAX_TOKEN_BYTES: usize = 16 * 1024;
 /// Longest `kid` accepted, to keep cache look-ups and logs bounded.
 const MAX_KID_BYTES: usize = 256;
 
+/// How long a verified token is trusted without checking its signature again (never past its
+/// `exp`). A key withdrawn from the JWKS stops working for its tokens within this time.
+const VERIFIED_TTL: Duration = Duration::from_secs(60);
+/// Verified tokens remembered at most (expired ones are dropped first, then all).
+const VERIFIED_CAPACITY: usize = 10_000;
+
 /// Largest clock leeway honoured, whatever the configuration says.
 const MAX_LEEWAY: Duration = Duration::from_secs(3600);
 
@@ -111,9 +117,21 @@ pub struct Verifier {
     rs256: Validation,
     es256: Validation,
     cache: RwLock<KeyCache>,
+    /// Tokens already verified, by their exact text: a client sends the same token for many
+    /// requests, and checking its signature again is most of an API read's CPU.
+    verified: std::sync::Mutex<HashMap<String, Verified>>,
     /// Held for the whole of a fetch so that only one runs at a time; it also owns the HTTP
     /// client, built on first use so that `new` cannot fail.
     fetcher: tokio::sync::Mutex<Option<reqwest::Client>>,
+}
+
+/// A token that passed every check, remembered for a while.
+struct Verified {
+    principal: Principal,
+    /// The key that signed it.
+    kid: String,
+    /// Trusted until then (at most `VERIFIED_TTL` after the check, never past `exp`).
+    until: Instant,
 }
 
 /// Keys by kid and when they were last (attempted to be) fetched.
@@ -140,6 +158,7 @@ impl Verifier {
             rs256,
             es256,
             cache: RwLock::new(KeyCache::default()),
+            verified: std::sync::Mutex::new(HashMap::new()),
             fetcher: tokio::sync::Mutex::new(None),
         }
     }
@@ -161,6 +180,45 @@ impl Verifier {
 
     /// Verifies `token` and returns the caller it describes, or the reason it is refused.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let now = Instant::now();
+        let hit = self
+            .lock_verified()
+            .get(token)
+            .filter(|v| now < v.until)
+            .map(|v| (v.principal.clone(), v.kid.clone()));
+        // Only while its key is still published: a withdrawn key's tokens fail at once.
+        if let Some((principal, kid)) = hit
+            && self.cached(&kid).is_some()
+        {
+            return Ok(principal);
+        }
+        let (principal, kid, expires_in) = self.verify_uncached(token).await?;
+        let entry = Verified {
+            principal: principal.clone(),
+            kid,
+            until: now + expires_in.min(VERIFIED_TTL),
+        };
+        let mut verified = self.lock_verified();
+        if verified.len() >= VERIFIED_CAPACITY {
+            verified.retain(|_, v| now < v.until);
+            if verified.len() >= VERIFIED_CAPACITY {
+                verified.clear();
+            }
+        }
+        verified.insert(token.to_owned(), entry);
+        Ok(principal)
+    }
+
+    fn lock_verified(&self) -> std::sync::MutexGuard<'_, HashMap<String, Verified>> {
+        self.verified.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Checks the signature and claims; returns the principal, the key's id and how long
+    /// until `exp`.
+    async fn verify_uncached(
+        &self,
+        token: &str,
+    ) -> Result<(Principal, String, Duration), AuthError> {
         let header = read_header(token)?;
         let key = self.key_for(&header.kid).await?;
         if key.alg != header.alg {
@@ -176,7 +234,17 @@ impl Verifier {
         };
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, validation)
             .map_err(|e| self.refusal(e.into_kind()))?;
-        principal_from_claims(&data.claims, &self.config.claim_names)
+        let principal = principal_from_claims(&data.claims, &self.config.claim_names)?;
+        // Until `exp` itself, leeway not included: a cached token never outlives its validity.
+        let exp = data.claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Ok((
+            principal,
+            header.kid,
+            Duration::from_secs(exp.saturating_sub(now)),
+        ))
     }
 
     /// The key named `kid`, fetching the JWKS if the kid is unknown and the floor allows.

@@ -86,6 +86,18 @@ pub struct Store {
     pool: PgPool,
 }
 
+/// An error that says the connection is gone (not the statement wrong): lost socket, or the
+/// server ending the session (shutdown, restart, terminated backend).
+fn is_dead_connection(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| matches!(c.as_ref(), "57P01" | "57P02" | "57P03")),
+        _ => false,
+    }
+}
+
 /// How to connect as the app role.
 #[derive(Debug, Clone)]
 pub struct AppDb<'a> {
@@ -108,6 +120,10 @@ impl Store {
         let pool = PgPoolOptions::new()
             .max_connections(db.max_connections)
             .acquire_timeout(std::time::Duration::from_secs(10))
+            // No round trip to test a connection before handing it out (sqlx already tests it
+            // when it comes back): `scoped_tx` retries a connection found dead on first use,
+            // and elsewhere a dead one fails one call, like any lost connection.
+            .test_before_acquire(false)
             .connect_with(opts)
             .await?;
         Ok(Store { pool })
@@ -127,15 +143,27 @@ impl Store {
     /// then hides every other client's accounts and what hangs off them (a restrictive policy
     /// on top of the tenant's).
     pub async fn scoped_tx(&self, tenant: TenantId, client: Option<ClientId>) -> Result<TenantTx> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "SELECT set_config('app.tenant_id', $1, true), set_config('app.client_id', $2, true)",
-        )
-        .bind(tenant.0.to_string())
-        .bind(client.map(|c| c.0.to_string()).unwrap_or_default())
-        .execute(&mut *tx)
-        .await?;
-        Ok(TenantTx { tx, tenant })
+        // BEGIN and the settings in one round trip (a simple query of two statements). Both
+        // values are UUIDs formatted here, never caller text.
+        let begin = format!(
+            "BEGIN; SELECT set_config('app.tenant_id', '{}', true), set_config('app.client_id', '{}', true)",
+            tenant.0,
+            client.map(|c| c.0.to_string()).unwrap_or_default()
+        );
+        // A pooled connection that died while idle (the server restarted) fails here, first:
+        // it is dropped and the next one tried, at most once per pooled connection.
+        let mut dead = 0;
+        loop {
+            match self
+                .pool
+                .begin_with(sqlx::AssertSqlSafe(begin.clone()))
+                .await
+            {
+                Ok(tx) => return Ok(TenantTx { tx, tenant }),
+                Err(e) if is_dead_connection(&e) && dead < self.pool.size() => dead += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Whether a tenant exists (through a narrow function: the app sees one tenant at a time).

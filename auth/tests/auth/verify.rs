@@ -312,6 +312,37 @@ async fn not_before_is_checked_with_the_leeway_when_present() {
     verify_claims(&absent).await.expect("nbf is optional");
 }
 
+/// A verified token is remembered (its signature is not checked on every request), but never
+/// past its `exp`: the same token is refused once it expires.
+#[tokio::test]
+async fn a_remembered_token_is_refused_once_it_expires() {
+    let verifier = verifier_with(VerifierConfig {
+        leeway: Duration::ZERO,
+        ..kit::config(NO_JWKS)
+    });
+    let tenant = Uuid::new_v4();
+    let token = EC.sign(&claims_with(|c| {
+        c.insert("tenant_id".into(), json!(tenant.to_string()));
+        c.insert("exp".into(), json!(kit::now() + 2));
+    }));
+    for _ in 0..2 {
+        let principal = verifier.verify(&token).await.expect("valid until exp");
+        assert_eq!(principal.tenant_id, tenant);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match verifier.verify(&token).await {
+            Err(AuthError::Expired) => break,
+            Ok(_) => assert!(
+                std::time::Instant::now() < deadline,
+                "the token was still accepted 10 s after it should have expired"
+            ),
+            Err(other) => panic!("refused for the wrong reason: {other}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_zero_leeway_refuses_a_just_expired_token() {
     let verifier = verifier_with(VerifierConfig {
