@@ -1,0 +1,132 @@
+# Shared by the benchmark scripts: builds the release binary and starts the stack (bank
+# simulator, worker, API) on loopback against DATABASE_URL / REDIS_URL, in a scratch
+# database and queue of its own. Sourced, not run.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/eam-target}"
+eam="$CARGO_TARGET_DIR/release/eam"
+work="${EAM_BENCH_DIR:-$root/.local/bench}"
+api_port="${EAM_BENCH_API_PORT:-18080}"
+sim_port="${EAM_BENCH_SIM_PORT:-18443}"
+pids=()
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+
+stop_all() {
+  local p
+  for p in "${pids[@]:-}"; do
+    [ -n "$p" ] && kill "$p" 2>/dev/null || true
+  done
+  for p in "${pids[@]:-}"; do
+    [ -n "$p" ] && wait "$p" 2>/dev/null || true
+  done
+  pids=()
+}
+trap stop_all EXIT
+
+build() {
+  log "building the release binary"
+  (cd "$root" && cargo build --release --quiet --bin eam)
+}
+
+# A fresh database for the run, derived from DATABASE_URL.
+fresh_database() {
+  local name=$1
+  local base="${DATABASE_URL:?set DATABASE_URL (or run through scripts/with-services.sh)}"
+  admin_url="${base%/*}/postgres"
+  export DATABASE_URL="${base%/*}/$name"
+  psql "$admin_url" -qc "DROP DATABASE IF EXISTS $name WITH (FORCE)" >/dev/null
+  export EAM_REDIS__QUEUE="eam-bench-$name"
+  redis-cli -u "${REDIS_URL:?set REDIS_URL}" --scan --pattern "*$EAM_REDIS__QUEUE*" \
+    | xargs -r redis-cli -u "$REDIS_URL" del >/dev/null
+  rm -rf "$work" && mkdir -p "$work"
+  export EAM_API__BIND="127.0.0.1:$api_port"
+  export EAM_API__PUBLIC_URL="http://127.0.0.1:$api_port"
+  export EAM_AUTH__ISSUER="http://127.0.0.1:$api_port/auth"
+  export EAM_AUTH__LOCAL_ISSUER_DIR="$work/issuer"
+  export EAM_ARCHIVE__DIR="$work/archive"
+  export EAM_LOG__LEVEL="${EAM_LOG__LEVEL:-warn}"
+  export EAM_WORKER__METRICS_BIND="127.0.0.1:0"
+  "$eam" migrate >/dev/null
+  platform_tenant=$(psql "$DATABASE_URL" -qAtc \
+    "INSERT INTO tenants (id, name) VALUES (gen_random_uuid(), 'Platform operator') RETURNING id")
+}
+
+wait_port() { # PORT LOG
+  local port=$1 deadline=$((SECONDS + 120))
+  until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+    [ $SECONDS -lt $deadline ] || { log "nothing listens on $port"; head -5 "$2" >&2; exit 1; }
+    sleep 0.1
+  done
+}
+
+# start_sim ARGS...: the simulator with the given size flags.
+start_sim() {
+  "$eam" bank-sim --bind "127.0.0.1:$sim_port" --dir "$work/sim" "$@" >"$work/sim.log" 2>&1 &
+  pids+=($!)
+  wait_port "$sim_port" "$work/sim.log"
+}
+
+start_api() {
+  "$eam" serve >"$work/api.log" 2>&1 &
+  pids+=($!)
+  wait_port "$api_port" "$work/api.log"
+}
+
+start_worker() {
+  "$eam" work "$@" >"$work/worker.log" 2>&1 &
+  pids+=($!)
+}
+
+api="http://127.0.0.1:$api_port/api/v1"
+
+token() { # token TENANT ROLES
+  "$eam" token --tenant "$1" --roles "$2" --ttl 86400
+}
+
+# new_tenant NAME: prints the id of a tenant created through the admin API, by a platform
+# admin of the operator's own tenant (made once, directly in the database).
+new_tenant() {
+  local admin
+  admin=$(token "$platform_tenant" platform_admin)
+  curl -sf -H "Authorization: Bearer $admin" -H 'content-type: application/json' \
+    -d "{\"name\": \"$1\", \"modules\": [\"bank_sync\"]}" "$api/tenants" | jq -r .id
+}
+
+# new_connection TOKEN: a bank_a connection to the simulator; prints its id.
+new_connection() {
+  local pki="$work/sim/pki"
+  curl -sf -H "Authorization: Bearer $1" -H 'content-type: application/json' -d @- \
+    "$api/connections" <<JSON | jq -r .id
+{"custodian": "bank_a", "name": "Bench bank", "base_url": "https://127.0.0.1:$sim_port",
+ "client_id": "eam-bank-a", "client_secret_ref": "file://$work/sim/client_secret",
+ "client_cert_ref": "file://$pki/client.pem", "client_key_ref": "file://$pki/client-key.pem",
+ "ca_cert_ref": "file://$pki/ca.pem"}
+JSON
+}
+
+# sync_and_wait TOKEN CONNECTION: triggers a sync, waits for its end, prints the job as JSON.
+sync_and_wait() {
+  local run job status last="" deadline=$((SECONDS + 3600))
+  run=$(curl -sf -X POST -H "Authorization: Bearer $1" "$api/connections/$2/sync" | jq -r .run_id)
+  log "run $run queued at $(date +%T.%N)"
+  while :; do
+    job=$(curl -sf -H "Authorization: Bearer $1" "$api/jobs/$run")
+    status=$(jq -r .status <<<"$job")
+    case "$status" in
+      succeeded|succeeded_with_breaks|failed|dead|cancelled) break ;;
+    esac
+    [ $SECONDS -lt $deadline ] || { log "run $run still $status"; exit 1; }
+    [ "$status" = "$last" ] || log "run $run $status at $(date +%T.%N)"
+    last=$status
+    sleep 0.05
+  done
+  printf '%s\n' "$job"
+}
+
+machine() {
+  printf '%s, %s vCPU, %s RAM, %s' \
+    "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" "$(nproc)" \
+    "$(free -h | awk '/Mem:/ {print $2}')" "$(psql "$DATABASE_URL" -Atc 'SHOW server_version')"
+}
