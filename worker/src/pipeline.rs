@@ -425,11 +425,12 @@ async fn sync(
     // Each step's wall time goes into one log line: where a slow night's sync spent it.
     let clock = std::time::Instant::now();
     let fetched = fetch(cx, &connection, findings).await?;
-    let fetch_ms = clock.elapsed().as_millis();
+    let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let fetch_ms = ms(clock.elapsed());
     findings.archived = archive(cx, task, attempt, &fetched.documents).await?;
-    let archive_ms = clock.elapsed().as_millis() - fetch_ms;
+    let archive_ms = ms(clock.elapsed()) - fetch_ms;
     let batch = normalize(&connection, &fetched.documents)?;
-    let normalize_ms = clock.elapsed().as_millis() - fetch_ms - archive_ms;
+    let normalize_ms = ms(clock.elapsed()) - fetch_ms - archive_ms;
     let status = load(
         cx,
         task,
@@ -440,7 +441,7 @@ async fn sync(
         findings,
     )
     .await?;
-    let load_ms = clock.elapsed().as_millis() - fetch_ms - archive_ms - normalize_ms;
+    let load_ms = ms(clock.elapsed()) - fetch_ms - archive_ms - normalize_ms;
     tracing::info!(
         documents = fetched.documents.len(),
         fetch_ms,
