@@ -665,6 +665,7 @@ fn normalize(connection: &Connection, documents: &[RawDocument]) -> Result<Batch
     let mut batch = Batch::default();
     for doc in documents {
         let name = doc.name();
+        let page = |kind| bank_a::parse(kind, &connection.custodian, &name, &doc.body);
         let parsed = match (doc.kind, &doc.file) {
             (DocumentKind::StatementFile, Some(file)) => {
                 let format = SourceFormat::parse(&file.format)
@@ -685,30 +686,10 @@ fn normalize(connection: &Connection, documents: &[RawDocument]) -> Result<Batch
                     "{name}: a statement file without its listing"
                 )));
             }
-            (DocumentKind::Accounts, _) => bank_a::parse(
-                bank_a::DocumentKind::Accounts,
-                &connection.custodian,
-                &name,
-                &doc.body,
-            )?,
-            (DocumentKind::Positions, _) => bank_a::parse(
-                bank_a::DocumentKind::Positions,
-                &connection.custodian,
-                &name,
-                &doc.body,
-            )?,
-            (DocumentKind::Balances, _) => bank_a::parse(
-                bank_a::DocumentKind::Balances,
-                &connection.custodian,
-                &name,
-                &doc.body,
-            )?,
-            (DocumentKind::Transactions, _) => bank_a::parse(
-                bank_a::DocumentKind::Transactions,
-                &connection.custodian,
-                &name,
-                &doc.body,
-            )?,
+            (DocumentKind::Accounts, _) => page(bank_a::DocumentKind::Accounts)?,
+            (DocumentKind::Positions, _) => page(bank_a::DocumentKind::Positions)?,
+            (DocumentKind::Balances, _) => page(bank_a::DocumentKind::Balances)?,
+            (DocumentKind::Transactions, _) => page(bank_a::DocumentKind::Transactions)?,
         };
         batch.extend(parsed);
     }
