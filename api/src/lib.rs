@@ -14,6 +14,7 @@ pub mod caller;
 pub mod metrics;
 pub mod permissions;
 pub mod problem;
+pub mod read_cache;
 pub mod readiness;
 pub mod request;
 pub mod routes;
@@ -101,6 +102,7 @@ pub fn app(state: ApiState, public_url: &str) -> impl Endpoint + 'static {
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
     let jwks = state.local_issuer.clone().map(|issuer| issuer.jwks());
+    let read_cache = state.read_cache.clone();
     let mut route = Route::new()
         .at("/api/v1/openapi.json", spec)
         .nest("/api/v1", api)
@@ -132,6 +134,7 @@ pub fn app(state: ApiState, public_url: &str) -> impl Endpoint + 'static {
             }
         })
         .around(security_headers)
+        .around(move |next, req| forget_after_writes(next, req, read_cache.clone()))
         .with(Tracing)
         .around(request::with_context);
     metrics::observe(app, state.metrics.clone(), templates)
@@ -187,6 +190,26 @@ async fn security_headers<E: Endpoint>(
             "content-security-policy",
             HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
         );
+    }
+    Ok(response)
+}
+
+/// Drops this process's cached portfolio pages after a request that may have written (any
+/// method but GET, HEAD and OPTIONS, unless refused as a client error, which changes
+/// nothing), before answering it: whoever made a change reads it back at once.
+async fn forget_after_writes<E: Endpoint>(
+    next: E,
+    req: poem::Request,
+    read_cache: Arc<read_cache::ReadCache>,
+) -> poem::Result<poem::Response> {
+    use poem::http::Method;
+    let write = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let response = match next.call(req).await {
+        Ok(r) => r.into_response(),
+        Err(e) => e.into_response(),
+    };
+    if write && !response.status().is_client_error() {
+        read_cache.forget_all();
     }
     Ok(response)
 }

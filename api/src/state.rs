@@ -26,4 +26,6 @@ pub struct ApiState {
     pub certificate_warning_days: u32,
     /// The process's metrics (shared with its worker, if it runs one).
     pub metrics: eam_metrics::Metrics,
+    /// Portfolio pages already answered, until their tenant's data changes.
+    pub read_cache: Arc<crate::read_cache::ReadCache>,
 }

@@ -108,6 +108,10 @@ pub struct RedisSettings {
 pub struct ApiSettings {
     pub bind: String,
     pub public_url: String,
+    /// Bytes of portfolio pages the read cache may hold, in MiB; 0 turns it off.
+    pub read_cache_mib: u64,
+    /// How long a cached page may be served, in seconds, even without a change announced.
+    pub read_cache_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -99,8 +99,38 @@ struct CertificateLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SourceLabels {
     source: &'static str,
+}
+
+/// What the read cache did for a portfolio read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadCacheResult {
+    Hit,
+    Miss,
+    Off,
+}
+
+impl ReadCacheResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadCacheResult::Hit => "hit",
+            ReadCacheResult::Miss => "miss",
+            ReadCacheResult::Off => "off",
+        }
+    }
+}
+
+/// The read cache's gauges (cheap clones of the same values).
+#[derive(Clone, Debug, Default)]
+pub struct ReadCacheGauges {
+    pub live: Gauge,
+    pub bytes: Gauge,
 }
 
 /// How a sync attempt ended.
@@ -174,6 +204,8 @@ struct Families {
     sync_duration: Family<SyncLabels, Histogram>,
     records_loaded: Family<RecordLabels, Counter>,
     rate_limited: Family<ScopeLabels, Counter>,
+    read_cache_lookups: Family<ResultLabels, Counter>,
+    read_cache: ReadCacheGauges,
     /// The breakers of the sync contexts counting into these metrics, read when scraped.
     breakers: Mutex<Vec<Arc<Breakers>>>,
 }
@@ -187,6 +219,8 @@ impl Default for Families {
             sync_duration: Family::new_with_constructor(sync_histogram),
             records_loaded: Family::default(),
             rate_limited: Family::default(),
+            read_cache_lookups: Family::default(),
+            read_cache: ReadCacheGauges::default(),
             breakers: Mutex::default(),
         }
     }
@@ -276,6 +310,22 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts a portfolio read by what the read cache did: `hit` (answered from memory), `miss`
+    /// (read from PostgreSQL) or `off` (the cache was off or not following the change feed).
+    pub fn count_read_cache(&self, result: ReadCacheResult) {
+        self.inner
+            .read_cache_lookups
+            .get_or_create(&ResultLabels {
+                result: result.as_str(),
+            })
+            .inc();
+    }
+
+    /// The gauges the read cache keeps current.
+    pub fn read_cache_gauges(&self) -> ReadCacheGauges {
+        self.inner.read_cache.clone()
+    }
+
     /// Shows the state of these breakers (a worker's, one per bank endpoint) when scraped.
     pub fn watch_breakers(&self, breakers: Arc<Breakers>) {
         let mut watched = self
@@ -322,6 +372,21 @@ impl Metrics {
             "rate_limited_requests",
             "Requests refused with 429, by the limit that refused them (tenant or user)",
             f.rate_limited.clone(),
+        );
+        registry.register(
+            "read_cache_lookups",
+            "Portfolio reads by what the read cache did: hit, miss (read from PostgreSQL), off (not following the change feed)",
+            f.read_cache_lookups.clone(),
+        );
+        registry.register(
+            "read_cache_live",
+            "1 while the read cache follows PostgreSQL's change feed (only then does it serve pages)",
+            f.read_cache.live.clone(),
+        );
+        registry.register(
+            "read_cache_bytes",
+            "Bytes of portfolio pages held by the read cache",
+            f.read_cache.bytes.clone(),
         );
         let watched = f.breakers.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if !watched.is_empty() {

@@ -47,7 +47,17 @@ pub async fn build_state(
         user_burst: limits.user_burst,
         user_cache: std::time::Duration::from_secs(settings.auth.user_cache_secs),
     });
+    let read_cache = eam_api::read_cache::ReadCache::start(
+        &store,
+        eam_api::read_cache::ReadCacheSettings {
+            max_bytes: usize::try_from(settings.api.read_cache_mib.saturating_mul(1 << 20))
+                .unwrap_or(usize::MAX),
+            ttl: std::time::Duration::from_secs(settings.api.read_cache_secs),
+        },
+        metrics.read_cache_gauges(),
+    );
     Ok(ApiState {
+        read_cache: Arc::new(read_cache),
         store,
         queue,
         verifier: Arc::new(eam_api::verifier(settings)),

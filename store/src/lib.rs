@@ -10,6 +10,7 @@
 pub mod archive;
 pub mod audit;
 pub mod breakers;
+pub mod changes;
 pub mod clients;
 pub mod connections;
 pub mod custodian_limit;

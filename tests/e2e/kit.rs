@@ -237,6 +237,8 @@ pub struct EnvOptions {
     pub certificate_warning_days: u32,
     /// The simulator's PKI (default: the shared test PKI).
     pub pki: Option<eam_banksim::pki::PkiPaths>,
+    /// The API's read cache (default: as configured by default, on).
+    pub read_cache: eam_api::read_cache::ReadCacheSettings,
 }
 
 impl Default for EnvOptions {
@@ -260,6 +262,10 @@ impl Default for EnvOptions {
             secrets_ttl: Duration::from_secs(300),
             certificate_warning_days: 30,
             pki: None,
+            read_cache: eam_api::read_cache::ReadCacheSettings {
+                max_bytes: 64 << 20,
+                ttl: Duration::from_secs(5),
+            },
         }
     }
 }
@@ -377,6 +383,11 @@ impl TestEnv {
             archive: archive.clone(),
             certificate_warning_days: options.certificate_warning_days,
             metrics: metrics.clone(),
+            read_cache: Arc::new(eam_api::read_cache::ReadCache::start(
+                &store,
+                options.read_cache,
+                metrics.read_cache_gauges(),
+            )),
         };
         let server = Server::bind("127.0.0.1:0").await.expect("bind API");
         let api = format!("http://{}", server.local_addr());

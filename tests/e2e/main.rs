@@ -15,6 +15,7 @@ mod kit;
 mod metrics;
 mod normalize_cli;
 mod operability;
+mod read_cache;
 mod reliability;
 mod restarts;
 mod schedule;

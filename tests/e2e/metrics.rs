@@ -23,7 +23,7 @@ struct Sample {
 
 /// A parsed Prometheus text exposition (version 0.0.4).
 #[derive(Debug)]
-struct Scrape {
+pub(crate) struct Scrape {
     samples: Vec<Sample>,
     /// Metric family name -> type, from the `# TYPE` lines.
     types: BTreeMap<String, String>,
@@ -108,7 +108,7 @@ impl Scrape {
     }
 
     /// Like [`Scrape::value`], a missing sample being 0 (a counter never incremented).
-    fn count(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+    pub(crate) fn count(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         self.value(name, labels).unwrap_or(0.0)
     }
 
@@ -158,12 +158,16 @@ async fn scrape_url(http: &reqwest::Client, url: &str) -> Scrape {
     Scrape::parse(&resp.text().await.expect("body"))
 }
 
-async fn scrape(env: &TestEnv) -> Scrape {
+pub(crate) async fn scrape(env: &TestEnv) -> Scrape {
     scrape_url(&env.http, &format!("{}/metrics", root(env))).await
 }
 
 /// Scrapes until `check` holds, or panics at the deadline with the last scrape.
-async fn scrape_until(env: &TestEnv, what: &str, check: impl Fn(&Scrape) -> bool) -> Scrape {
+pub(crate) async fn scrape_until(
+    env: &TestEnv,
+    what: &str,
+    check: impl Fn(&Scrape) -> bool,
+) -> Scrape {
     let deadline = Instant::now() + DEADLINE;
     loop {
         let s = scrape(env).await;

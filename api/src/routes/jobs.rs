@@ -278,6 +278,14 @@ impl JobsApi {
         let run = runs::get(&mut tx, RunId(id.0))
             .await
             .map_err(job_not_found(id.0))?;
+        // Whoever sees a sync finish reads what it loaded next, even before this process hears
+        // of the change from PostgreSQL (any page cached before the finish is older than it).
+        let just_finished = run
+            .finished_at
+            .is_some_and(|at| chrono::Utc::now() - at < chrono::TimeDelta::minutes(5));
+        if just_finished {
+            self.0.read_cache.forget_tenant(caller.tenant);
+        }
         Ok(Json(run.into()))
     }
 

@@ -5,10 +5,11 @@
 //! ids of other firms cannot even be probed.
 
 use chrono::NaiveDate;
-use eam_store::read::{self, AccountRow, TransactionQuery};
+use eam_metrics::ReadCacheResult;
+use eam_store::read::{self, AccountRow, HoldingRow, TransactionQuery, TransactionRow};
 use eam_store::{AccountId, TenantTx};
 use poem_openapi::param::Query;
-use poem_openapi::payload::Json;
+use poem_openapi::types::ToJSON;
 use poem_openapi::{Object, OpenApi};
 use rust_decimal::Decimal;
 use uuid::Uuid;
@@ -16,6 +17,7 @@ use uuid::Uuid;
 use crate::caller::{BearerToken, Caller};
 use crate::permissions::Action;
 use crate::problem::ApiError;
+use crate::read_cache::{CachedJson, Lookup, Page, ReadKey};
 use crate::routes::page_limit;
 use crate::state::ApiState;
 
@@ -183,6 +185,124 @@ async fn scoped_account(
     }
 }
 
+fn holdings_page(account_id: Uuid, as_of: Option<NaiveDate>, rows: Vec<HoldingRow>) -> Holdings {
+    let holdings = rows
+        .into_iter()
+        .map(|h| Holding {
+            security: Security {
+                id: h.security_id,
+                isin: h.isin,
+                bank_security_id: h.bank_security_id,
+                valor: h.valor,
+                name: h.security_name,
+                asset_class: h.asset_class,
+                currency: h.security_currency,
+            },
+            quantity: h.quantity,
+            quantity_type: h.quantity_type,
+            price: h.price,
+            price_type: h.price_type,
+            price_currency: h.price_currency,
+            market_value: h.market_value,
+            accrued_interest: h.accrued_interest,
+            cost: h.cost,
+            source: Source {
+                format: h.source_format,
+                document: h.source_document,
+                position: h.source_position,
+                run_id: Some(h.last_changed_run),
+            },
+        })
+        .collect();
+    Holdings {
+        account_id,
+        as_of,
+        holdings,
+    }
+}
+
+fn transaction(t: TransactionRow) -> Transaction {
+    Transaction {
+        id: t.id,
+        bank_reference: t.bank_reference,
+        booking_date: t.booking_date,
+        value_date: t.value_date,
+        trade_date: t.trade_date,
+        settlement_date: t.settlement_date,
+        kind: t.r#type,
+        bank_code: t.bank_code,
+        amount: t.amount,
+        direction: t.direction,
+        signed_amount: t.signed_amount,
+        currency: t.currency,
+        security_id: t.security_id,
+        isin: t.isin,
+        bank_security_id: t.bank_security_id,
+        quantity: t.quantity,
+        price: t.price,
+        fees: t.fees,
+        status: t.status,
+        counterparty: t.counterparty,
+        description: t.description,
+        source: Source {
+            format: t.source_format,
+            document: t.source_document,
+            position: t.source_position,
+            run_id: None,
+        },
+    }
+}
+
+/// 404 for a cached page of an account outside the caller's client scope: the answer
+/// PostgreSQL would have given.
+fn check_scope(caller: &Caller, account: Uuid, page: &Page) -> Result<(), ApiError> {
+    match caller.client_scope()? {
+        Some(client) if page.account_client != Some(client) => {
+            Err(ApiError::not_found(format!("account {account} not found")))
+        }
+        _ => Ok(()),
+    }
+}
+
+impl PortfolioApi {
+    /// The page `key` of the caller's tenant: from the read cache, or read by `read` in a
+    /// transaction scoped to the caller (and then kept, unless a change raced the read).
+    /// `read` returns the account's client for a page of one account.
+    async fn page<T: ToJSON>(
+        &self,
+        caller: &Caller,
+        key: ReadKey,
+        read: impl AsyncFnOnce(&mut TenantTx) -> Result<(Option<Uuid>, T), ApiError>,
+    ) -> Result<Page, ApiError> {
+        let cache = &self.0.read_cache;
+        let ticket = match cache.lookup(caller.tenant, &key) {
+            Lookup::Hit(page) => {
+                self.0.metrics.count_read_cache(ReadCacheResult::Hit);
+                return Ok(page);
+            }
+            Lookup::Miss(ticket) => {
+                self.0.metrics.count_read_cache(if ticket.is_some() {
+                    ReadCacheResult::Miss
+                } else {
+                    ReadCacheResult::Off
+                });
+                ticket
+            }
+        };
+        let mut tx = caller.tx(&self.0).await?;
+        let (account_client, value) = read(&mut tx).await?;
+        drop(tx);
+        let page = Page {
+            account_client,
+            body: CachedJson::new(&value).into_bytes(),
+        };
+        if let Some(ticket) = ticket {
+            cache.store(ticket, caller.tenant, key, page.clone());
+        }
+        Ok(page)
+    }
+}
+
 fn encode_cursor(date: NaiveDate, id: Uuid) -> String {
     format!("{date}~{id}")
 }
@@ -203,13 +323,21 @@ fn decode_cursor(s: &str) -> Result<(NaiveDate, Uuid), ApiError> {
 impl PortfolioApi {
     /// Accounts the caller may see.
     #[oai(path = "/accounts", method = "get")]
-    async fn accounts(&self, token: BearerToken) -> Result<Json<Vec<Account>>, ApiError> {
+    async fn accounts(&self, token: BearerToken) -> Result<CachedJson<Vec<Account>>, ApiError> {
         let caller = self.0.authenticate(&token).await?;
         caller.require(Action::ReadPortfolio)?;
         let scope = caller.client_scope()?;
-        let mut tx = caller.tx(&self.0).await?;
-        let rows = read::accounts(&mut tx, scope).await?;
-        Ok(Json(rows.into_iter().map(Account::from).collect()))
+        let key = ReadKey::Accounts { client: scope };
+        let page = self
+            .page(&caller, key, async |tx| {
+                let rows = read::accounts(tx, scope).await?;
+                Ok((
+                    None,
+                    rows.into_iter().map(Account::from).collect::<Vec<_>>(),
+                ))
+            })
+            .await?;
+        Ok(CachedJson::from_bytes(page.body))
     }
 
     /// Positions of an account on a date (default: the latest snapshot).
@@ -219,45 +347,22 @@ impl PortfolioApi {
         token: BearerToken,
         account_id: Query<Uuid>,
         as_of: Query<Option<NaiveDate>>,
-    ) -> Result<Json<Holdings>, ApiError> {
+    ) -> Result<CachedJson<Holdings>, ApiError> {
         let caller = self.0.authenticate(&token).await?;
         caller.require(Action::ReadPortfolio)?;
-        let mut tx = caller.tx(&self.0).await?;
-        let account = scoped_account(&mut tx, &caller, account_id.0).await?;
-        let (as_of, rows) = read::holdings(&mut tx, AccountId(account.id), as_of.0).await?;
-        let holdings = rows
-            .into_iter()
-            .map(|h| Holding {
-                security: Security {
-                    id: h.security_id,
-                    isin: h.isin,
-                    bank_security_id: h.bank_security_id,
-                    valor: h.valor,
-                    name: h.security_name,
-                    asset_class: h.asset_class,
-                    currency: h.security_currency,
-                },
-                quantity: h.quantity,
-                quantity_type: h.quantity_type,
-                price: h.price,
-                price_type: h.price_type,
-                price_currency: h.price_currency,
-                market_value: h.market_value,
-                accrued_interest: h.accrued_interest,
-                cost: h.cost,
-                source: Source {
-                    format: h.source_format,
-                    document: h.source_document,
-                    position: h.source_position,
-                    run_id: Some(h.last_changed_run),
-                },
+        let key = ReadKey::Holdings {
+            account: account_id.0,
+            as_of: as_of.0,
+        };
+        let page = self
+            .page(&caller, key, async |tx| {
+                let account = scoped_account(tx, &caller, account_id.0).await?;
+                let (as_of, rows) = read::holdings(tx, AccountId(account.id), as_of.0).await?;
+                Ok((account.client_id, holdings_page(account.id, as_of, rows)))
             })
-            .collect();
-        Ok(Json(Holdings {
-            account_id: account.id,
-            as_of,
-            holdings,
-        }))
+            .await?;
+        check_scope(&caller, account_id.0, &page)?;
+        Ok(CachedJson::from_bytes(page.body))
     }
 
     /// Cash balances of an account.
@@ -266,24 +371,33 @@ impl PortfolioApi {
         &self,
         token: BearerToken,
         account_id: Query<Uuid>,
-    ) -> Result<Json<Balances>, ApiError> {
+    ) -> Result<CachedJson<Balances>, ApiError> {
         let caller = self.0.authenticate(&token).await?;
         caller.require(Action::ReadPortfolio)?;
-        let mut tx = caller.tx(&self.0).await?;
-        let account = scoped_account(&mut tx, &caller, account_id.0).await?;
-        let rows = read::balances(&mut tx, AccountId(account.id)).await?;
-        Ok(Json(Balances {
-            account_id: account.id,
-            balances: rows
-                .into_iter()
-                .map(|b| Balance {
-                    currency: b.currency,
-                    kind: b.kind,
-                    as_of: b.as_of,
-                    amount: b.amount,
-                })
-                .collect(),
-        }))
+        let key = ReadKey::Balances {
+            account: account_id.0,
+        };
+        let page = self
+            .page(&caller, key, async |tx| {
+                let account = scoped_account(tx, &caller, account_id.0).await?;
+                let rows = read::balances(tx, AccountId(account.id)).await?;
+                let balances = Balances {
+                    account_id: account.id,
+                    balances: rows
+                        .into_iter()
+                        .map(|b| Balance {
+                            currency: b.currency,
+                            kind: b.kind,
+                            as_of: b.as_of,
+                            amount: b.amount,
+                        })
+                        .collect(),
+                };
+                Ok((account.client_id, balances))
+            })
+            .await?;
+        check_scope(&caller, account_id.0, &page)?;
+        Ok(CachedJson::from_bytes(page.body))
     }
 
     /// Transactions of an account by booking date (inclusive range), oldest first, paged.
@@ -297,7 +411,7 @@ impl PortfolioApi {
         cursor: Query<Option<String>>,
         /// Page size, 1 to 500 (default 100).
         limit: Query<Option<u32>>,
-    ) -> Result<Json<TransactionPage>, ApiError> {
+    ) -> Result<CachedJson<TransactionPage>, ApiError> {
         let caller = self.0.authenticate(&token).await?;
         caller.require(Action::ReadPortfolio)?;
         let limit = page_limit(limit.0, 100)?;
@@ -307,58 +421,39 @@ impl PortfolioApi {
             return Err(ApiError::bad_request("from must not be after to"));
         }
         let after = cursor.0.as_deref().map(decode_cursor).transpose()?;
-        let mut tx = caller.tx(&self.0).await?;
-        let account = scoped_account(&mut tx, &caller, account_id.0).await?;
-        let q = TransactionQuery {
-            account: AccountId(account.id),
+        let key = ReadKey::Transactions {
+            account: account_id.0,
             from: from.0,
             to: to.0,
             after,
-            limit: limit + 1,
+            limit,
         };
-        let mut rows = read::transactions(&mut tx, &q).await?;
-        let next_cursor = if rows.len() as i64 > limit {
-            rows.truncate(limit as usize);
-            rows.last().map(|r| encode_cursor(r.booking_date, r.id))
-        } else {
-            None
-        };
-        let transactions = rows
-            .into_iter()
-            .map(|t| Transaction {
-                id: t.id,
-                bank_reference: t.bank_reference,
-                booking_date: t.booking_date,
-                value_date: t.value_date,
-                trade_date: t.trade_date,
-                settlement_date: t.settlement_date,
-                kind: t.r#type,
-                bank_code: t.bank_code,
-                amount: t.amount,
-                direction: t.direction,
-                signed_amount: t.signed_amount,
-                currency: t.currency,
-                security_id: t.security_id,
-                isin: t.isin,
-                bank_security_id: t.bank_security_id,
-                quantity: t.quantity,
-                price: t.price,
-                fees: t.fees,
-                status: t.status,
-                counterparty: t.counterparty,
-                description: t.description,
-                source: Source {
-                    format: t.source_format,
-                    document: t.source_document,
-                    position: t.source_position,
-                    run_id: None,
-                },
+        let page = self
+            .page(&caller, key, async |tx| {
+                let account = scoped_account(tx, &caller, account_id.0).await?;
+                let q = TransactionQuery {
+                    account: AccountId(account.id),
+                    from: from.0,
+                    to: to.0,
+                    after,
+                    limit: limit + 1,
+                };
+                let mut rows = read::transactions(tx, &q).await?;
+                let next_cursor = if rows.len() as i64 > limit {
+                    rows.truncate(limit as usize);
+                    rows.last().map(|r| encode_cursor(r.booking_date, r.id))
+                } else {
+                    None
+                };
+                let page = TransactionPage {
+                    account_id: account.id,
+                    transactions: rows.into_iter().map(transaction).collect(),
+                    next_cursor,
+                };
+                Ok((account.client_id, page))
             })
-            .collect();
-        Ok(Json(TransactionPage {
-            account_id: account.id,
-            transactions,
-            next_cursor,
-        }))
+            .await?;
+        check_scope(&caller, account_id.0, &page)?;
+        Ok(CachedJson::from_bytes(page.body))
     }
 }
