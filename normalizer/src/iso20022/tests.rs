@@ -494,3 +494,175 @@ fn an_entry_with_a_security_references_it_by_isin() {
     let e = parse(SourceFormat::Camt053, "c", "d", bad.as_bytes()).unwrap_err();
     assert!(e.reason.contains("check digit"), "{e}");
 }
+
+/// A securities trade's details: the instrument, its quantity and deal price.
+const TRADE_V02: &str = "<BkTxCd><Domn><Cd>SECU</Cd><Fmly><Cd>SETT</Cd><SubFmlyCd>TRAD</SubFmlyCd></Fmly></Domn></BkTxCd>\
+    <NtryDtls><TxDtls><Refs><AcctSvcrRef>T-20261120-7</AcctSvcrRef></Refs>\
+    <RltdPric><DealPric><Tp><ValTp>PARV</ValTp></Tp><Val><Amt Ccy=\"CHF\">245.30</Amt></Val></DealPric></RltdPric>\
+    <RltdQties><Qty><Unit>150</Unit></Qty></RltdQties>\
+    <FinInstrmId><ISIN>CH0012032048</ISIN></FinInstrmId></TxDtls></NtryDtls>";
+
+const BOND_V08: &str = "<BkTxCd><Domn><Cd>SECU</Cd><Fmly><Cd>SETT</Cd><SubFmlyCd>TRAD</SubFmlyCd></Fmly></Domn></BkTxCd>\
+    <NtryDtls><TxDtls><Refs><AcctSvcrRef>T-20261120-8</AcctSvcrRef></Refs>\
+    <RltdPric><DealPric><Tp><Yldd>false</Yldd></Tp><Val><Rate>101.25</Rate></Val></DealPric></RltdPric>\
+    <RltdQties><OrgnlAndCurFace><FaceAmt>50000</FaceAmt><AmtsdVal>48000</AmtsdVal></OrgnlAndCurFace></RltdQties>\
+    <FinInstrmId><ISIN>XS2021832634</ISIN></FinInstrmId></TxDtls></NtryDtls>";
+
+/// A document of one camt message (root and item element) around `body`.
+fn camt(message: &str, version: &str, root: &str, item: &str, body: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:{message}.001.{version}">
+<{root}><GrpHdr><MsgId>M1</MsgId><CreDtTm>2026-11-20T22:00:00+01:00</CreDtTm></GrpHdr>
+<{item}><Id>ST-1</Id><Acct><Id><IBAN>CH9300762011623852957</IBAN></Id><Ccy>CHF</Ccy></Acct>
+{body}
+</{item}></{root}></Document>"#
+    )
+}
+
+#[test]
+fn a_trade_entry_gives_its_quantity_and_deal_price_in_v02() {
+    let b = parse53(&camt053(
+        "02",
+        &ntry("36889.62", "DBIT", "<Sts>BOOK</Sts>", TRADE_V02),
+    ));
+    let t = &b.transactions[0];
+    assert_eq!(
+        (t.kind, t.direction, t.amount),
+        (TransactionType::Buy, Direction::Debit, dec("36889.62"))
+    );
+    assert_eq!(
+        t.security.as_ref().map(|k| k.as_str()),
+        Some("isin:CH0012032048")
+    );
+    assert_eq!(
+        (t.quantity, t.price),
+        (Some(dec("150")), Some(dec("245.30")))
+    );
+    assert_eq!(t.natural_key, "ref:T-20261120-7");
+    assert!(b.warnings.is_empty(), "{:?}", b.warnings);
+}
+
+#[test]
+fn a_bond_trade_gives_its_face_amount_and_percent_price_in_every_v08_message() {
+    for (format, message, root, item) in [
+        (SourceFormat::Camt052, "camt.052", "BkToCstmrAcctRpt", "Rpt"),
+        (SourceFormat::Camt053, "camt.053", "BkToCstmrStmt", "Stmt"),
+        (
+            SourceFormat::Camt054,
+            "camt.054",
+            "BkToCstmrDbtCdtNtfctn",
+            "Ntfctn",
+        ),
+    ] {
+        let xml = camt(
+            message,
+            "08",
+            root,
+            item,
+            &ntry("50589.06", "CRDT", "<Sts><Cd>BOOK</Cd></Sts>", BOND_V08),
+        );
+        let e = entries(format, &xml);
+        let t = &e[0].transaction;
+        assert_eq!(t.kind, TransactionType::Sell, "{message}");
+        assert_eq!(
+            t.security.as_ref().map(|k| k.as_str()),
+            Some("isin:XS2021832634"),
+            "{message}"
+        );
+        // The original face amount, not the amortised value; a rate is a percent price.
+        assert_eq!(
+            (t.quantity, t.price),
+            (Some(dec("50000")), Some(dec("101.25"))),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn a_yield_is_no_price_and_a_charge_count_is_no_securities_quantity() {
+    let yielded = TRADE_V02.replace(
+        "<Tp><ValTp>PARV</ValTp></Tp><Val><Amt Ccy=\"CHF\">245.30</Amt></Val>",
+        "<Tp><Yldd>true</Yldd></Tp><Val><Rate>3.125</Rate></Val>",
+    );
+    let b = parse53(&camt053(
+        "02",
+        &ntry("36889.62", "DBIT", "<Sts>BOOK</Sts>", &yielded),
+    ));
+    assert_eq!(
+        (b.transactions[0].quantity, b.transactions[0].price),
+        (Some(dec("150")), None)
+    );
+    assert_eq!(b.warnings.len(), 1);
+    assert_eq!(
+        b.warnings[0].field.as_deref(),
+        Some("Stmt[1]/Ntry[1]/NtryDtls/TxDtls/RltdPric/DealPric")
+    );
+    assert_eq!(
+        b.warnings[0].message,
+        "the deal price is a yield, not a price: left out"
+    );
+
+    // A payment charge reporting how many payments it covers (as the Finnish sample does).
+    let charge = "<BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>RCDT</Cd><SubFmlyCd>CHRG</SubFmlyCd></Fmly></Domn></BkTxCd>\
+                  <NtryDtls><TxDtls><RltdQties><Qty><Unit>3</Unit></Qty></RltdQties></TxDtls></NtryDtls>";
+    let b = parse53(&camt053(
+        "02",
+        &ntry("1.50", "DBIT", "<Sts>BOOK</Sts>", charge),
+    ));
+    let t = &b.transactions[0];
+    assert_eq!(
+        (t.kind, t.security.as_ref(), t.quantity, t.price),
+        (TransactionType::Fee, None, None, None)
+    );
+}
+
+#[test]
+fn an_unreadable_quantity_or_price_is_left_out_with_a_warning_not_refused() {
+    let bad = TRADE_V02
+        .replace("<Unit>150</Unit>", "<Unit>150 Stk</Unit>")
+        .replace("<Amt Ccy=\"CHF\">245.30</Amt>", "<Amt>245.30</Amt>");
+    let b = parse53(&camt053(
+        "02",
+        &ntry("36889.62", "DBIT", "<Sts>BOOK</Sts>", &bad),
+    ));
+    let t = &b.transactions[0];
+    assert_eq!(
+        (t.amount, t.quantity, t.price),
+        (dec("36889.62"), None, None)
+    );
+    let fields: Vec<_> = b.warnings.iter().map(|w| w.field.as_deref()).collect();
+    assert_eq!(
+        fields,
+        vec![
+            Some("Stmt[1]/Ntry[1]/NtryDtls/TxDtls/RltdPric/DealPric/Val/Amt"),
+            Some("Stmt[1]/Ntry[1]/NtryDtls/TxDtls/RltdQties"),
+        ]
+    );
+}
+
+#[test]
+fn quantity_and_price_leave_the_hashed_key_of_an_entry_unchanged() {
+    let with = TRADE_V02.replace("<Refs><AcctSvcrRef>T-20261120-7</AcctSvcrRef></Refs>", "");
+    let without = with
+        .replace(
+            "<RltdPric><DealPric><Tp><ValTp>PARV</ValTp></Tp><Val><Amt Ccy=\"CHF\">245.30</Amt></Val></DealPric></RltdPric>",
+            "",
+        )
+        .replace("<RltdQties><Qty><Unit>150</Unit></Qty></RltdQties>", "");
+    let key = |details: &str| {
+        let b = parse53(&camt053(
+            "02",
+            &ntry("36889.62", "DBIT", "<Sts>BOOK</Sts>", details),
+        ));
+        (
+            b.transactions[0].natural_key.clone(),
+            b.transactions[0].quantity,
+        )
+    };
+    let (with_key, quantity) = key(&with);
+    let (without_key, none) = key(&without);
+    assert_eq!((quantity, none), (Some(dec("150")), None));
+    assert!(with_key.starts_with("h:"), "{with_key}");
+    assert_eq!(with_key, without_key);
+}
