@@ -6,7 +6,7 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
 use super::*;
-use crate::model::{BalanceKind, Direction, TransactionStatus, TransactionType};
+use crate::model::{BalanceKind, Direction, PriceType, TransactionStatus, TransactionType};
 
 fn dec(s: &str) -> Decimal {
     Decimal::from_str(s).expect("test literal is a decimal")
@@ -665,4 +665,172 @@ fn quantity_and_price_leave_the_hashed_key_of_an_entry_unchanged() {
     assert_eq!((quantity, none), (Some(dec("150")), None));
     assert!(with_key.starts_with("h:"), "{with_key}");
     assert_eq!(with_key, without_key);
+}
+
+/// A semt.002.001.11 complete statement of a CHF account around `positions`.
+fn semt002(positions: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:semt.002.001.11">
+<SctiesBalCtdyRpt><Pgntn><PgNb>1</PgNb><LastPgInd>true</LastPgInd></Pgntn>
+<StmtGnlDtls><StmtId>H1</StmtId><StmtDtTm><Dt>2026-11-20</Dt></StmtDtTm><UpdTp><Cd>COMP</Cd></UpdTp><ActvtyInd>true</ActvtyInd></StmtGnlDtls>
+<SfkpgAcct><Id>CUST-778341</Id></SfkpgAcct>
+{positions}
+</SctiesBalCtdyRpt></Document>"#
+    )
+}
+
+fn holding(isin: &str, attributes: &str, quantity: &str, price: &str, amounts: &str) -> String {
+    format!(
+        "<BalForAcct><FinInstrmId><ISIN>{isin}</ISIN></FinInstrmId>{attributes}\
+         <AggtBal><Qty><Qty><Qty>{quantity}</Qty></Qty></Qty></AggtBal>{price}{amounts}</BalForAcct>"
+    )
+}
+
+fn amounts(block: &str, currency: &str, holding: &str, book: Option<&str>) -> String {
+    let book = book.map_or(String::new(), |b| {
+        format!("<BookVal><Amt Ccy=\"{currency}\">{b}</Amt><Sgn>true</Sgn></BookVal>")
+    });
+    format!(
+        "<{block}><HldgVal><Amt Ccy=\"{currency}\">{holding}</Amt><Sgn>true</Sgn></HldgVal>{book}</{block}>"
+    )
+}
+
+fn parse_semt(xml: &str) -> Batch {
+    parse(SourceFormat::Semt002, "bank_c", "hld.xml", xml.as_bytes()).expect("parses")
+}
+
+const APPLE: &str = "US0378331005";
+const USD_PRICE: &str =
+    "<PricDtls><Tp><Cd>MRKT</Cd></Tp><Val><Amt Ccy=\"USD\">190.50</Amt></Val></PricDtls>";
+const DENOMINATED_USD: &str = "<FinInstrmAttrbts><DnmtnCcy>USD</DnmtnCcy></FinInstrmAttrbts>";
+
+#[test]
+fn a_value_given_in_the_instrument_currency_is_the_market_value_beside_a_base_currency_one() {
+    let b = parse_semt(&semt002(&holding(
+        APPLE,
+        DENOMINATED_USD,
+        "<Unit>100</Unit>",
+        USD_PRICE,
+        &format!(
+            "{}{}",
+            amounts("AcctBaseCcyAmts", "CHF", "16883.52", Some("15000.00")),
+            amounts("InstrmCcyAmts", "USD", "19050.00", Some("17500.00"))
+        ),
+    )));
+    let p = &b.positions[0];
+    assert_eq!(
+        p.price_currency.map(|c| c.to_string()).as_deref(),
+        Some("USD")
+    );
+    assert_eq!(
+        (p.price, p.market_value, p.cost),
+        (
+            Some(dec("190.50")),
+            Some(dec("19050.00")),
+            Some(dec("17500.00"))
+        )
+    );
+    // The CHF values are the same values converted: nothing is missing, nothing to warn.
+    assert!(b.warnings.is_empty(), "{:?}", b.warnings);
+    assert_eq!(b.accounts[0].currency.as_str(), "CHF");
+}
+
+#[test]
+fn values_given_only_in_the_base_currency_of_a_foreign_priced_position_are_named_in_a_warning() {
+    let b = parse_semt(&semt002(&holding(
+        APPLE,
+        DENOMINATED_USD,
+        "<Unit>100</Unit>",
+        USD_PRICE,
+        &amounts("AcctBaseCcyAmts", "CHF", "16883.52", Some("15000.00")),
+    )));
+    let p = &b.positions[0];
+    assert_eq!(
+        p.price_currency.map(|c| c.to_string()).as_deref(),
+        Some("USD")
+    );
+    assert_eq!((p.market_value, p.cost), (None, None));
+    assert_eq!(b.warnings.len(), 1);
+    assert_eq!(b.warnings[0].field.as_deref(), Some("BalForAcct[1]"));
+    assert_eq!(
+        b.warnings[0].message,
+        "isin:US0378331005: holding value CHF 16883.52 (account base currency), book value CHF \
+         15000.00 (account base currency) left out; a position keeps its values in its price \
+         currency USD, in which the statement gives none"
+    );
+}
+
+#[test]
+fn an_unpriced_holding_keeps_the_value_the_bank_gives_in_its_base_currency() {
+    // A structured product denominated in EUR that the bank values but does not price.
+    let b = parse_semt(&semt002(&holding(
+        "CH1234567894",
+        "<FinInstrmAttrbts><DnmtnCcy>EUR</DnmtnCcy></FinInstrmAttrbts>",
+        "<Unit>10</Unit>",
+        "",
+        &amounts("AcctBaseCcyAmts", "CHF", "9800.00", None),
+    )));
+    let p = &b.positions[0];
+    assert_eq!(p.price, None);
+    assert_eq!(
+        p.price_currency.map(|c| c.to_string()).as_deref(),
+        Some("CHF")
+    );
+    assert_eq!(p.market_value, Some(dec("9800.00")));
+    assert_eq!(
+        b.securities[0].currency.map(|c| c.to_string()).as_deref(),
+        Some("EUR")
+    );
+    assert!(b.warnings.is_empty(), "{:?}", b.warnings);
+}
+
+#[test]
+fn a_percent_priced_bond_takes_its_value_from_the_alternate_reporting_currency_block() {
+    let bond = |attributes: &str, blocks: &str| {
+        holding(
+            "XS2021832634",
+            attributes,
+            "<FaceAmt>50000</FaceAmt>",
+            "<PricDtls><Tp><Cd>MRKT</Cd></Tp><Val><Rate>101.25</Rate></Val></PricDtls>",
+            blocks,
+        )
+    };
+    let both = format!(
+        "{}{}",
+        amounts("AcctBaseCcyAmts", "CHF", "47368.13", None),
+        amounts("AltrnRptgCcyAmts", "EUR", "50625.00", None)
+    );
+    let b = parse_semt(&semt002(&bond(
+        "<FinInstrmAttrbts><DnmtnCcy>EUR</DnmtnCcy></FinInstrmAttrbts>",
+        &both,
+    )));
+    let p = &b.positions[0];
+    assert_eq!(
+        (p.price, p.price_type, p.market_value),
+        (
+            Some(dec("101.25")),
+            PriceType::Percent,
+            Some(dec("50625.00"))
+        )
+    );
+    assert_eq!(
+        p.price_currency.map(|c| c.to_string()).as_deref(),
+        Some("EUR")
+    );
+    assert!(b.warnings.is_empty(), "{:?}", b.warnings);
+
+    // Without a denomination the percent price names no currency: the values are named in the
+    // warning rather than stored under a currency the statement does not give.
+    let b = parse_semt(&semt002(&bond(
+        "",
+        &amounts("AcctBaseCcyAmts", "CHF", "47368.13", None),
+    )));
+    let p = &b.positions[0];
+    assert_eq!((p.price_currency, p.market_value), (None, None));
+    assert_eq!(
+        b.warnings[0].message,
+        "isin:XS2021832634: holding value CHF 47368.13 (account base currency) left out; a \
+         position keeps its values in its price currency, which the statement does not state"
+    );
 }
