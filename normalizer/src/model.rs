@@ -223,9 +223,18 @@ pub struct Position {
     pub quantity_type: QuantityType,
     pub price: Option<Decimal>,
     pub price_type: PriceType,
+    /// The currency of an amount price; of the face amount for a percent price (when the
+    /// statement says it); of the values for a position without price. `market_value`,
+    /// `accrued_interest` and `cost` are stated in this currency.
     pub price_currency: Option<Currency>,
+    /// The holding's value in `price_currency` (MT535 `:19A::HOLD`, semt.002 `HldgVal`).
+    /// One currency per position: a statement's second valuation of the same holding (the
+    /// semt.002 account base currency beside the instrument currency) has no field here and is
+    /// not kept; a value given only in another currency is left out with a warning.
     pub market_value: Option<Decimal>,
+    /// Accrued interest in `price_currency`.
     pub accrued_interest: Option<Decimal>,
+    /// Book value (cost) in `price_currency`.
     pub cost: Option<Decimal>,
     pub provenance: Provenance,
 }

@@ -11,8 +11,10 @@
 //!   (deposits `PMNT/CNTR/CDPT`, trades `SECU/SETT/TRAD`, dividends `SECU/CUST/DVCA`, ...)
 //!   with the bank's own code as `Prtry`; trade fees as charges included in the amount; the
 //!   counterparty as debtor of a credit or creditor of a debit; for trades the trade and
-//!   settlement dates; the security (ISIN and the bank's id) of trades and income; and the
-//!   description as `AddtlNtryInf`.
+//!   settlement dates; for trades the deal price (`RltdPric/DealPric`, a `Rate` for bonds
+//!   priced in percent, else an `Amt` in the security's currency) and the quantity
+//!   (`RltdQties/Qty`, `Unit` or `FaceAmt`); the security (ISIN and the bank's id) of trades
+//!   and income; and the description as `AddtlNtryInf`.
 //! - **semt.002**: a complete (`UpdTp` `COMP`), daily statement of the safekeeping account on
 //!   the statement day. Per position: ISIN when there is one, the bank's own id (`OthrId`,
 //!   proprietary type `BANK`) always and the valor when known, the name, denomination currency
@@ -243,6 +245,34 @@ fn entry(x: &mut Xml, number: usize, t: &SimTransaction, account: &SimAccount) {
         x.close("RltdDts");
     }
     if let Some(security) = t.security.as_deref() {
+        if let Some(price) = t.price {
+            x.open("RltdPric");
+            x.open("DealPric");
+            x.open("Tp");
+            x.leaf("Yldd", "false");
+            x.close("Tp");
+            x.open("Val");
+            if security.is_priced_in_percent() {
+                x.leaf("Rate", &price.to_string());
+            } else {
+                x.amount("Amt", security.currency, price);
+            }
+            x.close("Val");
+            x.close("DealPric");
+            x.close("RltdPric");
+        }
+        if let Some(quantity) = t.quantity {
+            let unit = if security.quantity_type == "face_amount" {
+                "FaceAmt"
+            } else {
+                "Unit"
+            };
+            x.open("RltdQties");
+            x.open("Qty");
+            x.leaf(unit, &quantity.abs().to_string());
+            x.close("Qty");
+            x.close("RltdQties");
+        }
         security_id(x, security);
     }
     x.close("TxDtls");

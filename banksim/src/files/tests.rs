@@ -431,6 +431,8 @@ fn check_iso(dataset: &Dataset) {
                     assert_eq!(loaded.natural_key, format!("ref:{what}"));
                     assert_eq!(loaded.kind, camt_kind(t.kind), "{what}");
                     assert_eq!(loaded.fees, t.fees, "{what}");
+                    assert_eq!(loaded.quantity, t.quantity, "{what}");
+                    assert_eq!(loaded.price, t.price, "{what}");
                     assert_eq!(loaded.trade_date, t.trade_date, "{what}");
                     assert_eq!(loaded.settlement_date, t.settlement_date, "{what}");
                     assert_eq!(

@@ -25,6 +25,17 @@
 //!   settlement and trade dates. An entry without `BookgDt` (CBPR+ statements omit it) takes
 //!   its value date as booking date (else its settlement date, else the statement's date), and
 //!   the statement says so in one warning.
+//! - **Securities**: for an entry with one `TxDtls`, the instrument (`FinInstrmId`: ISIN, else
+//!   the first `OthrId`) as the transaction's security. When the entry concerns securities
+//!   (it names an instrument, or its bank transaction code domain is `SECU`) that `TxDtls`
+//!   also gives the quantity, from the first `RltdQties` with `Qty/Unit`, `Qty/FaceAmt`,
+//!   `Qty/AmtsdVal` (`.02`+) or `OrgnlAndCurFace/FaceAmt` (`.08`+), and the price, from
+//!   `RltdPric/DealPric/Val`: `Amt` an amount per unit, `Rate` a percentage of face amount. A
+//!   deal price typed as a yield (`Tp/Yldd` true) or a discount or premium (`Tp/ValTp` DISC,
+//!   PREM) is a rate, not a price: left out with a warning. Proprietary quantities and prices
+//!   (`Prtry`) have no type a reader can rely on and are not read. The price's currency is not
+//!   kept (the canonical transaction has none; it is the instrument's). Other entries keep no
+//!   quantity: the Finnish sample uses `RltdQties` for the number of payments a charge covers.
 //! - **Status**: `BOOK` booked; `PDNG`, `FUTR` and `INFO` pending (not in the booked total);
 //!   `Sts` read in both the `.02`-`.07` text form and the `.08`+ `Sts/Cd` form.
 //! - **Balances**: OPBD opening, CLBD closing, CLAV available, FWAV forward as
@@ -187,6 +198,19 @@ struct DetailState {
     other_security_id: Option<String>,
     settlement_date: Option<NaiveDate>,
     trade_date: Option<NaiveDate>,
+    quantity: Option<Decimal>,
+    deal_price: DealPrice,
+}
+
+/// `RltdPric/DealPric` of one `TxDtls`, as written.
+#[derive(Default)]
+struct DealPrice {
+    /// `Tp/Yldd` true: the value is a yield.
+    yielded: bool,
+    /// `Tp/ValTp`: `PARV`, `DISC`, `PREM`.
+    value_type: Option<String>,
+    rate: Option<Decimal>,
+    amount: Option<Decimal>,
 }
 
 #[derive(Default)]
@@ -747,6 +771,11 @@ impl<'a, F: FnMut(Record)> CamtReader<'a, F> {
                 security = Some(key);
             }
         }
+        let securities_entry = security.is_some() || e.domain.as_deref() == Some("SECU");
+        let (quantity, price) = match only_detail {
+            Some(d) if securities_entry => (d.quantity, self.deal_price(&d.deal_price, line)),
+            _ => (None, None),
+        };
 
         let references = EntryReferences {
             entry_reference: e.entry_reference.clone(),
@@ -832,8 +861,8 @@ impl<'a, F: FnMut(Record)> CamtReader<'a, F> {
             direction,
             currency,
             security,
-            quantity: None,
-            price: None,
+            quantity,
+            price,
             fees,
             status,
             reversal: e.reversal,
@@ -846,6 +875,29 @@ impl<'a, F: FnMut(Record)> CamtReader<'a, F> {
             references,
         })));
         Ok(())
+    }
+
+    /// The price of a deal price: an amount, else a percentage rate; a yield, discount or
+    /// premium is no price and leaves a warning.
+    fn deal_price(&mut self, p: &DealPrice, line: usize) -> Option<Decimal> {
+        let rate_type = match p.value_type.as_deref() {
+            _ if p.yielded => Some("a yield"),
+            Some("DISC") => Some("a discount"),
+            Some("PREM") => Some("a premium"),
+            _ => None,
+        };
+        match (p.amount, p.rate, rate_type) {
+            (Some(amount), ..) => Some(amount),
+            (None, Some(_), Some(what)) => {
+                self.warn(
+                    line,
+                    "NtryDtls/TxDtls/RltdPric/DealPric",
+                    format!("the deal price is {what}, not a price: left out"),
+                );
+                None
+            }
+            (None, rate, _) => rate,
+        }
     }
 
     /// How many times (1, 2, ...) these identifying fields were seen in this statement. Two
@@ -1328,7 +1380,7 @@ impl<F: FnMut(Record)> CamtReader<'_, F> {
                 });
             }
             [NtryDtls, TxDtls] => self.end_detail(),
-            [NtryDtls, TxDtls, detail @ ..] => self.end_in_detail(detail, text)?,
+            [NtryDtls, TxDtls, detail @ ..] => self.end_in_detail(detail, text, line)?,
             _ => {}
         }
         Ok(())
@@ -1340,7 +1392,12 @@ impl<F: FnMut(Record)> CamtReader<'_, F> {
         }
     }
 
-    fn end_in_detail(&mut self, rest: &[Tag], text: &RawText<'_>) -> Result<(), ParseError> {
+    fn end_in_detail(
+        &mut self,
+        rest: &[Tag],
+        text: &RawText<'_>,
+        line: usize,
+    ) -> Result<(), ParseError> {
         use Tag::*;
         if self.detail.is_none() {
             return Ok(());
@@ -1447,6 +1504,62 @@ impl<F: FnMut(Record)> CamtReader<'_, F> {
                 let v = self.text(text, &field("FinInstrmId/ISIN"))?;
                 if let Some(d) = self.detail.as_mut() {
                     d.isin = Some(v);
+                }
+            }
+            // Quantity and price enrich an entry that loads without them: a value that does
+            // not read is left out with a warning, never a reason to refuse the statement.
+            [RltdQties, Qty, q @ (Unit | FaceAmt | AmtsdVal)]
+            | [RltdQties, OrgnlAndCurFace, q @ FaceAmt] => {
+                let path = field("RltdQties");
+                let quantity = text.decode().and_then(|v| match q {
+                    Unit => value::signed_decimal(&v),
+                    _ => value::unsigned_decimal(&v),
+                });
+                match quantity {
+                    Ok(quantity) => {
+                        if let Some(d) = self.detail.as_mut()
+                            && d.quantity.is_none()
+                        {
+                            d.quantity = Some(quantity);
+                        }
+                    }
+                    Err(r) => self.warn(line, &path, format!("{r}: the quantity is left out")),
+                }
+            }
+            [RltdPric, DealPric, Tp, Yldd] => {
+                let yielded = text.decode().and_then(|v| value::boolean(&v));
+                if let Some(d) = self.detail.as_mut() {
+                    d.deal_price.yielded = yielded.unwrap_or(true);
+                }
+            }
+            [RltdPric, DealPric, Tp, ValTp] => {
+                let v = self.text(text, &field("RltdPric/DealPric/Tp/ValTp"))?;
+                if let Some(d) = self.detail.as_mut() {
+                    d.deal_price.value_type = Some(v);
+                }
+            }
+            [RltdPric, DealPric, Val, Rate] => {
+                let path = field("RltdPric/DealPric/Val/Rate");
+                match text.decode().and_then(|v| value::signed_decimal(&v)) {
+                    Ok(rate) => {
+                        if let Some(d) = self.detail.as_mut() {
+                            d.deal_price.rate = Some(rate);
+                        }
+                    }
+                    Err(r) => self.warn(line, &path, format!("{r}: the price is left out")),
+                }
+            }
+            [RltdPric, DealPric, Val, Amt] => {
+                let path = field("RltdPric/DealPric/Val/Amt");
+                match self.amount(text, &path) {
+                    Ok((amount, _)) => {
+                        if let Some(d) = self.detail.as_mut() {
+                            d.deal_price.amount = Some(amount);
+                        }
+                    }
+                    Err(e) => {
+                        self.warn(line, &path, format!("{}: the price is left out", e.reason))
+                    }
                 }
             }
             [FinInstrmId, OthrId, Id] => {

@@ -21,9 +21,20 @@
 //!   the instrument's denomination currency (`DnmtnCcy`) or that of its instrument-currency
 //!   amounts.
 //! - **Values** (holding value, accrued interest, book value as cost): the canonical position
-//!   has one currency, its price currency, so a value is taken only in that currency
-//!   (instrument-currency amounts first). A statement that values positions only in the
-//!   account's base currency gets a warning saying how many values were left out.
+//!   states its values in one currency, its `price_currency` (as an MT535 states `:19A::HOLD`
+//!   in the price's currency), and the database has one column per value. So each value is
+//!   taken in the price currency, from the first block that gives it there: instrument
+//!   currency (`InstrmCcyAmts`), the `.02` amounts, account base currency (`AcctBaseCcyAmts`),
+//!   alternate reporting currency (`AltrnRptgCcyAmts`). A value the statement gives only in
+//!   another currency cannot be stored without claiming a wrong currency: it is left out and
+//!   a warning on that position names it with its amount, currency and block, so nothing the
+//!   file says is dropped unseen. A base-currency value beside the instrument-currency one is
+//!   the same value converted at the bank's rate: it is not kept and not warned about.
+//! - **Price currency**: the price's own currency (`Val/Amt`); for a percent price the
+//!   instrument's denomination (`DnmtnCcy`), else its instrument-currency amounts. A position
+//!   with no price has no price to qualify: its price currency is that of its holding value
+//!   (instrument currency, else base, else alternate), so an unpriced holding keeps the value
+//!   the bank gives; the denomination only when no value is given at all.
 //! - **Security**: ISIN validated when present (a bad check digit is an error); otherwise the
 //!   bank's own id (`OthrId` with a proprietary type first) keys it as `bank:<custodian>:<id>`.
 //!   Valoren, WKN and CUSIP are kept when typed so. Asset class from the CFI code (E, D, C),
@@ -104,6 +115,7 @@ struct PositionState {
     base: Amounts,
     instrument: Amounts,
     legacy: Amounts,
+    alternate: Amounts,
 }
 
 #[derive(Default)]
@@ -120,7 +132,6 @@ struct StatementState {
     accounts: Vec<String>,
     positions_seen: HashSet<u64>,
     position_count: u32,
-    values_left_out: u32,
     duplicates: u32,
 }
 
@@ -296,35 +307,43 @@ impl<'a, F: FnMut(Record)> SemtReader<'a, F> {
             Some(PriceState { rate: Some(r), .. }) => (Some(*r), PriceType::Percent, None),
             _ => (None, PriceType::Amount, None),
         };
-        let mut price_currency = price_amount_currency.or(p.denomination);
-        if price_currency.is_none() {
-            price_currency = p
-                .instrument
-                .holding
-                .currency
-                .or(p.instrument.accrued.currency);
-            if price_currency.is_none() && price.is_none() {
-                price_currency = [p.legacy, p.base]
-                    .iter()
-                    .find_map(|a| a.holding.signed().map(|(_, c)| c));
-            }
-        }
-        let blocks = [p.instrument, p.legacy, p.base];
-        let pick = |get: fn(&Amounts) -> Amount| -> (Option<Decimal>, bool) {
-            let mut any = false;
-            for block in &blocks {
-                if let Some((v, c)) = get(block).signed() {
-                    any = true;
-                    if Some(c) == price_currency {
-                        return (Some(v), false);
-                    }
-                }
-            }
-            (None, any)
+        // Where a value is looked for, in order of preference.
+        let blocks = [
+            ("instrument currency", p.instrument),
+            ("semt.002.001.02", p.legacy),
+            ("account base currency", p.base),
+            ("alternate reporting currency", p.alternate),
+        ];
+        let price_currency = match (price_amount_currency, &price) {
+            (Some(c), _) => Some(c),
+            (None, Some(_)) => p
+                .denomination
+                .or(p.instrument.holding.currency)
+                .or(p.instrument.accrued.currency),
+            (None, None) => blocks
+                .iter()
+                .find_map(|(_, a)| a.holding.signed().map(|(_, c)| c))
+                .or(p.denomination),
         };
-        let (market_value, mv_left) = pick(|a| a.holding);
-        let (accrued_interest, ai_left) = pick(|a| a.accrued);
-        let (cost, cost_left) = pick(|a| a.book);
+        let mut left_out: Vec<String> = Vec::new();
+        let mut pick = |what: &str, get: fn(&Amounts) -> Amount| -> Option<Decimal> {
+            let stated: Vec<(&str, Decimal, Currency)> = blocks
+                .iter()
+                .filter_map(|(block, a)| get(a).signed().map(|(v, c)| (*block, v, c)))
+                .collect();
+            if let Some((_, v, _)) = stated.iter().find(|(_, _, c)| Some(*c) == price_currency) {
+                return Some(*v);
+            }
+            left_out.extend(
+                stated
+                    .iter()
+                    .map(|(block, v, c)| format!("{what} {c} {v} ({block})")),
+            );
+            None
+        };
+        let market_value = pick("holding value", |a| a.holding);
+        let accrued_interest = pick("accrued interest", |a| a.accrued);
+        let cost = pick("book value", |a| a.book);
         let asset_class = match p.cfi.as_deref().and_then(|c| c.chars().next()) {
             Some('E') => AssetClass::Equity,
             Some('D') => AssetClass::Bond,
@@ -368,13 +387,25 @@ impl<'a, F: FnMut(Record)> SemtReader<'a, F> {
             .is_some_and(|s| !s.positions_seen.insert(h.finish()));
         self.with_statement(|s| {
             s.position_count += 1;
-            if mv_left || ai_left || cost_left {
-                s.values_left_out += 1;
-            }
             if duplicate {
                 s.duplicates += 1;
             }
         });
+        if !left_out.is_empty() {
+            let kept_in = match price_currency {
+                Some(c) => format!("its price currency {c}, in which the statement gives none"),
+                None => "its price currency, which the statement does not state".to_owned(),
+            };
+            self.warn(
+                line,
+                "",
+                format!(
+                    "{}: {} left out; a position keeps its values in {kept_in}",
+                    key.as_str(),
+                    left_out.join(", ")
+                ),
+            );
+        }
         if duplicate {
             self.warn(
                 line,
@@ -434,17 +465,6 @@ impl<'a, F: FnMut(Record)> SemtReader<'a, F> {
                     ),
                 ),
             }
-        }
-        if s.values_left_out > 0 {
-            let n = s.values_left_out;
-            self.warn(
-                line,
-                "",
-                format!(
-                    "{n} positions carry values only in another currency than their price \
-                     currency; those values are left out"
-                ),
-            );
         }
         let update = match s.update {
             Some(u) => u,
@@ -712,7 +732,11 @@ impl<F: FnMut(Record)> SemtReader<'_, F> {
                     }
                 });
             }
-            [block @ (AcctBaseCcyAmts | InstrmCcyAmts), which, Amt] => {
+            [
+                block @ (AcctBaseCcyAmts | InstrmCcyAmts | AltrnRptgCcyAmts),
+                which,
+                Amt,
+            ] => {
                 let (v, c) = self.amount(text, "Amt")?;
                 let (block, which) = (*block, *which);
                 if block == AcctBaseCcyAmts {
@@ -723,10 +747,10 @@ impl<F: FnMut(Record)> SemtReader<'_, F> {
                     });
                 }
                 self.with_position(|p| {
-                    let amounts = if block == AcctBaseCcyAmts {
-                        &mut p.base
-                    } else {
-                        &mut p.instrument
+                    let amounts = match block {
+                        AcctBaseCcyAmts => &mut p.base,
+                        InstrmCcyAmts => &mut p.instrument,
+                        _ => &mut p.alternate,
                     };
                     if let Some(slot) = amount_slot(amounts, which) {
                         slot.value = Some(v);
@@ -734,15 +758,19 @@ impl<F: FnMut(Record)> SemtReader<'_, F> {
                     }
                 });
             }
-            [block @ (AcctBaseCcyAmts | InstrmCcyAmts), which, Sgn] => {
+            [
+                block @ (AcctBaseCcyAmts | InstrmCcyAmts | AltrnRptgCcyAmts),
+                which,
+                Sgn,
+            ] => {
                 let v = self.text(text, "Sgn")?;
                 let plus = value::boolean(&v).map_err(|r| self.err("Sgn", r))?;
                 let (block, which) = (*block, *which);
                 self.with_position(|p| {
-                    let amounts = if block == AcctBaseCcyAmts {
-                        &mut p.base
-                    } else {
-                        &mut p.instrument
+                    let amounts = match block {
+                        AcctBaseCcyAmts => &mut p.base,
+                        InstrmCcyAmts => &mut p.instrument,
+                        _ => &mut p.alternate,
                     };
                     if let Some(slot) = amount_slot(amounts, which) {
                         slot.negative = !plus;

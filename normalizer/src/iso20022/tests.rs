@@ -6,7 +6,7 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
 use super::*;
-use crate::model::{BalanceKind, Direction, TransactionStatus, TransactionType};
+use crate::model::{BalanceKind, Direction, PriceType, TransactionStatus, TransactionType};
 
 fn dec(s: &str) -> Decimal {
     Decimal::from_str(s).expect("test literal is a decimal")
@@ -493,4 +493,344 @@ fn an_entry_with_a_security_references_it_by_isin() {
         .replace("US0378331005", "US0378331006");
     let e = parse(SourceFormat::Camt053, "c", "d", bad.as_bytes()).unwrap_err();
     assert!(e.reason.contains("check digit"), "{e}");
+}
+
+/// A securities trade's details: the instrument, its quantity and deal price.
+const TRADE_V02: &str = "<BkTxCd><Domn><Cd>SECU</Cd><Fmly><Cd>SETT</Cd><SubFmlyCd>TRAD</SubFmlyCd></Fmly></Domn></BkTxCd>\
+    <NtryDtls><TxDtls><Refs><AcctSvcrRef>T-20261120-7</AcctSvcrRef></Refs>\
+    <RltdPric><DealPric><Tp><ValTp>PARV</ValTp></Tp><Val><Amt Ccy=\"CHF\">245.30</Amt></Val></DealPric></RltdPric>\
+    <RltdQties><Qty><Unit>150</Unit></Qty></RltdQties>\
+    <FinInstrmId><ISIN>CH0012032048</ISIN></FinInstrmId></TxDtls></NtryDtls>";
+
+const BOND_V08: &str = "<BkTxCd><Domn><Cd>SECU</Cd><Fmly><Cd>SETT</Cd><SubFmlyCd>TRAD</SubFmlyCd></Fmly></Domn></BkTxCd>\
+    <NtryDtls><TxDtls><Refs><AcctSvcrRef>T-20261120-8</AcctSvcrRef></Refs>\
+    <RltdPric><DealPric><Tp><Yldd>false</Yldd></Tp><Val><Rate>101.25</Rate></Val></DealPric></RltdPric>\
+    <RltdQties><OrgnlAndCurFace><FaceAmt>50000</FaceAmt><AmtsdVal>48000</AmtsdVal></OrgnlAndCurFace></RltdQties>\
+    <FinInstrmId><ISIN>XS2021832634</ISIN></FinInstrmId></TxDtls></NtryDtls>";
+
+/// A document of one camt message (root and item element) around `body`.
+fn camt(message: &str, version: &str, root: &str, item: &str, body: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:{message}.001.{version}">
+<{root}><GrpHdr><MsgId>M1</MsgId><CreDtTm>2026-11-20T22:00:00+01:00</CreDtTm></GrpHdr>
+<{item}><Id>ST-1</Id><Acct><Id><IBAN>CH9300762011623852957</IBAN></Id><Ccy>CHF</Ccy></Acct>
+{body}
+</{item}></{root}></Document>"#
+    )
+}
+
+#[test]
+fn a_trade_entry_gives_its_quantity_and_deal_price_in_v02() {
+    let b = parse53(&camt053(
+        "02",
+        &ntry("36889.62", "DBIT", "<Sts>BOOK</Sts>", TRADE_V02),
+    ));
+    let t = &b.transactions[0];
+    assert_eq!(
+        (t.kind, t.direction, t.amount),
+        (TransactionType::Buy, Direction::Debit, dec("36889.62"))
+    );
+    assert_eq!(
+        t.security.as_ref().map(|k| k.as_str()),
+        Some("isin:CH0012032048")
+    );
+    assert_eq!(
+        (t.quantity, t.price),
+        (Some(dec("150")), Some(dec("245.30")))
+    );
+    assert_eq!(t.natural_key, "ref:T-20261120-7");
+    assert!(b.warnings.is_empty(), "{:?}", b.warnings);
+}
+
+#[test]
+fn a_bond_trade_gives_its_face_amount_and_percent_price_in_every_v08_message() {
+    for (format, message, root, item) in [
+        (SourceFormat::Camt052, "camt.052", "BkToCstmrAcctRpt", "Rpt"),
+        (SourceFormat::Camt053, "camt.053", "BkToCstmrStmt", "Stmt"),
+        (
+            SourceFormat::Camt054,
+            "camt.054",
+            "BkToCstmrDbtCdtNtfctn",
+            "Ntfctn",
+        ),
+    ] {
+        let xml = camt(
+            message,
+            "08",
+            root,
+            item,
+            &ntry("50589.06", "CRDT", "<Sts><Cd>BOOK</Cd></Sts>", BOND_V08),
+        );
+        let e = entries(format, &xml);
+        let t = &e[0].transaction;
+        assert_eq!(t.kind, TransactionType::Sell, "{message}");
+        assert_eq!(
+            t.security.as_ref().map(|k| k.as_str()),
+            Some("isin:XS2021832634"),
+            "{message}"
+        );
+        // The original face amount, not the amortised value; a rate is a percent price.
+        assert_eq!(
+            (t.quantity, t.price),
+            (Some(dec("50000")), Some(dec("101.25"))),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn a_yield_is_no_price_and_a_charge_count_is_no_securities_quantity() {
+    let yielded = TRADE_V02.replace(
+        "<Tp><ValTp>PARV</ValTp></Tp><Val><Amt Ccy=\"CHF\">245.30</Amt></Val>",
+        "<Tp><Yldd>true</Yldd></Tp><Val><Rate>3.125</Rate></Val>",
+    );
+    let b = parse53(&camt053(
+        "02",
+        &ntry("36889.62", "DBIT", "<Sts>BOOK</Sts>", &yielded),
+    ));
+    assert_eq!(
+        (b.transactions[0].quantity, b.transactions[0].price),
+        (Some(dec("150")), None)
+    );
+    assert_eq!(b.warnings.len(), 1);
+    assert_eq!(
+        b.warnings[0].field.as_deref(),
+        Some("Stmt[1]/Ntry[1]/NtryDtls/TxDtls/RltdPric/DealPric")
+    );
+    assert_eq!(
+        b.warnings[0].message,
+        "the deal price is a yield, not a price: left out"
+    );
+
+    // A payment charge reporting how many payments it covers (as the Finnish sample does).
+    let charge = "<BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>RCDT</Cd><SubFmlyCd>CHRG</SubFmlyCd></Fmly></Domn></BkTxCd>\
+                  <NtryDtls><TxDtls><RltdQties><Qty><Unit>3</Unit></Qty></RltdQties></TxDtls></NtryDtls>";
+    let b = parse53(&camt053(
+        "02",
+        &ntry("1.50", "DBIT", "<Sts>BOOK</Sts>", charge),
+    ));
+    let t = &b.transactions[0];
+    assert_eq!(
+        (t.kind, t.security.as_ref(), t.quantity, t.price),
+        (TransactionType::Fee, None, None, None)
+    );
+}
+
+#[test]
+fn an_unreadable_quantity_or_price_is_left_out_with_a_warning_not_refused() {
+    let bad = TRADE_V02
+        .replace("<Unit>150</Unit>", "<Unit>150 Stk</Unit>")
+        .replace("<Amt Ccy=\"CHF\">245.30</Amt>", "<Amt>245.30</Amt>");
+    let b = parse53(&camt053(
+        "02",
+        &ntry("36889.62", "DBIT", "<Sts>BOOK</Sts>", &bad),
+    ));
+    let t = &b.transactions[0];
+    assert_eq!(
+        (t.amount, t.quantity, t.price),
+        (dec("36889.62"), None, None)
+    );
+    let fields: Vec<_> = b.warnings.iter().map(|w| w.field.as_deref()).collect();
+    assert_eq!(
+        fields,
+        vec![
+            Some("Stmt[1]/Ntry[1]/NtryDtls/TxDtls/RltdPric/DealPric/Val/Amt"),
+            Some("Stmt[1]/Ntry[1]/NtryDtls/TxDtls/RltdQties"),
+        ]
+    );
+}
+
+#[test]
+fn quantity_and_price_leave_the_hashed_key_of_an_entry_unchanged() {
+    let with = TRADE_V02.replace("<Refs><AcctSvcrRef>T-20261120-7</AcctSvcrRef></Refs>", "");
+    let without = with
+        .replace(
+            "<RltdPric><DealPric><Tp><ValTp>PARV</ValTp></Tp><Val><Amt Ccy=\"CHF\">245.30</Amt></Val></DealPric></RltdPric>",
+            "",
+        )
+        .replace("<RltdQties><Qty><Unit>150</Unit></Qty></RltdQties>", "");
+    let key = |details: &str| {
+        let b = parse53(&camt053(
+            "02",
+            &ntry("36889.62", "DBIT", "<Sts>BOOK</Sts>", details),
+        ));
+        (
+            b.transactions[0].natural_key.clone(),
+            b.transactions[0].quantity,
+        )
+    };
+    let (with_key, quantity) = key(&with);
+    let (without_key, none) = key(&without);
+    assert_eq!((quantity, none), (Some(dec("150")), None));
+    assert!(with_key.starts_with("h:"), "{with_key}");
+    assert_eq!(with_key, without_key);
+}
+
+/// A semt.002.001.11 complete statement of a CHF account around `positions`.
+fn semt002(positions: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:semt.002.001.11">
+<SctiesBalCtdyRpt><Pgntn><PgNb>1</PgNb><LastPgInd>true</LastPgInd></Pgntn>
+<StmtGnlDtls><StmtId>H1</StmtId><StmtDtTm><Dt>2026-11-20</Dt></StmtDtTm><UpdTp><Cd>COMP</Cd></UpdTp><ActvtyInd>true</ActvtyInd></StmtGnlDtls>
+<SfkpgAcct><Id>CUST-778341</Id></SfkpgAcct>
+{positions}
+</SctiesBalCtdyRpt></Document>"#
+    )
+}
+
+fn holding(isin: &str, attributes: &str, quantity: &str, price: &str, amounts: &str) -> String {
+    format!(
+        "<BalForAcct><FinInstrmId><ISIN>{isin}</ISIN></FinInstrmId>{attributes}\
+         <AggtBal><Qty><Qty><Qty>{quantity}</Qty></Qty></Qty></AggtBal>{price}{amounts}</BalForAcct>"
+    )
+}
+
+fn amounts(block: &str, currency: &str, holding: &str, book: Option<&str>) -> String {
+    let book = book.map_or(String::new(), |b| {
+        format!("<BookVal><Amt Ccy=\"{currency}\">{b}</Amt><Sgn>true</Sgn></BookVal>")
+    });
+    format!(
+        "<{block}><HldgVal><Amt Ccy=\"{currency}\">{holding}</Amt><Sgn>true</Sgn></HldgVal>{book}</{block}>"
+    )
+}
+
+fn parse_semt(xml: &str) -> Batch {
+    parse(SourceFormat::Semt002, "bank_c", "hld.xml", xml.as_bytes()).expect("parses")
+}
+
+const APPLE: &str = "US0378331005";
+const USD_PRICE: &str =
+    "<PricDtls><Tp><Cd>MRKT</Cd></Tp><Val><Amt Ccy=\"USD\">190.50</Amt></Val></PricDtls>";
+const DENOMINATED_USD: &str = "<FinInstrmAttrbts><DnmtnCcy>USD</DnmtnCcy></FinInstrmAttrbts>";
+
+#[test]
+fn a_value_given_in_the_instrument_currency_is_the_market_value_beside_a_base_currency_one() {
+    let b = parse_semt(&semt002(&holding(
+        APPLE,
+        DENOMINATED_USD,
+        "<Unit>100</Unit>",
+        USD_PRICE,
+        &format!(
+            "{}{}",
+            amounts("AcctBaseCcyAmts", "CHF", "16883.52", Some("15000.00")),
+            amounts("InstrmCcyAmts", "USD", "19050.00", Some("17500.00"))
+        ),
+    )));
+    let p = &b.positions[0];
+    assert_eq!(
+        p.price_currency.map(|c| c.to_string()).as_deref(),
+        Some("USD")
+    );
+    assert_eq!(
+        (p.price, p.market_value, p.cost),
+        (
+            Some(dec("190.50")),
+            Some(dec("19050.00")),
+            Some(dec("17500.00"))
+        )
+    );
+    // The CHF values are the same values converted: nothing is missing, nothing to warn.
+    assert!(b.warnings.is_empty(), "{:?}", b.warnings);
+    assert_eq!(b.accounts[0].currency.as_str(), "CHF");
+}
+
+#[test]
+fn values_given_only_in_the_base_currency_of_a_foreign_priced_position_are_named_in_a_warning() {
+    let b = parse_semt(&semt002(&holding(
+        APPLE,
+        DENOMINATED_USD,
+        "<Unit>100</Unit>",
+        USD_PRICE,
+        &amounts("AcctBaseCcyAmts", "CHF", "16883.52", Some("15000.00")),
+    )));
+    let p = &b.positions[0];
+    assert_eq!(
+        p.price_currency.map(|c| c.to_string()).as_deref(),
+        Some("USD")
+    );
+    assert_eq!((p.market_value, p.cost), (None, None));
+    assert_eq!(b.warnings.len(), 1);
+    assert_eq!(b.warnings[0].field.as_deref(), Some("BalForAcct[1]"));
+    assert_eq!(
+        b.warnings[0].message,
+        "isin:US0378331005: holding value CHF 16883.52 (account base currency), book value CHF \
+         15000.00 (account base currency) left out; a position keeps its values in its price \
+         currency USD, in which the statement gives none"
+    );
+}
+
+#[test]
+fn an_unpriced_holding_keeps_the_value_the_bank_gives_in_its_base_currency() {
+    // A structured product denominated in EUR that the bank values but does not price.
+    let b = parse_semt(&semt002(&holding(
+        "CH1234567894",
+        "<FinInstrmAttrbts><DnmtnCcy>EUR</DnmtnCcy></FinInstrmAttrbts>",
+        "<Unit>10</Unit>",
+        "",
+        &amounts("AcctBaseCcyAmts", "CHF", "9800.00", None),
+    )));
+    let p = &b.positions[0];
+    assert_eq!(p.price, None);
+    assert_eq!(
+        p.price_currency.map(|c| c.to_string()).as_deref(),
+        Some("CHF")
+    );
+    assert_eq!(p.market_value, Some(dec("9800.00")));
+    assert_eq!(
+        b.securities[0].currency.map(|c| c.to_string()).as_deref(),
+        Some("EUR")
+    );
+    assert!(b.warnings.is_empty(), "{:?}", b.warnings);
+}
+
+#[test]
+fn a_percent_priced_bond_takes_its_value_from_the_alternate_reporting_currency_block() {
+    let bond = |attributes: &str, blocks: &str| {
+        holding(
+            "XS2021832634",
+            attributes,
+            "<FaceAmt>50000</FaceAmt>",
+            "<PricDtls><Tp><Cd>MRKT</Cd></Tp><Val><Rate>101.25</Rate></Val></PricDtls>",
+            blocks,
+        )
+    };
+    let both = format!(
+        "{}{}",
+        amounts("AcctBaseCcyAmts", "CHF", "47368.13", None),
+        amounts("AltrnRptgCcyAmts", "EUR", "50625.00", None)
+    );
+    let b = parse_semt(&semt002(&bond(
+        "<FinInstrmAttrbts><DnmtnCcy>EUR</DnmtnCcy></FinInstrmAttrbts>",
+        &both,
+    )));
+    let p = &b.positions[0];
+    assert_eq!(
+        (p.price, p.price_type, p.market_value),
+        (
+            Some(dec("101.25")),
+            PriceType::Percent,
+            Some(dec("50625.00"))
+        )
+    );
+    assert_eq!(
+        p.price_currency.map(|c| c.to_string()).as_deref(),
+        Some("EUR")
+    );
+    assert!(b.warnings.is_empty(), "{:?}", b.warnings);
+
+    // Without a denomination the percent price names no currency: the values are named in the
+    // warning rather than stored under a currency the statement does not give.
+    let b = parse_semt(&semt002(&bond(
+        "",
+        &amounts("AcctBaseCcyAmts", "CHF", "47368.13", None),
+    )));
+    let p = &b.positions[0];
+    assert_eq!((p.price_currency, p.market_value), (None, None));
+    assert_eq!(
+        b.warnings[0].message,
+        "isin:XS2021832634: holding value CHF 47368.13 (account base currency) left out; a \
+         position keeps its values in its price currency, which the statement does not state"
+    );
 }

@@ -72,6 +72,7 @@ tags! {
     AmtDtls, TxAmt, InstdAmt, Chrgs, TtlChrgsAndTaxAmt, Rcrd, RltdPties, Dbtr, Cdtr, UltmtDbtr,
     UltmtCdtr, DbtrAcct, CdtrAcct, RmtInf, Ustrd, Strd, CdtrRefInf, Ref, AddtlTxInf,
     AddtlNtryInf, FinInstrmId, ISIN, OthrId, Desc, Btch, RltdDts, IntrBkSttlmDt, TradDt,
+    RltdQties, OrgnlAndCurFace, RltdPric, DealPric, Yldd, ValTp,
     // semt.002.
     StmtGnlDtls, StmtId, StmtDtTm, UpdTp, StmtUpdTpAsCd, ActvtyInd, SfkpgAcct, AcctDtls,
     SubAcctDtls, BalForAcct, BalForSubAcct, FinInstrmDtls, FinInstrmAttrbts, DnmtnCcy,

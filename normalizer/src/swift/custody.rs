@@ -30,7 +30,23 @@
 //!   effective movement). Dates: booking = effective settlement (`ESET`), else settlement,
 //!   else trade date; trade and settlement dates as written. Natural key `ref:` of the
 //!   account servicer's reference (`ASRF`, else `RELA`), else a hash of the identifying
-//!   fields, with `#n` for the n-th identical movement.
+//!   fields, with `#n` for the n-th identical movement. Fees and counterparty are not part of
+//!   the key: a statement that adds them later still names the same movement.
+//! - Fees (MT536): the standard's transaction details carry only the posting amount and
+//!   accrued interest (`:19A::PSTA`, `ACRU`), so a plain MT536 has no fees (`None`). Custodians
+//!   that report a trade's costs add the amount qualifiers of the settlement confirmations
+//!   (MT54x sequence E3); [`FEE_QUALIFIERS`] lists those that are fees: charges, commissions,
+//!   taxes and duties. `fees` is their sum, each amount signed as written (`N`, a refund,
+//!   subtracts), in the movement's currency only: an amount in another currency is left out
+//!   with a warning. Trade, settlement, net and accrued-interest amounts, margins, discounts
+//!   and `OTHR` are not fees.
+//! - Counterparty (MT536): from the settlement parties (`SETPRTY`, `:95a:`), on the side
+//!   opposite the account: for a receipt the seller's chain `SELL`, else `DECU`, `DEI1`,
+//!   `DEI2`, `DEAG` (the nearest to the seller first); for a delivery the buyer's `BUYR`,
+//!   else `RECU`, `REI1`, `REI2`, `REAG`. A BIC (`:95P:`) as written, a name and address
+//!   (`:95Q:`) its lines joined by a space, a proprietary code (`:95R:`) `scheme/code`. The
+//!   place of settlement (`PSET`) is never the counterparty. A reversal keeps the parties of
+//!   the movement it reverses (`:22H::REDE` is written as the original's).
 
 use std::collections::{HashMap, HashSet};
 
@@ -45,8 +61,23 @@ use crate::model::{
 };
 use crate::swift::mt94x::At;
 use crate::swift::securities::{
-    Holding, Movement, Price, QuantityCode, SecuritiesStatement, SecurityId,
+    Holding, Movement, PartyId, Price, QuantityCode, SecuritiesStatement, SecurityId,
 };
+
+/// The `:19A:` qualifiers of a movement whose amounts are its fees: the charges, commissions,
+/// taxes and duties of the MT54x amounts (sequence E3). Not fees: `DEAL` trade amount, `SETT`
+/// and `ESTT` settlement amounts, `PSTA` posting amount, `ACRU`/`ACCA` interest, `ANTO` net
+/// gain, `MARG` margin, `ISDI`/`SPCN` discounts and concessions, `OTHR`, `RESU`, `OCMT`.
+/// Charges and commissions first (`CHAR` to `SHIP`), then taxes and duties.
+pub(crate) const FEE_QUALIFIERS: &[&str] = &[
+    "CHAR", "EXEC", "LOCO", "RSCH", "REGF", "POST", "SHIP", "COUN", "LOCL", "LADT", "LEVY", "STAM",
+    "STEX", "TRAN", "TRAX", "VATA", "COAX", "WITH",
+];
+
+/// The settlement parties that name the counterparty, nearest to it first: the seller's
+/// chain for a receipt, the buyer's for a delivery.
+const SELLER_CHAIN: &[&str] = &["SELL", "DECU", "DEI1", "DEI2", "DEAG"];
+const BUYER_CHAIN: &[&str] = &["BUYR", "RECU", "REI1", "REI2", "REAG"];
 
 /// Maps typed MT535/MT536 statements into one batch.
 pub(crate) struct CustodyMapper<'a> {
@@ -545,6 +576,14 @@ impl<'a> CustodyMapper<'a> {
             Some(Price::Amount { amount, .. }) => Some(*amount),
             _ => None,
         };
+        let fees = self.fees(&m, currency);
+        let chain = if receive { SELLER_CHAIN } else { BUYER_CHAIN };
+        let counterparty = chain.iter().find_map(|q| {
+            m.parties
+                .iter()
+                .find(|p| p.qualifier == *q)
+                .and_then(|p| party_name(&p.id))
+        });
         let provenance = self.provenance(format, m.at, 1);
         self.batch.transactions.push(Transaction {
             account,
@@ -565,10 +604,10 @@ impl<'a> CustodyMapper<'a> {
             security: Some(key),
             quantity,
             price,
-            fees: None,
+            fees,
             status: TransactionStatus::Booked,
             reversal: m.reversal,
-            counterparty: None,
+            counterparty,
             description: m.narrative,
             provenance,
         });
@@ -576,9 +615,263 @@ impl<'a> CustodyMapper<'a> {
     }
 }
 
+impl CustodyMapper<'_> {
+    /// The sum of a movement's fee amounts ([`FEE_QUALIFIERS`]) in its currency, `None` when
+    /// it states none. Fee amounts in another currency are left out, each with a warning.
+    fn fees(&mut self, m: &Movement, currency: Currency) -> Option<Decimal> {
+        let mut fees: Option<Decimal> = None;
+        for (qualifier, money, at) in &m.amounts {
+            if !FEE_QUALIFIERS.contains(&qualifier.as_str()) {
+                continue;
+            }
+            if money.currency != currency.as_str() {
+                self.warn(
+                    *at,
+                    ":19A:",
+                    format!(
+                        "the {qualifier} amount {} {} is not in the movement's currency {}: \
+                         not added to its fees",
+                        money.currency, money.amount, currency
+                    ),
+                );
+                continue;
+            }
+            let sum = fees.unwrap_or_default().checked_add(money.amount);
+            match sum {
+                Some(sum) => fees = Some(sum),
+                None => self.warn(
+                    *at,
+                    ":19A:",
+                    format!("the {qualifier} amount overflows the fees: left out"),
+                ),
+            }
+        }
+        fees
+    }
+}
+
+/// How a counterparty reads: a BIC as written, a name and address as one line, a proprietary
+/// code with its scheme.
+fn party_name(id: &PartyId) -> Option<String> {
+    let name = match id {
+        PartyId::Bic(bic) => bic.clone(),
+        PartyId::NameAndAddress(lines) => lines.join(" "),
+        PartyId::Proprietary { scheme, code } if !scheme.is_empty() => format!("{scheme}/{code}"),
+        PartyId::Proprietary { code, .. } => code.clone(),
+        PartyId::Other(data) => data.clone(),
+    };
+    Some(name).filter(|n| !n.trim().is_empty())
+}
+
 fn default_price_type(q: QuantityType) -> PriceType {
     match q {
         QuantityType::Units => PriceType::Amount,
         QuantityType::FaceAmount => PriceType::Percent,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dec(s: &str) -> Decimal {
+        s.parse().expect("test literal is a decimal")
+    }
+
+    fn parse(text: &str) -> Batch {
+        crate::swift::parse(SourceFormat::Mt536, "bank_b", "m536", text.as_bytes())
+            .expect("the statement parses")
+    }
+
+    /// A private bank's MT536 of one day: a buy with its costs and the seller, a sell whose
+    /// costs are partly in another currency, a free receipt from a depository participant.
+    const TRADES: &str = ":16R:GENL\r
+:28E:1/ONLY\r
+:20C::SEME//T0000004200003\r
+:23G:NEWM\r
+:69A::STAT//20261102/20261104\r
+:97A::SAFE//CUST-778341\r
+:17B::ACTI//Y\r
+:16S:GENL\r
+:16R:SUBSAFE\r
+:16R:FIN\r
+:35B:ISIN CH0012032048\r
+ROCHE HOLDING AG GS\r
+:16R:TRAN\r
+:16R:LINK\r
+:20C::ASRF//T-20261102-7\r
+:16S:LINK\r
+:16R:TRANSDET\r
+:36B::PSTA//UNIT/150,\r
+:19A::PSTA//NCHF36889,62\r
+:19A::EXEC//CHF73,58\r
+:19A::STEX//CHF11,04\r
+:19A::CHAR//CHF10,\r
+:19A::DEAL//CHF36795,\r
+:22F::TRAN//SETT\r
+:22H::REDE//RECE\r
+:22H::PAYM//APMT\r
+:98A::SETT//20261104\r
+:98A::TRAD//20261102\r
+:90B::DEAL//ACTU/CHF245,3\r
+:16R:SETPRTY\r
+:95P::PSET//INSECHZZXXX\r
+:16S:SETPRTY\r
+:16R:SETPRTY\r
+:95R::DEAG/SIXSIS/4711\r
+:16S:SETPRTY\r
+:16R:SETPRTY\r
+:95Q::SELL//UBS SWITZERLAND AG\r
+BAHNHOFSTRASSE 45, ZURICH\r
+:97A::SAFE//0815-4711\r
+:16S:SETPRTY\r
+:16S:TRANSDET\r
+:16S:TRAN\r
+:16R:TRAN\r
+:16R:LINK\r
+:20C::ASRF//T-20261103-2\r
+:16S:LINK\r
+:16R:TRANSDET\r
+:36B::PSTA//UNIT/50,\r
+:19A::PSTA//CHF12231,28\r
+:19A::EXEC//CHF24,52\r
+:19A::STAM//CHF9,2\r
+:19A::CHAR//USD5,\r
+:19A::COUN//NCHF0,5\r
+:19A::LOCO//12,5\r
+:22F::TRAN//SETT\r
+:22H::REDE//DELI\r
+:22H::PAYM//APMT\r
+:98A::SETT//20261105\r
+:98A::TRAD//20261103\r
+:16R:SETPRTY\r
+:95P::REAG//SIXSCHZZXXX\r
+:16S:SETPRTY\r
+:16R:SETPRTY\r
+:95P::BUYR//BROKCHZZXXX\r
+:16S:SETPRTY\r
+:16S:TRANSDET\r
+:16S:TRAN\r
+:16R:TRAN\r
+:16R:TRANSDET\r
+:36B::PSTA//UNIT/20,\r
+:22H::REDE//RECE\r
+:22H::PAYM//FREE\r
+:98A::ESET//20261104\r
+:16R:SETPRTY\r
+:95R::DEAG/SIXSIS/4711\r
+:16S:SETPRTY\r
+:16S:TRANSDET\r
+:16S:TRAN\r
+:16S:FIN\r
+:16S:SUBSAFE\r
+";
+
+    #[test]
+    fn a_buy_sums_its_charges_and_taxes_and_names_the_seller() {
+        let b = parse(TRADES);
+        let t = &b.transactions[0];
+        assert_eq!(t.natural_key, "ref:T-20261102-7");
+        assert_eq!(
+            (t.kind, t.direction, t.amount, t.currency.as_str()),
+            (
+                TransactionType::Buy,
+                Direction::Debit,
+                dec("36889.62"),
+                "CHF"
+            )
+        );
+        // EXEC 73.58 + STEX 11.04 + CHAR 10; the DEAL (trade) amount is not a fee.
+        assert_eq!(t.fees, Some(dec("94.62")));
+        // SELL beats the delivering agent; the place of settlement never counts.
+        assert_eq!(
+            t.counterparty.as_deref(),
+            Some("UBS SWITZERLAND AG BAHNHOFSTRASSE 45, ZURICH")
+        );
+        assert_eq!(
+            (t.quantity, t.price),
+            (Some(dec("150")), Some(dec("245.3")))
+        );
+    }
+
+    #[test]
+    fn a_sell_adds_only_fees_in_its_currency_and_names_the_buyer() {
+        let b = parse(TRADES);
+        let t = &b.transactions[1];
+        assert_eq!(t.natural_key, "ref:T-20261103-2");
+        assert_eq!(
+            (t.kind, t.direction, t.amount),
+            (TransactionType::Sell, Direction::Credit, dec("12231.28"))
+        );
+        // EXEC 24.52 + STAM 9.20 - COUN 0.50 (a refund, written N); CHAR USD 5 is another
+        // currency and LOCO has none: both left out, each with a warning.
+        assert_eq!(t.fees, Some(dec("33.22")));
+        assert_eq!(t.counterparty.as_deref(), Some("BROKCHZZXXX"));
+        let warnings: Vec<_> = b
+            .warnings
+            .iter()
+            .filter(|w| w.field.as_deref() == Some(":19A:"))
+            .map(|w| (w.line, w.message.as_str()))
+            .collect();
+        assert_eq!(
+            warnings,
+            vec![
+                (
+                    Some(54),
+                    "no currency before the amount in '12,5': the :19A::LOCO// amount is left \
+                     out"
+                ),
+                (
+                    Some(52),
+                    "the CHAR amount USD 5 is not in the movement's currency CHF: not added to \
+                     its fees"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_free_receipt_without_costs_has_no_fees_and_its_delivering_agent_as_counterparty() {
+        let b = parse(TRADES);
+        let t = &b.transactions[2];
+        assert_eq!(
+            (t.kind, t.amount, t.booking_date),
+            (
+                TransactionType::Transfer,
+                Decimal::ZERO,
+                chrono::NaiveDate::from_ymd_opt(2026, 11, 4).expect("date")
+            )
+        );
+        assert_eq!(t.fees, None);
+        assert_eq!(t.counterparty.as_deref(), Some("SIXSIS/4711"));
+    }
+
+    #[test]
+    fn fees_and_parties_leave_the_natural_key_of_a_movement_unchanged() {
+        let bare: String = TRADES
+            .split_inclusive("\r\n")
+            .filter(|l| {
+                !l.starts_with(":19A::EXEC")
+                    && !l.starts_with(":19A::STEX")
+                    && !l.starts_with(":19A::CHAR")
+                    && !l.starts_with(":19A::STAM")
+                    && !l.starts_with(":19A::COUN")
+                    && !l.starts_with(":19A::LOCO")
+                    && !l.starts_with(":95")
+                    && !l.starts_with("BAHNHOF")
+            })
+            .collect();
+        let (full, bare) = (parse(TRADES), parse(&bare));
+        assert!(bare.transactions.iter().all(|t| t.fees.is_none()));
+        assert!(bare.transactions.iter().all(|t| t.counterparty.is_none()));
+        let keys = |b: &Batch| -> Vec<String> {
+            b.transactions
+                .iter()
+                .map(|t| t.natural_key.clone())
+                .collect()
+        };
+        assert_eq!(keys(&full), keys(&bare));
+        // The free receipt has no reference: its key is a hash, and still the same.
+        assert!(keys(&full)[2].starts_with("h:"), "{}", keys(&full)[2]);
     }
 }

@@ -24,7 +24,10 @@
 //! - `TRAN` (MT536): `:20C:` references, `:36B::PSTA` quantity, `:19A::PSTA` posting amount,
 //!   `:19A::SETT`, `:22H::REDE` receive or deliver, `:22H::PAYM` against payment or free,
 //!   `:22F::TRAN`, `:98A/C::ESET`/`SETT`/`TRAD` dates, `:25D::MOVE//REVE` reversal,
-//!   `:90a::DEAL` price, `:70E::TRDE` narrative;
+//!   `:90a::DEAL` price, `:70E::TRDE` narrative, every other `:19A:` amount by its qualifier
+//!   (the standard lists `ACRU`; custodians add the MT54x charges such as `CHAR`, `EXEC`),
+//!   and from `SETPRTY` the `:95a:` settlement parties (`:95P:` BIC, `:95Q:` name and
+//!   address, `:95R:` proprietary code, others as written);
 //! - `ADDINFO`: `:19A::HOLS`/`HOLP` total value.
 //!
 //! FinTS writes `:35B:` and `:70E:` lines joined with `|` when it flattens them; `|` is not in
@@ -305,6 +308,53 @@ pub struct Holding {
     pub classification: Option<String>,
 }
 
+/// How a settlement party is identified (`:95a:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartyId {
+    /// `:95P:` an identifier code (BIC).
+    Bic(String),
+    /// `:95Q:` up to four lines of name and address.
+    NameAndAddress(Vec<String>),
+    /// `:95R:` a proprietary code in a data source scheme.
+    Proprietary { scheme: String, code: String },
+    /// Any other option (`:95C:` country, `:95L:` LEI, ...), the data as written.
+    Other(String),
+}
+
+/// One party of a settlement chain (`:95a:` in a `SETPRTY` block).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Party {
+    /// `BUYR`, `SELL`, `DEAG`, `REAG`, `DECU`, `RECU`, `DEI1`, `REI1`, `PSET` ...
+    pub qualifier: String,
+    pub id: PartyId,
+}
+
+impl Party {
+    /// Reads the option letter of the tag (`P` of `95P`) and its qualified value.
+    pub fn parse(option: &str, q: Qualified<'_>) -> Party {
+        let data = q.data.trim();
+        let id = match option {
+            "P" => PartyId::Bic(data.to_owned()),
+            "Q" => PartyId::NameAndAddress(
+                crate::swift::text::value_lines(data)
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            ),
+            "R" => PartyId::Proprietary {
+                scheme: q.scheme.trim().to_owned(),
+                code: data.to_owned(),
+            },
+            _ => PartyId::Other(data.to_owned()),
+        };
+        Party {
+            qualifier: q.qualifier.to_owned(),
+            id,
+        }
+    }
+}
+
 /// One movement (`TRAN` block of an MT536).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Movement {
@@ -319,6 +369,10 @@ pub struct Movement {
     pub posting_amount: Option<(Money, At)>,
     /// `:19A::SETT` settlement amount.
     pub settlement_amount: Option<(Money, At)>,
+    /// Every other `:19A:` amount of the transaction details, by qualifier, in order.
+    pub amounts: Vec<(String, Money, At)>,
+    /// The `:95a:` parties of the `SETPRTY` blocks, in order.
+    pub parties: Vec<Party>,
     /// `:22H::REDE`: `RECE` or `DELI`.
     pub receive_deliver: Option<String>,
     /// `:22H::PAYM`: `APMT` (against payment) or `FREE`.
@@ -559,12 +613,31 @@ impl<F: FnMut(SecuritiesStatement) -> Result<(), ReadError>> SecuritiesReader<F>
             let Some(m) = self.movement.as_mut() else {
                 return Ok(());
             };
+            let mut note = None;
             match (f.tag, qualifier) {
                 ("20C", q) => m.references.push((q.to_owned(), data.to_owned())),
                 ("36B", "PSTA") => m.quantity = Some(Quantity::parse(data).map_err(fe)?),
                 ("19A", "PSTA") => m.posting_amount = Some((Money::parse(data).map_err(fe)?, at)),
                 ("19A", "SETT") => {
                     m.settlement_amount = Some((Money::parse(data).map_err(fe)?, at))
+                }
+                // Amounts beyond the standard's: an unreadable one is noted, not fatal.
+                ("19A", name) if !name.is_empty() => match Money::parse(data) {
+                    Ok(money) => m.amounts.push((name.to_owned(), money, at)),
+                    Err(e) => {
+                        note = Some(Note {
+                            at,
+                            tag: ":19A:",
+                            message: format!("{e}: the :19A::{name}// amount is left out"),
+                        })
+                    }
+                },
+                (tag, _) if innermost == "SETPRTY" => {
+                    if let (Some(option), Some(q)) = (tag.strip_prefix("95"), q)
+                        && option.len() == 1
+                    {
+                        m.parties.push(Party::parse(option, q));
+                    }
                 }
                 ("22H", "REDE") => m.receive_deliver = text(),
                 ("22H", "PAYM") => m.payment = text(),
@@ -590,6 +663,9 @@ impl<F: FnMut(SecuritiesStatement) -> Result<(), ReadError>> SecuritiesReader<F>
                     .filter(|n| !n.is_empty())
                 }
                 _ => {}
+            }
+            if let (Some(note), Some(s)) = (note, self.current.as_mut()) {
+                s.notes.push(note);
             }
             return Ok(());
         }
@@ -723,6 +799,33 @@ mod tests {
         assert_eq!(Money::parse("NEUR12,3").unwrap().amount, dec("-12.3"));
         assert_eq!(Money::parse("NOK12,3").unwrap().currency, "NOK");
         assert!(Money::parse("12,3").is_err());
+    }
+
+    #[test]
+    fn settlement_parties_are_read_by_their_option() {
+        let party = |option, value| Party::parse(option, Qualified::parse(value).unwrap());
+        assert_eq!(
+            party("P", ":BUYR//BROKCHZZXXX").id,
+            PartyId::Bic("BROKCHZZXXX".into())
+        );
+        assert_eq!(
+            party("Q", ":SELL//UBS SWITZERLAND AG\r\nBAHNHOFSTRASSE 45").id,
+            PartyId::NameAndAddress(vec![
+                "UBS SWITZERLAND AG".into(),
+                "BAHNHOFSTRASSE 45".into()
+            ])
+        );
+        let p = party("R", ":DEAG/SIXSIS/4711");
+        assert_eq!(
+            (p.qualifier.as_str(), p.id),
+            (
+                "DEAG",
+                PartyId::Proprietary {
+                    scheme: "SIXSIS".into(),
+                    code: "4711".into()
+                }
+            )
+        );
     }
 
     #[test]

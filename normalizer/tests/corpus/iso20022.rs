@@ -521,6 +521,26 @@ fn a_returned_payment_is_a_credit_reversal_and_its_counterparty_the_original_cre
 }
 
 #[test]
+fn a_finnish_charge_counting_payments_in_its_related_quantities_has_no_securities_quantity() {
+    let (name, bytes) = corpus_file("moov-io-iso20022/FI_camt_053_sample.xml.xml");
+    let (_, entries) = read(SourceFormat::Camt053, &name, &bytes);
+    let charge = entries
+        .iter()
+        .map(|e| &e.transaction)
+        .find(|t| t.bank_reference.as_deref() == Some("091029ACCTSTMTARCH09"))
+        .expect("the charges entry");
+    // Two TxDtls with `RltdQties/Qty/Unit` 10000 and 150000: the number of payments each
+    // charge covers, not a securities quantity; the entry names no instrument.
+    assert_eq!(charge.amount, dec("200.00"));
+    assert_eq!(charge.bank_code.as_deref(), Some("PMNT/RCDT/CHRG"));
+    assert_eq!(
+        (charge.security.as_ref(), charge.quantity, charge.price),
+        (None, None, None)
+    );
+    assert!(entries.iter().all(|e| e.transaction.quantity.is_none()));
+}
+
+#[test]
 fn a_baltic_statement_with_only_available_balances_still_balances() {
     let (name, bytes) = corpus_file("moov-io-iso20022/statement_1.xml");
     let (batch, entries) = read(SourceFormat::Camt053, &name, &bytes);

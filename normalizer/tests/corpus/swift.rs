@@ -1563,6 +1563,8 @@ fn an_mt536_sample_gives_a_buy_with_its_dates_apart() {
         Some("isin:LU0635178014")
     );
     assert_eq!(t.description.as_deref(), Some("KAUF XETRA"));
+    // The FinTS statement states no charges and no settlement parties.
+    assert_eq!((t.fees, t.counterparty.as_deref()), (None, None));
 }
 
 /// Every SWIFT file of the corpus, once, with the format to read it as.
