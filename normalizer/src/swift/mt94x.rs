@@ -221,7 +221,8 @@ impl StatementLine {
             s = r;
         }
         let mut supplementary: Vec<&str> = Vec::new();
-        let (customer_reference, bank_reference) = match s.find("//") {
+        let slashes = s.as_bytes().windows(2).position(|w| w == b"//");
+        let (customer_reference, bank_reference) = match slashes {
             Some(i) if s[..i].chars().count() <= 16 => {
                 let (bank, extra) = split_chars(&s[i + 2..], 16);
                 if !extra.trim().is_empty() {

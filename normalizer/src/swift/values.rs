@@ -202,6 +202,11 @@ pub fn is_currency_code(s: &str) -> bool {
 
 /// The first `n` characters of `s` and the rest (fewer when `s` is shorter).
 pub fn split_chars(s: &str, n: usize) -> (&str, &str) {
+    // ASCII, the usual case: the first `n` characters are the first `n` bytes.
+    let head = &s.as_bytes()[..n.min(s.len())];
+    if head.is_ascii() {
+        return s.split_at(head.len());
+    }
     match s.char_indices().nth(n) {
         Some((i, _)) => s.split_at(i),
         None => (s, ""),
