@@ -45,7 +45,7 @@ pub(crate) struct CashMapper<'a> {
     pub(crate) batch: Batch,
     accounts: HashSet<String>,
     occurrences: crate::swift::values::Occurrences,
-    /// Reused for the text of hashed keys.
+    /// Reused for the joined lines of `:86:` texts.
     scratch: String,
     /// The statement the occurrences count in: account and statement number.
     scope: Option<(String, Option<u32>)>,
@@ -294,42 +294,28 @@ impl<'a> CashMapper<'a> {
             .filter(|r| !r.eq_ignore_ascii_case("NONREF"));
         let natural_key = match &bank_reference {
             Some(r) => {
-                let key = format!("ref:{r}");
+                let mut key = String::with_capacity(4 + r.len());
+                key.push_str("ref:");
+                key.push_str(r);
                 self.occurrence(key, account)
             }
             None => {
-                // The dates, amount and funds code written once into a reused buffer.
-                use std::fmt::Write as _;
-                let s = &mut self.scratch;
-                s.clear();
-                let _ = write!(
-                    s,
-                    "{}{}{}{}",
-                    line.booking_date(),
-                    line.value_date.date,
-                    line.amount.normalize(),
-                    line.funds_code.unwrap_or(' ')
-                );
-                // Dates are 10 ASCII characters each, the funds code one character.
-                let (dates, rest) = s.split_at(20.min(s.len()));
-                let (booking_date, value_date) = dates.split_at(10.min(dates.len()));
-                let (amount, funds) = rest.split_at(rest.len().saturating_sub(1));
-                let funds = funds.trim();
-                let key = crate::natural_key::hashed(&[
-                    account,
-                    booking_date,
-                    value_date,
-                    line.mark.as_str(),
-                    amount,
-                    currency.as_str(),
-                    funds,
-                    line.type_code.as_deref().unwrap_or_default(),
-                    line.customer_reference.as_deref().unwrap_or_default(),
-                    line.bank_reference.as_deref().unwrap_or_default(),
-                    line.supplementary.as_deref().unwrap_or_default(),
-                    entry.information.as_deref().unwrap_or_default(),
-                ]);
-                self.occurrence(key, account)
+                let mut funds = [0; 4];
+                let funds = line.funds_code.map_or("", |c| c.encode_utf8(&mut funds));
+                let mut key = crate::natural_key::KeyHasher::new();
+                key.field(account)
+                    .date(line.booking_date())
+                    .date(line.value_date.date)
+                    .field(line.mark.as_str())
+                    .normalized(line.amount)
+                    .field(currency.as_str())
+                    .field(funds.trim())
+                    .field(line.type_code.as_deref().unwrap_or_default())
+                    .field(line.customer_reference.as_deref().unwrap_or_default())
+                    .field(line.bank_reference.as_deref().unwrap_or_default())
+                    .field(line.supplementary.as_deref().unwrap_or_default())
+                    .field(entry.information.as_deref().unwrap_or_default());
+                self.occurrence(key.finish(), account)
             }
         };
         let bank_reference = line
@@ -345,9 +331,14 @@ impl<'a> CashMapper<'a> {
             .and_then(|d| d.code.as_ref())
             .and_then(|c| std::str::from_utf8(c).ok());
         let kind = transaction_type(code, gvc);
-        let bank_code = match (line.type_code.as_deref(), gvc) {
-            (Some(t), Some(g)) => Some(format!("{t}/{g}")),
-            (Some(t), None) => Some(t.to_owned()),
+        let bank_code = match (line.type_code.take(), gvc) {
+            (Some(mut t), Some(g)) => {
+                t.reserve_exact(1 + g.len());
+                t.push('/');
+                t.push_str(g);
+                Some(t)
+            }
+            (Some(t), None) => Some(t),
             (None, Some(g)) => Some(g.to_owned()),
             (None, None) => None,
         };

@@ -208,15 +208,20 @@ fn free_text(raw: &str) -> String {
     purpose
 }
 
-/// The `?NN` subfields of a structured text: number and text.
+/// The `?NN` subfields of a structured text: number and text. The separator is the fourth
+/// byte, which the callers have checked is ASCII (see [`is_separator`]), so every cut is a
+/// character boundary.
 fn subfields(joined: &str) -> impl Iterator<Item = (&str, &str)> {
-    let sep = joined.as_bytes().get(3).copied().map(char::from);
-    let body = if sep.is_some() {
-        joined.get(4..).unwrap_or_default()
-    } else {
-        ""
+    let (sep, body) = match joined.as_bytes().get(3) {
+        Some(&sep) => (sep, joined.get(4..).unwrap_or_default()),
+        None => (b'?', ""),
     };
-    body.split(sep.unwrap_or('?')).filter_map(|part| {
+    let ends = memchr::memchr_iter(sep, body.as_bytes()).chain(std::iter::once(body.len()));
+    let mut start = 0;
+    ends.filter_map(move |end| {
+        let part = body.get(start..end);
+        start = end + 1;
+        let part = part?;
         let (num, text) = (part.get(..2)?, part.get(2..)?);
         num.bytes()
             .all(|c| c.is_ascii_digit())
@@ -224,31 +229,19 @@ fn subfields(joined: &str) -> impl Iterator<Item = (&str, &str)> {
     })
 }
 
+/// `20` to `29` and `60` to `63`: the subfields of the purpose (`num` is two digits).
 fn is_purpose(num: &str) -> bool {
-    matches!(
-        num,
-        "20" | "21"
-            | "22"
-            | "23"
-            | "24"
-            | "25"
-            | "26"
-            | "27"
-            | "28"
-            | "29"
-            | "60"
-            | "61"
-            | "62"
-            | "63"
-    )
+    matches!(num.as_bytes(), [b'2', _] | [b'6', b'0'..=b'3'])
 }
 
 /// Positions of `KEYWORD+` in a purpose text, in order.
 fn keyword_positions(text: &str) -> impl Iterator<Item = (usize, &'static str)> + '_ {
-    text.match_indices('+').filter_map(move |(plus, _)| {
+    let bytes = text.as_bytes();
+    memchr::memchr_iter(b'+', bytes).filter_map(move |plus| {
         SEPA_KEYWORDS.iter().find_map(|k| {
             let start = plus.checked_sub(k.len())?;
-            (text.get(start..plus) == Some(*k)).then_some((start, *k))
+            // The keywords are ASCII: equal bytes start at a character boundary.
+            (bytes.get(start..plus) == Some(k.as_bytes())).then_some((start, *k))
         })
     })
 }

@@ -217,11 +217,16 @@ impl StatementLine {
             && c.is_ascii_alphabetic()
         {
             let (t, r) = split_chars(s, 4);
-            type_code = Some(t.to_owned());
+            // Room for the `/GVC` that the canonical mapping appends to make the bank code
+            // (`NTRF/166`), so that it reuses this buffer instead of copying it.
+            let mut code = String::with_capacity(t.len() + 4);
+            code.push_str(t);
+            type_code = Some(code);
             s = r;
         }
         let mut supplementary: Vec<&str> = Vec::new();
-        let (customer_reference, bank_reference) = match s.find("//") {
+        let slashes = s.as_bytes().windows(2).position(|w| w == b"//");
+        let (customer_reference, bank_reference) = match slashes {
             Some(i) if s[..i].chars().count() <= 16 => {
                 let (bank, extra) = split_chars(&s[i + 2..], 16);
                 if !extra.trim().is_empty() {
@@ -434,6 +439,9 @@ pub struct CashReader<F> {
     next_mt: Option<u16>,
     /// The last field was a `:61:` or an `:86:` that followed one.
     in_entry: bool,
+    /// Entries of the last statement: the next one is likely of the same size, so its list
+    /// starts with that capacity instead of growing to it.
+    last_entries: usize,
     done: F,
 }
 
@@ -443,6 +451,7 @@ impl<F: FnMut(CashStatement) -> Result<(), ReadError>> CashReader<F> {
             current: None,
             next_mt: None,
             in_entry: false,
+            last_entries: 0,
             done,
         }
     }
@@ -473,7 +482,10 @@ impl<F: FnMut(CashStatement) -> Result<(), ReadError>> CashReader<F> {
     fn finish(&mut self) -> Result<(), ReadError> {
         self.in_entry = false;
         match self.current.take() {
-            Some(s) => (self.done)(s),
+            Some(s) => {
+                self.last_entries = s.entries.len();
+                (self.done)(s)
+            }
             None => Ok(()),
         }
     }
@@ -494,9 +506,11 @@ impl<F: FnMut(CashStatement) -> Result<(), ReadError>> CashReader<F> {
             self.finish()?;
         }
         let mt = self.next_mt;
+        let entries = self.last_entries;
         let st = self.current.get_or_insert_with(|| CashStatement {
             mt,
             at,
+            entries: Vec::with_capacity(entries),
             ..CashStatement::default()
         });
         let was_in_entry = std::mem::replace(&mut self.in_entry, false);

@@ -101,6 +101,15 @@ pub fn parse_yyyymmdd(s: &str) -> Result<SwiftDate, FieldError> {
 pub fn parse_mmdd_near(s: &str, near: NaiveDate) -> Result<SwiftDate, FieldError> {
     let n = digits(s, 4).ok_or_else(|| FieldError::new(format!("'{s}' is not a date (MMDD)")))?;
     let (month, day) = (n / 100, n % 100);
+    // The usual case, answered without trying the other years: a date of the value date's
+    // own year within 150 days of it is the nearest. The same month and day in the year
+    // before or after lie at least 364 days from it (a year, less a day when 29 February
+    // exists in only one of them), so more than 150 days from the value date.
+    if let Some(d) = ymd(near.year(), month, day)
+        && (d.date.num_days_from_ce() - near.num_days_from_ce()).abs() <= 150
+    {
+        return Ok(d);
+    }
     [near.year() - 1, near.year(), near.year() + 1]
         .into_iter()
         .filter_map(|y| ymd(y, month, day))
@@ -202,6 +211,11 @@ pub fn is_currency_code(s: &str) -> bool {
 
 /// The first `n` characters of `s` and the rest (fewer when `s` is shorter).
 pub fn split_chars(s: &str, n: usize) -> (&str, &str) {
+    // ASCII, the usual case: the first `n` characters are the first `n` bytes.
+    let head = &s.as_bytes()[..n.min(s.len())];
+    if head.is_ascii() {
+        return s.split_at(head.len());
+    }
     match s.char_indices().nth(n) {
         Some((i, _)) => s.split_at(i),
         None => (s, ""),
@@ -273,6 +287,32 @@ mod tests {
         assert!(parse_yymmdd("171301").is_err());
         assert!(parse_yymmdd("170100").is_err());
         assert!(parse_yymmdd("170132").is_err());
+    }
+
+    /// Every candidate year compared, as `parse_mmdd_near` did before its shortcut.
+    fn nearest_of_three_years(s: &str, near: NaiveDate) -> Option<SwiftDate> {
+        let n = digits(s, 4)?;
+        [near.year() - 1, near.year(), near.year() + 1]
+            .into_iter()
+            .filter_map(|y| ymd(y, n / 100, n % 100))
+            .min_by_key(|d| (d.date - near).num_days().abs())
+    }
+
+    #[test]
+    fn the_same_year_shortcut_picks_what_comparing_every_year_picks() {
+        let mut near = NaiveDate::from_ymd_opt(2019, 1, 1).unwrap();
+        let last = NaiveDate::from_ymd_opt(2021, 1, 10).unwrap();
+        while near <= last {
+            for mmdd in (0..=1299).filter(|n| n % 100 <= 32) {
+                let s = format!("{mmdd:04}");
+                assert_eq!(
+                    parse_mmdd_near(&s, near).ok(),
+                    nearest_of_three_years(&s, near),
+                    "{s} near {near}"
+                );
+            }
+            near = near.succ_opt().unwrap();
+        }
     }
 
     #[test]
