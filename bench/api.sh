@@ -6,6 +6,10 @@
 #   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379 \
 #     bench/api.sh
 #
+# Each page is measured twice: with the API's read cache (the default; every request still
+# verifies its token, checks the caller's permission, scope and rate limits) and without it
+# (EAM_API__READ_CACHE_MIB=0: every request reads PostgreSQL).
+#
 # EAM_BENCH_SECONDS (default 30) per run. The per-tenant and per-user rate limits are raised for
 # the run (every request of a tenant uses one token, i.e. one user): the limiter still runs on
 # every request, it just never refuses. Any non-2xx answer fails the run.
@@ -83,5 +87,12 @@ echo "Machine: $(machine); wrk on the same machine"
 echo
 echo "| page | requests/s | p50 | p99 |"
 echo "|---|---|---|---|"
-run_wrk "holdings (50 positions)" "/api/v1/holdings?account_id=ACCOUNT"
-run_wrk "transactions (100 per page)" "/api/v1/transactions?account_id=ACCOUNT&limit=100"
+run_wrk "holdings (50 positions), read cache" "/api/v1/holdings?account_id=ACCOUNT"
+run_wrk "transactions (100 per page), read cache" "/api/v1/transactions?account_id=ACCOUNT&limit=100"
+curl -sf "http://127.0.0.1:$api_port/metrics" | grep -q '^eam_read_cache_live 1$' \
+  || { log "the read cache was not following the change feed"; exit 1; }
+curl -sf "http://127.0.0.1:$api_port/metrics" | grep '^eam_read_cache_lookups_total' >&2
+stop_api
+EAM_API__READ_CACHE_MIB=0 start_api
+run_wrk "holdings (50 positions), no cache" "/api/v1/holdings?account_id=ACCOUNT"
+run_wrk "transactions (100 per page), no cache" "/api/v1/transactions?account_id=ACCOUNT&limit=100"

@@ -69,9 +69,20 @@ start_sim() {
 }
 
 start_api() {
-  "$eam" serve >"$work/api.log" 2>&1 &
-  pids+=($!)
+  "$eam" serve >>"$work/api.log" 2>&1 &
+  api_pid=$!
+  pids+=("$api_pid")
   wait_port "$api_port" "$work/api.log"
+}
+
+stop_api() {
+  kill "$api_pid" 2>/dev/null || true
+  wait "$api_pid" 2>/dev/null || true
+  local deadline=$((SECONDS + 30))
+  while (exec 3<>"/dev/tcp/127.0.0.1/$api_port") 2>/dev/null; do
+    [ $SECONDS -lt $deadline ] || { log "the API did not stop"; exit 1; }
+    sleep 0.1
+  done
 }
 
 start_worker() {
