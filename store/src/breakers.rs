@@ -53,6 +53,19 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Removes a worker's reported breakers (it is shutting down: its breakers go with it).
+    pub async fn forget_breakers(&self, worker_id: &str) -> Result<u64> {
+        Ok(
+            sqlx::query("DELETE FROM circuit_breakers WHERE worker_id = $1")
+                .bind(worker_id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
+    }
+}
+
 /// Every worker's breaker for an endpoint, most recently updated first.
 pub async fn for_endpoint(tx: &mut TenantTx, endpoint: &str) -> Result<Vec<BreakerRow>> {
     Ok(sqlx::query_as::<_, BreakerRow>(

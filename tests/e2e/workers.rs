@@ -6,6 +6,7 @@ use std::time::Duration;
 use eam_banksim::dataset::SimParams;
 use eam_banksim::{Fault, FaultRule};
 use reqwest::Method;
+use sqlx::Connection;
 
 use crate::kit::{EnvOptions, TestEnv, end_date};
 use crate::sync::{assert_api_matches_dataset, row_counts};
@@ -190,12 +191,34 @@ async fn on_sigterm_a_worker_takes_nothing_new_and_hands_back_what_outlives_its_
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    // The worker has reported its breaker for the bank's endpoint (a dispatcher tick after
+    // its first bank call).
+    let mut owner = sqlx::PgConnection::connect(&env.db.owner_url)
+        .await
+        .unwrap();
+    let reported_by_a = "SELECT count(*) FROM circuit_breakers WHERE worker_id LIKE 'worker-a-%'";
+    while sqlx::query_scalar::<_, i64>(reported_by_a)
+        .fetch_one(&mut owner)
+        .await
+        .unwrap()
+        == 0
+    {
+        assert!(std::time::Instant::now() < deadline, "no breaker reported");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     terminate(&first);
     let exited = tokio::time::timeout(Duration::from_secs(20), first.wait())
         .await
         .expect("the worker exits after its grace period")
         .expect("exit status");
     assert!(exited.success(), "a clean exit: {exited}");
+    // Its breakers left with it: the platform's metrics count live workers only.
+    let left: i64 = sqlx::query_scalar(reported_by_a)
+        .fetch_one(&mut owner)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "worker-a's breakers are still reported");
     let job = env.get(&format!("/jobs/{run}"), &token).await;
     assert_eq!(
         job["status"], "queued",

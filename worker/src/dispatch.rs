@@ -60,7 +60,7 @@ pub async fn run_dispatcher(
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stop.wait_for(|s| *s) => break,
         }
         match dispatch_once(&cx, &queue, &settings).await {
             Ok(0) => {}
@@ -68,6 +68,11 @@ pub async fn run_dispatcher(
             Err(e) => tracing::warn!(error = %e, "could not dispatch due runs; trying again"),
         }
         report_breakers(&cx, &mut reported).await;
+    }
+    // A stopped worker's breakers say nothing about the bank any more: take them out of what
+    // the platform reports (a worker killed outright leaves its last report behind).
+    if let Err(e) = cx.store.forget_breakers(&cx.worker_id).await {
+        tracing::warn!(error = %e, "could not remove this worker's reported circuit breakers");
     }
 }
 
