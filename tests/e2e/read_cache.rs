@@ -306,3 +306,71 @@ async fn while_the_change_feed_is_lost_nothing_is_served_from_memory() {
     get_until(&env, &path, &staff, |p| quantities(p) == expected).await;
     env.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holdings_pages_at_their_edges_read_alike_from_postgres_and_from_memory() {
+    let env = env_with_long_lived_pages(75).await;
+    let (_, staff, custody) = synced_tenant(&env, "Cache edges").await;
+    let accounts = env.get("/accounts", &staff).await;
+    let cash = accounts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "cash")
+        .expect("a cash account")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let custody = &custody[0].0;
+    let end = crate::kit::end_date();
+    let cases = [
+        // No position at all: no date, nothing held.
+        (format!("/holdings?account_id={cash}"), Value::Null, 0),
+        // A date before any snapshot: that date, nothing held.
+        (
+            format!("/holdings?account_id={custody}&as_of=1999-12-31"),
+            json!("1999-12-31"),
+            0,
+        ),
+        // The latest snapshot, by default and by its date.
+        (
+            format!("/holdings?account_id={custody}"),
+            json!(end.to_string()),
+            usize::MAX,
+        ),
+        (
+            format!("/holdings?account_id={custody}&as_of={end}"),
+            json!(end.to_string()),
+            usize::MAX,
+        ),
+    ];
+    let mut latest: Option<Value> = None;
+    for (path, as_of, held) in cases {
+        let page = env.get(&path, &staff).await;
+        assert_eq!(page["as_of"], as_of, "{path}: {page}");
+        let holdings = page["holdings"].as_array().unwrap();
+        if held == 0 {
+            assert!(holdings.is_empty(), "{path}: {page}");
+        } else {
+            assert!(!holdings.is_empty(), "{path}");
+            match &latest {
+                Some(first) => assert_eq!(&page["holdings"], first, "{path}"),
+                None => latest = Some(page["holdings"].clone()),
+            }
+        }
+        // The same page again, from memory.
+        let before = scrape(&env).await;
+        assert_eq!(env.get(&path, &staff).await, page, "{path}");
+        assert_eq!(
+            lookups(&scrape(&env).await, "hit") - lookups(&before, "hit"),
+            1.0
+        );
+    }
+    // An account that does not exist: 404, never cached.
+    let missing = format!("/holdings?account_id={}", Uuid::new_v4());
+    for _ in 0..2 {
+        let (status, body, _) = env.call(Method::GET, &missing, Some(&staff), None).await;
+        assert_eq!(status, 404, "{body}");
+    }
+    env.finish().await;
+}
