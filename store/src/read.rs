@@ -86,112 +86,43 @@ pub struct HoldingRow {
     pub last_changed_run: Uuid,
 }
 
-/// One row of [`account_holdings`]: the account, the snapshot date and one position (absent
-/// when there is none on that date).
-#[derive(sqlx::FromRow)]
-struct AccountHoldingRow {
-    #[sqlx(flatten)]
-    account: AccountRow,
-    snapshot: Option<NaiveDate>,
-    position_id: Option<Uuid>,
-    security_id: Option<Uuid>,
-    isin: Option<String>,
-    bank_security_id: Option<String>,
-    valor: Option<String>,
-    security_name: Option<String>,
-    asset_class: Option<String>,
-    security_currency: Option<String>,
-    quantity: Option<Decimal>,
-    quantity_type: Option<String>,
-    price: Option<Decimal>,
-    price_type: Option<String>,
-    price_currency: Option<String>,
-    market_value: Option<Decimal>,
-    accrued_interest: Option<Decimal>,
-    cost: Option<Decimal>,
-    source_format: Option<String>,
-    source_document: Option<String>,
-    source_position: Option<i32>,
-    last_changed_run: Option<Uuid>,
-}
-
-impl AccountHoldingRow {
-    /// The position of the row, if it has one (every column of a position is NOT NULL but
-    /// the optional values, so one missing means the row has none).
-    fn holding(self, as_of: NaiveDate) -> Option<HoldingRow> {
-        Some(HoldingRow {
-            id: self.position_id?,
-            account_id: self.account.id,
-            as_of,
-            security_id: self.security_id?,
-            isin: self.isin,
-            bank_security_id: self.bank_security_id,
-            valor: self.valor,
-            security_name: self.security_name?,
-            asset_class: self.asset_class?,
-            security_currency: self.security_currency,
-            quantity: self.quantity?,
-            quantity_type: self.quantity_type?,
-            price: self.price,
-            price_type: self.price_type?,
-            price_currency: self.price_currency,
-            market_value: self.market_value,
-            accrued_interest: self.accrued_interest,
-            cost: self.cost,
-            source_format: self.source_format?,
-            source_document: self.source_document?,
-            source_position: self.source_position?,
-            last_changed_run: self.last_changed_run?,
-        })
-    }
-}
-
-/// An account (or `NotFound`) with its holdings on a date; without a date, on the latest date
-/// it has positions for (`None` when it has none). One statement: one round trip.
-pub async fn account_holdings(
+/// Holdings of an account on a date; without a date, on the latest date it has positions for.
+pub async fn holdings(
     tx: &mut TenantTx,
     account: AccountId,
     as_of: Option<NaiveDate>,
-) -> Result<(AccountRow, Option<NaiveDate>, Vec<HoldingRow>)> {
-    let rows = sqlx::query_as::<_, AccountHoldingRow>(
-        "WITH acct AS (
-            SELECT a.id, a.connection_id, bc.custodian, a.client_id, c.reference AS client_reference,
-                c.name AS client_name, a.bank_account_id, a.iban, a.currency, a.kind
-            FROM accounts a
-            JOIN bank_connections bc ON bc.id = a.connection_id
-            LEFT JOIN clients c ON c.id = a.client_id
-            WHERE a.tenant_id = $1 AND a.id = $2
-         ), day AS (
-            SELECT coalesce($3::date,
-                (SELECT max(as_of) FROM positions WHERE tenant_id = $1 AND account_id = $2)) AS snapshot
-         )
-         SELECT acct.*, day.snapshot, h.*
-         FROM acct CROSS JOIN day
-         LEFT JOIN LATERAL (
-            SELECT p.id AS position_id, s.id AS security_id, s.isin, s.bank_security_id, s.valor,
-                s.name AS security_name, s.security_key, s.asset_class,
-                s.currency AS security_currency, p.quantity, p.quantity_type, p.price, p.price_type,
-                p.price_currency, p.market_value, p.accrued_interest, p.cost, p.source_format,
-                p.source_document, p.source_position, p.last_changed_run
-            FROM positions p JOIN securities s ON s.id = p.security_id
-            WHERE p.tenant_id = $1 AND p.account_id = $2 AND p.as_of = day.snapshot
-         ) h ON true
-         ORDER BY h.security_name, h.security_key",
+) -> Result<(Option<NaiveDate>, Vec<HoldingRow>)> {
+    let tenant = tx.tenant().0;
+    let as_of = match as_of {
+        Some(d) => Some(d),
+        None => {
+            sqlx::query_scalar(
+                "SELECT max(as_of) FROM positions WHERE tenant_id = $1 AND account_id = $2",
+            )
+            .bind(tenant)
+            .bind(account.0)
+            .fetch_one(tx.conn())
+            .await?
+        }
+    };
+    let Some(date) = as_of else {
+        return Ok((None, Vec::new()));
+    };
+    let rows = sqlx::query_as::<_, HoldingRow>(
+        "SELECT p.id, p.account_id, p.as_of, s.id AS security_id, s.isin, s.bank_security_id, s.valor,
+            s.name AS security_name, s.asset_class, s.currency AS security_currency, p.quantity,
+            p.quantity_type, p.price, p.price_type, p.price_currency, p.market_value, p.accrued_interest,
+            p.cost, p.source_format, p.source_document, p.source_position, p.last_changed_run
+         FROM positions p JOIN securities s ON s.id = p.security_id
+         WHERE p.tenant_id = $1 AND p.account_id = $2 AND p.as_of = $3
+         ORDER BY s.name, s.security_key",
     )
-    .bind(tx.tenant().0)
+    .bind(tenant)
     .bind(account.0)
-    .bind(as_of)
+    .bind(date)
     .fetch_all(tx.conn())
     .await?;
-    let Some(first) = rows.first() else {
-        return Err(StoreError::NotFound);
-    };
-    let (found, snapshot) = (first.account.clone(), first.snapshot);
-    let holdings = match snapshot {
-        Some(date) => rows.into_iter().filter_map(|r| r.holding(date)).collect(),
-        None => Vec::new(),
-    };
-    Ok((found, snapshot, holdings))
+    Ok((Some(date), rows))
 }
 
 /// A cash balance.

@@ -162,36 +162,26 @@ struct TransactionPage {
     next_cursor: Option<String>,
 }
 
-/// 404 for an account the store did not find (another tenant's included).
-fn account_not_found(e: eam_store::StoreError, id: Uuid) -> ApiError {
-    match e {
-        eam_store::StoreError::NotFound => ApiError::not_found(format!("account {id} not found")),
-        other => other.into(),
-    }
-}
-
 /// Loads an account the caller may read, or 404.
 async fn scoped_account(
     tx: &mut TenantTx,
     caller: &Caller,
     id: Uuid,
 ) -> Result<AccountRow, ApiError> {
-    caller.client_scope()?;
+    let scope = caller.client_scope()?;
     let account = read::account(tx, AccountId(id))
         .await
-        .map_err(|e| account_not_found(e, id))?;
-    require_scope(caller, id, account.client_id)?;
-    Ok(account)
-}
-
-/// 404 unless the caller may see an account of this client (`None`: of no client): the same
-/// answer as for an account that does not exist.
-fn require_scope(caller: &Caller, account: Uuid, client: Option<Uuid>) -> Result<(), ApiError> {
-    match caller.client_scope()? {
-        Some(scope) if client != Some(scope) => {
-            Err(ApiError::not_found(format!("account {account} not found")))
+        .map_err(|e| match e {
+            eam_store::StoreError::NotFound => {
+                ApiError::not_found(format!("account {id} not found"))
+            }
+            other => other.into(),
+        })?;
+    match scope {
+        Some(client) if account.client_id != Some(client) => {
+            Err(ApiError::not_found(format!("account {id} not found")))
         }
-        _ => Ok(()),
+        _ => Ok(account),
     }
 }
 
@@ -266,7 +256,12 @@ fn transaction(t: TransactionRow) -> Transaction {
 /// 404 for a cached page of an account outside the caller's client scope: the answer
 /// PostgreSQL would have given.
 fn check_scope(caller: &Caller, account: Uuid, page: &Page) -> Result<(), ApiError> {
-    require_scope(caller, account, page.account_client)
+    match caller.client_scope()? {
+        Some(client) if page.account_client != Some(client) => {
+            Err(ApiError::not_found(format!("account {account} not found")))
+        }
+        _ => Ok(()),
+    }
 }
 
 impl PortfolioApi {
@@ -361,12 +356,8 @@ impl PortfolioApi {
         };
         let page = self
             .page(&caller, key, async |tx| {
-                caller.client_scope()?;
-                let (account, as_of, rows) =
-                    read::account_holdings(tx, AccountId(account_id.0), as_of.0)
-                        .await
-                        .map_err(|e| account_not_found(e, account_id.0))?;
-                require_scope(&caller, account_id.0, account.client_id)?;
+                let account = scoped_account(tx, &caller, account_id.0).await?;
+                let (as_of, rows) = read::holdings(tx, AccountId(account.id), as_of.0).await?;
                 Ok((account.client_id, holdings_page(account.id, as_of, rows)))
             })
             .await?;
