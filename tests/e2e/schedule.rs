@@ -721,6 +721,22 @@ fn next_runs(view: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The next `n` leap years whose 29 February at `hour:minute` UTC (on the 28th when `hour` is
+/// negative: a zone east of UTC) is after `now`: what a `29 2` cron fires on, from any date.
+fn leap_years_after(now: DateTime<Utc>, hour: i64, minute: i64, n: usize) -> Vec<i32> {
+    (now.year()..)
+        .filter(|y| chrono::NaiveDate::from_ymd_opt(*y, 2, 29).is_some())
+        .filter(|y| {
+            let day = chrono::NaiveDate::from_ymd_opt(*y, 2, 29).unwrap();
+            let at = day.and_hms_opt(0, 0, 0).unwrap().and_utc()
+                + chrono::TimeDelta::hours(hour)
+                + chrono::TimeDelta::minutes(minute);
+            at > now
+        })
+        .take(n)
+        .collect()
+}
+
 fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
     p.iter()
         .map(|(u, l)| ((*u).to_owned(), (*l).to_owned()))
@@ -752,30 +768,36 @@ async fn the_schedule_api_shows_and_sets_schedules_with_their_next_five_times() 
     assert_eq!(view["timezone"], "Europe/Zurich");
     assert_eq!(view["enabled"], true);
     assert_eq!(view["active"], true);
-    let leap_days = pairs(&[
-        ("2028-02-29T01:00:00Z", "2028-02-29T02:00:00+01:00"),
-        ("2032-02-29T01:00:00Z", "2032-02-29T02:00:00+01:00"),
-        ("2036-02-29T01:00:00Z", "2036-02-29T02:00:00+01:00"),
-        ("2040-02-29T01:00:00Z", "2040-02-29T02:00:00+01:00"),
-        ("2044-02-29T01:00:00Z", "2044-02-29T02:00:00+01:00"),
-    ]);
+    // The next five leap days from today (winter time in Zurich on every one of them).
+    let leap_days: Vec<(String, String)> = leap_years_after(Utc::now(), 1, 0, 5)
+        .into_iter()
+        .map(|y| {
+            (
+                format!("{y}-02-29T01:00:00Z"),
+                format!("{y}-02-29T02:00:00+01:00"),
+            )
+        })
+        .collect();
+    assert_eq!(leap_days.len(), 5);
     assert_eq!(next_runs(&view), leap_days);
     // Support reads it too.
     assert_eq!(next_runs(&env.get(&path, &support).await), leap_days);
 
-    // The seven-field form: 29 March, on either side of the spring change, 2030 to 2034.
-    let seven = json!({"cron": "0 30 2 29 3 ? 2030-2034", "timezone": "Europe/Zurich"});
+    // The seven-field form: 29 March 2090 to 2094, on either side of the spring change (the
+    // last Sunday of March: 26, 25, 30, 29 and 28 March). In 2093 the change is that very
+    // night and 02:30 does not exist: the run is when the gap ends, 03:00 summer time.
+    let seven = json!({"cron": "0 30 2 29 3 ? 2090-2094", "timezone": "Europe/Zurich"});
     let (code, view, _) = env.call(Method::PUT, &path, Some(&ops), Some(&seven)).await;
     assert_eq!(code, 200, "{view}");
-    assert_eq!(view["cron_normalized"], "0 30 2 29 3 * 2030-2034");
+    assert_eq!(view["cron_normalized"], "0 30 2 29 3 * 2090-2094");
     assert_eq!(
         next_runs(&view),
         pairs(&[
-            ("2030-03-29T01:30:00Z", "2030-03-29T02:30:00+01:00"),
-            ("2031-03-29T01:30:00Z", "2031-03-29T02:30:00+01:00"),
-            ("2032-03-29T00:30:00Z", "2032-03-29T02:30:00+02:00"),
-            ("2033-03-29T00:30:00Z", "2033-03-29T02:30:00+02:00"),
-            ("2034-03-29T00:30:00Z", "2034-03-29T02:30:00+02:00"),
+            ("2090-03-29T00:30:00Z", "2090-03-29T02:30:00+02:00"),
+            ("2091-03-29T00:30:00Z", "2091-03-29T02:30:00+02:00"),
+            ("2092-03-29T01:30:00Z", "2092-03-29T02:30:00+01:00"),
+            ("2093-03-29T01:00:00Z", "2093-03-29T03:00:00+02:00"),
+            ("2094-03-29T00:30:00Z", "2094-03-29T02:30:00+02:00"),
         ])
     );
 
@@ -808,7 +830,7 @@ async fn the_schedule_api_shows_and_sets_schedules_with_their_next_five_times() 
     }
     assert_eq!(
         env.get(&path, &ops).await["cron"],
-        "0 30 2 29 3 ? 2030-2034"
+        "0 30 2 29 3 ? 2090-2094"
     );
 
     // 403 without ManageSchedules (support, advisor) or ReadSchedules (advisor).
@@ -948,35 +970,27 @@ async fn eam_schedule_lists_every_tenants_upcoming_runs_in_local_and_utc_time() 
             t.0.to_string(),
         )
     };
-    assert_eq!(
-        rows,
-        [
-            row(
-                "2028-02-28T16:30:00Z",
-                "2028-02-29T01:30:00+09:00",
-                b[0],
-                firm_b
-            ),
-            row(
-                "2028-02-29T01:00:00Z",
-                "2028-02-29T02:00:00+01:00",
-                a[0],
-                firm_a
-            ),
-            row(
-                "2032-02-28T16:30:00Z",
-                "2032-02-29T01:30:00+09:00",
-                b[0],
-                firm_b
-            ),
-            row(
-                "2032-02-29T01:00:00Z",
-                "2032-02-29T02:00:00+01:00",
-                a[0],
-                firm_a
-            ),
-        ]
-    );
+    // Two leap days of each listed connection, in time order: Tokyo's 01:30 is 16:30 UTC
+    // the day before, Zurich's 02:00 is 01:00 UTC.
+    let mut expected = Vec::new();
+    for y in leap_years_after(now, -24 + 16, 30, 2) {
+        expected.push(row(
+            &format!("{y}-02-28T16:30:00Z"),
+            &format!("{y}-02-29T01:30:00+09:00"),
+            b[0],
+            firm_b,
+        ));
+    }
+    for y in leap_years_after(now, 1, 0, 2) {
+        expected.push(row(
+            &format!("{y}-02-29T01:00:00Z"),
+            &format!("{y}-02-29T02:00:00+01:00"),
+            a[0],
+            firm_a,
+        ));
+    }
+    expected.sort();
+    assert_eq!(rows, expected);
     assert!(
         lines
             .iter()
