@@ -168,6 +168,20 @@ async fn one_tenant_synced_from_three_bank_protocols_holds_each_bank_data() {
             "consistent statements, no break: {job}"
         );
         assert_eq!(job["counts"]["breaks"], 0, "{job}");
+        // The one thing a parser has to interpret here: bank_b's ISO-8859-1 files (every
+        // other account's) that are not valid UTF-8. Each warning is kept with its file.
+        let samples = job["counts"]["warning_samples"].as_array().unwrap();
+        assert_eq!(job["counts"]["warnings"], samples.len(), "{job}");
+        // This dataset's names have accents: some of bank_b's Latin-1 files are not UTF-8.
+        assert_eq!(connection == &bank_b, !samples.is_empty(), "{job}");
+        for w in samples {
+            assert_eq!(
+                w["message"], "the file is not UTF-8: read as ISO-8859-1",
+                "{job}"
+            );
+            assert!(connection == &bank_b, "{job}");
+            assert!(w["document"].as_str().unwrap().ends_with(".mt940"), "{w}");
+        }
     }
 
     // bank_b and bank_c: accounts by IBAN when they have one, else by the bank's id.

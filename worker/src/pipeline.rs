@@ -777,6 +777,7 @@ async fn load(
         serde_json::to_value(&counts).map_err(|e| SyncError::internal(e.to_string()))?;
     counts_json["breaks"] = json!(breaks);
     counts_json["warnings"] = json!(batch.warnings.len());
+    counts_json["warning_samples"] = warning_samples(&batch.warnings);
     // Documents archived by this sync, or read back from the archive by a replay.
     counts_json["documents"] = json!(if replay { findings.restored } else { archived });
     // A sync whose data loads but does not add up is never a plain success.
@@ -990,9 +991,56 @@ fn next_cursor(
     cursor
 }
 
+/// Parse warnings a run keeps with its counts, for support to read through the jobs API.
+const WARNING_SAMPLES: usize = 20;
+
+/// The first [`WARNING_SAMPLES`] parse warnings, each with its document, line and field:
+/// what support reads to see why a record looks as it does (the count has them all).
+fn warning_samples(warnings: &[eam_normalizer::model::ParseWarning]) -> serde_json::Value {
+    warnings
+        .iter()
+        .take(WARNING_SAMPLES)
+        .map(|w| {
+            json!({
+                "document": w.document,
+                "line": w.line,
+                "field": w.field,
+                "message": w.message,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_keeps_the_first_twenty_warnings_with_their_place() {
+        let warnings: Vec<eam_normalizer::model::ParseWarning> = (1..=25)
+            .map(|n| eam_normalizer::model::ParseWarning {
+                document: format!("statement-{n}.sta"),
+                line: (n % 2 == 0).then_some(n),
+                field: (n % 3 == 0).then(|| ":61:".to_owned()),
+                message: format!("value date 30 February read as the 29th ({n})"),
+            })
+            .collect();
+        let samples = warning_samples(&warnings);
+        let samples = samples.as_array().unwrap();
+        assert_eq!(samples.len(), 20);
+        assert_eq!(
+            samples[0],
+            json!({"document": "statement-1.sta", "line": null, "field": null,
+                "message": "value date 30 February read as the 29th (1)"})
+        );
+        assert_eq!(
+            samples[5],
+            json!({"document": "statement-6.sta", "line": 6, "field": ":61:",
+                "message": "value date 30 February read as the 29th (6)"})
+        );
+        assert_eq!(samples[19]["document"], "statement-20.sta");
+        assert_eq!(warning_samples(&[]), json!([]));
+    }
 
     #[test]
     fn retry_delays_double_with_jitter_and_stay_under_the_cap() {

@@ -53,7 +53,9 @@ struct Job {
     error: Option<JobError>,
     /// A remark that is not an error, e.g. who cancelled the run.
     note: Option<String>,
-    /// Inserted / updated / unchanged per record kind.
+    /// Inserted / updated / unchanged per record kind; `breaks`, `documents`, `warnings` (how
+    /// many parse warnings) and `warning_samples` (the first 20: document, line, field,
+    /// message).
     counts: serde_json::Value,
     cursor_before: Option<serde_json::Value>,
     cursor_after: Option<serde_json::Value>,
