@@ -161,6 +161,7 @@ pub const OPERATIONS: &[(&str, &str, Action)] = {
         ("get", "/documents/{id}/content", ReadDocuments),
         ("get", "/schedules/default", ReadSchedules),
         ("put", "/schedules/default", ManageSchedules),
+        ("delete", "/schedules/default", ManageSchedules),
         ("get", "/tenants", ReadTenants),
         ("post", "/tenants", ManageTenants),
         ("put", "/tenants/{id}/modules", ManageTenants),

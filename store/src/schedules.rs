@@ -150,6 +150,19 @@ pub async fn set_default(
     .await?)
 }
 
+/// Removes the tenant's default schedule; false when it had none. Connections without a
+/// schedule of their own then have none.
+pub async fn clear_default(tx: &mut TenantTx) -> Result<bool> {
+    Ok(
+        sqlx::query("DELETE FROM schedule_defaults WHERE tenant_id = $1")
+            .bind(tx.tenant().0)
+            .execute(tx.conn())
+            .await?
+            .rows_affected()
+            > 0,
+    )
+}
+
 /// The connection's latest handled scheduled times, newest first.
 pub async fn recent_fires(
     tx: &mut TenantTx,

@@ -917,6 +917,36 @@ async fn the_schedule_api_shows_and_sets_schedules_with_their_next_five_times() 
         .unwrap();
     assert_eq!(defaults.len(), 1);
     drop(tx);
+
+    // The default removed: the connection following it has no schedule any more; support
+    // may not remove it, and removing it twice is a 404.
+    let (code, problem, _) = env
+        .call(Method::DELETE, "/schedules/default", Some(&support), None)
+        .await;
+    assert_eq!(code, 403, "{problem}");
+    let (code, body, _) = env
+        .call(Method::DELETE, "/schedules/default", Some(&ops), None)
+        .await;
+    assert_eq!(code, 204, "{body}");
+    let (code, problem, _) = env
+        .call(Method::GET, "/schedules/default", Some(&ops), None)
+        .await;
+    assert_eq!(code, 404, "{problem}");
+    assert_eq!(problem["detail"], "the tenant has no default schedule");
+    let view = env.get(&path, &ops).await;
+    assert_eq!(view["source"], "none", "{view}");
+    assert_eq!(next_runs(&view), Vec::<(String, String)>::new());
+    let (code, problem, _) = env
+        .call(Method::DELETE, "/schedules/default", Some(&ops), None)
+        .await;
+    assert_eq!(code, 404, "{problem}");
+    let mut tx = env.store.tenant_tx(tenant).await.unwrap();
+    let deleted = eam_store::audit::list(&mut tx, Some("schedule_default.deleted"), 10)
+        .await
+        .unwrap();
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(deleted[0].actor, "user-ops");
+    drop(tx);
     env.finish().await;
 }
 

@@ -115,6 +115,18 @@ async fn request_for(
             format!("/connections/{}/schedule", firm.connection),
             Some(json!({"cron": "0 2 * * *", "timezone": "Europe/Zurich"})),
         ),
+        ("delete", "/schedules/default") => {
+            let (code, body, _) = env
+                .call(
+                    Method::PUT,
+                    "/schedules/default",
+                    Some(&firm.staff),
+                    Some(&json!({"cron": "0 2 * * *", "timezone": "Europe/Zurich"})),
+                )
+                .await;
+            assert_eq!(code, 200, "{body}");
+            (path.into(), None)
+        }
         ("put", "/schedules/default") => (
             path.into(),
             Some(json!({"cron": "0 2 * * *", "timezone": "Europe/Zurich"})),

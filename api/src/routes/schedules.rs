@@ -10,7 +10,7 @@ use eam_store::{ConnectionId, StoreError};
 use eam_worker::schedule::{CronSchedule, Occurrence};
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi};
+use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -358,4 +358,38 @@ impl SchedulesApi {
         tx.commit().await?;
         Ok(Json(default_view(default, now)?))
     }
+
+    /// Removes the tenant's default schedule: connections without their own are then not
+    /// scheduled. 404 when the tenant has none.
+    #[oai(path = "/schedules/default", method = "delete")]
+    async fn delete_default(
+        &self,
+        req: &poem::Request,
+        token: BearerToken,
+    ) -> Result<DefaultDeleted, ApiError> {
+        let caller = self.0.authenticate(&token).await?;
+        caller.require(Action::ManageSchedules)?;
+        caller.require_module("bank_sync")?;
+        let mut tx = caller.tx(&self.0).await?;
+        if !schedules::clear_default(&mut tx).await? {
+            return Err(ApiError::not_found("the tenant has no default schedule"));
+        }
+        AuditContext::new(&caller, req)
+            .record(
+                &mut tx,
+                "schedule_default.deleted",
+                format!("tenant:{}", caller.tenant),
+                json!({}),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(DefaultDeleted::Deleted)
+    }
+}
+
+#[derive(ApiResponse)]
+enum DefaultDeleted {
+    /// The default schedule is gone.
+    #[oai(status = 204)]
+    Deleted,
 }
