@@ -132,6 +132,10 @@ pub struct Run {
     pub lease_expires_at: Option<DateTime<Utc>>,
     /// The id of the API request that created the run, carried into the worker's logs.
     pub request_id: Option<String>,
+    /// For a run a schedule enqueued: the scheduled time it is for. Read by the run queries
+    /// (`get`, `list`), absent from what a transition returns.
+    #[sqlx(default)]
+    pub scheduled_for: Option<DateTime<Utc>>,
 }
 
 impl Run {
@@ -148,7 +152,9 @@ macro_rules! select_run {
             "SELECT id, tenant_id, connection_id, trigger, status, requested_by, attempts, attempt_errors,
                 error_class, error_message, counts, cursor_before, cursor_after, retry_of, replay_of,
                 queued_at, started_at, finished_at, next_attempt_at, enqueue_count, lease_owner,
-                lease_expires_at, request_id
+                lease_expires_at, request_id,
+                (SELECT f.scheduled_for FROM schedule_fires f
+                 WHERE f.run_id = sync_runs.id AND f.outcome = 'enqueued') AS scheduled_for
              FROM sync_runs ",
             $tail
         )

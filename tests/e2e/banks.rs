@@ -168,6 +168,8 @@ async fn one_tenant_synced_from_three_bank_protocols_holds_each_bank_data() {
             "consistent statements, no break: {job}"
         );
         assert_eq!(job["counts"]["breaks"], 0, "{job}");
+        assert_eq!(job["trigger"], "manual");
+        assert_eq!(job["scheduled_for"], Value::Null, "{job}");
         // The one thing a parser has to interpret here: bank_b's ISO-8859-1 files (every
         // other account's) that are not valid UTF-8. Each warning is kept with its file.
         let samples = job["counts"]["warning_samples"].as_array().unwrap();

@@ -1215,6 +1215,16 @@ async fn two_eam_work_processes_tick_and_run_a_due_schedule_once() {
         .get(&format!("/jobs?connection_id={connection}"), &token)
         .await;
     assert_eq!(page["jobs"].as_array().unwrap().len(), 1, "{page}");
+    // The job says which scheduled time it ran for, listed and alone.
+    assert_eq!(page["jobs"][0]["scheduled_for"], recent[0]["scheduled_for"]);
+    let alone = env
+        .get(&format!("/jobs/{}", job["id"].as_str().unwrap()), &token)
+        .await;
+    assert_eq!(
+        utc(alone["scheduled_for"].as_str().unwrap()),
+        scheduled_for,
+        "{alone}"
+    );
 
     for mut w in workers {
         w.kill().await.ok();

@@ -44,6 +44,9 @@ struct Job {
     connection_id: Uuid,
     /// `manual`, `schedule`, `retry` or `replay`.
     trigger: String,
+    /// For a run a schedule started: the scheduled time it is for (it may start later, after
+    /// the tenant's spread or a custodian's limit).
+    scheduled_for: Option<DateTime<Utc>>,
     /// `queued`, `running`, `succeeded`, `succeeded_with_breaks`, `failed`, `dead` or `cancelled`.
     status: String,
     requested_by: Option<String>,
@@ -125,6 +128,7 @@ impl From<Run> for Job {
             next_attempt_at: r.next_attempt_at.filter(|_| queued),
             worker_id: r.lease_owner,
             request_id: r.request_id,
+            scheduled_for: r.scheduled_for,
         }
     }
 }
