@@ -290,14 +290,14 @@ fn check_swift(dataset: &Dataset) {
                 for (loaded, p) in batch.positions.iter().zip(&expected) {
                     check_position_common(loaded, p, file);
                     assert_eq!(loaded.security.as_str(), key(BANK_B, &p.security));
-                    // An MT535 percent price names no currency.
-                    let currency = (p.price_type == "amount").then_some(p.price_currency);
+                    // A percent price names no currency: the position's is its values'
+                    // (`:19A::HOLD`), the face amount's.
                     assert_eq!(
                         loaded
                             .price_currency
                             .map(|c| c.as_str().to_owned())
                             .as_deref(),
-                        currency
+                        Some(p.price_currency)
                     );
                     let security = batch
                         .securities

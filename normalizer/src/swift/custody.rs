@@ -16,7 +16,11 @@
 //!   `:93B::AGGR` (required; `FAMT`/`AMOR` are face amounts, `N` negative), a `PRCT` price
 //!   is a percent price, an `ACTU` price an amount with its currency, yields are not prices.
 //!   Cost is `:19A::BOOK`, else the FinTS acquisition price times the quantity (divided by
-//!   100 for face amounts). The same security twice in one account and statement (two
+//!   100 for face amounts). Values (`:19A::HOLD`, `ACRU`, `BOOK`) are kept in the position's
+//!   price currency only: an amount price's currency; for a percent price the denomination
+//!   (`:11A::DENO`), else the holding value's; without a price the holding value's. A value in
+//!   another currency (an account-currency valuation of a foreign security) is left out with
+//!   a warning rather than stored under the wrong currency. The same security twice in one account and statement (two
 //!   places of safekeeping) is one position with the quantities and values added.
 //! - Complete or delta: `:22F::CODE//COMP` gives one [`CompleteSnapshot`] per account and
 //!   date, on the page that ends the statement (`:28E:` `ONLY` or `LAST`, or no `:28E:`), so
@@ -61,7 +65,7 @@ use crate::model::{
 };
 use crate::swift::mt94x::At;
 use crate::swift::securities::{
-    Holding, Movement, PartyId, Price, QuantityCode, SecuritiesStatement, SecurityId,
+    Holding, Money, Movement, PartyId, Price, QuantityCode, SecuritiesStatement, SecurityId,
 };
 
 /// The `:19A:` qualifiers of a movement whose amounts are its fees: the charges, commissions,
@@ -360,8 +364,22 @@ impl<'a> CustodyMapper<'a> {
             QuantityCode::Unit => QuantityType::Units,
             QuantityCode::FaceAmount | QuantityCode::AmortisedValue => QuantityType::FaceAmount,
         };
+        // A position states its values in one currency, its price currency (see the model):
+        // an amount price's; for a percent price the face amount's (`:11A::DENO`, else the
+        // values'); without a price the holding value's.
+        let stated = |m: &Option<Money>| m.as_ref().and_then(|m| Currency::parse(&m.currency).ok());
+        let denomination = h
+            .denomination
+            .as_deref()
+            .and_then(|c| Currency::parse(c).ok());
         let (price, price_type, price_currency) = match &h.price {
-            Some((Price::Percent(p), _)) => (Some(*p), PriceType::Percent, None),
+            Some((Price::Percent(p), _)) => (
+                Some(*p),
+                PriceType::Percent,
+                denomination
+                    .or_else(|| stated(&h.market_value))
+                    .or_else(|| stated(&h.accrued_interest)),
+            ),
             Some((Price::Amount { currency, amount }, at)) => (
                 Some(*amount),
                 PriceType::Amount,
@@ -374,10 +392,33 @@ impl<'a> CustodyMapper<'a> {
                     ":90A:",
                     format!("a {code} rate is not a price: left out"),
                 );
-                (None, default_price_type(quantity_type), None)
+                (
+                    None,
+                    default_price_type(quantity_type),
+                    stated(&h.market_value).or(denomination),
+                )
             }
-            None => (None, default_price_type(quantity_type), None),
+            None => (
+                None,
+                default_price_type(quantity_type),
+                stated(&h.market_value).or(denomination),
+            ),
         };
+        // A value in another currency than the price's (an account-currency valuation of a
+        // foreign security) would be read in the wrong currency: it is left out, and said.
+        let mut left_out: Vec<String> = Vec::new();
+        let mut in_price_currency = |what: &str, m: &Option<Money>| -> Option<Decimal> {
+            let m = m.as_ref()?;
+            if price_currency.is_some() && Currency::parse(&m.currency).ok() == price_currency {
+                Some(m.amount)
+            } else {
+                left_out.push(format!("{what} {} {}", m.currency, m.amount));
+                None
+            }
+        };
+        let market_value = in_price_currency(":19A::HOLD", &h.market_value);
+        let accrued_interest = in_price_currency(":19A::ACRU", &h.accrued_interest);
+        let book_value = in_price_currency(":19A::BOOK", &h.book_value);
         let asset_class = match h.classification.as_deref().and_then(|c| c.bytes().next()) {
             Some(b'E') if h.classification.as_ref().is_some_and(|c| c.len() == 6) => {
                 AssetClass::Equity
@@ -406,7 +447,7 @@ impl<'a> CustodyMapper<'a> {
             asset_class,
             security_currency,
         )?;
-        let cost = h.book_value.as_ref().map(|m| m.amount).or_else(|| {
+        let cost = book_value.or_else(|| {
             let a = h.acquisition.as_ref()?;
             let price = a.price?;
             Some(match quantity_type {
@@ -414,8 +455,21 @@ impl<'a> CustodyMapper<'a> {
                 QuantityType::FaceAmount => price * quantity.amount / Decimal::ONE_HUNDRED,
             })
         });
-        let market_value = h.market_value.as_ref().map(|m| m.amount);
-        let accrued_interest = h.accrued_interest.as_ref().map(|m| m.amount);
+        if !left_out.is_empty() {
+            let kept_in = match price_currency {
+                Some(c) => format!("its price currency {c}"),
+                None => "its price currency, which the statement does not state".to_owned(),
+            };
+            self.warn(
+                h.at,
+                ":19A:",
+                format!(
+                    "{}: {} left out; a position keeps its values in {kept_in}",
+                    key.as_str(),
+                    left_out.join(", ")
+                ),
+            );
+        }
         if let Some(&i) = index.get(&(account.clone(), key.clone())) {
             // A second place of safekeeping of the same security: one position, added up.
             let add = |a: Option<Decimal>, b: Option<Decimal>| match (a, b) {
@@ -766,6 +820,118 @@ BAHNHOFSTRASSE 45, ZURICH\r
 :16S:FIN\r
 :16S:SUBSAFE\r
 ";
+
+    /// A holdings statement of a EUR account: a USD share valued in USD, a USD share valued
+    /// only in EUR (the account currency), a bond priced in percent with its denomination, a
+    /// bond priced in percent without one, a holding without a price.
+    const HOLDINGS: &str = ":16R:GENL\r
+:28E:1/ONLY\r
+:20C::SEME//H0000001\r
+:23G:NEWM\r
+:98A::STAT//20261120\r
+:22F::STTY//CUST\r
+:22F::CODE//COMP\r
+:97A::SAFE//DEPOT-9\r
+:17B::ACTI//Y\r
+:16S:GENL\r
+:16R:SUBSAFE\r
+:16R:FIN\r
+:35B:ISIN US0378331005\r
+APPLE INC\r
+:90B::MRKT//ACTU/USD190,5\r
+:93B::AGGR//UNIT/100,\r
+:19A::HOLD//USD19050,\r
+:16S:FIN\r
+:16R:FIN\r
+:35B:ISIN US5949181045\r
+MICROSOFT CORP\r
+:90B::MRKT//ACTU/USD400,\r
+:93B::AGGR//UNIT/10,\r
+:19A::HOLD//EUR3700,\r
+:19A::BOOK//USD3500,\r
+:16S:FIN\r
+:16R:FIN\r
+:35B:ISIN DE0001102580\r
+BUND 2032\r
+:16R:FIA\r
+:11A::DENO//EUR\r
+:16S:FIA\r
+:90A::MRKT//PRCT/98,75\r
+:93B::AGGR//FAMT/50000,\r
+:19A::HOLD//EUR49375,\r
+:19A::ACRU//EUR312,5\r
+:16S:FIN\r
+:16R:FIN\r
+:35B:ISIN XS0000000009\r
+SOME BOND 2030\r
+:90A::MRKT//PRCT/101,\r
+:93B::AGGR//FAMT/10000,\r
+:19A::HOLD//CHF10100,\r
+:16S:FIN\r
+:16R:FIN\r
+:35B:ISIN CH0012032048\r
+ROCHE HOLDING AG GS\r
+:93B::AGGR//UNIT/5,\r
+:19A::HOLD//CHF1250,\r
+:16S:FIN\r
+:16S:SUBSAFE\r
+";
+
+    #[test]
+    fn a_holding_keeps_its_values_in_its_price_currency_only() {
+        let b = crate::swift::parse(SourceFormat::Mt535, "bank_b", "m535", HOLDINGS.as_bytes())
+            .expect("the statement parses");
+        let by_name = |name: &str| {
+            let s = b.securities.iter().find(|s| s.name == name).expect(name);
+            b.positions
+                .iter()
+                .find(|p| p.security == s.key)
+                .expect("a position")
+        };
+        let currency = |p: &Position| p.price_currency.map(|c| c.as_str().to_owned());
+
+        let apple = by_name("APPLE INC");
+        assert_eq!(currency(apple).as_deref(), Some("USD"));
+        assert_eq!(apple.market_value, Some(dec("19050")));
+
+        // Valued only in EUR: not a USD value, so none; the book value is in USD, kept.
+        let microsoft = by_name("MICROSOFT CORP");
+        assert_eq!(currency(microsoft).as_deref(), Some("USD"));
+        assert_eq!(microsoft.market_value, None);
+        assert_eq!(microsoft.cost, Some(dec("3500")));
+
+        // Percent prices: the face amount's currency, from the denomination or the values.
+        let bund = by_name("BUND 2032");
+        assert_eq!(
+            (bund.price_type, currency(bund).as_deref()),
+            (PriceType::Percent, Some("EUR"))
+        );
+        assert_eq!(
+            (bund.market_value, bund.accrued_interest),
+            (Some(dec("49375")), Some(dec("312.5")))
+        );
+        let other = by_name("SOME BOND 2030");
+        assert_eq!(currency(other).as_deref(), Some("CHF"));
+        assert_eq!(other.market_value, Some(dec("10100")));
+
+        // No price: the holding value's currency.
+        let roche = by_name("ROCHE HOLDING AG GS");
+        assert_eq!(
+            (roche.price, currency(roche).as_deref()),
+            (None, Some("CHF"))
+        );
+        assert_eq!(roche.market_value, Some(dec("1250")));
+
+        let said: Vec<&str> = b.warnings.iter().map(|w| w.message.as_str()).collect();
+        assert_eq!(
+            said,
+            [format!(
+                "{}: :19A::HOLD EUR 3700 left out; a position keeps its values in its price \
+                 currency USD",
+                microsoft.security.as_str()
+            )]
+        );
+    }
 
     #[test]
     fn a_buy_sums_its_charges_and_taxes_and_names_the_seller() {
