@@ -119,14 +119,19 @@ impl Shared {
         })
     }
 
-    fn lock(&self) -> Guard<'_> {
+    /// The state, to read it (a lookup: nothing the gauges show changes).
+    fn read(&self) -> MutexGuard<'_, State> {
         // The state is consistent after every statement that changes it: a panic elsewhere
         // while it was held leaves nothing half-done worth refusing service for.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The state, to change it: the gauges are published when the guard is released.
+    fn lock(&self) -> Guard<'_> {
         Guard {
-            state: self
-                .state
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            state: self.read(),
             gauges: &self.gauges,
         }
     }
@@ -265,17 +270,12 @@ impl ReadCache {
         self.shared.lock()
     }
 
-    /// Whether pages are being served and stored (subscribed to the change feed).
-    pub fn is_live(&self) -> bool {
-        self.settings.max_bytes > 0 && self.state().live
-    }
-
     /// The page for `key` of `tenant`, or a ticket to store it once read.
     pub fn lookup(&self, tenant: TenantId, key: &ReadKey) -> Lookup {
         if self.settings.max_bytes == 0 {
             return Lookup::Miss(None);
         }
-        let state = self.state();
+        let state = self.shared.read();
         if !state.live {
             return Lookup::Miss(None);
         }
@@ -302,8 +302,11 @@ impl ReadCache {
         if !state.live || state.generation != ticket.0 {
             return;
         }
-        let pages = state.tenants.entry(tenant).or_default();
-        let replaced = pages.remove(&key).map(|e| size_of(&e.page)).unwrap_or(0);
+        let replaced = state
+            .tenants
+            .get_mut(&tenant)
+            .and_then(|pages| pages.remove(&key))
+            .map_or(0, |e| size_of(&e.page));
         state.bytes -= replaced;
         state.make_room(size, max, self.settings.ttl);
         state.bytes += size;
@@ -327,8 +330,9 @@ impl ReadCache {
     }
 
     /// Pages and bytes held.
-    pub fn size(&self) -> (usize, usize) {
-        let state = self.state();
+    #[cfg(test)]
+    fn size(&self) -> (usize, usize) {
+        let state = self.shared.read();
         (state.tenants.values().map(HashMap::len).sum(), state.bytes)
     }
 }
