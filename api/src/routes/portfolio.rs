@@ -168,7 +168,7 @@ async fn scoped_account(
     caller: &Caller,
     id: Uuid,
 ) -> Result<AccountRow, ApiError> {
-    let scope = caller.client_scope()?;
+    caller.client_scope()?;
     let account = read::account(tx, AccountId(id))
         .await
         .map_err(|e| match e {
@@ -177,11 +177,18 @@ async fn scoped_account(
             }
             other => other.into(),
         })?;
-    match scope {
-        Some(client) if account.client_id != Some(client) => {
-            Err(ApiError::not_found(format!("account {id} not found")))
+    require_scope(caller, id, account.client_id)?;
+    Ok(account)
+}
+
+/// 404 unless the caller may read an account of `client` (`None`: of no client): the same
+/// answer as for an account that does not exist.
+fn require_scope(caller: &Caller, account: Uuid, client: Option<Uuid>) -> Result<(), ApiError> {
+    match caller.client_scope()? {
+        Some(scope) if client != Some(scope) => {
+            Err(ApiError::not_found(format!("account {account} not found")))
         }
-        _ => Ok(account),
+        _ => Ok(()),
     }
 }
 
@@ -250,17 +257,6 @@ fn transaction(t: TransactionRow) -> Transaction {
             position: t.source_position,
             run_id: None,
         },
-    }
-}
-
-/// 404 for a cached page of an account outside the caller's client scope: the answer
-/// PostgreSQL would have given.
-fn check_scope(caller: &Caller, account: Uuid, page: &Page) -> Result<(), ApiError> {
-    match caller.client_scope()? {
-        Some(client) if page.account_client != Some(client) => {
-            Err(ApiError::not_found(format!("account {account} not found")))
-        }
-        _ => Ok(()),
     }
 }
 
@@ -361,7 +357,7 @@ impl PortfolioApi {
                 Ok((account.client_id, holdings_page(account.id, as_of, rows)))
             })
             .await?;
-        check_scope(&caller, account_id.0, &page)?;
+        require_scope(&caller, account_id.0, page.account_client)?;
         Ok(CachedJson::from_bytes(page.body))
     }
 
@@ -396,7 +392,7 @@ impl PortfolioApi {
                 Ok((account.client_id, balances))
             })
             .await?;
-        check_scope(&caller, account_id.0, &page)?;
+        require_scope(&caller, account_id.0, page.account_client)?;
         Ok(CachedJson::from_bytes(page.body))
     }
 
@@ -453,7 +449,7 @@ impl PortfolioApi {
                 Ok((account.client_id, page))
             })
             .await?;
-        check_scope(&caller, account_id.0, &page)?;
+        require_scope(&caller, account_id.0, page.account_client)?;
         Ok(CachedJson::from_bytes(page.body))
     }
 }
