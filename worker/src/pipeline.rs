@@ -419,7 +419,7 @@ async fn sync(
         findings.replay_of = Some(RunId(source));
         let documents = restore(cx, task, RunId(source)).await?;
         findings.restored = documents.len();
-        let batch = normalize(&connection, &documents)?;
+        let (batch, _) = parse_off_runtime(&connection, std::sync::Arc::new(documents)).await?;
         return load(cx, task, &connection, &batch, None, lease, findings).await;
     }
     // Each step's wall time goes into one log line: where a slow night's sync spent it.
@@ -431,20 +431,17 @@ async fn sync(
     // is archived whatever the parse finds, and the archive's outcome is looked at first: a
     // document that does not parse is still there for support to read.
     let documents = std::sync::Arc::new(fetched.documents);
-    let parsing = {
-        let (connection, documents) = (connection.clone(), documents.clone());
-        tokio::task::spawn_blocking(move || {
-            let clock = std::time::Instant::now();
-            (normalize(&connection, &documents), clock.elapsed())
-        })
-    };
-    let archived = archive(cx, task, attempt, &documents).await;
-    let archive_ms = ms(clock.elapsed()) - fetch_ms;
-    let parsed = parsing.await;
+    let parsing = parse_off_runtime(&connection, documents.clone());
+    let (archived, parsed) = tokio::join!(
+        async {
+            let archived = archive(cx, task, attempt, &documents).await;
+            (archived, ms(clock.elapsed()) - fetch_ms)
+        },
+        parsing
+    );
+    let (archived, archive_ms) = archived;
     findings.archived = archived?;
-    let (batch, normalize_time) =
-        parsed.map_err(|e| SyncError::internal(format!("the parse did not finish: {e}")))?;
-    let batch = batch?;
+    let (batch, normalize_time) = parsed?;
     let normalize_ms = ms(normalize_time);
     let load_start = clock.elapsed();
     let status = load(
@@ -675,6 +672,21 @@ async fn restore(
         });
     }
     Ok(restored)
+}
+
+/// [`normalize`] on a blocking thread (a large sync parses for seconds), with how long it took.
+async fn parse_off_runtime(
+    connection: &Connection,
+    documents: std::sync::Arc<Vec<RawDocument>>,
+) -> Result<(Batch, std::time::Duration), SyncError> {
+    let connection = connection.clone();
+    let (batch, took) = tokio::task::spawn_blocking(move || {
+        let clock = std::time::Instant::now();
+        (normalize(&connection, &documents), clock.elapsed())
+    })
+    .await
+    .map_err(|e| SyncError::internal(format!("the parse did not finish: {e}")))?;
+    Ok((batch?, took))
 }
 
 /// Parses every document; one unreadable document fails the whole sync (nothing is loaded).
