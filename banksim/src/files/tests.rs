@@ -239,6 +239,16 @@ fn check_position_common(
     };
     assert_eq!(loaded.price_type, price_type, "{what}");
     assert_eq!(loaded.price, Some(p.price), "{what}");
+    // A percent price names no currency: the position's is then its values' (MT535
+    // `:19A::HOLD`, semt.002 `HldgVal`), the face amount's.
+    assert_eq!(
+        loaded
+            .price_currency
+            .map(|c| c.as_str().to_owned())
+            .as_deref(),
+        Some(p.price_currency),
+        "{what}"
+    );
     assert_eq!(loaded.market_value, Some(p.market_value), "{what}");
     assert_eq!(loaded.accrued_interest, p.accrued_interest, "{what}");
     assert_eq!(loaded.cost, Some(p.cost), "{what}");
@@ -290,15 +300,6 @@ fn check_swift(dataset: &Dataset) {
                 for (loaded, p) in batch.positions.iter().zip(&expected) {
                     check_position_common(loaded, p, file);
                     assert_eq!(loaded.security.as_str(), key(BANK_B, &p.security));
-                    // A percent price names no currency: the position's is its values'
-                    // (`:19A::HOLD`), the face amount's.
-                    assert_eq!(
-                        loaded
-                            .price_currency
-                            .map(|c| c.as_str().to_owned())
-                            .as_deref(),
-                        Some(p.price_currency)
-                    );
                     let security = batch
                         .securities
                         .iter()
@@ -461,13 +462,6 @@ fn check_iso(dataset: &Dataset) {
                 for (loaded, p) in batch.positions.iter().zip(&expected) {
                     check_position_common(loaded, p, file);
                     assert_eq!(loaded.security.as_str(), key(BANK_C, &p.security));
-                    assert_eq!(
-                        loaded
-                            .price_currency
-                            .map(|c| c.as_str().to_owned())
-                            .as_deref(),
-                        Some(p.price_currency)
-                    );
                     let security = batch
                         .securities
                         .iter()

@@ -20,8 +20,9 @@
 //!   price currency only: an amount price's currency; for a percent price the denomination
 //!   (`:11A::DENO`), else the holding value's; without a price the holding value's. A value in
 //!   another currency (an account-currency valuation of a foreign security) is left out with
-//!   a warning rather than stored under the wrong currency. The same security twice in one account and statement (two
-//!   places of safekeeping) is one position with the quantities and values added.
+//!   a warning rather than stored under the wrong currency. The same security twice in one
+//!   account and statement (two places of safekeeping) is one position with the quantities
+//!   and values added.
 //! - Complete or delta: `:22F::CODE//COMP` gives one [`CompleteSnapshot`] per account and
 //!   date, on the page that ends the statement (`:28E:` `ONLY` or `LAST`, or no `:28E:`), so
 //!   the positions of the earlier pages in the same batch are not closed by it. `DELT`, or no
