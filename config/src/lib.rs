@@ -6,6 +6,7 @@
 //! An environment value takes the type of the default it replaces, so a bad number or an
 //! unknown key is an error that names the key, at start-up rather than at 2 a.m.
 
+pub mod egress;
 pub mod secrets;
 
 pub use secrets::{SecretError, SecretProvider, SecretRef};
@@ -73,6 +74,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub rate_limit: RateLimitSettings,
     pub secrets: SecretsSettings,
+    pub egress: EgressSettings,
     pub archive: ArchiveSettings,
     pub certificates: CertificateSettings,
 }
@@ -160,6 +162,18 @@ pub struct SecretsSettings {
     /// Empty: AWS's own endpoint for the region.
     pub aws_endpoint: String,
     pub cache_ttl_secs: u64,
+    /// A tenant's `aws-sm://` names start with this, then its id and `/`.
+    pub tenant_aws_prefix: String,
+    /// A tenant's `file://` secrets live in `<this>/<tenant id>/`; empty: no files for tenants.
+    pub tenant_file_root: String,
+}
+
+/// Where the platform may connect on a tenant's behalf.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EgressSettings {
+    /// Let bank URLs reach loopback, private and link-local addresses (tests, the demo).
+    pub allow_private_addresses: bool,
 }
 
 /// Where raw bank documents are archived: a local directory, or an S3 bucket when one is named.
