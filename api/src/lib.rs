@@ -37,6 +37,7 @@ use crate::routes::admin::AdminApi;
 use crate::routes::breaks::BreaksApi;
 use crate::routes::certificates::CertificatesApi;
 use crate::routes::connections::ConnectionsApi;
+use crate::routes::custodians::CustodiansApi;
 use crate::routes::documents::DocumentsApi;
 use crate::routes::jobs::JobsApi;
 use crate::routes::me::MeApi;
@@ -73,6 +74,7 @@ pub type Apis = (
     CertificatesApi,
     DocumentsApi,
     SchedulesApi,
+    CustodiansApi,
 );
 
 /// The OpenAPI service of `/api/v1`.
@@ -88,6 +90,7 @@ pub fn openapi(state: &ApiState, public_url: &str) -> OpenApiService<Apis, ()> {
             CertificatesApi(state.clone()),
             DocumentsApi(state.clone()),
             SchedulesApi(state.clone()),
+            CustodiansApi(state.clone()),
         ),
         "EAM Wealth Platform API",
         env!("CARGO_PKG_VERSION"),

@@ -85,6 +85,10 @@ pub enum Action {
     ManageClients,
     /// The tenant's audit log.
     ReadAudit,
+    /// The custodian registry (which banks exist, where they live).
+    ReadCustodians,
+    /// Register custodians and set their address and CA (the platform's).
+    ManageCustodians,
 }
 
 /// The permission table.
@@ -110,6 +114,8 @@ pub fn allows(role: Role, action: Action) -> bool {
         ReadClients => matches!(role, TenantAdmin | Advisor | Client),
         ManageClients => matches!(role, TenantAdmin | Advisor),
         ReadAudit => matches!(role, TenantAdmin),
+        ReadCustodians => matches!(role, PlatformAdmin | TenantAdmin | Ops | Support),
+        ManageCustodians => matches!(role, PlatformAdmin),
     }
 }
 
@@ -175,6 +181,8 @@ pub const OPERATIONS: &[(&str, &str, Action)] = {
         ("patch", "/clients/{id}", ManageClients),
         ("delete", "/clients/{id}", ManageClients),
         ("get", "/audit", ReadAudit),
+        ("get", "/custodians", ReadCustodians),
+        ("put", "/custodians/{code}", ManageCustodians),
     ]
 };
 

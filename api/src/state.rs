@@ -28,4 +28,6 @@ pub struct ApiState {
     pub metrics: eam_metrics::Metrics,
     /// Portfolio pages already answered, until their tenant's data changes.
     pub read_cache: Arc<crate::read_cache::ReadCache>,
+    /// Which addresses a bank URL may reach (checked when a URL is accepted).
+    pub egress: eam_config::egress::EgressPolicy,
 }

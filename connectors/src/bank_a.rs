@@ -43,6 +43,8 @@ pub struct BankAConfig {
     pub retry: RetryPolicy,
     /// The endpoint's circuit breaker, shared with the worker's other jobs.
     pub breaker: Option<Arc<Breaker>>,
+    /// Which addresses the client may connect to.
+    pub egress: eam_config::egress::EgressPolicy,
 }
 
 impl std::fmt::Debug for BankAConfig {
@@ -107,7 +109,13 @@ impl BankAClient {
     /// Builds the client; unusable certificates or keys are an auth-class error.
     pub fn new(config: BankAConfig) -> Result<Self, ConnectorError> {
         Ok(BankAClient {
-            http: BankHttp::new(&config.tls, config.timeout, config.retry, config.breaker)?,
+            http: BankHttp::new(
+                &config.tls,
+                config.timeout,
+                config.retry,
+                config.breaker,
+                config.egress,
+            )?,
             base_url: config.base_url.trim_end_matches('/').to_owned(),
             client_id: config.client_id,
             client_secret: config.client_secret,
@@ -358,6 +366,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             retry: RetryPolicy::default(),
             breaker: None,
+            egress: eam_config::egress::EgressPolicy::default(),
         };
         assert!(!format!("{config:?}").contains("hunter2"));
     }

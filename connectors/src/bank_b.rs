@@ -28,6 +28,8 @@ pub struct BankBConfig {
     pub retry: RetryPolicy,
     /// The endpoint's circuit breaker, shared with the worker's other jobs.
     pub breaker: Option<Arc<Breaker>>,
+    /// Which addresses the client may connect to.
+    pub egress: eam_config::egress::EgressPolicy,
 }
 
 impl std::fmt::Debug for BankBConfig {
@@ -49,7 +51,13 @@ pub struct BankBClient {
 impl BankBClient {
     /// Builds the client; unusable certificates or keys are an auth-class error.
     pub fn new(config: BankBConfig) -> Result<Self, ConnectorError> {
-        let http = BankHttp::new(&config.tls, config.timeout, config.retry, config.breaker)?;
+        let http = BankHttp::new(
+            &config.tls,
+            config.timeout,
+            config.retry,
+            config.breaker,
+            config.egress,
+        )?;
         Ok(BankBClient {
             files: FileClient::new(http, &config.base_url, None),
         })
@@ -77,6 +85,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             retry: RetryPolicy::default(),
             breaker: None,
+            egress: eam_config::egress::EgressPolicy::default(),
         };
         assert!(!format!("{config:?}").contains("hunter2"));
     }

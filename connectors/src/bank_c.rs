@@ -30,6 +30,8 @@ pub struct BankCConfig {
     pub retry: RetryPolicy,
     /// The endpoint's circuit breaker, shared with the worker's other jobs.
     pub breaker: Option<Arc<Breaker>>,
+    /// Which addresses the client may connect to.
+    pub egress: eam_config::egress::EgressPolicy,
 }
 
 impl std::fmt::Debug for BankCConfig {
@@ -58,7 +60,13 @@ impl BankCClient {
                 "bank_c needs an API key and the connection has none".into(),
             ));
         }
-        let http = BankHttp::new(&config.tls, config.timeout, config.retry, config.breaker)?;
+        let http = BankHttp::new(
+            &config.tls,
+            config.timeout,
+            config.retry,
+            config.breaker,
+            config.egress,
+        )?;
         Ok(BankCClient {
             files: FileClient::new(http, &config.base_url, Some(config.api_key)),
         })
@@ -83,6 +91,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             retry: RetryPolicy::default(),
             breaker: None,
+            egress: eam_config::egress::EgressPolicy::default(),
         }
     }
 

@@ -15,6 +15,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls_platform_verifier::BuilderVerifierExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use eam_config::egress::{EgressError, EgressPolicy};
+
 use crate::breaker::Breaker;
 use crate::{ConnectorError, ErrorClass};
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -75,6 +77,7 @@ pub(crate) struct BankHttp {
     timeout: Duration,
     retry: RetryPolicy,
     breaker: Option<Arc<Breaker>>,
+    egress: EgressPolicy,
 }
 
 impl BankHttp {
@@ -84,9 +87,13 @@ impl BankHttp {
         timeout: Duration,
         retry: RetryPolicy,
         breaker: Option<Arc<Breaker>>,
+        egress: EgressPolicy,
     ) -> Result<Self, ConnectorError> {
         let config = Arc::new(rustls_config(tls)?);
         let client = reqwest::Client::builder()
+            // Every name is resolved through the platform's egress rule, on every connection
+            // (a name that later resolves to a private address is refused then too).
+            .dns_resolver(Arc::new(GuardedResolver(egress)))
             .tls_backend_preconfigured(rustls::ClientConfig::clone(&config))
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
@@ -103,6 +110,7 @@ impl BankHttp {
             timeout,
             retry,
             breaker,
+            egress,
         })
     }
 
@@ -120,6 +128,8 @@ impl BankHttp {
             .with_max_times(self.retry.max_retries as usize)
             .with_jitter()
             .build();
+        // An IP literal is not resolved, so the resolver never sees it: checked here.
+        self.check_literal(url)?;
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -195,6 +205,21 @@ impl BankHttp {
         result
     }
 
+    /// Refuses a URL whose host is an IP address the egress rule does not allow.
+    fn check_literal(&self, url: &str) -> Result<(), ConnectorError> {
+        let Ok(parsed) = reqwest::Url::parse(url) else {
+            return Ok(());
+        };
+        let ip = match parsed.host() {
+            Some(url::Host::Ipv4(v4)) => std::net::IpAddr::V4(v4),
+            Some(url::Host::Ipv6(v6)) => std::net::IpAddr::V6(v6),
+            _ => return Ok(()),
+        };
+        self.egress
+            .check_ip(&ip.to_string(), ip)
+            .map_err(|e| ConnectorError::Destination(e.to_string()))
+    }
+
     /// Maps a transport error to its class. A TLS refusal anywhere in the cause chain is an
     /// auth problem (certificate refused, unknown CA, expired certificate). When the
     /// connection merely closed, the cause may have been lost: with TLS 1.3 a bank rejects
@@ -202,6 +227,9 @@ impl BankHttp {
     /// and the HTTP layer often reports only "channel closed". A probe handshake then asks
     /// the bank directly, so a refused certificate is never retried as a network fault.
     async fn classify(&self, url: &str, err: &reqwest::Error) -> ConnectorError {
+        if let Some(refused) = find_egress_error(err) {
+            return ConnectorError::Destination(refused.to_string());
+        }
         if let Some(detail) = find_tls_error(err) {
             return ConnectorError::Tls {
                 url: url.to_owned(),
@@ -243,9 +271,8 @@ impl BankHttp {
         let server_name = rustls::pki_types::ServerName::try_from(host.clone()).ok()?;
         let connector = tokio_rustls::TlsConnector::from(self.tls.clone());
         let probe = async {
-            let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
-                .await
-                .ok()?;
+            let addrs = self.egress.resolve(&host, port).await.ok()?;
+            let tcp = tokio::net::TcpStream::connect(&addrs[..]).await.ok()?;
             let mut stream = match connector.connect(server_name, tcp).await {
                 Ok(s) => s,
                 Err(e) => return find_tls_error(&e),
@@ -265,6 +292,35 @@ impl BankHttp {
             .ok()
             .flatten()
     }
+}
+
+/// Resolves bank host names and drops none: a name with any address the egress rule refuses
+/// is refused whole (the error is found again by [`find_egress_error`]).
+struct GuardedResolver(EgressPolicy);
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.0;
+        Box::pin(async move {
+            // The port is the URL's; reqwest replaces this one.
+            let addrs = policy.resolve(name.as_str(), 0).await?;
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// An egress refusal anywhere in an error's cause chain.
+fn find_egress_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a EgressError> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        if let Some(refused) = e.downcast_ref::<EgressError>()
+            && !refused.is_transient()
+        {
+            return Some(refused);
+        }
+        cause = e.source();
+    }
+    None
 }
 
 /// The rustls configuration of a connection: the custodian's CA as the only trust root when

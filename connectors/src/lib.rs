@@ -85,6 +85,10 @@ pub enum ConnectorError {
     /// The bank's answer cannot be navigated (not the expected JSON, a cursor loop).
     #[error("unexpected answer from {url}: {detail}")]
     Payload { url: String, detail: String },
+    /// The platform does not connect there (a private address, a host the custodian registry
+    /// does not name): nothing was sent.
+    #[error("refused destination: {0}; nothing was sent")]
+    Destination(String),
     /// The endpoint's circuit breaker is open: nothing was sent.
     #[error("circuit breaker open for {endpoint}{}: the bank failed repeatedly, nothing was sent", until.map(|u| format!(" until {}", u.format("%H:%M:%S UTC"))).unwrap_or_default())]
     BreakerOpen {
@@ -98,6 +102,7 @@ impl ConnectorError {
     pub fn class(&self) -> ErrorClass {
         match self {
             ConnectorError::Credentials(_)
+            | ConnectorError::Destination(_)
             | ConnectorError::Tls { .. }
             | ConnectorError::Unauthorized { .. } => ErrorClass::Auth,
             ConnectorError::Transport { .. } | ConnectorError::BreakerOpen { .. } => {

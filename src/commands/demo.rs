@@ -32,6 +32,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if std::env::var_os("RUST_LOG").is_none() {
         settings.log.level = "warn".into();
     }
+    // The simulator listens on loopback, which production refuses for bank URLs.
+    settings.egress.allow_private_addresses = true;
     crate::telemetry::init(&settings);
     super::migrate::migrate(&settings)
         .await
@@ -41,9 +43,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.dir)?;
     let dir = std::fs::canonicalize(&args.dir)?;
     let pki = eam_banksim::pki::ensure_pki(&dir.join("pki"))?;
-    let secret_path = dir.join("bank_a_client_secret");
+    // Tenants' secret files live under the platform's root, one directory per tenant.
+    if settings.secrets.tenant_file_root.trim().is_empty() {
+        settings.secrets.tenant_file_root = dir.join("tenant-secrets").display().to_string();
+    }
     let client_secret = format!("demo-{}", uuid::Uuid::new_v4().simple());
-    std::fs::write(&secret_path, &client_secret)?;
     let end_date = chrono::Utc::now().date_naive();
     let sim = eam_banksim::start(eam_banksim::SimConfig {
         params: eam_banksim::dataset::SimParams {
@@ -54,7 +58,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         pki: pki.clone(),
         bind: "127.0.0.1:0".parse()?,
         client_id: "eam-demo".into(),
-        client_secret,
+        client_secret: client_secret.clone(),
     })
     .await?;
 
@@ -123,14 +127,66 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         base: format!("{public_url}/api/v1"),
         token: token.clone(),
     };
+    let file_ref = |p: &std::path::Path| format!("file://{}", p.display());
+
+    // The platform admin says where the three custodians live and which CA signs them (a
+    // tenant never does).
+    let platform = Http {
+        token: issuer.sign(&eam_auth::TokenRequest {
+            subject: "demo-platform-admin".into(),
+            tenant_id: tenant.0,
+            roles: vec!["platform_admin".into()],
+            client_id: None,
+            ttl: Duration::from_secs(600),
+        })?,
+        ..http.clone()
+    };
+    for (code, name, protocol, url) in [
+        ("bank_a", "Bank A (REST JSON)", "bank_a", sim.base_url()),
+        (
+            "bank_b",
+            "Bank B (SWIFT FIN files)",
+            "bank_b",
+            sim.bank_b_url(),
+        ),
+        (
+            "bank_c",
+            "Bank C (ISO 20022 files)",
+            "bank_c",
+            sim.bank_c_url(),
+        ),
+    ] {
+        platform
+            .send(
+                platform
+                    .client
+                    .put(platform.url(&format!("/custodians/{code}")))
+                    .json(&json!({
+                        "name": name, "protocol": protocol, "base_url": url,
+                        "ca_cert_ref": file_ref(&pki.ca_cert),
+                    })),
+            )
+            .await?;
+    }
+
+    // The firm's own credentials, in its directory of the platform's secret root.
+    let secrets =
+        std::path::Path::new(&settings.secrets.tenant_file_root).join(tenant.0.to_string());
+    std::fs::create_dir_all(&secrets)?;
+    let secret_path = secrets.join("bank_client_secret");
+    std::fs::write(&secret_path, &client_secret)?;
+    for (name, from) in [
+        ("client.pem", &pki.client_cert),
+        ("client.key", &pki.client_key),
+    ] {
+        std::fs::copy(from, secrets.join(name))?;
+    }
 
     // Three custodians, three protocols, one simulated bank behind them: REST JSON with
     // OAuth2, SWIFT FIN files, ISO 20022 files; each over mutual TLS.
-    let file_ref = |p: &std::path::Path| format!("file://{}", p.display());
     let tls = json!({
-        "client_cert_ref": file_ref(&pki.client_cert),
-        "client_key_ref": file_ref(&pki.client_key),
-        "ca_cert_ref": file_ref(&pki.ca_cert),
+        "client_cert_ref": file_ref(&secrets.join("client.pem")),
+        "client_key_ref": file_ref(&secrets.join("client.key")),
     });
     let with_tls = |mut body: Value| {
         for (k, v) in tls.as_object().into_iter().flatten() {
@@ -140,14 +196,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     };
     let bodies = [
         with_tls(json!({
-            "custodian": "bank_a", "name": "Bank A (REST JSON)", "base_url": sim.base_url(),
+            "custodian": "bank_a", "name": "Bank A (REST JSON)",
             "client_id": "eam-demo", "client_secret_ref": file_ref(&secret_path),
         })),
         with_tls(json!({
-            "custodian": "bank_b", "name": "Bank B (SWIFT FIN files)", "base_url": sim.bank_b_url(),
+            "custodian": "bank_b", "name": "Bank B (SWIFT FIN files)",
         })),
         with_tls(json!({
-            "custodian": "bank_c", "name": "Bank C (ISO 20022 files)", "base_url": sim.bank_c_url(),
+            "custodian": "bank_c", "name": "Bank C (ISO 20022 files)",
             "client_secret_ref": file_ref(&secret_path),
         })),
     ];
@@ -211,6 +267,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[derive(Clone)]
 struct Http {
     client: reqwest::Client,
     base: String,

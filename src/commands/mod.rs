@@ -39,7 +39,7 @@ pub fn open_archive(settings: &Settings) -> anyhow::Result<Archive> {
 pub async fn connect_store(settings: &Settings) -> anyhow::Result<Store> {
     let password = if settings.database.app_password.expose().contains("://") {
         secret_provider(settings)
-            .resolve_text(settings.database.app_password.expose())
+            .resolve_platform_text(settings.database.app_password.expose())
             .await?
     } else {
         settings.database.app_password.expose().to_owned()

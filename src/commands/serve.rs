@@ -68,5 +68,6 @@ pub async fn build_state(
         archive: super::open_archive(settings)?,
         certificate_warning_days: settings.certificates.warning_days,
         metrics,
+        egress: eam_config::egress::EgressPolicy::from_settings(&settings.egress),
     })
 }

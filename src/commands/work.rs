@@ -107,6 +107,7 @@ pub async fn context(settings: &Settings) -> anyhow::Result<SyncContext> {
             max_running: settings.scheduler.custodian_limit,
             recheck: Duration::from_millis(settings.scheduler.custodian_recheck_ms),
         }),
+        egress: eam_config::egress::EgressPolicy::from_settings(&settings.egress),
     };
     let breakers = Breakers::new(BreakerSettings {
         failures_to_open: w.breaker_failures,

@@ -11,12 +11,12 @@ use crate::{ConnectionId, Result, StoreError, TenantTx};
 pub struct NewConnection {
     pub custodian: String,
     pub name: String,
-    pub base_url: String,
+    /// The connection's own URL, only where its custodian allows one (else the registry's).
+    pub base_url: Option<String>,
     pub client_id: Option<String>,
     pub client_secret_ref: Option<String>,
     pub client_cert_ref: Option<String>,
     pub client_key_ref: Option<String>,
-    pub ca_cert_ref: Option<String>,
 }
 
 /// A stored bank connection.
@@ -27,12 +27,22 @@ pub struct Connection {
     pub custodian: String,
     pub protocol: String,
     pub name: String,
+    /// Where the worker connects: the connection's own URL where its custodian allows one,
+    /// else the registry's; empty while the registry has none.
     pub base_url: String,
+    /// The connection's own URL, as the tenant gave it (None: the registry's).
+    pub own_base_url: Option<String>,
     pub client_id: Option<String>,
     pub client_secret_ref: Option<String>,
     pub client_cert_ref: Option<String>,
     pub client_key_ref: Option<String>,
+    /// The registry's (platform) reference to the CA of the custodian's server.
     pub ca_cert_ref: Option<String>,
+    /// The registry's URL for the custodian.
+    pub registry_base_url: Option<String>,
+    /// Whether the custodian lets connections give their own URL, and on which hosts.
+    pub tenant_urls: bool,
+    pub allowed_hosts: Vec<String>,
     /// False while paused (by ops, or after too many consecutive failed runs).
     pub enabled: bool,
     pub cursor: Value,
@@ -47,8 +57,11 @@ pub struct Connection {
 macro_rules! select_connection {
     ($tail:literal) => {
         concat!(
-            "SELECT c.id, c.tenant_id, c.custodian, k.protocol, c.name, c.base_url, c.client_id,
-        c.client_secret_ref, c.client_cert_ref, c.client_key_ref, c.ca_cert_ref, c.enabled, c.cursor,
+            "SELECT c.id, c.tenant_id, c.custodian, k.protocol, c.name,
+        COALESCE(CASE WHEN k.tenant_urls THEN c.base_url END, k.base_url, '') AS base_url,
+        c.base_url AS own_base_url, c.client_id,
+        c.client_secret_ref, c.client_cert_ref, c.client_key_ref, k.ca_cert_ref,
+        k.base_url AS registry_base_url, k.tenant_urls, k.allowed_hosts, c.enabled, c.cursor,
         c.created_at, c.updated_at, c.consecutive_failures, c.paused_at, c.paused_reason
     FROM bank_connections c JOIN custodians k ON k.code = c.custodian ",
             $tail
@@ -62,8 +75,8 @@ pub async fn create(tx: &mut TenantTx, new: &NewConnection) -> Result<Connection
     let tenant = tx.tenant();
     let inserted = sqlx::query(
         "INSERT INTO bank_connections (id, tenant_id, custodian, name, base_url, client_id,
-            client_secret_ref, client_cert_ref, client_key_ref, ca_cert_ref)
-         SELECT $1, $2, code, $4, $5, $6, $7, $8, $9, $10 FROM custodians WHERE code = $3",
+            client_secret_ref, client_cert_ref, client_key_ref)
+         SELECT $1, $2, code, $4, $5, $6, $7, $8, $9 FROM custodians WHERE code = $3",
     )
     .bind(id.0)
     .bind(tenant.0)
@@ -74,7 +87,6 @@ pub async fn create(tx: &mut TenantTx, new: &NewConnection) -> Result<Connection
     .bind(&new.client_secret_ref)
     .bind(&new.client_cert_ref)
     .bind(&new.client_key_ref)
-    .bind(&new.ca_cert_ref)
     .execute(tx.conn())
     .await?;
     if inserted.rows_affected() == 0 {
@@ -207,12 +219,12 @@ pub async fn resume(tx: &mut TenantTx, id: ConnectionId) -> Result<Connection> {
 #[derive(Debug, Clone, Default)]
 pub struct ConnectionChange {
     pub name: Option<String>,
-    pub base_url: Option<String>,
+    /// The connection's own URL (`Some(None)`: back to the registry's).
+    pub base_url: Option<Option<String>>,
     pub client_id: Option<Option<String>>,
     pub client_secret_ref: Option<Option<String>>,
     pub client_cert_ref: Option<Option<String>>,
     pub client_key_ref: Option<Option<String>>,
-    pub ca_cert_ref: Option<Option<String>>,
 }
 
 /// Changes a connection; returns it before and after.
@@ -228,18 +240,17 @@ pub async fn update(
     };
     sqlx::query(
         "UPDATE bank_connections SET name = $2, base_url = $3, client_id = $4,
-            client_secret_ref = $5, client_cert_ref = $6, client_key_ref = $7, ca_cert_ref = $8,
+            client_secret_ref = $5, client_cert_ref = $6, client_key_ref = $7,
             updated_at = now()
          WHERE id = $1",
     )
     .bind(id.0)
     .bind(change.name.as_ref().unwrap_or(&before.name))
-    .bind(change.base_url.as_ref().unwrap_or(&before.base_url))
+    .bind(pick(&change.base_url, &before.own_base_url))
     .bind(pick(&change.client_id, &before.client_id))
     .bind(pick(&change.client_secret_ref, &before.client_secret_ref))
     .bind(pick(&change.client_cert_ref, &before.client_cert_ref))
     .bind(pick(&change.client_key_ref, &before.client_key_ref))
-    .bind(pick(&change.ca_cert_ref, &before.ca_cert_ref))
     .execute(tx.conn())
     .await?;
     let after = get(tx, id).await?;

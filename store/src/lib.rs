@@ -14,6 +14,7 @@ pub mod changes;
 pub mod clients;
 pub mod connections;
 pub mod custodian_limit;
+pub mod custodians;
 pub mod documents;
 pub mod gauges;
 pub mod ids;

@@ -153,10 +153,10 @@ async fn malformed_connection_bodies_are_refused_and_create_nothing() {
     assert_eq!(resp.status().as_u16(), 400);
     assert_eq!(resp.headers()["content-type"], "application/problem+json");
 
-    let good = env.connection_body();
+    let good = env.connection_body(tenant);
     let mut cases = Vec::new();
     let mut missing = good.clone();
-    missing.as_object_mut().unwrap().remove("base_url");
+    missing.as_object_mut().unwrap().remove("custodian");
     cases.push((missing, 400));
     let mut unknown_field = good.clone();
     unknown_field["client_secret"] = json!("plain-text-secret");

@@ -132,17 +132,17 @@ async fn one_tenant_synced_from_three_bank_protocols_holds_each_bank_data() {
     let data = env.sim.dataset();
     let tenant = env.tenant("Firm A").await;
     let token = env.token(tenant, &["ops", "advisor", "support"]);
-    let pki = |p: &std::path::Path| TestEnv::file_ref(p);
-    let bank_a = env.create_connection(&token, &env.connection_body()).await;
+    let pki = |name: &str| env.tenant_ref(tenant, name);
+    let bank_a = env
+        .create_connection(&token, &env.connection_body(tenant))
+        .await;
     let bank_b = env
         .create_connection(
             &token,
             &json!({
                 "custodian": "bank_b", "name": "Bank B (SWIFT files)",
-                "base_url": env.sim.bank_b_url(),
-                "client_cert_ref": pki(&env.pki.client_cert),
-                "client_key_ref": pki(&env.pki.client_key),
-                "ca_cert_ref": pki(&env.pki.ca_cert),
+                "client_cert_ref": pki("client.pem"),
+                "client_key_ref": pki("client.key"),
             }),
         )
         .await;
@@ -151,11 +151,9 @@ async fn one_tenant_synced_from_three_bank_protocols_holds_each_bank_data() {
             &token,
             &json!({
                 "custodian": "bank_c", "name": "Bank C (ISO 20022 files)",
-                "base_url": env.sim.bank_c_url(),
-                "client_secret_ref": pki(&env.secret_file),
-                "client_cert_ref": pki(&env.pki.client_cert),
-                "client_key_ref": pki(&env.pki.client_key),
-                "ca_cert_ref": pki(&env.pki.ca_cert),
+                "client_secret_ref": pki("secret"),
+                "client_cert_ref": pki("client.pem"),
+                "client_key_ref": pki("client.key"),
             }),
         )
         .await;
@@ -207,7 +205,7 @@ async fn one_tenant_synced_from_three_bank_protocols_holds_each_bank_data() {
     let only_a = env.tenant("Firm B").await;
     let token_a = env.token(only_a, &["ops", "advisor", "support"]);
     let connection = env
-        .create_connection(&token_a, &env.connection_body())
+        .create_connection(&token_a, &env.connection_body(only_a))
         .await;
     let job = env.sync_and_wait(&token_a, &connection).await;
     assert_eq!(job["status"], "succeeded");
@@ -224,13 +222,12 @@ async fn one_tenant_synced_from_three_bank_protocols_holds_each_bank_data() {
     // Securities are the tenant's, shared by the custodians: each bank's spelling only fills
     // gaps, so syncing every bank's data again rewrites none of them (no flip-flop).
     for body in [
-        json!({"custodian": "bank_b", "name": "Bank B again", "base_url": env.sim.bank_b_url(),
-               "client_cert_ref": pki(&env.pki.client_cert), "client_key_ref": pki(&env.pki.client_key),
-               "ca_cert_ref": pki(&env.pki.ca_cert)}),
-        json!({"custodian": "bank_c", "name": "Bank C again", "base_url": env.sim.bank_c_url(),
-               "client_secret_ref": pki(&env.secret_file), "client_cert_ref": pki(&env.pki.client_cert),
-               "client_key_ref": pki(&env.pki.client_key), "ca_cert_ref": pki(&env.pki.ca_cert)}),
-        env.connection_body(),
+        json!({"custodian": "bank_b", "name": "Bank B again",
+               "client_cert_ref": pki("client.pem"), "client_key_ref": pki("client.key")}),
+        json!({"custodian": "bank_c", "name": "Bank C again",
+               "client_secret_ref": pki("secret"), "client_cert_ref": pki("client.pem"),
+               "client_key_ref": pki("client.key")}),
+        env.connection_body(tenant),
     ] {
         let connection = env.create_connection(&token, &body).await;
         let job = env.sync_and_wait(&token, &connection).await;
@@ -273,10 +270,8 @@ async fn a_missing_statement_loads_the_rest_and_ends_the_run_with_its_breaks_lis
             &token,
             &json!({
                 "custodian": "bank_b", "name": "Bank B",
-                "base_url": env.sim.bank_b_url(),
-                "client_cert_ref": TestEnv::file_ref(&env.pki.client_cert),
-                "client_key_ref": TestEnv::file_ref(&env.pki.client_key),
-                "ca_cert_ref": TestEnv::file_ref(&env.pki.ca_cert),
+                "client_cert_ref": env.tenant_ref(tenant, "client.pem"),
+                "client_key_ref": env.tenant_ref(tenant, "client.key"),
             }),
         )
         .await;

@@ -21,6 +21,9 @@ fn client(base_url: &str, secret: &str, tls: TlsIdentity) -> BankAClient {
         timeout: Duration::from_secs(10),
         retry: RetryPolicy::default(),
         breaker: None,
+        egress: eam_config::egress::EgressPolicy {
+            allow_private_addresses: true,
+        },
     })
     .expect("client builds")
 }
@@ -101,6 +104,9 @@ async fn every_refusal_by_the_bank_is_an_auth_error_and_a_dead_bank_is_transient
         timeout: Duration::from_secs(1),
         retry: RetryPolicy::default(),
         breaker: None,
+        egress: eam_config::egress::EgressPolicy {
+            allow_private_addresses: true,
+        },
     })
     .err()
     .expect("a certificate without its key is refused");

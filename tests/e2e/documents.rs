@@ -93,10 +93,9 @@ async fn every_statement_file_is_archived_in_the_local_directory_and_served_exac
         .create_connection(
             &token,
             &json!({
-                "custodian": "bank_b", "name": "Bank B", "base_url": env.sim.bank_b_url(),
-                "client_cert_ref": TestEnv::file_ref(&env.pki.client_cert),
-                "client_key_ref": TestEnv::file_ref(&env.pki.client_key),
-                "ca_cert_ref": TestEnv::file_ref(&env.pki.ca_cert),
+                "custodian": "bank_b", "name": "Bank B",
+                "client_cert_ref": env.tenant_ref(tenant, "client.pem"),
+                "client_key_ref": env.tenant_ref(tenant, "client.key"),
             }),
         )
         .await;
@@ -221,7 +220,9 @@ async fn documents_are_archived_in_s3_under_their_tenant() {
     .await;
     let tenant = env.tenant("Firm S3").await;
     let token = env.token(tenant, &["ops", "support"]);
-    let connection = env.create_connection(&token, &env.connection_body()).await;
+    let connection = env
+        .create_connection(&token, &env.connection_body(tenant))
+        .await;
     let job = env.sync_and_wait(&token, &connection).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     let run = job["id"].as_str().expect("run");
@@ -274,7 +275,9 @@ async fn a_document_that_does_not_parse_is_kept_for_support() {
         )
         .times(1),
     );
-    let connection = env.create_connection(&token, &env.connection_body()).await;
+    let connection = env
+        .create_connection(&token, &env.connection_body(tenant))
+        .await;
     let job = env.sync_and_wait(&token, &connection).await;
     assert_eq!(job["status"], "failed", "{job}");
     assert_eq!(job["error"]["class"], "data");
@@ -352,7 +355,9 @@ async fn a_replay_rebuilds_deleted_data_from_the_archive_without_calling_the_ban
     let tenant = env.tenant("Firm Replay").await;
     let token = env.token(tenant, &["ops", "advisor", "support"]);
     let data = env.sim.dataset();
-    let connection = env.create_connection(&token, &env.connection_body()).await;
+    let connection = env
+        .create_connection(&token, &env.connection_body(tenant))
+        .await;
     let job = env.sync_and_wait(&token, &connection).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     let run = job["id"].as_str().expect("run").to_owned();
@@ -466,8 +471,8 @@ async fn a_replay_rebuilds_deleted_data_from_the_archive_without_calling_the_ban
     assert_eq!(by_cli, "cli:support-cli");
 
     // A run that archived nothing cannot be replayed; a replay while a sync runs waits.
-    let mut broken = env.connection_body();
-    broken["client_secret_ref"] = json!("env://EAM_TEST_NO_SUCH_VARIABLE");
+    let mut broken = env.connection_body(tenant);
+    broken["client_secret_ref"] = json!(env.tenant_ref(tenant, "no-such-secret"));
     let broken = env.create_connection(&token, &broken).await;
     let failed = env.sync_and_wait(&token, &broken).await;
     assert_eq!(failed["error"]["class"], "auth", "{failed}");
@@ -498,23 +503,32 @@ async fn a_replay_of_an_old_run_never_overwrites_what_a_newer_run_wrote() {
     let env = TestEnv::start(small_params(85)).await;
     let tenant = env.tenant("Firm Replay Order").await;
     let token = env.token(tenant, &["ops", "advisor", "support"]);
-    let connection = env.create_connection(&token, &env.connection_body()).await;
+    let connection = env
+        .create_connection(&token, &env.connection_body(tenant))
+        .await;
     let old = env.sync_and_wait(&token, &connection).await;
     assert_eq!(old["status"], "succeeded", "{old}");
     let old_run = old["id"].as_str().unwrap().to_owned();
 
     // The bank corrects its data (another seed: the same ids, other values); a newer sync
     // loads the corrections.
+    // The platform moves bank_a in the custodian registry to the corrected bank.
     let corrected = crate::kit::TestSim::start(small_params(86)).await;
+    let platform = env.token(tenant, &["platform_admin"]);
     let (status, changed, _) = env
         .call(
-            Method::PATCH,
-            &format!("/connections/{connection}"),
-            Some(&token),
-            Some(&serde_json::json!({ "base_url": corrected.sim.base_url() })),
+            Method::PUT,
+            "/custodians/bank_a",
+            Some(&platform),
+            Some(&serde_json::json!({
+                "name": "Bank A (corrected)", "protocol": "bank_a",
+                "base_url": corrected.sim.base_url(),
+                "ca_cert_ref": TestEnv::file_ref(&corrected.pki.ca_cert),
+            })),
         )
         .await;
     assert_eq!(status, 200, "{changed}");
+    assert_eq!(changed["base_url"], corrected.sim.base_url());
     let newer = env.sync_and_wait(&token, &connection).await;
     assert_eq!(newer["status"], "succeeded", "{newer}");
     let newer_run = newer["id"].as_str().unwrap().to_owned();

@@ -34,7 +34,9 @@ async fn the_app_role_with_tenant_a_set_sees_none_of_tenant_b_rows() {
     let b = env.tenant("Firm B").await;
     for tenant in [a, b] {
         let token = env.token(tenant, &["ops", "advisor", "support"]);
-        let connection = env.create_connection(&token, &env.connection_body()).await;
+        let connection = env
+            .create_connection(&token, &env.connection_body(tenant))
+            .await;
         let job = env.sync_and_wait(&token, &connection).await;
         assert_eq!(job["status"], "succeeded", "{job}");
     }

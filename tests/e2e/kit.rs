@@ -8,7 +8,7 @@ use eam_auth::{LocalIssuer, TokenRequest, Verifier};
 use eam_banksim::RunningSim;
 use eam_banksim::dataset::SimParams;
 use eam_config::SecretProvider;
-use eam_config::secrets::AwsAccess;
+use eam_config::secrets::{AwsAccess, TenantScope};
 use eam_connectors::{BreakerSettings, Breakers, RetryPolicy};
 use eam_store::archive::{Archive, ArchiveLocation};
 use eam_store::{AppDb, Store, TenantId};
@@ -46,6 +46,9 @@ pub fn test_policy() -> SyncPolicy {
         lease: Duration::from_secs(3),
         pause_after_failures: 5,
         custodian_limit: None,
+        egress: eam_config::egress::EgressPolicy {
+            allow_private_addresses: true,
+        },
     }
 }
 
@@ -203,7 +206,10 @@ pub struct TestEnv {
     pub api: String,
     pub issuer: Arc<LocalIssuer>,
     pub http: reqwest::Client,
-    pub secret_file: std::path::PathBuf,
+    /// The platform's root of tenants' secret files: each tenant `env.tenant(..)` creates
+    /// gets `<root>/<tenant id>/` with the client secret, certificate and key (and a rogue
+    /// certificate and key) the simulator expects: see [`TestEnv::tenant_file`].
+    pub secrets_root: std::path::PathBuf,
     /// The document archive the worker fills and the API reads.
     pub archive: Archive,
     /// Its directory, when it is a local one (worker processes a test starts use it too).
@@ -237,6 +243,9 @@ pub struct EnvOptions {
     pub certificate_warning_days: u32,
     /// The simulator's PKI (default: the shared test PKI).
     pub pki: Option<eam_banksim::pki::PkiPaths>,
+    /// Where bank URLs may point (default: private addresses allowed, the simulator is on
+    /// loopback).
+    pub egress: eam_config::egress::EgressPolicy,
     /// The API's read cache (default: as configured by default, on).
     pub read_cache: eam_api::read_cache::ReadCacheSettings,
 }
@@ -259,6 +268,9 @@ impl Default for EnvOptions {
                 user_cache: Duration::ZERO,
             },
             archive: None,
+            egress: eam_config::egress::EgressPolicy {
+                allow_private_addresses: true,
+            },
             secrets_ttl: Duration::from_secs(300),
             certificate_warning_days: 30,
             pki: None,
@@ -290,6 +302,32 @@ pub fn secret_provider(ttl: Duration) -> SecretProvider {
         },
         ttl,
     )
+}
+
+/// Secrets Manager names of tenant T start with `eam/T/` in tests.
+pub const TENANT_AWS_PREFIX: &str = "eam/";
+
+/// Points the custodian registry at the test's simulator: bank_a, bank_b and bank_c at their
+/// URLs, with the simulator's CA (a platform reference).
+pub async fn register_custodians(
+    store: &Store,
+    sim: &RunningSim,
+    pki: &eam_banksim::pki::PkiPaths,
+) {
+    for (code, url) in [
+        ("bank_a", sim.base_url()),
+        ("bank_b", sim.bank_b_url()),
+        ("bank_c", sim.bank_c_url()),
+    ] {
+        let mut entry = eam_store::custodians::get(store, code)
+            .await
+            .expect("custodian");
+        entry.base_url = Some(url);
+        entry.ca_cert_ref = Some(TestEnv::file_ref(&pki.ca_cert));
+        eam_store::custodians::put(store, &entry)
+            .await
+            .expect("register custodian");
+    }
 }
 
 pub fn install_crypto() {
@@ -325,10 +363,14 @@ impl TestEnv {
             }
         };
         let archive = Archive::open(&archive_location).expect("document archive");
-        let secrets = secret_provider(options.secrets_ttl);
-        let secret_file =
-            std::env::temp_dir().join(format!("eam-test-secret-{}", Uuid::new_v4().simple()));
-        std::fs::write(&secret_file, CLIENT_SECRET).expect("write secret");
+        let secrets_root =
+            std::env::temp_dir().join(format!("eam-test-secrets-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&secrets_root).expect("secrets root");
+        let secrets = secret_provider(options.secrets_ttl).with_tenant_scope(TenantScope {
+            aws_prefix: TENANT_AWS_PREFIX.into(),
+            file_root: Some(secrets_root.clone()),
+        });
+        register_custodians(&store, &sim, &pki).await;
 
         let queue_name = format!("eam-test-{}", Uuid::new_v4().simple());
         let redis = options
@@ -346,7 +388,10 @@ impl TestEnv {
                 .expect("queue");
             let cx = SyncContext::new(
                 store.clone(),
-                options.policy.clone(),
+                SyncPolicy {
+                    egress: options.egress,
+                    ..options.policy.clone()
+                },
                 Breakers::new(options.breakers.clone()),
                 secrets.clone(),
                 archive.clone(),
@@ -388,6 +433,7 @@ impl TestEnv {
                 options.read_cache,
                 metrics.read_cache_gauges(),
             )),
+            egress: options.egress,
         };
         let server = Server::bind("127.0.0.1:0").await.expect("bind API");
         let api = format!("http://{}", server.local_addr());
@@ -410,7 +456,7 @@ impl TestEnv {
             api: format!("{api}/api/v1"),
             issuer,
             http: reqwest::Client::new(),
-            secret_file,
+            secrets_root,
             archive,
             archive_dir,
             secrets,
@@ -428,17 +474,41 @@ impl TestEnv {
             let _ = tokio::time::timeout(Duration::from_secs(15), t).await;
         }
         self.sim.shutdown().await;
-        let _ = std::fs::remove_file(&self.secret_file);
+        let _ = std::fs::remove_dir_all(&self.secrets_root);
         if let Some(dir) = &self.archive_dir {
             let _ = std::fs::remove_dir_all(dir);
         }
         self.db.drop_db().await;
     }
 
+    /// A new tenant with the bank_sync module, and its secret files (see `secrets_root`).
     pub async fn tenant(&self, name: &str) -> TenantId {
-        eam_store::tenants::create_tenant(&self.store, name, &["bank_sync"])
+        let tenant = eam_store::tenants::create_tenant(&self.store, name, &["bank_sync"])
             .await
-            .expect("tenant")
+            .expect("tenant");
+        let dir = self.secrets_root.join(tenant.0.to_string());
+        std::fs::create_dir_all(&dir).expect("tenant secrets directory");
+        std::fs::write(dir.join("secret"), CLIENT_SECRET).expect("write secret");
+        for (name, from) in [
+            ("client.pem", &self.pki.client_cert),
+            ("client.key", &self.pki.client_key),
+            ("rogue.pem", &self.pki.rogue_client_cert),
+            ("rogue.key", &self.pki.rogue_client_key),
+        ] {
+            std::fs::copy(from, dir.join(name)).expect("copy PKI file");
+        }
+        tenant
+    }
+
+    /// A file in the tenant's secret directory: `secret`, `client.pem`, `client.key`,
+    /// `rogue.pem`, `rogue.key`, or one the test writes.
+    pub fn tenant_file(&self, tenant: TenantId, name: &str) -> std::path::PathBuf {
+        self.secrets_root.join(tenant.0.to_string()).join(name)
+    }
+
+    /// A `file://` reference to a file in the tenant's secret directory.
+    pub fn tenant_ref(&self, tenant: TenantId, name: &str) -> String {
+        Self::file_ref(&self.tenant_file(tenant, name))
     }
 
     pub fn token(&self, tenant: TenantId, roles: &[&str]) -> String {
@@ -457,17 +527,16 @@ impl TestEnv {
         format!("file://{}", p.display())
     }
 
-    /// The body of a bank_a connection to this test's simulator, with the real client cert.
-    pub fn connection_body(&self) -> Value {
+    /// The body of a bank_a connection of `tenant` to this test's simulator (the registry
+    /// says where it is), with the real client certificate from the tenant's secrets.
+    pub fn connection_body(&self, tenant: TenantId) -> Value {
         json!({
             "custodian": "bank_a",
             "name": "Bank A test",
-            "base_url": self.sim.base_url(),
             "client_id": CLIENT_ID,
-            "client_secret_ref": Self::file_ref(&self.secret_file),
-            "client_cert_ref": Self::file_ref(&self.pki.client_cert),
-            "client_key_ref": Self::file_ref(&self.pki.client_key),
-            "ca_cert_ref": Self::file_ref(&self.pki.ca_cert),
+            "client_secret_ref": self.tenant_ref(tenant, "secret"),
+            "client_cert_ref": self.tenant_ref(tenant, "client.pem"),
+            "client_key_ref": self.tenant_ref(tenant, "client.key"),
         })
     }
 

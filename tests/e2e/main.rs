@@ -23,4 +23,5 @@ mod secrets;
 mod security;
 mod services;
 mod sync;
+mod tenant_scope;
 mod workers;

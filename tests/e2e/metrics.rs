@@ -225,7 +225,9 @@ async fn a_sync_is_counted_by_custodian_outcome_and_records_loaded_by_kind() {
     .await;
     let tenant = env.tenant("Metrics SA").await;
     let token = env.token(tenant, &["ops", "advisor", "support"]);
-    let connection = env.create_connection(&token, &env.connection_body()).await;
+    let connection = env
+        .create_connection(&token, &env.connection_body(tenant))
+        .await;
 
     let before = scrape(&env).await;
     assert_eq!(before.sum("eam_sync_attempts_total", &[]), 0.0);
@@ -500,7 +502,9 @@ async fn queue_depth_counts_every_tenants_runs_queued_waiting_and_running() {
     for firm in ["Firm A", "Firm B"] {
         let tenant = env.tenant(firm).await;
         let token = env.token(tenant, &["ops", "support"]);
-        let connection = env.create_connection(&token, &env.connection_body()).await;
+        let connection = env
+            .create_connection(&token, &env.connection_body(tenant))
+            .await;
         let (status, accepted, _) = env
             .call(
                 Method::POST,
@@ -608,7 +612,9 @@ async fn a_worker_process_serves_its_own_metrics() {
 
     let tenant = env.tenant("Worker SA").await;
     let token = env.token(tenant, &["ops", "advisor"]);
-    let connection = env.create_connection(&token, &env.connection_body()).await;
+    let connection = env
+        .create_connection(&token, &env.connection_body(tenant))
+        .await;
     let job = env.sync_and_wait(&token, &connection).await;
     assert_eq!(job["status"], "succeeded", "{job}");
 

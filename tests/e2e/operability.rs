@@ -281,7 +281,9 @@ async fn a_client_request_id_is_on_the_job_and_on_the_worker_and_connector_log_l
         .expect("eam work starts");
     let tenant = env.tenant("Firm Logs").await;
     let token = env.token(tenant, &["ops", "support"]);
-    let connection = env.create_connection(&token, &env.connection_body()).await;
+    let connection = env
+        .create_connection(&token, &env.connection_body(tenant))
+        .await;
 
     let request_id = format!("e2e-{}", Uuid::new_v4().simple());
     let (status, accepted, echoed) = post_with_request_id(
@@ -386,9 +388,9 @@ async fn a_retry_and_a_bulk_retry_keep_the_request_id_that_asked_for_them() {
     let tenant = env.tenant("Firm Retry").await;
     let token = env.token(tenant, &["ops", "support"]);
     // A wrong client secret: the bank refuses it and the run fails at once (auth).
-    let wrong = std::env::temp_dir().join(format!("eam-test-wrong-{}", Uuid::new_v4().simple()));
+    let wrong = env.tenant_file(tenant, "wrong-secret");
     std::fs::write(&wrong, "not-the-secret").unwrap();
-    let mut body = env.connection_body();
+    let mut body = env.connection_body(tenant);
     body["client_secret_ref"] = TestEnv::file_ref(&wrong).into();
     let connection = env.create_connection(&token, &body).await;
     let failed = env.sync_and_wait(&token, &connection).await;

@@ -46,7 +46,9 @@ fn lookups(s: &Scrape, result: &str) -> f64 {
 async fn synced_tenant(env: &TestEnv, name: &str) -> (TenantId, String, Vec<(String, String)>) {
     let tenant = env.tenant(name).await;
     let staff = env.token(tenant, &["tenant_admin", "ops", "advisor"]);
-    let connection = env.create_connection(&staff, &env.connection_body()).await;
+    let connection = env
+        .create_connection(&staff, &env.connection_body(tenant))
+        .await;
     let job = env.sync_and_wait(&staff, &connection).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     let accounts = env.get("/accounts", &staff).await;

@@ -55,7 +55,9 @@ async fn a_5xx_burst_shorter_than_the_retry_budget_ends_in_success_with_its_atte
     let env = TestEnv::start(small_params(31)).await;
     let tenant = env.tenant("Firm A").await;
     let token = env.token(tenant, &["ops", "advisor", "support"]);
-    let connection = env.create_connection(&token, &env.connection_body()).await;
+    let connection = env
+        .create_connection(&token, &env.connection_body(tenant))
+        .await;
     // The first try and its one in-attempt retry both get 503; the second attempt's first try
     // gets the third 503, its retry goes through.
     env.sim
@@ -87,7 +89,9 @@ async fn a_burst_longer_than_the_budget_ends_dead_leaves_loaded_data_alone_and_s
     let env = TestEnv::start(small_params(32)).await;
     let tenant = env.tenant("Firm A").await;
     let token = env.token(tenant, &["ops", "advisor", "support"]);
-    let connection = env.create_connection(&token, &env.connection_body()).await;
+    let connection = env
+        .create_connection(&token, &env.connection_body(tenant))
+        .await;
     let first = env.sync_and_wait(&token, &connection).await;
     assert_eq!(first["status"], "succeeded", "{first}");
     let before = row_counts(&env).await;
@@ -205,7 +209,9 @@ async fn an_open_breaker_sends_nothing_until_its_cooldown_then_one_probe_closes_
     .await;
     let tenant = env.tenant("Firm A").await;
     let token = env.token(tenant, &["ops", "advisor", "support"]);
-    let connection = env.create_connection(&token, &env.connection_body()).await;
+    let connection = env
+        .create_connection(&token, &env.connection_body(tenant))
+        .await;
     let rule = env.sim.faults().inject(FaultRule::new("/", status(503)));
 
     let accepted = trigger(&env, &token, &connection).await;
@@ -254,7 +260,9 @@ async fn a_malformed_or_truncated_page_fails_as_data_at_once_with_its_location_a
     env.sim
         .faults()
         .inject(FaultRule::new(page.clone(), Fault::Malformed).times(1));
-    let connection = env.create_connection(&token, &env.connection_body()).await;
+    let connection = env
+        .create_connection(&token, &env.connection_body(tenant))
+        .await;
     let job = env.sync_and_wait(&token, &connection).await;
     assert_eq!(job["status"], "failed", "{job}");
     assert_eq!(job["attempts"], 1, "data errors are not retried");
@@ -269,7 +277,9 @@ async fn a_malformed_or_truncated_page_fails_as_data_at_once_with_its_location_a
     env.sim
         .faults()
         .inject(FaultRule::new(page, Fault::Truncate).times(1));
-    let second = env.create_connection(&token, &env.connection_body()).await;
+    let second = env
+        .create_connection(&token, &env.connection_body(tenant))
+        .await;
     let job = env.sync_and_wait(&token, &second).await;
     assert_eq!(job["status"], "failed", "{job}");
     assert_eq!(job["error"]["class"], "data", "{job}");
@@ -287,7 +297,9 @@ async fn a_second_trigger_is_coalesced_and_a_cancelled_sync_loads_nothing() {
     let env = TestEnv::start(small_params(35)).await;
     let tenant = env.tenant("Firm A").await;
     let token = env.token(tenant, &["ops", "advisor", "support"]);
-    let connection = env.create_connection(&token, &env.connection_body()).await;
+    let connection = env
+        .create_connection(&token, &env.connection_body(tenant))
+        .await;
     let last = env
         .sim
         .dataset()
@@ -375,7 +387,9 @@ async fn a_connection_failing_again_and_again_is_paused_until_ops_resume_it() {
     .await;
     let tenant = env.tenant("Firm A").await;
     let token = env.token(tenant, &["ops", "advisor", "support"]);
-    let connection = env.create_connection(&token, &env.connection_body()).await;
+    let connection = env
+        .create_connection(&token, &env.connection_body(tenant))
+        .await;
     // The bank refuses our credentials: each run fails as auth at once.
     let refused = env.sim.faults().inject(FaultRule::new(
         "/oauth/token",
@@ -472,7 +486,9 @@ async fn support_retries_every_dead_run_of_a_night_in_one_call() {
     let outage = env.sim.faults().inject(FaultRule::new("/", status(503)));
     let mut dead = Vec::new();
     for _ in 0..3 {
-        let connection = env.create_connection(&token, &env.connection_body()).await;
+        let connection = env
+            .create_connection(&token, &env.connection_body(tenant))
+            .await;
         let job = env.sync_and_wait(&token, &connection).await;
         assert_eq!(job["status"], "dead", "{job}");
         dead.push(job["id"].as_str().unwrap().to_owned());

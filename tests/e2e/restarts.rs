@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use eam_banksim::{Fault, FaultRule};
+use eam_store::TenantId;
 use reqwest::Method;
 use serde_json::Value;
 
@@ -63,10 +64,12 @@ async fn all_succeeded_once(env: &TestEnv, token: &str, runs: &[String]) -> Vec<
 }
 
 /// New connections, one sync triggered on each; returns (connection, run) ids.
-async fn trigger_batch(env: &TestEnv, token: &str) -> Vec<(String, String)> {
+async fn trigger_batch(env: &TestEnv, tenant: TenantId, token: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for _ in 0..CONNECTIONS {
-        let connection = env.create_connection(token, &env.connection_body()).await;
+        let connection = env
+            .create_connection(token, &env.connection_body(tenant))
+            .await;
         let (code, accepted, _) = env
             .call(
                 Method::POST,
@@ -99,7 +102,7 @@ async fn a_redis_restart_under_a_batch_of_syncs_loses_no_run_and_duplicates_none
         "/v1/accounts",
         Fault::Latency { millis: 150 },
     ));
-    let batch = trigger_batch(&env, &token).await;
+    let batch = trigger_batch(&env, tenant, &token).await;
     let deadline = Instant::now() + DEADLINE;
     while env.get("/jobs?status=running", &token).await["jobs"]
         .as_array()
@@ -135,7 +138,9 @@ async fn a_postgres_restart_under_a_batch_of_syncs_loses_no_run_and_duplicates_n
     .await;
     let tenant = env.tenant("Firm A").await;
     let token = env.token(tenant, &["ops", "advisor", "support"]);
-    let first = env.create_connection(&token, &env.connection_body()).await;
+    let first = env
+        .create_connection(&token, &env.connection_body(tenant))
+        .await;
     // Hold the first connection's row, so its sync stops inside its load transaction: the
     // restart then cuts a load in the middle, for certain. (NO KEY UPDATE, so that inserting
     // runs that refer to the row still works.)
@@ -158,7 +163,7 @@ async fn a_postgres_restart_under_a_batch_of_syncs_loses_no_run_and_duplicates_n
         .await;
     assert_eq!(code, 202, "{accepted}");
     let held_run = accepted["run_id"].as_str().unwrap().to_owned();
-    let mut runs: Vec<String> = trigger_batch(&env, &token)
+    let mut runs: Vec<String> = trigger_batch(&env, tenant, &token)
         .await
         .into_iter()
         .map(|(_, r)| r)
@@ -211,7 +216,9 @@ async fn while_redis_is_down_a_trigger_gets_503_never_a_false_202() {
     .await;
     let tenant = env.tenant("Firm A").await;
     let token = env.token(tenant, &["ops", "advisor", "support"]);
-    let connection = env.create_connection(&token, &env.connection_body()).await;
+    let connection = env
+        .create_connection(&token, &env.connection_body(tenant))
+        .await;
 
     redis.stop().await;
     let (code, problem, headers) = env

@@ -70,12 +70,11 @@ async fn add_connections(env: &TestEnv, tenant: TenantId, n: usize) -> Vec<Conne
             &NewConnection {
                 custodian: "bank_a".into(),
                 name: format!("Bank A {i}"),
-                base_url: env.sim.base_url(),
+                base_url: None,
                 client_id: Some(CLIENT_ID.into()),
-                client_secret_ref: Some(TestEnv::file_ref(&env.secret_file)),
-                client_cert_ref: Some(TestEnv::file_ref(&env.pki.client_cert)),
-                client_key_ref: Some(TestEnv::file_ref(&env.pki.client_key)),
-                ca_cert_ref: Some(TestEnv::file_ref(&env.pki.ca_cert)),
+                client_secret_ref: Some(env.tenant_ref(tenant, "secret")),
+                client_cert_ref: Some(env.tenant_ref(tenant, "client.pem")),
+                client_key_ref: Some(env.tenant_ref(tenant, "client.key")),
             },
         )
         .await
@@ -750,7 +749,9 @@ async fn the_schedule_api_shows_and_sets_schedules_with_their_next_five_times() 
     let ops = env.token(tenant, &["ops"]);
     let support = env.token(tenant, &["support"]);
     let advisor = env.token(tenant, &["advisor"]);
-    let connection = env.create_connection(&ops, &env.connection_body()).await;
+    let connection = env
+        .create_connection(&ops, &env.connection_body(tenant))
+        .await;
     let path = format!("/connections/{connection}/schedule");
 
     let none = env.get(&path, &ops).await;
@@ -1082,7 +1083,9 @@ async fn at_most_n_syncs_of_one_custodian_run_at_once_across_workers_and_tenants
         let tenant = env.tenant(firm).await;
         let token = env.token(tenant, &["ops"]);
         for _ in 0..3 {
-            let connection = env.create_connection(&token, &env.connection_body()).await;
+            let connection = env
+                .create_connection(&token, &env.connection_body(tenant))
+                .await;
             triggered.push((token.clone(), connection));
         }
     }
@@ -1148,7 +1151,9 @@ async fn two_eam_work_processes_tick_and_run_a_due_schedule_once() {
     let env = TestEnv::start_with(small_params(71), without_worker()).await;
     let tenant = env.tenant("Firm A").await;
     let token = env.token(tenant, &["ops"]);
-    let connection = env.create_connection(&token, &env.connection_body()).await;
+    let connection = env
+        .create_connection(&token, &env.connection_body(tenant))
+        .await;
     // Daily at the current minute, in force since ten minutes ago: due now, once.
     let now = Utc::now();
     let cron = format!("{} {} * * *", now.minute(), now.hour());

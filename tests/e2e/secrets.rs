@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use eam_banksim::pki::PkiPaths;
+use eam_store::TenantId;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
@@ -42,9 +43,30 @@ pub(crate) fn secrets_manager() -> aws_sdk_secretsmanager::Client {
     aws_sdk_secretsmanager::Client::from_conf(config)
 }
 
-/// A secret name of this test's own (tests share the emulator).
-fn unique_name(what: &str) -> String {
-    format!("eam-test/{}/{what}", Uuid::new_v4().simple())
+/// A secret name of this test's own under the tenant's prefix (tests share the emulator).
+fn unique_name(tenant: TenantId, what: &str) -> String {
+    format!(
+        "{}{}/{what}-{}",
+        kit::TENANT_AWS_PREFIX,
+        tenant.0,
+        Uuid::new_v4().simple()
+    )
+}
+
+/// A platform secret's name (outside every tenant's prefix): the bank's CA.
+fn platform_name(what: &str) -> String {
+    format!("eam-test-platform/{}/{what}", Uuid::new_v4().simple())
+}
+
+/// Points the registry's bank_a at a CA kept in Secrets Manager (a platform reference).
+async fn bank_a_ca_from_secrets_manager(env: &TestEnv, ca_name: &str) {
+    let mut entry = eam_store::custodians::get(&env.store, "bank_a")
+        .await
+        .expect("bank_a");
+    entry.ca_cert_ref = Some(format!("aws-sm://{ca_name}"));
+    eam_store::custodians::put(&env.store, &entry)
+        .await
+        .expect("registry");
 }
 
 async fn create_secret(sm: &aws_sdk_secretsmanager::Client, name: &str, value: &str) {
@@ -220,20 +242,18 @@ async fn wait_for_certificate(
     }
 }
 
-fn aws_refs(name: &str, ca_name: &str) -> Value {
+fn aws_refs(name: &str) -> Value {
     json!({
         "client_secret_ref": format!("aws-sm://{name}#client_secret"),
         "client_cert_ref": format!("aws-sm://{name}#client_cert"),
         "client_key_ref": format!("aws-sm://{name}#client_key"),
-        "ca_cert_ref": format!("aws-sm://{ca_name}"),
     })
 }
 
-fn bank_a_body(env: &TestEnv, refs: &Value) -> Value {
+fn bank_a_body(refs: &Value) -> Value {
     let mut body = json!({
         "custodian": "bank_a",
         "name": "Bank A via Secrets Manager",
-        "base_url": env.sim.base_url(),
         "client_id": CLIENT_ID,
     });
     for (k, v) in refs.as_object().expect("refs") {
@@ -259,16 +279,17 @@ async fn credentials_from_secrets_manager_sync_and_a_rotated_certificate_is_used
     )
     .await;
     let sm = secrets_manager();
-    let name = unique_name("bank-a");
-    let ca_name = unique_name("bank-a-ca");
+    let tenant = env.tenant("Firm SM").await;
+    let token = env.token(tenant, &["ops", "advisor", "support"]);
+    let name = unique_name(tenant, "bank-a");
+    let ca_name = platform_name("bank-a-ca");
     create_secret(&sm, &name, &bundle(&expiring)).await;
     let ca_pem = std::fs::read_to_string(&pki.paths.ca_cert).expect("CA");
     create_secret(&sm, &ca_name, &ca_pem).await;
+    bank_a_ca_from_secrets_manager(&env, &ca_name).await;
 
-    let tenant = env.tenant("Firm SM").await;
-    let token = env.token(tenant, &["ops", "advisor", "support"]);
     let connection = env
-        .create_connection(&token, &bank_a_body(&env, &aws_refs(&name, &ca_name)))
+        .create_connection(&token, &bank_a_body(&aws_refs(&name)))
         .await;
     let stored = env.get(&format!("/connections/{connection}"), &token).await;
     assert_eq!(
@@ -356,7 +377,7 @@ async fn a_missing_secret_fails_the_sync_as_auth_naming_the_reference_and_bad_re
         "aws-sm://na me#key",
         "vault://x",
     ] {
-        let mut body = env.connection_body();
+        let mut body = env.connection_body(tenant);
         body["client_secret_ref"] = json!(bad);
         let (status, problem, _) = env
             .call(Method::POST, "/connections", Some(&token), Some(&body))
@@ -370,8 +391,8 @@ async fn a_missing_secret_fails_the_sync_as_auth_naming_the_reference_and_bad_re
         );
     }
 
-    let missing = format!("aws-sm://{}#client_secret", unique_name("absent"));
-    let mut body = env.connection_body();
+    let missing = format!("aws-sm://{}#client_secret", unique_name(tenant, "absent"));
+    let mut body = env.connection_body(tenant);
     body["client_secret_ref"] = json!(missing);
     let connection = env.create_connection(&token, &body).await;
     let job = env.sync_and_wait(&token, &connection).await;
@@ -381,8 +402,8 @@ async fn a_missing_secret_fails_the_sync_as_auth_naming_the_reference_and_bad_re
     let message = job["error"]["message"].as_str().expect("message");
     assert!(message.contains(&missing), "{message}");
 
-    let mut body = env.connection_body();
-    body["client_cert_ref"] = json!(format!("aws-sm://{}#cert", unique_name("absent")));
+    let mut body = env.connection_body(tenant);
+    body["client_cert_ref"] = json!(format!("aws-sm://{}#cert", unique_name(tenant, "absent")));
     let unreadable = env.create_connection(&token, &body).await;
     let certificate = env
         .get(&format!("/connections/{unreadable}/certificate"), &token)
@@ -468,8 +489,9 @@ async fn a_full_run_leaves_no_secret_value_in_logs_or_api_answers() {
     )
     .await;
     let sm = secrets_manager();
-    let name = unique_name("bank-a");
-    let ca_name = unique_name("bank-a-ca");
+    let tenant = env.tenant("Firm Logs").await;
+    let name = unique_name(tenant, "bank-a");
+    let ca_name = platform_name("bank-a-ca");
     let read = |p: &Path| std::fs::read_to_string(p).expect("PKI file");
     let key_pem = read(&env.pki.client_key);
     let credentials = json!({
@@ -480,6 +502,7 @@ async fn a_full_run_leaves_no_secret_value_in_logs_or_api_answers() {
     .to_string();
     create_secret(&sm, &name, &credentials).await;
     create_secret(&sm, &ca_name, &read(&env.pki.ca_cert)).await;
+    bank_a_ca_from_secrets_manager(&env, &ca_name).await;
 
     let mut worker = worker_command(&env, "secrets")
         .env("EAM_LOG__LEVEL", "debug")
@@ -490,7 +513,6 @@ async fn a_full_run_leaves_no_secret_value_in_logs_or_api_answers() {
         .spawn()
         .expect("eam work starts");
 
-    let tenant = env.tenant("Firm Logs").await;
     let token = env.token(tenant, &["ops", "advisor", "support", "tenant_admin"]);
     let mut answers = String::new();
     let mut record =
@@ -498,7 +520,7 @@ async fn a_full_run_leaves_no_secret_value_in_logs_or_api_answers() {
             answers.push_str(&format!("{status} {path} {headers:?} {body}\n"));
         };
 
-    let body = bank_a_body(&env, &aws_refs(&name, &ca_name));
+    let body = bank_a_body(&aws_refs(&name));
     let (status, created, headers) = env
         .call(Method::POST, "/connections", Some(&token), Some(&body))
         .await;

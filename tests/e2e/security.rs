@@ -30,7 +30,9 @@ const STAFF: &[&str] = &["tenant_admin", "ops", "support", "advisor"];
 async fn firm(env: &TestEnv, name: &str) -> Firm {
     let tenant = env.tenant(name).await;
     let staff = env.token(tenant, STAFF);
-    let connection = env.create_connection(&staff, &env.connection_body()).await;
+    let connection = env
+        .create_connection(&staff, &env.connection_body(tenant))
+        .await;
     let job = env.sync_and_wait(&staff, &connection).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     let documents = env
@@ -96,10 +98,10 @@ async fn request_for(
         ("get", "/holdings" | "/balances" | "/transactions") => {
             (format!("{path}?account_id={account}"), None)
         }
-        ("post", "/connections") => (path.into(), Some(env.connection_body())),
+        ("post", "/connections") => (path.into(), Some(env.connection_body(firm.tenant))),
         ("delete", "/connections/{id}") => {
             let fresh = env
-                .create_connection(&firm.staff, &env.connection_body())
+                .create_connection(&firm.staff, &env.connection_body(firm.tenant))
                 .await;
             (format!("/connections/{fresh}"), None)
         }
@@ -170,6 +172,12 @@ async fn request_for(
             Some(json!({"name": "Renamed client"})),
         ),
         (_, "/clients/{id}") => (format!("/clients/{client}"), None),
+        ("put", "/custodians/{code}") => (
+            format!("/custodians/matrix-{unique}"),
+            Some(
+                json!({"name": "Matrix bank", "protocol": "bank_b", "base_url": "https://127.0.0.1:9"}),
+            ),
+        ),
         (_, p) if !p.contains('{') => (p.into(), None),
         _ => panic!("no request recipe for {method} {path}: add one to the security test"),
     }

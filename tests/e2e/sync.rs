@@ -227,7 +227,9 @@ async fn a_sync_through_the_api_loads_exactly_the_bank_data_and_a_second_changes
     let data = env.sim.dataset();
     let tenant = env.tenant("Firm A").await;
     let token = env.token(tenant, &["ops", "advisor", "support"]);
-    let connection = env.create_connection(&token, &env.connection_body()).await;
+    let connection = env
+        .create_connection(&token, &env.connection_body(tenant))
+        .await;
 
     let job = env.sync_and_wait(&token, &connection).await;
     assert_eq!(job["status"], "succeeded", "{job}");
@@ -302,15 +304,15 @@ async fn without_a_valid_client_certificate_or_secret_the_sync_fails_as_auth_and
     let tenant = env.tenant("Firm A").await;
     let token = env.token(tenant, &["ops", "advisor", "support"]);
 
-    let mut no_cert = env.connection_body();
+    let mut no_cert = env.connection_body(tenant);
     no_cert.as_object_mut().unwrap().remove("client_cert_ref");
     no_cert.as_object_mut().unwrap().remove("client_key_ref");
-    let mut rogue_cert = env.connection_body();
-    rogue_cert["client_cert_ref"] = TestEnv::file_ref(&env.pki.rogue_client_cert).into();
-    rogue_cert["client_key_ref"] = TestEnv::file_ref(&env.pki.rogue_client_key).into();
-    let wrong_secret_file = env.secret_file.with_extension("wrong");
+    let mut rogue_cert = env.connection_body(tenant);
+    rogue_cert["client_cert_ref"] = env.tenant_ref(tenant, "rogue.pem").into();
+    rogue_cert["client_key_ref"] = env.tenant_ref(tenant, "rogue.key").into();
+    let wrong_secret_file = env.tenant_file(tenant, "secret.wrong");
     std::fs::write(&wrong_secret_file, "not-the-secret").unwrap();
-    let mut wrong_secret = env.connection_body();
+    let mut wrong_secret = env.connection_body(tenant);
     wrong_secret["client_secret_ref"] = TestEnv::file_ref(&wrong_secret_file).into();
 
     for (case, body, expect_in_message) in [
@@ -389,12 +391,11 @@ async fn a_complete_snapshot_closes_the_positions_it_omits_and_a_delta_closes_no
         &eam_store::connections::NewConnection {
             custodian: "bank_b".into(),
             name: "Bank B".into(),
-            base_url: "https://bank-b.invalid".into(),
+            base_url: None,
             client_id: None,
             client_secret_ref: None,
             client_cert_ref: None,
             client_key_ref: None,
-            ca_cert_ref: None,
         },
     )
     .await

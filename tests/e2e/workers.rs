@@ -56,6 +56,9 @@ pub(crate) fn worker_command(env: &TestEnv, name: &str) -> tokio::process::Comma
         .env("EAM_WORKER__METRICS_BIND", "127.0.0.1:0")
         .env("EAM_LOG__LEVEL", "info")
         .env("EAM_ARCHIVE__DIR", archive)
+        // Tenants' secret files where the kit puts them; the simulator is on loopback.
+        .env("EAM_SECRETS__TENANT_FILE_ROOT", &env.secrets_root)
+        .env("EAM_EGRESS__ALLOW_PRIVATE_ADDRESSES", "true")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::from(log))
@@ -84,7 +87,9 @@ async fn a_sync_whose_worker_is_killed_completes_on_another_worker_with_no_dupli
     .await;
     let tenant = env.tenant("Firm A").await;
     let token = env.token(tenant, &["ops", "advisor", "support"]);
-    let connection = env.create_connection(&token, &env.connection_body()).await;
+    let connection = env
+        .create_connection(&token, &env.connection_body(tenant))
+        .await;
     // Slow transaction pages keep the sync busy long enough to be killed in the middle.
     env.sim.faults().inject(FaultRule::new(
         "/v1/accounts",
@@ -168,7 +173,9 @@ async fn on_sigterm_a_worker_takes_nothing_new_and_hands_back_what_outlives_its_
     .await;
     let tenant = env.tenant("Firm A").await;
     let token = env.token(tenant, &["ops", "advisor", "support"]);
-    let connection = env.create_connection(&token, &env.connection_body()).await;
+    let connection = env
+        .create_connection(&token, &env.connection_body(tenant))
+        .await;
     // Every page takes 2 s: far longer than the worker's 5 s grace for the whole sync.
     let slow = env.sim.faults().inject(FaultRule::new(
         "/v1/accounts",
@@ -280,7 +287,9 @@ async fn a_soak_of_syncs_under_random_faults_ends_every_run_and_keeps_data_exact
     for n in 0..connections {
         let tenant = env.tenant(&format!("Soak firm {n}")).await;
         let token = env.token(tenant, &["ops", "advisor", "support"]);
-        let connection = env.create_connection(&token, &env.connection_body()).await;
+        let connection = env
+            .create_connection(&token, &env.connection_body(tenant))
+            .await;
         tenants.push((token, connection));
     }
 

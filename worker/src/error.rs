@@ -64,7 +64,13 @@ impl From<eam_config::secrets::SecretError> for SyncError {
         } else {
             ErrorClass::Auth
         };
-        SyncError::new(class, format!("bank credentials unavailable: {e}"))
+        match e {
+            // Said as it is: the reference was refused, not found missing.
+            eam_config::secrets::SecretError::OutOfScope { .. } => {
+                SyncError::new(class, e.to_string())
+            }
+            _ => SyncError::new(class, format!("bank credentials unavailable: {e}")),
+        }
     }
 }
 

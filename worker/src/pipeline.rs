@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, Utc};
 use eam_config::SecretProvider;
+use eam_config::egress::{self, EgressPolicy};
 use eam_connectors::bank_a::{BankAClient, BankAConfig};
 use eam_connectors::bank_b::{BankBClient, BankBConfig};
 use eam_connectors::bank_c::{BankCClient, BankCConfig};
@@ -84,6 +85,8 @@ pub struct SyncPolicy {
     /// At most this many syncs of one custodian run at once, across all workers (`None`: no
     /// limit). Checked in `begin`.
     pub custodian_limit: Option<CustodianLimit>,
+    /// Which addresses a bank URL may reach (private ones only in tests and the demo).
+    pub egress: EgressPolicy,
 }
 
 /// The per-custodian concurrency limit (see `eam_store::custodian_limit`).
@@ -106,6 +109,7 @@ impl Default for SyncPolicy {
             lease: Duration::from_secs(30),
             pause_after_failures: 5,
             custodian_limit: None,
+            egress: EgressPolicy::default(),
         }
     }
 }
@@ -474,27 +478,41 @@ struct Fetched {
 }
 
 /// Fetches the raw documents the connection's cursor says are new.
+///
+/// Before anything is resolved or sent, the connection is checked as the API checked it when
+/// it was stored (a row may have been changed behind the API's back): every secret reference
+/// inside the tenant's scope, and the bank's address the one the custodian registry names (or
+/// one of its allowed hosts) on public addresses. A refusal fails the run `auth`, with nothing
+/// read and nothing sent.
 async fn fetch(
     cx: &SyncContext,
     connection: &Connection,
     findings: &mut Findings,
 ) -> Result<Fetched, SyncError> {
-    findings.references = [
+    let tenant_refs = [
         &connection.client_secret_ref,
         &connection.client_cert_ref,
         &connection.client_key_ref,
-        &connection.ca_cert_ref,
-    ]
-    .into_iter()
-    .flatten()
-    .cloned()
-    .collect();
+    ];
+    findings.references = tenant_refs
+        .into_iter()
+        .chain([&connection.ca_cert_ref])
+        .flatten()
+        .cloned()
+        .collect();
+    for reference in tenant_refs.into_iter().flatten() {
+        cx.secrets
+            .tenant_scope()
+            .check(connection.tenant_id, reference)?;
+    }
+    destination(cx, connection).await?;
     let tls = tls_identity(&cx.secrets, connection).await?;
     // An unreadable certificate is the connector's to refuse, with its own message.
     findings.cert_expires_at = (!tls.client_cert_pem.is_empty())
         .then(|| eam_connectors::certificate::not_after(&tls.client_cert_pem).ok())
         .flatten();
     let breaker = Some(cx.breakers.for_url(&connection.base_url));
+    let egress = cx.policy.egress;
     match connection.protocol.as_str() {
         "bank_a" => {
             let client_secret = secret(&cx.secrets, connection).await?;
@@ -509,6 +527,7 @@ async fn fetch(
                 timeout: cx.policy.bank_timeout,
                 retry: cx.policy.request_retry.clone(),
                 breaker,
+                egress,
             })?;
             let since = cursor_date(&connection.cursor);
             Ok(Fetched {
@@ -523,6 +542,7 @@ async fn fetch(
                 timeout: cx.policy.bank_timeout,
                 retry: cx.policy.request_retry.clone(),
                 breaker,
+                egress,
             })?;
             let fetched = client.fetch(files_after(&connection.cursor)).await?;
             Ok(Fetched {
@@ -539,6 +559,7 @@ async fn fetch(
                 timeout: cx.policy.bank_timeout,
                 retry: cx.policy.request_retry.clone(),
                 breaker,
+                egress,
             })?;
             let fetched = client.fetch(files_after(&connection.cursor)).await?;
             Ok(Fetched {
@@ -552,7 +573,42 @@ async fn fetch(
     }
 }
 
-/// The connection's client secret or API key, resolved from its reference.
+/// Checks where the connection would connect: the custodian registry's URL, or the
+/// connection's own where the custodian allows one and its host is among the registry's
+/// allowed hosts; every address of the host allowed by the egress rule.
+async fn destination(cx: &SyncContext, connection: &Connection) -> Result<(), SyncError> {
+    let refused = |why: String| {
+        SyncError::new(
+            ErrorClass::Auth,
+            format!("refused destination: {why}; nothing was sent"),
+        )
+    };
+    let Some(registry_url) = connection.registry_base_url.as_deref() else {
+        return Err(refused(format!(
+            "custodian {} has no address in the platform's custodian registry (a platform admin sets it)",
+            connection.custodian
+        )));
+    };
+    let url = connection.base_url.as_str();
+    let host = egress::host_of(url).unwrap_or_default();
+    let registry_host = egress::host_of(registry_url).unwrap_or_default();
+    let named = host == registry_host
+        || (connection.tenant_urls && egress::host_allowed(&host, &connection.allowed_hosts));
+    if !named {
+        return Err(refused(format!(
+            "{host} is not a host the custodian registry names for {}",
+            connection.custodian
+        )));
+    }
+    match cx.policy.egress.check_url(url).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_transient() => Err(SyncError::new(ErrorClass::Transient, e.to_string())),
+        Err(e) => Err(refused(e.to_string())),
+    }
+}
+
+/// The connection's client secret or API key, resolved from its reference in the tenant's
+/// scope.
 async fn secret(secrets: &SecretProvider, connection: &Connection) -> Result<String, SyncError> {
     let reference = connection.client_secret_ref.as_deref().ok_or_else(|| {
         SyncError::new(
@@ -560,26 +616,33 @@ async fn secret(secrets: &SecretProvider, connection: &Connection) -> Result<Str
             "the connection has no client secret reference",
         )
     })?;
-    Ok(secrets.resolve_text(reference).await?)
+    Ok(secrets
+        .resolve_tenant_text(connection.tenant_id, reference)
+        .await?)
 }
 
+/// The client certificate and key (the tenant's references) and the bank's CA (the
+/// registry's, a platform reference).
 async fn tls_identity(
     secrets: &SecretProvider,
     connection: &Connection,
 ) -> Result<TlsIdentity, SyncError> {
-    async fn opt(
-        secrets: &SecretProvider,
-        reference: &Option<String>,
-    ) -> Result<Vec<u8>, SyncError> {
-        match reference {
-            Some(r) => Ok(secrets.resolve(r).await?),
-            None => Ok(Vec::new()),
+    let tenant = |reference: &Option<String>| {
+        let reference = reference.clone();
+        async move {
+            match reference {
+                Some(r) => secrets.resolve_tenant(connection.tenant_id, &r).await,
+                None => Ok(Vec::new()),
+            }
         }
-    }
+    };
     Ok(TlsIdentity {
-        client_cert_pem: opt(secrets, &connection.client_cert_ref).await?,
-        client_key_pem: opt(secrets, &connection.client_key_ref).await?,
-        ca_pem: opt(secrets, &connection.ca_cert_ref).await?,
+        client_cert_pem: tenant(&connection.client_cert_ref).await?,
+        client_key_pem: tenant(&connection.client_key_ref).await?,
+        ca_pem: match &connection.ca_cert_ref {
+            Some(r) => secrets.resolve_platform(r).await?,
+            None => Vec::new(),
+        },
     })
 }
 

@@ -73,7 +73,11 @@ async fn inspect(
     let Some(reference) = connection.client_cert_ref else {
         return view;
     };
-    let read = match state.secrets.resolve(&reference).await {
+    let read = match state
+        .secrets
+        .resolve_tenant(connection.tenant_id, &reference)
+        .await
+    {
         Ok(pem) => eam_connectors::certificate::not_after(&pem).map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };

@@ -1,7 +1,8 @@
 //! Bank connections: create, read, and trigger a sync.
 
-use eam_config::secrets::SecretRef;
+use eam_config::egress;
 use eam_store::connections::{self, Connection as StoredConnection, NewConnection};
+use eam_store::custodians;
 use eam_store::runs::{self, RunStatus, Transition, Trigger};
 use eam_store::{ConnectionId, RunId, StoreError};
 use serde_json::json;
@@ -20,20 +21,22 @@ use crate::state::ApiState;
 
 pub struct ConnectionsApi(pub ApiState);
 
-/// The custodians whose protocol the worker can sync today.
-const SUPPORTED_CUSTODIANS: &[&str] = &["bank_a", "bank_b", "bank_c"];
-
-/// A new bank connection. Secrets are given as references (`file:///path`, `env://NAME`),
-/// never as values.
+/// A new bank connection. The custodian comes from the platform's custodian registry (`GET
+/// /custodians`), which says where its API lives and which CA signs its server; the tenant
+/// gives its own credentials as references inside its scope (`aws-sm://<prefix><tenant id>/...`,
+/// or `file://<tenant_file_root>/<tenant id>/...` where the platform allows files; never
+/// `env://`), never as values.
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
 struct NewConnectionBody {
-    /// Custodian code, e.g. `bank_a`.
+    /// Custodian code from the registry, e.g. `bank_a`.
     custodian: String,
     #[oai(validator(min_length = 1, max_length = 200))]
     name: String,
-    /// The bank's API base URL; must be https.
-    base_url: String,
+    /// The connection's own https URL, only for a custodian whose registry entry allows
+    /// per-tenant URLs (its host must be one of the entry's allowed hosts). Leave it out
+    /// otherwise: the registry's URL is used.
+    base_url: Option<String>,
     /// OAuth2 client id at the bank (bank_a only).
     #[oai(validator(min_length = 1, max_length = 200))]
     client_id: Option<String>,
@@ -43,7 +46,8 @@ struct NewConnectionBody {
     client_cert_ref: Option<String>,
     /// Reference to the PEM private key of the client certificate.
     client_key_ref: Option<String>,
-    /// Reference to the PEM CA certificate that signs the bank's server certificate.
+    /// Not accepted (422): the bank's CA is the custodian registry's.
+    #[oai(deprecated)]
     ca_cert_ref: Option<String>,
 }
 
@@ -54,12 +58,15 @@ struct Connection {
     custodian: String,
     protocol: String,
     name: String,
+    /// Where syncs connect: the connection's own URL where allowed, else the registry's
+    /// (empty while the registry has none).
     base_url: String,
+    /// True when `base_url` is the connection's own, false when it is the registry's.
+    own_base_url: bool,
     client_id: Option<String>,
     client_secret_ref: Option<String>,
     client_cert_ref: Option<String>,
     client_key_ref: Option<String>,
-    ca_cert_ref: Option<String>,
     /// False while paused.
     enabled: bool,
     /// `active` or `paused`.
@@ -81,12 +88,12 @@ impl From<StoredConnection> for Connection {
             custodian: c.custodian,
             protocol: c.protocol,
             name: c.name,
+            own_base_url: c.tenant_urls && c.own_base_url.is_some(),
             base_url: c.base_url,
             client_id: c.client_id,
             client_secret_ref: c.client_secret_ref,
             client_cert_ref: c.client_cert_ref,
             client_key_ref: c.client_key_ref,
-            ca_cert_ref: c.ca_cert_ref,
             enabled: c.enabled,
             status: if c.enabled { "active" } else { "paused" }.to_owned(),
             consecutive_failures: c.consecutive_failures,
@@ -154,36 +161,38 @@ enum Accepted {
     Accepted(Json<SyncAccepted>, #[oai(header = "Location")] String),
 }
 
-fn check_reference(field: &str, value: &str) -> Result<(), ApiError> {
-    SecretRef::parse(value)
-        .map(|_| ())
-        .map_err(|e| ApiError::unprocessable(format!("{field}: {e}")))
-}
-
-/// The fields of a connection, checked as one: what its custodian needs, references only.
+/// The fields of a connection, checked as one: a custodian of the registry, what its
+/// protocol needs, references inside the tenant's scope, and an own URL only where the
+/// registry allows one, on an allowed host with public addresses.
 struct Fields<'a> {
+    tenant: Uuid,
     custodian: &'a str,
-    base_url: &'a str,
+    base_url: Option<&'a str>,
     client_id: Option<&'a str>,
     client_secret_ref: Option<&'a str>,
     client_cert_ref: Option<&'a str>,
     client_key_ref: Option<&'a str>,
-    ca_cert_ref: Option<&'a str>,
 }
 
 impl Fields<'_> {
-    fn check(&self) -> Result<(), ApiError> {
-        if !SUPPORTED_CUSTODIANS.contains(&self.custodian) {
-            return Err(ApiError::unprocessable(format!(
-                "custodian: '{}' is not supported; expected one of {SUPPORTED_CUSTODIANS:?}",
-                self.custodian
-            )));
-        }
-        if !self.base_url.starts_with("https://") || self.base_url.len() <= "https://".len() {
-            return Err(ApiError::unprocessable("base_url: must be an https:// URL"));
-        }
+    async fn check(&self, state: &ApiState) -> Result<(), ApiError> {
+        let custodian = match custodians::get(&state.store, self.custodian).await {
+            Ok(c) => c,
+            Err(StoreError::NotFound) => {
+                let known: Vec<String> = custodians::list(&state.store)
+                    .await?
+                    .into_iter()
+                    .map(|c| c.code)
+                    .collect();
+                return Err(ApiError::unprocessable(format!(
+                    "custodian: '{}' is not in the platform's custodian registry; expected one of {known:?}",
+                    self.custodian
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
         // What each protocol authenticates with, beside the client certificate.
-        let (needs_client_id, needs_secret) = match self.custodian {
+        let (needs_client_id, needs_secret) = match custodian.protocol.as_str() {
             "bank_a" => (true, true),
             "bank_c" => (false, true),
             _ => (false, false),
@@ -215,14 +224,16 @@ impl Fields<'_> {
                 )));
             }
         }
+        let scope = state.secrets.tenant_scope();
         for (field, value) in [
             ("client_secret_ref", self.client_secret_ref),
             ("client_cert_ref", self.client_cert_ref),
             ("client_key_ref", self.client_key_ref),
-            ("ca_cert_ref", self.ca_cert_ref),
         ] {
             if let Some(v) = value {
-                check_reference(field, v)?;
+                scope
+                    .check(self.tenant, v)
+                    .map_err(|e| ApiError::unprocessable(format!("{field}: {e}")))?;
             }
         }
         if self.client_cert_ref.is_some() != self.client_key_ref.is_some() {
@@ -230,31 +241,79 @@ impl Fields<'_> {
                 "client_cert_ref and client_key_ref go together",
             ));
         }
-        Ok(())
+        check_own_url(state, &custodian, self.base_url).await
     }
 }
 
+/// A connection's own URL: only where the custodian allows one, on one of its allowed hosts,
+/// every address public (unless the platform allows private ones).
+async fn check_own_url(
+    state: &ApiState,
+    custodian: &custodians::Custodian,
+    url: Option<&str>,
+) -> Result<(), ApiError> {
+    let Some(url) = url else {
+        return Ok(());
+    };
+    if !custodian.tenant_urls {
+        return Err(ApiError::unprocessable(format!(
+            "base_url: custodian {}'s address is set by the platform's custodian registry; leave base_url out",
+            custodian.code
+        )));
+    }
+    let parsed =
+        egress::parse_https(url).map_err(|e| ApiError::unprocessable(format!("base_url: {e}")))?;
+    let host = egress::host_of(parsed.as_str()).unwrap_or_default();
+    if !egress::host_allowed(&host, &custodian.allowed_hosts) {
+        return Err(ApiError::unprocessable(format!(
+            "base_url: {host} is not among the hosts the custodian registry allows for {}: {:?}",
+            custodian.code, custodian.allowed_hosts
+        )));
+    }
+    state
+        .egress
+        .check_url(url)
+        .await
+        .map(|_| ())
+        .map_err(|e| ApiError::unprocessable(format!("base_url: {e}")))
+}
+
+/// A CA reference is the registry's, never a connection's.
+fn refuse_ca(given: bool) -> Result<(), ApiError> {
+    if given {
+        return Err(ApiError::unprocessable(
+            "ca_cert_ref: the bank's CA is set by the platform's custodian registry, not by a connection; leave it out",
+        ));
+    }
+    Ok(())
+}
+
 impl NewConnectionBody {
-    fn validate(self) -> Result<NewConnection, ApiError> {
+    async fn validate(self, state: &ApiState, tenant: Uuid) -> Result<NewConnection, ApiError> {
+        refuse_ca(self.ca_cert_ref.is_some())?;
+        let base_url = self
+            .base_url
+            .as_deref()
+            .map(|u| u.trim_end_matches('/').to_owned());
         Fields {
+            tenant,
             custodian: &self.custodian,
-            base_url: &self.base_url,
+            base_url: base_url.as_deref(),
             client_id: self.client_id.as_deref(),
             client_secret_ref: self.client_secret_ref.as_deref(),
             client_cert_ref: self.client_cert_ref.as_deref(),
             client_key_ref: self.client_key_ref.as_deref(),
-            ca_cert_ref: self.ca_cert_ref.as_deref(),
         }
-        .check()?;
+        .check(state)
+        .await?;
         Ok(NewConnection {
             custodian: self.custodian,
             name: self.name,
-            base_url: self.base_url.trim_end_matches('/').to_owned(),
+            base_url,
             client_id: self.client_id,
             client_secret_ref: self.client_secret_ref,
             client_cert_ref: self.client_cert_ref,
             client_key_ref: self.client_key_ref,
-            ca_cert_ref: self.ca_cert_ref,
         })
     }
 }
@@ -265,11 +324,14 @@ impl NewConnectionBody {
 struct ConnectionChangeBody {
     #[oai(validator(min_length = 1, max_length = 200))]
     name: Option<String>,
-    base_url: Option<String>,
+    /// The connection's own URL (where its custodian allows one); `null`: the registry's.
+    base_url: poem_openapi::types::MaybeUndefined<String>,
     client_id: poem_openapi::types::MaybeUndefined<String>,
     client_secret_ref: poem_openapi::types::MaybeUndefined<String>,
     client_cert_ref: poem_openapi::types::MaybeUndefined<String>,
     client_key_ref: poem_openapi::types::MaybeUndefined<String>,
+    /// Not accepted (422): the bank's CA is the custodian registry's.
+    #[oai(deprecated)]
     ca_cert_ref: poem_openapi::types::MaybeUndefined<String>,
 }
 
@@ -308,7 +370,7 @@ impl ConnectionsApi {
         let caller = self.0.authenticate(&token).await?;
         caller.require(Action::ManageConnections)?;
         caller.require_module("bank_sync")?;
-        let new = body.0.validate()?;
+        let new = body.0.validate(&self.0, caller.tenant.0).await?;
         let mut tx = caller.tx(&self.0).await?;
         let created = connections::create(&mut tx, &new).await?;
         AuditContext::new(&caller, req)
@@ -316,7 +378,10 @@ impl ConnectionsApi {
                 &mut tx,
                 "connection.created",
                 format!("connection:{}", created.id),
-                json!({ "custodian": created.custodian, "base_url": created.base_url }),
+                json!({ "custodian": created.custodian, "base_url": created.own_base_url,
+                    "client_id": created.client_id, "client_secret_ref": created.client_secret_ref,
+                    "client_cert_ref": created.client_cert_ref,
+                    "client_key_ref": created.client_key_ref }),
             )
             .await?;
         tx.commit().await?;
@@ -482,14 +547,15 @@ impl ConnectionsApi {
         caller.require(Action::ManageConnections)?;
         caller.require_module("bank_sync")?;
         let body = body.0;
+        refuse_ca(!body.ca_cert_ref.is_undefined())?;
         let change = eam_store::connections::ConnectionChange {
             name: body.name,
-            base_url: body.base_url.map(|u| u.trim_end_matches('/').to_owned()),
+            base_url: change_of(body.base_url)
+                .map(|u| u.map(|u| u.trim_end_matches('/').to_owned())),
             client_id: change_of(body.client_id),
             client_secret_ref: change_of(body.client_secret_ref),
             client_cert_ref: change_of(body.client_cert_ref),
             client_key_ref: change_of(body.client_key_ref),
-            ca_cert_ref: change_of(body.ca_cert_ref),
         };
         let mut tx = caller.tx(&self.0).await?;
         let current = connections::get(&mut tx, ConnectionId(id.0))
@@ -499,23 +565,30 @@ impl ConnectionsApi {
             Some(v) => v.clone(),
             None => old.clone(),
         };
-        let (client_id, secret, cert, key, ca) = (
+        let (base_url, client_id, secret, cert, key) = (
+            merged(&change.base_url, &current.own_base_url),
             merged(&change.client_id, &current.client_id),
             merged(&change.client_secret_ref, &current.client_secret_ref),
             merged(&change.client_cert_ref, &current.client_cert_ref),
             merged(&change.client_key_ref, &current.client_key_ref),
-            merged(&change.ca_cert_ref, &current.ca_cert_ref),
         );
         Fields {
+            tenant: caller.tenant.0,
             custodian: &current.custodian,
-            base_url: change.base_url.as_deref().unwrap_or(&current.base_url),
+            // Checked when it changes (a URL the registry no longer allows is the worker's
+            // to refuse; it does not block renaming the connection).
+            base_url: if change.base_url.is_some() {
+                base_url.as_deref()
+            } else {
+                None
+            },
             client_id: client_id.as_deref(),
             client_secret_ref: secret.as_deref(),
             client_cert_ref: cert.as_deref(),
             client_key_ref: key.as_deref(),
-            ca_cert_ref: ca.as_deref(),
         }
-        .check()?;
+        .check(&self.0)
+        .await?;
         let (before, after) = connections::update(&mut tx, ConnectionId(id.0), &change).await?;
         AuditContext::new(&caller, req)
             .record(
@@ -523,14 +596,12 @@ impl ConnectionsApi {
                 "connection.changed",
                 format!("connection:{}", id.0),
                 json!({
-                    "before": { "name": before.name, "base_url": before.base_url,
+                    "before": { "name": before.name, "base_url": before.own_base_url,
                         "client_id": before.client_id, "client_secret_ref": before.client_secret_ref,
-                        "client_cert_ref": before.client_cert_ref, "client_key_ref": before.client_key_ref,
-                        "ca_cert_ref": before.ca_cert_ref },
-                    "after": { "name": after.name, "base_url": after.base_url,
+                        "client_cert_ref": before.client_cert_ref, "client_key_ref": before.client_key_ref },
+                    "after": { "name": after.name, "base_url": after.own_base_url,
                         "client_id": after.client_id, "client_secret_ref": after.client_secret_ref,
-                        "client_cert_ref": after.client_cert_ref, "client_key_ref": after.client_key_ref,
-                        "ca_cert_ref": after.ca_cert_ref },
+                        "client_cert_ref": after.client_cert_ref, "client_key_ref": after.client_key_ref },
                 }),
             )
             .await?;

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod breaks;
 pub mod certificates;
 pub mod connections;
+pub mod custodians;
 pub mod documents;
 pub mod jobs;
 pub mod me;

@@ -38,6 +38,9 @@ fn bank_b(sim: &RunningSim, pki: &PkiPaths) -> BankBClient {
         timeout: Duration::from_secs(10),
         retry: no_retries(),
         breaker: None,
+        egress: eam_config::egress::EgressPolicy {
+            allow_private_addresses: true,
+        },
     })
     .expect("a bank_b client")
 }
@@ -50,6 +53,9 @@ fn bank_c(sim: &RunningSim, pki: &PkiPaths, api_key: &str) -> BankCClient {
         timeout: Duration::from_secs(10),
         retry: no_retries(),
         breaker: None,
+        egress: eam_config::egress::EgressPolicy {
+            allow_private_addresses: true,
+        },
     })
     .expect("a bank_c client")
 }
