@@ -15,7 +15,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use eam_metrics::{Metrics, Platform, UNMATCHED_ROUTE};
+use eam_metrics::{Metrics, Platform, PlatformSource, Read, UNMATCHED_ROUTE};
+use eam_model::gauges::{ActiveRuns, CertificatesAtRisk, ReportedBreakers};
 use poem::http::StatusCode;
 use poem::{Endpoint, EndpointExt, IntoResponse, PathPattern, Request, Response, Route, get};
 
@@ -134,11 +135,31 @@ pub fn observe<E: Endpoint + 'static>(
     })
 }
 
+/// The platform gauges as the store reads them.
+struct StoreGauges(eam_store::Store);
+
+impl PlatformSource for StoreGauges {
+    fn active_runs(&self) -> Read<'_, ActiveRuns> {
+        Box::pin(async { self.0.active_runs().await.map_err(|e| e.to_string()) })
+    }
+    fn certificates_at_risk(&self, warning_days: u32) -> Read<'_, CertificatesAtRisk> {
+        Box::pin(async move {
+            self.0
+                .certificates_at_risk(warning_days)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+    fn reported_breakers(&self) -> Read<'_, ReportedBreakers> {
+        Box::pin(async { self.0.reported_breakers().await.map_err(|e| e.to_string()) })
+    }
+}
+
 /// `/metrics` of the API: the process's counts and the platform gauges read from PostgreSQL.
 pub fn endpoint(state: &ApiState) -> impl Endpoint + use<> {
     let metrics = state.metrics.clone();
     let platform = Platform {
-        store: state.store.clone(),
+        source: Arc::new(StoreGauges(state.store.clone())),
         certificate_warning_days: state.certificate_warning_days,
     };
     get(poem::endpoint::make(move |_| {

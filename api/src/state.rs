@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use eam_auth::{LocalIssuer, Verifier};
+use eam_queue::SyncQueue;
 use eam_store::Store;
-use eam_worker::queue::SyncQueue;
 
 /// Everything a handler needs; cheap to clone.
 #[derive(Clone)]

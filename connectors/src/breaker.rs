@@ -49,36 +49,7 @@ impl Default for BreakerSettings {
     }
 }
 
-/// The state of a breaker, as ops see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BreakerState {
-    Closed,
-    Open,
-    HalfOpen,
-}
-
-impl BreakerState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BreakerState::Closed => "closed",
-            BreakerState::Open => "open",
-            BreakerState::HalfOpen => "half_open",
-        }
-    }
-}
-
-/// A breaker's state at one moment.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BreakerSnapshot {
-    pub endpoint: String,
-    pub state: BreakerState,
-    pub consecutive_failures: u32,
-    pub opened_at: Option<DateTime<Utc>>,
-    pub open_until: Option<DateTime<Utc>>,
-    pub rejected_calls: u64,
-    /// Bumped on every change, so a reporter sends only what changed.
-    pub version: u64,
-}
+pub use eam_model::breaker::{BreakerSnapshot, BreakerState};
 
 type Policy =
     OrElse<ConsecutiveFailures<backoff::Constant>, SuccessRateOverTimeWindow<backoff::Constant>>;
@@ -309,17 +280,11 @@ impl Breakers {
     }
 }
 
-/// The endpoint a breaker guards: `scheme://host:port` of a URL (the URL itself when it does
-/// not parse, so a bad URL still gets a breaker of its own).
-pub fn endpoint_of(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(u) => format!(
-            "{}://{}:{}",
-            u.scheme(),
-            u.host_str().unwrap_or_default(),
-            u.port_or_known_default().unwrap_or_default()
-        ),
-        Err(_) => url.to_owned(),
+pub use eam_model::breaker::endpoint_of;
+
+impl eam_model::BreakerSource for Breakers {
+    fn snapshots(&self) -> Vec<BreakerSnapshot> {
+        Breakers::snapshots(self)
     }
 }
 

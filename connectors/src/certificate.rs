@@ -5,22 +5,13 @@
 //! the client's own; any that follow are its chain.
 
 use chrono::{DateTime, Utc};
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 
 use crate::ConnectorError;
 
-/// The end of the validity of the first certificate in a PEM bundle.
+/// The end of the validity of the first certificate in a PEM bundle; an unreadable one is a
+/// credentials error (see `eam_model::certificate`, which reads it).
 pub fn not_after(pem: &[u8]) -> Result<DateTime<Utc>, ConnectorError> {
-    let unusable = |what: &str| ConnectorError::Credentials(format!("client certificate: {what}"));
-    let der = CertificateDer::pem_slice_iter(pem)
-        .next()
-        .ok_or_else(|| unusable("no PEM CERTIFICATE block"))?
-        .map_err(|_| unusable("the PEM block cannot be read"))?;
-    let (_, certificate) = x509_parser::parse_x509_certificate(&der)
-        .map_err(|_| unusable("not a readable X.509 certificate"))?;
-    DateTime::from_timestamp(certificate.validity().not_after.timestamp(), 0)
-        .ok_or_else(|| unusable("its notAfter is out of range"))
+    eam_model::certificate::not_after(pem).map_err(|e| ConnectorError::Credentials(e.to_string()))
 }
 
 #[cfg(test)]

@@ -21,44 +21,8 @@ mod http;
 use std::time::Duration;
 
 pub use breaker::{Breaker, BreakerSettings, BreakerSnapshot, BreakerState, Breakers};
+pub use eam_model::{DocumentKind, ErrorClass};
 pub use http::{RetryPolicy, TlsIdentity};
-
-/// What kind of failure a sync step hit; decides retry and the suggested action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorClass {
-    /// Timeouts, refused connections, 5xx, 429: retried with backoff.
-    Transient,
-    /// The bank refused our credentials or client certificate: no retry, ops must act.
-    Auth,
-    /// The bank sent something unreadable or inconsistent: no retry, the document is kept.
-    Data,
-    /// A bug or misconfiguration on our side.
-    Internal,
-}
-
-impl ErrorClass {
-    /// The stable name stored on runs and shown by the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorClass::Transient => "transient",
-            ErrorClass::Auth => "auth",
-            ErrorClass::Data => "data",
-            ErrorClass::Internal => "internal",
-        }
-    }
-
-    /// The class named by [`ErrorClass::as_str`].
-    pub fn parse(s: &str) -> Option<Self> {
-        [
-            ErrorClass::Transient,
-            ErrorClass::Auth,
-            ErrorClass::Data,
-            ErrorClass::Internal,
-        ]
-        .into_iter()
-        .find(|c| c.as_str() == s)
-    }
-}
 
 /// A failed exchange with a bank. Messages name the URL and the cause, never a secret.
 #[derive(Debug, thiserror::Error)]
@@ -137,44 +101,6 @@ impl ConnectorError {
             ConnectorError::Status { status, .. } => matches!(status, 408 | 429 | 500..=599),
             _ => false,
         }
-    }
-}
-
-/// Which endpoint or file type a raw document came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DocumentKind {
-    Accounts,
-    Positions,
-    Balances,
-    Transactions,
-    /// A statement file (SWIFT FIN, ISO 20022) listed and downloaded from a bank: see
-    /// [`RawDocument::file`].
-    StatementFile,
-}
-
-impl DocumentKind {
-    /// The stable name used in document names and provenance.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DocumentKind::Accounts => "accounts",
-            DocumentKind::Positions => "positions",
-            DocumentKind::Balances => "balances",
-            DocumentKind::Transactions => "transactions",
-            DocumentKind::StatementFile => "file",
-        }
-    }
-
-    /// The kind named by [`DocumentKind::as_str`].
-    pub fn parse(s: &str) -> Option<Self> {
-        [
-            DocumentKind::Accounts,
-            DocumentKind::Positions,
-            DocumentKind::Balances,
-            DocumentKind::Transactions,
-            DocumentKind::StatementFile,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
     }
 }
 

@@ -20,9 +20,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use eam_connectors::{BreakerState, Breakers};
-use eam_store::Store;
-use eam_store::load::{KindCounts, LoadCounts};
+use std::future::Future;
+use std::pin::Pin;
+
+use eam_model::gauges::{ActiveRuns, CertificatesAtRisk, ReportedBreakers};
+use eam_model::{BreakerSource, BreakerState};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -183,12 +185,31 @@ impl LimitScope {
     }
 }
 
+/// One read of a platform gauge source: its rows, or why they could not be read.
+pub type Read<'a, T> = Pin<Box<dyn Future<Output = Result<Vec<T>, String>> + Send + 'a>>;
+
+/// Where the scrape-time platform gauges come from (PostgreSQL, through the store: the API
+/// wires it; this crate knows no database).
+pub trait PlatformSource: Send + Sync {
+    fn active_runs(&self) -> Read<'_, ActiveRuns>;
+    fn certificates_at_risk(&self, warning_days: u32) -> Read<'_, CertificatesAtRisk>;
+    fn reported_breakers(&self) -> Read<'_, ReportedBreakers>;
+}
+
 /// Where the scrape-time platform gauges are read from.
 #[derive(Clone)]
 pub struct Platform {
-    pub store: Store,
+    pub source: Arc<dyn PlatformSource>,
     /// A client certificate expiring within this many days is at risk.
     pub certificate_warning_days: u32,
+}
+
+/// Records a load changed, of one kind: inserted, updated, unchanged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Effects {
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
 }
 
 /// The metrics of one process; cheap to clone (every clone counts into the same families).
@@ -207,7 +228,7 @@ struct Families {
     read_cache_lookups: Family<ResultLabels, Counter>,
     read_cache: ReadCacheGauges,
     /// The breakers of the sync contexts counting into these metrics, read when scraped.
-    breakers: Mutex<Vec<Arc<Breakers>>>,
+    breakers: Mutex<Vec<Arc<dyn BreakerSource>>>,
 }
 
 impl Default for Families {
@@ -274,16 +295,14 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// Counts what a committed load did, per record kind and effect.
-    pub fn count_loaded(&self, custodian: &str, counts: &LoadCounts) {
-        let kinds: [(&'static str, KindCounts); 6] = [
-            ("clients", counts.clients),
-            ("accounts", counts.accounts),
-            ("securities", counts.securities),
-            ("positions", counts.positions),
-            ("cash_balances", counts.balances),
-            ("transactions", counts.transactions),
-        ];
+    /// Counts what a committed load did, per record kind (`clients`, `accounts`, ...) and
+    /// effect, and the positions a complete snapshot closed.
+    pub fn count_loaded(
+        &self,
+        custodian: &str,
+        kinds: &[(&'static str, Effects)],
+        positions_closed: u64,
+    ) {
         let add = |kind: &'static str, effect: &'static str, n: u64| {
             let labels = RecordLabels {
                 custodian: custodian.to_owned(),
@@ -297,7 +316,7 @@ impl Metrics {
             add(kind, "updated", c.updated);
             add(kind, "unchanged", c.unchanged);
         }
-        add("positions", "closed", counts.positions_closed);
+        add("positions", "closed", positions_closed);
     }
 
     /// Counts a request refused with 429 by the `scope` limit.
@@ -327,13 +346,16 @@ impl Metrics {
     }
 
     /// Shows the state of these breakers (a worker's, one per bank endpoint) when scraped.
-    pub fn watch_breakers(&self, breakers: Arc<Breakers>) {
+    pub fn watch_breakers(&self, breakers: Arc<dyn BreakerSource>) {
         let mut watched = self
             .inner
             .breakers
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if !watched.iter().any(|b| Arc::ptr_eq(b, &breakers)) {
+        if !watched
+            .iter()
+            .any(|b| std::ptr::addr_eq(Arc::as_ptr(b), Arc::as_ptr(&breakers)))
+        {
             watched.push(breakers);
         }
     }
@@ -409,7 +431,7 @@ impl Metrics {
 }
 
 /// One gauge per endpoint and state: how many of the watched breakers are in it.
-fn breaker_states(watched: &[Arc<Breakers>]) -> Family<BreakerLabels, Gauge> {
+fn breaker_states(watched: &[Arc<dyn BreakerSource>]) -> Family<BreakerLabels, Gauge> {
     let family = Family::<BreakerLabels, Gauge>::default();
     for snapshot in watched.iter().flat_map(|b| b.snapshots()) {
         for state in [
@@ -440,7 +462,7 @@ async fn register_platform(registry: &mut Registry, platform: &Platform) {
         errors.get_or_create(&SourceLabels { source }).set(0);
     }
 
-    match platform.store.active_runs().await {
+    match platform.source.active_runs().await {
         Ok(rows) => {
             let family = Family::<QueueLabels, Gauge>::default();
             for r in rows {
@@ -461,7 +483,7 @@ async fn register_platform(registry: &mut Registry, platform: &Platform) {
     }
 
     match platform
-        .store
+        .source
         .certificates_at_risk(platform.certificate_warning_days)
         .await
     {
@@ -486,7 +508,7 @@ async fn register_platform(registry: &mut Registry, platform: &Platform) {
         Err(e) => failed("certificates", &e),
     }
 
-    match platform.store.reported_breakers().await {
+    match platform.source.reported_breakers().await {
         Ok(rows) => {
             let family = Family::<BreakerLabels, Gauge>::default();
             for r in rows {

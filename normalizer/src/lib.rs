@@ -5,10 +5,11 @@
 //! parser over an archived statement (`eam normalize`) without touching a bank or a database.
 
 pub mod bank_a;
-pub mod domain;
+pub use eam_model::domain;
 pub mod error;
 pub mod iso20022;
-pub mod model;
+/// The canonical records (they live in `eam_model::records`, shared with the store).
+pub use eam_model::records as model;
 pub mod natural_key;
 pub mod reconcile;
 pub mod statement;

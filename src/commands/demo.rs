@@ -68,8 +68,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .await?
         .with_metrics(metrics.clone());
     let queue =
-        eam_worker::queue::SyncQueue::connect(settings.redis.url.expose(), &settings.redis.queue)
-            .await?;
+        eam_queue::SyncQueue::connect(settings.redis.url.expose(), &settings.redis.queue).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let worker = {
         let mut stop = stop_rx.clone();

@@ -30,7 +30,7 @@ pub async fn run(args: ScheduleArgs) -> anyhow::Result<()> {
     let store = super::connect_store(&settings).await?;
     let tick = super::work::tick_settings(&settings);
     let now = Utc::now();
-    let schedules = eam_worker::scheduler::upcoming(&store, &tick, now, args.count).await?;
+    let schedules = eam_worker::tick::upcoming(&store, &tick, now, args.count).await?;
     let mut rows: Vec<_> = schedules
         .iter()
         .filter(|s| args.tenant.is_none_or(|t| t == s.tenant_id))

@@ -28,8 +28,7 @@ pub async fn build_state(
 ) -> anyhow::Result<ApiState> {
     let store = super::connect_store(settings).await?;
     let queue =
-        eam_worker::queue::SyncQueue::connect(settings.redis.url.expose(), &settings.redis.queue)
-            .await?;
+        eam_queue::SyncQueue::connect(settings.redis.url.expose(), &settings.redis.queue).await?;
     let local_issuer = if settings.auth.local_issuer_dir.is_empty() {
         None
     } else {

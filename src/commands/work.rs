@@ -6,7 +6,7 @@ use anyhow::Context as _;
 
 use eam_config::Settings;
 use eam_connectors::{BreakerSettings, Breakers, RetryPolicy};
-use eam_worker::scheduler::TickSettings;
+use eam_worker::tick::TickSettings;
 use eam_worker::{CustodianLimit, DispatchSettings, SyncContext, SyncPolicy, WorkerOptions};
 
 #[derive(clap::Args)]
@@ -22,8 +22,7 @@ pub async fn run(args: WorkArgs) -> anyhow::Result<()> {
     let metrics = eam_metrics::Metrics::new();
     let cx = context(&settings).await?.with_metrics(metrics.clone());
     let queue =
-        eam_worker::queue::SyncQueue::connect(settings.redis.url.expose(), &settings.redis.queue)
-            .await?;
+        eam_queue::SyncQueue::connect(settings.redis.url.expose(), &settings.redis.queue).await?;
     let mut options = worker_options(&settings);
     if let Some(c) = args.concurrency {
         options.concurrency = c;
@@ -33,7 +32,7 @@ pub async fn run(args: WorkArgs) -> anyhow::Result<()> {
     // One shutdown signal for the queue worker and the schedule ticker.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let ticker = settings.scheduler.enabled.then(|| {
-        tokio::spawn(eam_worker::scheduler::run_ticker(
+        tokio::spawn(eam_worker::tick::run_ticker(
             cx.store.clone(),
             tick_settings(&settings),
             stopped.clone(),

@@ -17,7 +17,6 @@ pub mod custodian_limit;
 pub mod custodians;
 pub mod documents;
 pub mod gauges;
-pub mod ids;
 pub mod load;
 pub mod read;
 pub mod reconciliation;
@@ -31,7 +30,7 @@ use std::str::FromStr;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
-pub use ids::{AccountId, ClientId, ConnectionId, RunId, TenantId};
+pub use eam_model::ids::{self, AccountId, ClientId, ConnectionId, RunId, TenantId};
 
 /// The embedded migrations (`migrations/` at the workspace root).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");

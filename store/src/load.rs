@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use chrono::NaiveDate;
-use eam_normalizer::model::{Batch, SecurityDetail};
+use eam_model::records::{Batch, SecurityDetail};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

@@ -9,99 +9,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+use eam_model::ErrorClass;
+
 use crate::{ConnectionId, Result, RunId, StoreError, TenantTx};
 
-/// Status of a sync run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    Queued,
-    Running,
-    Succeeded,
-    SucceededWithBreaks,
-    Failed,
-    Dead,
-    Cancelled,
-}
-
-impl RunStatus {
-    pub const ALL: [RunStatus; 7] = [
-        RunStatus::Queued,
-        RunStatus::Running,
-        RunStatus::Succeeded,
-        RunStatus::SucceededWithBreaks,
-        RunStatus::Failed,
-        RunStatus::Dead,
-        RunStatus::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Queued => "queued",
-            RunStatus::Running => "running",
-            RunStatus::Succeeded => "succeeded",
-            RunStatus::SucceededWithBreaks => "succeeded_with_breaks",
-            RunStatus::Failed => "failed",
-            RunStatus::Dead => "dead",
-            RunStatus::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        RunStatus::ALL.into_iter().find(|r| r.as_str() == s)
-    }
-
-    /// A terminal run never changes again.
-    pub fn is_terminal(self) -> bool {
-        !matches!(self, RunStatus::Queued | RunStatus::Running)
-    }
-
-    /// The allowed transitions, in one place for the worker and the API alike.
-    pub fn can_become(self, next: RunStatus) -> bool {
-        use RunStatus::*;
-        matches!(
-            (self, next),
-            (Queued, Running | Cancelled)
-                // Running -> Queued: a transient failure waits for its next attempt, or the
-                // worker died (lease expired) and the run goes back to the queue. A run is
-                // never taken over while running: a duplicate delivery finds it running and
-                // leaves it alone.
-                | (Running, Queued)
-                | (Running, Succeeded | SucceededWithBreaks | Failed | Dead | Cancelled)
-        )
-    }
-
-    /// The statuses a run may be in to move to `next`.
-    fn sources(next: RunStatus) -> Vec<String> {
-        RunStatus::ALL
-            .into_iter()
-            .filter(|s| s.can_become(next))
-            .map(|s| s.as_str().to_owned())
-            .collect()
-    }
-}
-
-/// What started a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Trigger {
-    Manual,
-    Schedule,
-    Retry,
-    /// Re-normalizes the archived documents of an earlier run, without calling the bank.
-    Replay,
-}
-
-impl Trigger {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Trigger::Manual => "manual",
-            Trigger::Schedule => "schedule",
-            Trigger::Retry => "retry",
-            Trigger::Replay => "replay",
-        }
-    }
-}
+pub use eam_model::run::{RunError, RunStatus, Trigger};
 
 /// A stored run.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -400,7 +312,7 @@ pub async fn list(tx: &mut TenantTx, filter: &RunFilter) -> Result<Vec<Run>> {
 pub struct AttemptError {
     pub attempt: i32,
     pub at: DateTime<Utc>,
-    pub class: String,
+    pub class: ErrorClass,
     pub message: String,
 }
 
@@ -418,8 +330,8 @@ pub struct Transition {
     /// Starting a new attempt (to `Running`).
     pub new_attempt: bool,
     pub attempt_error: Option<AttemptError>,
-    /// The run's final error (class, message).
-    pub error: Option<(String, String)>,
+    /// The run's final error.
+    pub error: Option<RunError>,
     /// A message without an error class, e.g. who cancelled the run.
     pub note: Option<String>,
     pub counts: Option<Value>,
@@ -466,7 +378,11 @@ pub async fn transition(tx: &mut TenantTx, id: RunId, t: Transition) -> Result<R
         .map(|e| serde_json::to_value([e]))
         .transpose()
         .map_err(|e| StoreError::Data(e.to_string()))?;
-    let (error_class, error_message) = t.error.clone().unzip();
+    let (error_class, error_message) = t
+        .error
+        .as_ref()
+        .map(|e| (e.class.as_str(), e.message.clone()))
+        .unzip();
     let (lease_owner, lease_secs) = t
         .lease
         .as_ref()

@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use eam_worker::queue::{SyncQueue, deliver_empty_tasks};
+use eam_queue::SyncQueue;
+use eam_worker::queue::deliver_empty_tasks;
 
 fn main() -> anyhow::Result<()> {
     let redis_url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());

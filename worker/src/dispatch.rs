@@ -20,12 +20,13 @@ use std::time::Duration;
 
 use chrono::Utc;
 use eam_connectors::ErrorClass;
+use eam_model::RunError;
 use eam_store::breakers::BreakerRow;
 use eam_store::runs::{self, AttemptError, RunStatus, Transition};
 use eam_store::{ConnectionId, RunId, StoreError, TenantId};
 
 use crate::pipeline::{SyncContext, SyncTask};
-use crate::queue::SyncQueue;
+use eam_queue::SyncQueue;
 
 /// How often and how eagerly the dispatcher works.
 #[derive(Debug, Clone)]
@@ -122,10 +123,10 @@ async fn requeue_abandoned(cx: &SyncContext, task: SyncTask) -> Result<bool, Sto
         attempt_error: Some(AttemptError {
             attempt: run.attempts,
             at: Utc::now(),
-            class: ErrorClass::Transient.as_str().to_owned(),
+            class: ErrorClass::Transient,
             message: message.clone(),
         }),
-        error: exhausted.then(|| (ErrorClass::Transient.as_str().to_owned(), message)),
+        error: exhausted.then(|| RunError::new(ErrorClass::Transient, message)),
         next_attempt_at: Some(Utc::now()),
         only_if_lease_expired: true,
         ..Transition::to(if exhausted {

@@ -90,16 +90,5 @@ impl From<eam_store::archive::ArchiveError> for SyncError {
 
 /// The next step a support person should take for an error class.
 pub fn suggested_action(class: ErrorClass) -> &'static str {
-    match class {
-        ErrorClass::Transient => {
-            "The bank or network failed temporarily; the run is retried automatically. If it ended dead, retry it once the bank is reachable."
-        }
-        ErrorClass::Auth => {
-            "The bank refused our credentials or client certificate: check the connection's client secret and certificate (expired or revoked?), update them, then retry."
-        }
-        ErrorClass::Data => {
-            "The bank sent data that cannot be read or does not add up: nothing was loaded. Inspect the error location, contact the bank or wait for a parser fix, then retry."
-        }
-        ErrorClass::Internal => "An internal error: report it to engineering with the run id.",
-    }
+    class.suggested_action()
 }

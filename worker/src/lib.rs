@@ -8,10 +8,10 @@ pub mod dispatch;
 pub mod error;
 pub mod pipeline;
 pub mod queue;
-pub mod schedule;
-pub mod scheduler;
+pub mod tick;
 
 pub use dispatch::DispatchSettings;
+pub use eam_queue::{QueueError, SyncQueue};
 pub use error::{SyncError, suggested_action};
 pub use pipeline::{CustodianLimit, SyncContext, SyncPolicy, SyncTask};
 pub use queue::WorkerOptions;

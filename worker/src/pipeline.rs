@@ -42,6 +42,7 @@ use eam_connectors::{
     Breakers, DocumentKind, ErrorClass, FileInfo, RawDocument, RetryPolicy, TlsIdentity,
 };
 use eam_metrics::{Metrics, SyncOutcome};
+use eam_model::RunError;
 use eam_normalizer::model::{Batch, SourceFormat};
 use eam_normalizer::{bank_a, statement};
 use eam_store::archive::Archive;
@@ -49,22 +50,15 @@ use eam_store::connections::{self, Connection};
 use eam_store::custodian_limit;
 use eam_store::documents::{self, NewDocument};
 use eam_store::runs::{self, AttemptError, Lease, RunStatus, Transition};
-use eam_store::{ConnectionId, RunId, Store, StoreError, TenantId};
+use eam_store::{RunId, Store, StoreError, TenantId};
 use rand::Rng;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::error::SyncError;
 
-/// What the queue carries: which run of which connection of which tenant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SyncTask {
-    pub run_id: RunId,
-    pub tenant_id: TenantId,
-    pub connection_id: ConnectionId,
-}
+pub use eam_queue::SyncTask;
 
 /// The tunables of syncs: timeouts, retries, leases, pausing.
 #[derive(Debug, Clone)]
@@ -158,7 +152,7 @@ impl SyncContext {
     /// Counts into `metrics` (shared with the process's other parts, e.g. the API's
     /// `/metrics`), and shows this worker's breakers there.
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
-        metrics.watch_breakers(self.breakers.clone());
+        metrics.watch_breakers(self.breakers.clone() as Arc<dyn eam_model::BreakerSource>);
         self.metrics = metrics;
         self
     }
@@ -883,7 +877,23 @@ async fn load(
         Err(e) => return Err(e.into()),
     }
     tx.commit().await?;
-    cx.metrics.count_loaded(&connection.custodian, &counts);
+    let effects = |k: eam_store::load::KindCounts| eam_metrics::Effects {
+        inserted: k.inserted,
+        updated: k.updated,
+        unchanged: k.unchanged,
+    };
+    cx.metrics.count_loaded(
+        &connection.custodian,
+        &[
+            ("clients", effects(counts.clients)),
+            ("accounts", effects(counts.accounts)),
+            ("securities", effects(counts.securities)),
+            ("positions", effects(counts.positions)),
+            ("cash_balances", effects(counts.balances)),
+            ("transactions", effects(counts.transactions)),
+        ],
+        counts.positions_closed,
+    );
     tracing::info!(changed = counts.changed(), breaks, replay, "sync loaded");
     Ok(status)
 }
@@ -930,11 +940,11 @@ async fn record_failure(
         attempt_error: Some(AttemptError {
             attempt: i32::try_from(attempt).unwrap_or(i32::MAX),
             at: Utc::now(),
-            class: e.class.as_str().to_owned(),
+            class: e.class,
             message: e.message.clone(),
         }),
         // The run's own error is its final one; a failure it retries stays an attempt error.
-        error: (!retry).then(|| (e.class.as_str().to_owned(), e.message.clone())),
+        error: (!retry).then(|| RunError::new(e.class, e.message.clone())),
         next_attempt_at,
         only_if_lease_owner: Some(lease.owner.clone()),
         ..Transition::to(to)
@@ -1006,7 +1016,7 @@ pub async fn hand_back(cx: &SyncContext) {
                 attempt_error: Some(AttemptError {
                     attempt: 0,
                     at: Utc::now(),
-                    class: ErrorClass::Transient.as_str().to_owned(),
+                    class: ErrorClass::Transient,
                     message: "the worker shut down before the sync finished; handed back".into(),
                 }),
                 next_attempt_at: Some(Utc::now()),

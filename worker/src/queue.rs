@@ -1,18 +1,10 @@
-//! The sync job queue: Redis (apalis-redis 1.0) carries [`SyncTask`]s from the API to workers.
+//! Consuming the sync job queue: Redis (apalis-redis 1.0) carries [`SyncTask`]s from the API
+//! (the producer is the `eam-queue` crate) to workers.
 //!
 //! Redis is only the transport. PostgreSQL (`sync_runs`) records every run, its attempts and
 //! errors, and [`pipeline::run_attempt`] decides when a transient failure becomes `dead`. This
 //! module delivers each task, re-delivers it after a delay when the pipeline asks for another
 //! attempt, never drops one, and stops cleanly.
-//!
-//! # Producing
-//!
-//! [`SyncQueue::push`] writes a task whose id is the run id, so the task's Redis keys are the run
-//! id. It goes through apalis-redis' push script directly (not `TaskSink::push`) because the
-//! script reports how many tasks it enqueued and `TaskSink` throws that count away: a second
-//! push for the same run is refused with [`QueueError::AlreadyQueued`] instead of being silently
-//! ignored. Pushes share one multiplexed `ConnectionManager`, which reconnects on its own. Every
-//! Redis error is returned so the API can answer 503.
 //!
 //! # Consuming
 //!
@@ -89,26 +81,16 @@ use std::time::{Duration, Instant};
 
 use apalis::layers::tracing::{DefaultOnFailure, TraceLayer};
 use apalis::prelude::*;
-use apalis_redis::{Config, RedisStorage};
+use apalis_redis::RedisStorage;
 use futures::future::BoxFuture;
 use futures::{FutureExt, Stream, StreamExt};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tracing::{Level, Span};
 
 use crate::dispatch::DispatchSettings;
-use crate::pipeline::{self, AttemptOutcome, SyncContext, SyncTask};
+use crate::pipeline::{self, AttemptOutcome, SyncContext};
+use eam_queue::{HEARTBEAT_INTERVAL, SyncQueue, SyncTask};
 use eam_store::RunId;
 
-/// How long [`SyncQueue::connect`] may take, all retries included.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// One TCP connection attempt to Redis.
-const CONNECTION_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
-/// One Redis command. The worker treats a timeout as a lost connection and restarts.
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(3);
-/// How often a worker proves it is alive and sweeps up the tasks of dead workers.
-const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
-/// Heartbeats a worker may miss before its in-flight tasks go back on the queue (30 s).
-const MISSED_HEARTBEATS: usize = 6;
 /// How long in-flight syncs may run on after shutdown is requested.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// Deliveries beyond the pipeline's `max_attempts` before a task that keeps asking for another
@@ -121,110 +103,6 @@ const RESTART_DELAY_MIN: Duration = Duration::from_secs(1);
 const RESTART_DELAY_MAX: Duration = Duration::from_secs(30);
 /// How often a paused worker is checked for its last in-flight task.
 const DRAIN_CHECK_INTERVAL: Duration = Duration::from_millis(50);
-
-/// Why the queue could not be reached or a task not enqueued.
-#[derive(Debug, thiserror::Error)]
-pub enum QueueError {
-    #[error("the queue name must not be empty")]
-    EmptyQueueName,
-    #[error("invalid Redis URL: {0}")]
-    InvalidUrl(#[source] redis::RedisError),
-    #[error("could not connect to Redis: {0}")]
-    Connect(#[source] redis::RedisError),
-    #[error("could not connect to Redis within {0:?}")]
-    ConnectTimeout(Duration),
-    #[error("Redis is unavailable: {0}")]
-    Unavailable(#[from] apalis_redis::Error),
-    #[error("could not encode the task: {0}")]
-    Encode(#[from] serde_json::Error),
-    #[error("a task for run {0} was already pushed")]
-    AlreadyQueued(RunId),
-}
-
-/// A handle on one named queue in Redis, cheap to clone: producers push with it, workers consume.
-#[derive(Clone)]
-pub struct SyncQueue {
-    conn: ConnectionManager,
-    config: Config,
-}
-
-impl SyncQueue {
-    /// Connects to Redis, failing within [`CONNECT_TIMEOUT`]; `queue` prefixes every Redis key.
-    pub async fn connect(redis_url: &str, queue: &str) -> Result<Self, QueueError> {
-        if queue.trim().is_empty() {
-            return Err(QueueError::EmptyQueueName);
-        }
-        let client = redis::Client::open(redis_url).map_err(QueueError::InvalidUrl)?;
-        let manager = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECTION_ATTEMPT_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(2);
-        let conn = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            client.get_connection_manager_with_config(manager),
-        )
-        .await
-        .map_err(|_| QueueError::ConnectTimeout(CONNECT_TIMEOUT))?
-        .map_err(QueueError::Connect)?;
-        Ok(SyncQueue {
-            conn,
-            config: queue_config(queue),
-        })
-    }
-
-    /// The queue's name, the prefix of its Redis keys.
-    pub fn name(&self) -> &str {
-        self.config.queue.as_ref()
-    }
-
-    /// Checks Redis answers on the queue's connection (readiness); the connection manager
-    /// reconnects by itself once Redis is back.
-    pub async fn ping(&self) -> Result<(), QueueError> {
-        let mut conn = self.conn.clone();
-        redis::cmd("PING")
-            .query_async::<String>(&mut conn)
-            .await
-            .map_err(QueueError::Connect)?;
-        Ok(())
-    }
-
-    /// Enqueues a task for immediate delivery. `push` is the run's push number (1 for the
-    /// first, as recorded in `sync_runs.enqueue_count`): the task id is the run id and that
-    /// number, so a run can be pushed again (after a retry wait, a lost task, a dead worker)
-    /// while one push of it can never be enqueued twice.
-    pub async fn push(&self, task: SyncTask, push: u32) -> Result<(), QueueError> {
-        let body = serde_json::to_vec(&task)?;
-        let redis_task = TaskBuilder::new(body)
-            .task_id(task_id(task.run_id, push))
-            .build();
-        let mut conn = self.conn.clone();
-        let (enqueued, scheduled) = apalis_redis::queries::push_tasks(
-            &mut conn,
-            &self.config,
-            std::slice::from_ref(&redis_task),
-        )
-        .await?;
-        if enqueued + scheduled == 0 {
-            return Err(QueueError::AlreadyQueued(task.run_id));
-        }
-        Ok(())
-    }
-}
-
-/// The apalis-redis settings of a queue; see the module docs for why each differs from apalis'.
-fn queue_config(queue: &str) -> Config {
-    Config::default()
-        .queue(queue)
-        .batch_size(1)
-        .heartbeat_interval(HEARTBEAT_INTERVAL)
-        .missed_heartbeats(MISSED_HEARTBEATS)
-        .lock_tasks(false)
-}
-
-/// The task id of one push of a run: `<run id>.<push number>`, so Redis keys name the run.
-fn task_id(run: RunId, push: u32) -> TaskId {
-    TaskId::from_string(format!("{}.{push}", run.0))
-}
 
 /// How a worker process consumes and dispatches.
 #[derive(Debug, Clone)]
@@ -387,8 +265,8 @@ fn worker_events(
     delivery: Delivery,
     settings: &WorkerSettings,
 ) -> impl Stream<Item = Result<Event, WorkerError>> + Send + use<> {
-    let backend = RedisStorage::<SyncTask>::new(queue.conn.clone())
-        .with_config(queue.config.clone())
+    let backend = RedisStorage::<SyncTask>::new(queue.connection())
+        .with_config(queue.config().clone())
         .poll_with_interval(settings.poll_interval);
     // A transient failure is expected and logged by the pipeline: warn, not error.
     let trace = TraceLayer::new()
@@ -536,11 +414,11 @@ async fn keep_alive(queue: &SyncQueue, worker: &str) {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let result: redis::RedisResult<()> = redis::cmd("ZADD")
-        .arg(queue.config.workers_set())
+        .arg(queue.config().workers_set())
         .arg("XX")
         .arg(now)
         .arg(worker)
-        .query_async(&mut queue.conn.clone())
+        .query_async(&mut queue.connection())
         .await;
     if let Err(e) = result {
         tracing::debug!(worker, error = %e, "could not record a heartbeat while draining");
@@ -629,6 +507,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
+    use eam_queue::{CONNECT_TIMEOUT, QueueError, task_id};
 
     const DEADLINE: Duration = Duration::from_secs(15);
 
@@ -737,7 +616,7 @@ mod tests {
         redis::cmd("SISMEMBER")
             .arg(set)
             .arg(task_id(run, 1).to_string())
-            .query_async(&mut queue.conn.clone())
+            .query_async(&mut queue.connection())
             .await
             .expect("SISMEMBER")
     }
@@ -747,18 +626,18 @@ mod tests {
         redis::cmd("HGET")
             .arg(format!(
                 "{}:{}",
-                queue.config.job_meta_hash(),
+                queue.config().job_meta_hash(),
                 task_id(run, 1)
             ))
             .arg("status")
-            .query_async(&mut queue.conn.clone())
+            .query_async(&mut queue.connection())
             .await
             .expect("HGET")
     }
 
     /// Deletes the test queue's keys from the shared Redis.
     async fn remove(queue: SyncQueue) {
-        let mut conn = queue.conn.clone();
+        let mut conn = queue.connection();
         let keys: Vec<String> = redis::cmd("KEYS")
             .arg(format!("{}:*", queue.name()))
             .query_async(&mut conn)
@@ -773,7 +652,7 @@ mod tests {
         }
         let _: () = redis::cmd("ZREM")
             .arg("core:apalis:queues:list")
-            .arg(queue.config.workers_set())
+            .arg(queue.config().workers_set())
             .query_async(&mut conn)
             .await
             .unwrap();
@@ -790,7 +669,7 @@ mod tests {
         let (result, _) = worker.shut_down().await;
         result.unwrap();
         assert!(
-            is_member(&queue, queue.config.done_jobs_set(), task.run_id).await,
+            is_member(&queue, queue.config().done_jobs_set(), task.run_id).await,
             "acknowledged as done"
         );
         remove(queue).await;
@@ -828,7 +707,7 @@ mod tests {
             times[2] - times[1]
         );
         worker.shut_down().await.0.unwrap();
-        assert!(is_member(&queue, queue.config.done_jobs_set(), task.run_id).await);
+        assert!(is_member(&queue, queue.config().done_jobs_set(), task.run_id).await);
         remove(queue).await;
     }
 
@@ -841,7 +720,7 @@ mod tests {
         let task = new_task();
         queue.push(task, 1).await.unwrap();
 
-        let dead = queue.config.dead_jobs_set();
+        let dead = queue.config().dead_jobs_set();
         let start = Instant::now();
         while !is_member(&queue, dead.clone(), task.run_id).await {
             assert!(
@@ -893,12 +772,12 @@ mod tests {
     async fn shutdown_returns_promptly_when_nothing_is_in_flight() {
         let queue = new_queue().await;
         let worker = TestWorker::start(&queue, 4, 8, finished);
-        let workers = queue.config.workers_set();
+        let workers = queue.config().workers_set();
         let start = Instant::now();
         loop {
             let registered: usize = redis::cmd("ZCARD")
                 .arg(&workers)
-                .query_async(&mut queue.conn.clone())
+                .query_async(&mut queue.connection())
                 .await
                 .unwrap();
             if registered > 0 {
@@ -950,7 +829,7 @@ mod tests {
         );
         let mut acknowledged = 0;
         for task in &tasks {
-            if is_member(&queue, queue.config.done_jobs_set(), task.run_id).await {
+            if is_member(&queue, queue.config().done_jobs_set(), task.run_id).await {
                 acknowledged += 1;
             }
         }

@@ -2,7 +2,7 @@
 //! tenant's clients, and its audit log.
 
 use chrono::{DateTime, Utc};
-use eam_normalizer::domain::Currency;
+use eam_model::domain::Currency;
 use eam_store::TenantId;
 use eam_store::audit::{AuditFilter, AuditRow};
 use eam_store::clients::{self, ClientFields, ClientRow};

@@ -78,7 +78,7 @@ async fn inspect(
         .resolve_tenant(connection.tenant_id, &reference)
         .await
     {
-        Ok(pem) => eam_connectors::certificate::not_after(&pem).map_err(|e| e.to_string()),
+        Ok(pem) => eam_model::certificate::not_after(&pem).map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };
     match read {

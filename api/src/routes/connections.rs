@@ -1,6 +1,7 @@
 //! Bank connections: create, read, and trigger a sync.
 
 use eam_config::egress;
+use eam_model::{ErrorClass, RunError};
 use eam_store::connections::{self, Connection as StoredConnection, NewConnection};
 use eam_store::custodians;
 use eam_store::runs::{self, RunStatus, Transition, Trigger};
@@ -8,7 +9,7 @@ use eam_store::{ConnectionId, RunId, StoreError};
 use serde_json::json;
 
 use crate::audit::AuditContext;
-use eam_worker::SyncTask;
+use eam_queue::SyncTask;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -651,7 +652,7 @@ impl ConnectionsApi {
         let c = connections::get(&mut tx, ConnectionId(id.0))
             .await
             .map_err(not_found(id.0))?;
-        let endpoint = eam_connectors::breaker::endpoint_of(&c.base_url);
+        let endpoint = eam_model::endpoint_of(&c.base_url);
         let rows = eam_store::breakers::for_endpoint(&mut tx, &endpoint).await?;
         let state = if rows.iter().any(|r| r.state == "open") {
             "open"
@@ -698,8 +699,8 @@ pub(crate) async fn enqueue(
     tracing::error!(run_id = %run, error = %e, "could not enqueue a sync");
     let mut tx = caller.tx(state).await?;
     let t = Transition {
-        error: Some((
-            "transient".into(),
+        error: Some(RunError::new(
+            ErrorClass::Transient,
             format!("the job queue is unavailable: {e}"),
         )),
         ..Transition::to(RunStatus::Cancelled)

@@ -1,7 +1,7 @@
 //! Jobs: the history of sync runs, read from PostgreSQL (never from the queue).
 
 use chrono::{DateTime, Utc};
-use eam_connectors::ErrorClass;
+use eam_model::ErrorClass;
 use eam_store::runs::{self, AttemptError, Run, RunFilter, RunStatus, Transition};
 use eam_store::{ConnectionId, RunId, StoreError};
 use poem_openapi::param::{Path, Query};
@@ -87,7 +87,7 @@ impl From<Run> for Job {
         let error = match (r.error_class, r.error_message) {
             (Some(class), Some(message)) => Some(JobError {
                 suggested_action: ErrorClass::parse(&class)
-                    .map(eam_worker::suggested_action)
+                    .map(ErrorClass::suggested_action)
                     .unwrap_or_default()
                     .to_owned(),
                 class,
@@ -107,7 +107,7 @@ impl From<Run> for Job {
                 .map(|a| Attempt {
                     attempt: a.attempt,
                     at: a.at,
-                    class: a.class,
+                    class: a.class.as_str().to_owned(),
                     message: a.message,
                 })
                 .collect(),

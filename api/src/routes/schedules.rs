@@ -5,9 +5,9 @@
 //! same code the schedule tick runs, so what ops see here is what will run.
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use eam_model::cron::{CronSchedule, Occurrence};
 use eam_store::schedules::{self, ConnectionSchedule, Fire, TenantDefault};
 use eam_store::{ConnectionId, StoreError};
-use eam_worker::schedule::{CronSchedule, Occurrence};
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};

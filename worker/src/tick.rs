@@ -40,7 +40,7 @@ use eam_store::schedules::{self, FireAction, FireOutcome, ScheduledConnection};
 use eam_store::{ConnectionId, Store, StoreError, TenantId};
 use futures::{Stream, StreamExt};
 
-use crate::schedule::{self, CronSchedule, Occurrence, ScheduleError};
+use eam_model::cron::{self as schedule, CronSchedule, Occurrence, ScheduleError};
 
 /// How the tick works.
 #[derive(Debug, Clone)]
