@@ -84,6 +84,29 @@ impl Caller {
 }
 
 impl ApiState {
+    /// The first line of every operation: who calls (see [`ApiState::authenticate`]), and
+    /// whether their roles allow `action` and their tenant has its module switched on.
+    pub async fn caller(&self, token: &BearerToken, action: Action) -> Result<Caller, ApiError> {
+        let caller = self.authenticate(token).await?;
+        caller.require(action)?;
+        if let Some(module) = action.module() {
+            caller.require_module(module)?;
+        }
+        Ok(caller)
+    }
+
+    /// [`ApiState::caller`], then a transaction scoped to the caller's tenant (and, for a
+    /// client user, client): the preamble of an operation on tenant data.
+    pub async fn begin(
+        &self,
+        token: &BearerToken,
+        action: Action,
+    ) -> Result<(Caller, TenantTx), ApiError> {
+        let caller = self.caller(token, action).await?;
+        let tx = caller.tx(self).await?;
+        Ok((caller, tx))
+    }
+
     /// Verifies the bearer token, applies the tenant's say on the user (roles, client,
     /// disabled) and the rate limits. A refusal is a 401 that says why (never echoing the
     /// token), or a 429.

@@ -33,9 +33,10 @@ use poem_openapi::{OpenApiService, Tags};
 
 pub use state::ApiState;
 
-use crate::routes::admin::AdminApi;
+use crate::routes::audit::AuditApi;
 use crate::routes::breaks::BreaksApi;
 use crate::routes::certificates::CertificatesApi;
+use crate::routes::clients::ClientsApi;
 use crate::routes::connections::ConnectionsApi;
 use crate::routes::custodians::CustodiansApi;
 use crate::routes::documents::DocumentsApi;
@@ -43,6 +44,8 @@ use crate::routes::jobs::JobsApi;
 use crate::routes::me::MeApi;
 use crate::routes::portfolio::PortfolioApi;
 use crate::routes::schedules::SchedulesApi;
+use crate::routes::tenants::TenantsApi;
+use crate::routes::users::UsersApi;
 
 /// OpenAPI tags.
 #[derive(Tags)]
@@ -70,7 +73,10 @@ pub type Apis = (
     ConnectionsApi,
     JobsApi,
     BreaksApi,
-    AdminApi,
+    TenantsApi,
+    UsersApi,
+    ClientsApi,
+    AuditApi,
     CertificatesApi,
     DocumentsApi,
     SchedulesApi,
@@ -86,7 +92,10 @@ pub fn openapi(state: &ApiState, public_url: &str) -> OpenApiService<Apis, ()> {
             ConnectionsApi(state.clone()),
             JobsApi(state.clone()),
             BreaksApi(state.clone()),
-            AdminApi(state.clone()),
+            TenantsApi(state.clone()),
+            UsersApi(state.clone()),
+            ClientsApi(state.clone()),
+            AuditApi(state.clone()),
             CertificatesApi(state.clone()),
             DocumentsApi(state.clone()),
             SchedulesApi(state.clone()),

@@ -1,6 +1,7 @@
 //! Who may do what: the one table from role to actions.
 //!
-//! Every operation states its action in its first line (`caller.require(Action::...)`), so
+//! Every operation states its action in its first line (`state.caller(&token, Action::...)` or
+//! `state.begin(..)`), so
 //! "who may do this?" is answered here and nowhere else.
 
 use crate::problem::ApiError;
@@ -89,6 +90,18 @@ pub enum Action {
     ReadCustodians,
     /// Register custodians and set their address and CA (the platform's).
     ManageCustodians,
+}
+
+impl Action {
+    /// The tenant module an action belongs to, which the tenant must have switched on.
+    pub fn module(self) -> Option<&'static str> {
+        use Action::*;
+        match self {
+            ReadConnections | ManageConnections | TriggerSync | ReadSchedules | ManageSchedules
+            | ReadDocuments => Some("bank_sync"),
+            _ => None,
+        }
+    }
 }
 
 /// The permission table.

@@ -141,12 +141,26 @@ impl From<eam_store::StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::not_found("not found"),
             StoreError::Conflict(msg) => ApiError::conflict(msg),
+            // In a request, data the store refuses is the request's (an unknown client, ...).
+            StoreError::Data(msg) => ApiError::unprocessable(msg),
             StoreError::InvalidTransition { from, to } => {
                 ApiError::conflict(format!("the job is {from} and cannot become {to}"))
             }
             ref e if e.is_transient() => ApiError::unavailable("the database is unavailable"),
             other => ApiError::internal(other),
         }
+    }
+}
+
+/// For a read or change of one `what` (`"connection"`, `"job"`, ...) named by `id`: the store's
+/// "not found" becomes a 404 that names it; any other error maps as usual.
+pub fn not_found<I: std::fmt::Display>(
+    what: &'static str,
+    id: I,
+) -> impl FnOnce(eam_store::StoreError) -> ApiError {
+    move |e| match e {
+        eam_store::StoreError::NotFound => ApiError::not_found(format!("{what} {id} not found")),
+        other => other.into(),
     }
 }
 

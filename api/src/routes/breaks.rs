@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::caller::BearerToken;
 use crate::permissions::Action;
 use crate::problem::ApiError;
-use crate::routes::page_limit;
+use crate::routes::{decode_cursor, next_cursor, page_limit};
 use crate::state::ApiState;
 
 pub struct BreaksApi(pub ApiState);
@@ -71,19 +71,6 @@ struct BreakPage {
     next_cursor: Option<String>,
 }
 
-fn decode_cursor(s: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
-    let bad = || {
-        ApiError::bad_request(
-            "cursor is not valid: pass next_cursor from the previous page unchanged",
-        )
-    };
-    let (t, i) = s.split_once('~').ok_or_else(bad)?;
-    let at = DateTime::parse_from_rfc3339(t)
-        .map_err(|_| bad())?
-        .with_timezone(&Utc);
-    Ok((at, Uuid::parse_str(i).map_err(|_| bad())?))
-}
-
 #[OpenApi(tag = "crate::Tag::Jobs")]
 impl BreaksApi {
     /// Reconciliation breaks, newest first, by run, account and kind.
@@ -99,8 +86,7 @@ impl BreaksApi {
         /// Page size, 1 to 500 (default 100).
         limit: Query<Option<u32>>,
     ) -> Result<Json<BreakPage>, ApiError> {
-        let caller = self.0.authenticate(&token).await?;
-        caller.require(Action::ReadJobs)?;
+        let caller = self.0.caller(&token, Action::ReadJobs).await?;
         let limit = page_limit(limit.0, 100)?;
         if let Some(k) = kind.0.as_deref()
             && !matches!(k, "balance" | "continuity" | "sequence")
@@ -111,24 +97,12 @@ impl BreaksApi {
             run: run_id.0.map(RunId),
             account: account_id.0.map(AccountId),
             kind: kind.0,
-            before: cursor.0.as_deref().map(decode_cursor).transpose()?,
+            before: decode_cursor(cursor.0.as_deref())?,
             limit: limit + 1,
         };
         let mut tx = caller.tx(&self.0).await?;
         let mut rows = reconciliation::list(&mut tx, &filter).await?;
-        let next_cursor = if rows.len() as i64 > limit {
-            rows.truncate(limit as usize);
-            rows.last().map(|r| {
-                format!(
-                    "{}~{}",
-                    r.created_at
-                        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                    r.id
-                )
-            })
-        } else {
-            None
-        };
+        let next_cursor = next_cursor(&mut rows, limit, |r| (r.created_at, r.id));
         Ok(Json(BreakPage {
             breaks: rows.into_iter().map(Break::from).collect(),
             next_cursor,

@@ -115,9 +115,7 @@ impl CertificatesApi {
         /// Only certificates at risk.
         at_risk: Query<Option<bool>>,
     ) -> Result<Json<CertificateList>, ApiError> {
-        let caller = self.0.authenticate(&token).await?;
-        caller.require(Action::ReadConnections)?;
-        caller.require_module("bank_sync")?;
+        let caller = self.0.caller(&token, Action::ReadConnections).await?;
         let all = {
             let mut tx = caller.tx(&self.0).await?;
             connections::list(&mut tx).await?
@@ -144,9 +142,7 @@ impl CertificatesApi {
         token: BearerToken,
         id: Path<Uuid>,
     ) -> Result<Json<ClientCertificate>, ApiError> {
-        let caller = self.0.authenticate(&token).await?;
-        caller.require(Action::ReadConnections)?;
-        caller.require_module("bank_sync")?;
+        let caller = self.0.caller(&token, Action::ReadConnections).await?;
         let connection = {
             let mut tx = caller.tx(&self.0).await?;
             connections::get(&mut tx, ConnectionId(id.0))

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::caller::BearerToken;
 use crate::permissions::Action;
-use crate::problem::ApiError;
+use crate::problem::{ApiError, not_found};
 use crate::state::ApiState;
 
 pub struct ConnectionsApi(pub ApiState);
@@ -351,13 +351,6 @@ enum Deleted {
     NoContent,
 }
 
-fn not_found(id: Uuid) -> impl FnOnce(StoreError) -> ApiError {
-    move |e| match e {
-        StoreError::NotFound => ApiError::not_found(format!("connection {id} not found")),
-        other => other.into(),
-    }
-}
-
 #[OpenApi(tag = "crate::Tag::Connections")]
 impl ConnectionsApi {
     /// Creates a bank connection.
@@ -368,9 +361,7 @@ impl ConnectionsApi {
         token: BearerToken,
         body: Json<NewConnectionBody>,
     ) -> Result<Created, ApiError> {
-        let caller = self.0.authenticate(&token).await?;
-        caller.require(Action::ManageConnections)?;
-        caller.require_module("bank_sync")?;
+        let caller = self.0.caller(&token, Action::ManageConnections).await?;
         let new = body.0.validate(&self.0, caller.tenant.0).await?;
         let mut tx = caller.tx(&self.0).await?;
         let created = connections::create(&mut tx, &new).await?;
@@ -394,10 +385,7 @@ impl ConnectionsApi {
     /// Lists the tenant's bank connections.
     #[oai(path = "/connections", method = "get")]
     async fn list(&self, token: BearerToken) -> Result<Json<Vec<Connection>>, ApiError> {
-        let caller = self.0.authenticate(&token).await?;
-        caller.require(Action::ReadConnections)?;
-        caller.require_module("bank_sync")?;
-        let mut tx = caller.tx(&self.0).await?;
+        let (_, mut tx) = self.0.begin(&token, Action::ReadConnections).await?;
         Ok(Json(
             connections::list(&mut tx)
                 .await?
@@ -410,13 +398,10 @@ impl ConnectionsApi {
     /// One bank connection.
     #[oai(path = "/connections/:id", method = "get")]
     async fn get(&self, token: BearerToken, id: Path<Uuid>) -> Result<Json<Connection>, ApiError> {
-        let caller = self.0.authenticate(&token).await?;
-        caller.require(Action::ReadConnections)?;
-        caller.require_module("bank_sync")?;
-        let mut tx = caller.tx(&self.0).await?;
+        let (_, mut tx) = self.0.begin(&token, Action::ReadConnections).await?;
         let c = connections::get(&mut tx, ConnectionId(id.0))
             .await
-            .map_err(not_found(id.0))?;
+            .map_err(not_found("connection", id.0))?;
         Ok(Json(c.into()))
     }
 
@@ -430,14 +415,12 @@ impl ConnectionsApi {
         token: BearerToken,
         id: Path<Uuid>,
     ) -> Result<Accepted, ApiError> {
-        let caller = self.0.authenticate(&token).await?;
-        caller.require(Action::TriggerSync)?;
-        caller.require_module("bank_sync")?;
+        let caller = self.0.caller(&token, Action::TriggerSync).await?;
         let connection = ConnectionId(id.0);
         let mut tx = caller.tx(&self.0).await?;
         let c = connections::get(&mut tx, connection)
             .await
-            .map_err(not_found(id.0))?;
+            .map_err(not_found("connection", id.0))?;
         if !c.enabled {
             return Err(ApiError::conflict(format!(
                 "the connection is paused ({}); resume it first",
@@ -488,14 +471,11 @@ impl ConnectionsApi {
         id: Path<Uuid>,
         body: Json<PauseBody>,
     ) -> Result<Json<Connection>, ApiError> {
-        let caller = self.0.authenticate(&token).await?;
-        caller.require(Action::ManageConnections)?;
-        caller.require_module("bank_sync")?;
-        let mut tx = caller.tx(&self.0).await?;
+        let (caller, mut tx) = self.0.begin(&token, Action::ManageConnections).await?;
         let reason = format!("paused by {}: {}", caller.subject, body.0.reason);
         let c = connections::pause(&mut tx, ConnectionId(id.0), &reason)
             .await
-            .map_err(not_found(id.0))?;
+            .map_err(not_found("connection", id.0))?;
         AuditContext::new(&caller, req)
             .record(
                 &mut tx,
@@ -516,13 +496,10 @@ impl ConnectionsApi {
         token: BearerToken,
         id: Path<Uuid>,
     ) -> Result<Json<Connection>, ApiError> {
-        let caller = self.0.authenticate(&token).await?;
-        caller.require(Action::ManageConnections)?;
-        caller.require_module("bank_sync")?;
-        let mut tx = caller.tx(&self.0).await?;
+        let (caller, mut tx) = self.0.begin(&token, Action::ManageConnections).await?;
         let c = connections::resume(&mut tx, ConnectionId(id.0))
             .await
-            .map_err(not_found(id.0))?;
+            .map_err(not_found("connection", id.0))?;
         AuditContext::new(&caller, req)
             .record(
                 &mut tx,
@@ -544,9 +521,7 @@ impl ConnectionsApi {
         id: Path<Uuid>,
         body: Json<ConnectionChangeBody>,
     ) -> Result<Json<Connection>, ApiError> {
-        let caller = self.0.authenticate(&token).await?;
-        caller.require(Action::ManageConnections)?;
-        caller.require_module("bank_sync")?;
+        let caller = self.0.caller(&token, Action::ManageConnections).await?;
         let body = body.0;
         refuse_ca(!body.ca_cert_ref.is_undefined())?;
         let change = eam_store::connections::ConnectionChange {
@@ -561,7 +536,7 @@ impl ConnectionsApi {
         let mut tx = caller.tx(&self.0).await?;
         let current = connections::get(&mut tx, ConnectionId(id.0))
             .await
-            .map_err(not_found(id.0))?;
+            .map_err(not_found("connection", id.0))?;
         let merged = |c: &Option<Option<String>>, old: &Option<String>| match c {
             Some(v) => v.clone(),
             None => old.clone(),
@@ -618,13 +593,10 @@ impl ConnectionsApi {
         token: BearerToken,
         id: Path<Uuid>,
     ) -> Result<Deleted, ApiError> {
-        let caller = self.0.authenticate(&token).await?;
-        caller.require(Action::ManageConnections)?;
-        caller.require_module("bank_sync")?;
-        let mut tx = caller.tx(&self.0).await?;
+        let (caller, mut tx) = self.0.begin(&token, Action::ManageConnections).await?;
         let deleted = connections::delete(&mut tx, ConnectionId(id.0))
             .await
-            .map_err(not_found(id.0))?;
+            .map_err(not_found("connection", id.0))?;
         AuditContext::new(&caller, req)
             .record(
                 &mut tx,
@@ -645,13 +617,10 @@ impl ConnectionsApi {
         token: BearerToken,
         id: Path<Uuid>,
     ) -> Result<Json<BreakerView>, ApiError> {
-        let caller = self.0.authenticate(&token).await?;
-        caller.require(Action::ReadConnections)?;
-        caller.require_module("bank_sync")?;
-        let mut tx = caller.tx(&self.0).await?;
+        let (_, mut tx) = self.0.begin(&token, Action::ReadConnections).await?;
         let c = connections::get(&mut tx, ConnectionId(id.0))
             .await
-            .map_err(not_found(id.0))?;
+            .map_err(not_found("connection", id.0))?;
         let endpoint = eam_model::endpoint_of(&c.base_url);
         let rows = eam_store::breakers::for_endpoint(&mut tx, &endpoint).await?;
         let state = if rows.iter().any(|r| r.state == "open") {

@@ -114,8 +114,7 @@ impl CustodiansApi {
     /// The custodian registry: every bank a connection can pick.
     #[oai(path = "/custodians", method = "get")]
     async fn list(&self, token: BearerToken) -> Result<Json<Vec<Custodian>>, ApiError> {
-        let caller = self.0.authenticate(&token).await?;
-        caller.require(Action::ReadCustodians)?;
+        self.0.caller(&token, Action::ReadCustodians).await?;
         let rows = custodians::list(&self.0.store).await?;
         Ok(Json(rows.into_iter().map(Custodian::from).collect()))
     }
@@ -130,8 +129,7 @@ impl CustodiansApi {
         code: Path<String>,
         body: Json<CustodianBody>,
     ) -> Result<Json<Custodian>, ApiError> {
-        let caller = self.0.authenticate(&token).await?;
-        caller.require(Action::ManageCustodians)?;
+        let caller = self.0.caller(&token, Action::ManageCustodians).await?;
         let body = body.0;
         check_code(&code.0)?;
         if !PROTOCOLS.contains(&body.protocol.as_str()) {

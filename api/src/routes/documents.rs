@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use eam_store::documents::{self, Document as StoredDocument, DocumentFilter};
-use eam_store::{ConnectionId, RunId, StoreError};
+use eam_store::{ConnectionId, RunId};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Attachment, AttachmentType, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::audit::AuditContext;
 use crate::caller::BearerToken;
 use crate::permissions::Action;
-use crate::problem::ApiError;
+use crate::problem::{ApiError, not_found};
 use crate::routes::page_limit;
 use crate::state::ApiState;
 
@@ -91,13 +91,6 @@ enum Content {
     ),
 }
 
-fn document_not_found(id: Uuid) -> impl FnOnce(StoreError) -> ApiError {
-    move |e| match e {
-        StoreError::NotFound => ApiError::not_found(format!("document {id} not found")),
-        other => other.into(),
-    }
-}
-
 #[OpenApi(tag = "crate::Tag::Documents")]
 impl DocumentsApi {
     /// Archived raw documents, newest first, by run or connection.
@@ -112,9 +105,7 @@ impl DocumentsApi {
         /// Page size, 1 to 500 (default 100).
         limit: Query<Option<u32>>,
     ) -> Result<Json<DocumentPage>, ApiError> {
-        let caller = self.0.authenticate(&token).await?;
-        caller.require(Action::ReadDocuments)?;
-        caller.require_module("bank_sync")?;
+        let caller = self.0.caller(&token, Action::ReadDocuments).await?;
         let limit = page_limit(limit.0, 100)?;
         let before = cursor
             .0
@@ -150,13 +141,10 @@ impl DocumentsApi {
     /// One archived document's description.
     #[oai(path = "/documents/:id", method = "get")]
     async fn get(&self, token: BearerToken, id: Path<Uuid>) -> Result<Json<Document>, ApiError> {
-        let caller = self.0.authenticate(&token).await?;
-        caller.require(Action::ReadDocuments)?;
-        caller.require_module("bank_sync")?;
-        let mut tx = caller.tx(&self.0).await?;
+        let (_, mut tx) = self.0.begin(&token, Action::ReadDocuments).await?;
         let d = documents::get(&mut tx, id.0)
             .await
-            .map_err(document_not_found(id.0))?;
+            .map_err(not_found("document", id.0))?;
         Ok(Json(d.into()))
     }
 
@@ -169,13 +157,10 @@ impl DocumentsApi {
         token: BearerToken,
         id: Path<Uuid>,
     ) -> Result<Content, ApiError> {
-        let caller = self.0.authenticate(&token).await?;
-        caller.require(Action::ReadDocuments)?;
-        caller.require_module("bank_sync")?;
-        let mut tx = caller.tx(&self.0).await?;
+        let (caller, mut tx) = self.0.begin(&token, Action::ReadDocuments).await?;
         let d = documents::get(&mut tx, id.0)
             .await
-            .map_err(document_not_found(id.0))?;
+            .map_err(not_found("document", id.0))?;
         let body = self
             .0
             .archive

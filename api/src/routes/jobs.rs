@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use eam_model::ErrorClass;
 use eam_store::runs::{self, AttemptError, Run, RunFilter, RunStatus, Transition};
-use eam_store::{ConnectionId, RunId, StoreError};
+use eam_store::{ConnectionId, RunId};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -13,9 +13,9 @@ use uuid::Uuid;
 use crate::audit::AuditContext;
 use crate::caller::BearerToken;
 use crate::permissions::Action;
-use crate::problem::ApiError;
+use crate::problem::{ApiError, not_found};
 use crate::routes::connections::enqueue;
-use crate::routes::page_limit;
+use crate::routes::{decode_cursor, next_cursor, page_limit};
 use crate::state::ApiState;
 
 pub struct JobsApi(pub ApiState);
@@ -140,19 +140,6 @@ struct JobPage {
     next_cursor: Option<String>,
 }
 
-fn decode_cursor(s: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
-    let bad = || {
-        ApiError::bad_request(
-            "cursor is not valid: pass next_cursor from the previous page unchanged",
-        )
-    };
-    let (t, i) = s.split_once('~').ok_or_else(bad)?;
-    let at = DateTime::parse_from_rfc3339(t)
-        .map_err(|_| bad())?
-        .with_timezone(&Utc);
-    Ok((at, Uuid::parse_str(i).map_err(|_| bad())?))
-}
-
 /// Which failed or dead runs a bulk retry takes; every field narrows it.
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
@@ -217,13 +204,6 @@ fn parse_class(s: Option<&str>) -> Result<Option<String>, ApiError> {
     .transpose()
 }
 
-fn job_not_found(id: Uuid) -> impl FnOnce(StoreError) -> ApiError {
-    move |e| match e {
-        StoreError::NotFound => ApiError::not_found(format!("job {id} not found")),
-        other => other.into(),
-    }
-}
-
 #[OpenApi(tag = "crate::Tag::Jobs")]
 impl JobsApi {
     /// Sync runs, newest first, filtered by status, connection, error class and time.
@@ -243,32 +223,19 @@ impl JobsApi {
         /// Page size, 1 to 500 (default 50).
         limit: Query<Option<u32>>,
     ) -> Result<Json<JobPage>, ApiError> {
-        let caller = self.0.authenticate(&token).await?;
-        caller.require(Action::ReadJobs)?;
+        let caller = self.0.caller(&token, Action::ReadJobs).await?;
         let limit = page_limit(limit.0, 50)?;
         let filter = RunFilter {
             status: parse_status(status.0.as_deref())?,
             connection: connection_id.0.map(ConnectionId),
             error_class: parse_class(error_class.0.as_deref())?,
             since: since.0,
-            before: cursor.0.as_deref().map(decode_cursor).transpose()?,
+            before: decode_cursor(cursor.0.as_deref())?,
             limit: limit + 1,
         };
         let mut tx = caller.tx(&self.0).await?;
         let mut rows = runs::list(&mut tx, &filter).await?;
-        let next_cursor = if rows.len() as i64 > limit {
-            rows.truncate(limit as usize);
-            rows.last().map(|r| {
-                format!(
-                    "{}~{}",
-                    r.queued_at
-                        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                    r.id
-                )
-            })
-        } else {
-            None
-        };
+        let next_cursor = next_cursor(&mut rows, limit, |r| (r.queued_at, r.id));
         Ok(Json(JobPage {
             jobs: rows.into_iter().map(Job::from).collect(),
             next_cursor,
@@ -278,12 +245,10 @@ impl JobsApi {
     /// One sync run with its attempts, counts and classified error.
     #[oai(path = "/jobs/:id", method = "get")]
     async fn get(&self, token: BearerToken, id: Path<Uuid>) -> Result<Json<Job>, ApiError> {
-        let caller = self.0.authenticate(&token).await?;
-        caller.require(Action::ReadJobs)?;
-        let mut tx = caller.tx(&self.0).await?;
+        let (caller, mut tx) = self.0.begin(&token, Action::ReadJobs).await?;
         let run = runs::get(&mut tx, RunId(id.0))
             .await
-            .map_err(job_not_found(id.0))?;
+            .map_err(not_found("job", id.0))?;
         // Whoever sees a sync finish reads what it loaded next, even before this process hears
         // of the change from PostgreSQL (any page cached before the finish is older than it).
         let just_finished = run
@@ -304,12 +269,10 @@ impl JobsApi {
         token: BearerToken,
         id: Path<Uuid>,
     ) -> Result<Json<Retried>, ApiError> {
-        let caller = self.0.authenticate(&token).await?;
-        caller.require(Action::RetryJobs)?;
-        let mut tx = caller.tx(&self.0).await?;
+        let (caller, mut tx) = self.0.begin(&token, Action::RetryJobs).await?;
         let source = runs::get(&mut tx, RunId(id.0))
             .await
-            .map_err(job_not_found(id.0))?;
+            .map_err(not_found("job", id.0))?;
         let request_id = crate::request::current_id();
         let requested =
             runs::retry(&mut tx, RunId(id.0), caller.origin(request_id.as_deref())).await?;
@@ -344,12 +307,10 @@ impl JobsApi {
         token: BearerToken,
         id: Path<Uuid>,
     ) -> Result<ReplayAccepted, ApiError> {
-        let caller = self.0.authenticate(&token).await?;
-        caller.require(Action::ReplayRuns)?;
-        let mut tx = caller.tx(&self.0).await?;
+        let (caller, mut tx) = self.0.begin(&token, Action::ReplayRuns).await?;
         let source = runs::get(&mut tx, RunId(id.0))
             .await
-            .map_err(job_not_found(id.0))?;
+            .map_err(not_found("job", id.0))?;
         let request_id = crate::request::current_id();
         let replay =
             runs::replay(&mut tx, RunId(id.0), caller.origin(request_id.as_deref())).await?;
@@ -385,8 +346,7 @@ impl JobsApi {
         token: BearerToken,
         body: Json<RetryFilter>,
     ) -> Result<Json<BulkRetried>, ApiError> {
-        let caller = self.0.authenticate(&token).await?;
-        caller.require(Action::RetryJobs)?;
+        let caller = self.0.caller(&token, Action::RetryJobs).await?;
         let status = parse_status(body.0.status.as_deref())?;
         if status.is_some_and(|s| !matches!(s, RunStatus::Failed | RunStatus::Dead)) {
             return Err(ApiError::unprocessable(
@@ -455,12 +415,10 @@ impl JobsApi {
         token: BearerToken,
         id: Path<Uuid>,
     ) -> Result<Json<Job>, ApiError> {
-        let caller = self.0.authenticate(&token).await?;
-        caller.require(Action::CancelJobs)?;
-        let mut tx = caller.tx(&self.0).await?;
+        let (caller, mut tx) = self.0.begin(&token, Action::CancelJobs).await?;
         runs::get(&mut tx, RunId(id.0))
             .await
-            .map_err(job_not_found(id.0))?;
+            .map_err(not_found("job", id.0))?;
         let t = Transition {
             note: Some(format!("cancelled by {}", caller.subject)),
             ..Transition::to(RunStatus::Cancelled)

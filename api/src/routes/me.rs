@@ -24,8 +24,7 @@ impl MeApi {
     /// The caller's identity, tenant and roles.
     #[oai(path = "/me", method = "get")]
     async fn me(&self, token: BearerToken) -> Result<Json<Me>, ApiError> {
-        let caller = self.0.authenticate(&token).await?;
-        caller.require(Action::ReadSelf)?;
+        let caller = self.0.caller(&token, Action::ReadSelf).await?;
         Ok(Json(Me {
             subject: caller.subject,
             tenant_id: caller.tenant.0,

@@ -18,7 +18,7 @@ use crate::caller::{BearerToken, Caller};
 use crate::permissions::Action;
 use crate::problem::ApiError;
 use crate::read_cache::{CachedJson, Lookup, Page, ReadKey};
-use crate::routes::page_limit;
+use crate::routes::{decode_cursor, next_cursor, page_limit};
 use crate::state::ApiState;
 
 pub struct PortfolioApi(pub ApiState);
@@ -299,29 +299,12 @@ impl PortfolioApi {
     }
 }
 
-fn encode_cursor(date: NaiveDate, id: Uuid) -> String {
-    format!("{date}~{id}")
-}
-
-fn decode_cursor(s: &str) -> Result<(NaiveDate, Uuid), ApiError> {
-    let bad = || {
-        ApiError::bad_request(
-            "cursor is not valid: pass next_cursor from the previous page unchanged",
-        )
-    };
-    let (d, i) = s.split_once('~').ok_or_else(bad)?;
-    let date = NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| bad())?;
-    let id = Uuid::parse_str(i).map_err(|_| bad())?;
-    Ok((date, id))
-}
-
 #[OpenApi(tag = "crate::Tag::Portfolio")]
 impl PortfolioApi {
     /// Accounts the caller may see.
     #[oai(path = "/accounts", method = "get")]
     async fn accounts(&self, token: BearerToken) -> Result<CachedJson<Vec<Account>>, ApiError> {
-        let caller = self.0.authenticate(&token).await?;
-        caller.require(Action::ReadPortfolio)?;
+        let caller = self.0.caller(&token, Action::ReadPortfolio).await?;
         let scope = caller.client_scope()?;
         let key = ReadKey::Accounts { client: scope };
         let page = self
@@ -344,8 +327,7 @@ impl PortfolioApi {
         account_id: Query<Uuid>,
         as_of: Query<Option<NaiveDate>>,
     ) -> Result<CachedJson<Holdings>, ApiError> {
-        let caller = self.0.authenticate(&token).await?;
-        caller.require(Action::ReadPortfolio)?;
+        let caller = self.0.caller(&token, Action::ReadPortfolio).await?;
         let key = ReadKey::Holdings {
             account: account_id.0,
             as_of: as_of.0,
@@ -368,8 +350,7 @@ impl PortfolioApi {
         token: BearerToken,
         account_id: Query<Uuid>,
     ) -> Result<CachedJson<Balances>, ApiError> {
-        let caller = self.0.authenticate(&token).await?;
-        caller.require(Action::ReadPortfolio)?;
+        let caller = self.0.caller(&token, Action::ReadPortfolio).await?;
         let key = ReadKey::Balances {
             account: account_id.0,
         };
@@ -408,15 +389,14 @@ impl PortfolioApi {
         /// Page size, 1 to 500 (default 100).
         limit: Query<Option<u32>>,
     ) -> Result<CachedJson<TransactionPage>, ApiError> {
-        let caller = self.0.authenticate(&token).await?;
-        caller.require(Action::ReadPortfolio)?;
+        let caller = self.0.caller(&token, Action::ReadPortfolio).await?;
         let limit = page_limit(limit.0, 100)?;
         if let (Some(f), Some(t)) = (from.0, to.0)
             && f > t
         {
             return Err(ApiError::bad_request("from must not be after to"));
         }
-        let after = cursor.0.as_deref().map(decode_cursor).transpose()?;
+        let after = decode_cursor(cursor.0.as_deref())?;
         let key = ReadKey::Transactions {
             account: account_id.0,
             from: from.0,
@@ -435,12 +415,7 @@ impl PortfolioApi {
                     limit: limit + 1,
                 };
                 let mut rows = read::transactions(tx, &q).await?;
-                let next_cursor = if rows.len() as i64 > limit {
-                    rows.truncate(limit as usize);
-                    rows.last().map(|r| encode_cursor(r.booking_date, r.id))
-                } else {
-                    None
-                };
+                let next_cursor = next_cursor(&mut rows, limit, |r| (r.booking_date, r.id));
                 let page = TransactionPage {
                     account_id: account.id,
                     transactions: rows.into_iter().map(transaction).collect(),

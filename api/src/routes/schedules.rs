@@ -6,8 +6,8 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use eam_model::cron::{CronSchedule, Occurrence};
+use eam_store::ConnectionId;
 use eam_store::schedules::{self, ConnectionSchedule, Fire, TenantDefault};
-use eam_store::{ConnectionId, StoreError};
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::audit::AuditContext;
 use crate::caller::BearerToken;
 use crate::permissions::Action;
-use crate::problem::ApiError;
+use crate::problem::{ApiError, not_found};
 use crate::state::ApiState;
 
 pub struct SchedulesApi(pub ApiState);
@@ -149,13 +149,6 @@ fn parse(cron: &str, timezone: &str) -> Result<CronSchedule, ApiError> {
     CronSchedule::parse(cron, timezone).map_err(|e| ApiError::unprocessable(e.to_string()))
 }
 
-fn not_found(id: Uuid) -> impl FnOnce(StoreError) -> ApiError {
-    move |e| match e {
-        StoreError::NotFound => ApiError::not_found(format!("connection {id} not found")),
-        other => other.into(),
-    }
-}
-
 impl ScheduleBody {
     /// The connection's own schedule, or `None` to follow the tenant default.
     fn validate(&self) -> Result<Option<CronSchedule>, ApiError> {
@@ -244,14 +237,12 @@ impl SchedulesApi {
         token: BearerToken,
         id: Path<Uuid>,
     ) -> Result<Json<ScheduleView>, ApiError> {
-        let caller = self.0.authenticate(&token).await?;
-        caller.require(Action::ReadSchedules)?;
-        caller.require_module("bank_sync")?;
+        let caller = self.0.caller(&token, Action::ReadSchedules).await?;
         let connection = ConnectionId(id.0);
         let mut tx = caller.tx(&self.0).await?;
         let schedule = schedules::get(&mut tx, connection)
             .await
-            .map_err(not_found(id.0))?;
+            .map_err(not_found("connection", id.0))?;
         let fires = schedules::recent_fires(&mut tx, connection, RECENT_FIRES).await?;
         Ok(Json(schedule_view(schedule, fires, Utc::now())))
     }
@@ -270,9 +261,7 @@ impl SchedulesApi {
         id: Path<Uuid>,
         body: Json<ScheduleBody>,
     ) -> Result<Json<ScheduleView>, ApiError> {
-        let caller = self.0.authenticate(&token).await?;
-        caller.require(Action::ManageSchedules)?;
-        caller.require_module("bank_sync")?;
+        let caller = self.0.caller(&token, Action::ManageSchedules).await?;
         let own = body.0.validate()?;
         let connection = ConnectionId(id.0);
         let now = Utc::now();
@@ -285,7 +274,7 @@ impl SchedulesApi {
             now,
         )
         .await
-        .map_err(not_found(id.0))?;
+        .map_err(not_found("connection", id.0))?;
         AuditContext::new(&caller, req)
             .record(
                 &mut tx,
@@ -309,10 +298,7 @@ impl SchedulesApi {
     /// run times; 404 when the tenant has none.
     #[oai(path = "/schedules/default", method = "get")]
     async fn get_default(&self, token: BearerToken) -> Result<Json<DefaultView>, ApiError> {
-        let caller = self.0.authenticate(&token).await?;
-        caller.require(Action::ReadSchedules)?;
-        caller.require_module("bank_sync")?;
-        let mut tx = caller.tx(&self.0).await?;
+        let (_, mut tx) = self.0.begin(&token, Action::ReadSchedules).await?;
         let default = schedules::get_default(&mut tx)
             .await?
             .ok_or_else(|| ApiError::not_found("the tenant has no default schedule"))?;
@@ -328,9 +314,7 @@ impl SchedulesApi {
         token: BearerToken,
         body: Json<DefaultBody>,
     ) -> Result<Json<DefaultView>, ApiError> {
-        let caller = self.0.authenticate(&token).await?;
-        caller.require(Action::ManageSchedules)?;
-        caller.require_module("bank_sync")?;
+        let caller = self.0.caller(&token, Action::ManageSchedules).await?;
         let parsed = parse(&body.0.cron, &body.0.timezone)?;
         let now = Utc::now();
         let mut tx = caller.tx(&self.0).await?;
@@ -367,10 +351,7 @@ impl SchedulesApi {
         req: &poem::Request,
         token: BearerToken,
     ) -> Result<DefaultDeleted, ApiError> {
-        let caller = self.0.authenticate(&token).await?;
-        caller.require(Action::ManageSchedules)?;
-        caller.require_module("bank_sync")?;
-        let mut tx = caller.tx(&self.0).await?;
+        let (caller, mut tx) = self.0.begin(&token, Action::ManageSchedules).await?;
         if !schedules::clear_default(&mut tx).await? {
             return Err(ApiError::not_found("the tenant has no default schedule"));
         }

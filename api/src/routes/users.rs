@@ -1,0 +1,239 @@
+//! The tenant's registered users: who may sign in, with which roles and client (tenant admins).
+
+use chrono::{DateTime, Utc};
+use eam_store::users::{self, NewUser, UserChange, UserRow};
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::audit::AuditContext;
+use crate::caller::BearerToken;
+use crate::permissions::{Action, Role};
+use crate::problem::{ApiError, not_found};
+use crate::state::ApiState;
+
+pub struct UsersApi(pub ApiState);
+
+/// A registered user.
+#[derive(Object)]
+struct User {
+    id: Uuid,
+    /// The subject (`sub`) of the user's tokens at the identity provider.
+    subject: String,
+    email: Option<String>,
+    /// These replace the roles of the user's tokens.
+    roles: Vec<String>,
+    /// For client users: their client.
+    client_id: Option<Uuid>,
+    /// A disabled user's tokens are refused.
+    disabled: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<UserRow> for User {
+    fn from(u: UserRow) -> Self {
+        User {
+            id: u.id,
+            subject: u.subject,
+            email: u.email,
+            roles: u.roles,
+            client_id: u.client_id,
+            disabled: u.disabled,
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+        }
+    }
+}
+
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+struct NewUserBody {
+    #[oai(validator(min_length = 1, max_length = 255))]
+    subject: String,
+    #[oai(validator(max_length = 320))]
+    email: Option<String>,
+    roles: Vec<String>,
+    client_id: Option<Uuid>,
+}
+
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+struct UserChangeBody {
+    #[oai(validator(max_length = 320))]
+    email: Option<String>,
+    roles: Option<Vec<String>>,
+    client_id: Option<Uuid>,
+    disabled: Option<bool>,
+}
+
+#[derive(ApiResponse)]
+enum CreatedUser {
+    #[oai(status = 201)]
+    Created(Json<User>),
+}
+
+/// Roles a tenant admin may give: any but platform_admin, and `client` only with a client.
+fn check_roles(roles: &[String], client: Option<Uuid>) -> Result<(), ApiError> {
+    for r in roles {
+        match Role::parse(r) {
+            None => {
+                return Err(ApiError::unprocessable(format!(
+                    "roles: unknown role '{r}'"
+                )));
+            }
+            Some(Role::PlatformAdmin) => {
+                return Err(ApiError::unprocessable(
+                    "roles: platform_admin is granted by the identity provider, not by a tenant",
+                ));
+            }
+            Some(Role::Client) if client.is_none() => {
+                return Err(ApiError::unprocessable(
+                    "client_id: a client user needs its client",
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn check_email(email: &Option<String>) -> Result<(), ApiError> {
+    match email {
+        Some(e) if !e.contains('@') || e.starts_with('@') || e.ends_with('@') => Err(
+            ApiError::unprocessable(format!("email: '{e}' is not an email address")),
+        ),
+        _ => Ok(()),
+    }
+}
+
+#[OpenApi(tag = "crate::Tag::Admin")]
+impl UsersApi {
+    /// The tenant's registered users.
+    #[oai(path = "/users", method = "get")]
+    async fn users(&self, token: BearerToken) -> Result<Json<Vec<User>>, ApiError> {
+        let (_, mut tx) = self.0.begin(&token, Action::ReadUsers).await?;
+        Ok(Json(
+            users::list(&mut tx)
+                .await?
+                .into_iter()
+                .map(User::from)
+                .collect(),
+        ))
+    }
+
+    /// Registers a user by the subject of its tokens, with the roles it gets here.
+    #[oai(path = "/users", method = "post")]
+    async fn create_user(
+        &self,
+        req: &poem::Request,
+        token: BearerToken,
+        body: Json<NewUserBody>,
+    ) -> Result<CreatedUser, ApiError> {
+        let caller = self.0.caller(&token, Action::ManageUsers).await?;
+        let body = body.0;
+        check_roles(&body.roles, body.client_id)?;
+        check_email(&body.email)?;
+        let mut tx = caller.tx(&self.0).await?;
+        let user = users::create(
+            &mut tx,
+            &NewUser {
+                subject: body.subject,
+                email: body.email,
+                roles: body.roles,
+                client_id: body.client_id,
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            eam_store::StoreError::Data(m) => ApiError::unprocessable(format!("client_id: {m}")),
+            other => other.into(),
+        })?;
+        AuditContext::new(&caller, req)
+            .record(
+                &mut tx,
+                "user.created",
+                format!("user:{}", user.id),
+                json!({ "subject": user.subject, "roles": user.roles, "client_id": user.client_id }),
+            )
+            .await?;
+        tx.commit().await?;
+        self.0.security.forget_tenant(caller.tenant);
+        Ok(CreatedUser::Created(Json(user.into())))
+    }
+
+    /// One registered user.
+    #[oai(path = "/users/:id", method = "get")]
+    async fn user(&self, token: BearerToken, id: Path<Uuid>) -> Result<Json<User>, ApiError> {
+        let (_, mut tx) = self.0.begin(&token, Action::ReadUsers).await?;
+        let user = users::get(&mut tx, id.0)
+            .await
+            .map_err(not_found("user", id.0))?;
+        Ok(Json(user.into()))
+    }
+
+    /// Changes a user's email, roles or client, or disables (enables) it. A disabled user's
+    /// tokens are refused.
+    #[oai(path = "/users/:id", method = "patch")]
+    async fn change_user(
+        &self,
+        req: &poem::Request,
+        token: BearerToken,
+        id: Path<Uuid>,
+        body: Json<UserChangeBody>,
+    ) -> Result<Json<User>, ApiError> {
+        let caller = self.0.caller(&token, Action::ManageUsers).await?;
+        let body = body.0;
+        check_email(&body.email)?;
+        let mut tx = caller.tx(&self.0).await?;
+        let current = users::get(&mut tx, id.0)
+            .await
+            .map_err(not_found("user", id.0))?;
+        if let Some(roles) = &body.roles {
+            check_roles(roles, body.client_id.or(current.client_id))?;
+        }
+        let change = UserChange {
+            email: body.email.map(Some),
+            roles: body.roles,
+            client_id: body.client_id.map(Some),
+            disabled: body.disabled,
+        };
+        let (before, after) = users::update(&mut tx, id.0, &change)
+            .await
+            .map_err(not_found("user", id.0))?;
+        let audit = AuditContext::new(&caller, req);
+        let target = format!("user:{}", id.0);
+        if before.roles != after.roles {
+            audit
+                .record(&mut tx, "user.roles_changed", target.clone(),
+                    json!({ "subject": after.subject, "before": before.roles, "after": after.roles }))
+                .await?;
+        }
+        if before.disabled != after.disabled {
+            let action = if after.disabled {
+                "user.disabled"
+            } else {
+                "user.enabled"
+            };
+            audit
+                .record(
+                    &mut tx,
+                    action,
+                    target.clone(),
+                    json!({ "subject": after.subject }),
+                )
+                .await?;
+        }
+        if before.email != after.email || before.client_id != after.client_id {
+            audit
+                .record(&mut tx, "user.changed", target,
+                    json!({ "subject": after.subject, "email": after.email, "client_id": after.client_id }))
+                .await?;
+        }
+        tx.commit().await?;
+        self.0.security.forget_tenant(caller.tenant);
+        Ok(Json(after.into()))
+    }
+}
