@@ -9,6 +9,7 @@
 // included): it is returned by value on purpose, and is a few hundred bytes at most.
 #![allow(clippy::result_large_err)]
 
+pub mod application;
 pub mod audit;
 pub mod caller;
 pub mod metrics;
@@ -31,6 +32,7 @@ use poem::web::Json as PoemJson;
 use poem::{Endpoint, EndpointExt, IntoResponse, Route, get};
 use poem_openapi::{OpenApiService, Tags};
 
+pub use application::Application;
 pub use state::ApiState;
 
 use crate::routes::audit::AuditApi;

@@ -64,28 +64,22 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     // Worker and API in this process, counting into one set of metrics (the API's /metrics).
     let metrics = eam_metrics::Metrics::new();
-    let cx = super::work::context(&settings)
-        .await?
-        .with_metrics(metrics.clone());
-    let queue =
-        eam_queue::SyncQueue::connect(settings.redis.url.expose(), &settings.redis.queue).await?;
+    let resources = eam_store::resources::Resources::open(&settings).await?;
+    let mut worker =
+        eam_worker::application::WorkerApp::build(&settings, &resources, metrics.clone()).await?;
+    // The demo triggers its syncs itself: no schedule tick.
+    worker.tick = None;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let worker = {
-        let mut stop = stop_rx.clone();
-        let options = super::work::worker_options(&settings);
-        tokio::spawn(async move {
-            eam_worker::queue::run_worker(queue, cx, options, async move {
-                let _ = stop.changed().await;
-            })
-            .await
-        })
-    };
-    let state = super::serve::build_state(&settings, metrics).await?;
-    let issuer = state
+    let worker = tokio::spawn(worker.run(stop_rx.clone()));
+    let app = eam_api::Application::build(&settings, &resources, metrics)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let issuer = app
+        .state()
         .local_issuer
         .clone()
         .context("the demo needs auth.local_issuer_dir")?;
-    let store = state.store.clone();
+    let store = resources.store.clone();
     let server = eam_api::Server::bind(&settings.api.bind)
         .await
         .with_context(|| {
@@ -97,13 +91,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let public_url = settings.api.public_url.trim_end_matches('/').to_owned();
     let api = {
         let mut stop = stop_rx.clone();
-        let app = eam_api::app(state, &public_url);
+        let public_url = public_url.clone();
         tokio::spawn(async move {
-            server
-                .run_until(app, async move {
-                    let _ = stop.changed().await;
-                })
-                .await
+            app.serve(server, &public_url, async move {
+                let _ = stop.changed().await;
+            })
+            .await
         })
     };
 

@@ -11,46 +11,12 @@ pub mod token;
 pub mod work;
 
 use eam_config::{SecretProvider, Settings};
-use eam_store::archive::{Archive, ArchiveLocation, S3Location};
-use eam_store::{AppDb, Store};
-
-/// The process's one secret provider (its cache is shared by everything that resolves).
-pub fn secret_provider(settings: &Settings) -> SecretProvider {
-    SecretProvider::from_settings(&settings.secrets)
-}
-
-/// The raw document archive the settings name: an S3 bucket if one is set, else a directory.
-pub fn open_archive(settings: &Settings) -> anyhow::Result<Archive> {
-    let a = &settings.archive;
-    let location = if a.s3_bucket.is_empty() {
-        ArchiveLocation::Directory(a.dir.clone().into())
-    } else {
-        ArchiveLocation::S3(S3Location {
-            bucket: a.s3_bucket.clone(),
-            region: a.s3_region.clone(),
-            endpoint: Some(a.s3_endpoint.clone()).filter(|e| !e.is_empty()),
-            static_credentials: None,
-        })
-    };
-    Ok(Archive::open(&location)?)
-}
+use eam_store::Store;
 
 /// Connects to PostgreSQL as the app role.
 pub async fn connect_store(settings: &Settings) -> anyhow::Result<Store> {
-    let password = if settings.database.app_password.expose().contains("://") {
-        secret_provider(settings)
-            .resolve_platform_text(settings.database.app_password.expose())
-            .await?
-    } else {
-        settings.database.app_password.expose().to_owned()
-    };
-    Ok(Store::connect(AppDb {
-        owner_url: settings.database.url.expose(),
-        app_user: &settings.database.app_user,
-        app_password: &password,
-        max_connections: settings.database.max_connections,
-    })
-    .await?)
+    let secrets = SecretProvider::from_settings(&settings.secrets);
+    Ok(eam_store::resources::connect(settings, &secrets).await?)
 }
 
 /// Completes on Ctrl-C or SIGTERM.

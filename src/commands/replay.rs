@@ -45,7 +45,8 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
             std::env::var("USER").unwrap_or_else(|_| "unknown".into())
         )
     });
-    let cx = super::work::context(&settings).await?;
+    let resources = eam_store::resources::Resources::open(&settings).await?;
+    let cx = eam_worker::application::WorkerConfig::from_settings(&settings).context(&resources);
 
     let (replay, connection) = {
         let mut tx = cx.store.tenant_tx(tenant).await?;

@@ -20,6 +20,7 @@ pub mod gauges;
 pub mod load;
 pub mod read;
 pub mod reconciliation;
+pub mod resources;
 pub mod runs;
 pub mod schedules;
 pub mod tenants;

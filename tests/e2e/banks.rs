@@ -9,7 +9,7 @@ use eam_banksim::dataset::{Dataset, SimAccount};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-use crate::kit::{CLIENT_SECRET, TestEnv, end_date, small_params};
+use crate::kit::{CLIENT_SECRET, Firm, TestEnv, end_date, small_params};
 use crate::sync::{assert_api_matches_dataset, total};
 
 fn dec(v: &Value) -> Option<Decimal> {
@@ -202,11 +202,11 @@ async fn one_tenant_synced_from_three_bank_protocols_holds_each_bank_data() {
 
     // bank_a, every field, through its own accounts (the helper compares the whole tenant, so
     // it runs on a tenant with bank_a alone).
-    let only_a = env.tenant("Firm B").await;
-    let token_a = env.token(only_a, &["ops", "advisor", "support"]);
-    let connection = env
-        .create_connection(&token_a, &env.connection_body(only_a))
-        .await;
+    let Firm {
+        token: token_a,
+        connection,
+        ..
+    } = env.firm("Firm B", &["ops", "advisor", "support"]).await;
     let job = env.sync_and_wait(&token_a, &connection).await;
     assert_eq!(job["status"], "succeeded");
     assert_api_matches_dataset(&env, &token_a, &data).await;

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use sqlx::Connection as _;
 use uuid::Uuid;
 
-use crate::kit::{self, EnvOptions, TestEnv, small_params};
+use crate::kit::{self, EnvOptions, Firm, TestEnv, small_params};
 use crate::sync::{assert_api_matches_dataset, row_counts};
 
 /// Every document of a run, following `next_cursor` pages of `limit`.
@@ -218,11 +218,11 @@ async fn documents_are_archived_in_s3_under_their_tenant() {
         },
     )
     .await;
-    let tenant = env.tenant("Firm S3").await;
-    let token = env.token(tenant, &["ops", "support"]);
-    let connection = env
-        .create_connection(&token, &env.connection_body(tenant))
-        .await;
+    let Firm {
+        tenant,
+        token,
+        connection,
+    } = env.firm("Firm S3", &["ops", "support"]).await;
     let job = env.sync_and_wait(&token, &connection).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     let run = job["id"].as_str().expect("run");
@@ -501,10 +501,12 @@ async fn a_replay_rebuilds_deleted_data_from_the_archive_without_calling_the_ban
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_of_an_old_run_never_overwrites_what_a_newer_run_wrote() {
     let env = TestEnv::start(small_params(85)).await;
-    let tenant = env.tenant("Firm Replay Order").await;
-    let token = env.token(tenant, &["ops", "advisor", "support"]);
-    let connection = env
-        .create_connection(&token, &env.connection_body(tenant))
+    let Firm {
+        tenant,
+        token,
+        connection,
+    } = env
+        .firm("Firm Replay Order", &["ops", "advisor", "support"])
         .await;
     let old = env.sync_and_wait(&token, &connection).await;
     assert_eq!(old["status"], "succeeded", "{old}");

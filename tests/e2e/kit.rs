@@ -3,17 +3,20 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eam_api::{ApiState, Server};
+use eam_api::Server;
+use eam_api::application::{ApiConfig, Application, Identity};
 use eam_auth::{LocalIssuer, TokenRequest, Verifier};
 use eam_banksim::RunningSim;
 use eam_banksim::dataset::SimParams;
 use eam_config::SecretProvider;
 use eam_config::secrets::{AwsAccess, TenantScope};
-use eam_connectors::{BreakerSettings, Breakers, RetryPolicy};
+use eam_connectors::{BreakerSettings, RetryPolicy};
 use eam_queue::SyncQueue;
 use eam_store::archive::{Archive, ArchiveLocation};
+use eam_store::resources::Resources;
 use eam_store::{AppDb, Store, TenantId};
-use eam_worker::{DispatchSettings, SyncContext, SyncPolicy, WorkerOptions};
+use eam_worker::application::{WorkerApp, WorkerConfig};
+use eam_worker::{DispatchSettings, SyncPolicy, WorkerOptions};
 use serde_json::{Value, json};
 use sqlx::Connection as _;
 use tokio::sync::watch;
@@ -223,6 +226,13 @@ pub struct TestEnv {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// A tenant with a token and one connection (see [`TestEnv::firm`]).
+pub struct Firm {
+    pub tenant: TenantId,
+    pub token: String,
+    pub connection: String,
+}
+
 /// How a test's system differs from the default one.
 pub struct EnvOptions {
     pub policy: SyncPolicy,
@@ -382,28 +392,31 @@ impl TestEnv {
         // One set of metrics for the API and the in-process worker, as in `eam demo`.
         let metrics = eam_metrics::Metrics::new();
 
+        let resources = Resources {
+            store: store.clone(),
+            secrets: secrets.clone(),
+            archive: archive.clone(),
+        };
         if options.in_process_worker {
-            let worker_queue = SyncQueue::connect(&redis, &queue_name)
-                .await
-                .expect("queue");
-            let cx = SyncContext::new(
-                store.clone(),
-                SyncPolicy {
-                    egress: options.egress,
-                    ..options.policy.clone()
+            let worker = WorkerApp::assemble(
+                &resources,
+                SyncQueue::connect(&redis, &queue_name)
+                    .await
+                    .expect("queue"),
+                WorkerConfig {
+                    policy: SyncPolicy {
+                        egress: options.egress,
+                        ..options.policy.clone()
+                    },
+                    breakers: options.breakers.clone(),
+                    options: worker_options(),
+                    tick: None,
                 },
-                Breakers::new(options.breakers.clone()),
-                secrets.clone(),
-                archive.clone(),
-            )
-            .with_metrics(metrics.clone());
-            let mut worker_stop = stop_rx.clone();
+                metrics.clone(),
+            );
+            let worker_stop = stop_rx.clone();
             tasks.push(tokio::spawn(async move {
-                eam_worker::queue::run_worker(worker_queue, cx, worker_options(), async move {
-                    let _ = worker_stop.changed().await;
-                })
-                .await
-                .expect("worker runs");
+                worker.run(worker_stop).await.expect("worker runs");
             }));
         }
 
@@ -414,38 +427,34 @@ impl TestEnv {
             audience: AUDIENCE.into(),
             ..eam_auth::VerifierConfig::default()
         };
-        let verifier = Verifier::with_keys(config, issuer.jwks()).expect("verifier");
-        let state = ApiState {
-            store: store.clone(),
-            queue: SyncQueue::connect(&redis, &queue_name)
+        let app = Application::assemble(
+            &resources,
+            SyncQueue::connect(&redis, &queue_name)
                 .await
                 .expect("queue"),
-            verifier: Arc::new(verifier),
-            local_issuer: Some(issuer.clone()),
-            security: Arc::new(eam_api::security::Security::new(options.security.clone())),
-            tenant_claim: "tenant_id".into(),
-            secrets: secrets.clone(),
-            archive: archive.clone(),
-            certificate_warning_days: options.certificate_warning_days,
-            metrics: metrics.clone(),
-            read_cache: Arc::new(eam_api::read_cache::ReadCache::start(
-                &store,
-                options.read_cache,
-                metrics.read_cache_gauges(),
-            )),
-            egress: options.egress,
-        };
+            Identity {
+                verifier: Verifier::with_keys(config, issuer.jwks()).expect("verifier"),
+                local_issuer: Some(issuer.clone()),
+            },
+            ApiConfig {
+                security: options.security.clone(),
+                read_cache: options.read_cache,
+                tenant_claim: "tenant_id".into(),
+                certificate_warning_days: options.certificate_warning_days,
+                egress: options.egress,
+            },
+            metrics,
+        );
         let server = Server::bind("127.0.0.1:0").await.expect("bind API");
         let api = format!("http://{}", server.local_addr());
-        let app = eam_api::app(state, &api);
         let mut api_stop = stop_rx.clone();
+        let public_url = api.clone();
         tasks.push(tokio::spawn(async move {
-            server
-                .run_until(app, async move {
-                    let _ = api_stop.changed().await;
-                })
-                .await
-                .expect("API runs");
+            app.serve(server, &public_url, async move {
+                let _ = api_stop.changed().await;
+            })
+            .await
+            .expect("API runs");
         }));
 
         TestEnv {
@@ -465,6 +474,30 @@ impl TestEnv {
             stop,
             tasks,
         }
+    }
+
+    /// Another worker on this system's queue, with a database pool of its own (run it with
+    /// [`WorkerApp::run`]).
+    pub async fn another_worker(&self, policy: SyncPolicy) -> WorkerApp {
+        let resources = Resources {
+            store: self.db.app_store().await,
+            secrets: self.secrets.clone(),
+            archive: self.archive.clone(),
+        };
+        let queue = SyncQueue::connect(&self.redis_url, &self.queue_name)
+            .await
+            .expect("queue");
+        WorkerApp::assemble(
+            &resources,
+            queue,
+            WorkerConfig {
+                policy,
+                breakers: breaker_settings(),
+                options: worker_options(),
+                tick: None,
+            },
+            eam_metrics::Metrics::new(),
+        )
     }
 
     /// Stops everything and drops the database.
@@ -584,8 +617,24 @@ impl TestEnv {
         created["id"].as_str().expect("id").to_owned()
     }
 
-    /// Triggers a sync through the API and waits for the job to leave queued/running.
-    pub async fn sync_and_wait(&self, token: &str, connection: &str) -> Value {
+    /// A firm as most tests start: a tenant, a token with `roles`, and one bank_a connection
+    /// to the simulator created through the API.
+    pub async fn firm(&self, name: &str, roles: &[&str]) -> Firm {
+        let tenant = self.tenant(name).await;
+        let token = self.token(tenant, roles);
+        let connection = self
+            .create_connection(&token, &self.connection_body(tenant))
+            .await;
+        Firm {
+            tenant,
+            token,
+            connection,
+        }
+    }
+
+    /// Triggers a sync through the API; asserts it was accepted (202) and returns the answer
+    /// (`run_id`, `status`, `coalesced`).
+    pub async fn trigger_sync(&self, token: &str, connection: &str) -> Value {
         let (status, accepted, _) = self
             .call(
                 reqwest::Method::POST,
@@ -595,6 +644,12 @@ impl TestEnv {
             )
             .await;
         assert_eq!(status, 202, "sync: {accepted}");
+        accepted
+    }
+
+    /// Triggers a sync through the API and waits for the job to leave queued/running.
+    pub async fn sync_and_wait(&self, token: &str, connection: &str) -> Value {
+        let accepted = self.trigger_sync(token, connection).await;
         assert_eq!(accepted["status"], "queued");
         let run = accepted["run_id"].as_str().expect("run id").to_owned();
         self.wait_for_job(token, &run, Duration::from_secs(60))

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::kit::{EnvOptions, TestEnv, small_params};
+use crate::kit::{EnvOptions, Firm, TestEnv, small_params};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -223,11 +223,9 @@ async fn a_sync_is_counted_by_custodian_outcome_and_records_loaded_by_kind() {
         },
     )
     .await;
-    let tenant = env.tenant("Metrics SA").await;
-    let token = env.token(tenant, &["ops", "advisor", "support"]);
-    let connection = env
-        .create_connection(&token, &env.connection_body(tenant))
-        .await;
+    let Firm {
+        token, connection, ..
+    } = env.firm("Metrics SA", &["ops", "advisor", "support"]).await;
 
     let before = scrape(&env).await;
     assert_eq!(before.sum("eam_sync_attempts_total", &[]), 0.0);
@@ -610,11 +608,9 @@ async fn a_worker_process_serves_its_own_metrics() {
         .expect("worker health");
     assert_eq!(health.status(), 200);
 
-    let tenant = env.tenant("Worker SA").await;
-    let token = env.token(tenant, &["ops", "advisor"]);
-    let connection = env
-        .create_connection(&token, &env.connection_body(tenant))
-        .await;
+    let Firm {
+        token, connection, ..
+    } = env.firm("Worker SA", &["ops", "advisor"]).await;
     let job = env.sync_and_wait(&token, &connection).await;
     assert_eq!(job["status"], "succeeded", "{job}");
 

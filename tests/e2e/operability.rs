@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::kit::{CLIENT_SECRET, EnvOptions, TestEnv, small_params};
+use crate::kit::{CLIENT_SECRET, EnvOptions, Firm, TestEnv, small_params};
 use crate::services::{PrivatePostgres, PrivateRedis};
 use crate::workers::{worker_command, worker_log};
 
@@ -279,11 +279,9 @@ async fn a_client_request_id_is_on_the_job_and_on_the_worker_and_connector_log_l
         .env("EAM_LOG__LEVEL", "info,eam_connectors=debug")
         .spawn()
         .expect("eam work starts");
-    let tenant = env.tenant("Firm Logs").await;
-    let token = env.token(tenant, &["ops", "support"]);
-    let connection = env
-        .create_connection(&token, &env.connection_body(tenant))
-        .await;
+    let Firm {
+        token, connection, ..
+    } = env.firm("Firm Logs", &["ops", "support"]).await;
 
     let request_id = format!("e2e-{}", Uuid::new_v4().simple());
     let (status, accepted, echoed) = post_with_request_id(

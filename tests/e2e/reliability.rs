@@ -8,7 +8,7 @@ use eam_connectors::BreakerSettings;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::kit::{EnvOptions, TestEnv, small_params, test_policy};
+use crate::kit::{EnvOptions, Firm, TestEnv, small_params, test_policy};
 use crate::sync::{assert_api_matches_dataset, row_counts, total};
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -33,19 +33,6 @@ async fn poll(env: &TestEnv, token: &str, path: &str, done: impl Fn(&Value) -> b
     }
 }
 
-async fn trigger(env: &TestEnv, token: &str, connection: &str) -> Value {
-    let (code, accepted, _) = env
-        .call(
-            Method::POST,
-            &format!("/connections/{connection}/sync"),
-            Some(token),
-            None,
-        )
-        .await;
-    assert_eq!(code, 202, "{accepted}");
-    accepted
-}
-
 fn errors(job: &Value) -> &Vec<Value> {
     job["attempt_errors"].as_array().expect("attempt errors")
 }
@@ -53,11 +40,9 @@ fn errors(job: &Value) -> &Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_5xx_burst_shorter_than_the_retry_budget_ends_in_success_with_its_attempts_recorded() {
     let env = TestEnv::start(small_params(31)).await;
-    let tenant = env.tenant("Firm A").await;
-    let token = env.token(tenant, &["ops", "advisor", "support"]);
-    let connection = env
-        .create_connection(&token, &env.connection_body(tenant))
-        .await;
+    let Firm {
+        token, connection, ..
+    } = env.firm("Firm A", &["ops", "advisor", "support"]).await;
     // The first try and its one in-attempt retry both get 503; the second attempt's first try
     // gets the third 503, its retry goes through.
     env.sim
@@ -87,11 +72,11 @@ async fn a_5xx_burst_shorter_than_the_retry_budget_ends_in_success_with_its_atte
 async fn a_burst_longer_than_the_budget_ends_dead_leaves_loaded_data_alone_and_support_retries_it()
 {
     let env = TestEnv::start(small_params(32)).await;
-    let tenant = env.tenant("Firm A").await;
-    let token = env.token(tenant, &["ops", "advisor", "support"]);
-    let connection = env
-        .create_connection(&token, &env.connection_body(tenant))
-        .await;
+    let Firm {
+        tenant,
+        token,
+        connection,
+    } = env.firm("Firm A", &["ops", "advisor", "support"]).await;
     let first = env.sync_and_wait(&token, &connection).await;
     assert_eq!(first["status"], "succeeded", "{first}");
     let before = row_counts(&env).await;
@@ -207,14 +192,12 @@ async fn an_open_breaker_sends_nothing_until_its_cooldown_then_one_probe_closes_
         },
     )
     .await;
-    let tenant = env.tenant("Firm A").await;
-    let token = env.token(tenant, &["ops", "advisor", "support"]);
-    let connection = env
-        .create_connection(&token, &env.connection_body(tenant))
-        .await;
+    let Firm {
+        token, connection, ..
+    } = env.firm("Firm A", &["ops", "advisor", "support"]).await;
     let rule = env.sim.faults().inject(FaultRule::new("/", status(503)));
 
-    let accepted = trigger(&env, &token, &connection).await;
+    let accepted = env.trigger_sync(&token, &connection).await;
     let run = accepted["run_id"].as_str().unwrap().to_owned();
     let breaker = format!("/connections/{connection}/breaker");
     let open = poll(&env, &token, &breaker, |b| b["state"] == "open").await;
@@ -295,11 +278,9 @@ async fn a_malformed_or_truncated_page_fails_as_data_at_once_with_its_location_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_trigger_is_coalesced_and_a_cancelled_sync_loads_nothing() {
     let env = TestEnv::start(small_params(35)).await;
-    let tenant = env.tenant("Firm A").await;
-    let token = env.token(tenant, &["ops", "advisor", "support"]);
-    let connection = env
-        .create_connection(&token, &env.connection_body(tenant))
-        .await;
+    let Firm {
+        token, connection, ..
+    } = env.firm("Firm A", &["ops", "advisor", "support"]).await;
     let last = env
         .sim
         .dataset()
@@ -314,9 +295,9 @@ async fn a_second_trigger_is_coalesced_and_a_cancelled_sync_loads_nothing() {
         Fault::Latency { millis: 4000 },
     ));
 
-    let first = trigger(&env, &token, &connection).await;
+    let first = env.trigger_sync(&token, &connection).await;
     let run = first["run_id"].as_str().unwrap().to_owned();
-    let second = trigger(&env, &token, &connection).await;
+    let second = env.trigger_sync(&token, &connection).await;
     assert_eq!(
         second["run_id"],
         run.as_str(),
@@ -385,11 +366,11 @@ async fn a_connection_failing_again_and_again_is_paused_until_ops_resume_it() {
         },
     )
     .await;
-    let tenant = env.tenant("Firm A").await;
-    let token = env.token(tenant, &["ops", "advisor", "support"]);
-    let connection = env
-        .create_connection(&token, &env.connection_body(tenant))
-        .await;
+    let Firm {
+        tenant,
+        token,
+        connection,
+    } = env.firm("Firm A", &["ops", "advisor", "support"]).await;
     // The bank refuses our credentials: each run fails as auth at once.
     let refused = env.sim.faults().inject(FaultRule::new(
         "/oauth/token",

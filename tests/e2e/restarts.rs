@@ -8,7 +8,7 @@ use eam_store::TenantId;
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::kit::{EnvOptions, TestEnv, small_params};
+use crate::kit::{EnvOptions, Firm, TestEnv, small_params};
 use crate::services::{PrivatePostgres, PrivateRedis};
 use crate::sync::row_counts;
 
@@ -136,11 +136,11 @@ async fn a_postgres_restart_under_a_batch_of_syncs_loses_no_run_and_duplicates_n
         },
     )
     .await;
-    let tenant = env.tenant("Firm A").await;
-    let token = env.token(tenant, &["ops", "advisor", "support"]);
-    let first = env
-        .create_connection(&token, &env.connection_body(tenant))
-        .await;
+    let Firm {
+        tenant,
+        token,
+        connection: first,
+    } = env.firm("Firm A", &["ops", "advisor", "support"]).await;
     // Hold the first connection's row, so its sync stops inside its load transaction: the
     // restart then cuts a load in the middle, for certain. (NO KEY UPDATE, so that inserting
     // runs that refer to the row still works.)
@@ -214,11 +214,9 @@ async fn while_redis_is_down_a_trigger_gets_503_never_a_false_202() {
         },
     )
     .await;
-    let tenant = env.tenant("Firm A").await;
-    let token = env.token(tenant, &["ops", "advisor", "support"]);
-    let connection = env
-        .create_connection(&token, &env.connection_body(tenant))
-        .await;
+    let Firm {
+        token, connection, ..
+    } = env.firm("Firm A", &["ops", "advisor", "support"]).await;
 
     redis.stop().await;
     let (code, problem, headers) = env

@@ -11,23 +11,19 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use eam_banksim::{Fault, FaultRule};
-use eam_connectors::Breakers;
 use eam_model::cron::spread_offset;
-use eam_queue::SyncQueue;
 use eam_store::connections::{self, NewConnection};
 use eam_store::runs::{self, RunStatus, Transition, Trigger};
 use eam_store::schedules::{self, FireAction, FireOutcome};
 use eam_store::{ConnectionId, RunId, Store, TenantId};
 use eam_worker::tick::{self as scheduler, TickReport, TickSettings};
-use eam_worker::{CustodianLimit, SyncContext, SyncPolicy};
+use eam_worker::{CustodianLimit, SyncPolicy};
 use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::Connection as _;
 use uuid::Uuid;
 
-use crate::kit::{
-    CLIENT_ID, EnvOptions, TestEnv, breaker_settings, small_params, test_policy, worker_options,
-};
+use crate::kit::{CLIENT_ID, EnvOptions, Firm, TestEnv, small_params, test_policy};
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
@@ -1053,23 +1049,8 @@ async fn at_most_n_syncs_of_one_custodian_run_at_once_across_workers_and_tenants
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut workers = Vec::new();
     for _ in 0..2 {
-        let cx = SyncContext::new(
-            env.db.app_store().await,
-            policy.clone(),
-            Breakers::new(breaker_settings()),
-            env.secrets.clone(),
-            env.archive.clone(),
-        );
-        let queue = SyncQueue::connect(&env.redis_url, &env.queue_name)
-            .await
-            .unwrap();
-        let mut stopped = stopped.clone();
-        workers.push(tokio::spawn(async move {
-            eam_worker::queue::run_worker(queue, cx, worker_options(), async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })
-            .await
-        }));
+        let worker = env.another_worker(policy.clone()).await;
+        workers.push(tokio::spawn(worker.run(stopped.clone())));
     }
     // Slow account pages keep each sync running for a while, so the syncs pile up.
     env.sim.faults().inject(FaultRule::new(
@@ -1149,11 +1130,9 @@ async fn at_most_n_syncs_of_one_custodian_run_at_once_across_workers_and_tenants
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_eam_work_processes_tick_and_run_a_due_schedule_once() {
     let env = TestEnv::start_with(small_params(71), without_worker()).await;
-    let tenant = env.tenant("Firm A").await;
-    let token = env.token(tenant, &["ops"]);
-    let connection = env
-        .create_connection(&token, &env.connection_body(tenant))
-        .await;
+    let Firm {
+        token, connection, ..
+    } = env.firm("Firm A", &["ops"]).await;
     // Daily at the current minute, in force since ten minutes ago: due now, once.
     let now = Utc::now();
     let cron = format!("{} {} * * *", now.minute(), now.hour());

@@ -9,7 +9,7 @@ use reqwest::Method;
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-use crate::kit::{TestEnv, end_date, small_params};
+use crate::kit::{Firm, TestEnv, end_date, small_params};
 
 fn dec(v: &Value) -> Option<Decimal> {
     v.as_str()
@@ -225,11 +225,9 @@ pub(crate) fn total(counts: &Value, field: &str) -> u64 {
 async fn a_sync_through_the_api_loads_exactly_the_bank_data_and_a_second_changes_nothing() {
     let env = TestEnv::start(small_params(7)).await;
     let data = env.sim.dataset();
-    let tenant = env.tenant("Firm A").await;
-    let token = env.token(tenant, &["ops", "advisor", "support"]);
-    let connection = env
-        .create_connection(&token, &env.connection_body(tenant))
-        .await;
+    let Firm {
+        token, connection, ..
+    } = env.firm("Firm A", &["ops", "advisor", "support"]).await;
 
     let job = env.sync_and_wait(&token, &connection).await;
     assert_eq!(job["status"], "succeeded", "{job}");

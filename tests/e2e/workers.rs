@@ -8,7 +8,7 @@ use eam_banksim::{Fault, FaultRule};
 use reqwest::Method;
 use sqlx::Connection;
 
-use crate::kit::{EnvOptions, TestEnv, end_date};
+use crate::kit::{EnvOptions, Firm, TestEnv, end_date};
 use crate::sync::{assert_api_matches_dataset, row_counts};
 
 const DEADLINE: Duration = Duration::from_secs(90);
@@ -85,11 +85,9 @@ async fn a_sync_whose_worker_is_killed_completes_on_another_worker_with_no_dupli
         },
     )
     .await;
-    let tenant = env.tenant("Firm A").await;
-    let token = env.token(tenant, &["ops", "advisor", "support"]);
-    let connection = env
-        .create_connection(&token, &env.connection_body(tenant))
-        .await;
+    let Firm {
+        token, connection, ..
+    } = env.firm("Firm A", &["ops", "advisor", "support"]).await;
     // Slow transaction pages keep the sync busy long enough to be killed in the middle.
     env.sim.faults().inject(FaultRule::new(
         "/v1/accounts",
@@ -171,11 +169,9 @@ async fn on_sigterm_a_worker_takes_nothing_new_and_hands_back_what_outlives_its_
         },
     )
     .await;
-    let tenant = env.tenant("Firm A").await;
-    let token = env.token(tenant, &["ops", "advisor", "support"]);
-    let connection = env
-        .create_connection(&token, &env.connection_body(tenant))
-        .await;
+    let Firm {
+        token, connection, ..
+    } = env.firm("Firm A", &["ops", "advisor", "support"]).await;
     // Every page takes 2 s: far longer than the worker's 5 s grace for the whole sync.
     let slow = env.sim.faults().inject(FaultRule::new(
         "/v1/accounts",

@@ -4,6 +4,7 @@
 //! transports tasks. The API creates a run row and pushes a task; a worker picks it up and runs
 //! the [`pipeline`]. Retries are decided from the classified error, not by the transport.
 
+pub mod application;
 pub mod dispatch;
 pub mod error;
 pub mod pipeline;

@@ -1,0 +1,152 @@
+//! One assembly of a worker: `eam work` and `eam demo` build it from settings, the e2e kit
+//! from its own configuration (sub-second timings), both through [`WorkerApp::assemble`].
+
+use std::time::Duration;
+
+use eam_config::Settings;
+use eam_config::egress::EgressPolicy;
+use eam_connectors::{BreakerSettings, Breakers, RetryPolicy};
+use eam_queue::SyncQueue;
+use eam_store::resources::Resources;
+
+use crate::tick::TickSettings;
+use crate::{CustodianLimit, DispatchSettings, SyncContext, SyncPolicy, WorkerOptions};
+
+/// How a worker behaves: everything it takes from settings beside its resources.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub policy: SyncPolicy,
+    pub breakers: BreakerSettings,
+    pub options: WorkerOptions,
+    /// The schedule tick, when this worker runs it.
+    pub tick: Option<TickSettings>,
+}
+
+impl WorkerConfig {
+    pub fn from_settings(settings: &Settings) -> WorkerConfig {
+        let w = &settings.worker;
+        let s = &settings.scheduler;
+        WorkerConfig {
+            policy: SyncPolicy {
+                bank_timeout: Duration::from_secs(w.bank_timeout_secs),
+                max_attempts: w.max_attempts,
+                request_retry: RetryPolicy {
+                    max_retries: w.request_retries,
+                    ..RetryPolicy::default()
+                },
+                retry_base: Duration::from_millis(w.retry_base_ms),
+                retry_max: Duration::from_secs(w.retry_max_secs),
+                lease: Duration::from_secs(w.lease_secs),
+                pause_after_failures: w.pause_after_failures,
+                custodian_limit: (s.custodian_limit > 0).then(|| CustodianLimit {
+                    max_running: s.custodian_limit,
+                    recheck: Duration::from_millis(s.custodian_recheck_ms),
+                }),
+                egress: EgressPolicy::from_settings(&settings.egress),
+            },
+            breakers: BreakerSettings {
+                failures_to_open: w.breaker_failures,
+                min_success_rate: f64::from(w.breaker_min_success_percent) / 100.0,
+                rate_window: Duration::from_secs(w.breaker_window_secs),
+                min_requests: w.breaker_min_requests,
+                cooldown: Duration::from_secs(w.breaker_cooldown_secs),
+            },
+            options: WorkerOptions {
+                concurrency: w.concurrency,
+                poll_interval: Duration::from_millis(w.poll_interval_ms),
+                grace: Duration::from_secs(w.shutdown_grace_secs),
+                dispatch: DispatchSettings {
+                    interval: Duration::from_millis(w.dispatch_interval_ms),
+                    stale_after: Duration::from_secs(w.stale_after_secs),
+                    ..DispatchSettings::default()
+                },
+            },
+            tick: s.enabled.then(|| tick_settings(settings)),
+        }
+    }
+}
+
+impl WorkerConfig {
+    /// The sync context over the resources (without a queue: `eam replay` runs it inline).
+    pub fn context(&self, resources: &Resources) -> SyncContext {
+        SyncContext::new(
+            resources.store.clone(),
+            self.policy.clone(),
+            Breakers::new(self.breakers.clone()),
+            resources.secrets.clone(),
+            resources.archive.clone(),
+        )
+    }
+}
+
+/// The schedule tick's settings.
+pub fn tick_settings(settings: &Settings) -> TickSettings {
+    let s = &settings.scheduler;
+    TickSettings {
+        interval: Duration::from_secs(s.tick_interval_secs),
+        catch_up: Duration::from_secs(s.catch_up_hours.saturating_mul(3600)),
+        spread: Duration::from_secs(s.spread_secs),
+        ..TickSettings::default()
+    }
+}
+
+/// A worker of one process: the queue it consumes, the sync context, and its tick.
+pub struct WorkerApp {
+    pub cx: SyncContext,
+    pub queue: SyncQueue,
+    pub options: WorkerOptions,
+    pub tick: Option<TickSettings>,
+}
+
+impl WorkerApp {
+    /// The worker the settings describe over the process's resources, counting into `metrics`.
+    pub async fn build(
+        settings: &Settings,
+        resources: &Resources,
+        metrics: eam_metrics::Metrics,
+    ) -> Result<WorkerApp, eam_queue::QueueError> {
+        let queue = SyncQueue::connect(settings.redis.url.expose(), &settings.redis.queue).await?;
+        Ok(WorkerApp::assemble(
+            resources,
+            queue,
+            WorkerConfig::from_settings(settings),
+            metrics,
+        ))
+    }
+
+    pub fn assemble(
+        resources: &Resources,
+        queue: SyncQueue,
+        config: WorkerConfig,
+        metrics: eam_metrics::Metrics,
+    ) -> WorkerApp {
+        let cx = config.context(resources).with_metrics(metrics);
+        WorkerApp {
+            cx,
+            queue,
+            options: config.options,
+            tick: config.tick,
+        }
+    }
+
+    /// Consumes the queue (and runs the schedule tick, if this worker has one) until `stop`
+    /// turns true; in-flight syncs get `options.grace` to finish.
+    pub async fn run(self, stop: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<()> {
+        let ticker = self.tick.map(|tick| {
+            tokio::spawn(crate::tick::run_ticker(
+                self.cx.store.clone(),
+                tick,
+                stop.clone(),
+            ))
+        });
+        let mut stopped = stop;
+        let shutdown = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        let ran = crate::queue::run_worker(self.queue, self.cx, self.options, shutdown).await;
+        if let Some(ticker) = ticker {
+            let _ = ticker.await;
+        }
+        ran
+    }
+}
