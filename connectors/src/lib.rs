@@ -17,12 +17,14 @@ pub mod breaker;
 pub mod certificate;
 pub mod files;
 mod http;
+pub mod open;
 
 use std::time::Duration;
 
 pub use breaker::{Breaker, BreakerSettings, BreakerSnapshot, BreakerState, Breakers};
 pub use eam_model::{DocumentKind, ErrorClass};
 pub use http::{RetryPolicy, TlsIdentity};
+pub use open::{ConnectSettings, Resume, Transport, open};
 
 /// A failed exchange with a bank. Messages name the URL and the cause, never a secret.
 #[derive(Debug, thiserror::Error)]

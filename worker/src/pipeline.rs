@@ -35,14 +35,12 @@ use std::time::{Duration, Instant};
 use chrono::{NaiveDate, Utc};
 use eam_config::SecretProvider;
 use eam_config::egress::{self, EgressPolicy};
-use eam_connectors::bank_a::{BankAClient, BankAConfig};
-use eam_connectors::bank_b::{BankBClient, BankBConfig};
-use eam_connectors::bank_c::{BankCClient, BankCConfig};
 use eam_connectors::{
-    Breakers, DocumentKind, ErrorClass, FileInfo, RawDocument, RetryPolicy, TlsIdentity,
+    Breakers, ConnectSettings, DocumentKind, ErrorClass, FileInfo, RawDocument, Resume,
+    RetryPolicy, TlsIdentity,
 };
 use eam_metrics::{Metrics, SyncOutcome};
-use eam_model::RunError;
+use eam_model::{Protocol, RunError};
 use eam_normalizer::model::{Batch, SourceFormat};
 use eam_normalizer::{bank_a, statement};
 use eam_store::archive::Archive;
@@ -505,66 +503,37 @@ async fn fetch(
     findings.cert_expires_at = (!tls.client_cert_pem.is_empty())
         .then(|| eam_connectors::certificate::not_after(&tls.client_cert_pem).ok())
         .flatten();
-    let breaker = Some(cx.breakers.for_url(&connection.base_url));
-    let egress = cx.policy.egress;
-    match connection.protocol.as_str() {
-        "bank_a" => {
-            let client_secret = secret(&cx.secrets, connection).await?;
-            let client_id = connection.client_id.clone().ok_or_else(|| {
-                SyncError::new(ErrorClass::Auth, "the connection has no OAuth client id")
-            })?;
-            let client = BankAClient::new(BankAConfig {
-                base_url: connection.base_url.clone(),
-                client_id,
-                client_secret,
-                tls,
-                timeout: cx.policy.bank_timeout,
-                retry: cx.policy.request_retry.clone(),
-                breaker,
-                egress,
-            })?;
-            let since = cursor_date(&connection.cursor);
-            Ok(Fetched {
-                documents: client.fetch(since).await?.documents,
-                files_after: None,
-            })
-        }
-        "bank_b" => {
-            let client = BankBClient::new(BankBConfig {
-                base_url: connection.base_url.clone(),
-                tls,
-                timeout: cx.policy.bank_timeout,
-                retry: cx.policy.request_retry.clone(),
-                breaker,
-                egress,
-            })?;
-            let fetched = client.fetch(files_after(&connection.cursor)).await?;
-            Ok(Fetched {
-                documents: fetched.documents,
-                files_after: fetched.last_file_id,
-            })
-        }
-        "bank_c" => {
-            let api_key = secret(&cx.secrets, connection).await?;
-            let client = BankCClient::new(BankCConfig {
-                base_url: connection.base_url.clone(),
-                api_key,
-                tls,
-                timeout: cx.policy.bank_timeout,
-                retry: cx.policy.request_retry.clone(),
-                breaker,
-                egress,
-            })?;
-            let fetched = client.fetch(files_after(&connection.cursor)).await?;
-            Ok(Fetched {
-                documents: fetched.documents,
-                files_after: fetched.last_file_id,
-            })
-        }
-        other => Err(SyncError::internal(format!(
-            "protocol {other} is not supported"
-        ))),
-    }
+    let protocol = Protocol::parse(&connection.protocol).ok_or_else(|| {
+        SyncError::internal(format!("protocol {} is not supported", connection.protocol))
+    })?;
+    // Only what the protocol uses is resolved.
+    let secret = if protocol.credentials().secret {
+        Some(secret(&cx.secrets, connection).await?)
+    } else {
+        None
+    };
+    let transport = eam_connectors::open(
+        protocol,
+        ConnectSettings {
+            base_url: connection.base_url.clone(),
+            tls,
+            client_id: connection.client_id.clone(),
+            secret,
+            timeout: cx.policy.bank_timeout,
+            retry: cx.policy.request_retry.clone(),
+            breaker: Some(cx.breakers.for_url(&connection.base_url)),
+            egress: cx.policy.egress,
+        },
+    )?;
+    let resume = Resume {
+        since: cursor_date(&connection.cursor),
+        files_after: files_after(&connection.cursor).map(str::to_owned),
+    };
+    let fetched = transport.fetch(&resume).await?;
+    Ok(Fetched {
+        documents: fetched.documents,
+        files_after: fetched.last_file_id,
+    })
 }
 
 /// Checks where the connection would connect: the custodian registry's URL, or the

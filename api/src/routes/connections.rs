@@ -1,7 +1,7 @@
 //! Bank connections: create, read, and trigger a sync.
 
 use eam_config::egress;
-use eam_model::{ErrorClass, RunError};
+use eam_model::{ErrorClass, Protocol, RunError};
 use eam_store::connections::{self, Connection as StoredConnection, NewConnection};
 use eam_store::custodians;
 use eam_store::runs::{self, RunStatus, Transition, Trigger};
@@ -192,12 +192,16 @@ impl Fields<'_> {
             }
             Err(e) => return Err(e.into()),
         };
-        // What each protocol authenticates with, beside the client certificate.
-        let (needs_client_id, needs_secret) = match custodian.protocol.as_str() {
-            "bank_a" => (true, true),
-            "bank_c" => (false, true),
-            _ => (false, false),
-        };
+        // What the protocol authenticates with, beside the client certificate.
+        let needs = Protocol::parse(&custodian.protocol)
+            .map(Protocol::credentials)
+            .ok_or_else(|| {
+                ApiError::unprocessable(format!(
+                    "custodian: {} speaks {}, which this platform does not support",
+                    custodian.code, custodian.protocol
+                ))
+            })?;
+        let (needs_client_id, needs_secret) = (needs.client_id, needs.secret);
         for (field, present, needed, what) in [
             (
                 "client_id",

@@ -6,6 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use eam_config::egress;
+use eam_model::Protocol;
 use eam_store::custodians::{self, Custodian as StoredCustodian};
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
@@ -19,9 +20,6 @@ use crate::problem::ApiError;
 use crate::state::ApiState;
 
 pub struct CustodiansApi(pub ApiState);
-
-/// The protocols the worker speaks.
-const PROTOCOLS: &[&str] = &["bank_a", "bank_b", "bank_c"];
 
 /// A custodian of the registry.
 #[derive(Object)]
@@ -132,9 +130,10 @@ impl CustodiansApi {
         let caller = self.0.caller(&token, Action::ManageCustodians).await?;
         let body = body.0;
         check_code(&code.0)?;
-        if !PROTOCOLS.contains(&body.protocol.as_str()) {
+        if Protocol::parse(&body.protocol).is_none() {
+            let known: Vec<&str> = Protocol::ALL.iter().map(|p| p.as_str()).collect();
             return Err(ApiError::unprocessable(format!(
-                "protocol: '{}' is not one the platform speaks; expected one of {PROTOCOLS:?}",
+                "protocol: '{}' is not one the platform speaks; expected one of {known:?}",
                 body.protocol
             )));
         }
