@@ -6,6 +6,7 @@
 //! provider's cache TTL). Only its expiry is shown; nothing read from a secret is returned.
 
 use chrono::{DateTime, Utc};
+use eam_model::CertificateStatus;
 use eam_store::ConnectionId;
 use eam_store::StoreError;
 use eam_store::connections::{self, Connection};
@@ -64,7 +65,7 @@ async fn inspect(
         connection_name: connection.name,
         custodian: connection.custodian,
         client_cert_ref: connection.client_cert_ref.clone(),
-        status: "none".into(),
+        status: CertificateStatus::None.as_str().into(),
         not_after: None,
         days_left: None,
         at_risk: false,
@@ -81,26 +82,19 @@ async fn inspect(
         Ok(pem) => eam_model::certificate::not_after(&pem).map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };
-    match read {
+    let status = match read {
         Ok(not_after) => {
-            let days_left = (not_after - now).num_days();
-            view.status = if not_after <= now {
-                "expired"
-            } else if days_left < i64::from(state.certificate_warning_days) {
-                "expiring"
-            } else {
-                "ok"
-            }
-            .into();
             view.not_after = Some(not_after);
-            view.days_left = Some(days_left);
+            view.days_left = Some((not_after - now).num_days());
+            CertificateStatus::of(not_after, now, state.certificate_warning_days)
         }
         Err(detail) => {
-            view.status = "unreadable".into();
             view.detail = Some(detail);
+            CertificateStatus::Unreadable
         }
-    }
-    view.at_risk = view.status != "ok" && view.status != "none";
+    };
+    view.status = status.as_str().into();
+    view.at_risk = status.at_risk();
     view
 }
 

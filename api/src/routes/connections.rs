@@ -1,7 +1,7 @@
 //! Bank connections: create, read, and trigger a sync.
 
 use eam_config::egress;
-use eam_model::{ErrorClass, Protocol, RunError};
+use eam_model::{BreakerState, ErrorClass, Protocol, RunError};
 use eam_store::connections::{self, Connection as StoredConnection, NewConnection};
 use eam_store::custodians;
 use eam_store::runs::{self, RunStatus, Transition, Trigger};
@@ -627,13 +627,16 @@ impl ConnectionsApi {
             .map_err(not_found("connection", id.0))?;
         let endpoint = eam_model::endpoint_of(&c.base_url);
         let rows = eam_store::breakers::for_endpoint(&mut tx, &endpoint).await?;
-        let state = if rows.iter().any(|r| r.state == "open") {
-            "open"
-        } else if rows.iter().any(|r| r.state == "half_open") {
-            "half_open"
-        } else {
-            "closed"
-        };
+        // The most cautious state any worker reports.
+        let states: Vec<BreakerState> = rows
+            .iter()
+            .filter_map(|r| BreakerState::parse(&r.state))
+            .collect();
+        let state = [BreakerState::Open, BreakerState::HalfOpen]
+            .into_iter()
+            .find(|s| states.contains(s))
+            .unwrap_or(BreakerState::Closed)
+            .as_str();
         Ok(Json(BreakerView {
             endpoint,
             state: state.to_owned(),
