@@ -42,6 +42,9 @@ const ISO_4217: &[&str] = &[
 pub struct Currency([u8; 3]);
 
 impl Currency {
+    /// The euro, through which every cross rate goes.
+    pub const EUR: Currency = Currency(*b"EUR");
+
     /// Parses an upper-case ISO 4217 code; anything else (lower case, unknown code) is refused.
     pub fn parse(s: &str) -> Result<Self, DomainError> {
         let bytes = s.as_bytes();

@@ -21,6 +21,7 @@ pub mod ids;
 pub mod protocol;
 pub mod records;
 pub mod run;
+pub mod wealth;
 
 pub use breaker::{BreakerSnapshot, BreakerSource, BreakerState, endpoint_of};
 pub use certificate::CertificateStatus;
