@@ -6,6 +6,7 @@
 
 pub mod bank_a;
 pub use eam_model::domain;
+pub mod ecb;
 pub mod error;
 pub mod iso20022;
 /// The canonical records (they live in `eam_model::records`, shared with the store).
