@@ -226,6 +226,7 @@ pub(crate) fn app(state: Arc<SimState>) -> impl Endpoint {
         .nest("/v1", v1)
         .nest(BANK_B_PREFIX, bank_files::routes(FileProtocol::Swift))
         .nest(BANK_C_PREFIX, bank_files::routes(FileProtocol::Iso20022))
+        .nest(crate::ecb::ECB_PREFIX, crate::ecb::routes())
         .nest(admin::PREFIX, admin::routes())
         .data(state)
         .around(move |ep, req| observe(Arc::clone(&observed), ep, req))

@@ -21,6 +21,7 @@
 //! - Rounding to cents is half away from zero ([`round2`]).
 
 mod activity;
+mod fx;
 mod prices;
 mod random;
 mod universe;
@@ -271,6 +272,7 @@ pub struct Dataset {
     /// Ordered by account id (client, then account number).
     pub accounts: Vec<SimAccount>,
     prices: PriceTable,
+    fx: fx::FxTable,
     account_index: HashMap<String, usize>,
 }
 
@@ -285,6 +287,7 @@ pub fn generate(params: &SimParams) -> Dataset {
     let per_currency = params.positions_per_account as usize + 2;
     let securities = universe::universe(per_currency);
     let prices = PriceTable::generate(params.seed, &securities, start_date, days);
+    let fx = fx::FxTable::generate(params.seed, start_date, days);
     let cx = activity::Context {
         params,
         start_date,
@@ -315,6 +318,7 @@ pub fn generate(params: &SimParams) -> Dataset {
         securities,
         accounts,
         prices,
+        fx,
         account_index,
     }
 }
@@ -408,6 +412,22 @@ impl Dataset {
     /// The price of a security on a date (dates after the end date take the end date's price).
     pub fn price(&self, security: &SimSecurity, date: NaiveDate) -> Decimal {
         self.prices.price(security, date)
+    }
+
+    /// The euro reference rate of `currency` (units per 1 EUR) on `date`: none on weekends,
+    /// outside the dataset, or for a currency not quoted.
+    pub fn fx_rate(&self, currency: &str, date: NaiveDate) -> Option<Decimal> {
+        self.fx.rate(currency, date)
+    }
+
+    /// The currencies with euro reference rates.
+    pub fn fx_currencies(&self) -> Vec<&'static str> {
+        self.fx.currencies().collect()
+    }
+
+    /// The business days with euro reference rates, oldest first.
+    pub fn fx_days(&self) -> Vec<NaiveDate> {
+        self.fx.days()
     }
 
     /// The account's transactions booked in `[from, to]` (open ends when `None`), in order.

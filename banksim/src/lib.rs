@@ -30,6 +30,7 @@ mod admin;
 pub mod bank_a;
 pub mod bank_files;
 pub mod dataset;
+pub mod ecb;
 pub mod faults;
 pub mod files;
 mod listener;
@@ -148,6 +149,11 @@ impl RunningSim {
     /// bank_c's base URL: `https://127.0.0.1:<port>/bank-c` (files under `/files`).
     pub fn bank_c_url(&self) -> String {
         format!("{}{}", self.base_url, bank_files::BANK_C_PREFIX)
+    }
+
+    /// The ECB reference rates' base URL: `https://127.0.0.1:<port>/ecb/stats/eurofxref`.
+    pub fn ecb_url(&self) -> String {
+        format!("{}{}", self.base_url, ecb::ECB_PREFIX)
     }
 
     /// The data being served.

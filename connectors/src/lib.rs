@@ -17,6 +17,7 @@ pub mod breaker;
 pub mod certificate;
 pub mod files;
 mod http;
+pub mod market_data;
 pub mod open;
 
 use std::time::Duration;

@@ -10,6 +10,8 @@ pub enum DocumentKind {
     /// A statement file (SWIFT FIN, ISO 20022) listed and downloaded from a bank: see
     /// [`RawDocument::file`].
     StatementFile,
+    /// A market-data file of reference rates (the ECB's euro reference rates).
+    ReferenceRates,
 }
 
 impl DocumentKind {
@@ -21,6 +23,7 @@ impl DocumentKind {
             DocumentKind::Balances => "balances",
             DocumentKind::Transactions => "transactions",
             DocumentKind::StatementFile => "file",
+            DocumentKind::ReferenceRates => "reference_rates",
         }
     }
 
@@ -32,6 +35,7 @@ impl DocumentKind {
             DocumentKind::Balances,
             DocumentKind::Transactions,
             DocumentKind::StatementFile,
+            DocumentKind::ReferenceRates,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use eam_connectors::bank_a::{BankAClient, BankAConfig};
+use eam_connectors::market_data::{EcbClient, EcbConfig, EcbFile};
 use eam_connectors::{ConnectorError, DocumentKind, ErrorClass, RetryPolicy, TlsIdentity};
 
 use crate::kit::{CLIENT_ID, CLIENT_SECRET, TestSim, small_params};
@@ -122,4 +123,78 @@ async fn every_refusal_by_the_bank_is_an_auth_error_and_a_dead_bank_is_transient
     };
     let e = fetch_error(&client(&dead, CLIENT_SECRET, good)).await;
     assert_eq!(e.class(), ErrorClass::Transient, "{e}");
+}
+
+fn ecb(base_url: &str, tls: TlsIdentity) -> EcbClient {
+    EcbClient::new(EcbConfig {
+        base_url: base_url.to_owned(),
+        tls,
+        timeout: Duration::from_secs(10),
+        retry: RetryPolicy::default(),
+        breaker: None,
+        egress: eam_config::egress::EgressPolicy {
+            allow_private_addresses: true,
+        },
+    })
+    .expect("client builds")
+}
+
+/// The market-data feed over mTLS: the daily file holds the dataset's last business day, the
+/// history every business day, each rate exactly the simulator's; without a client
+/// certificate the feed refuses us (auth).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ecb_reference_rates_arrive_over_mtls_exactly_as_the_simulator_set_them() {
+    let sim = TestSim::start(small_params(23)).await;
+    let data = sim.sim.dataset();
+    let client = ecb(&sim.sim.ecb_url(), sim.identity());
+    let days = data.fx_days();
+    let currencies = data.fx_currencies();
+    assert_eq!(currencies, ["CHF", "GBP", "JPY", "USD"]);
+    // 20 calendar days hold 14 or 15 business days.
+    assert!((14..=15).contains(&days.len()), "{days:?}");
+
+    let daily = client.fetch(EcbFile::Daily).await.expect("daily");
+    assert_eq!(
+        (daily.kind, daily.name()),
+        (DocumentKind::ReferenceRates, "eurofxref-daily.xml".into())
+    );
+    let parsed = eam_normalizer::ecb::parse(&daily.name(), &daily.body).expect("parses");
+    let last = *days.last().unwrap();
+    let expected: Vec<(String, chrono::NaiveDate, rust_decimal::Decimal)> = currencies
+        .iter()
+        .map(|c| (c.to_string(), last, data.fx_rate(c, last).unwrap()))
+        .collect();
+    let got: Vec<_> = parsed
+        .rates
+        .iter()
+        .map(|r| (r.currency.as_str().to_owned(), r.date, r.per_eur))
+        .collect();
+    assert_eq!(got, expected);
+
+    let history = client.fetch(EcbFile::History).await.expect("history");
+    let parsed = eam_normalizer::ecb::parse(&history.name(), &history.body).expect("parses");
+    assert_eq!(parsed.rates.len(), days.len() * currencies.len());
+    for r in &parsed.rates {
+        assert_eq!(
+            Some(r.per_eur),
+            data.fx_rate(r.currency.as_str(), r.date),
+            "{r:?}"
+        );
+    }
+    assert_eq!(
+        parsed.rates.first().map(|r| r.date),
+        days.first().copied(),
+        "oldest first"
+    );
+
+    let no_cert = TlsIdentity {
+        client_cert_pem: vec![],
+        client_key_pem: vec![],
+        ..sim.identity()
+    };
+    let e = ecb(&sim.sim.ecb_url(), no_cert)
+        .fetch(EcbFile::Daily)
+        .await
+        .expect_err("refused");
+    assert_eq!(e.class(), ErrorClass::Auth, "{e}");
 }

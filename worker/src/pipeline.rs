@@ -745,6 +745,12 @@ fn normalize(connection: &Connection, documents: &[RawDocument]) -> Result<Batch
             (DocumentKind::Positions, _) => page(bank_a::DocumentKind::Positions)?,
             (DocumentKind::Balances, _) => page(bank_a::DocumentKind::Balances)?,
             (DocumentKind::Transactions, _) => page(bank_a::DocumentKind::Transactions)?,
+            // Market data is platform-wide and never part of a bank connection's sync.
+            (DocumentKind::ReferenceRates, _) => {
+                return Err(SyncError::internal(format!(
+                    "{name}: reference rates in a bank connection's documents"
+                )));
+            }
         };
         batch.extend(parsed);
     }

@@ -12,6 +12,7 @@ pub(crate) enum Purpose {
     Client = 1,
     Account = 2,
     Prices = 3,
+    Fx = 4,
 }
 
 /// A deterministic pseudo-random stream.
