@@ -19,7 +19,8 @@
 //! truncated file), a balance or value with no currency, an invalid ISIN, a second account or
 //! balance inside one statement. The error names the document, the line, the field and why.
 //! What can be read unambiguously but is unusual is read and leaves a [`ParseWarning`]: a
-//! value date of 30 February, an amount without decimal comma, a file that was not UTF-8.
+//! value date of 30 February, an amount without decimal comma or with a decimal point, a file
+//! that was not UTF-8, braces written as national letters, a malformed tag, FinTS leftovers.
 //!
 //! A statement split across files (a bank paginating its download mid-statement) is read with
 //! [`parse_pages`]: the files are one stream of fields, while errors and provenance still name
@@ -30,6 +31,8 @@
 pub mod cash;
 pub mod custody;
 pub mod details;
+#[cfg(test)]
+mod dialect_tests;
 pub mod fin;
 pub mod mt94x;
 pub mod securities;
@@ -67,6 +70,7 @@ pub fn parse_pages(
 ) -> Result<Batch, ParseError> {
     let names: Vec<&str> = pages.iter().map(|(name, _)| *name).collect();
     let texts = decode_pages(pages);
+    let mut notes = Vec::new();
     let mut batch = match family(format, &names)? {
         Family::Cash => {
             let mut mapper = cash::CashMapper::new(format, &names);
@@ -78,7 +82,7 @@ pub fn parse_pages(
             mapper.batch.transactions.reserve(entries);
             let mut mapped: Result<(), ParseError> = Ok(());
             let mut count = 0usize;
-            let read = read_cash(&texts, &names, |st| {
+            let read = read_cash(&texts, &names, &mut notes, |st| {
                 count += 1;
                 if mapped.is_ok() {
                     mapped = mapper.statement(st);
@@ -104,7 +108,7 @@ pub fn parse_pages(
             let mut mapper = custody::CustodyMapper::new(format, custodian, &names);
             let mut mapped: Result<(), ParseError> = Ok(());
             let mut count = 0usize;
-            let read = read_securities(format, &texts, &names, |st| {
+            let read = read_securities(format, &texts, &names, &mut notes, |st| {
                 count += 1;
                 if mapped.is_ok() {
                     mapped = mapper.statement(st);
@@ -126,6 +130,7 @@ pub fn parse_pages(
             mapper.batch
         }
     };
+    batch.warnings.splice(0..0, notes);
     for ((name, _), (_, encoding)) in pages.iter().zip(&texts) {
         if !matches!(encoding, Encoding::Utf8) {
             batch.warnings.insert(
@@ -152,7 +157,9 @@ pub fn read_cash_statements(
     let names = [document];
     let texts = decode_pages(&[(document, bytes)]);
     let mut out = Vec::new();
-    read_cash(&texts, &names, |st| {
+    // Values as written: the dialect notes are the mapped batch's business.
+    let mut notes = Vec::new();
+    read_cash(&texts, &names, &mut notes, |st| {
         out.push(st);
         Ok(())
     })?;
@@ -168,7 +175,8 @@ pub fn read_securities_statements(
     let names = [document];
     let texts = decode_pages(&[(document, bytes)]);
     let mut out = Vec::new();
-    read_securities(format, &texts, &names, |st| {
+    let mut notes = Vec::new();
+    read_securities(format, &texts, &names, &mut notes, |st| {
         out.push(st);
         Ok(())
     })?;
@@ -233,12 +241,19 @@ fn decode_pages<'a>(pages: &[(&str, &'a [u8])]) -> Vec<(std::borrow::Cow<'a, str
 fn read_cash(
     texts: &[(std::borrow::Cow<'_, str>, Encoding)],
     names: &[&str],
+    notes: &mut Vec<ParseWarning>,
     done: impl FnMut(CashStatement) -> Result<(), ReadError>,
 ) -> Result<(), ParseError> {
     let mut reader = CashReader::new(done);
     for (part, (text, _)) in texts.iter().enumerate() {
-        fin::tokenize(text, part, Family::Cash, |e| reader.event(e))
-            .map_err(|e| located(names, e))?;
+        fin::tokenize(text, part, Family::Cash, |e| match e {
+            fin::Event::Note(n) => {
+                notes.push(dialect_warning(names, &n));
+                Ok(())
+            }
+            e => reader.event(e),
+        })
+        .map_err(|e| located(names, e))?;
     }
     reader.close().map_err(|e| located(names, e))?;
     Ok(())
@@ -248,15 +263,31 @@ fn read_securities(
     format: SourceFormat,
     texts: &[(std::borrow::Cow<'_, str>, Encoding)],
     names: &[&str],
+    notes: &mut Vec<ParseWarning>,
     done: impl FnMut(SecuritiesStatement) -> Result<(), ReadError>,
 ) -> Result<(), ParseError> {
     let mut reader = SecuritiesReader::new(format == SourceFormat::Mt536, done);
     for (part, (text, _)) in texts.iter().enumerate() {
-        fin::tokenize(text, part, Family::Securities, |e| reader.event(e))
-            .map_err(|e| located(names, e))?;
+        fin::tokenize(text, part, Family::Securities, |e| match e {
+            fin::Event::Note(n) => {
+                notes.push(dialect_warning(names, &n));
+                Ok(())
+            }
+            e => reader.event(e),
+        })
+        .map_err(|e| located(names, e))?;
     }
     reader.close().map_err(|e| located(names, e))?;
     Ok(())
+}
+
+fn dialect_warning(names: &[&str], n: &fin::Note<'_>) -> ParseWarning {
+    ParseWarning {
+        document: names.get(n.part).copied().unwrap_or_default().to_owned(),
+        line: Some(n.line),
+        field: None,
+        message: n.message(),
+    }
 }
 
 fn located(names: &[&str], e: ReadError) -> ParseError {
