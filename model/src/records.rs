@@ -134,6 +134,11 @@ impl AssetClass {
 pub struct Security {
     pub key: SecurityKey,
     pub isin: Option<Isin>,
+    /// An ISIN as the bank wrote it when it fails its check digit (or its form): kept for
+    /// support and for matching by hand, never a key. The security is then identified by the
+    /// bank's own id, and the run carries a warning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_isin: Option<String>,
     pub bank_security_id: Option<String>,
     pub valor: Option<String>,
     pub wkn: Option<String>,

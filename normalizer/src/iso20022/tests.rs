@@ -491,8 +491,30 @@ fn an_entry_with_a_security_references_it_by_isin() {
     assert_eq!(b.securities.len(), 1);
     let bad = camt053("02", &ntry("12.00", "CRDT", "<Sts>BOOK</Sts>", details))
         .replace("US0378331005", "US0378331006");
-    let e = parse(SourceFormat::Camt053, "c", "d", bad.as_bytes()).unwrap_err();
-    assert!(e.reason.contains("check digit"), "{e}");
+    let b = parse(SourceFormat::Camt053, "c", "d", bad.as_bytes())
+        .expect("a bad ISIN does not sink the statement");
+    let s = &b.securities[0];
+    assert_eq!(
+        (s.key.as_str(), s.isin.as_ref(), s.raw_isin.as_deref()),
+        ("bank:c:US0378331006", None, Some("US0378331006"))
+    );
+    assert_eq!(
+        b.transactions[0].security.as_ref().map(|k| k.as_str()),
+        Some("bank:c:US0378331006")
+    );
+    let said: Vec<_> = b
+        .warnings
+        .iter()
+        .map(|w| (w.field.as_deref(), w.message.as_str()))
+        .collect();
+    assert_eq!(
+        said,
+        vec![(
+            Some("Stmt[1]/Ntry[1]/NtryDtls/TxDtls/FinInstrmId/ISIN"),
+            "'US0378331006' is not a valid ISIN: check digit does not match: the security is \
+             kept as bank:c:US0378331006, the ISIN as written in raw_isin"
+        )]
+    );
 }
 
 /// A securities trade's details: the instrument, its quantity and deal price.

@@ -16,11 +16,12 @@
 //!
 //! What is rejected, and only that: what cannot be read without guessing, such as a statement
 //! without account (`:25:`, `:97A:`), an MT940 page without opening or closing balance (a
-//! truncated file), a balance or value with no currency, an invalid ISIN, a second account or
-//! balance inside one statement. The error names the document, the line, the field and why.
+//! truncated file), a balance or value with no currency, a second account or balance inside
+//! one statement. The error names the document, the line, the field and why.
 //! What can be read unambiguously but is unusual is read and leaves a [`ParseWarning`]: a
 //! value date of 30 February, an amount without decimal comma or with a decimal point, a file
-//! that was not UTF-8, braces written as national letters, a malformed tag, FinTS leftovers.
+//! that was not UTF-8, braces written as national letters, a malformed tag, FinTS leftovers,
+//! an ISIN failing its check digit (the security kept under the bank's id).
 //!
 //! A statement split across files (a bank paginating its download mid-statement) is read with
 //! [`parse_pages`]: the files are one stream of fields, while errors and provenance still name
