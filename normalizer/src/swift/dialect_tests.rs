@@ -236,3 +236,19 @@ fn fints_segment_leftovers_are_stripped() {
     assert_eq!(b.statements.len(), 2);
     assert_eq!(b.statements[0], plain.statements[0]);
 }
+
+#[test]
+fn a_statement_in_a_withdrawn_currency_is_read_and_its_currency_historic() {
+    let text = plain().replace("EUR", "DEM");
+    let b = parse(&text);
+    assert!(b.warnings.is_empty(), "{:?}", b.warnings);
+    let dem = b.accounts[0].currency;
+    assert_eq!(dem.as_str(), "DEM");
+    assert!(dem.is_historic());
+    assert!(b.transactions.iter().all(|t| t.currency == dem));
+    // The wealth view's figure in euro, at the fixed rate.
+    assert_eq!(
+        dem.to_euro(b.balances[1].amount),
+        Some("43.20".parse().unwrap())
+    );
+}

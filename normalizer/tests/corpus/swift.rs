@@ -317,22 +317,6 @@ const REJECTED: &[(&str, Option<usize>, &str, &str, &str)] = &[
         "no account",
         "a statement without account",
     ),
-    // Deutsche Mark: withdrawn in 2002, not an ISO 4217 code any more; the canonical model only
-    // takes active codes. The values are compared on the typed statements.
-    (
-        "mt940.sta@cmxl",
-        Some(4),
-        ":60a:",
-        "'DEM' is not an ISO 4217",
-        "a DEM statement",
-    ),
-    (
-        "mt942.sta@mt942/full/mBank",
-        Some(4),
-        ":60a:",
-        "'DEM' is not an ISO 4217",
-        "the cmxl DEM statement again",
-    ),
     // The statement stops after `:65F:Dnullnull7414,3` (not a SWIFT tag, no date): no closing
     // balance, so nothing to check the entries against. jejik's upstream test only checks it
     // does not crash.
@@ -1604,4 +1588,24 @@ proptest::proptest! {
         let _ = swift::read_cash_statements("damaged", &bytes);
         let _ = swift::detect(&bytes);
     }
+}
+
+#[test]
+fn the_deutsche_mark_statement_is_read_in_its_historic_currency() {
+    let bytes = read("wolph-mt940/cmxl/mt940.sta");
+    let b = swift::parse(SourceFormat::Mt940, "corpus", "cmxl", &bytes).expect("DEM is read");
+    let first = &b.statements[0];
+    assert_eq!(first.currency.as_str(), "DEM");
+    assert!(first.currency.is_historic());
+    assert_eq!(
+        (
+            first.opening.as_ref().map(|o| o.amount),
+            first.closing.as_ref().map(|c| c.amount)
+        ),
+        (Some(dec("84349.74")), Some(dec("84437.04")))
+    );
+    assert_eq!(
+        first.currency.to_euro(dec("84437.04")),
+        Some(dec("43171.97"))
+    );
 }
