@@ -310,6 +310,25 @@ impl<'a, F: FnMut(Record)> CamtReader<'a, F> {
                 ),
             ));
         }
+        // A group header and nothing else: the bank sent no statement. Loading zero records
+        // as a success would hide that; the file is refused.
+        if let Some(message) = self.message
+            && self.statement_count == 0
+        {
+            return Err(ParseError::field(
+                self.document,
+                message.element(),
+                format!(
+                    "the {} message holds no {} element: no statement in the file",
+                    match message {
+                        Message::Report => "camt.052",
+                        Message::Statement => "camt.053",
+                        Message::Notification => "camt.054",
+                    },
+                    message.element()
+                ),
+            ));
+        }
         Ok(())
     }
 

@@ -856,3 +856,40 @@ fn a_percent_priced_bond_takes_its_value_from_the_alternate_reporting_currency_b
          position keeps its values in its price currency, which the statement does not state"
     );
 }
+
+#[test]
+fn a_message_with_a_group_header_and_no_statement_is_an_error() {
+    let empty = r#"<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08">
+<BkToCstmrStmt><GrpHdr><MsgId>M1</MsgId><CreDtTm>2026-11-20T22:00:00+01:00</CreDtTm></GrpHdr>
+</BkToCstmrStmt></Document>"#;
+    let e = parse(
+        SourceFormat::Camt053,
+        "bank_c",
+        "empty.xml",
+        empty.as_bytes(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        (e.document.as_str(), e.field.as_deref(), e.reason.as_str()),
+        (
+            "empty.xml",
+            Some("Stmt"),
+            "the camt.053 message holds no Stmt element: no statement in the file"
+        )
+    );
+    let report = empty
+        .replace("camt.053.001.08", "camt.052.001.08")
+        .replace("BkToCstmrStmt", "BkToCstmrAcctRpt");
+    let e = parse(
+        SourceFormat::Camt052,
+        "bank_c",
+        "empty.xml",
+        report.as_bytes(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.reason,
+        "the camt.052 message holds no Rpt element: no statement in the file"
+    );
+}

@@ -252,3 +252,69 @@ fn a_statement_in_a_withdrawn_currency_is_read_and_its_currency_historic() {
         Some("43.20".parse().unwrap())
     );
 }
+
+#[test]
+fn a_statement_cut_short_is_rejected_and_its_neighbours_load() {
+    let statement = |n: u32, opening: &str, closing: &str| {
+        format!(
+            ":20:STMT{n}\n:25:DE89370400440532013000\n:28C:{n}/1\n:60F:C24010{n}EUR{opening}\n:61:24010{n}C5,00NTRFNONREF//E{n}\n{closing}-\n"
+        )
+    };
+    let text = format!(
+        "{}{}{}",
+        statement(1, "10,00", ":62F:C240101EUR15,00\n"),
+        statement(2, "15,00", ":62F:C240102EUR20,00\n"),
+        // The download stopped before the third statement's closing balance.
+        ":20:STMT3\n:25:DE89370400440532013000\n:28C:3/1\n:60F:C240103EUR20,00\n:61:240103C5,00NTRFNONREF//E3\n",
+    );
+    let b = crate::swift::parse(SourceFormat::Mt940, "bank", "three.sta", text.as_bytes())
+        .expect("two statements load");
+    let keys: Vec<_> = b
+        .transactions
+        .iter()
+        .map(|t| t.natural_key.as_str())
+        .collect();
+    assert_eq!(keys, ["ref:E1", "ref:E2"]);
+    let numbers: Vec<_> = b.statements.iter().map(|s| s.statement_number).collect();
+    assert_eq!(numbers, [Some(1), Some(2)]);
+    assert_eq!(b.balances.len(), 4);
+    assert_eq!(
+        b.rejected,
+        vec![crate::model::RejectedStatement {
+            document: "three.sta".into(),
+            index: 3,
+            reference: Some("STMT3".into()),
+            account: Some("DE89370400440532013000".into()),
+            line: Some(15),
+            field: Some(":62a:".into()),
+            reason: "the statement has no closing balance (:62F: or :62M:): truncated file or a page that continues elsewhere".into(),
+        }]
+    );
+    assert!(b.warnings.is_empty(), "{:?}", b.warnings);
+
+    // A statement without account in the middle: the others load around it.
+    let middle = text.replace(":25:DE89370400440532013000\n:28C:2/1", ":28C:2/1");
+    let b =
+        crate::swift::parse(SourceFormat::Mt940, "bank", "three.sta", middle.as_bytes()).unwrap();
+    assert_eq!(b.statements.len(), 1);
+    let rejected: Vec<_> = b
+        .rejected
+        .iter()
+        .map(|r| (r.index, r.line, r.field.as_deref()))
+        .collect();
+    assert_eq!(
+        rejected,
+        [(2, Some(8), Some(":25:")), (3, Some(14), Some(":62a:"))]
+    );
+}
+
+#[test]
+fn a_file_none_of_whose_statements_reads_is_an_error() {
+    let text = ":20:ONLY\n:25:DE89370400440532013000\n:28C:1/1\n:60F:C240101EUR20,00\n:61:240101C5,00NTRFNONREF//E1\n";
+    let e =
+        crate::swift::parse(SourceFormat::Mt940, "bank", "cut.sta", text.as_bytes()).unwrap_err();
+    assert_eq!(
+        (e.document.as_str(), e.line, e.field.as_deref()),
+        ("cut.sta", Some(1), Some(":62a:"))
+    );
+}

@@ -18,6 +18,12 @@
 //! without account (`:25:`, `:97A:`), an MT940 page without opening or closing balance (a
 //! truncated file), a balance or value with no currency, a second account or balance inside
 //! one statement. The error names the document, the line, the field and why.
+//! In a cash statement file of several statements such an error costs only its statement: it
+//! is listed in [`Batch::rejected`](crate::model::Batch) (document, index, reference, line,
+//! field, reason) and the others load, since a download cut short in its last statement
+//! still holds complete ones before it. A file none of whose statements reads is an error.
+//! A statement that reads but does not balance loads: the reconciliation's balance check
+//! makes it a break (see `crate::reconcile`), as it did before.
 //! What can be read unambiguously but is unusual is read and leaves a [`ParseWarning`]: a
 //! value date of 30 February, an amount without decimal comma or with a decimal point, a file
 //! that was not UTF-8, braces written as national letters, a malformed tag, FinTS leftovers,
@@ -41,7 +47,7 @@ pub mod text;
 pub mod values;
 
 use crate::error::ParseError;
-use crate::model::{Batch, ParseWarning, SourceFormat};
+use crate::model::{Batch, ParseWarning, RejectedStatement, SourceFormat};
 
 pub use self::mt94x::CashStatement;
 pub use self::securities::SecuritiesStatement;
@@ -81,28 +87,43 @@ pub fn parse_pages(
                 .map(|(t, _)| memchr::memmem::find_iter(t.as_bytes(), b":61:").count())
                 .sum();
             mapper.batch.transactions.reserve(entries);
-            let mut mapped: Result<(), ParseError> = Ok(());
             let mut count = 0usize;
+            let mut loaded = 0usize;
+            let mut rejected = Vec::new();
+            // Statements per document, for the index a rejected one is named by.
+            let mut per_document = vec![0u32; names.len()];
             let read = read_cash(&texts, &names, &mut notes, |st| {
                 count += 1;
-                if mapped.is_ok() {
-                    mapped = mapper.statement(st);
-                }
-                // Stop reading at the first mapping error: it is the one reported.
-                match &mapped {
-                    Ok(()) => Ok(()),
-                    Err(_) => Err(ReadError {
-                        at: Default::default(),
-                        tag: String::new(),
-                        reason: String::new(),
+                let index = per_document.get_mut(st.at.part).map_or(0, |n| {
+                    *n += 1;
+                    *n
+                });
+                let (reference, account) = (st.reference.clone(), st.account.clone());
+                // A statement that cannot be mapped leaves no record (every check comes
+                // before the first push) and does not stop its neighbours.
+                match mapper.statement(st) {
+                    Ok(()) => loaded += 1,
+                    Err(e) => rejected.push(RejectedStatement {
+                        document: e.document,
+                        index,
+                        reference,
+                        account,
+                        line: e.line,
+                        field: e.field,
+                        reason: e.reason,
                     }),
                 }
+                Ok(())
             });
-            mapped?;
             read?;
             if count == 0 {
                 return empty_or_nothing_found(format, &names, &texts);
             }
+            if loaded == 0 {
+                // Nothing to load: the first statement's reason is the document's.
+                return Err(rejected.swap_remove(0).into());
+            }
+            mapper.batch.rejected = rejected;
             mapper.batch
         }
         Family::Securities => {
