@@ -36,7 +36,53 @@ const ISO_4217: &[&str] = &[
     "YER", "ZAR", "ZMW", "ZWG",
 ];
 
-/// An ISO 4217 currency code, e.g. `CHF`.
+/// Withdrawn ISO 4217 codes (ISO 4217 list three, historic denominations): old statements,
+/// archived files and securities priced before a currency's end still carry them. They are
+/// valid codes of the past, not typing errors, so [`Currency::parse`] accepts them and
+/// [`Currency::is_historic`] says which they are. A code ISO reused for a new currency (none
+/// so far among these) would have to leave this table.
+const ISO_4217_HISTORIC: &[&str] = &[
+    "ADP", "AFA", "ALK", "AOK", "AON", "AOR", "ARA", "ARP", "ARY", "ATS", "AYM", "AZM", "BAD",
+    "BEC", "BEF", "BEL", "BGJ", "BGK", "BGL", "BOP", "BRB", "BRC", "BRE", "BRN", "BRR", "BUK",
+    "BYB", "BYR", "CHC", "CSD", "CSJ", "CSK", "CUC", "CYP", "DDM", "DEM", "ECS", "ECV", "EEK",
+    "ESA", "ESB", "ESP", "FIM", "FRF", "GEK", "GHC", "GHP", "GNE", "GNS", "GQE", "GRD", "GWE",
+    "GWP", "HRD", "HRK", "IEP", "ILP", "ILR", "ISJ", "ITL", "LAJ", "LSM", "LTL", "LTT", "LUC",
+    "LUF", "LUL", "LVL", "LVR", "MGF", "MLF", "MRO", "MTL", "MTP", "MVQ", "MXP", "MZE", "MZM",
+    "NIC", "NLG", "PEH", "PEI", "PES", "PLZ", "PTE", "RHD", "ROK", "ROL", "RUR", "SDD", "SDP",
+    "SIT", "SKK", "SLL", "SRG", "STD", "SUR", "TJR", "TMM", "TPE", "TRL", "UAK", "UGS", "UGW",
+    "USS", "UYN", "UYP", "VEB", "VEF", "VNC", "XEU", "XFO", "XFU", "XRE", "YDD", "YUD", "YUM",
+    "YUN", "ZAL", "ZMK", "ZRN", "ZRZ", "ZWC", "ZWD", "ZWL", "ZWN", "ZWR",
+];
+
+/// The fixed conversion rates of the euro's legacy currencies: units of the currency per
+/// euro, as the Council fixed them irrevocably (Regulation 2866/98 for the founders, later
+/// regulations for each joiner; the ECU was replaced one to one). Exact decimals, never
+/// floats: `(mantissa, scale)`.
+const EURO_LEGACY_RATES: &[(&str, i64, u32)] = &[
+    ("ATS", 137_603, 4),
+    ("BEF", 403_399, 4),
+    ("CYP", 585_274, 6),
+    ("DEM", 195_583, 5),
+    ("EEK", 156_466, 4),
+    ("ESP", 166_386, 3),
+    ("FIM", 594_573, 5),
+    ("FRF", 655_957, 5),
+    ("GRD", 340_750, 3),
+    ("HRK", 753_450, 5),
+    ("IEP", 787_564, 6),
+    ("ITL", 193_627, 2),
+    ("LTL", 345_280, 5),
+    ("LUF", 403_399, 4),
+    ("LVL", 702_804, 6),
+    ("MTL", 429_300, 6),
+    ("NLG", 220_371, 5),
+    ("PTE", 200_482, 3),
+    ("SIT", 239_640, 3),
+    ("SKK", 301_260, 4),
+    ("XEU", 1, 0),
+];
+
+/// An ISO 4217 currency code, e.g. `CHF`; a withdrawn one (`DEM`) is valid and historic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Currency([u8; 3]);
@@ -45,14 +91,44 @@ impl Currency {
     /// The euro, through which every cross rate goes.
     pub const EUR: Currency = Currency(*b"EUR");
 
-    /// Parses an upper-case ISO 4217 code; anything else (lower case, unknown code) is refused.
+    /// Parses an upper-case ISO 4217 code, active or withdrawn (list three); anything else
+    /// (lower case, unknown code) is refused.
     pub fn parse(s: &str) -> Result<Self, DomainError> {
         let bytes = s.as_bytes();
-        if bytes.len() == 3 && ISO_4217.binary_search(&s).is_ok() {
+        if bytes.len() == 3
+            && (ISO_4217.binary_search(&s).is_ok() || ISO_4217_HISTORIC.binary_search(&s).is_ok())
+        {
             Ok(Currency([bytes[0], bytes[1], bytes[2]]))
         } else {
             Err(DomainError::Currency(s.to_owned()))
         }
+    }
+
+    /// True for a withdrawn currency (ISO 4217 list three), e.g. `DEM`.
+    pub fn is_historic(&self) -> bool {
+        ISO_4217_HISTORIC.binary_search(&self.as_str()).is_ok()
+    }
+
+    /// The fixed conversion rate of a euro legacy currency: units of it per euro (`DEM`
+    /// 1.95583); `None` for every other currency, whose rate to the euro floats.
+    pub fn euro_conversion_rate(&self) -> Option<rust_decimal::Decimal> {
+        EURO_LEGACY_RATES
+            .binary_search_by(|(code, ..)| (*code).cmp(self.as_str()))
+            .ok()
+            .map(|i| {
+                let (_, mantissa, scale) = EURO_LEGACY_RATES[i];
+                rust_decimal::Decimal::new(mantissa, scale)
+            })
+    }
+
+    /// An amount of a euro legacy currency in euro: divided by the fixed rate and rounded to
+    /// the cent, half away from zero, as the conversion regulation (1103/97, articles 4 and 5)
+    /// prescribes; `None` when the currency has no fixed rate.
+    pub fn to_euro(&self, amount: rust_decimal::Decimal) -> Option<rust_decimal::Decimal> {
+        let rate = self.euro_conversion_rate()?;
+        amount.checked_div(rate).map(|eur| {
+            eur.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+        })
     }
 
     /// The three-letter code.
@@ -243,6 +319,99 @@ mod tests {
     #[test]
     fn currency_table_is_sorted_for_binary_search() {
         assert!(ISO_4217.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn historic_tables_are_sorted_and_apart_from_the_active_codes() {
+        assert!(ISO_4217_HISTORIC.windows(2).all(|w| w[0] < w[1]));
+        assert!(EURO_LEGACY_RATES.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(
+            ISO_4217_HISTORIC
+                .iter()
+                .all(|c| ISO_4217.binary_search(c).is_err())
+        );
+        assert!(
+            EURO_LEGACY_RATES
+                .iter()
+                .all(|(c, ..)| ISO_4217_HISTORIC.binary_search(c).is_ok())
+        );
+    }
+
+    #[test]
+    fn withdrawn_currencies_are_valid_and_historic() {
+        for code in [
+            "DEM", "FRF", "ITL", "NLG", "ATS", "BEF", "ESP", "PTE", "FIM", "IEP", "LUF", "GRD",
+            "XEU", "HRK", "YUM", "ZWD",
+        ] {
+            let c = Currency::parse(code).unwrap();
+            assert!(c.is_historic(), "{code}");
+            assert_eq!(c.as_str(), code);
+        }
+        assert!(!Currency::parse("EUR").unwrap().is_historic());
+        assert!(!Currency::parse("CHF").unwrap().is_historic());
+        // Serde reads them like any other code.
+        let c: Currency = serde_json::from_str("\"DEM\"").unwrap();
+        assert!(c.is_historic());
+    }
+
+    #[test]
+    fn euro_legacy_currencies_convert_at_their_fixed_rates() {
+        let rates: Vec<(&str, String)> = [
+            "DEM", "FRF", "ITL", "NLG", "ATS", "BEF", "LUF", "ESP", "PTE", "FIM", "IEP", "GRD",
+            "SIT", "CYP", "MTL", "SKK", "EEK", "LVL", "LTL", "HRK",
+        ]
+        .into_iter()
+        .map(|c| {
+            let rate = Currency::parse(c).unwrap().euro_conversion_rate().unwrap();
+            (c, rate.to_string())
+        })
+        .collect();
+        assert_eq!(
+            rates,
+            vec![
+                ("DEM", "1.95583".to_owned()),
+                ("FRF", "6.55957".to_owned()),
+                ("ITL", "1936.27".to_owned()),
+                ("NLG", "2.20371".to_owned()),
+                ("ATS", "13.7603".to_owned()),
+                ("BEF", "40.3399".to_owned()),
+                ("LUF", "40.3399".to_owned()),
+                ("ESP", "166.386".to_owned()),
+                ("PTE", "200.482".to_owned()),
+                ("FIM", "5.94573".to_owned()),
+                ("IEP", "0.787564".to_owned()),
+                ("GRD", "340.750".to_owned()),
+                ("SIT", "239.640".to_owned()),
+                ("CYP", "0.585274".to_owned()),
+                ("MTL", "0.429300".to_owned()),
+                ("SKK", "30.1260".to_owned()),
+                ("EEK", "15.6466".to_owned()),
+                ("LVL", "0.702804".to_owned()),
+                ("LTL", "3.45280".to_owned()),
+                ("HRK", "7.53450".to_owned()),
+            ]
+        );
+        let dem = Currency::parse("DEM").unwrap();
+        assert_eq!(
+            dem.to_euro("1000".parse().unwrap()),
+            Some("511.29".parse().unwrap())
+        );
+        assert_eq!(
+            dem.to_euro("195583".parse().unwrap()),
+            Some("100000.00".parse().unwrap())
+        );
+        let xeu = Currency::parse("XEU").unwrap();
+        assert_eq!(
+            xeu.to_euro("12.345".parse().unwrap()),
+            Some("12.35".parse().unwrap())
+        );
+        assert_eq!(Currency::parse("CHF").unwrap().euro_conversion_rate(), None);
+        assert_eq!(
+            Currency::parse("ZWD")
+                .unwrap()
+                .to_euro("1".parse().unwrap()),
+            None
+        );
     }
 
     #[test]

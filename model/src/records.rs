@@ -134,6 +134,11 @@ impl AssetClass {
 pub struct Security {
     pub key: SecurityKey,
     pub isin: Option<Isin>,
+    /// An ISIN as the bank wrote it when it fails its check digit (or its form): kept for
+    /// support and for matching by hand, never a key. The security is then identified by the
+    /// bank's own id, and the run carries a warning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_isin: Option<String>,
     pub bank_security_id: Option<String>,
     pub valor: Option<String>,
     pub wkn: Option<String>,
@@ -494,6 +499,28 @@ pub struct ParseWarning {
     pub message: String,
 }
 
+/// A statement of a document that was left out while its neighbours loaded: cut short (no
+/// closing balance), without account or currency, or otherwise unreadable on its own. A file
+/// of several statements is not all or nothing: each complete statement loads, and each one
+/// here becomes a break on the run (`succeeded_with_breaks`), naming the document, the
+/// statement and the line. A document none of whose statements can be read is still an error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedStatement {
+    /// The document the statement was read from.
+    pub document: String,
+    /// The statement's position among the statements of its document, from 1.
+    pub index: u32,
+    /// The bank's reference of the statement (`:20:`, `Stmt/Id`), where it gave one.
+    pub reference: Option<String>,
+    /// The account as the statement names it, where it names one.
+    pub account: Option<String>,
+    /// The line of the statement's first field (or of the offending field).
+    pub line: Option<usize>,
+    /// The field that made it unreadable, e.g. `:62a:`.
+    pub field: Option<String>,
+    pub reason: String,
+}
+
 /// Everything one sync normalized, loaded together in one transaction.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Batch {
@@ -506,6 +533,10 @@ pub struct Batch {
     /// Cash statements' own totals, for reconciliation (empty for formats without statements).
     pub statements: Vec<StatementSummary>,
     pub warnings: Vec<ParseWarning>,
+    /// Statements left out of this batch while the rest of their document loaded: each is a
+    /// break on the run (see [`RejectedStatement`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<RejectedStatement>,
 }
 
 impl Batch {
@@ -519,6 +550,7 @@ impl Batch {
         self.complete_snapshots.extend(other.complete_snapshots);
         self.statements.extend(other.statements);
         self.warnings.extend(other.warnings);
+        self.rejected.extend(other.rejected);
     }
 
     /// Keeps one record per (account, natural key), merging the reports of one transaction

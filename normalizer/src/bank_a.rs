@@ -291,6 +291,7 @@ impl Cx<'_> {
             batch.securities.push(Security {
                 key: key.clone(),
                 isin,
+                raw_isin: None,
                 bank_security_id: s.bank_security_id,
                 valor: s.valor,
                 wkn: None,
@@ -409,6 +410,7 @@ impl Cx<'_> {
                     )?;
                     batch.securities.push(Security {
                         key: key.clone(),
+                        raw_isin: None,
                         name: s
                             .bank_security_id
                             .clone()

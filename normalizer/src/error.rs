@@ -55,3 +55,16 @@ impl fmt::Display for ParseError {
 }
 
 impl std::error::Error for ParseError {}
+
+/// A document whose every statement was rejected fails with the first one's reason.
+impl From<crate::model::RejectedStatement> for ParseError {
+    fn from(r: crate::model::RejectedStatement) -> Self {
+        ParseError {
+            document: r.document,
+            line: r.line,
+            column: None,
+            field: r.field,
+            reason: r.reason,
+        }
+    }
+}

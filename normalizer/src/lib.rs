@@ -8,6 +8,7 @@ pub mod bank_a;
 pub use eam_model::domain;
 pub mod ecb;
 pub mod error;
+mod isin;
 pub mod iso20022;
 /// The canonical records (they live in `eam_model::records`, shared with the store).
 pub use eam_model::records as model;

@@ -2,8 +2,10 @@
 //!
 //! Banks deliver statements as files; support and the `bank_b`/`bank_c` connectors hand the
 //! raw bytes here with the format they were listed as (or [`detect`] it). A file may hold
-//! several messages (statements, pages); it parses whole into one [`Batch`] or fails with a
-//! located [`ParseError`].
+//! several messages (statements, pages); it parses into one [`Batch`] or fails with a
+//! located [`ParseError`]. In an MT940/MT942/MT950 file of several statements, a statement
+//! that cannot be read on its own (cut short, no account) is listed in `Batch::rejected`
+//! while its neighbours load; a file none of whose statements reads fails.
 
 use crate::error::ParseError;
 use crate::model::{Batch, SourceFormat};

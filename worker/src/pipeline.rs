@@ -754,6 +754,21 @@ fn normalize(connection: &Connection, documents: &[RawDocument]) -> Result<Batch
         };
         batch.extend(parsed);
     }
+    // Until the load records a left-out statement as a break on the run, a document with one
+    // fails the sync as a whole (as before statements could be left out): nothing is lost
+    // silently.
+    if let Some(r) = batch.rejected.first() {
+        return Err(SyncError::new(
+            ErrorClass::Data,
+            format!(
+                "{}: statement {} (line {}): {}",
+                r.document,
+                r.index,
+                r.line.map_or_else(|| "?".to_owned(), |l| l.to_string()),
+                r.reason
+            ),
+        ));
+    }
     batch.dedup_securities();
     batch.merge_transactions();
     Ok(batch)

@@ -67,8 +67,9 @@ use rust_decimal::Decimal;
 use super::value;
 use super::xml::{Handler, RawText, Tag, currency_attribute};
 use super::{CashEntry, EntryReferences, Record};
-use crate::domain::{Currency, Iban, Isin};
+use crate::domain::{Currency, Iban};
 use crate::error::ParseError;
+use crate::isin::WrittenIsin;
 use crate::model::{
     Account, AccountKind, AssetClass, BalanceKind, CashBalance, Direction, ParseWarning,
     Provenance, Security, SecurityDetail, SecurityKey, SourceFormat, StatedBalance,
@@ -306,6 +307,25 @@ impl<'a, F: FnMut(Record)> CamtReader<'a, F> {
                     "no {} message found (expected a BkToCstmrStmt, BkToCstmrAcctRpt or \
                      BkToCstmrDbtCdtNtfctn element)",
                     self.listed.as_str()
+                ),
+            ));
+        }
+        // A group header and nothing else: the bank sent no statement. Loading zero records
+        // as a success would hide that; the file is refused.
+        if let Some(message) = self.message
+            && self.statement_count == 0
+        {
+            return Err(ParseError::field(
+                self.document,
+                message.element(),
+                format!(
+                    "the {} message holds no {} element: no statement in the file",
+                    match message {
+                        Message::Report => "camt.052",
+                        Message::Statement => "camt.053",
+                        Message::Notification => "camt.054",
+                    },
+                    message.element()
                 ),
             ));
         }
@@ -745,21 +765,22 @@ impl<'a, F: FnMut(Record)> CamtReader<'a, F> {
 
         let mut security = None;
         if let Some(d) = only_detail {
-            let isin = match &d.isin {
-                Some(text) => Some(Isin::parse(text).map_err(|err| {
-                    self.err("NtryDtls/TxDtls/FinInstrmId/ISIN", err.to_string())
-                })?),
-                None => None,
-            };
-            if let Some(key) = SecurityKey::new(
-                self.custodian,
-                isin.as_ref(),
-                d.other_security_id.as_deref(),
-            ) {
+            let written = WrittenIsin::read(d.isin.as_deref());
+            let isin = written.valid().cloned();
+            // An ISIN failing its check leaves the bank's id, else its text (`crate::isin`).
+            let bank_id = d
+                .other_security_id
+                .clone()
+                .or_else(|| written.raw().map(str::to_owned));
+            if let Some(key) = SecurityKey::new(self.custodian, isin.as_ref(), bank_id.as_deref()) {
+                if let Some(w) = written.warning(&key) {
+                    self.warn(line, "NtryDtls/TxDtls/FinInstrmId/ISIN", w);
+                }
                 (self.emit)(Record::Security(Security {
                     key: key.clone(),
                     isin,
-                    bank_security_id: d.other_security_id.clone(),
+                    raw_isin: written.raw().map(str::to_owned),
+                    bank_security_id: bank_id,
                     valor: None,
                     wkn: None,
                     cusip: None,

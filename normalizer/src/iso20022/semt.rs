@@ -35,8 +35,9 @@
 //!   with no price has no price to qualify: its price currency is that of its holding value
 //!   (instrument currency, else base, else alternate), so an unpriced holding keeps the value
 //!   the bank gives; the denomination only when no value is given at all.
-//! - **Security**: ISIN validated when present (a bad check digit is an error); otherwise the
-//!   bank's own id (`OthrId` with a proprietary type first) keys it as `bank:<custodian>:<id>`.
+//! - **Security**: ISIN validated when present; otherwise (or when it fails its check digit:
+//!   kept in `raw_isin` with a warning, see `crate::isin`) the bank's own id (`OthrId` with a
+//!   proprietary type first, else the failing ISIN's text) keys it as `bank:<custodian>:<id>`.
 //!   Valoren, WKN and CUSIP are kept when typed so. Asset class from the CFI code (E, D, C),
 //!   else bond for a face-amount holding.
 //! - **Account**: the safekeeping account id as written, kind custody, currency the account's
@@ -53,8 +54,9 @@ use rust_decimal::Decimal;
 use super::Record;
 use super::value;
 use super::xml::{Handler, RawText, Tag, currency_attribute};
-use crate::domain::{Currency, Isin};
+use crate::domain::Currency;
 use crate::error::ParseError;
+use crate::isin::WrittenIsin;
 use crate::model::{
     Account, AccountKind, AssetClass, CompleteSnapshot, ParseWarning, Position, PriceType,
     Provenance, QuantityType, Security, SecurityDetail, SecurityKey, SourceFormat,
@@ -274,19 +276,17 @@ impl<'a, F: FnMut(Record)> SemtReader<'a, F> {
             .as_ref()
             .and_then(|s| s.as_of)
             .ok_or_else(|| self.err("", "the statement has no statement date (StmtDtTm)"))?;
-        let isin = match &p.isin {
-            Some(text) => {
-                Some(Isin::parse(text).map_err(|e| self.err("FinInstrmId/ISIN", e.to_string()))?)
-            }
-            None => None,
-        };
-        // The bank's own id: a proprietary-typed one first, else the first other id.
+        let written = WrittenIsin::read(p.isin.as_deref());
+        let isin = written.valid().cloned();
+        // The bank's own id: a proprietary-typed one first, else the first other id, else an
+        // ISIN that fails its check as written (see `crate::isin`).
         let bank_id = p
             .other_ids
             .iter()
             .find(|(_, tp)| tp.as_deref().is_some_and(|t| t.starts_with("prtry:")))
             .or_else(|| p.other_ids.first())
-            .map(|(id, _)| id.clone());
+            .map(|(id, _)| id.clone())
+            .or_else(|| written.raw().map(str::to_owned));
         let key = SecurityKey::new(self.custodian, isin.as_ref(), bank_id.as_deref()).ok_or_else(
             || {
                 self.err(
@@ -354,6 +354,7 @@ impl<'a, F: FnMut(Record)> SemtReader<'a, F> {
         let security = Security {
             key: key.clone(),
             isin,
+            raw_isin: written.raw().map(str::to_owned),
             bank_security_id: bank_id,
             valor: p.valor.clone(),
             wkn: p.wkn.clone(),
@@ -391,6 +392,9 @@ impl<'a, F: FnMut(Record)> SemtReader<'a, F> {
                 s.duplicates += 1;
             }
         });
+        if let Some(w) = written.warning(&key) {
+            self.warn(line, "FinInstrmId/ISIN", w);
+        }
         if !left_out.is_empty() {
             let kept_in = match price_currency {
                 Some(c) => format!("its price currency {c}, in which the statement gives none"),

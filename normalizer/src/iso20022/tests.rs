@@ -491,8 +491,30 @@ fn an_entry_with_a_security_references_it_by_isin() {
     assert_eq!(b.securities.len(), 1);
     let bad = camt053("02", &ntry("12.00", "CRDT", "<Sts>BOOK</Sts>", details))
         .replace("US0378331005", "US0378331006");
-    let e = parse(SourceFormat::Camt053, "c", "d", bad.as_bytes()).unwrap_err();
-    assert!(e.reason.contains("check digit"), "{e}");
+    let b = parse(SourceFormat::Camt053, "c", "d", bad.as_bytes())
+        .expect("a bad ISIN does not sink the statement");
+    let s = &b.securities[0];
+    assert_eq!(
+        (s.key.as_str(), s.isin.as_ref(), s.raw_isin.as_deref()),
+        ("bank:c:US0378331006", None, Some("US0378331006"))
+    );
+    assert_eq!(
+        b.transactions[0].security.as_ref().map(|k| k.as_str()),
+        Some("bank:c:US0378331006")
+    );
+    let said: Vec<_> = b
+        .warnings
+        .iter()
+        .map(|w| (w.field.as_deref(), w.message.as_str()))
+        .collect();
+    assert_eq!(
+        said,
+        vec![(
+            Some("Stmt[1]/Ntry[1]/NtryDtls/TxDtls/FinInstrmId/ISIN"),
+            "'US0378331006' is not a valid ISIN: check digit does not match: the security is \
+             kept as bank:c:US0378331006, the ISIN as written in raw_isin"
+        )]
+    );
 }
 
 /// A securities trade's details: the instrument, its quantity and deal price.
@@ -832,5 +854,42 @@ fn a_percent_priced_bond_takes_its_value_from_the_alternate_reporting_currency_b
         b.warnings[0].message,
         "isin:XS2021832634: holding value CHF 47368.13 (account base currency) left out; a \
          position keeps its values in its price currency, which the statement does not state"
+    );
+}
+
+#[test]
+fn a_message_with_a_group_header_and_no_statement_is_an_error() {
+    let empty = r#"<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08">
+<BkToCstmrStmt><GrpHdr><MsgId>M1</MsgId><CreDtTm>2026-11-20T22:00:00+01:00</CreDtTm></GrpHdr>
+</BkToCstmrStmt></Document>"#;
+    let e = parse(
+        SourceFormat::Camt053,
+        "bank_c",
+        "empty.xml",
+        empty.as_bytes(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        (e.document.as_str(), e.field.as_deref(), e.reason.as_str()),
+        (
+            "empty.xml",
+            Some("Stmt"),
+            "the camt.053 message holds no Stmt element: no statement in the file"
+        )
+    );
+    let report = empty
+        .replace("camt.053.001.08", "camt.052.001.08")
+        .replace("BkToCstmrStmt", "BkToCstmrAcctRpt");
+    let e = parse(
+        SourceFormat::Camt052,
+        "bank_c",
+        "empty.xml",
+        report.as_bytes(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.reason,
+        "the camt.052 message holds no Rpt element: no statement in the file"
     );
 }

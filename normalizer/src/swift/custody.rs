@@ -7,9 +7,10 @@
 //!   dropped). Its currency is the statement's total value currency, else the first value or
 //!   price currency; a statement that states no currency at all gives no account record (a
 //!   warning says so) while its positions still refer to the account.
-//! - Security: key `isin:<ISIN>` when `:35B:` has an ISIN (its check digit validated: a bad
-//!   one is an error), else `bank:<custodian>:<CC>/<id>` from the first national id
-//!   (`/DE/ETF127` is `DE/ETF127`), else the description. WKN (`/DE/`), valor (`/CH/`) and
+//! - Security: key `isin:<ISIN>` when `:35B:` has a valid ISIN, else
+//!   `bank:<custodian>:<CC>/<id>` from the first national id (`/DE/ETF127` is `DE/ETF127`),
+//!   else an ISIN that fails its check digit as written (kept in `raw_isin`, with a
+//!   warning: see `crate::isin`), else the description. WKN (`/DE/`), valor (`/CH/`) and
 //!   CUSIP (`/US/`) are kept. Asset class from a CFI classification (`E` equity, `D` bond,
 //!   `C` fund), else bond for face-amount holdings, else other.
 //! - Position (MT535): as of the statement date (`:98A::STAT`, required), quantity from
@@ -57,8 +58,9 @@ use std::collections::{HashMap, HashSet};
 
 use rust_decimal::Decimal;
 
-use crate::domain::{Currency, Isin};
+use crate::domain::Currency;
 use crate::error::ParseError;
+use crate::isin::WrittenIsin;
 use crate::model::{
     Account, AccountKind, AssetClass, Batch, CompleteSnapshot, Direction, ParseWarning, Position,
     PriceType, Provenance, QuantityType, Security, SecurityDetail, SecurityKey, SourceFormat,
@@ -307,15 +309,13 @@ impl<'a> CustodyMapper<'a> {
         asset_class: AssetClass,
         currency: Option<Currency>,
     ) -> Result<SecurityKey, ParseError> {
-        let isin = id
-            .isin
-            .as_deref()
-            .map(|i| Isin::parse(i).map_err(|e| self.error(at, ":35B:", e.to_string())))
-            .transpose()?;
+        let written = WrittenIsin::read(id.isin.as_deref());
+        let isin = written.valid().cloned();
         let bank_id = id
             .national
             .first()
             .map(|(c, i)| format!("{c}/{i}"))
+            .or_else(|| written.raw().map(str::to_owned))
             .or_else(|| id.name());
         let key = SecurityKey::new(self.custodian, isin.as_ref(), bank_id.as_deref()).ok_or_else(
             || {
@@ -331,10 +331,14 @@ impl<'a> CustodyMapper<'a> {
             .or_else(|| isin.as_ref().map(|i| i.to_string()))
             .or_else(|| bank_id.clone())
             .unwrap_or_else(|| key.as_str().to_owned());
+        if let Some(w) = written.warning(&key) {
+            self.warn(at, ":35B:", w);
+        }
         self.batch.securities.push(Security {
             key: key.clone(),
+            raw_isin: written.raw().map(str::to_owned),
+            bank_security_id: if isin.is_none() { bank_id } else { None },
             isin,
-            bank_security_id: if id.isin.is_none() { bank_id } else { None },
             valor: id.national("CH").map(str::to_owned),
             wkn: id.national("DE").map(str::to_owned),
             cusip: id.national("US").map(str::to_owned),
@@ -931,6 +935,123 @@ ROCHE HOLDING AG GS\r
                  currency USD",
                 microsoft.security.as_str()
             )]
+        );
+    }
+
+    #[test]
+    fn an_isin_failing_its_check_digit_keeps_the_security_under_the_banks_id() {
+        let text = "{1:F01BANKDEFFAXXX0000000000}{2:O535BANKDEFFXXXXN}{4:\r
+:16R:GENL\r
+:28E:1/ONLY\r
+:20C::SEME//ISIN1\r
+:23G:NEWM\r
+:98A::STAT//20241120\r
+:22F::CODE//COMP\r
+:97A::SAFE//DEPOT-1\r
+:17B::ACTI//Y\r
+:16S:GENL\r
+:16R:SUBSAFE\r
+:16R:FIN\r
+:35B:ISIN DE0005140009\r
+/DE/514000\r
+DEUTSCHE BANK AG\r
+:93B::AGGR//UNIT/10,\r
+:19A::HOLD//EUR100,\r
+:16S:FIN\r
+:16R:FIN\r
+:35B:ISIN US0378331006\r
+APPLE INC\r
+:93B::AGGR//UNIT/5,\r
+:19A::HOLD//EUR900,\r
+:16S:FIN\r
+:16R:FIN\r
+:35B:ISIN US0378331005\r
+APPLE INC\r
+:93B::AGGR//UNIT/1,\r
+:19A::HOLD//EUR180,\r
+:16S:FIN\r
+:16S:SUBSAFE\r
+-}";
+        let b = crate::swift::parse(SourceFormat::Mt535, "bank_b", "m535", text.as_bytes())
+            .expect("one bad ISIN does not sink the statement");
+        let securities: Vec<_> = b
+            .securities
+            .iter()
+            .map(|s| {
+                (
+                    s.key.as_str(),
+                    s.isin.as_ref().map(|i| i.as_str()),
+                    s.raw_isin.as_deref(),
+                    s.bank_security_id.as_deref(),
+                    s.wkn.as_deref(),
+                    s.name.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            securities,
+            vec![
+                (
+                    "bank:bank_b:DE/514000",
+                    None,
+                    Some("DE0005140009"),
+                    Some("DE/514000"),
+                    Some("514000"),
+                    "DEUTSCHE BANK AG"
+                ),
+                (
+                    "bank:bank_b:US0378331006",
+                    None,
+                    Some("US0378331006"),
+                    Some("US0378331006"),
+                    None,
+                    "APPLE INC"
+                ),
+                (
+                    "isin:US0378331005",
+                    Some("US0378331005"),
+                    None,
+                    None,
+                    None,
+                    "APPLE INC"
+                ),
+            ]
+        );
+        let positions: Vec<_> = b
+            .positions
+            .iter()
+            .map(|p| (p.security.as_str(), p.quantity, p.market_value))
+            .collect();
+        assert_eq!(
+            positions,
+            vec![
+                ("bank:bank_b:DE/514000", dec("10"), Some(dec("100"))),
+                ("bank:bank_b:US0378331006", dec("5"), Some(dec("900"))),
+                ("isin:US0378331005", dec("1"), Some(dec("180"))),
+            ]
+        );
+        let said: Vec<_> = b
+            .warnings
+            .iter()
+            .map(|w| (w.line, w.field.as_deref(), w.message.as_str()))
+            .collect();
+        assert_eq!(
+            said,
+            vec![
+                (
+                    Some(13),
+                    Some(":35B:"),
+                    "'DE0005140009' is not a valid ISIN: check digit does not match: the \
+                     security is kept as bank:bank_b:DE/514000, the ISIN as written in raw_isin"
+                ),
+                (
+                    Some(20),
+                    Some(":35B:"),
+                    "'US0378331006' is not a valid ISIN: check digit does not match: the \
+                     security is kept as bank:bank_b:US0378331006, the ISIN as written in \
+                     raw_isin"
+                ),
+            ]
         );
     }
 

@@ -3,9 +3,15 @@
 //! A file may hold one message or hundreds, with or without the SWIFT envelope:
 //!
 //! - `{1:...}{2:O940...}{3:...}{4:` opens a message; block 2 names its type (`I940`/`O940`).
-//!   A line `-}` (optionally followed by the trailer blocks `{5:...}`) closes it;
+//!   A line `-}` (optionally followed by the trailer blocks `{5:...}`) closes it, and so does
+//!   a line `-` followed by the trailer, the next envelope or the end of the file. A `-`
+//!   followed by anything else is text: banks wrap `:86:` narratives with a line holding only
+//!   `-`, and ending the message there would lose the rest of the statement;
 //! - without an envelope a line `-` closes a message, and a new `:20:` (or `:16R:GENL`) starts
 //!   the next one (the readers handle that), so files whose banks omit the `-` still split;
+//! - the dialects real files carry are read as meant, each reported as a [`Note`] that the
+//!   caller turns into a warning (see [`tokenize`]): indented lines, `ä`/`å` for the braces,
+//!   `:86 :`, FinTS segment text around the message;
 //! - SOH (0x01) and ETX (0x03), the framing bytes of file transfers, are ignored where they
 //!   stand at the start or end of a line;
 //! - text before the first field of a message (ABN AMRO's `ABNANL2A`/`940` header, ING's
@@ -97,35 +103,110 @@ pub enum Event<'a> {
         line: usize,
         part: usize,
     },
+    /// A dialect read as the bank meant it; the caller turns it into a warning.
+    Note(Note<'a>),
 }
+
+/// A dialect of the FIN layer that was read, not refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// `ä` and `å` written for `{` and `}` (the Nordic ISO 646 variants).
+    NationalBraces,
+    /// A tag with spaces inside its colons (`:86 :`); `text` is the tag as written.
+    MalformedTag,
+    /// FinTS segment text around the message (`HIKAZ:5:7:3+@438@`, `-+@0@'`); `text` is
+    /// what was stripped.
+    FintsLeftover,
+}
+
+/// Where and what [`Dialect`] was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Note<'a> {
+    pub dialect: Dialect,
+    /// The text as written (the malformed tag, the stripped leftover).
+    pub text: &'a str,
+    pub line: usize,
+    pub part: usize,
+}
+
+impl Note<'_> {
+    /// The warning support reads.
+    pub fn message(&self) -> String {
+        match self.dialect {
+            Dialect::NationalBraces => "the envelope writes the braces { and } as the national letters ä and å (ISO 646 Nordic variant): read as braces".to_owned(),
+            Dialect::MalformedTag => format!(
+                "malformed tag '{}' read as ':{}:'",
+                self.text,
+                self.text.trim_matches(':').trim()
+            ),
+            Dialect::FintsLeftover => {
+                format!("FinTS segment text `{}` around the message stripped", self.text)
+            }
+        }
+    }
+}
+
+/// The field being read: tag, value start and end offsets, line.
+type Open<'a> = Option<(&'a str, usize, usize, usize)>;
 
 /// Reads one document and reports its events. A document that ends inside a message reports
 /// no `End`: the message may continue in the next document (see `swift::parse_pages`).
+///
+/// Dialects read as meant (each test in this module names one):
+///
+/// - lines indented by spaces or tabs read as if they were not;
+/// - inside block 4 of an envelope, a line `-` is the end only when the trailer (`{5:`), the
+///   next envelope or the end of the file follows it; before anything else it is text of the
+///   field it stands in (banks wrap `:86:` narratives so), while without an envelope `-`
+///   always ends the message, since nothing else would;
+/// - `ä`/`å` in place of `{`/`}` around blocks (Nordic exports), reported once per document;
+/// - a tag with spaces inside its colons (`:86 :`), reported;
+/// - FinTS segment text left around the message (`HIKAZ:5:7:3+@438@` before it, `-+@0@'`
+///   after it), stripped and reported.
 pub fn tokenize<'a, E>(
     text: &'a str,
     part: usize,
     family: Family,
     mut emit: impl FnMut(Event<'a>) -> Result<(), E>,
 ) -> Result<(), E> {
-    // The field being read: tag, value start and end offsets, line.
-    let mut open: Option<(&'a str, usize, usize, usize)> = None;
-    let flush = |open: &mut Option<(&'a str, usize, usize, usize)>,
-                 emit: &mut dyn FnMut(Event<'a>) -> Result<(), E>|
-     -> Result<(), E> {
-        if let Some((tag, start, end, line)) = open.take() {
-            let value = text[start..end]
-                .trim_end_matches(|c: char| c.is_whitespace() || c == '\x01' || c == '\x03');
-            emit(Event::Field(Field {
-                tag,
-                value,
-                line,
-                part,
-            }))?;
-        }
-        Ok(())
+    let mut open: Open<'a> = None;
+    let flush =
+        |open: &mut Open<'a>, emit: &mut dyn FnMut(Event<'a>) -> Result<(), E>| -> Result<(), E> {
+            if let Some((tag, start, end, line)) = open.take() {
+                let value = text[start..end]
+                    .trim_end_matches(|c: char| c.is_whitespace() || c == '\x01' || c == '\x03');
+                emit(Event::Field(Field {
+                    tag,
+                    value,
+                    line,
+                    part,
+                }))?;
+            }
+            Ok(())
+        };
+    let note = |dialect, text, line| {
+        Event::Note(Note {
+            dialect,
+            text,
+            line,
+            part,
+        })
     };
-    for line in Lines::new(text) {
-        let content = line.text.trim_start_matches('\x01');
+    // Inside block 4 of an envelope: a bare `-` needs the look-ahead.
+    let mut in_block4 = false;
+    let mut braces_noted = false;
+    let mut lines = Lines::new(text);
+    while let Some(line) = lines.next() {
+        let mut content = line.text.trim_start_matches(['\x01', ' ', '\t']);
+        if matches!(content.as_bytes().first(), Some(b'@' | b'A'..=b'Z'))
+            && let Some(n) = fints_head(content)
+        {
+            emit(note(Dialect::FintsLeftover, &content[..n], line.number))?;
+            content = &content[n..];
+            if content.trim().is_empty() {
+                continue;
+            }
+        }
         let offset = line.end - content.len();
         let bytes = content.as_bytes();
         match bytes.first() {
@@ -135,19 +216,39 @@ pub fn tokenize<'a, E>(
                     open = Some((tag, offset + value_at, line.end, line.number));
                     continue;
                 }
+                if let Some((tag, value_at)) = malformed_field_start(content, family) {
+                    flush(&mut open, &mut emit)?;
+                    emit(note(
+                        Dialect::MalformedTag,
+                        &content[..value_at],
+                        line.number,
+                    ))?;
+                    open = Some((tag, offset + value_at, line.end, line.number));
+                    continue;
+                }
             }
-            Some(b'{') => {
+            Some(b'{') | Some(0xC3) if is_block_start(content) => {
                 flush(&mut open, &mut emit)?;
+                let national = bytes[0] != b'{';
+                if national && !braces_noted {
+                    braces_noted = true;
+                    emit(note(Dialect::NationalBraces, "", line.number))?;
+                }
                 emit(Event::Header {
                     mt: header_type(content),
                     line: line.number,
                     part,
                 })?;
                 // A field may follow `{4:` on the same line.
-                if let Some(i) = content.find("{4:") {
-                    let rest = &content[i + 3..];
+                let block4 = content
+                    .find("{4:")
+                    .map(|i| i + 3)
+                    .or_else(|| content.find("ä4:").map(|i| i + 4));
+                if let Some(at) = block4 {
+                    in_block4 = true;
+                    let rest = &content[at..];
                     if let Some((tag, value_at)) = field_start(rest, family) {
-                        let rest_offset = offset + i + 3;
+                        let rest_offset = offset + at;
                         open = Some((tag, rest_offset + value_at, line.end, line.number));
                     }
                 }
@@ -155,12 +256,33 @@ pub fn tokenize<'a, E>(
             }
             Some(b'-') => {
                 let t = content.trim_end_matches(|c: char| c == '\x03' || c.is_whitespace());
-                if t == "-" || t.starts_with("-}") {
+                let after = &t[1..];
+                let closes = after.starts_with('}') || after.starts_with('å');
+                let leftover = if closes { None } else { fints_tail(after) };
+                let bare = after.is_empty();
+                if closes
+                    || leftover.is_some()
+                    || (bare && (!in_block4 || ends_block4(lines.clone())))
+                {
                     flush(&mut open, &mut emit)?;
+                    in_block4 = false;
+                    if after.starts_with('å') && !braces_noted {
+                        braces_noted = true;
+                        emit(note(Dialect::NationalBraces, "", line.number))?;
+                    }
+                    if let Some(n) = leftover {
+                        emit(note(Dialect::FintsLeftover, &after[..n], line.number))?;
+                    }
                     emit(Event::End {
                         line: line.number,
                         part,
                     })?;
+                    // The next message may start right after the leftover: `-+@438@:20:..`.
+                    if let Some(n) = leftover
+                        && let Some((tag, value_at)) = field_start(&after[n..], family)
+                    {
+                        open = Some((tag, offset + 1 + n + value_at, line.end, line.number));
+                    }
                     continue;
                 }
             }
@@ -174,6 +296,81 @@ pub fn tokenize<'a, E>(
     flush(&mut open, &mut emit)
 }
 
+/// `{n:` or its Nordic form `än:` at the start of a line.
+fn is_block_start(content: &str) -> bool {
+    let b = content.as_bytes();
+    match b.first() {
+        Some(b'{') => true,
+        _ => {
+            content.starts_with('ä')
+                && b.get(2).is_some_and(u8::is_ascii_digit)
+                && b.get(3) == Some(&b':')
+        }
+    }
+}
+
+/// What follows a bare `-` inside block 4 ends the message: the trailer or the next envelope
+/// (`{`, `ä`), FinTS text after the message, or nothing but blank lines.
+fn ends_block4(rest: Lines<'_>) -> bool {
+    for line in rest {
+        let t = line
+            .text
+            .trim_matches(|c: char| c == '\x01' || c == '\x03' || c.is_whitespace());
+        if t.is_empty() {
+            continue;
+        }
+        return is_block_start(t) || t.starts_with('\'') || t.starts_with("+@");
+    }
+    true
+}
+
+/// The length of FinTS segment text before a message: an optional segment head
+/// (`HIKAZ:5:7:3+`, upper-case letters and colon-separated numbers) and the binary length
+/// `@438@` that FinTS writes before the MT940 it carries.
+fn fints_head(content: &str) -> Option<usize> {
+    let b = content.as_bytes();
+    let mut i = 0;
+    if b.first()?.is_ascii_uppercase() {
+        let letters = b.iter().take_while(|c| c.is_ascii_uppercase()).count();
+        if !(5..=6).contains(&letters) {
+            return None;
+        }
+        i = letters;
+        while b.get(i) == Some(&b':') {
+            let digits = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+            if digits == 0 {
+                return None;
+            }
+            i += 1 + digits;
+        }
+        if b.get(i) != Some(&b'+') {
+            return None;
+        }
+        i += 1;
+    }
+    if b.get(i) != Some(&b'@') {
+        return None;
+    }
+    let digits = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+    if digits == 0 || b.get(i + 1 + digits) != Some(&b'@') {
+        return None;
+    }
+    Some(i + digits + 2)
+}
+
+/// FinTS text after a message's `-`: the segment end `'` or the next binary element `+@n@`
+/// (and a `'` after it); its length in `after`.
+fn fints_tail(after: &str) -> Option<usize> {
+    if after.starts_with('\'') {
+        return Some(after.len());
+    }
+    let n = 1 + fints_head(after.strip_prefix('+')?)?;
+    if after[n..].starts_with('\'') {
+        return Some(after.len());
+    }
+    Some(n)
+}
+
 /// `:TAG:` at the start of a line: the tag and the byte offset of the value.
 fn field_start(line: &str, family: Family) -> Option<(&str, usize)> {
     let b = line.as_bytes();
@@ -185,10 +382,24 @@ fn field_start(line: &str, family: Family) -> Option<(&str, usize)> {
     family.is_tag(tag).then_some((tag, end + 1))
 }
 
+/// `:86 :` or `: 86:`: a known tag with spaces inside the colons. Only tried when
+/// [`field_start`] found no tag, so the common path pays nothing for it.
+fn malformed_field_start(line: &str, family: Family) -> Option<(&str, usize)> {
+    let b = line.as_bytes();
+    let end = b.iter().skip(1).take(6).position(|&c| c == b':')? + 1;
+    let written = &line[1..end];
+    let tag = written.trim_matches(' ');
+    (tag.len() < written.len() && !tag.contains(' ') && family.is_tag(tag))
+        .then_some((tag, end + 1))
+}
+
 /// The message type named by block 2 (`{2:I940...}` or `{2:O940...}`).
 fn header_type(line: &str) -> Option<u16> {
-    let i = line.find("{2:")?;
-    let b = line.as_bytes().get(i + 3..i + 7)?;
+    let i = line
+        .find("{2:")
+        .map(|i| i + 3)
+        .or_else(|| line.find("ä2:").map(|i| i + 4))?;
+    let b = line.as_bytes().get(i..i + 4)?;
     if !matches!(b[0], b'I' | b'O') || !b[1..].iter().all(u8::is_ascii_digit) {
         return None;
     }

@@ -16,10 +16,18 @@
 //!
 //! What is rejected, and only that: what cannot be read without guessing, such as a statement
 //! without account (`:25:`, `:97A:`), an MT940 page without opening or closing balance (a
-//! truncated file), a balance or value with no currency, an invalid ISIN, a second account or
-//! balance inside one statement. The error names the document, the line, the field and why.
+//! truncated file), a balance or value with no currency, a second account or balance inside
+//! one statement. The error names the document, the line, the field and why.
+//! In a cash statement file of several statements such an error costs only its statement: it
+//! is listed in [`Batch::rejected`](crate::model::Batch) (document, index, reference, line,
+//! field, reason) and the others load, since a download cut short in its last statement
+//! still holds complete ones before it. A file none of whose statements reads is an error.
+//! A statement that reads but does not balance loads: the reconciliation's balance check
+//! makes it a break (see `crate::reconcile`), as it did before.
 //! What can be read unambiguously but is unusual is read and leaves a [`ParseWarning`]: a
-//! value date of 30 February, an amount without decimal comma, a file that was not UTF-8.
+//! value date of 30 February, an amount without decimal comma or with a decimal point, a file
+//! that was not UTF-8, braces written as national letters, a malformed tag, FinTS leftovers,
+//! an ISIN failing its check digit (the security kept under the bank's id).
 //!
 //! A statement split across files (a bank paginating its download mid-statement) is read with
 //! [`parse_pages`]: the files are one stream of fields, while errors and provenance still name
@@ -30,6 +38,8 @@
 pub mod cash;
 pub mod custody;
 pub mod details;
+#[cfg(test)]
+mod dialect_tests;
 pub mod fin;
 pub mod mt94x;
 pub mod securities;
@@ -37,7 +47,7 @@ pub mod text;
 pub mod values;
 
 use crate::error::ParseError;
-use crate::model::{Batch, ParseWarning, SourceFormat};
+use crate::model::{Batch, ParseWarning, RejectedStatement, SourceFormat};
 
 pub use self::mt94x::CashStatement;
 pub use self::securities::SecuritiesStatement;
@@ -67,6 +77,7 @@ pub fn parse_pages(
 ) -> Result<Batch, ParseError> {
     let names: Vec<&str> = pages.iter().map(|(name, _)| *name).collect();
     let texts = decode_pages(pages);
+    let mut notes = Vec::new();
     let mut batch = match family(format, &names)? {
         Family::Cash => {
             let mut mapper = cash::CashMapper::new(format, &names);
@@ -76,35 +87,50 @@ pub fn parse_pages(
                 .map(|(t, _)| memchr::memmem::find_iter(t.as_bytes(), b":61:").count())
                 .sum();
             mapper.batch.transactions.reserve(entries);
-            let mut mapped: Result<(), ParseError> = Ok(());
             let mut count = 0usize;
-            let read = read_cash(&texts, &names, |st| {
+            let mut loaded = 0usize;
+            let mut rejected = Vec::new();
+            // Statements per document, for the index a rejected one is named by.
+            let mut per_document = vec![0u32; names.len()];
+            let read = read_cash(&texts, &names, &mut notes, |st| {
                 count += 1;
-                if mapped.is_ok() {
-                    mapped = mapper.statement(st);
-                }
-                // Stop reading at the first mapping error: it is the one reported.
-                match &mapped {
-                    Ok(()) => Ok(()),
-                    Err(_) => Err(ReadError {
-                        at: Default::default(),
-                        tag: String::new(),
-                        reason: String::new(),
+                let index = per_document.get_mut(st.at.part).map_or(0, |n| {
+                    *n += 1;
+                    *n
+                });
+                let (reference, account) = (st.reference.clone(), st.account.clone());
+                // A statement that cannot be mapped leaves no record (every check comes
+                // before the first push) and does not stop its neighbours.
+                match mapper.statement(st) {
+                    Ok(()) => loaded += 1,
+                    Err(e) => rejected.push(RejectedStatement {
+                        document: e.document,
+                        index,
+                        reference,
+                        account,
+                        line: e.line,
+                        field: e.field,
+                        reason: e.reason,
                     }),
                 }
+                Ok(())
             });
-            mapped?;
             read?;
             if count == 0 {
                 return empty_or_nothing_found(format, &names, &texts);
             }
+            if loaded == 0 {
+                // Nothing to load: the first statement's reason is the document's.
+                return Err(rejected.swap_remove(0).into());
+            }
+            mapper.batch.rejected = rejected;
             mapper.batch
         }
         Family::Securities => {
             let mut mapper = custody::CustodyMapper::new(format, custodian, &names);
             let mut mapped: Result<(), ParseError> = Ok(());
             let mut count = 0usize;
-            let read = read_securities(format, &texts, &names, |st| {
+            let read = read_securities(format, &texts, &names, &mut notes, |st| {
                 count += 1;
                 if mapped.is_ok() {
                     mapped = mapper.statement(st);
@@ -126,6 +152,7 @@ pub fn parse_pages(
             mapper.batch
         }
     };
+    batch.warnings.splice(0..0, notes);
     for ((name, _), (_, encoding)) in pages.iter().zip(&texts) {
         if !matches!(encoding, Encoding::Utf8) {
             batch.warnings.insert(
@@ -152,7 +179,9 @@ pub fn read_cash_statements(
     let names = [document];
     let texts = decode_pages(&[(document, bytes)]);
     let mut out = Vec::new();
-    read_cash(&texts, &names, |st| {
+    // Values as written: the dialect notes are the mapped batch's business.
+    let mut notes = Vec::new();
+    read_cash(&texts, &names, &mut notes, |st| {
         out.push(st);
         Ok(())
     })?;
@@ -168,7 +197,8 @@ pub fn read_securities_statements(
     let names = [document];
     let texts = decode_pages(&[(document, bytes)]);
     let mut out = Vec::new();
-    read_securities(format, &texts, &names, |st| {
+    let mut notes = Vec::new();
+    read_securities(format, &texts, &names, &mut notes, |st| {
         out.push(st);
         Ok(())
     })?;
@@ -233,12 +263,19 @@ fn decode_pages<'a>(pages: &[(&str, &'a [u8])]) -> Vec<(std::borrow::Cow<'a, str
 fn read_cash(
     texts: &[(std::borrow::Cow<'_, str>, Encoding)],
     names: &[&str],
+    notes: &mut Vec<ParseWarning>,
     done: impl FnMut(CashStatement) -> Result<(), ReadError>,
 ) -> Result<(), ParseError> {
     let mut reader = CashReader::new(done);
     for (part, (text, _)) in texts.iter().enumerate() {
-        fin::tokenize(text, part, Family::Cash, |e| reader.event(e))
-            .map_err(|e| located(names, e))?;
+        fin::tokenize(text, part, Family::Cash, |e| match e {
+            fin::Event::Note(n) => {
+                notes.push(dialect_warning(names, &n));
+                Ok(())
+            }
+            e => reader.event(e),
+        })
+        .map_err(|e| located(names, e))?;
     }
     reader.close().map_err(|e| located(names, e))?;
     Ok(())
@@ -248,15 +285,31 @@ fn read_securities(
     format: SourceFormat,
     texts: &[(std::borrow::Cow<'_, str>, Encoding)],
     names: &[&str],
+    notes: &mut Vec<ParseWarning>,
     done: impl FnMut(SecuritiesStatement) -> Result<(), ReadError>,
 ) -> Result<(), ParseError> {
     let mut reader = SecuritiesReader::new(format == SourceFormat::Mt536, done);
     for (part, (text, _)) in texts.iter().enumerate() {
-        fin::tokenize(text, part, Family::Securities, |e| reader.event(e))
-            .map_err(|e| located(names, e))?;
+        fin::tokenize(text, part, Family::Securities, |e| match e {
+            fin::Event::Note(n) => {
+                notes.push(dialect_warning(names, &n));
+                Ok(())
+            }
+            e => reader.event(e),
+        })
+        .map_err(|e| located(names, e))?;
     }
     reader.close().map_err(|e| located(names, e))?;
     Ok(())
+}
+
+fn dialect_warning(names: &[&str], n: &fin::Note<'_>) -> ParseWarning {
+    ParseWarning {
+        document: names.get(n.part).copied().unwrap_or_default().to_owned(),
+        line: Some(n.line),
+        field: None,
+        message: n.message(),
+    }
 }
 
 fn located(names: &[&str], e: ReadError) -> ParseError {

@@ -27,8 +27,8 @@ use rust_decimal::Decimal;
 
 use crate::swift::fin::{Event, Field};
 use crate::swift::values::{
-    FieldError, SwiftDate, is_currency_code, parse_amount, parse_mmdd_near, parse_yymmdd,
-    split_chars,
+    DecimalMark, FieldError, SwiftDate, is_currency_code, parse_amount, parse_cash_amount,
+    parse_mmdd_near, parse_yymmdd, split_chars,
 };
 
 /// Credit or debit mark of a balance.
@@ -46,6 +46,8 @@ pub struct Balance {
     /// Three letters as written (checked against ISO 4217 when mapped).
     pub currency: String,
     pub amount: Decimal,
+    /// How the amount marked its decimals (a point is read, with a warning).
+    pub decimal: DecimalMark,
 }
 
 impl Balance {
@@ -69,12 +71,13 @@ impl Balance {
                 "no currency before the amount in '{v}'"
             )));
         }
-        let (amount, _) = parse_amount(amount)?;
+        let (amount, decimal) = parse_cash_amount(amount)?;
         Ok(Balance {
             mark,
             date,
             currency: currency.to_owned(),
             amount,
+            decimal,
         })
     }
 
@@ -145,8 +148,8 @@ pub struct StatementLine {
     /// Third letter of the currency code, when written (`CR300,` is credit, funds code `R`).
     pub funds_code: Option<char>,
     pub amount: Decimal,
-    /// False when the amount had no decimal comma (`C500NTRF`).
-    pub amount_has_comma: bool,
+    /// How the amount marked its decimals: `Missing` for `C500NTRF`, `Point` for `C5.00NTRF`.
+    pub amount_mark: DecimalMark,
     /// Transaction type identification: a letter (`N`, `F`, `S`) and three characters.
     pub type_code: Option<String>,
     /// Reference for the account owner, as written (may be `NONREF`).
@@ -205,12 +208,12 @@ impl StatementLine {
         }
         let amount_len = s
             .bytes()
-            .position(|c| !(c.is_ascii_digit() || c == b','))
+            .position(|c| !(c.is_ascii_digit() || c == b',' || c == b'.'))
             .unwrap_or(s.len());
         if amount_len == 0 {
             return Err(FieldError::new(format!("'{first}' has no amount")));
         }
-        let (amount, amount_has_comma) = parse_amount(&s[..amount_len])?;
+        let (amount, amount_mark) = parse_cash_amount(&s[..amount_len])?;
         s = s[amount_len..].trim_start_matches(' ');
         let mut type_code = None;
         if let Some(&c) = s.as_bytes().first()
@@ -255,7 +258,7 @@ impl StatementLine {
             mark,
             funds_code,
             amount,
-            amount_has_comma,
+            amount_mark,
             type_code,
             customer_reference: text(customer_reference),
             bank_reference: bank_reference.and_then(text),
@@ -470,6 +473,8 @@ impl<F: FnMut(CashStatement) -> Result<(), ReadError>> CashReader<F> {
                 Ok(())
             }
             Event::Field(f) => self.field(f),
+            // Dialect notes are collected by the caller of the tokenizer.
+            Event::Note(_) => Ok(()),
         }
     }
 
@@ -547,6 +552,7 @@ impl<F: FnMut(CashStatement) -> Result<(), ReadError>> CashReader<F> {
                 }
                 let balance = single_line(&f).and_then(Balance::parse).map_err(fe)?;
                 note_adjusted(st, at, ":60a:", balance.date);
+                note_point(st, at, ":60a:", &balance);
                 st.opening = Some(StatementBalance {
                     balance,
                     intermediate: f.tag == "60M",
@@ -562,13 +568,7 @@ impl<F: FnMut(CashStatement) -> Result<(), ReadError>> CashReader<F> {
                 if let Some(d) = line.entry_date {
                     note_adjusted(st, at, ":61:", d);
                 }
-                if !line.amount_has_comma {
-                    st.notes.push(Note {
-                        at,
-                        tag: ":61:",
-                        message: format!("amount {} written without a decimal comma", line.amount),
-                    });
-                }
+                note_mark(st, at, ":61:", line.amount, line.amount_mark);
                 st.entries.push(Entry {
                     line,
                     information: None,
@@ -598,6 +598,7 @@ impl<F: FnMut(CashStatement) -> Result<(), ReadError>> CashReader<F> {
                 }
                 let balance = single_line(&f).and_then(Balance::parse).map_err(fe)?;
                 note_adjusted(st, at, ":62a:", balance.date);
+                note_point(st, at, ":62a:", &balance);
                 st.closing = Some(StatementBalance {
                     balance,
                     intermediate: f.tag == "62M",
@@ -606,6 +607,7 @@ impl<F: FnMut(CashStatement) -> Result<(), ReadError>> CashReader<F> {
             }
             "64" => {
                 let balance = single_line(&f).and_then(Balance::parse).map_err(fe)?;
+                note_point(st, at, ":64:", &balance);
                 if st.available.is_some() {
                     return Err(err("a second closing available balance".into()));
                 }
@@ -613,6 +615,7 @@ impl<F: FnMut(CashStatement) -> Result<(), ReadError>> CashReader<F> {
             }
             "65" => {
                 let balance = single_line(&f).and_then(Balance::parse).map_err(fe)?;
+                note_point(st, at, ":65:", &balance);
                 st.forward.push((balance, at));
             }
             "34F" => {
@@ -638,6 +641,32 @@ fn single_line<'a>(f: &Field<'a>) -> Result<&'a str, FieldError> {
         )));
     }
     Ok(f.first_line())
+}
+
+/// An entry's amount written without the decimal comma, or with a point.
+fn note_mark(
+    st: &mut CashStatement,
+    at: At,
+    tag: &'static str,
+    amount: Decimal,
+    mark: DecimalMark,
+) {
+    let message = match mark {
+        DecimalMark::Comma => return,
+        DecimalMark::Missing => format!("amount {amount} written without a decimal comma"),
+        DecimalMark::Point => {
+            format!("amount written with a decimal point instead of a comma: read as {amount}")
+        }
+    };
+    st.notes.push(Note { at, tag, message });
+}
+
+/// A balance written with a decimal point (a balance without any mark is SWIFT's `380115,`
+/// minus the comma and not worth a warning).
+fn note_point(st: &mut CashStatement, at: At, tag: &'static str, balance: &Balance) {
+    if balance.decimal == DecimalMark::Point {
+        note_mark(st, at, tag, balance.amount, DecimalMark::Point);
+    }
 }
 
 fn note_adjusted(st: &mut CashStatement, at: At, tag: &'static str, d: SwiftDate) {

@@ -461,6 +461,8 @@ impl<F: FnMut(SecuritiesStatement) -> Result<(), ReadError>> SecuritiesReader<F>
                 Ok(())
             }
             Event::Field(f) => self.field(f),
+            // Dialect notes are collected by the caller of the tokenizer.
+            Event::Note(_) => Ok(()),
         }
     }
 

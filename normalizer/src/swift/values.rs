@@ -2,7 +2,9 @@
 //!
 //! SWIFT amounts have a mandatory decimal comma and up to 15 characters: `380115,`, `0,12`
 //! and `000000000147,64` are all valid. One bank in the corpus (Knab) writes `500` with no
-//! comma; that is still unambiguous, so it is read and the caller records a warning.
+//! comma; that is still unambiguous, so it is read and the caller records a warning. Legacy
+//! exports write `12.50`: in cash statements ([`parse_cash_amount`]) a point is read as the
+//! decimal mark where it cannot be a thousands separator, again with a warning.
 //! Amounts are built digit by digit into a `Decimal` (never a float), and more than 28
 //! significant digits is an error rather than a rounding.
 //!
@@ -76,6 +78,49 @@ pub fn parse_amount(s: &str) -> Result<(Decimal, bool), FieldError> {
     Decimal::try_from_i128_with_scale(mantissa, scale)
         .map(|d| (d, has_comma))
         .map_err(|_| bad())
+}
+
+/// How a cash statement's amount marks its decimals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecimalMark {
+    /// `12,50`, `380115,`: SWIFT's own form.
+    Comma,
+    /// `500`: no mark at all (Knab).
+    Missing,
+    /// `12.50`: a legacy dialect writing the point.
+    Point,
+}
+
+/// Parses an amount of a cash statement: a SWIFT amount, or the legacy dialect that writes
+/// `.` as the decimal mark. The point is read only where it cannot be a thousands separator:
+/// one point, no comma, and not exactly three digits after it (`1.234` is refused as
+/// ambiguous). The caller records a warning for [`DecimalMark::Point`] and
+/// [`DecimalMark::Missing`]. The SWIFT form is tried first, so it costs nothing extra.
+pub fn parse_cash_amount(s: &str) -> Result<(Decimal, DecimalMark), FieldError> {
+    let err = match parse_amount(s) {
+        Ok((d, true)) => return Ok((d, DecimalMark::Comma)),
+        Ok((d, false)) => return Ok((d, DecimalMark::Missing)),
+        Err(e) => e,
+    };
+    let Some((int, frac)) = s.split_once('.') else {
+        return Err(err);
+    };
+    if frac.contains('.') || s.contains(',') {
+        return Err(err);
+    }
+    if frac.len() == 3 {
+        return Err(FieldError::new(format!(
+            "'{s}' is ambiguous: the point may be a decimal mark or a thousands separator"
+        )));
+    }
+    let mut comma = String::with_capacity(s.len());
+    comma.push_str(int);
+    comma.push(',');
+    comma.push_str(frac);
+    match parse_amount(&comma) {
+        Ok((d, _)) => Ok((d, DecimalMark::Point)),
+        Err(_) => Err(err),
+    }
 }
 
 /// Parses `YYMMDD` (years 1980 to 2079).

@@ -757,11 +757,37 @@ fn semt_delta_statement_emits_no_snapshot_and_reads_the_old_layout() {
 }
 
 #[test]
-fn semt_refuses_a_bad_isin_and_a_bad_quantity_with_their_paths() {
+fn semt_keeps_a_bad_isin_raw_and_refuses_a_bad_quantity_with_its_path() {
     let bad = SEMT_COMPLETE.replace("XS2021832634", "XS2021832635");
-    let e = iso20022::parse(SourceFormat::Semt002, "bank_c", "hld/3", bad.as_bytes()).unwrap_err();
-    assert_eq!(e.field.as_deref(), Some("BalForAcct[2]/FinInstrmId/ISIN"));
-    assert!(e.reason.contains("check digit"), "{e}");
+    let b = iso20022::parse(SourceFormat::Semt002, "bank_c", "hld/3", bad.as_bytes())
+        .expect("a bad ISIN does not sink the statement");
+    let kept = b
+        .securities
+        .iter()
+        .find(|s| s.raw_isin.is_some())
+        .expect("the security is kept");
+    assert_eq!(
+        (
+            kept.key.as_str(),
+            kept.isin.as_ref(),
+            kept.raw_isin.as_deref()
+        ),
+        ("bank:bank_c:XS2021832635", None, Some("XS2021832635"))
+    );
+    let said: Vec<_> = b
+        .warnings
+        .iter()
+        .filter(|w| w.message.contains("ISIN"))
+        .map(|w| (w.field.as_deref(), w.message.as_str()))
+        .collect();
+    assert_eq!(
+        said,
+        vec![(
+            Some("BalForAcct[2]/FinInstrmId/ISIN"),
+            "'XS2021832635' is not a valid ISIN: check digit does not match: the security is \
+             kept as bank:bank_c:XS2021832635, the ISIN as written in raw_isin"
+        )]
+    );
     let bad = SEMT_COMPLETE.replace("<Unit>150</Unit>", "<Unit>1,50</Unit>");
     let e = iso20022::parse(SourceFormat::Semt002, "bank_c", "hld/3", bad.as_bytes()).unwrap_err();
     assert_eq!(e.field.as_deref(), Some("BalForAcct[1]/AggtBal/Qty"));

@@ -1,0 +1,320 @@
+//! Statements written for each dialect of issue 15, read end to end: the exact records and the
+//! exact warnings. Each dialect is compared with the same statement written the standard way,
+//! so "read as meant" is checked against the reading of the plain form.
+
+use crate::model::{BalanceKind, Batch, Direction, SourceFormat};
+
+const ENVELOPE: &str = "{1:F01BANKDEFFAXXX0000000000}{2:O940BANKDEFFXXXXN}{4:";
+
+/// The plain statement the dialects are variations of.
+fn plain() -> String {
+    format!(
+        "{ENVELOPE}\n:20:DIALECT\n:25:DE89370400440532013000\n:28C:1/1\n:60F:C240101EUR100,00\n:61:2401020102D25,50NTRFNONREF//B1\n:86:Miete Januar\n:61:2401030103C10,00NTRFNONREF//B2\n:86:Erstattung\n:62F:C240103EUR84,50\n-}}{{5:}}\n"
+    )
+}
+
+fn parse(text: &str) -> Batch {
+    crate::swift::parse(SourceFormat::Mt940, "bank", "d.sta", text.as_bytes())
+        .expect("the dialect is read")
+}
+
+fn warnings(b: &Batch) -> Vec<(Option<usize>, Option<&str>, &str)> {
+    b.warnings
+        .iter()
+        .map(|w| (w.line, w.field.as_deref(), w.message.as_str()))
+        .collect()
+}
+
+/// The records of the plain statement, checked once so the dialects can compare with it.
+#[test]
+fn the_plain_statement_reads_as_written() {
+    let b = parse(&plain());
+    assert!(b.warnings.is_empty(), "{:?}", b.warnings);
+    let t: Vec<_> = b
+        .transactions
+        .iter()
+        .map(|t| {
+            (
+                t.natural_key.as_str(),
+                t.amount.to_string(),
+                t.direction,
+                t.description.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        t,
+        vec![
+            (
+                "ref:B1",
+                "25.50".into(),
+                Direction::Debit,
+                Some("Miete Januar")
+            ),
+            (
+                "ref:B2",
+                "10.00".into(),
+                Direction::Credit,
+                Some("Erstattung")
+            ),
+        ]
+    );
+    let balances: Vec<_> = b
+        .balances
+        .iter()
+        .map(|c| (c.kind, c.amount.to_string()))
+        .collect();
+    assert_eq!(
+        balances,
+        vec![
+            (BalanceKind::Opening, "100.00".into()),
+            (BalanceKind::Closing, "84.50".into())
+        ]
+    );
+    assert_eq!(b.statements.len(), 1);
+}
+
+/// Same records as the plain statement, provenance included.
+fn assert_same_records(dialect: &Batch) {
+    let plain = parse(&plain());
+    assert_eq!(dialect.accounts, plain.accounts);
+    assert_eq!(dialect.transactions, plain.transactions);
+    assert_eq!(dialect.balances, plain.balances);
+    assert_eq!(dialect.statements, plain.statements);
+}
+
+#[test]
+fn a_dash_line_inside_block_4_followed_by_text_is_text() {
+    let text = plain().replace(":86:Miete Januar\n", ":86:Miete Januar\n-\nWohnung 3\n");
+    let b = parse(&text);
+    assert!(b.warnings.is_empty(), "{:?}", b.warnings);
+    assert_eq!(
+        b.transactions[0].description.as_deref(),
+        Some("Miete Januar\n-\nWohnung 3")
+    );
+    assert_eq!(b.transactions.len(), 2);
+    assert_eq!(
+        b.statements[0].closing.as_ref().map(|c| c.amount),
+        Some("84.50".parse().unwrap())
+    );
+}
+
+#[test]
+fn a_dash_line_inside_block_4_before_the_trailer_or_the_end_of_the_file_ends_it() {
+    let trailer = plain().replace("-}{5:}\n", "-\n{5:}\n");
+    assert_same_records(&parse(&trailer));
+    let end_of_file = plain().replace("-}{5:}\n", "-\n\n");
+    assert_same_records(&parse(&end_of_file));
+    // Two messages: the `-` before the next envelope ends the first.
+    let two = format!("{}{}", plain().replace("-}{5:}\n", "-\n"), plain());
+    let b = parse(&two);
+    assert_eq!(b.statements.len(), 2);
+    assert_eq!(b.transactions.len(), 4);
+}
+
+#[test]
+fn indented_lines_read_as_if_not_indented() {
+    let text: String = plain()
+        .lines()
+        .enumerate()
+        .map(|(i, l)| format!("{}{l}\n", if i % 2 == 0 { "  " } else { "\t" }))
+        .collect();
+    let b = parse(&text);
+    assert!(b.warnings.is_empty(), "{:?}", b.warnings);
+    assert_same_records(&b);
+}
+
+#[test]
+fn a_decimal_point_is_read_with_a_warning() {
+    let text = plain()
+        .replace("EUR100,00", "EUR100.00")
+        .replace("D25,50", "D25.50")
+        .replace("EUR84,50", "EUR84.5");
+    let b = parse(&text);
+    assert_same_records(&b);
+    assert_eq!(
+        warnings(&b),
+        vec![
+            (
+                Some(5),
+                Some(":60a:"),
+                "amount written with a decimal point instead of a comma: read as 100.00"
+            ),
+            (
+                Some(6),
+                Some(":61:"),
+                "amount written with a decimal point instead of a comma: read as 25.50"
+            ),
+            (
+                Some(10),
+                Some(":62a:"),
+                "amount written with a decimal point instead of a comma: read as 84.5"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_point_before_three_digits_is_refused_as_ambiguous() {
+    let text = plain().replace("D25,50", "D1.234");
+    let e = crate::swift::parse(SourceFormat::Mt940, "bank", "d.sta", text.as_bytes()).unwrap_err();
+    assert_eq!((e.line, e.field.as_deref()), (Some(6), Some(":61:")));
+    assert_eq!(
+        e.reason,
+        "'1.234' is ambiguous: the point may be a decimal mark or a thousands separator"
+    );
+}
+
+#[test]
+fn national_letters_for_braces_are_read_as_braces() {
+    let text = plain()
+        .replace("{1:", "ä1:")
+        .replace("{2:", "ä2:")
+        .replace("{4:", "ä4:")
+        .replace("{5:", "ä5:")
+        .replace('}', "å");
+    let b = parse(&text);
+    assert_same_records(&b);
+    assert_eq!(
+        warnings(&b),
+        vec![(
+            Some(1),
+            None,
+            "the envelope writes the braces { and } as the national letters ä and å (ISO 646 Nordic variant): read as braces"
+        )]
+    );
+    // Block 2 still names the type: an MT942 in Nordic letters is not read as an MT940.
+    let mt942 = text.replace("ä2:O940", "ä2:O942");
+    let b = crate::swift::parse(SourceFormat::Mt940, "bank", "d.sta", mt942.as_bytes()).unwrap();
+    assert_eq!(b.statements[0].provenance.format, SourceFormat::Mt942);
+}
+
+#[test]
+fn a_malformed_tag_is_read_as_the_tag_it_means() {
+    let text = plain().replace(":86:Erstattung", ":86 :Erstattung");
+    let b = parse(&text);
+    assert_same_records(&b);
+    assert_eq!(
+        warnings(&b),
+        vec![(Some(9), None, "malformed tag ':86 :' read as ':86:'")]
+    );
+}
+
+#[test]
+fn fints_segment_leftovers_are_stripped() {
+    // As a FinTS client dumps the booked part of HIKAZ: the segment head and binary length
+    // before the first message, the next binary element after the first `-` (its message
+    // starting on the same line) and the segment end after the last.
+    let body = plain()
+        .replace(&format!("{ENVELOPE}\n"), "")
+        .replace("-}{5:}\n", "");
+    let text = format!("HIKAZ:5:7:3+@300@\n{body}-+@310@{body}-'\n");
+    let b = parse(&text);
+    assert_eq!(
+        warnings(&b),
+        vec![
+            (
+                Some(1),
+                None,
+                "FinTS segment text `HIKAZ:5:7:3+@300@` around the message stripped"
+            ),
+            (
+                Some(11),
+                None,
+                "FinTS segment text `+@310@` around the message stripped"
+            ),
+            (
+                Some(20),
+                None,
+                "FinTS segment text `'` around the message stripped"
+            ),
+        ]
+    );
+    let plain = parse(&plain());
+    assert_eq!(b.transactions.len(), 4);
+    assert_eq!(b.transactions[..2], plain.transactions[..]);
+    assert_eq!(b.statements.len(), 2);
+    assert_eq!(b.statements[0], plain.statements[0]);
+}
+
+#[test]
+fn a_statement_in_a_withdrawn_currency_is_read_and_its_currency_historic() {
+    let text = plain().replace("EUR", "DEM");
+    let b = parse(&text);
+    assert!(b.warnings.is_empty(), "{:?}", b.warnings);
+    let dem = b.accounts[0].currency;
+    assert_eq!(dem.as_str(), "DEM");
+    assert!(dem.is_historic());
+    assert!(b.transactions.iter().all(|t| t.currency == dem));
+    // The wealth view's figure in euro, at the fixed rate.
+    assert_eq!(
+        dem.to_euro(b.balances[1].amount),
+        Some("43.20".parse().unwrap())
+    );
+}
+
+#[test]
+fn a_statement_cut_short_is_rejected_and_its_neighbours_load() {
+    let statement = |n: u32, opening: &str, closing: &str| {
+        format!(
+            ":20:STMT{n}\n:25:DE89370400440532013000\n:28C:{n}/1\n:60F:C24010{n}EUR{opening}\n:61:24010{n}C5,00NTRFNONREF//E{n}\n{closing}-\n"
+        )
+    };
+    let text = format!(
+        "{}{}{}",
+        statement(1, "10,00", ":62F:C240101EUR15,00\n"),
+        statement(2, "15,00", ":62F:C240102EUR20,00\n"),
+        // The download stopped before the third statement's closing balance.
+        ":20:STMT3\n:25:DE89370400440532013000\n:28C:3/1\n:60F:C240103EUR20,00\n:61:240103C5,00NTRFNONREF//E3\n",
+    );
+    let b = crate::swift::parse(SourceFormat::Mt940, "bank", "three.sta", text.as_bytes())
+        .expect("two statements load");
+    let keys: Vec<_> = b
+        .transactions
+        .iter()
+        .map(|t| t.natural_key.as_str())
+        .collect();
+    assert_eq!(keys, ["ref:E1", "ref:E2"]);
+    let numbers: Vec<_> = b.statements.iter().map(|s| s.statement_number).collect();
+    assert_eq!(numbers, [Some(1), Some(2)]);
+    assert_eq!(b.balances.len(), 4);
+    assert_eq!(
+        b.rejected,
+        vec![crate::model::RejectedStatement {
+            document: "three.sta".into(),
+            index: 3,
+            reference: Some("STMT3".into()),
+            account: Some("DE89370400440532013000".into()),
+            line: Some(15),
+            field: Some(":62a:".into()),
+            reason: "the statement has no closing balance (:62F: or :62M:): truncated file or a page that continues elsewhere".into(),
+        }]
+    );
+    assert!(b.warnings.is_empty(), "{:?}", b.warnings);
+
+    // A statement without account in the middle: the others load around it.
+    let middle = text.replace(":25:DE89370400440532013000\n:28C:2/1", ":28C:2/1");
+    let b =
+        crate::swift::parse(SourceFormat::Mt940, "bank", "three.sta", middle.as_bytes()).unwrap();
+    assert_eq!(b.statements.len(), 1);
+    let rejected: Vec<_> = b
+        .rejected
+        .iter()
+        .map(|r| (r.index, r.line, r.field.as_deref()))
+        .collect();
+    assert_eq!(
+        rejected,
+        [(2, Some(8), Some(":25:")), (3, Some(14), Some(":62a:"))]
+    );
+}
+
+#[test]
+fn a_file_none_of_whose_statements_reads_is_an_error() {
+    let text = ":20:ONLY\n:25:DE89370400440532013000\n:28C:1/1\n:60F:C240101EUR20,00\n:61:240101C5,00NTRFNONREF//E1\n";
+    let e =
+        crate::swift::parse(SourceFormat::Mt940, "bank", "cut.sta", text.as_bytes()).unwrap_err();
+    assert_eq!(
+        (e.document.as_str(), e.line, e.field.as_deref()),
+        ("cut.sta", Some(1), Some(":62a:"))
+    );
+}
