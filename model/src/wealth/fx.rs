@@ -8,6 +8,9 @@
 //! current. Reason: the ECB's rate is the one reference every custodian's figures can share,
 //! so a client's consolidated total does not depend on which bank's file came last.
 //!
+//! Euro legacy currencies (`DEM`, `FRF`, ...) convert at their irrevocable fixed rates
+//! (source `euro_fixed`, never stale), whatever a feed says.
+//!
 //! **Stale**: more than `stale_after` business days (Monday to Friday; holidays are not
 //! known here, so a rate from before a holiday weekend counts the holiday as a business day)
 //! between the rate's date and the date asked for.
@@ -26,14 +29,17 @@ pub enum RateSource {
     Ecb,
     /// A rate a bank states in its files; the custodian's code.
     Bank(String),
+    /// The irrevocable conversion rate of a euro legacy currency (`DEM` 1.95583): never stale.
+    EuroFixed,
 }
 
 impl RateSource {
     /// Lower wins at equal freshness.
     fn rank(&self) -> u8 {
         match self {
-            RateSource::Ecb => 0,
-            RateSource::Bank(_) => 1,
+            RateSource::EuroFixed => 0,
+            RateSource::Ecb => 1,
+            RateSource::Bank(_) => 2,
         }
     }
 
@@ -41,6 +47,7 @@ impl RateSource {
         match self {
             RateSource::Ecb => "ecb".to_owned(),
             RateSource::Bank(custodian) => format!("bank:{custodian}"),
+            RateSource::EuroFixed => "euro_fixed".to_owned(),
         }
     }
 }
@@ -64,7 +71,8 @@ pub struct Leg {
     pub stale: bool,
 }
 
-/// How to turn an amount in `from` into `to`: multiply by `rate`. `legs` are the EUR rates
+/// How to turn an amount in `from` into `to` ([`Conversion::apply`]; `rate` is what 1 unit
+/// of `from` is worth in `to`, for display). `legs` are the EUR rates
 /// used (none for the same currency, one when either side is EUR, two for a cross rate).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Conversion {
@@ -85,8 +93,19 @@ impl Conversion {
         self.legs.iter().map(|l| l.date).min()
     }
 
+    /// `amount` in `to`: multiplied by the target's EUR rate before it is divided by the
+    /// source's, so exact conversions stay exact (195.583 DEM -> 100 EUR, not 99.99...).
     pub fn apply(&self, amount: Decimal) -> Decimal {
-        amount * self.rate
+        let per_eur = |c: Currency| {
+            self.legs
+                .iter()
+                .find(|l| l.currency == c)
+                .map_or(Decimal::ONE, |l| l.per_eur)
+        };
+        if self.from == self.to {
+            return amount;
+        }
+        amount * per_eur(self.to) / per_eur(self.from)
     }
 }
 
@@ -153,6 +172,16 @@ impl RateBook {
     pub fn leg(&self, currency: Currency, as_of: NaiveDate) -> Result<Option<Leg>, RateError> {
         if currency == euro() {
             return Ok(None);
+        }
+        // A euro legacy currency converts at its fixed rate, whatever the date.
+        if let Some(per_eur) = currency.euro_conversion_rate() {
+            return Ok(Some(Leg {
+                currency,
+                per_eur,
+                date: as_of,
+                source: RateSource::EuroFixed,
+                stale: false,
+            }));
         }
         let missing = RateError::Missing { currency, as_of };
         let list = self.rates.get(&currency).ok_or(missing.clone())?;
@@ -355,6 +384,20 @@ mod tests {
         assert_eq!(conv.rate, dec!(0.8450));
         assert!(conv.stale());
         assert_eq!(conv.date(), Some(d("2026-11-23")));
+    }
+
+    #[test]
+    fn a_euro_legacy_currency_converts_at_its_fixed_rate() {
+        let mut book = RateBook::new(3);
+        book.add(rate("CHF", "2026-12-04", dec!(0.9321), RateSource::Ecb))
+            .unwrap();
+        let conv = book
+            .conversion(c("DEM"), c("CHF"), d("2026-12-07"))
+            .unwrap();
+        // 195.583 DEM = 100 EUR = 93.21 CHF.
+        assert_eq!(conv.apply(dec!(195.583)), dec!(93.21));
+        assert_eq!(conv.legs[0].source.label(), "euro_fixed");
+        assert!(!conv.stale());
     }
 
     #[test]
