@@ -13,6 +13,7 @@ pub mod iso20022;
 /// The canonical records (they live in `eam_model::records`, shared with the store).
 pub use eam_model::records as model;
 pub mod natural_key;
+pub mod position_check;
 pub mod reconcile;
 pub mod statement;
 pub mod swift;
