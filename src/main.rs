@@ -49,6 +49,8 @@ enum Command {
     /// Lists the upcoming scheduled syncs of every tenant (enabled schedules of connections that
     /// are not paused), in UTC and in each schedule's time zone.
     Schedule(commands::schedule::ScheduleArgs),
+    /// Market data: `eam fx-rates sync [--history]` loads the ECB's euro reference rates.
+    FxRates(commands::fx_rates::FxRatesArgs),
 }
 
 fn main() -> anyhow::Result<std::process::ExitCode> {
@@ -72,6 +74,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             Command::Replay(args) => commands::replay::run(args).await,
             Command::Audit(args) => return commands::audit::run(args).await,
             Command::Schedule(args) => commands::schedule::run(args).await,
+            Command::FxRates(args) => commands::fx_rates::run(args).await,
         };
         done.map(|()| std::process::ExitCode::SUCCESS)
     })

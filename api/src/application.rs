@@ -29,6 +29,8 @@ pub struct ApiConfig {
     pub certificate_warning_days: u32,
     /// Where a connection's own bank URL may point.
     pub egress: EgressPolicy,
+    /// A rate older than this many business days is flagged stale.
+    pub fx_stale_after: u32,
 }
 
 impl ApiConfig {
@@ -50,6 +52,7 @@ impl ApiConfig {
             tenant_claim: settings.auth.tenant_claim.clone(),
             certificate_warning_days: settings.certificates.warning_days,
             egress: EgressPolicy::from_settings(&settings.egress),
+            fx_stale_after: settings.market_data.stale_after_business_days,
         }
     }
 }
@@ -137,6 +140,7 @@ impl Application {
                 metrics,
                 read_cache: Arc::new(read_cache),
                 egress: config.egress,
+                fx_stale_after: config.fx_stale_after,
             },
         }
     }

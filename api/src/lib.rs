@@ -42,6 +42,7 @@ use crate::routes::clients::ClientsApi;
 use crate::routes::connections::ConnectionsApi;
 use crate::routes::custodians::CustodiansApi;
 use crate::routes::documents::DocumentsApi;
+use crate::routes::fx_rates::FxRatesApi;
 use crate::routes::jobs::JobsApi;
 use crate::routes::me::MeApi;
 use crate::routes::portfolio::PortfolioApi;
@@ -83,6 +84,7 @@ pub type Apis = (
     DocumentsApi,
     SchedulesApi,
     CustodiansApi,
+    FxRatesApi,
 );
 
 /// The OpenAPI service of `/api/v1`.
@@ -102,6 +104,7 @@ pub fn openapi(state: &ApiState, public_url: &str) -> OpenApiService<Apis, ()> {
             DocumentsApi(state.clone()),
             SchedulesApi(state.clone()),
             CustodiansApi(state.clone()),
+            FxRatesApi(state.clone()),
         ),
         "EAM Wealth Platform API",
         env!("CARGO_PKG_VERSION"),

@@ -90,6 +90,8 @@ pub enum Action {
     ReadCustodians,
     /// Register custodians and set their address and CA (the platform's).
     ManageCustodians,
+    /// Exchange rates (platform-wide market data).
+    ReadMarketData,
 }
 
 impl Action {
@@ -129,6 +131,8 @@ pub fn allows(role: Role, action: Action) -> bool {
         ReadAudit => matches!(role, TenantAdmin),
         ReadCustodians => matches!(role, PlatformAdmin | TenantAdmin | Ops | Support),
         ManageCustodians => matches!(role, PlatformAdmin),
+        // Reference rates are public knowledge; every caller converts with them.
+        ReadMarketData => true,
     }
 }
 
@@ -196,6 +200,7 @@ pub const OPERATIONS: &[(&str, &str, Action)] = {
         ("get", "/audit", ReadAudit),
         ("get", "/custodians", ReadCustodians),
         ("put", "/custodians/{code}", ManageCustodians),
+        ("get", "/fx-rates", ReadMarketData),
     ]
 };
 

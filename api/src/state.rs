@@ -30,4 +30,6 @@ pub struct ApiState {
     pub read_cache: Arc<crate::read_cache::ReadCache>,
     /// Which addresses a bank URL may reach (checked when a URL is accepted).
     pub egress: eam_config::egress::EgressPolicy,
+    /// A rate older than this many business days is flagged stale.
+    pub fx_stale_after: u32,
 }

@@ -77,6 +77,7 @@ pub struct Settings {
     pub egress: EgressSettings,
     pub archive: ArchiveSettings,
     pub certificates: CertificateSettings,
+    pub market_data: MarketDataSettings,
 }
 
 /// Requests per second allowed per tenant and per user, each with a burst.
@@ -185,6 +186,17 @@ pub struct ArchiveSettings {
     pub s3_region: String,
     /// Empty: AWS's own endpoint for the region.
     pub s3_endpoint: String,
+}
+
+/// Where the platform's market data comes from, and when a rate is stale.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarketDataSettings {
+    pub ecb_url: String,
+    pub client_cert_ref: String,
+    pub client_key_ref: String,
+    pub ca_cert_ref: String,
+    pub stale_after_business_days: u32,
 }
 
 /// When a connection's client certificate counts as at risk.

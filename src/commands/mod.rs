@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod demo;
+pub mod fx_rates;
 pub mod migrate;
 pub mod normalize;
 pub mod replay;

@@ -16,6 +16,7 @@ pub mod connections;
 pub mod custodian_limit;
 pub mod custodians;
 pub mod documents;
+pub mod fx_rates;
 pub mod gauges;
 pub mod load;
 pub mod read;

@@ -442,6 +442,7 @@ impl TestEnv {
                 tenant_claim: "tenant_id".into(),
                 certificate_warning_days: options.certificate_warning_days,
                 egress: options.egress,
+                fx_stale_after: 3,
             },
             metrics,
         );

@@ -12,6 +12,7 @@ mod connector;
 mod documents;
 mod isolation;
 mod kit;
+mod market_data;
 mod metrics;
 mod normalize_cli;
 mod operability;

@@ -7,6 +7,7 @@ pub mod clients;
 pub mod connections;
 pub mod custodians;
 pub mod documents;
+pub mod fx_rates;
 pub mod jobs;
 pub mod me;
 pub mod portfolio;
