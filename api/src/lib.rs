@@ -49,6 +49,7 @@ use crate::routes::portfolio::PortfolioApi;
 use crate::routes::schedules::SchedulesApi;
 use crate::routes::tenants::TenantsApi;
 use crate::routes::users::UsersApi;
+use crate::routes::valuation::ValuationApi;
 
 /// OpenAPI tags.
 #[derive(Tags)]
@@ -85,6 +86,7 @@ pub type Apis = (
     SchedulesApi,
     CustodiansApi,
     FxRatesApi,
+    ValuationApi,
 );
 
 /// The OpenAPI service of `/api/v1`.
@@ -105,6 +107,7 @@ pub fn openapi(state: &ApiState, public_url: &str) -> OpenApiService<Apis, ()> {
             SchedulesApi(state.clone()),
             CustodiansApi(state.clone()),
             FxRatesApi(state.clone()),
+            ValuationApi(state.clone()),
         ),
         "EAM Wealth Platform API",
         env!("CARGO_PKG_VERSION"),

@@ -201,6 +201,8 @@ pub const OPERATIONS: &[(&str, &str, Action)] = {
         ("get", "/custodians", ReadCustodians),
         ("put", "/custodians/{code}", ManageCustodians),
         ("get", "/fx-rates", ReadMarketData),
+        ("get", "/accounts/{id}/valuation", ReadPortfolio),
+        ("get", "/clients/{id}/valuation", ReadPortfolio),
     ]
 };
 

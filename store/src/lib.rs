@@ -24,6 +24,7 @@ pub mod reconciliation;
 pub mod resources;
 pub mod runs;
 pub mod schedules;
+pub mod snapshots;
 pub mod tenants;
 pub mod users;
 

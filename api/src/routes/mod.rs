@@ -14,6 +14,7 @@ pub mod portfolio;
 pub mod schedules;
 pub mod tenants;
 pub mod users;
+pub mod valuation;
 
 /// Upper bound of `limit` on every paged list.
 pub const MAX_PAGE: u32 = 500;

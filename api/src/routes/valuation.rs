@@ -1,0 +1,358 @@
+//! Valuation: what an account or a client's accounts across every custodian are worth, as of
+//! a date, in one currency (the client's reporting currency unless `currency=` says another).
+//!
+//! Positions are valued in their price currency (`model::wealth::valuation`), cash at its
+//! latest closing balance on or before the date; each figure is converted through EUR with the
+//! rates of `GET /fx-rates` and carries the rate, its date and source. A figure that cannot be
+//! valued or converted is `null` with the reason, and the total is then `null` too: a partial
+//! sum is never presented as the whole. Decimal throughout; `*_presented` figures are rounded
+//! half to even to the currency's minor unit, the others are exact.
+
+use std::collections::BTreeMap;
+
+use chrono::{NaiveDate, Utc};
+use eam_model::domain::Currency;
+use eam_model::records::PriceType;
+use eam_model::wealth::fx::RateBook;
+use eam_model::wealth::valuation::{Holding, present};
+use eam_store::read::{self, AccountRow};
+use eam_store::{AccountId, TenantTx};
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use crate::caller::{BearerToken, Caller};
+use crate::permissions::Action;
+use crate::problem::ApiError;
+use crate::state::ApiState;
+
+pub struct ValuationApi(pub ApiState);
+
+/// The conversion a figure used.
+#[derive(Object)]
+struct Fx {
+    /// What 1 unit of the figure's own currency is worth in the valuation currency.
+    rate: Decimal,
+    /// The oldest EUR rate's date.
+    date: Option<NaiveDate>,
+    /// The EUR rates' sources (`ecb`, `bank:<custodian>`, `euro_fixed`).
+    sources: Vec<String>,
+    stale: bool,
+}
+
+/// One line of a valuation: a position or a cash balance.
+#[derive(Object)]
+struct Line {
+    account_id: Uuid,
+    custodian: String,
+    /// `position` or `cash`.
+    kind: String,
+    /// The security (positions).
+    security_name: Option<String>,
+    isin: Option<String>,
+    asset_class: String,
+    /// The date of the snapshot or balance valued.
+    as_of: NaiveDate,
+    quantity: Option<Decimal>,
+    price: Option<Decimal>,
+    price_type: Option<String>,
+    /// The figure's own currency (price currency, or the balance's).
+    local_currency: Option<String>,
+    /// Value in the local currency (accrued interest included); null when it cannot be valued.
+    local_value: Option<Decimal>,
+    /// `price`, `bank_market_value` or `balance`.
+    basis: Option<String>,
+    /// Value in the valuation currency; null when it cannot be valued or converted.
+    value: Option<Decimal>,
+    fx: Option<Fx>,
+    /// Why `value` is null.
+    reason: Option<String>,
+}
+
+/// A share of the total.
+#[derive(Object)]
+struct Slice {
+    key: String,
+    value: Decimal,
+    /// Of the total, 0..1 (null when the total is).
+    weight: Option<Decimal>,
+}
+
+#[derive(Object)]
+struct Valuation {
+    as_of: NaiveDate,
+    currency: String,
+    /// Null when any line could not be valued or converted (see `lines[].reason`).
+    total: Option<Decimal>,
+    total_presented: Option<Decimal>,
+    /// True when any rate used is stale.
+    stale: bool,
+    accounts: usize,
+    lines: Vec<Line>,
+    by_asset_class: Vec<Slice>,
+    by_currency: Vec<Slice>,
+    by_custodian: Vec<Slice>,
+    /// How figures are rounded.
+    rounding: String,
+}
+
+fn parse_currency(code: &str) -> Result<Currency, ApiError> {
+    Currency::parse(code).map_err(|_| {
+        ApiError::bad_request(format!("currency: '{code}' is not an ISO 4217 currency"))
+    })
+}
+
+impl ValuationApi {
+    async fn rate_book(&self, as_of: NaiveDate) -> Result<RateBook, ApiError> {
+        let stored =
+            eam_store::fx_rates::between(&self.0.store, as_of - chrono::Duration::days(400), as_of)
+                .await?;
+        let mut book = RateBook::new(self.0.fx_stale_after);
+        for r in stored {
+            book.add(r)
+                .map_err(|e| ApiError::internal(format!("a stored rate: {e}")))?;
+        }
+        Ok(book)
+    }
+
+    async fn value(
+        &self,
+        tx: &mut TenantTx,
+        accounts: Vec<AccountRow>,
+        as_of: NaiveDate,
+        currency: Currency,
+    ) -> Result<Valuation, ApiError> {
+        let book = self.rate_book(as_of).await?;
+        let mut lines = Vec::new();
+        let count = accounts.len();
+        for account in accounts {
+            value_account(tx, &book, &account, as_of, currency, &mut lines).await?;
+        }
+        let complete = lines.iter().all(|l| l.value.is_some());
+        let total = complete.then(|| lines.iter().filter_map(|l| l.value).sum::<Decimal>());
+        let slices = |key: &dyn Fn(&Line) -> String| -> Vec<Slice> {
+            let mut sums: BTreeMap<String, Decimal> = BTreeMap::new();
+            for l in &lines {
+                if let Some(v) = l.value {
+                    *sums.entry(key(l)).or_default() += v;
+                }
+            }
+            sums.into_iter()
+                .map(|(key, value)| Slice {
+                    key,
+                    value,
+                    weight: total.filter(|t| !t.is_zero()).map(|t| value / t),
+                })
+                .collect()
+        };
+        let by_asset_class = slices(&|l| l.asset_class.clone());
+        let by_currency = slices(&|l| l.local_currency.clone().unwrap_or_default());
+        let by_custodian = slices(&|l| l.custodian.clone());
+        Ok(Valuation {
+            as_of,
+            currency: currency.as_str().to_owned(),
+            total,
+            total_presented: total.map(|t| present(t, currency)),
+            stale: lines.iter().any(|l| l.fx.as_ref().is_some_and(|f| f.stale)),
+            accounts: count,
+            lines,
+            by_asset_class,
+            by_currency,
+            by_custodian,
+            rounding:
+                "figures exact; *_presented rounded half to even to the currency's minor unit"
+                    .into(),
+        })
+    }
+}
+
+fn convert(
+    book: &RateBook,
+    from: Option<&str>,
+    to: Currency,
+    as_of: NaiveDate,
+    amount: Option<Decimal>,
+) -> (Option<Decimal>, Option<Fx>, Option<String>) {
+    let Some(amount) = amount else {
+        return (None, None, Some("no price and no market value".into()));
+    };
+    let Some(from) = from.and_then(|c| Currency::parse(c.trim()).ok()) else {
+        return (
+            None,
+            None,
+            Some("the figure's currency is not known".into()),
+        );
+    };
+    match book.conversion(from, to, as_of) {
+        Ok(conv) => (
+            Some(conv.apply(amount)),
+            Some(Fx {
+                rate: conv.apply(Decimal::ONE),
+                date: conv.date(),
+                sources: conv.legs.iter().map(|l| l.source.label()).collect(),
+                stale: conv.stale(),
+            }),
+            None,
+        ),
+        Err(e) => (None, None, Some(e.to_string())),
+    }
+}
+
+async fn value_account(
+    tx: &mut TenantTx,
+    book: &RateBook,
+    account: &AccountRow,
+    as_of: NaiveDate,
+    currency: Currency,
+    lines: &mut Vec<Line>,
+) -> Result<(), ApiError> {
+    let id = AccountId(account.id);
+    if let Some(date) = eam_store::snapshots::positions_date(tx, id, Some(as_of)).await? {
+        let (_, rows) = read::holdings(tx, id, Some(date)).await?;
+        for p in rows {
+            let price_type = if p.price_type == "percent" {
+                PriceType::Percent
+            } else {
+                PriceType::Amount
+            };
+            let valued = Holding {
+                quantity: p.quantity,
+                price: p.price,
+                price_type,
+                market_value: p.market_value,
+                accrued_interest: p.accrued_interest,
+            }
+            .value();
+            let local_currency = p.price_currency.clone().or(p.security_currency.clone());
+            let local_value = valued.map(|v| v.total());
+            let (value, fx, reason) = convert(
+                book,
+                local_currency.as_deref(),
+                currency,
+                as_of,
+                local_value,
+            );
+            lines.push(Line {
+                account_id: account.id,
+                custodian: account.custodian.clone(),
+                kind: "position".into(),
+                security_name: Some(p.security_name),
+                isin: p.isin,
+                asset_class: p.asset_class,
+                as_of: date,
+                quantity: Some(p.quantity),
+                price: p.price,
+                price_type: Some(p.price_type),
+                local_currency: local_currency.map(|c| c.trim().to_owned()),
+                local_value,
+                basis: valued.map(|v| v.basis.as_str().to_owned()),
+                value,
+                fx,
+                reason,
+            });
+        }
+    }
+    // Cash: the latest closing balance on or before the date, per currency.
+    let mut closing: BTreeMap<String, (NaiveDate, Decimal)> = BTreeMap::new();
+    for b in read::balances(tx, id).await? {
+        if b.kind == "closing" && b.as_of <= as_of {
+            closing.insert(b.currency.trim().to_owned(), (b.as_of, b.amount));
+        }
+    }
+    for (cur, (date, amount)) in closing {
+        let (value, fx, reason) = convert(book, Some(&cur), currency, as_of, Some(amount));
+        lines.push(Line {
+            account_id: account.id,
+            custodian: account.custodian.clone(),
+            kind: "cash".into(),
+            security_name: None,
+            isin: None,
+            asset_class: "cash".into(),
+            as_of: date,
+            quantity: None,
+            price: None,
+            price_type: None,
+            local_currency: Some(cur),
+            local_value: Some(amount),
+            basis: Some("balance".into()),
+            value,
+            fx,
+            reason,
+        });
+    }
+    Ok(())
+}
+
+fn scope(caller: &Caller, client: Option<Uuid>, what: String) -> Result<(), ApiError> {
+    match caller.client_scope()? {
+        Some(own) if client != Some(own) => Err(ApiError::not_found(what)),
+        _ => Ok(()),
+    }
+}
+
+#[OpenApi(tag = "crate::Tag::Portfolio")]
+impl ValuationApi {
+    /// An account's valuation as of `as_of` (default today: its latest snapshot), in
+    /// `currency` (default: its client's reporting currency, else the account's).
+    #[oai(path = "/accounts/:id/valuation", method = "get")]
+    async fn account(
+        &self,
+        token: BearerToken,
+        id: Path<Uuid>,
+        as_of: Query<Option<NaiveDate>>,
+        currency: Query<Option<String>>,
+    ) -> Result<Json<Valuation>, ApiError> {
+        let (caller, mut tx) = self.0.begin(&token, Action::ReadPortfolio).await?;
+        let requested = currency.0.as_deref().map(parse_currency).transpose()?;
+        let missing = || format!("account {} not found", id.0);
+        let account = read::account(&mut tx, AccountId(id.0))
+            .await
+            .map_err(crate::problem::not_found("account", id.0))?;
+        scope(&caller, account.client_id, missing())?;
+        let currency = match requested {
+            Some(c) => c,
+            None => {
+                let reporting = match account.client_id {
+                    Some(client) => {
+                        eam_store::clients::get(&mut tx, client)
+                            .await?
+                            .reporting_currency
+                    }
+                    None => None,
+                };
+                parse_currency(reporting.as_deref().unwrap_or(account.currency.trim()))?
+            }
+        };
+        let as_of = as_of.0.unwrap_or_else(|| Utc::now().date_naive());
+        Ok(Json(
+            self.value(&mut tx, vec![account], as_of, currency).await?,
+        ))
+    }
+
+    /// A client's consolidated valuation across every custodian as of `as_of` (default
+    /// today), in `currency` (default: the client's reporting currency, else EUR).
+    #[oai(path = "/clients/:id/valuation", method = "get")]
+    async fn client(
+        &self,
+        token: BearerToken,
+        id: Path<Uuid>,
+        as_of: Query<Option<NaiveDate>>,
+        currency: Query<Option<String>>,
+    ) -> Result<Json<Valuation>, ApiError> {
+        let (caller, mut tx) = self.0.begin(&token, Action::ReadPortfolio).await?;
+        let requested = currency.0.as_deref().map(parse_currency).transpose()?;
+        scope(&caller, Some(id.0), format!("client {} not found", id.0))?;
+        let client = eam_store::clients::get(&mut tx, id.0)
+            .await
+            .map_err(crate::problem::not_found("client", id.0))?;
+        let currency = match requested {
+            Some(c) => c,
+            None => parse_currency(client.reporting_currency.as_deref().unwrap_or("EUR"))?,
+        };
+        let accounts = read::accounts(&mut tx, Some(id.0)).await?;
+        let as_of = as_of.0.unwrap_or_else(|| Utc::now().date_naive());
+        Ok(Json(self.value(&mut tx, accounts, as_of, currency).await?))
+    }
+}
