@@ -17,7 +17,9 @@ test:
 
 # cargo-deny: bans (duplicate versions, a second TLS stack), licences and sources, per
 # deny.toml. Not advisories: that clones the RustSec database from GitHub, unreachable here.
+# module-cycles: no two modules of a crate import each other.
 lint:
+	python3 scripts/module-cycles.py
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo deny check bans licenses sources
