@@ -15,9 +15,14 @@ test:
 	cargo build --quiet --workspace --all-targets
 	scripts/with-services.sh cargo test --workspace --quiet
 
+# cargo-deny: bans (duplicate versions, a second TLS stack), licences and sources, per
+# deny.toml. Not advisories: that clones the RustSec database from GitHub, unreachable here.
+# module-cycles: no two modules of a crate import each other.
 lint:
+	python3 scripts/module-cycles.py
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo deny check bans licenses sources
 
 fmt:
 	cargo fmt --all

@@ -1,4 +1,6 @@
-//! Turning verified claims into a [`Principal`].
+//! The caller a token describes ([`Principal`]), where its claims are found ([`ClaimNames`]),
+//! and turning verified claims into it. The verifier checks the token and then asks this module;
+//! nothing here knows about signatures or keys.
 //!
 //! Identity providers disagree on where tenant and roles live: our local issuer puts them at the
 //! top level, Keycloak nests roles under `realm_access.roles`, Auth0 uses namespaced names that
@@ -14,7 +16,40 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::error::AuthError;
-use crate::verifier::{ClaimNames, Principal};
+
+/// Where the tenant, roles and client id are found in a token's claims.
+#[derive(Debug, Clone)]
+pub struct ClaimNames {
+    /// The tenant UUID claim (required); a literal name or a dotted path.
+    pub tenant: String,
+    /// The roles claim (required, may be empty): a JSON array or a space-separated string.
+    pub roles: String,
+    /// The client UUID claim (optional).
+    pub client: String,
+}
+
+impl Default for ClaimNames {
+    fn default() -> Self {
+        ClaimNames {
+            tenant: "tenant_id".into(),
+            roles: "roles".into(),
+            client: "client_id".into(),
+        }
+    }
+}
+
+/// The authenticated caller a verified token describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The token's `sub`: the user at the identity provider.
+    pub subject: String,
+    /// The tenant the caller acts in.
+    pub tenant_id: Uuid,
+    /// Role names as the token states them (unknown ones are the API's to ignore).
+    pub roles: Vec<String>,
+    /// The client a client user is restricted to, if any.
+    pub client_id: Option<Uuid>,
+}
 
 /// Builds the principal from verified claims, naming the first claim that is missing or wrong.
 pub(crate) fn principal_from_claims(

@@ -21,6 +21,7 @@ mod issuer;
 mod jwks;
 mod verifier;
 
+pub use claims::{ClaimNames, Principal};
 pub use error::AuthError;
 pub use issuer::{LocalIssuer, TokenRequest};
-pub use verifier::{ClaimNames, Principal, Verifier, VerifierConfig};
+pub use verifier::{Verifier, VerifierConfig};

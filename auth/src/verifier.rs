@@ -23,9 +23,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Map, Value};
-use uuid::Uuid;
 
-use crate::claims::principal_from_claims;
+use crate::claims::{ClaimNames, Principal, principal_from_claims};
 use crate::error::AuthError;
 use crate::jwks::{KeySet, VerificationKey, fetch_jwks, parse_jwks};
 
@@ -43,27 +42,6 @@ const VERIFIED_CAPACITY: usize = 10_000;
 
 /// Largest clock leeway honoured, whatever the configuration says.
 const MAX_LEEWAY: Duration = Duration::from_secs(3600);
-
-/// Where the tenant, roles and client id are found in a token's claims.
-#[derive(Debug, Clone)]
-pub struct ClaimNames {
-    /// The tenant UUID claim (required); a literal name or a dotted path.
-    pub tenant: String,
-    /// The roles claim (required, may be empty): a JSON array or a space-separated string.
-    pub roles: String,
-    /// The client UUID claim (optional).
-    pub client: String,
-}
-
-impl Default for ClaimNames {
-    fn default() -> Self {
-        ClaimNames {
-            tenant: "tenant_id".into(),
-            roles: "roles".into(),
-            client: "client_id".into(),
-        }
-    }
-}
 
 /// What the verifier trusts and how it talks to the identity provider.
 #[derive(Debug, Clone)]
@@ -96,19 +74,6 @@ impl Default for VerifierConfig {
             http_timeout: Duration::from_secs(5),
         }
     }
-}
-
-/// The authenticated caller a verified token describes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    /// The token's `sub`: the user at the identity provider.
-    pub subject: String,
-    /// The tenant the caller acts in.
-    pub tenant_id: Uuid,
-    /// Role names as the token states them (unknown ones are the API's to ignore).
-    pub roles: Vec<String>,
-    /// The client a client user is restricted to, if any.
-    pub client_id: Option<Uuid>,
 }
 
 /// Verifies JWTs against a cached JWKS; cheap to share behind an `Arc`.

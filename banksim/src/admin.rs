@@ -4,7 +4,7 @@
 //! It lives on the same HTTPS server as bank_a, so the same client certificate is required
 //! at the TLS handshake, but it needs no bearer token: it is a test harness's control
 //! channel, not part of the bank's protocol. Its requests are neither counted nor offered to
-//! fault rules (the bank_a middleware skips everything under [`PREFIX`]), so a test can poll
+//! fault rules (the app's middleware skips everything under [`PREFIX`]), so a test can poll
 //! the stats or change the rules without changing what it measures.
 //!
 //! - `GET /admin/faults`: `{"rules": [{"id", "applied", "path_prefix", "fault", "skip", "times"}]}`
@@ -20,8 +20,9 @@ use poem::{IntoResponse, Response, Route, delete, get, handler};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::bank_a::{ApiError, SimState};
+use crate::error::ApiError;
 use crate::faults::{FaultRule, path_matches};
+use crate::state::SimState;
 
 /// Where the admin API is mounted.
 pub(crate) const PREFIX: &str = "/admin";

@@ -26,9 +26,10 @@ use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, h
 use serde::{Deserialize, Serialize};
 
 use crate::bank_a::pages::{present, window};
-use crate::bank_a::{ApiError, SimState};
 use crate::dataset::Dataset;
+use crate::error::ApiError;
 use crate::files::{Catalog, FileProtocol, FileRef, is_file_id, render};
+use crate::state::SimState;
 
 /// Where bank_b (SWIFT FIN files) is mounted.
 pub const BANK_B_PREFIX: &str = "/bank-b";

@@ -14,8 +14,8 @@ use poem::http::header::CONTENT_TYPE;
 use poem::web::Data;
 use poem::{Endpoint, EndpointExt, Response, Route, get, handler};
 
-use crate::bank_a::SimState;
 use crate::dataset::Dataset;
+use crate::state::SimState;
 
 /// Where the ECB reference rates are mounted (as `/stats/eurofxref` on the ECB's site).
 pub const ECB_PREFIX: &str = "/ecb/stats/eurofxref";

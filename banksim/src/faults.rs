@@ -10,7 +10,7 @@
 //! - at TCP accept, before TLS: only [`Fault::ResetConnection`] rules, and only those whose
 //!   `path_prefix` is `"/"` (no path is known yet; [`FaultRule::validate`] refuses any other
 //!   prefix for this kind). `skip` and `times` then count connections, not requests.
-//! - once per HTTP request, in the outer middleware of the bank_a app: every other kind.
+//! - once per HTTP request, in the outer middleware of the app (`app`): every other kind.
 //!   Requests to `/admin` are never offered to rules.
 //!
 //! Matching: rules are offered a request in insertion order. A rule matches when its prefix

@@ -27,14 +27,17 @@
 //! module), for tests whose bank clients run in other processes.
 
 mod admin;
+mod app;
 pub mod bank_a;
 pub mod bank_files;
 pub mod dataset;
 pub mod ecb;
+mod error;
 pub mod faults;
 pub mod files;
 mod listener;
 pub mod pki;
+mod state;
 mod traffic;
 
 pub use crate::faults::{Fault, FaultHandle, FaultRule, InvalidFaultRule};
@@ -52,10 +55,10 @@ use chrono::NaiveDate;
 use poem::listener::{Acceptor, Listener, RustlsCertificate, RustlsConfig};
 use tokio::sync::oneshot;
 
-use crate::bank_a::SimState;
 use crate::dataset::{Dataset, SimParams};
 use crate::listener::CountingListener;
 use crate::pki::PkiPaths;
+use crate::state::SimState;
 
 /// How long a shutdown waits for open connections before closing them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -239,7 +242,7 @@ pub async fn start(config: SimConfig) -> anyhow::Result<RunningSim> {
     let base_url = format!("https://{}", url_authority(local));
 
     let (stop, stopped) = oneshot::channel::<()>();
-    let app = bank_a::app(Arc::clone(&state));
+    let app = app::build(Arc::clone(&state));
     let stopping = Arc::clone(&state);
     let server = tokio::spawn(
         poem::Server::new_with_acceptor(acceptor)

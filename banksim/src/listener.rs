@@ -16,7 +16,7 @@ use poem::listener::{Acceptor, Listener};
 use poem::web::{LocalAddr, RemoteAddr};
 use tokio::net::TcpStream;
 
-use crate::bank_a::SimState;
+use crate::state::SimState;
 
 /// A TCP listener that reports each accepted connection to the simulator's state.
 pub(crate) struct CountingListener {

@@ -454,7 +454,7 @@ async fn the_jwt_attack_set_is_refused_with_401_and_audited_for_a_known_tenant()
             ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256)
         },
         &claims(json!({})),
-        &jsonwebtoken::EncodingKey::from_secret(&public_key),
+        &jsonwebtoken::EncodingKey::from_secret(&public_key).unwrap(),
     )
     .unwrap();
     let stranger = eam_auth::LocalIssuer::ephemeral(ISSUER, AUDIENCE).unwrap();

@@ -226,6 +226,24 @@ impl PrivatePostgres {
             .expect("postgres runs");
         self.child = Some(child);
         wait_for_port(self.port, "PostgreSQL").await;
+        // The port opens before the server accepts sessions ("the database system is starting
+        // up"): wait for one that works.
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            use sqlx::Connection as _;
+            match sqlx::PgConnection::connect(&self.url()).await {
+                Ok(conn) => {
+                    conn.close().await.ok();
+                    break;
+                }
+                Err(e) => assert!(
+                    Instant::now() < deadline,
+                    "PostgreSQL on port {} does not accept sessions: {e}",
+                    self.port
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Stops the server if it runs (see [`PrivatePostgres::stop`]) and starts it again on the

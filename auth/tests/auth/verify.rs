@@ -129,7 +129,8 @@ async fn hmac_tokens_are_refused_even_when_keyed_with_the_public_key() {
         ] {
             let mut header = Header::new(alg);
             header.kid = Some(key.kid.clone());
-            let secret = EncodingKey::from_secret(key.public_pem.as_bytes());
+            let secret =
+                EncodingKey::from_secret(key.public_pem.as_bytes()).expect("a PEM is not empty");
             let token = jsonwebtoken::encode(&header, &claims, &secret).expect("HMAC signing");
             match verifier().verify(&token).await {
                 Err(AuthError::AlgorithmNotAllowed(refused)) => assert_eq!(refused, name),

@@ -15,8 +15,8 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::ApiError;
 use crate::dataset::{Dataset, SimAccount, SimBalance, SimPosition, SimSecurity, SimTransaction};
+use crate::error::ApiError;
 
 /// Items per page when the request names no limit.
 pub const DEFAULT_LIMIT: usize = 100;

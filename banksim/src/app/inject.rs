@@ -17,8 +17,10 @@ use poem::web::Json;
 use poem::{Body, Endpoint, IntoResponse, Request, Response};
 use serde_json::{Value, json};
 
-use super::{SimState, call, pages};
+use super::call;
+use crate::bank_a::pages;
 use crate::faults::Fault;
+use crate::state::SimState;
 
 /// What a malformed record's value becomes: a decimal with a comma, as some banks write it.
 pub(crate) const MALFORMED_VALUE: &str = "12,50";
