@@ -98,6 +98,8 @@ async fn request_for(
         ("get", "/holdings" | "/balances" | "/transactions") => {
             (format!("{path}?account_id={account}"), None)
         }
+        ("get", "/accounts/{id}/valuation") => (format!("/accounts/{account}/valuation"), None),
+        ("get", "/clients/{id}/valuation") => (format!("/clients/{client}/valuation"), None),
         ("post", "/connections") => (path.into(), Some(env.connection_body(firm.tenant))),
         ("delete", "/connections/{id}") => {
             let fresh = env
