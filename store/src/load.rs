@@ -1,13 +1,14 @@
 //! The idempotent, set-based load of a normalized [`Batch`].
 //!
-//! Each record kind is written with one statement over UNNEST-ed arrays (not a row at a time),
+//! Each record kind is written by its own function (`load_accounts`, `load_positions`, ...), in
+//! the caller's transaction, with one statement over UNNEST-ed arrays (not a row at a time),
 //! as an upsert on its natural key whose UPDATE only fires when a data column differs: so
 //! loading the same statement twice writes nothing and reports every record `unchanged`.
 //! References (account, security) are resolved to ids before the dependent rows are written,
 //! and a reference that resolves to nothing is a data error rather than a silently dropped row.
 //! The caller runs this inside the same transaction that moves the cursor and finishes the run.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDate;
 use eam_model::records::{Batch, SecurityDetail};
@@ -68,7 +69,9 @@ impl LoadCounts {
     }
 }
 
-/// Loads a batch for one connection and run. `format` names the source format in provenance.
+/// Loads a batch for one connection and run: each record kind in turn, references resolved
+/// once the records they name are written. `replay_of` is set when the batch re-loads an
+/// earlier run's documents (see [`set_replay_limit`]).
 pub async fn load_batch(
     tx: &mut TenantTx,
     connection: ConnectionId,
@@ -76,20 +79,43 @@ pub async fn load_batch(
     batch: &Batch,
     replay_of: Option<RunId>,
 ) -> Result<LoadCounts> {
-    let mut counts = LoadCounts::default();
-    let tenant = tx.tenant().0;
-    // A replay re-loads an old run's documents: it may fill in and correct what that run (or
-    // an older one) wrote, never what a newer run wrote since. Run ids are UUIDv7, ordered by
-    // time, so "newer" is a comparison; every upsert below checks it through this setting.
+    set_replay_limit(tx, replay_of).await?;
+    let clients = load_clients(tx, batch).await?;
+    let accounts = load_accounts(tx, connection, run, batch).await?;
+    let securities = load_securities(tx, run, batch).await?;
+    let refs = References::resolve(tx, connection, batch).await?;
+    let (positions, held) = load_positions(tx, run, batch, &refs).await?;
+    let positions_closed = close_unlisted_positions(tx, batch, &refs, &held).await?;
+    let balances = load_balances(tx, run, batch, &refs).await?;
+    let transactions = load_transactions(tx, run, batch, &refs).await?;
+    Ok(LoadCounts {
+        clients,
+        accounts,
+        securities,
+        positions,
+        positions_closed,
+        balances,
+        transactions,
+    })
+}
+
+/// A replay re-loads an old run's documents: it may fill in and correct what that run (or an
+/// older one) wrote, never what a newer run wrote since. Run ids are UUIDv7, ordered by time,
+/// so "newer" is a comparison; every upsert of this module checks it through this setting
+/// (empty: not a replay, no limit).
+async fn set_replay_limit(tx: &mut TenantTx, replay_of: Option<RunId>) -> Result<()> {
     sqlx::query("SELECT set_config('app.replay_upto', $1, true)")
         .bind(replay_of.map(|r| r.0.to_string()).unwrap_or_default())
         .execute(tx.conn())
         .await?;
+    Ok(())
+}
 
-    // Clients named by the bank: created when new, never renamed by a sync (the firm owns them).
-    // Clients and securities are shared by the tenant's connections: rows are written in key
-    // order so that two concurrent loads lock them in the same order and cannot deadlock.
-    let mut client_refs: std::collections::BTreeMap<&str, &str> = Default::default();
+/// Clients named by the bank: created when new, never renamed by a sync (the firm owns them).
+/// Clients and securities are shared by the tenant's connections: rows are written in key
+/// order so that two concurrent loads lock them in the same order and cannot deadlock.
+async fn load_clients(tx: &mut TenantTx, batch: &Batch) -> Result<KindCounts> {
+    let mut client_refs: BTreeMap<&str, &str> = BTreeMap::new();
     for a in &batch.accounts {
         if let Some(c) = &a.client {
             client_refs
@@ -98,6 +124,7 @@ pub async fn load_batch(
         }
     }
     let (refs, names): (Vec<&str>, Vec<&str>) = client_refs.iter().map(|(r, n)| (*r, *n)).unzip();
+    let tenant = tx.tenant().0;
     let flags: Vec<bool> = sqlx::query_scalar(
         "INSERT INTO clients (id, tenant_id, reference, name)
          SELECT gen_random_uuid(), $1, r, n FROM UNNEST($2::text[], $3::text[]) AS u(r, n)
@@ -109,10 +136,19 @@ pub async fn load_batch(
     .bind(&names)
     .fetch_all(tx.conn())
     .await?;
-    counts.clients = KindCounts::from_returned(refs.len(), &flags);
+    Ok(KindCounts::from_returned(refs.len(), &flags))
+}
 
-    // Accounts, last occurrence of a bank account id wins.
+/// The connection's accounts, last occurrence of a bank account id winning, linked to their
+/// clients.
+async fn load_accounts(
+    tx: &mut TenantTx,
+    connection: ConnectionId,
+    run: RunId,
+    batch: &Batch,
+) -> Result<KindCounts> {
     let accounts = dedup_last(&batch.accounts, |a| a.bank_account_id.clone());
+    let tenant = tx.tenant().0;
     let flags: Vec<bool> = sqlx::query_scalar(
         "INSERT INTO accounts AS t (id, tenant_id, connection_id, client_id, bank_account_id, iban, currency,
             kind, source_format, source_document, source_position, first_seen_run, last_changed_run)
@@ -145,14 +181,18 @@ pub async fn load_batch(
     .bind(accounts.iter().map(|a| position(a.provenance.position)).collect::<Vec<_>>())
     .fetch_all(tx.conn())
     .await?;
-    counts.accounts = KindCounts::from_returned(accounts.len(), &flags);
+    Ok(KindCounts::from_returned(accounts.len(), &flags))
+}
 
-    // Securities: full descriptions upsert, mere references only fill gaps.
+/// Securities, in key order (see [`load_clients`]): full descriptions upsert, mere references
+/// only fill gaps.
+async fn load_securities(tx: &mut TenantTx, run: RunId, batch: &Batch) -> Result<KindCounts> {
     let mut securities = dedup_last(&batch.securities, |s| s.key.clone());
     securities.sort_by(|a, b| a.key.cmp(&b.key));
     let (full, referenced): (Vec<_>, Vec<_>) = securities
         .into_iter()
         .partition(|s| s.detail == SecurityDetail::Full);
+    let tenant = tx.tenant().0;
     let flags: Vec<bool> = sqlx::query_scalar(
         "INSERT INTO securities AS t (id, tenant_id, security_key, isin, bank_security_id, valor, wkn, cusip,
             name, asset_class, currency, first_seen_run, last_changed_run)
@@ -196,7 +236,7 @@ pub async fn load_batch(
     .bind(full.iter().map(|s| s.currency.as_ref().map(|c| c.as_str())).collect::<Vec<_>>())
     .fetch_all(tx.conn())
     .await?;
-    let mut security_counts = KindCounts::from_returned(full.len(), &flags);
+    let mut counts = KindCounts::from_returned(full.len(), &flags);
     let flags: Vec<bool> = sqlx::query_scalar(
         "INSERT INTO securities (id, tenant_id, security_key, isin, bank_security_id, name, asset_class,
             described, first_seen_run, last_changed_run)
@@ -214,38 +254,41 @@ pub async fn load_batch(
     .fetch_all(tx.conn())
     .await?;
     let more = KindCounts::from_returned(referenced.len(), &flags);
-    security_counts.inserted += more.inserted;
-    security_counts.unchanged += more.unchanged;
-    counts.securities = security_counts;
+    counts.inserted += more.inserted;
+    counts.unchanged += more.unchanged;
+    Ok(counts)
+}
 
-    let account_ids = resolve_accounts(tx, connection, batch).await?;
-    let security_ids = resolve_securities(tx, batch).await?;
-    let account_of = |r: &str| {
-        account_ids
-            .get(r)
-            .copied()
-            .ok_or_else(|| StoreError::Data(format!("a record refers to unknown account '{r}'")))
-    };
-    let security_of = |k: &str| {
-        security_ids
-            .get(k)
-            .copied()
-            .ok_or_else(|| StoreError::Data(format!("a record refers to unknown security '{k}'")))
-    };
+/// The keys of the positions a batch holds, as loaded: what a complete snapshot keeps.
+struct HeldPositions {
+    accounts: Vec<Uuid>,
+    securities: Vec<Uuid>,
+    dates: Vec<NaiveDate>,
+}
 
-    // Positions.
+/// Positions, last occurrence of (account, security, date) winning. Returns their keys for
+/// [`close_unlisted_positions`].
+async fn load_positions(
+    tx: &mut TenantTx,
+    run: RunId,
+    batch: &Batch,
+    refs: &References,
+) -> Result<(KindCounts, HeldPositions)> {
     let positions = dedup_last(&batch.positions, |p| {
         (p.account.clone(), p.security.clone(), p.as_of)
     });
-    let pos_accounts = positions
-        .iter()
-        .map(|p| account_of(&p.account))
-        .collect::<Result<Vec<Uuid>>>()?;
-    let pos_securities = positions
-        .iter()
-        .map(|p| security_of(p.security.as_str()))
-        .collect::<Result<Vec<Uuid>>>()?;
-    let pos_dates: Vec<NaiveDate> = positions.iter().map(|p| p.as_of).collect();
+    let held = HeldPositions {
+        accounts: positions
+            .iter()
+            .map(|p| refs.account(&p.account))
+            .collect::<Result<Vec<Uuid>>>()?,
+        securities: positions
+            .iter()
+            .map(|p| refs.security(p.security.as_str()))
+            .collect::<Result<Vec<Uuid>>>()?,
+        dates: positions.iter().map(|p| p.as_of).collect(),
+    };
+    let tenant = tx.tenant().0;
     let flags: Vec<bool> = sqlx::query_scalar(
         "INSERT INTO positions AS t (id, tenant_id, account_id, security_id, as_of, quantity, quantity_type,
             price, price_type, price_currency, market_value, accrued_interest, cost,
@@ -274,9 +317,9 @@ pub async fn load_batch(
     )
     .bind(tenant)
     .bind(run.0)
-    .bind(&pos_accounts)
-    .bind(&pos_securities)
-    .bind(&pos_dates)
+    .bind(&held.accounts)
+    .bind(&held.securities)
+    .bind(&held.dates)
     .bind(positions.iter().map(|p| p.quantity).collect::<Vec<Decimal>>())
     .bind(positions.iter().map(|p| p.quantity_type.as_str()).collect::<Vec<_>>())
     .bind(positions.iter().map(|p| p.price).collect::<Vec<Option<Decimal>>>())
@@ -290,51 +333,68 @@ pub async fn load_batch(
     .bind(positions.iter().map(|p| position(p.provenance.position)).collect::<Vec<_>>())
     .fetch_all(tx.conn())
     .await?;
-    counts.positions = KindCounts::from_returned(positions.len(), &flags);
+    Ok((KindCounts::from_returned(positions.len(), &flags), held))
+}
 
-    // A complete snapshot closes the positions of its account and date that it does not list.
-    if !batch.complete_snapshots.is_empty() {
-        let snap_accounts = batch
-            .complete_snapshots
-            .iter()
-            .map(|s| account_of(&s.account))
-            .collect::<Result<Vec<Uuid>>>()?;
-        let snap_dates: Vec<NaiveDate> = batch.complete_snapshots.iter().map(|s| s.as_of).collect();
-        let closed = sqlx::query(
-            // A set difference (hashed or sorted), not a correlated NOT EXISTS: the planner
-            // runs that one as a nested loop over the listed keys for every held position,
-            // which took minutes for 50,000 positions (bench/ingest.sh).
-            "WITH gone AS (
-                 SELECT p.account_id, p.security_id, p.as_of
-                   FROM positions p
-                   JOIN UNNEST($2::uuid[], $3::date[]) AS s(account_id, as_of)
-                     ON p.account_id = s.account_id AND p.as_of = s.as_of
-                  WHERE p.tenant_id = $1
-                 EXCEPT
-                 SELECT * FROM UNNEST($4::uuid[], $5::uuid[], $6::date[])
-             )
-             DELETE FROM positions p
-             USING gone g
-             WHERE p.tenant_id = $1 AND p.account_id = g.account_id
-               AND p.security_id = g.security_id AND p.as_of = g.as_of
-               AND (nullif(current_setting('app.replay_upto', true), '') IS NULL
-                    OR p.last_changed_run <= nullif(current_setting('app.replay_upto', true), '')::uuid)",
-        )
-        .bind(tenant)
-        .bind(&snap_accounts)
-        .bind(&snap_dates)
-        .bind(&pos_accounts)
-        .bind(&pos_securities)
-        .bind(&pos_dates)
-        .execute(tx.conn())
-        .await?;
-        counts.positions_closed = closed.rows_affected();
+/// A complete snapshot closes the positions of its account and date that it does not list.
+/// Returns how many it closed.
+async fn close_unlisted_positions(
+    tx: &mut TenantTx,
+    batch: &Batch,
+    refs: &References,
+    held: &HeldPositions,
+) -> Result<u64> {
+    if batch.complete_snapshots.is_empty() {
+        return Ok(0);
     }
+    let snap_accounts = batch
+        .complete_snapshots
+        .iter()
+        .map(|s| refs.account(&s.account))
+        .collect::<Result<Vec<Uuid>>>()?;
+    let snap_dates: Vec<NaiveDate> = batch.complete_snapshots.iter().map(|s| s.as_of).collect();
+    let closed = sqlx::query(
+        // A set difference (hashed or sorted), not a correlated NOT EXISTS: the planner
+        // runs that one as a nested loop over the listed keys for every held position,
+        // which took minutes for 50,000 positions (bench/ingest.sh).
+        "WITH gone AS (
+             SELECT p.account_id, p.security_id, p.as_of
+               FROM positions p
+               JOIN UNNEST($2::uuid[], $3::date[]) AS s(account_id, as_of)
+                 ON p.account_id = s.account_id AND p.as_of = s.as_of
+              WHERE p.tenant_id = $1
+             EXCEPT
+             SELECT * FROM UNNEST($4::uuid[], $5::uuid[], $6::date[])
+         )
+         DELETE FROM positions p
+         USING gone g
+         WHERE p.tenant_id = $1 AND p.account_id = g.account_id
+           AND p.security_id = g.security_id AND p.as_of = g.as_of
+           AND (nullif(current_setting('app.replay_upto', true), '') IS NULL
+                OR p.last_changed_run <= nullif(current_setting('app.replay_upto', true), '')::uuid)",
+    )
+    .bind(tx.tenant().0)
+    .bind(&snap_accounts)
+    .bind(&snap_dates)
+    .bind(&held.accounts)
+    .bind(&held.securities)
+    .bind(&held.dates)
+    .execute(tx.conn())
+    .await?;
+    Ok(closed.rows_affected())
+}
 
-    // Cash balances.
+/// Cash balances, last occurrence of (account, currency, kind, date) winning.
+async fn load_balances(
+    tx: &mut TenantTx,
+    run: RunId,
+    batch: &Batch,
+    refs: &References,
+) -> Result<KindCounts> {
     let balances = dedup_last(&batch.balances, |b| {
         (b.account.clone(), b.currency, b.kind, b.as_of)
     });
+    let tenant = tx.tenant().0;
     let flags: Vec<bool> = sqlx::query_scalar(
         "INSERT INTO cash_balances AS t (id, tenant_id, account_id, currency, kind, as_of, amount,
             source_format, source_document, source_position, first_seen_run, last_changed_run)
@@ -353,7 +413,7 @@ pub async fn load_batch(
     )
     .bind(tenant)
     .bind(run.0)
-    .bind(balances.iter().map(|b| account_of(&b.account)).collect::<Result<Vec<Uuid>>>()?)
+    .bind(balances.iter().map(|b| refs.account(&b.account)).collect::<Result<Vec<Uuid>>>()?)
     .bind(balances.iter().map(|b| b.currency.as_str()).collect::<Vec<_>>())
     .bind(balances.iter().map(|b| b.kind.as_str()).collect::<Vec<_>>())
     .bind(balances.iter().map(|b| b.as_of).collect::<Vec<_>>())
@@ -363,9 +423,16 @@ pub async fn load_batch(
     .bind(balances.iter().map(|b| position(b.provenance.position)).collect::<Vec<_>>())
     .fetch_all(tx.conn())
     .await?;
-    counts.balances = KindCounts::from_returned(balances.len(), &flags);
+    Ok(KindCounts::from_returned(balances.len(), &flags))
+}
 
-    // Transactions.
+/// Transactions, last occurrence of (account, natural key) winning.
+async fn load_transactions(
+    tx: &mut TenantTx,
+    run: RunId,
+    batch: &Batch,
+    refs: &References,
+) -> Result<KindCounts> {
     let txs = dedup_last(&batch.transactions, |t| {
         (t.account.clone(), t.natural_key.clone())
     });
@@ -374,10 +441,11 @@ pub async fn load_batch(
         .map(|t| {
             t.security
                 .as_ref()
-                .map(|k| security_of(k.as_str()))
+                .map(|k| refs.security(k.as_str()))
                 .transpose()
         })
         .collect::<Result<Vec<Option<Uuid>>>>()?;
+    let tenant = tx.tenant().0;
     let flags: Vec<bool> = sqlx::query_scalar(
         "INSERT INTO transactions AS t (id, tenant_id, account_id, natural_key, bank_reference, booking_date,
             value_date, trade_date, settlement_date, type, bank_code, amount, direction, signed_amount,
@@ -419,7 +487,7 @@ pub async fn load_batch(
     )
     .bind(tenant)
     .bind(run.0)
-    .bind(txs.iter().map(|t| account_of(&t.account)).collect::<Result<Vec<Uuid>>>()?)
+    .bind(txs.iter().map(|t| refs.account(&t.account)).collect::<Result<Vec<Uuid>>>()?)
     .bind(txs.iter().map(|t| t.natural_key.as_str()).collect::<Vec<_>>())
     .bind(txs.iter().map(|t| t.bank_reference.as_deref()).collect::<Vec<_>>())
     .bind(txs.iter().map(|t| t.booking_date).collect::<Vec<_>>())
@@ -444,9 +512,7 @@ pub async fn load_batch(
     .bind(txs.iter().map(|t| t.reversal).collect::<Vec<_>>())
     .fetch_all(tx.conn())
     .await?;
-    counts.transactions = KindCounts::from_returned(txs.len(), &flags);
-
-    Ok(counts)
+    Ok(KindCounts::from_returned(txs.len(), &flags))
 }
 
 /// Keeps the last record of each key, in first-seen order (a page served twice loads once).
@@ -467,6 +533,39 @@ fn dedup_last<T, K: std::hash::Hash + Eq>(items: &[T], key: impl Fn(&T) -> K) ->
 
 fn position(p: u32) -> i32 {
     i32::try_from(p).unwrap_or(i32::MAX)
+}
+
+/// The database ids of the accounts and securities a batch's records refer to, resolved once
+/// accounts and securities are loaded; a reference that resolves to nothing is a data error.
+struct References {
+    accounts: HashMap<String, Uuid>,
+    securities: HashMap<String, Uuid>,
+}
+
+impl References {
+    async fn resolve(
+        tx: &mut TenantTx,
+        connection: ConnectionId,
+        batch: &Batch,
+    ) -> Result<References> {
+        Ok(References {
+            accounts: resolve_accounts(tx, connection, batch).await?,
+            securities: resolve_securities(tx, batch).await?,
+        })
+    }
+
+    fn account(&self, reference: &str) -> Result<Uuid> {
+        self.accounts.get(reference).copied().ok_or_else(|| {
+            StoreError::Data(format!("a record refers to unknown account '{reference}'"))
+        })
+    }
+
+    fn security(&self, key: &str) -> Result<Uuid> {
+        self.securities
+            .get(key)
+            .copied()
+            .ok_or_else(|| StoreError::Data(format!("a record refers to unknown security '{key}'")))
+    }
 }
 
 async fn resolve_accounts(
