@@ -104,10 +104,12 @@ pub async fn load_batch(
 /// so "newer" is a comparison; every upsert of this module checks it through this setting
 /// (empty: not a replay, no limit).
 async fn set_replay_limit(tx: &mut TenantTx, replay_of: Option<RunId>) -> Result<()> {
-    sqlx::query("SELECT set_config('app.replay_upto', $1, true)")
-        .bind(replay_of.map(|r| r.0.to_string()).unwrap_or_default())
-        .execute(tx.conn())
-        .await?;
+    sqlx::query!(
+        "SELECT set_config('app.replay_upto', $1, true)",
+        replay_of.map(|r| r.0.to_string()).unwrap_or_default()
+    )
+    .fetch_one(tx.conn())
+    .await?;
     Ok(())
 }
 
@@ -125,15 +127,15 @@ async fn load_clients(tx: &mut TenantTx, batch: &Batch) -> Result<KindCounts> {
     }
     let (refs, names): (Vec<&str>, Vec<&str>) = client_refs.iter().map(|(r, n)| (*r, *n)).unzip();
     let tenant = tx.tenant().0;
-    let flags: Vec<bool> = sqlx::query_scalar(
-        "INSERT INTO clients (id, tenant_id, reference, name)
+    let flags: Vec<bool> = sqlx::query_scalar!(
+        r#"INSERT INTO clients (id, tenant_id, reference, name)
          SELECT gen_random_uuid(), $1, r, n FROM UNNEST($2::text[], $3::text[]) AS u(r, n)
          ON CONFLICT (tenant_id, reference) DO NOTHING
-         RETURNING true",
+         RETURNING true AS "inserted!""#,
+        tenant,
+        &refs as &[&str],
+        &names as &[&str]
     )
-    .bind(tenant)
-    .bind(&refs)
-    .bind(&names)
     .fetch_all(tx.conn())
     .await?;
     Ok(KindCounts::from_returned(refs.len(), &flags))
@@ -149,8 +151,8 @@ async fn load_accounts(
 ) -> Result<KindCounts> {
     let accounts = dedup_last(&batch.accounts, |a| a.bank_account_id.clone());
     let tenant = tx.tenant().0;
-    let flags: Vec<bool> = sqlx::query_scalar(
-        "INSERT INTO accounts AS t (id, tenant_id, connection_id, client_id, bank_account_id, iban, currency,
+    let flags: Vec<bool> = sqlx::query_scalar!(
+        r#"INSERT INTO accounts AS t (id, tenant_id, connection_id, client_id, bank_account_id, iban, currency,
             kind, source_format, source_document, source_position, first_seen_run, last_changed_run)
          SELECT gen_random_uuid(), $1, $2, c.id, u.bank_account_id, u.iban, u.currency, u.kind,
             u.format, u.document, u.position, $3, $3
@@ -166,19 +168,19 @@ async fn load_accounts(
             IS DISTINCT FROM (EXCLUDED.client_id, EXCLUDED.iban, EXCLUDED.currency, EXCLUDED.kind)
            AND (nullif(current_setting('app.replay_upto', true), '') IS NULL
                 OR t.last_changed_run <= nullif(current_setting('app.replay_upto', true), '')::uuid)
-         RETURNING (xmax = 0)",
+         RETURNING (xmax = 0) AS "inserted!""#,
+        tenant,
+        connection.0,
+        run.0,
+        &(accounts.iter().map(|a| a.bank_account_id.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(accounts.iter().map(|a| a.iban.as_ref().map(|i| i.as_str())).collect::<Vec<_>>()) as &[Option<&str>],
+        &(accounts.iter().map(|a| a.currency.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(accounts.iter().map(|a| a.kind.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(accounts.iter().map(|a| a.client.as_ref().map(|c| c.reference.as_str())).collect::<Vec<_>>()) as &[Option<&str>],
+        &(accounts.iter().map(|a| a.provenance.format.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(accounts.iter().map(|a| a.provenance.document.as_str()).collect::<Vec<_>>()) as &[&str],
+        &accounts.iter().map(|a| position(a.provenance.position)).collect::<Vec<_>>(),
     )
-    .bind(tenant)
-    .bind(connection.0)
-    .bind(run.0)
-    .bind(accounts.iter().map(|a| a.bank_account_id.as_str()).collect::<Vec<_>>())
-    .bind(accounts.iter().map(|a| a.iban.as_ref().map(|i| i.as_str())).collect::<Vec<_>>())
-    .bind(accounts.iter().map(|a| a.currency.as_str()).collect::<Vec<_>>())
-    .bind(accounts.iter().map(|a| a.kind.as_str()).collect::<Vec<_>>())
-    .bind(accounts.iter().map(|a| a.client.as_ref().map(|c| c.reference.as_str())).collect::<Vec<_>>())
-    .bind(accounts.iter().map(|a| a.provenance.format.as_str()).collect::<Vec<_>>())
-    .bind(accounts.iter().map(|a| a.provenance.document.as_str()).collect::<Vec<_>>())
-    .bind(accounts.iter().map(|a| position(a.provenance.position)).collect::<Vec<_>>())
     .fetch_all(tx.conn())
     .await?;
     Ok(KindCounts::from_returned(accounts.len(), &flags))
@@ -193,8 +195,8 @@ async fn load_securities(tx: &mut TenantTx, run: RunId, batch: &Batch) -> Result
         .into_iter()
         .partition(|s| s.detail == SecurityDetail::Full);
     let tenant = tx.tenant().0;
-    let flags: Vec<bool> = sqlx::query_scalar(
-        "INSERT INTO securities AS t (id, tenant_id, security_key, isin, bank_security_id, valor, wkn, cusip,
+    let flags: Vec<bool> = sqlx::query_scalar!(
+        r#"INSERT INTO securities AS t (id, tenant_id, security_key, isin, bank_security_id, valor, wkn, cusip,
             name, asset_class, currency, first_seen_run, last_changed_run)
          SELECT gen_random_uuid(), $1, u.key, u.isin, u.bank_id, u.valor, u.wkn, u.cusip, u.name, u.class,
             u.currency, $2, $2
@@ -221,36 +223,36 @@ async fn load_securities(tx: &mut TenantTx, run: RunId, batch: &Batch) -> Result
             OR NOT t.described
             OR (t.currency IS NULL AND EXCLUDED.currency IS NOT NULL)
          -- (No replay guard: this only fills gaps, which a replay may do too.)
-         RETURNING (xmax = 0)",
+         RETURNING (xmax = 0) AS "inserted!""#,
+        tenant,
+        run.0,
+        &(full.iter().map(|s| s.key.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(full.iter().map(|s| s.isin.as_ref().map(|i| i.as_str())).collect::<Vec<_>>()) as &[Option<&str>],
+        &(full.iter().map(|s| s.bank_security_id.as_deref()).collect::<Vec<_>>()) as &[Option<&str>],
+        &(full.iter().map(|s| s.valor.as_deref()).collect::<Vec<_>>()) as &[Option<&str>],
+        &(full.iter().map(|s| s.wkn.as_deref()).collect::<Vec<_>>()) as &[Option<&str>],
+        &(full.iter().map(|s| s.cusip.as_deref()).collect::<Vec<_>>()) as &[Option<&str>],
+        &(full.iter().map(|s| s.name.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(full.iter().map(|s| s.asset_class.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(full.iter().map(|s| s.currency.as_ref().map(|c| c.as_str())).collect::<Vec<_>>()) as &[Option<&str>],
     )
-    .bind(tenant)
-    .bind(run.0)
-    .bind(full.iter().map(|s| s.key.as_str()).collect::<Vec<_>>())
-    .bind(full.iter().map(|s| s.isin.as_ref().map(|i| i.as_str())).collect::<Vec<_>>())
-    .bind(full.iter().map(|s| s.bank_security_id.as_deref()).collect::<Vec<_>>())
-    .bind(full.iter().map(|s| s.valor.as_deref()).collect::<Vec<_>>())
-    .bind(full.iter().map(|s| s.wkn.as_deref()).collect::<Vec<_>>())
-    .bind(full.iter().map(|s| s.cusip.as_deref()).collect::<Vec<_>>())
-    .bind(full.iter().map(|s| s.name.as_str()).collect::<Vec<_>>())
-    .bind(full.iter().map(|s| s.asset_class.as_str()).collect::<Vec<_>>())
-    .bind(full.iter().map(|s| s.currency.as_ref().map(|c| c.as_str())).collect::<Vec<_>>())
     .fetch_all(tx.conn())
     .await?;
     let mut counts = KindCounts::from_returned(full.len(), &flags);
-    let flags: Vec<bool> = sqlx::query_scalar(
-        "INSERT INTO securities (id, tenant_id, security_key, isin, bank_security_id, name, asset_class,
+    let flags: Vec<bool> = sqlx::query_scalar!(
+        r#"INSERT INTO securities (id, tenant_id, security_key, isin, bank_security_id, name, asset_class,
             described, first_seen_run, last_changed_run)
          SELECT gen_random_uuid(), $1, u.key, u.isin, u.bank_id, u.name, 'other', false, $2, $2
          FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[]) AS u(key, isin, bank_id, name)
          ON CONFLICT (tenant_id, security_key) DO NOTHING
-         RETURNING true",
+         RETURNING true AS "inserted!""#,
+        tenant,
+        run.0,
+        &(referenced.iter().map(|s| s.key.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(referenced.iter().map(|s| s.isin.as_ref().map(|i| i.as_str())).collect::<Vec<_>>()) as &[Option<&str>],
+        &(referenced.iter().map(|s| s.bank_security_id.as_deref()).collect::<Vec<_>>()) as &[Option<&str>],
+        &(referenced.iter().map(|s| s.name.as_str()).collect::<Vec<_>>()) as &[&str],
     )
-    .bind(tenant)
-    .bind(run.0)
-    .bind(referenced.iter().map(|s| s.key.as_str()).collect::<Vec<_>>())
-    .bind(referenced.iter().map(|s| s.isin.as_ref().map(|i| i.as_str())).collect::<Vec<_>>())
-    .bind(referenced.iter().map(|s| s.bank_security_id.as_deref()).collect::<Vec<_>>())
-    .bind(referenced.iter().map(|s| s.name.as_str()).collect::<Vec<_>>())
     .fetch_all(tx.conn())
     .await?;
     let more = KindCounts::from_returned(referenced.len(), &flags);
@@ -289,8 +291,8 @@ async fn load_positions(
         dates: positions.iter().map(|p| p.as_of).collect(),
     };
     let tenant = tx.tenant().0;
-    let flags: Vec<bool> = sqlx::query_scalar(
-        "INSERT INTO positions AS t (id, tenant_id, account_id, security_id, as_of, quantity, quantity_type,
+    let flags: Vec<bool> = sqlx::query_scalar!(
+        r#"INSERT INTO positions AS t (id, tenant_id, account_id, security_id, as_of, quantity, quantity_type,
             price, price_type, price_currency, market_value, accrued_interest, cost,
             source_format, source_document, source_position, first_seen_run, last_changed_run)
          SELECT gen_random_uuid(), $1, u.account_id, u.security_id, u.as_of, u.quantity, u.quantity_type,
@@ -313,24 +315,24 @@ async fn load_positions(
                 EXCLUDED.price_currency, EXCLUDED.market_value, EXCLUDED.accrued_interest, EXCLUDED.cost)
            AND (nullif(current_setting('app.replay_upto', true), '') IS NULL
                 OR t.last_changed_run <= nullif(current_setting('app.replay_upto', true), '')::uuid)
-         RETURNING (xmax = 0)",
+         RETURNING (xmax = 0) AS "inserted!""#,
+        tenant,
+        run.0,
+        &held.accounts,
+        &held.securities,
+        &held.dates,
+        &positions.iter().map(|p| p.quantity).collect::<Vec<Decimal>>(),
+        &(positions.iter().map(|p| p.quantity_type.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(positions.iter().map(|p| p.price).collect::<Vec<Option<Decimal>>>()) as &[Option<Decimal>],
+        &(positions.iter().map(|p| p.price_type.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(positions.iter().map(|p| p.price_currency.as_ref().map(|c| c.as_str())).collect::<Vec<_>>()) as &[Option<&str>],
+        &(positions.iter().map(|p| p.market_value).collect::<Vec<Option<Decimal>>>()) as &[Option<Decimal>],
+        &(positions.iter().map(|p| p.accrued_interest).collect::<Vec<Option<Decimal>>>()) as &[Option<Decimal>],
+        &(positions.iter().map(|p| p.cost).collect::<Vec<Option<Decimal>>>()) as &[Option<Decimal>],
+        &(positions.iter().map(|p| p.provenance.format.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(positions.iter().map(|p| p.provenance.document.as_str()).collect::<Vec<_>>()) as &[&str],
+        &positions.iter().map(|p| position(p.provenance.position)).collect::<Vec<_>>(),
     )
-    .bind(tenant)
-    .bind(run.0)
-    .bind(&held.accounts)
-    .bind(&held.securities)
-    .bind(&held.dates)
-    .bind(positions.iter().map(|p| p.quantity).collect::<Vec<Decimal>>())
-    .bind(positions.iter().map(|p| p.quantity_type.as_str()).collect::<Vec<_>>())
-    .bind(positions.iter().map(|p| p.price).collect::<Vec<Option<Decimal>>>())
-    .bind(positions.iter().map(|p| p.price_type.as_str()).collect::<Vec<_>>())
-    .bind(positions.iter().map(|p| p.price_currency.as_ref().map(|c| c.as_str())).collect::<Vec<_>>())
-    .bind(positions.iter().map(|p| p.market_value).collect::<Vec<Option<Decimal>>>())
-    .bind(positions.iter().map(|p| p.accrued_interest).collect::<Vec<Option<Decimal>>>())
-    .bind(positions.iter().map(|p| p.cost).collect::<Vec<Option<Decimal>>>())
-    .bind(positions.iter().map(|p| p.provenance.format.as_str()).collect::<Vec<_>>())
-    .bind(positions.iter().map(|p| p.provenance.document.as_str()).collect::<Vec<_>>())
-    .bind(positions.iter().map(|p| position(p.provenance.position)).collect::<Vec<_>>())
     .fetch_all(tx.conn())
     .await?;
     Ok((KindCounts::from_returned(positions.len(), &flags), held))
@@ -353,10 +355,10 @@ async fn close_unlisted_positions(
         .map(|s| refs.account(&s.account))
         .collect::<Result<Vec<Uuid>>>()?;
     let snap_dates: Vec<NaiveDate> = batch.complete_snapshots.iter().map(|s| s.as_of).collect();
-    let closed = sqlx::query(
-        // A set difference (hashed or sorted), not a correlated NOT EXISTS: the planner
-        // runs that one as a nested loop over the listed keys for every held position,
-        // which took minutes for 50,000 positions (bench/ingest.sh).
+    // A set difference (hashed or sorted), not a correlated NOT EXISTS: the planner runs that
+    // one as a nested loop over the listed keys for every held position, which took minutes
+    // for 50,000 positions (bench/ingest.sh).
+    let closed = sqlx::query!(
         "WITH gone AS (
              SELECT p.account_id, p.security_id, p.as_of
                FROM positions p
@@ -372,13 +374,13 @@ async fn close_unlisted_positions(
            AND p.security_id = g.security_id AND p.as_of = g.as_of
            AND (nullif(current_setting('app.replay_upto', true), '') IS NULL
                 OR p.last_changed_run <= nullif(current_setting('app.replay_upto', true), '')::uuid)",
+        tx.tenant().0,
+        &snap_accounts,
+        &snap_dates,
+        &held.accounts,
+        &held.securities,
+        &held.dates,
     )
-    .bind(tx.tenant().0)
-    .bind(&snap_accounts)
-    .bind(&snap_dates)
-    .bind(&held.accounts)
-    .bind(&held.securities)
-    .bind(&held.dates)
     .execute(tx.conn())
     .await?;
     Ok(closed.rows_affected())
@@ -395,8 +397,8 @@ async fn load_balances(
         (b.account.clone(), b.currency, b.kind, b.as_of)
     });
     let tenant = tx.tenant().0;
-    let flags: Vec<bool> = sqlx::query_scalar(
-        "INSERT INTO cash_balances AS t (id, tenant_id, account_id, currency, kind, as_of, amount,
+    let flags: Vec<bool> = sqlx::query_scalar!(
+        r#"INSERT INTO cash_balances AS t (id, tenant_id, account_id, currency, kind, as_of, amount,
             source_format, source_document, source_position, first_seen_run, last_changed_run)
          SELECT gen_random_uuid(), $1, u.account_id, u.currency, u.kind, u.as_of, u.amount,
             u.format, u.document, u.position, $2, $2
@@ -409,18 +411,18 @@ async fn load_balances(
          WHERE t.amount IS DISTINCT FROM EXCLUDED.amount
            AND (nullif(current_setting('app.replay_upto', true), '') IS NULL
                 OR t.last_changed_run <= nullif(current_setting('app.replay_upto', true), '')::uuid)
-         RETURNING (xmax = 0)",
+         RETURNING (xmax = 0) AS "inserted!""#,
+        tenant,
+        run.0,
+        &balances.iter().map(|b| refs.account(&b.account)).collect::<Result<Vec<Uuid>>>()?,
+        &(balances.iter().map(|b| b.currency.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(balances.iter().map(|b| b.kind.as_str()).collect::<Vec<_>>()) as &[&str],
+        &balances.iter().map(|b| b.as_of).collect::<Vec<_>>(),
+        &balances.iter().map(|b| b.amount).collect::<Vec<Decimal>>(),
+        &(balances.iter().map(|b| b.provenance.format.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(balances.iter().map(|b| b.provenance.document.as_str()).collect::<Vec<_>>()) as &[&str],
+        &balances.iter().map(|b| position(b.provenance.position)).collect::<Vec<_>>(),
     )
-    .bind(tenant)
-    .bind(run.0)
-    .bind(balances.iter().map(|b| refs.account(&b.account)).collect::<Result<Vec<Uuid>>>()?)
-    .bind(balances.iter().map(|b| b.currency.as_str()).collect::<Vec<_>>())
-    .bind(balances.iter().map(|b| b.kind.as_str()).collect::<Vec<_>>())
-    .bind(balances.iter().map(|b| b.as_of).collect::<Vec<_>>())
-    .bind(balances.iter().map(|b| b.amount).collect::<Vec<Decimal>>())
-    .bind(balances.iter().map(|b| b.provenance.format.as_str()).collect::<Vec<_>>())
-    .bind(balances.iter().map(|b| b.provenance.document.as_str()).collect::<Vec<_>>())
-    .bind(balances.iter().map(|b| position(b.provenance.position)).collect::<Vec<_>>())
     .fetch_all(tx.conn())
     .await?;
     Ok(KindCounts::from_returned(balances.len(), &flags))
@@ -446,8 +448,8 @@ async fn load_transactions(
         })
         .collect::<Result<Vec<Option<Uuid>>>>()?;
     let tenant = tx.tenant().0;
-    let flags: Vec<bool> = sqlx::query_scalar(
-        "INSERT INTO transactions AS t (id, tenant_id, account_id, natural_key, bank_reference, booking_date,
+    let flags: Vec<bool> = sqlx::query_scalar!(
+        r#"INSERT INTO transactions AS t (id, tenant_id, account_id, natural_key, bank_reference, booking_date,
             value_date, trade_date, settlement_date, type, bank_code, amount, direction, signed_amount,
             currency, security_id, quantity, price, fees, status, reversal, counterparty, description,
             source_format, source_document, source_position, first_seen_run, last_changed_run)
@@ -483,33 +485,33 @@ async fn load_transactions(
                 EXCLUDED.counterparty, EXCLUDED.description)
            AND (nullif(current_setting('app.replay_upto', true), '') IS NULL
                 OR t.last_changed_run <= nullif(current_setting('app.replay_upto', true), '')::uuid)
-         RETURNING (xmax = 0)",
+         RETURNING (xmax = 0) AS "inserted!""#,
+        tenant,
+        run.0,
+        &txs.iter().map(|t| refs.account(&t.account)).collect::<Result<Vec<Uuid>>>()?,
+        &(txs.iter().map(|t| t.natural_key.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(txs.iter().map(|t| t.bank_reference.as_deref()).collect::<Vec<_>>()) as &[Option<&str>],
+        &txs.iter().map(|t| t.booking_date).collect::<Vec<_>>(),
+        &(txs.iter().map(|t| t.value_date).collect::<Vec<_>>()) as &[Option<NaiveDate>],
+        &(txs.iter().map(|t| t.trade_date).collect::<Vec<_>>()) as &[Option<NaiveDate>],
+        &(txs.iter().map(|t| t.settlement_date).collect::<Vec<_>>()) as &[Option<NaiveDate>],
+        &(txs.iter().map(|t| t.kind.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(txs.iter().map(|t| t.bank_code.as_deref()).collect::<Vec<_>>()) as &[Option<&str>],
+        &txs.iter().map(|t| t.amount).collect::<Vec<Decimal>>(),
+        &(txs.iter().map(|t| t.direction.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(txs.iter().map(|t| t.currency.as_str()).collect::<Vec<_>>()) as &[&str],
+        &tx_securities as &[Option<Uuid>],
+        &(txs.iter().map(|t| t.quantity).collect::<Vec<Option<Decimal>>>()) as &[Option<Decimal>],
+        &(txs.iter().map(|t| t.price).collect::<Vec<Option<Decimal>>>()) as &[Option<Decimal>],
+        &(txs.iter().map(|t| t.fees).collect::<Vec<Option<Decimal>>>()) as &[Option<Decimal>],
+        &(txs.iter().map(|t| t.status.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(txs.iter().map(|t| t.counterparty.as_deref()).collect::<Vec<_>>()) as &[Option<&str>],
+        &(txs.iter().map(|t| t.description.as_deref()).collect::<Vec<_>>()) as &[Option<&str>],
+        &(txs.iter().map(|t| t.provenance.format.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(txs.iter().map(|t| t.provenance.document.as_str()).collect::<Vec<_>>()) as &[&str],
+        &txs.iter().map(|t| position(t.provenance.position)).collect::<Vec<_>>(),
+        &txs.iter().map(|t| t.reversal).collect::<Vec<_>>(),
     )
-    .bind(tenant)
-    .bind(run.0)
-    .bind(txs.iter().map(|t| refs.account(&t.account)).collect::<Result<Vec<Uuid>>>()?)
-    .bind(txs.iter().map(|t| t.natural_key.as_str()).collect::<Vec<_>>())
-    .bind(txs.iter().map(|t| t.bank_reference.as_deref()).collect::<Vec<_>>())
-    .bind(txs.iter().map(|t| t.booking_date).collect::<Vec<_>>())
-    .bind(txs.iter().map(|t| t.value_date).collect::<Vec<_>>())
-    .bind(txs.iter().map(|t| t.trade_date).collect::<Vec<_>>())
-    .bind(txs.iter().map(|t| t.settlement_date).collect::<Vec<_>>())
-    .bind(txs.iter().map(|t| t.kind.as_str()).collect::<Vec<_>>())
-    .bind(txs.iter().map(|t| t.bank_code.as_deref()).collect::<Vec<_>>())
-    .bind(txs.iter().map(|t| t.amount).collect::<Vec<Decimal>>())
-    .bind(txs.iter().map(|t| t.direction.as_str()).collect::<Vec<_>>())
-    .bind(txs.iter().map(|t| t.currency.as_str()).collect::<Vec<_>>())
-    .bind(&tx_securities)
-    .bind(txs.iter().map(|t| t.quantity).collect::<Vec<Option<Decimal>>>())
-    .bind(txs.iter().map(|t| t.price).collect::<Vec<Option<Decimal>>>())
-    .bind(txs.iter().map(|t| t.fees).collect::<Vec<Option<Decimal>>>())
-    .bind(txs.iter().map(|t| t.status.as_str()).collect::<Vec<_>>())
-    .bind(txs.iter().map(|t| t.counterparty.as_deref()).collect::<Vec<_>>())
-    .bind(txs.iter().map(|t| t.description.as_deref()).collect::<Vec<_>>())
-    .bind(txs.iter().map(|t| t.provenance.format.as_str()).collect::<Vec<_>>())
-    .bind(txs.iter().map(|t| t.provenance.document.as_str()).collect::<Vec<_>>())
-    .bind(txs.iter().map(|t| position(t.provenance.position)).collect::<Vec<_>>())
-    .bind(txs.iter().map(|t| t.reversal).collect::<Vec<_>>())
     .fetch_all(tx.conn())
     .await?;
     Ok(KindCounts::from_returned(txs.len(), &flags))
@@ -583,16 +585,19 @@ async fn resolve_accounts(
         .collect();
     refs.sort_unstable();
     refs.dedup();
-    let rows: Vec<(String, Uuid)> = sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT bank_account_id, id FROM accounts
          WHERE tenant_id = $1 AND connection_id = $2 AND bank_account_id = ANY($3)",
+        tx.tenant().0,
+        connection.0,
+        &refs as &[&str]
     )
-    .bind(tx.tenant().0)
-    .bind(connection.0)
-    .bind(&refs)
     .fetch_all(tx.conn())
     .await?;
-    Ok(rows.into_iter().collect())
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.bank_account_id, r.id))
+        .collect())
 }
 
 async fn resolve_securities(tx: &mut TenantTx, batch: &Batch) -> Result<HashMap<String, Uuid>> {
@@ -609,12 +614,12 @@ async fn resolve_securities(tx: &mut TenantTx, batch: &Batch) -> Result<HashMap<
         .collect();
     keys.sort_unstable();
     keys.dedup();
-    let rows: Vec<(String, Uuid)> = sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT security_key, id FROM securities WHERE tenant_id = $1 AND security_key = ANY($2)",
+        tx.tenant().0,
+        &keys as &[&str]
     )
-    .bind(tx.tenant().0)
-    .bind(&keys)
     .fetch_all(tx.conn())
     .await?;
-    Ok(rows.into_iter().collect())
+    Ok(rows.into_iter().map(|r| (r.security_key, r.id)).collect())
 }

@@ -27,16 +27,17 @@ pub async fn chain_ends(
     if accounts.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let rows: Vec<ChainRow> = sqlx::query_as(
+    let rows = sqlx::query_as!(
+        ChainRow,
         "SELECT account_ref, currency, statement_number, page_number, last_page, closing_amount,
             closing_date, reference
          FROM statement_chains
          WHERE tenant_id = $1 AND connection_id = $2 AND account_ref = ANY($3)
          FOR UPDATE",
+        tx.tenant().0,
+        connection.0,
+        accounts as &[&str]
     )
-    .bind(tx.tenant().0)
-    .bind(connection.0)
-    .bind(accounts)
     .fetch_all(tx.conn())
     .await?;
     let mut ends = BTreeMap::new();
@@ -76,21 +77,23 @@ pub async fn record_breaks(
     let mut accounts: Vec<&str> = breaks.iter().map(|b| b.account.as_str()).collect();
     accounts.sort_unstable();
     accounts.dedup();
-    let account_ids: BTreeMap<String, Uuid> = sqlx::query_as(
-        "SELECT a.bank_account_id, a.id FROM accounts a
+    // An IBAN that matches is never NULL: both columns of the union are non-null.
+    let account_ids: BTreeMap<String, Uuid> = sqlx::query!(
+        r#"SELECT a.bank_account_id AS "account_ref!", a.id AS "id!" FROM accounts a
          WHERE a.tenant_id = $1 AND a.connection_id = $2 AND a.bank_account_id = ANY($3)
          UNION ALL
          SELECT a.iban, a.id FROM accounts a
-         WHERE a.tenant_id = $1 AND a.connection_id = $2 AND a.iban = ANY($3)",
+         WHERE a.tenant_id = $1 AND a.connection_id = $2 AND a.iban = ANY($3)"#,
+        tenant,
+        connection.0,
+        &accounts as &[&str]
     )
-    .bind(tenant)
-    .bind(connection.0)
-    .bind(&accounts)
     .fetch_all(tx.conn())
     .await?
     .into_iter()
+    .map(|r| (r.account_ref, r.id))
     .collect();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO reconciliation_breaks (id, tenant_id, run_id, connection_id, account_id,
             account_ref, currency, kind, statement_reference, statement_number, statement_date,
             expected, actual, message, source_document)
@@ -100,55 +103,41 @@ pub async fn record_breaks(
             $10::date[], $11::numeric[], $12::numeric[], $13::text[], $14::text[])
             AS u(account_id, account_ref, currency, kind, reference, number, date, expected,
                  actual, message, document)",
-    )
-    .bind(tenant)
-    .bind(run.0)
-    .bind(connection.0)
-    .bind(
-        breaks
+        tenant,
+        run.0,
+        connection.0,
+        &(breaks
             .iter()
             .map(|b| account_ids.get(&b.account).copied())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        breaks
+            .collect::<Vec<_>>()) as &[Option<Uuid>],
+        &(breaks
             .iter()
             .map(|b| b.account.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        breaks
+            .collect::<Vec<_>>()) as &[&str],
+        &(breaks
             .iter()
             .map(|b| b.currency.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(breaks.iter().map(|b| b.kind.as_str()).collect::<Vec<_>>())
-    .bind(
-        breaks
+            .collect::<Vec<_>>()) as &[&str],
+        &(breaks.iter().map(|b| b.kind.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(breaks
             .iter()
             .map(|b| b.statement_reference.as_deref())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        breaks
+            .collect::<Vec<_>>()) as &[Option<&str>],
+        &(breaks
             .iter()
             .map(|b| b.statement_number.and_then(|n| i32::try_from(n).ok()))
-            .collect::<Vec<_>>(),
-    )
-    .bind(breaks.iter().map(|b| b.date).collect::<Vec<_>>())
-    .bind(breaks.iter().map(|b| b.expected).collect::<Vec<_>>())
-    .bind(breaks.iter().map(|b| b.actual).collect::<Vec<_>>())
-    .bind(
-        breaks
+            .collect::<Vec<_>>()) as &[Option<i32>],
+        &(breaks.iter().map(|b| b.date).collect::<Vec<_>>()) as &[Option<NaiveDate>],
+        &(breaks.iter().map(|b| b.expected).collect::<Vec<_>>()) as &[Option<Decimal>],
+        &(breaks.iter().map(|b| b.actual).collect::<Vec<_>>()) as &[Option<Decimal>],
+        &(breaks
             .iter()
             .map(|b| b.message.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        breaks
+            .collect::<Vec<_>>()) as &[&str],
+        &(breaks
             .iter()
             .map(|b| b.document.as_str())
-            .collect::<Vec<_>>(),
+            .collect::<Vec<_>>()) as &[&str],
     )
     .execute(tx.conn())
     .await?;
@@ -165,7 +154,7 @@ pub async fn record_chain_ends(
     if ends.is_empty() {
         return Ok(());
     }
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO statement_chains (tenant_id, connection_id, account_ref, currency,
             statement_number, page_number, last_page, closing_amount, closing_date, reference, last_run)
          SELECT $1, $2, u.account_ref, u.currency, u.number, u.page, u.last_page, u.amount, u.date,
@@ -178,24 +167,23 @@ pub async fn record_chain_ends(
             last_page = EXCLUDED.last_page, closing_amount = EXCLUDED.closing_amount,
             closing_date = EXCLUDED.closing_date, reference = EXCLUDED.reference,
             last_run = EXCLUDED.last_run",
+        tx.tenant().0,
+        connection.0,
+        run.0,
+        &(ends.keys().map(|(a, _)| a.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(ends.keys().map(|(_, c)| c.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(ends.values().map(|e| e.statement_number.and_then(|n| i32::try_from(n).ok())).collect::<Vec<_>>()) as &[Option<i32>],
+        &(ends.values().map(|e| e.page_number.and_then(|n| i32::try_from(n).ok())).collect::<Vec<_>>()) as &[Option<i32>],
+        &ends.values().map(|e| e.last_page).collect::<Vec<_>>(),
+        &ends.values().map(|e| e.closing.amount).collect::<Vec<_>>(),
+        &ends.values().map(|e| e.closing.date).collect::<Vec<_>>(),
+        &(ends.values().map(|e| e.reference.as_deref()).collect::<Vec<_>>()) as &[Option<&str>],
     )
-    .bind(tx.tenant().0)
-    .bind(connection.0)
-    .bind(run.0)
-    .bind(ends.keys().map(|(a, _)| a.as_str()).collect::<Vec<_>>())
-    .bind(ends.keys().map(|(_, c)| c.as_str()).collect::<Vec<_>>())
-    .bind(ends.values().map(|e| e.statement_number.and_then(|n| i32::try_from(n).ok())).collect::<Vec<_>>())
-    .bind(ends.values().map(|e| e.page_number.and_then(|n| i32::try_from(n).ok())).collect::<Vec<_>>())
-    .bind(ends.values().map(|e| e.last_page).collect::<Vec<_>>())
-    .bind(ends.values().map(|e| e.closing.amount).collect::<Vec<_>>())
-    .bind(ends.values().map(|e| e.closing.date).collect::<Vec<_>>())
-    .bind(ends.values().map(|e| e.reference.as_deref()).collect::<Vec<_>>())
     .execute(tx.conn())
     .await?;
     Ok(())
 }
 
-#[derive(sqlx::FromRow)]
 struct ChainRow {
     account_ref: String,
     currency: String,
@@ -208,7 +196,7 @@ struct ChainRow {
 }
 
 /// A recorded break.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct BreakRow {
     pub id: Uuid,
     pub run_id: Uuid,
@@ -241,7 +229,8 @@ pub struct BreakFilter {
 /// The tenant's breaks matching a filter.
 pub async fn list(tx: &mut TenantTx, filter: &BreakFilter) -> Result<Vec<BreakRow>> {
     let (before_at, before_id) = filter.before.unzip();
-    Ok(sqlx::query_as::<_, BreakRow>(
+    Ok(sqlx::query_as!(
+        BreakRow,
         "SELECT id, run_id, connection_id, account_id, account_ref, currency, kind,
             statement_reference, statement_number, statement_date, expected, actual, message,
             source_document, created_at
@@ -252,14 +241,14 @@ pub async fn list(tx: &mut TenantTx, filter: &BreakFilter) -> Result<Vec<BreakRo
            AND ($4::text IS NULL OR kind = $4)
            AND ($5::timestamptz IS NULL OR (created_at, id) < ($5, $6))
          ORDER BY created_at DESC, id DESC LIMIT $7",
+        tx.tenant().0,
+        filter.run.map(|r| r.0),
+        filter.account.map(|a| a.0),
+        filter.kind.as_deref(),
+        before_at,
+        before_id,
+        filter.limit
     )
-    .bind(tx.tenant().0)
-    .bind(filter.run.map(|r| r.0))
-    .bind(filter.account.map(|a| a.0))
-    .bind(filter.kind.as_deref())
-    .bind(before_at)
-    .bind(before_id)
-    .bind(filter.limit)
     .fetch_all(tx.conn())
     .await?)
 }
