@@ -3,7 +3,7 @@
 CARGO_TARGET_DIR ?= $(HOME)/.cache/eam-target
 export CARGO_TARGET_DIR
 
-.PHONY: demo test lint fmt
+.PHONY: demo test lint fmt sqlx-check sqlx-prepare
 
 ## Runs the demo: services, bank simulator, worker and API; syncs a demo tenant and prints it.
 demo:
@@ -26,3 +26,12 @@ lint:
 
 fmt:
 	cargo fmt --all
+
+## Fails when the offline data of the compile-checked SQL (.sqlx/) no longer matches the queries
+## and the migrations (checked against a scratch database on the project-local PostgreSQL).
+sqlx-check:
+	EAM_NO_MOTO=1 scripts/with-services.sh scripts/sqlx-prepare.sh --check
+
+## Rewrites .sqlx/ after a query or a migration changed (commit the result).
+sqlx-prepare:
+	EAM_NO_MOTO=1 scripts/with-services.sh scripts/sqlx-prepare.sh

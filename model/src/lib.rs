@@ -2,7 +2,7 @@
 //!
 //! Ids ([`ids`]), validated domain newtypes ([`domain`]: `Currency`, `Isin`, `Iban`, parsed
 //! once and trusted after), the canonical records parsers produce and the store loads
-//! ([`records`]), and one home for every enum that crosses a crate line: [`Protocol`] (and the
+//! ([`records`]), reconciliation breaks and statement chain ends ([`breaks`]), and one home for every enum that crosses a crate line: [`Protocol`] (and the
 //! credentials it needs), [`ErrorClass`] (and its suggested action), [`DocumentKind`],
 //! [`RunStatus`] (and its allowed transitions), [`BreakerState`], [`CertificateStatus`], and
 //! the cron schedule type ([`cron`]). Strings appear only at the database and JSON edges,
@@ -11,6 +11,7 @@
 //! Invariant: no tokio, no HTTP client, no database client; every function is pure.
 
 pub mod breaker;
+pub mod breaks;
 pub mod certificate;
 pub mod class;
 pub mod cron;

@@ -12,70 +12,16 @@
 //!   (banks restart it every year).
 //!
 //! Statements without balances (camt.052 reports, camt.054 notifications, MT942) are not
-//! checked. Pure: the store reads the previous ends and records what this returns.
+//! checked. Pure: the worker reads the previous ends from the store, runs [`check`], and hands
+//! the store the breaks and new ends to record. The types live in `eam_model::breaks`.
 
 use std::collections::BTreeMap;
 
-use chrono::NaiveDate;
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
 
-use crate::domain::Currency;
-use crate::model::{StatedBalance, StatementSummary};
+pub use eam_model::breaks::{Break, BreakKind, ChainKey, StatementEnd};
 
-/// What a check found wrong.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BreakKind {
-    /// Opening + entries differs from the closing balance.
-    Balance,
-    /// The opening balance differs from the previous statement's closing balance.
-    Continuity,
-    /// A statement number or page is missing.
-    Sequence,
-}
-
-impl BreakKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BreakKind::Balance => "balance",
-            BreakKind::Continuity => "continuity",
-            BreakKind::Sequence => "sequence",
-        }
-    }
-}
-
-/// One failed check, located in its statement.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Break {
-    pub kind: BreakKind,
-    pub account: String,
-    pub currency: Currency,
-    /// The statement's reference and number, where the bank gave them.
-    pub statement_reference: Option<String>,
-    pub statement_number: Option<u32>,
-    pub date: Option<NaiveDate>,
-    /// What the check expected and what the statement says (amounts for balance and
-    /// continuity, statement numbers for sequence).
-    pub expected: Option<Decimal>,
-    pub actual: Option<Decimal>,
-    pub message: String,
-    /// The document the statement was read from.
-    pub document: String,
-}
-
-/// Where an account's chain of statements ended: what the next statement must continue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StatementEnd {
-    pub statement_number: Option<u32>,
-    pub page_number: Option<u32>,
-    pub last_page: bool,
-    pub closing: StatedBalance,
-    pub reference: Option<String>,
-}
-
-/// The key of a chain of statements.
-pub type ChainKey = (String, Currency);
+use crate::model::StatementSummary;
 
 /// Checks the statements of one sync, chained to `previous` ends, and returns the breaks and
 /// the new ends of every chain the statements touched.
@@ -254,7 +200,9 @@ fn pages(from: u32, to: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Provenance, SourceFormat};
+    use crate::domain::Currency;
+    use crate::model::{Provenance, SourceFormat, StatedBalance};
+    use chrono::NaiveDate;
 
     fn d(s: &str) -> Decimal {
         s.parse().expect("test decimal")

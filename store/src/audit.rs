@@ -30,7 +30,7 @@ pub struct AuditEntry {
 }
 
 /// A stored entry.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct AuditRow {
     pub id: i64,
     pub at: DateTime<Utc>,
@@ -48,14 +48,16 @@ pub struct AuditRow {
 /// with the action it records, or not at all.
 pub async fn record(tx: &mut TenantTx, entry: &AuditEntry) -> Result<i64> {
     let tenant = tx.tenant();
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('audit:' || $1::text, 0))")
-        .bind(tenant.0)
-        .execute(tx.conn())
-        .await?;
-    let prev: Option<String> = sqlx::query_scalar(
-        "SELECT hash FROM audit_log WHERE tenant_id = $1 ORDER BY id DESC LIMIT 1",
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(hashtextextended('audit:' || $1::uuid::text, 0))",
+        tenant.0
     )
-    .bind(tenant.0)
+    .execute(tx.conn())
+    .await?;
+    let prev: Option<String> = sqlx::query_scalar!(
+        "SELECT hash FROM audit_log WHERE tenant_id = $1 ORDER BY id DESC LIMIT 1",
+        tenant.0
+    )
     .fetch_optional(tx.conn())
     .await?;
     let prev = prev.unwrap_or_else(|| GENESIS.to_owned());
@@ -72,21 +74,21 @@ pub async fn record(tx: &mut TenantTx, entry: &AuditEntry) -> Result<i64> {
         entry.source_addr.as_deref(),
         &entry.details,
     );
-    let id: i64 = sqlx::query_scalar(
+    let id: i64 = sqlx::query_scalar!(
         "INSERT INTO audit_log (tenant_id, at, actor, action, target, request_id, source_addr,
             details, prev_hash, hash)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+        tenant.0,
+        at,
+        &entry.actor,
+        &entry.action,
+        entry.target.as_deref(),
+        entry.request_id.as_deref(),
+        entry.source_addr.as_deref(),
+        &entry.details,
+        &prev,
+        &hash
     )
-    .bind(tenant.0)
-    .bind(at)
-    .bind(&entry.actor)
-    .bind(&entry.action)
-    .bind(&entry.target)
-    .bind(&entry.request_id)
-    .bind(&entry.source_addr)
-    .bind(&entry.details)
-    .bind(&prev)
-    .bind(&hash)
     .fetch_one(tx.conn())
     .await?;
     Ok(id)
@@ -94,14 +96,15 @@ pub async fn record(tx: &mut TenantTx, entry: &AuditEntry) -> Result<i64> {
 
 /// The tenant's entries, oldest first, optionally only one action.
 pub async fn list(tx: &mut TenantTx, action: Option<&str>, limit: i64) -> Result<Vec<AuditRow>> {
-    Ok(sqlx::query_as::<_, AuditRow>(
+    Ok(sqlx::query_as!(
+        AuditRow,
         "SELECT id, at, actor, action, target, request_id, source_addr, details, prev_hash, hash
          FROM audit_log WHERE tenant_id = $1 AND ($2::text IS NULL OR action = $2)
          ORDER BY id LIMIT $3",
+        tx.tenant().0,
+        action,
+        limit
     )
-    .bind(tx.tenant().0)
-    .bind(action)
-    .bind(limit)
     .fetch_all(tx.conn())
     .await?)
 }
@@ -121,7 +124,8 @@ pub struct AuditFilter {
 
 /// The tenant's entries matching a filter, oldest first.
 pub async fn search(tx: &mut TenantTx, f: &AuditFilter) -> Result<Vec<AuditRow>> {
-    Ok(sqlx::query_as::<_, AuditRow>(
+    Ok(sqlx::query_as!(
+        AuditRow,
         "SELECT id, at, actor, action, target, request_id, source_addr, details, prev_hash, hash
          FROM audit_log WHERE tenant_id = $1
            AND ($2::text IS NULL OR action = $2)
@@ -131,15 +135,15 @@ pub async fn search(tx: &mut TenantTx, f: &AuditFilter) -> Result<Vec<AuditRow>>
            AND ($6::timestamptz IS NULL OR at < $6)
            AND ($7::bigint IS NULL OR id > $7)
          ORDER BY id LIMIT $8",
+        tx.tenant().0,
+        f.action.as_deref(),
+        f.actor.as_deref(),
+        f.target.as_deref(),
+        f.since,
+        f.until,
+        f.after,
+        f.limit
     )
-    .bind(tx.tenant().0)
-    .bind(&f.action)
-    .bind(&f.actor)
-    .bind(&f.target)
-    .bind(f.since)
-    .bind(f.until)
-    .bind(f.after)
-    .bind(f.limit)
     .fetch_all(tx.conn())
     .await?)
 }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use crate::{Result, Store, TenantTx};
 
 /// One worker's breaker for one endpoint.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BreakerRow {
     pub endpoint: String,
     pub worker_id: String,
@@ -29,7 +29,7 @@ impl Store {
         if rows.is_empty() {
             return Ok(());
         }
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO circuit_breakers (endpoint, worker_id, state, consecutive_failures,
                 opened_at, open_until, rejected_calls, updated_at)
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int[], $5::timestamptz[],
@@ -38,15 +38,15 @@ impl Store {
                 consecutive_failures = EXCLUDED.consecutive_failures, opened_at = EXCLUDED.opened_at,
                 open_until = EXCLUDED.open_until, rejected_calls = EXCLUDED.rejected_calls,
                 updated_at = EXCLUDED.updated_at",
+            &(rows.iter().map(|r| r.endpoint.as_str()).collect::<Vec<_>>()) as &[&str],
+            &(rows.iter().map(|r| r.worker_id.as_str()).collect::<Vec<_>>()) as &[&str],
+            &(rows.iter().map(|r| r.state.as_str()).collect::<Vec<_>>()) as &[&str],
+            &rows.iter().map(|r| r.consecutive_failures).collect::<Vec<_>>(),
+            &(rows.iter().map(|r| r.opened_at).collect::<Vec<_>>()) as &[Option<DateTime<Utc>>],
+            &(rows.iter().map(|r| r.open_until).collect::<Vec<_>>()) as &[Option<DateTime<Utc>>],
+            &rows.iter().map(|r| r.rejected_calls).collect::<Vec<_>>(),
+            &rows.iter().map(|r| r.updated_at).collect::<Vec<_>>(),
         )
-        .bind(rows.iter().map(|r| r.endpoint.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.worker_id.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.state.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.consecutive_failures).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.opened_at).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.open_until).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.rejected_calls).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -56,24 +56,25 @@ impl Store {
 impl Store {
     /// Removes a worker's reported breakers (it is shutting down: its breakers go with it).
     pub async fn forget_breakers(&self, worker_id: &str) -> Result<u64> {
-        Ok(
-            sqlx::query("DELETE FROM circuit_breakers WHERE worker_id = $1")
-                .bind(worker_id)
-                .execute(&self.pool)
-                .await?
-                .rows_affected(),
+        Ok(sqlx::query!(
+            "DELETE FROM circuit_breakers WHERE worker_id = $1",
+            worker_id
         )
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
     }
 }
 
 /// Every worker's breaker for an endpoint, most recently updated first.
 pub async fn for_endpoint(tx: &mut TenantTx, endpoint: &str) -> Result<Vec<BreakerRow>> {
-    Ok(sqlx::query_as::<_, BreakerRow>(
+    Ok(sqlx::query_as!(
+        BreakerRow,
         "SELECT endpoint, worker_id, state, consecutive_failures, opened_at, open_until,
             rejected_calls, updated_at
          FROM circuit_breakers WHERE endpoint = $1 ORDER BY updated_at DESC, worker_id",
+        endpoint
     )
-    .bind(endpoint)
     .fetch_all(tx.conn())
     .await?)
 }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::{Result, StoreError, TenantTx};
 
 /// A client.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientRow {
     pub id: Uuid,
     pub reference: String,
@@ -22,32 +22,31 @@ pub struct ClientRow {
 }
 
 macro_rules! select_client {
-    ($tail:literal) => {
-        concat!(
-            "SELECT c.id, c.reference, c.name, trim(c.reporting_currency) AS reporting_currency,
-                c.kyc_status, (SELECT count(*) FROM accounts a WHERE a.client_id = c.id) AS accounts,
+    ($tail:tt $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            ClientRow,
+            r#"SELECT c.id, c.reference, c.name, trim(c.reporting_currency) AS reporting_currency,
+                c.kyc_status, (SELECT count(*) FROM accounts a WHERE a.client_id = c.id) AS "accounts!",
                 c.created_at, c.updated_at
-             FROM clients c ",
-            $tail
+             FROM clients c "#
+                + $tail
+            $(, $arg)*,
         )
     };
 }
 
 /// The clients the transaction may see (a client user sees only its own), by reference.
 pub async fn list(tx: &mut TenantTx) -> Result<Vec<ClientRow>> {
-    Ok(sqlx::query_as::<_, ClientRow>(select_client!(
-        "WHERE c.tenant_id = $1 ORDER BY c.reference"
-    ))
-    .bind(tx.tenant().0)
-    .fetch_all(tx.conn())
-    .await?)
+    Ok(
+        select_client!("WHERE c.tenant_id = $1 ORDER BY c.reference", tx.tenant().0)
+            .fetch_all(tx.conn())
+            .await?,
+    )
 }
 
 /// One client, or `NotFound`.
 pub async fn get(tx: &mut TenantTx, id: Uuid) -> Result<ClientRow> {
-    sqlx::query_as::<_, ClientRow>(select_client!("WHERE c.tenant_id = $1 AND c.id = $2"))
-        .bind(tx.tenant().0)
-        .bind(id)
+    select_client!("WHERE c.tenant_id = $1 AND c.id = $2", tx.tenant().0, id)
         .fetch_optional(tx.conn())
         .await?
         .ok_or(StoreError::NotFound)
@@ -64,16 +63,16 @@ pub struct ClientFields {
 
 /// Creates a client; a reference already used is a conflict.
 pub async fn create(tx: &mut TenantTx, f: &ClientFields) -> Result<ClientRow> {
-    let id: Option<Uuid> = sqlx::query_scalar(
+    let id: Option<Uuid> = sqlx::query_scalar!(
         "INSERT INTO clients (id, tenant_id, reference, name, reporting_currency, kyc_status)
          VALUES (gen_random_uuid(), $1, $2, $3, $4, coalesce($5, 'pending'))
          ON CONFLICT (tenant_id, reference) DO NOTHING RETURNING id",
+        tx.tenant().0,
+        f.reference.as_deref(),
+        f.name.as_deref(),
+        f.reporting_currency.clone().flatten(),
+        f.kyc_status.as_deref()
     )
-    .bind(tx.tenant().0)
-    .bind(&f.reference)
-    .bind(&f.name)
-    .bind(f.reporting_currency.clone().flatten())
-    .bind(&f.kyc_status)
     .fetch_optional(tx.conn())
     .await?;
     let id = id.ok_or_else(|| {
@@ -92,19 +91,19 @@ pub async fn update(
     f: &ClientFields,
 ) -> Result<(ClientRow, ClientRow)> {
     let before = get(tx, id).await?;
-    sqlx::query(
+    sqlx::query!(
         "UPDATE clients SET reference = coalesce($3, reference), name = coalesce($4, name),
             reporting_currency = CASE WHEN $5 THEN $6 ELSE reporting_currency END,
             kyc_status = coalesce($7, kyc_status), updated_at = now()
          WHERE tenant_id = $1 AND id = $2",
+        tx.tenant().0,
+        id,
+        f.reference.as_deref(),
+        f.name.as_deref(),
+        f.reporting_currency.is_some(),
+        f.reporting_currency.clone().flatten(),
+        f.kyc_status.as_deref()
     )
-    .bind(tx.tenant().0)
-    .bind(id)
-    .bind(&f.reference)
-    .bind(&f.name)
-    .bind(f.reporting_currency.is_some())
-    .bind(f.reporting_currency.clone().flatten())
-    .bind(&f.kyc_status)
     .execute(tx.conn())
     .await
     .map_err(|e| match &e {
@@ -125,12 +124,12 @@ pub async fn delete(tx: &mut TenantTx, id: Uuid) -> Result<ClientRow> {
             client.accounts
         )));
     }
-    let deleted = sqlx::query(
+    let deleted = sqlx::query!(
         "DELETE FROM clients c WHERE c.tenant_id = $1 AND c.id = $2
            AND NOT EXISTS (SELECT 1 FROM users u WHERE u.client_id = c.id)",
+        tx.tenant().0,
+        id
     )
-    .bind(tx.tenant().0)
-    .bind(id)
     .execute(tx.conn())
     .await?;
     if deleted.rows_affected() == 0 {

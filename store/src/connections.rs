@@ -20,7 +20,7 @@ pub struct NewConnection {
 }
 
 /// A stored bank connection.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Connection {
     pub id: Uuid,
     pub tenant_id: Uuid,
@@ -55,16 +55,18 @@ pub struct Connection {
 
 /// The connection query with a tail (WHERE / ORDER BY) appended at compile time.
 macro_rules! select_connection {
-    ($tail:literal) => {
-        concat!(
-            "SELECT c.id, c.tenant_id, c.custodian, k.protocol, c.name,
-        COALESCE(CASE WHEN k.tenant_urls THEN c.base_url END, k.base_url, '') AS base_url,
+    ($tail:tt $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            Connection,
+            r#"SELECT c.id, c.tenant_id, c.custodian, k.protocol, c.name,
+        COALESCE(CASE WHEN k.tenant_urls THEN c.base_url END, k.base_url, '') AS "base_url!",
         c.base_url AS own_base_url, c.client_id,
         c.client_secret_ref, c.client_cert_ref, c.client_key_ref, k.ca_cert_ref,
         k.base_url AS registry_base_url, k.tenant_urls, k.allowed_hosts, c.enabled, c.cursor,
         c.created_at, c.updated_at, c.consecutive_failures, c.paused_at, c.paused_reason
-    FROM bank_connections c JOIN custodians k ON k.code = c.custodian ",
-            $tail
+    FROM bank_connections c JOIN custodians k ON k.code = c.custodian "#
+                + $tail
+            $(, $arg)*
         )
     };
 }
@@ -73,20 +75,20 @@ macro_rules! select_connection {
 pub async fn create(tx: &mut TenantTx, new: &NewConnection) -> Result<Connection> {
     let id = ConnectionId::new();
     let tenant = tx.tenant();
-    let inserted = sqlx::query(
+    let inserted = sqlx::query!(
         "INSERT INTO bank_connections (id, tenant_id, custodian, name, base_url, client_id,
             client_secret_ref, client_cert_ref, client_key_ref)
          SELECT $1, $2, code, $4, $5, $6, $7, $8, $9 FROM custodians WHERE code = $3",
+        id.0,
+        tenant.0,
+        &new.custodian,
+        &new.name,
+        new.base_url.as_deref(),
+        new.client_id.as_deref(),
+        new.client_secret_ref.as_deref(),
+        new.client_cert_ref.as_deref(),
+        new.client_key_ref.as_deref()
     )
-    .bind(id.0)
-    .bind(tenant.0)
-    .bind(&new.custodian)
-    .bind(&new.name)
-    .bind(&new.base_url)
-    .bind(&new.client_id)
-    .bind(&new.client_secret_ref)
-    .bind(&new.client_cert_ref)
-    .bind(&new.client_key_ref)
     .execute(tx.conn())
     .await?;
     if inserted.rows_affected() == 0 {
@@ -100,8 +102,7 @@ pub async fn create(tx: &mut TenantTx, new: &NewConnection) -> Result<Connection
 
 /// One connection of the transaction's tenant.
 pub async fn get(tx: &mut TenantTx, id: ConnectionId) -> Result<Connection> {
-    sqlx::query_as::<_, Connection>(select_connection!("WHERE c.id = $1"))
-        .bind(id.0)
+    select_connection!("WHERE c.id = $1", id.0)
         .fetch_optional(tx.conn())
         .await?
         .ok_or(StoreError::NotFound)
@@ -109,8 +110,7 @@ pub async fn get(tx: &mut TenantTx, id: ConnectionId) -> Result<Connection> {
 
 /// Locks a connection row for the rest of the transaction (one sync loads at a time).
 pub async fn lock(tx: &mut TenantTx, id: ConnectionId) -> Result<Connection> {
-    sqlx::query_as::<_, Connection>(select_connection!("WHERE c.id = $1 FOR UPDATE OF c"))
-        .bind(id.0)
+    select_connection!("WHERE c.id = $1 FOR UPDATE OF c", id.0)
         .fetch_optional(tx.conn())
         .await?
         .ok_or(StoreError::NotFound)
@@ -118,19 +118,20 @@ pub async fn lock(tx: &mut TenantTx, id: ConnectionId) -> Result<Connection> {
 
 /// All connections of the tenant, oldest first.
 pub async fn list(tx: &mut TenantTx) -> Result<Vec<Connection>> {
-    let sql = select_connection!("ORDER BY c.created_at, c.id");
-    Ok(sqlx::query_as::<_, Connection>(sql)
+    Ok(select_connection!("ORDER BY c.created_at, c.id")
         .fetch_all(tx.conn())
         .await?)
 }
 
 /// Moves the connection's cursor (inside the load transaction).
 pub async fn set_cursor(tx: &mut TenantTx, id: ConnectionId, cursor: &Value) -> Result<()> {
-    sqlx::query("UPDATE bank_connections SET cursor = $2, updated_at = now() WHERE id = $1")
-        .bind(id.0)
-        .bind(cursor)
-        .execute(tx.conn())
-        .await?;
+    sqlx::query!(
+        "UPDATE bank_connections SET cursor = $2, updated_at = now() WHERE id = $1",
+        id.0,
+        cursor
+    )
+    .execute(tx.conn())
+    .await?;
     Ok(())
 }
 
@@ -146,15 +147,17 @@ pub async fn record_outcome(
     last_error: Option<&str>,
 ) -> Result<bool> {
     if succeeded {
-        sqlx::query("UPDATE bank_connections SET consecutive_failures = 0 WHERE id = $1")
-            .bind(id.0)
-            .execute(tx.conn())
-            .await?;
+        sqlx::query!(
+            "UPDATE bank_connections SET consecutive_failures = 0 WHERE id = $1",
+            id.0
+        )
+        .execute(tx.conn())
+        .await?;
         return Ok(false);
     }
     let pause_after = i32::try_from(pause_after).unwrap_or(i32::MAX);
-    let paused: Option<bool> = sqlx::query_scalar(
-        "WITH before AS (SELECT enabled FROM bank_connections WHERE id = $1 FOR UPDATE),
+    let paused: Option<bool> = sqlx::query_scalar!(
+        r#"WITH before AS (SELECT enabled FROM bank_connections WHERE id = $1 FOR UPDATE),
               trips AS (SELECT b.enabled AND $2 > 0 AND c.consecutive_failures + 1 >= $2 AS pause
                         FROM before b, bank_connections c WHERE c.id = $1)
          UPDATE bank_connections SET
@@ -167,11 +170,11 @@ pub async fn record_outcome(
                 ELSE paused_reason END,
             updated_at = now()
          WHERE id = $1
-         RETURNING (SELECT pause FROM trips)",
+         RETURNING (SELECT pause FROM trips) AS "pause!""#,
+        id.0,
+        pause_after,
+        last_error
     )
-    .bind(id.0)
-    .bind(pause_after)
-    .bind(last_error)
     .fetch_optional(tx.conn())
     .await?;
     Ok(paused.unwrap_or(false))
@@ -179,13 +182,13 @@ pub async fn record_outcome(
 
 /// Pauses a connection (ops): it is neither scheduled nor synced until resumed.
 pub async fn pause(tx: &mut TenantTx, id: ConnectionId, reason: &str) -> Result<Connection> {
-    let updated = sqlx::query(
+    let updated = sqlx::query!(
         "UPDATE bank_connections SET enabled = false, paused_at = now(), paused_reason = $2,
             updated_at = now()
          WHERE id = $1 AND enabled",
+        id.0,
+        reason
     )
-    .bind(id.0)
-    .bind(reason)
     .execute(tx.conn())
     .await?;
     let connection = get(tx, id).await?;
@@ -199,12 +202,12 @@ pub async fn pause(tx: &mut TenantTx, id: ConnectionId, reason: &str) -> Result<
 
 /// Resumes a paused connection and forgets its failure streak.
 pub async fn resume(tx: &mut TenantTx, id: ConnectionId) -> Result<Connection> {
-    let updated = sqlx::query(
+    let updated = sqlx::query!(
         "UPDATE bank_connections SET enabled = true, paused_at = NULL, paused_reason = NULL,
             consecutive_failures = 0, updated_at = now()
          WHERE id = $1 AND NOT enabled",
+        id.0
     )
-    .bind(id.0)
     .execute(tx.conn())
     .await?;
     let connection = get(tx, id).await?;
@@ -238,19 +241,19 @@ pub async fn update(
         Some(v) => v.clone(),
         None => old.clone(),
     };
-    sqlx::query(
+    sqlx::query!(
         "UPDATE bank_connections SET name = $2, base_url = $3, client_id = $4,
             client_secret_ref = $5, client_cert_ref = $6, client_key_ref = $7,
             updated_at = now()
          WHERE id = $1",
+        id.0,
+        change.name.as_ref().unwrap_or(&before.name),
+        pick(&change.base_url, &before.own_base_url),
+        pick(&change.client_id, &before.client_id),
+        pick(&change.client_secret_ref, &before.client_secret_ref),
+        pick(&change.client_cert_ref, &before.client_cert_ref),
+        pick(&change.client_key_ref, &before.client_key_ref)
     )
-    .bind(id.0)
-    .bind(change.name.as_ref().unwrap_or(&before.name))
-    .bind(pick(&change.base_url, &before.own_base_url))
-    .bind(pick(&change.client_id, &before.client_id))
-    .bind(pick(&change.client_secret_ref, &before.client_secret_ref))
-    .bind(pick(&change.client_cert_ref, &before.client_cert_ref))
-    .bind(pick(&change.client_key_ref, &before.client_key_ref))
     .execute(tx.conn())
     .await?;
     let after = get(tx, id).await?;
@@ -261,17 +264,18 @@ pub async fn update(
 /// and data are history: pause it instead).
 pub async fn delete(tx: &mut TenantTx, id: ConnectionId) -> Result<Connection> {
     let connection = lock(tx, id).await?;
-    let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM sync_runs WHERE connection_id = $1")
-        .bind(id.0)
-        .fetch_one(tx.conn())
-        .await?;
+    let runs: i64 = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM sync_runs WHERE connection_id = $1"#,
+        id.0
+    )
+    .fetch_one(tx.conn())
+    .await?;
     if runs > 0 {
         return Err(StoreError::Conflict(format!(
             "the connection has {runs} sync run(s) of history: pause it instead"
         )));
     }
-    sqlx::query("DELETE FROM bank_connections WHERE id = $1")
-        .bind(id.0)
+    sqlx::query!("DELETE FROM bank_connections WHERE id = $1", id.0)
         .execute(tx.conn())
         .await?;
     Ok(connection)
@@ -284,19 +288,19 @@ pub async fn record_certificate_expiry(
     id: ConnectionId,
     expires_at: Option<DateTime<Utc>>,
 ) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE bank_connections SET client_cert_expires_at = $2
          WHERE id = $1 AND client_cert_expires_at IS DISTINCT FROM $2",
+        id.0,
+        expires_at
     )
-    .bind(id.0)
-    .bind(expires_at)
     .execute(tx.conn())
     .await?;
     Ok(())
 }
 
 /// A connection's client certificate expiry as its last sync read it (any tenant).
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct CertificateExpiry {
     pub tenant_id: Uuid,
     pub connection_id: Uuid,

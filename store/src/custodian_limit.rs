@@ -19,23 +19,25 @@ pub async fn has_free_slot(
     connection: ConnectionId,
     max_running: u32,
 ) -> Result<bool> {
-    Ok(sqlx::query_scalar("SELECT custodian_has_free_slot($1, $2)")
-        .bind(connection.0)
-        .bind(i32::try_from(max_running).unwrap_or(i32::MAX))
-        .fetch_one(tx.conn())
-        .await?)
+    Ok(sqlx::query_scalar!(
+        r#"SELECT custodian_has_free_slot($1, $2) AS "free!""#,
+        connection.0,
+        i32::try_from(max_running).unwrap_or(i32::MAX)
+    )
+    .fetch_one(tx.conn())
+    .await?)
 }
 
 /// Makes a queued run that is due wait `wait` more (its status does not change). False when
 /// the run is not queued and due (then nothing changes: a later retry time is never brought
 /// forward).
 pub async fn postpone(tx: &mut TenantTx, run: RunId, wait: Duration) -> Result<bool> {
-    let updated = sqlx::query(
+    let updated = sqlx::query!(
         "UPDATE sync_runs SET next_attempt_at = now() + make_interval(secs => $2)
          WHERE id = $1 AND status = 'queued' AND coalesce(next_attempt_at, '-infinity') <= now()",
+        run.0,
+        wait.as_secs_f64()
     )
-    .bind(run.0)
-    .bind(wait.as_secs_f64())
     .execute(tx.conn())
     .await?;
     Ok(updated.rows_affected() == 1)

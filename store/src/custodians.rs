@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use crate::{Result, Store, StoreError};
 
 /// One custodian as the registry describes it.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Custodian {
     pub code: String,
     pub name: String,
@@ -25,28 +25,27 @@ pub struct Custodian {
 
 /// The custodian query with a tail appended at compile time.
 macro_rules! select_custodian {
-    ($tail:literal) => {
-        concat!(
+    ($tail:tt $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            Custodian,
             "SELECT code, name, protocol, base_url, ca_cert_ref, tenant_urls, allowed_hosts,
-                updated_at FROM custodians ",
-            $tail
+                updated_at FROM custodians "
+                + $tail
+            $(, $arg)*
         )
     };
 }
 
 /// Every custodian, by code.
 pub async fn list(store: &Store) -> Result<Vec<Custodian>> {
-    Ok(
-        sqlx::query_as::<_, Custodian>(select_custodian!("ORDER BY code"))
-            .fetch_all(store.pool())
-            .await?,
-    )
+    Ok(select_custodian!("ORDER BY code")
+        .fetch_all(store.pool())
+        .await?)
 }
 
 /// One custodian.
 pub async fn get(store: &Store, code: &str) -> Result<Custodian> {
-    sqlx::query_as::<_, Custodian>(select_custodian!("WHERE code = $1"))
-        .bind(code)
+    select_custodian!("WHERE code = $1", code)
         .fetch_optional(store.pool())
         .await?
         .ok_or(StoreError::NotFound)
@@ -60,7 +59,7 @@ pub async fn put(store: &Store, c: &Custodian) -> Result<(Option<Custodian>, Cus
         Err(StoreError::NotFound) => None,
         Err(e) => return Err(e),
     };
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO custodians (code, name, protocol, base_url, ca_cert_ref, tenant_urls,
             allowed_hosts, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, now())
@@ -68,14 +67,14 @@ pub async fn put(store: &Store, c: &Custodian) -> Result<(Option<Custodian>, Cus
             base_url = EXCLUDED.base_url, ca_cert_ref = EXCLUDED.ca_cert_ref,
             tenant_urls = EXCLUDED.tenant_urls, allowed_hosts = EXCLUDED.allowed_hosts,
             updated_at = now()",
+        &c.code,
+        &c.name,
+        &c.protocol,
+        c.base_url.as_deref(),
+        c.ca_cert_ref.as_deref(),
+        c.tenant_urls,
+        &c.allowed_hosts
     )
-    .bind(&c.code)
-    .bind(&c.name)
-    .bind(&c.protocol)
-    .bind(&c.base_url)
-    .bind(&c.ca_cert_ref)
-    .bind(c.tenant_urls)
-    .bind(&c.allowed_hosts)
     .execute(store.pool())
     .await?;
     Ok((before, get(store, &c.code).await?))

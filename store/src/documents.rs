@@ -28,7 +28,7 @@ pub struct NewDocument {
 }
 
 /// A recorded document.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Document {
     pub id: Uuid,
     pub connection_id: Uuid,
@@ -48,12 +48,14 @@ pub struct Document {
 }
 
 macro_rules! select_document {
-    ($tail:literal) => {
-        concat!(
+    ($tail:tt $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            Document,
             "SELECT id, connection_id, run_id, attempt, seq, name, kind, account_ref, page, file_id,
                 format, size, sha256, storage_key, fetched_at
-             FROM documents ",
-            $tail
+             FROM documents "
+                + $tail
+            $(, $arg)*
         )
     };
 }
@@ -70,7 +72,7 @@ pub async fn record(tx: &mut TenantTx, documents: &[NewDocument]) -> Result<u64>
     let int = |f: fn(&NewDocument) -> i32| documents.iter().map(f).collect::<Vec<_>>();
     // Time-ordered ids in fetch order, so "newest first" lists a run's pages in reverse order.
     let ids: Vec<Uuid> = documents.iter().map(|_| Uuid::now_v7()).collect();
-    let inserted = sqlx::query(
+    let inserted = sqlx::query!(
         "INSERT INTO documents (id, tenant_id, connection_id, run_id, attempt, seq, name, kind,
             account_ref, page, file_id, format, size, sha256, storage_key, fetched_at)
          SELECT u.id, $1, u.connection_id, u.run_id, u.attempt, u.seq, u.name, u.kind,
@@ -81,23 +83,23 @@ pub async fn record(tx: &mut TenantTx, documents: &[NewDocument]) -> Result<u64>
             AS u(id, connection_id, run_id, attempt, seq, name, kind, account_ref, page, file_id,
                  format, size, sha256, storage_key, fetched_at)
          ON CONFLICT (run_id, attempt, seq) DO NOTHING",
+        tenant,
+        &ids,
+        &documents.iter().map(|d| d.connection.0).collect::<Vec<_>>(),
+        &documents.iter().map(|d| d.run.0).collect::<Vec<_>>(),
+        &int(|d| d.attempt),
+        &int(|d| d.seq),
+        &col(|d| d.name.clone()),
+        &col(|d| d.kind.clone()),
+        &(opt(|d| d.account_ref.clone())) as &[Option<String>],
+        &int(|d| d.page),
+        &(opt(|d| d.file_id.clone())) as &[Option<String>],
+        &col(|d| d.format.clone()),
+        &documents.iter().map(|d| d.size).collect::<Vec<_>>(),
+        &col(|d| d.sha256.clone()),
+        &col(|d| d.storage_key.clone()),
+        &documents.iter().map(|d| d.fetched_at).collect::<Vec<_>>(),
     )
-    .bind(tenant)
-    .bind(&ids)
-    .bind(documents.iter().map(|d| d.connection.0).collect::<Vec<_>>())
-    .bind(documents.iter().map(|d| d.run.0).collect::<Vec<_>>())
-    .bind(int(|d| d.attempt))
-    .bind(int(|d| d.seq))
-    .bind(col(|d| d.name.clone()))
-    .bind(col(|d| d.kind.clone()))
-    .bind(opt(|d| d.account_ref.clone()))
-    .bind(int(|d| d.page))
-    .bind(opt(|d| d.file_id.clone()))
-    .bind(col(|d| d.format.clone()))
-    .bind(documents.iter().map(|d| d.size).collect::<Vec<_>>())
-    .bind(col(|d| d.sha256.clone()))
-    .bind(col(|d| d.storage_key.clone()))
-    .bind(documents.iter().map(|d| d.fetched_at).collect::<Vec<_>>())
     .execute(tx.conn())
     .await?;
     Ok(inserted.rows_affected())
@@ -115,24 +117,23 @@ pub struct DocumentFilter {
 
 /// The tenant's documents matching a filter, newest first.
 pub async fn list(tx: &mut TenantTx, filter: &DocumentFilter) -> Result<Vec<Document>> {
-    Ok(sqlx::query_as::<_, Document>(select_document!(
+    Ok(select_document!(
         "WHERE ($1::uuid IS NULL OR run_id = $1)
            AND ($2::uuid IS NULL OR connection_id = $2)
            AND ($3::uuid IS NULL OR id < $3)
-         ORDER BY id DESC LIMIT $4"
-    ))
-    .bind(filter.run.map(|r| r.0))
-    .bind(filter.connection.map(|c| c.0))
-    .bind(filter.before)
-    .bind(filter.limit)
+         ORDER BY id DESC LIMIT $4",
+        filter.run.map(|r| r.0),
+        filter.connection.map(|c| c.0),
+        filter.before,
+        filter.limit
+    )
     .fetch_all(tx.conn())
     .await?)
 }
 
 /// One document of the tenant.
 pub async fn get(tx: &mut TenantTx, id: Uuid) -> Result<Document> {
-    sqlx::query_as::<_, Document>(select_document!("WHERE id = $1"))
-        .bind(id)
+    select_document!("WHERE id = $1", id)
         .fetch_optional(tx.conn())
         .await?
         .ok_or(StoreError::NotFound)
@@ -141,12 +142,12 @@ pub async fn get(tx: &mut TenantTx, id: Uuid) -> Result<Document> {
 /// What a run fetched, in fetch order: the documents of its last attempt that recorded any
 /// (an earlier attempt's fetch was superseded by the later one).
 pub async fn of_run(tx: &mut TenantTx, run: RunId) -> Result<Vec<Document>> {
-    Ok(sqlx::query_as::<_, Document>(select_document!(
+    Ok(select_document!(
         "WHERE run_id = $1
            AND attempt = (SELECT max(attempt) FROM documents WHERE run_id = $1)
-         ORDER BY seq"
-    ))
-    .bind(run.0)
+         ORDER BY seq",
+        run.0
+    )
     .fetch_all(tx.conn())
     .await?)
 }

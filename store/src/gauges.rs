@@ -12,8 +12,9 @@ pub use eam_model::gauges::{ActiveRuns, CertificatesAtRisk, ReportedBreakers};
 impl Store {
     /// Queued, waiting and running runs per custodian, across tenants (zeros included).
     pub async fn active_runs(&self) -> Result<Vec<ActiveRuns>> {
-        Ok(sqlx::query_as::<_, ActiveRuns>(
-            "SELECT custodian, state, runs FROM metrics_active_runs()",
+        Ok(sqlx::query_as!(
+            ActiveRuns,
+            r#"SELECT custodian AS "custodian!", state AS "state!", runs AS "runs!" FROM metrics_active_runs()"#,
         )
         .fetch_all(self.pool())
         .await?)
@@ -22,19 +23,21 @@ impl Store {
     /// Client certificates, as the last syncs read them, expired or expiring within
     /// `warning_days`, per custodian, across tenants (zeros included).
     pub async fn certificates_at_risk(&self, warning_days: u32) -> Result<Vec<CertificatesAtRisk>> {
-        Ok(sqlx::query_as::<_, CertificatesAtRisk>(
-            "SELECT custodian, expired, expiring FROM metrics_client_certificates($1)",
+        Ok(sqlx::query_as!(
+            CertificatesAtRisk,
+            r#"SELECT custodian AS "custodian!", expired AS "expired!", expiring AS "expiring!" FROM metrics_client_certificates($1)"#,
+            i32::try_from(warning_days).unwrap_or(i32::MAX),
         )
-        .bind(i32::try_from(warning_days).unwrap_or(i32::MAX))
         .fetch_all(self.pool())
         .await?)
     }
 
     /// The circuit breaker states workers reported, per endpoint (platform data).
     pub async fn reported_breakers(&self) -> Result<Vec<ReportedBreakers>> {
-        Ok(sqlx::query_as::<_, ReportedBreakers>(
-            "SELECT endpoint, state, count(*) AS workers FROM circuit_breakers
-             GROUP BY endpoint, state ORDER BY endpoint, state",
+        Ok(sqlx::query_as!(
+            ReportedBreakers,
+            r#"SELECT endpoint, state, count(*) AS "workers!" FROM circuit_breakers
+             GROUP BY endpoint, state ORDER BY endpoint, state"#
         )
         .fetch_all(self.pool())
         .await?)

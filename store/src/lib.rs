@@ -6,6 +6,25 @@
 //! agrees with what the code asked for (the first). Functions take `&mut TenantTx` so a reader
 //! sees what is atomic. The app connects as a role without BYPASSRLS; migrations run as the
 //! owner.
+//!
+//! SQL is checked at compile time: every statement is a `sqlx::query!` / `query_as!` /
+//! `query_scalar!` against the schema the migrations build, read from the offline data
+//! committed in `.sqlx/` (`.cargo/config.toml` sets `SQLX_OFFLINE=true`, so a build needs no
+//! database). After changing a query or a migration, `make sqlx-prepare` rewrites `.sqlx/`;
+//! `make sqlx-check` (in `.ci/run`) fails while it is stale. The shared column lists
+//! (`select_run!`, `select_connection!`, ...) are `macro_rules!` that expand to one checked
+//! query per tail. Column aliases ending in `!` (`AS "count!"`) tell the macros a value is
+//! never NULL where PostgreSQL cannot prove it (aggregates, set-returning functions); `?`
+//! (`AS "client_name?"`) that it may be, where the macros' inference misses an outer join.
+//! Arrays of borrowed strings bound to `text[]` are written `&v as &[&str]`: the macros expect
+//! `&[String]` there, and `as` is sqlx's override of a parameter's Rust type (the statement is
+//! still checked; that argument's Rust type is not).
+//!
+//! One statement stays dynamic, behind `sqlx::AssertSqlSafe`: the `BEGIN; SELECT set_config(..)`
+//! of [`Store::scoped_tx`], a simple-protocol batch that opens the transaction and sets the
+//! tenant and client in one round trip. The simple protocol takes no bind parameters, so the
+//! two ids are formatted into the text; they are UUIDs formatted by the code, never caller
+//! text, and a prepared statement would cost the extra round trip this saves.
 
 pub mod archive;
 pub mod audit;
@@ -172,10 +191,11 @@ impl Store {
 
     /// Whether a tenant exists (through a narrow function: the app sees one tenant at a time).
     pub async fn tenant_exists(&self, tenant: TenantId) -> Result<bool> {
-        Ok(sqlx::query_scalar("SELECT tenant_exists($1)")
-            .bind(tenant.0)
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar!(r#"SELECT tenant_exists($1) AS "exists!""#, tenant.0)
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     /// Claims up to `max` runs of any tenant that are due for a push to the queue (see the
@@ -189,12 +209,14 @@ impl Store {
     ) -> Result<Vec<runs::DueRun>> {
         let stale_after = i32::try_from(stale_after.as_secs()).unwrap_or(i32::MAX);
         let max = i32::try_from(max).unwrap_or(i32::MAX);
-        Ok(sqlx::query_as::<_, runs::DueRun>(
-            "SELECT run_id, tenant_id, connection_id, status, enqueue_count
-             FROM claim_due_runs($1, $2)",
+        Ok(sqlx::query_as!(
+            runs::DueRun,
+            r#"SELECT run_id AS "run_id!", tenant_id AS "tenant_id!", connection_id AS "connection_id!",
+                status AS "status!", enqueue_count AS "enqueue_count!"
+             FROM claim_due_runs($1, $2)"#,
+            stale_after,
+            max,
         )
-        .bind(stale_after)
-        .bind(max)
         .fetch_all(&self.pool)
         .await?)
     }
@@ -208,8 +230,11 @@ impl Store {
     /// soonest first (see the `client_certificate_expiries` function in the migrations): for
     /// platform metrics; it yields ids and dates only.
     pub async fn client_certificate_expiries(&self) -> Result<Vec<connections::CertificateExpiry>> {
-        Ok(sqlx::query_as::<_, connections::CertificateExpiry>(
-            "SELECT tenant_id, connection_id, custodian, expires_at FROM client_certificate_expiries()",
+        Ok(sqlx::query_as!(
+            connections::CertificateExpiry,
+            r#"SELECT tenant_id AS "tenant_id!", connection_id AS "connection_id!", custodian AS "custodian!",
+                expires_at AS "expires_at!"
+             FROM client_certificate_expiries()"#,
         )
         .fetch_all(&self.pool)
         .await?)
@@ -217,7 +242,9 @@ impl Store {
 
     /// Checks the database answers (readiness).
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query!("SELECT 1 AS one")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -226,9 +253,12 @@ impl Store {
     /// deployment old processes keep serving a schema their successors already migrated.
     pub async fn migrations_current(&self) -> Result<MigrationState> {
         let applied: Vec<(i64, bool, Vec<u8>)> =
-            sqlx::query_as("SELECT version, success, checksum FROM _sqlx_migrations")
+            sqlx::query!("SELECT version, success, checksum FROM _sqlx_migrations")
                 .fetch_all(&self.pool)
-                .await?;
+                .await?
+                .into_iter()
+                .map(|r| (r.version, r.success, r.checksum))
+                .collect();
         Ok(migration_state(&applied))
     }
 }

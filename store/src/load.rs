@@ -1,13 +1,14 @@
 //! The idempotent, set-based load of a normalized [`Batch`].
 //!
-//! Each record kind is written with one statement over UNNEST-ed arrays (not a row at a time),
+//! Each record kind is written by its own function (`load_accounts`, `load_positions`, ...), in
+//! the caller's transaction, with one statement over UNNEST-ed arrays (not a row at a time),
 //! as an upsert on its natural key whose UPDATE only fires when a data column differs: so
 //! loading the same statement twice writes nothing and reports every record `unchanged`.
 //! References (account, security) are resolved to ids before the dependent rows are written,
 //! and a reference that resolves to nothing is a data error rather than a silently dropped row.
 //! The caller runs this inside the same transaction that moves the cursor and finishes the run.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDate;
 use eam_model::records::{Batch, SecurityDetail};
@@ -68,7 +69,9 @@ impl LoadCounts {
     }
 }
 
-/// Loads a batch for one connection and run. `format` names the source format in provenance.
+/// Loads a batch for one connection and run: each record kind in turn, references resolved
+/// once the records they name are written. `replay_of` is set when the batch re-loads an
+/// earlier run's documents (see [`set_replay_limit`]).
 pub async fn load_batch(
     tx: &mut TenantTx,
     connection: ConnectionId,
@@ -76,20 +79,45 @@ pub async fn load_batch(
     batch: &Batch,
     replay_of: Option<RunId>,
 ) -> Result<LoadCounts> {
-    let mut counts = LoadCounts::default();
-    let tenant = tx.tenant().0;
-    // A replay re-loads an old run's documents: it may fill in and correct what that run (or
-    // an older one) wrote, never what a newer run wrote since. Run ids are UUIDv7, ordered by
-    // time, so "newer" is a comparison; every upsert below checks it through this setting.
-    sqlx::query("SELECT set_config('app.replay_upto', $1, true)")
-        .bind(replay_of.map(|r| r.0.to_string()).unwrap_or_default())
-        .execute(tx.conn())
-        .await?;
+    set_replay_limit(tx, replay_of).await?;
+    let clients = load_clients(tx, batch).await?;
+    let accounts = load_accounts(tx, connection, run, batch).await?;
+    let securities = load_securities(tx, run, batch).await?;
+    let refs = References::resolve(tx, connection, batch).await?;
+    let (positions, held) = load_positions(tx, run, batch, &refs).await?;
+    let positions_closed = close_unlisted_positions(tx, batch, &refs, &held).await?;
+    let balances = load_balances(tx, run, batch, &refs).await?;
+    let transactions = load_transactions(tx, run, batch, &refs).await?;
+    Ok(LoadCounts {
+        clients,
+        accounts,
+        securities,
+        positions,
+        positions_closed,
+        balances,
+        transactions,
+    })
+}
 
-    // Clients named by the bank: created when new, never renamed by a sync (the firm owns them).
-    // Clients and securities are shared by the tenant's connections: rows are written in key
-    // order so that two concurrent loads lock them in the same order and cannot deadlock.
-    let mut client_refs: std::collections::BTreeMap<&str, &str> = Default::default();
+/// A replay re-loads an old run's documents: it may fill in and correct what that run (or an
+/// older one) wrote, never what a newer run wrote since. Run ids are UUIDv7, ordered by time,
+/// so "newer" is a comparison; every upsert of this module checks it through this setting
+/// (empty: not a replay, no limit).
+async fn set_replay_limit(tx: &mut TenantTx, replay_of: Option<RunId>) -> Result<()> {
+    sqlx::query!(
+        "SELECT set_config('app.replay_upto', $1, true)",
+        replay_of.map(|r| r.0.to_string()).unwrap_or_default()
+    )
+    .fetch_one(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// Clients named by the bank: created when new, never renamed by a sync (the firm owns them).
+/// Clients and securities are shared by the tenant's connections: rows are written in key
+/// order so that two concurrent loads lock them in the same order and cannot deadlock.
+async fn load_clients(tx: &mut TenantTx, batch: &Batch) -> Result<KindCounts> {
+    let mut client_refs: BTreeMap<&str, &str> = BTreeMap::new();
     for a in &batch.accounts {
         if let Some(c) = &a.client {
             client_refs
@@ -98,23 +126,33 @@ pub async fn load_batch(
         }
     }
     let (refs, names): (Vec<&str>, Vec<&str>) = client_refs.iter().map(|(r, n)| (*r, *n)).unzip();
-    let flags: Vec<bool> = sqlx::query_scalar(
-        "INSERT INTO clients (id, tenant_id, reference, name)
+    let tenant = tx.tenant().0;
+    let flags: Vec<bool> = sqlx::query_scalar!(
+        r#"INSERT INTO clients (id, tenant_id, reference, name)
          SELECT gen_random_uuid(), $1, r, n FROM UNNEST($2::text[], $3::text[]) AS u(r, n)
          ON CONFLICT (tenant_id, reference) DO NOTHING
-         RETURNING true",
+         RETURNING true AS "inserted!""#,
+        tenant,
+        &refs as &[&str],
+        &names as &[&str]
     )
-    .bind(tenant)
-    .bind(&refs)
-    .bind(&names)
     .fetch_all(tx.conn())
     .await?;
-    counts.clients = KindCounts::from_returned(refs.len(), &flags);
+    Ok(KindCounts::from_returned(refs.len(), &flags))
+}
 
-    // Accounts, last occurrence of a bank account id wins.
+/// The connection's accounts, last occurrence of a bank account id winning, linked to their
+/// clients.
+async fn load_accounts(
+    tx: &mut TenantTx,
+    connection: ConnectionId,
+    run: RunId,
+    batch: &Batch,
+) -> Result<KindCounts> {
     let accounts = dedup_last(&batch.accounts, |a| a.bank_account_id.clone());
-    let flags: Vec<bool> = sqlx::query_scalar(
-        "INSERT INTO accounts AS t (id, tenant_id, connection_id, client_id, bank_account_id, iban, currency,
+    let tenant = tx.tenant().0;
+    let flags: Vec<bool> = sqlx::query_scalar!(
+        r#"INSERT INTO accounts AS t (id, tenant_id, connection_id, client_id, bank_account_id, iban, currency,
             kind, source_format, source_document, source_position, first_seen_run, last_changed_run)
          SELECT gen_random_uuid(), $1, $2, c.id, u.bank_account_id, u.iban, u.currency, u.kind,
             u.format, u.document, u.position, $3, $3
@@ -130,31 +168,35 @@ pub async fn load_batch(
             IS DISTINCT FROM (EXCLUDED.client_id, EXCLUDED.iban, EXCLUDED.currency, EXCLUDED.kind)
            AND (nullif(current_setting('app.replay_upto', true), '') IS NULL
                 OR t.last_changed_run <= nullif(current_setting('app.replay_upto', true), '')::uuid)
-         RETURNING (xmax = 0)",
+         RETURNING (xmax = 0) AS "inserted!""#,
+        tenant,
+        connection.0,
+        run.0,
+        &(accounts.iter().map(|a| a.bank_account_id.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(accounts.iter().map(|a| a.iban.as_ref().map(|i| i.as_str())).collect::<Vec<_>>()) as &[Option<&str>],
+        &(accounts.iter().map(|a| a.currency.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(accounts.iter().map(|a| a.kind.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(accounts.iter().map(|a| a.client.as_ref().map(|c| c.reference.as_str())).collect::<Vec<_>>()) as &[Option<&str>],
+        &(accounts.iter().map(|a| a.provenance.format.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(accounts.iter().map(|a| a.provenance.document.as_str()).collect::<Vec<_>>()) as &[&str],
+        &accounts.iter().map(|a| position(a.provenance.position)).collect::<Vec<_>>(),
     )
-    .bind(tenant)
-    .bind(connection.0)
-    .bind(run.0)
-    .bind(accounts.iter().map(|a| a.bank_account_id.as_str()).collect::<Vec<_>>())
-    .bind(accounts.iter().map(|a| a.iban.as_ref().map(|i| i.as_str())).collect::<Vec<_>>())
-    .bind(accounts.iter().map(|a| a.currency.as_str()).collect::<Vec<_>>())
-    .bind(accounts.iter().map(|a| a.kind.as_str()).collect::<Vec<_>>())
-    .bind(accounts.iter().map(|a| a.client.as_ref().map(|c| c.reference.as_str())).collect::<Vec<_>>())
-    .bind(accounts.iter().map(|a| a.provenance.format.as_str()).collect::<Vec<_>>())
-    .bind(accounts.iter().map(|a| a.provenance.document.as_str()).collect::<Vec<_>>())
-    .bind(accounts.iter().map(|a| position(a.provenance.position)).collect::<Vec<_>>())
     .fetch_all(tx.conn())
     .await?;
-    counts.accounts = KindCounts::from_returned(accounts.len(), &flags);
+    Ok(KindCounts::from_returned(accounts.len(), &flags))
+}
 
-    // Securities: full descriptions upsert, mere references only fill gaps.
+/// Securities, in key order (see [`load_clients`]): full descriptions upsert, mere references
+/// only fill gaps.
+async fn load_securities(tx: &mut TenantTx, run: RunId, batch: &Batch) -> Result<KindCounts> {
     let mut securities = dedup_last(&batch.securities, |s| s.key.clone());
     securities.sort_by(|a, b| a.key.cmp(&b.key));
     let (full, referenced): (Vec<_>, Vec<_>) = securities
         .into_iter()
         .partition(|s| s.detail == SecurityDetail::Full);
-    let flags: Vec<bool> = sqlx::query_scalar(
-        "INSERT INTO securities AS t (id, tenant_id, security_key, isin, bank_security_id, valor, wkn, cusip,
+    let tenant = tx.tenant().0;
+    let flags: Vec<bool> = sqlx::query_scalar!(
+        r#"INSERT INTO securities AS t (id, tenant_id, security_key, isin, bank_security_id, valor, wkn, cusip,
             name, asset_class, currency, first_seen_run, last_changed_run)
          SELECT gen_random_uuid(), $1, u.key, u.isin, u.bank_id, u.valor, u.wkn, u.cusip, u.name, u.class,
             u.currency, $2, $2
@@ -181,73 +223,76 @@ pub async fn load_batch(
             OR NOT t.described
             OR (t.currency IS NULL AND EXCLUDED.currency IS NOT NULL)
          -- (No replay guard: this only fills gaps, which a replay may do too.)
-         RETURNING (xmax = 0)",
+         RETURNING (xmax = 0) AS "inserted!""#,
+        tenant,
+        run.0,
+        &(full.iter().map(|s| s.key.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(full.iter().map(|s| s.isin.as_ref().map(|i| i.as_str())).collect::<Vec<_>>()) as &[Option<&str>],
+        &(full.iter().map(|s| s.bank_security_id.as_deref()).collect::<Vec<_>>()) as &[Option<&str>],
+        &(full.iter().map(|s| s.valor.as_deref()).collect::<Vec<_>>()) as &[Option<&str>],
+        &(full.iter().map(|s| s.wkn.as_deref()).collect::<Vec<_>>()) as &[Option<&str>],
+        &(full.iter().map(|s| s.cusip.as_deref()).collect::<Vec<_>>()) as &[Option<&str>],
+        &(full.iter().map(|s| s.name.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(full.iter().map(|s| s.asset_class.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(full.iter().map(|s| s.currency.as_ref().map(|c| c.as_str())).collect::<Vec<_>>()) as &[Option<&str>],
     )
-    .bind(tenant)
-    .bind(run.0)
-    .bind(full.iter().map(|s| s.key.as_str()).collect::<Vec<_>>())
-    .bind(full.iter().map(|s| s.isin.as_ref().map(|i| i.as_str())).collect::<Vec<_>>())
-    .bind(full.iter().map(|s| s.bank_security_id.as_deref()).collect::<Vec<_>>())
-    .bind(full.iter().map(|s| s.valor.as_deref()).collect::<Vec<_>>())
-    .bind(full.iter().map(|s| s.wkn.as_deref()).collect::<Vec<_>>())
-    .bind(full.iter().map(|s| s.cusip.as_deref()).collect::<Vec<_>>())
-    .bind(full.iter().map(|s| s.name.as_str()).collect::<Vec<_>>())
-    .bind(full.iter().map(|s| s.asset_class.as_str()).collect::<Vec<_>>())
-    .bind(full.iter().map(|s| s.currency.as_ref().map(|c| c.as_str())).collect::<Vec<_>>())
     .fetch_all(tx.conn())
     .await?;
-    let mut security_counts = KindCounts::from_returned(full.len(), &flags);
-    let flags: Vec<bool> = sqlx::query_scalar(
-        "INSERT INTO securities (id, tenant_id, security_key, isin, bank_security_id, name, asset_class,
+    let mut counts = KindCounts::from_returned(full.len(), &flags);
+    let flags: Vec<bool> = sqlx::query_scalar!(
+        r#"INSERT INTO securities (id, tenant_id, security_key, isin, bank_security_id, name, asset_class,
             described, first_seen_run, last_changed_run)
          SELECT gen_random_uuid(), $1, u.key, u.isin, u.bank_id, u.name, 'other', false, $2, $2
          FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[]) AS u(key, isin, bank_id, name)
          ON CONFLICT (tenant_id, security_key) DO NOTHING
-         RETURNING true",
+         RETURNING true AS "inserted!""#,
+        tenant,
+        run.0,
+        &(referenced.iter().map(|s| s.key.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(referenced.iter().map(|s| s.isin.as_ref().map(|i| i.as_str())).collect::<Vec<_>>()) as &[Option<&str>],
+        &(referenced.iter().map(|s| s.bank_security_id.as_deref()).collect::<Vec<_>>()) as &[Option<&str>],
+        &(referenced.iter().map(|s| s.name.as_str()).collect::<Vec<_>>()) as &[&str],
     )
-    .bind(tenant)
-    .bind(run.0)
-    .bind(referenced.iter().map(|s| s.key.as_str()).collect::<Vec<_>>())
-    .bind(referenced.iter().map(|s| s.isin.as_ref().map(|i| i.as_str())).collect::<Vec<_>>())
-    .bind(referenced.iter().map(|s| s.bank_security_id.as_deref()).collect::<Vec<_>>())
-    .bind(referenced.iter().map(|s| s.name.as_str()).collect::<Vec<_>>())
     .fetch_all(tx.conn())
     .await?;
     let more = KindCounts::from_returned(referenced.len(), &flags);
-    security_counts.inserted += more.inserted;
-    security_counts.unchanged += more.unchanged;
-    counts.securities = security_counts;
+    counts.inserted += more.inserted;
+    counts.unchanged += more.unchanged;
+    Ok(counts)
+}
 
-    let account_ids = resolve_accounts(tx, connection, batch).await?;
-    let security_ids = resolve_securities(tx, batch).await?;
-    let account_of = |r: &str| {
-        account_ids
-            .get(r)
-            .copied()
-            .ok_or_else(|| StoreError::Data(format!("a record refers to unknown account '{r}'")))
-    };
-    let security_of = |k: &str| {
-        security_ids
-            .get(k)
-            .copied()
-            .ok_or_else(|| StoreError::Data(format!("a record refers to unknown security '{k}'")))
-    };
+/// The keys of the positions a batch holds, as loaded: what a complete snapshot keeps.
+struct HeldPositions {
+    accounts: Vec<Uuid>,
+    securities: Vec<Uuid>,
+    dates: Vec<NaiveDate>,
+}
 
-    // Positions.
+/// Positions, last occurrence of (account, security, date) winning. Returns their keys for
+/// [`close_unlisted_positions`].
+async fn load_positions(
+    tx: &mut TenantTx,
+    run: RunId,
+    batch: &Batch,
+    refs: &References,
+) -> Result<(KindCounts, HeldPositions)> {
     let positions = dedup_last(&batch.positions, |p| {
         (p.account.clone(), p.security.clone(), p.as_of)
     });
-    let pos_accounts = positions
-        .iter()
-        .map(|p| account_of(&p.account))
-        .collect::<Result<Vec<Uuid>>>()?;
-    let pos_securities = positions
-        .iter()
-        .map(|p| security_of(p.security.as_str()))
-        .collect::<Result<Vec<Uuid>>>()?;
-    let pos_dates: Vec<NaiveDate> = positions.iter().map(|p| p.as_of).collect();
-    let flags: Vec<bool> = sqlx::query_scalar(
-        "INSERT INTO positions AS t (id, tenant_id, account_id, security_id, as_of, quantity, quantity_type,
+    let held = HeldPositions {
+        accounts: positions
+            .iter()
+            .map(|p| refs.account(&p.account))
+            .collect::<Result<Vec<Uuid>>>()?,
+        securities: positions
+            .iter()
+            .map(|p| refs.security(p.security.as_str()))
+            .collect::<Result<Vec<Uuid>>>()?,
+        dates: positions.iter().map(|p| p.as_of).collect(),
+    };
+    let tenant = tx.tenant().0;
+    let flags: Vec<bool> = sqlx::query_scalar!(
+        r#"INSERT INTO positions AS t (id, tenant_id, account_id, security_id, as_of, quantity, quantity_type,
             price, price_type, price_currency, market_value, accrued_interest, cost,
             source_format, source_document, source_position, first_seen_run, last_changed_run)
          SELECT gen_random_uuid(), $1, u.account_id, u.security_id, u.as_of, u.quantity, u.quantity_type,
@@ -270,73 +315,90 @@ pub async fn load_batch(
                 EXCLUDED.price_currency, EXCLUDED.market_value, EXCLUDED.accrued_interest, EXCLUDED.cost)
            AND (nullif(current_setting('app.replay_upto', true), '') IS NULL
                 OR t.last_changed_run <= nullif(current_setting('app.replay_upto', true), '')::uuid)
-         RETURNING (xmax = 0)",
+         RETURNING (xmax = 0) AS "inserted!""#,
+        tenant,
+        run.0,
+        &held.accounts,
+        &held.securities,
+        &held.dates,
+        &positions.iter().map(|p| p.quantity).collect::<Vec<Decimal>>(),
+        &(positions.iter().map(|p| p.quantity_type.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(positions.iter().map(|p| p.price).collect::<Vec<Option<Decimal>>>()) as &[Option<Decimal>],
+        &(positions.iter().map(|p| p.price_type.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(positions.iter().map(|p| p.price_currency.as_ref().map(|c| c.as_str())).collect::<Vec<_>>()) as &[Option<&str>],
+        &(positions.iter().map(|p| p.market_value).collect::<Vec<Option<Decimal>>>()) as &[Option<Decimal>],
+        &(positions.iter().map(|p| p.accrued_interest).collect::<Vec<Option<Decimal>>>()) as &[Option<Decimal>],
+        &(positions.iter().map(|p| p.cost).collect::<Vec<Option<Decimal>>>()) as &[Option<Decimal>],
+        &(positions.iter().map(|p| p.provenance.format.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(positions.iter().map(|p| p.provenance.document.as_str()).collect::<Vec<_>>()) as &[&str],
+        &positions.iter().map(|p| position(p.provenance.position)).collect::<Vec<_>>(),
     )
-    .bind(tenant)
-    .bind(run.0)
-    .bind(&pos_accounts)
-    .bind(&pos_securities)
-    .bind(&pos_dates)
-    .bind(positions.iter().map(|p| p.quantity).collect::<Vec<Decimal>>())
-    .bind(positions.iter().map(|p| p.quantity_type.as_str()).collect::<Vec<_>>())
-    .bind(positions.iter().map(|p| p.price).collect::<Vec<Option<Decimal>>>())
-    .bind(positions.iter().map(|p| p.price_type.as_str()).collect::<Vec<_>>())
-    .bind(positions.iter().map(|p| p.price_currency.as_ref().map(|c| c.as_str())).collect::<Vec<_>>())
-    .bind(positions.iter().map(|p| p.market_value).collect::<Vec<Option<Decimal>>>())
-    .bind(positions.iter().map(|p| p.accrued_interest).collect::<Vec<Option<Decimal>>>())
-    .bind(positions.iter().map(|p| p.cost).collect::<Vec<Option<Decimal>>>())
-    .bind(positions.iter().map(|p| p.provenance.format.as_str()).collect::<Vec<_>>())
-    .bind(positions.iter().map(|p| p.provenance.document.as_str()).collect::<Vec<_>>())
-    .bind(positions.iter().map(|p| position(p.provenance.position)).collect::<Vec<_>>())
     .fetch_all(tx.conn())
     .await?;
-    counts.positions = KindCounts::from_returned(positions.len(), &flags);
+    Ok((KindCounts::from_returned(positions.len(), &flags), held))
+}
 
-    // A complete snapshot closes the positions of its account and date that it does not list.
-    if !batch.complete_snapshots.is_empty() {
-        let snap_accounts = batch
-            .complete_snapshots
-            .iter()
-            .map(|s| account_of(&s.account))
-            .collect::<Result<Vec<Uuid>>>()?;
-        let snap_dates: Vec<NaiveDate> = batch.complete_snapshots.iter().map(|s| s.as_of).collect();
-        let closed = sqlx::query(
-            // A set difference (hashed or sorted), not a correlated NOT EXISTS: the planner
-            // runs that one as a nested loop over the listed keys for every held position,
-            // which took minutes for 50,000 positions (bench/ingest.sh).
-            "WITH gone AS (
-                 SELECT p.account_id, p.security_id, p.as_of
-                   FROM positions p
-                   JOIN UNNEST($2::uuid[], $3::date[]) AS s(account_id, as_of)
-                     ON p.account_id = s.account_id AND p.as_of = s.as_of
-                  WHERE p.tenant_id = $1
-                 EXCEPT
-                 SELECT * FROM UNNEST($4::uuid[], $5::uuid[], $6::date[])
-             )
-             DELETE FROM positions p
-             USING gone g
-             WHERE p.tenant_id = $1 AND p.account_id = g.account_id
-               AND p.security_id = g.security_id AND p.as_of = g.as_of
-               AND (nullif(current_setting('app.replay_upto', true), '') IS NULL
-                    OR p.last_changed_run <= nullif(current_setting('app.replay_upto', true), '')::uuid)",
-        )
-        .bind(tenant)
-        .bind(&snap_accounts)
-        .bind(&snap_dates)
-        .bind(&pos_accounts)
-        .bind(&pos_securities)
-        .bind(&pos_dates)
-        .execute(tx.conn())
-        .await?;
-        counts.positions_closed = closed.rows_affected();
+/// A complete snapshot closes the positions of its account and date that it does not list.
+/// Returns how many it closed.
+async fn close_unlisted_positions(
+    tx: &mut TenantTx,
+    batch: &Batch,
+    refs: &References,
+    held: &HeldPositions,
+) -> Result<u64> {
+    if batch.complete_snapshots.is_empty() {
+        return Ok(0);
     }
+    let snap_accounts = batch
+        .complete_snapshots
+        .iter()
+        .map(|s| refs.account(&s.account))
+        .collect::<Result<Vec<Uuid>>>()?;
+    let snap_dates: Vec<NaiveDate> = batch.complete_snapshots.iter().map(|s| s.as_of).collect();
+    // A set difference (hashed or sorted), not a correlated NOT EXISTS: the planner runs that
+    // one as a nested loop over the listed keys for every held position, which took minutes
+    // for 50,000 positions (bench/ingest.sh).
+    let closed = sqlx::query!(
+        "WITH gone AS (
+             SELECT p.account_id, p.security_id, p.as_of
+               FROM positions p
+               JOIN UNNEST($2::uuid[], $3::date[]) AS s(account_id, as_of)
+                 ON p.account_id = s.account_id AND p.as_of = s.as_of
+              WHERE p.tenant_id = $1
+             EXCEPT
+             SELECT * FROM UNNEST($4::uuid[], $5::uuid[], $6::date[])
+         )
+         DELETE FROM positions p
+         USING gone g
+         WHERE p.tenant_id = $1 AND p.account_id = g.account_id
+           AND p.security_id = g.security_id AND p.as_of = g.as_of
+           AND (nullif(current_setting('app.replay_upto', true), '') IS NULL
+                OR p.last_changed_run <= nullif(current_setting('app.replay_upto', true), '')::uuid)",
+        tx.tenant().0,
+        &snap_accounts,
+        &snap_dates,
+        &held.accounts,
+        &held.securities,
+        &held.dates,
+    )
+    .execute(tx.conn())
+    .await?;
+    Ok(closed.rows_affected())
+}
 
-    // Cash balances.
+/// Cash balances, last occurrence of (account, currency, kind, date) winning.
+async fn load_balances(
+    tx: &mut TenantTx,
+    run: RunId,
+    batch: &Batch,
+    refs: &References,
+) -> Result<KindCounts> {
     let balances = dedup_last(&batch.balances, |b| {
         (b.account.clone(), b.currency, b.kind, b.as_of)
     });
-    let flags: Vec<bool> = sqlx::query_scalar(
-        "INSERT INTO cash_balances AS t (id, tenant_id, account_id, currency, kind, as_of, amount,
+    let tenant = tx.tenant().0;
+    let flags: Vec<bool> = sqlx::query_scalar!(
+        r#"INSERT INTO cash_balances AS t (id, tenant_id, account_id, currency, kind, as_of, amount,
             source_format, source_document, source_position, first_seen_run, last_changed_run)
          SELECT gen_random_uuid(), $1, u.account_id, u.currency, u.kind, u.as_of, u.amount,
             u.format, u.document, u.position, $2, $2
@@ -349,23 +411,30 @@ pub async fn load_batch(
          WHERE t.amount IS DISTINCT FROM EXCLUDED.amount
            AND (nullif(current_setting('app.replay_upto', true), '') IS NULL
                 OR t.last_changed_run <= nullif(current_setting('app.replay_upto', true), '')::uuid)
-         RETURNING (xmax = 0)",
+         RETURNING (xmax = 0) AS "inserted!""#,
+        tenant,
+        run.0,
+        &balances.iter().map(|b| refs.account(&b.account)).collect::<Result<Vec<Uuid>>>()?,
+        &(balances.iter().map(|b| b.currency.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(balances.iter().map(|b| b.kind.as_str()).collect::<Vec<_>>()) as &[&str],
+        &balances.iter().map(|b| b.as_of).collect::<Vec<_>>(),
+        &balances.iter().map(|b| b.amount).collect::<Vec<Decimal>>(),
+        &(balances.iter().map(|b| b.provenance.format.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(balances.iter().map(|b| b.provenance.document.as_str()).collect::<Vec<_>>()) as &[&str],
+        &balances.iter().map(|b| position(b.provenance.position)).collect::<Vec<_>>(),
     )
-    .bind(tenant)
-    .bind(run.0)
-    .bind(balances.iter().map(|b| account_of(&b.account)).collect::<Result<Vec<Uuid>>>()?)
-    .bind(balances.iter().map(|b| b.currency.as_str()).collect::<Vec<_>>())
-    .bind(balances.iter().map(|b| b.kind.as_str()).collect::<Vec<_>>())
-    .bind(balances.iter().map(|b| b.as_of).collect::<Vec<_>>())
-    .bind(balances.iter().map(|b| b.amount).collect::<Vec<Decimal>>())
-    .bind(balances.iter().map(|b| b.provenance.format.as_str()).collect::<Vec<_>>())
-    .bind(balances.iter().map(|b| b.provenance.document.as_str()).collect::<Vec<_>>())
-    .bind(balances.iter().map(|b| position(b.provenance.position)).collect::<Vec<_>>())
     .fetch_all(tx.conn())
     .await?;
-    counts.balances = KindCounts::from_returned(balances.len(), &flags);
+    Ok(KindCounts::from_returned(balances.len(), &flags))
+}
 
-    // Transactions.
+/// Transactions, last occurrence of (account, natural key) winning.
+async fn load_transactions(
+    tx: &mut TenantTx,
+    run: RunId,
+    batch: &Batch,
+    refs: &References,
+) -> Result<KindCounts> {
     let txs = dedup_last(&batch.transactions, |t| {
         (t.account.clone(), t.natural_key.clone())
     });
@@ -374,12 +443,13 @@ pub async fn load_batch(
         .map(|t| {
             t.security
                 .as_ref()
-                .map(|k| security_of(k.as_str()))
+                .map(|k| refs.security(k.as_str()))
                 .transpose()
         })
         .collect::<Result<Vec<Option<Uuid>>>>()?;
-    let flags: Vec<bool> = sqlx::query_scalar(
-        "INSERT INTO transactions AS t (id, tenant_id, account_id, natural_key, bank_reference, booking_date,
+    let tenant = tx.tenant().0;
+    let flags: Vec<bool> = sqlx::query_scalar!(
+        r#"INSERT INTO transactions AS t (id, tenant_id, account_id, natural_key, bank_reference, booking_date,
             value_date, trade_date, settlement_date, type, bank_code, amount, direction, signed_amount,
             currency, security_id, quantity, price, fees, status, reversal, counterparty, description,
             source_format, source_document, source_position, first_seen_run, last_changed_run)
@@ -415,38 +485,36 @@ pub async fn load_batch(
                 EXCLUDED.counterparty, EXCLUDED.description)
            AND (nullif(current_setting('app.replay_upto', true), '') IS NULL
                 OR t.last_changed_run <= nullif(current_setting('app.replay_upto', true), '')::uuid)
-         RETURNING (xmax = 0)",
+         RETURNING (xmax = 0) AS "inserted!""#,
+        tenant,
+        run.0,
+        &txs.iter().map(|t| refs.account(&t.account)).collect::<Result<Vec<Uuid>>>()?,
+        &(txs.iter().map(|t| t.natural_key.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(txs.iter().map(|t| t.bank_reference.as_deref()).collect::<Vec<_>>()) as &[Option<&str>],
+        &txs.iter().map(|t| t.booking_date).collect::<Vec<_>>(),
+        &(txs.iter().map(|t| t.value_date).collect::<Vec<_>>()) as &[Option<NaiveDate>],
+        &(txs.iter().map(|t| t.trade_date).collect::<Vec<_>>()) as &[Option<NaiveDate>],
+        &(txs.iter().map(|t| t.settlement_date).collect::<Vec<_>>()) as &[Option<NaiveDate>],
+        &(txs.iter().map(|t| t.kind.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(txs.iter().map(|t| t.bank_code.as_deref()).collect::<Vec<_>>()) as &[Option<&str>],
+        &txs.iter().map(|t| t.amount).collect::<Vec<Decimal>>(),
+        &(txs.iter().map(|t| t.direction.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(txs.iter().map(|t| t.currency.as_str()).collect::<Vec<_>>()) as &[&str],
+        &tx_securities as &[Option<Uuid>],
+        &(txs.iter().map(|t| t.quantity).collect::<Vec<Option<Decimal>>>()) as &[Option<Decimal>],
+        &(txs.iter().map(|t| t.price).collect::<Vec<Option<Decimal>>>()) as &[Option<Decimal>],
+        &(txs.iter().map(|t| t.fees).collect::<Vec<Option<Decimal>>>()) as &[Option<Decimal>],
+        &(txs.iter().map(|t| t.status.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(txs.iter().map(|t| t.counterparty.as_deref()).collect::<Vec<_>>()) as &[Option<&str>],
+        &(txs.iter().map(|t| t.description.as_deref()).collect::<Vec<_>>()) as &[Option<&str>],
+        &(txs.iter().map(|t| t.provenance.format.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(txs.iter().map(|t| t.provenance.document.as_str()).collect::<Vec<_>>()) as &[&str],
+        &txs.iter().map(|t| position(t.provenance.position)).collect::<Vec<_>>(),
+        &txs.iter().map(|t| t.reversal).collect::<Vec<_>>(),
     )
-    .bind(tenant)
-    .bind(run.0)
-    .bind(txs.iter().map(|t| account_of(&t.account)).collect::<Result<Vec<Uuid>>>()?)
-    .bind(txs.iter().map(|t| t.natural_key.as_str()).collect::<Vec<_>>())
-    .bind(txs.iter().map(|t| t.bank_reference.as_deref()).collect::<Vec<_>>())
-    .bind(txs.iter().map(|t| t.booking_date).collect::<Vec<_>>())
-    .bind(txs.iter().map(|t| t.value_date).collect::<Vec<_>>())
-    .bind(txs.iter().map(|t| t.trade_date).collect::<Vec<_>>())
-    .bind(txs.iter().map(|t| t.settlement_date).collect::<Vec<_>>())
-    .bind(txs.iter().map(|t| t.kind.as_str()).collect::<Vec<_>>())
-    .bind(txs.iter().map(|t| t.bank_code.as_deref()).collect::<Vec<_>>())
-    .bind(txs.iter().map(|t| t.amount).collect::<Vec<Decimal>>())
-    .bind(txs.iter().map(|t| t.direction.as_str()).collect::<Vec<_>>())
-    .bind(txs.iter().map(|t| t.currency.as_str()).collect::<Vec<_>>())
-    .bind(&tx_securities)
-    .bind(txs.iter().map(|t| t.quantity).collect::<Vec<Option<Decimal>>>())
-    .bind(txs.iter().map(|t| t.price).collect::<Vec<Option<Decimal>>>())
-    .bind(txs.iter().map(|t| t.fees).collect::<Vec<Option<Decimal>>>())
-    .bind(txs.iter().map(|t| t.status.as_str()).collect::<Vec<_>>())
-    .bind(txs.iter().map(|t| t.counterparty.as_deref()).collect::<Vec<_>>())
-    .bind(txs.iter().map(|t| t.description.as_deref()).collect::<Vec<_>>())
-    .bind(txs.iter().map(|t| t.provenance.format.as_str()).collect::<Vec<_>>())
-    .bind(txs.iter().map(|t| t.provenance.document.as_str()).collect::<Vec<_>>())
-    .bind(txs.iter().map(|t| position(t.provenance.position)).collect::<Vec<_>>())
-    .bind(txs.iter().map(|t| t.reversal).collect::<Vec<_>>())
     .fetch_all(tx.conn())
     .await?;
-    counts.transactions = KindCounts::from_returned(txs.len(), &flags);
-
-    Ok(counts)
+    Ok(KindCounts::from_returned(txs.len(), &flags))
 }
 
 /// Keeps the last record of each key, in first-seen order (a page served twice loads once).
@@ -469,6 +537,39 @@ fn position(p: u32) -> i32 {
     i32::try_from(p).unwrap_or(i32::MAX)
 }
 
+/// The database ids of the accounts and securities a batch's records refer to, resolved once
+/// accounts and securities are loaded; a reference that resolves to nothing is a data error.
+struct References {
+    accounts: HashMap<String, Uuid>,
+    securities: HashMap<String, Uuid>,
+}
+
+impl References {
+    async fn resolve(
+        tx: &mut TenantTx,
+        connection: ConnectionId,
+        batch: &Batch,
+    ) -> Result<References> {
+        Ok(References {
+            accounts: resolve_accounts(tx, connection, batch).await?,
+            securities: resolve_securities(tx, batch).await?,
+        })
+    }
+
+    fn account(&self, reference: &str) -> Result<Uuid> {
+        self.accounts.get(reference).copied().ok_or_else(|| {
+            StoreError::Data(format!("a record refers to unknown account '{reference}'"))
+        })
+    }
+
+    fn security(&self, key: &str) -> Result<Uuid> {
+        self.securities
+            .get(key)
+            .copied()
+            .ok_or_else(|| StoreError::Data(format!("a record refers to unknown security '{key}'")))
+    }
+}
+
 async fn resolve_accounts(
     tx: &mut TenantTx,
     connection: ConnectionId,
@@ -484,16 +585,19 @@ async fn resolve_accounts(
         .collect();
     refs.sort_unstable();
     refs.dedup();
-    let rows: Vec<(String, Uuid)> = sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT bank_account_id, id FROM accounts
          WHERE tenant_id = $1 AND connection_id = $2 AND bank_account_id = ANY($3)",
+        tx.tenant().0,
+        connection.0,
+        &refs as &[&str]
     )
-    .bind(tx.tenant().0)
-    .bind(connection.0)
-    .bind(&refs)
     .fetch_all(tx.conn())
     .await?;
-    Ok(rows.into_iter().collect())
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.bank_account_id, r.id))
+        .collect())
 }
 
 async fn resolve_securities(tx: &mut TenantTx, batch: &Batch) -> Result<HashMap<String, Uuid>> {
@@ -510,12 +614,12 @@ async fn resolve_securities(tx: &mut TenantTx, batch: &Batch) -> Result<HashMap<
         .collect();
     keys.sort_unstable();
     keys.dedup();
-    let rows: Vec<(String, Uuid)> = sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT security_key, id FROM securities WHERE tenant_id = $1 AND security_key = ANY($2)",
+        tx.tenant().0,
+        &keys as &[&str]
     )
-    .bind(tx.tenant().0)
-    .bind(&keys)
     .fetch_all(tx.conn())
     .await?;
-    Ok(rows.into_iter().collect())
+    Ok(rows.into_iter().map(|r| (r.security_key, r.id)).collect())
 }

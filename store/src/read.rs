@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::{AccountId, Result, StoreError, TenantTx};
 
 /// An account with its client.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct AccountRow {
     pub id: Uuid,
     pub connection_id: Uuid,
@@ -25,42 +25,45 @@ pub struct AccountRow {
 }
 
 macro_rules! select_account {
-    ($tail:literal) => {
-        concat!(
-            "SELECT a.id, a.connection_id, bc.custodian, a.client_id, c.reference AS client_reference,
-                c.name AS client_name, a.bank_account_id, a.iban, a.currency, a.kind
+    ($tail:tt $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            AccountRow,
+            // `?`: the client's columns are NULL for an account without a client (the macros
+            // take them for NOT NULL columns of `clients` and would fail to decode at run time).
+            r#"SELECT a.id, a.connection_id, bc.custodian, a.client_id,
+                c.reference AS "client_reference?", c.name AS "client_name?", a.bank_account_id,
+                a.iban, a.currency, a.kind
              FROM accounts a
              JOIN bank_connections bc ON bc.id = a.connection_id
-             LEFT JOIN clients c ON c.id = a.client_id ",
-            $tail
+             LEFT JOIN clients c ON c.id = a.client_id "#
+                + $tail
+            $(, $arg)*
         )
     };
 }
 
 /// The tenant's accounts; with `client`, only that client's.
 pub async fn accounts(tx: &mut TenantTx, client: Option<Uuid>) -> Result<Vec<AccountRow>> {
-    Ok(sqlx::query_as::<_, AccountRow>(select_account!(
+    Ok(select_account!(
         "WHERE a.tenant_id = $1 AND ($2::uuid IS NULL OR a.client_id = $2)
-         ORDER BY bc.custodian, a.bank_account_id, a.id"
-    ))
-    .bind(tx.tenant().0)
-    .bind(client)
+         ORDER BY bc.custodian, a.bank_account_id, a.id",
+        tx.tenant().0,
+        client
+    )
     .fetch_all(tx.conn())
     .await?)
 }
 
 /// One account, or `NotFound` (also when it belongs to another tenant).
 pub async fn account(tx: &mut TenantTx, id: AccountId) -> Result<AccountRow> {
-    sqlx::query_as::<_, AccountRow>(select_account!("WHERE a.tenant_id = $1 AND a.id = $2"))
-        .bind(tx.tenant().0)
-        .bind(id.0)
+    select_account!("WHERE a.tenant_id = $1 AND a.id = $2", tx.tenant().0, id.0)
         .fetch_optional(tx.conn())
         .await?
         .ok_or(StoreError::NotFound)
 }
 
 /// A position with its security and provenance.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct HoldingRow {
     pub id: Uuid,
     pub account_id: Uuid,
@@ -96,11 +99,11 @@ pub async fn holdings(
     let as_of = match as_of {
         Some(d) => Some(d),
         None => {
-            sqlx::query_scalar(
+            sqlx::query_scalar!(
                 "SELECT max(as_of) FROM positions WHERE tenant_id = $1 AND account_id = $2",
+                tenant,
+                account.0
             )
-            .bind(tenant)
-            .bind(account.0)
             .fetch_one(tx.conn())
             .await?
         }
@@ -108,7 +111,8 @@ pub async fn holdings(
     let Some(date) = as_of else {
         return Ok((None, Vec::new()));
     };
-    let rows = sqlx::query_as::<_, HoldingRow>(
+    let rows = sqlx::query_as!(
+        HoldingRow,
         "SELECT p.id, p.account_id, p.as_of, s.id AS security_id, s.isin, s.bank_security_id, s.valor,
             s.name AS security_name, s.asset_class, s.currency AS security_currency, p.quantity,
             p.quantity_type, p.price, p.price_type, p.price_currency, p.market_value, p.accrued_interest,
@@ -116,17 +120,17 @@ pub async fn holdings(
          FROM positions p JOIN securities s ON s.id = p.security_id
          WHERE p.tenant_id = $1 AND p.account_id = $2 AND p.as_of = $3
          ORDER BY s.name, s.security_key",
+        tenant,
+        account.0,
+        date,
     )
-    .bind(tenant)
-    .bind(account.0)
-    .bind(date)
     .fetch_all(tx.conn())
     .await?;
     Ok((Some(date), rows))
 }
 
 /// A cash balance.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct BalanceRow {
     pub account_id: Uuid,
     pub currency: String,
@@ -138,20 +142,21 @@ pub struct BalanceRow {
 
 /// Cash balances of an account, oldest first.
 pub async fn balances(tx: &mut TenantTx, account: AccountId) -> Result<Vec<BalanceRow>> {
-    Ok(sqlx::query_as::<_, BalanceRow>(
+    Ok(sqlx::query_as!(
+        BalanceRow,
         "SELECT account_id, currency, kind, as_of, amount, source_document FROM cash_balances
          WHERE tenant_id = $1 AND account_id = $2
          ORDER BY as_of, currency,
             array_position(ARRAY['opening', 'closing', 'available', 'forward'], kind)",
+        tx.tenant().0,
+        account.0
     )
-    .bind(tx.tenant().0)
-    .bind(account.0)
     .fetch_all(tx.conn())
     .await?)
 }
 
 /// A transaction with its security.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct TransactionRow {
     pub id: Uuid,
     pub account_id: Uuid,
@@ -194,7 +199,8 @@ pub struct TransactionQuery {
 /// Transactions ordered by (booking_date, id).
 pub async fn transactions(tx: &mut TenantTx, q: &TransactionQuery) -> Result<Vec<TransactionRow>> {
     let (after_date, after_id) = q.after.unzip();
-    Ok(sqlx::query_as::<_, TransactionRow>(
+    Ok(sqlx::query_as!(
+        TransactionRow,
         "SELECT t.id, t.account_id, t.bank_reference, t.booking_date, t.value_date, t.trade_date,
             t.settlement_date, t.type, t.bank_code, t.amount, t.direction, t.signed_amount, t.currency,
             t.security_id, s.isin, s.bank_security_id, t.quantity, t.price, t.fees, t.status,
@@ -206,14 +212,14 @@ pub async fn transactions(tx: &mut TenantTx, q: &TransactionQuery) -> Result<Vec
            AND ($5::date IS NULL OR (t.booking_date, t.id) > ($5, $6))
          ORDER BY t.booking_date, t.id
          LIMIT $7",
+        tx.tenant().0,
+        q.account.0,
+        q.from,
+        q.to,
+        after_date,
+        after_id,
+        q.limit,
     )
-    .bind(tx.tenant().0)
-    .bind(q.account.0)
-    .bind(q.from)
-    .bind(q.to)
-    .bind(after_date)
-    .bind(after_id)
-    .bind(q.limit)
     .fetch_all(tx.conn())
     .await?)
 }

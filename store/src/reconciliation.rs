@@ -1,76 +1,50 @@
-//! Reconciliation breaks: the data-quality checks of a sync's statements, recorded in the
-//! sync's own transaction.
+//! The record of reconciliation: the breaks a sync's checks found, and where each account's
+//! chain of statements ended, both written in the sync's own transaction.
 //!
-//! The checks are the normalizer's (pure, `eam_normalizer::reconcile`); this module feeds them
-//! the end of each account's chain of statements from the previous syncs, records the breaks
-//! they find, and moves the chain ends forward, all in the load transaction: a sync that rolls
-//! back leaves neither breaks nor a moved chain.
+//! This module records and reads; it does not decide. The worker's load step reads the chain
+//! ends ([`chain_ends`]), runs the normalizer's checks over them, and hands back the breaks
+//! ([`record_breaks`]) and the new ends ([`record_chain_ends`]). All of it happens in the load
+//! transaction: a sync that rolls back leaves neither breaks nor a moved chain.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use eam_normalizer::domain::Currency;
-use eam_normalizer::model::{StatedBalance, StatementSummary};
-use eam_normalizer::reconcile::{self, ChainKey, StatementEnd};
+use eam_model::breaks::{Break, ChainKey, StatementEnd};
+use eam_model::domain::Currency;
+use eam_model::records::StatedBalance;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use crate::{AccountId, ConnectionId, Result, RunId, StoreError, TenantTx};
 
-/// Checks the statements of a sync against each other and the previous syncs' chain ends,
-/// records the breaks, and returns how many there were.
-pub async fn check_and_record(
+/// Where the chains of statements of these accounts ended, for the connection, locked until
+/// the transaction ends so that the ends read are the ends moved.
+pub async fn chain_ends(
     tx: &mut TenantTx,
     connection: ConnectionId,
-    run: RunId,
-    statements: &[StatementSummary],
-) -> Result<u64> {
-    check_and_record_with(tx, connection, run, statements, true).await
-}
-
-/// Checks the statements of a replay (documents fetched by an earlier run) against each other
-/// only, and records the breaks. The chains are left alone: they have moved on since those
-/// statements were fetched, and a replay must not move them back.
-pub async fn check_and_record_replay(
-    tx: &mut TenantTx,
-    connection: ConnectionId,
-    run: RunId,
-    statements: &[StatementSummary],
-) -> Result<u64> {
-    check_and_record_with(tx, connection, run, statements, false).await
-}
-
-async fn check_and_record_with(
-    tx: &mut TenantTx,
-    connection: ConnectionId,
-    run: RunId,
-    statements: &[StatementSummary],
-    chained: bool,
-) -> Result<u64> {
-    if statements.is_empty() {
-        return Ok(0);
+    accounts: &[&str],
+) -> Result<BTreeMap<ChainKey, StatementEnd>> {
+    if accounts.is_empty() {
+        return Ok(BTreeMap::new());
     }
-    let tenant = tx.tenant().0;
-    let mut accounts: Vec<&str> = statements.iter().map(|s| s.account.as_str()).collect();
-    accounts.sort_unstable();
-    accounts.dedup();
-    let rows: Vec<ChainRow> = sqlx::query_as(
+    let rows = sqlx::query_as!(
+        ChainRow,
         "SELECT account_ref, currency, statement_number, page_number, last_page, closing_amount,
             closing_date, reference
          FROM statement_chains
          WHERE tenant_id = $1 AND connection_id = $2 AND account_ref = ANY($3)
          FOR UPDATE",
+        tx.tenant().0,
+        connection.0,
+        accounts as &[&str]
     )
-    .bind(tenant)
-    .bind(connection.0)
-    .bind(&accounts)
     .fetch_all(tx.conn())
     .await?;
-    let mut previous = BTreeMap::new();
-    for row in rows.into_iter().filter(|_| chained) {
+    let mut ends = BTreeMap::new();
+    for row in rows {
         let currency = Currency::parse(row.currency.trim())
             .map_err(|e| StoreError::Data(format!("stored statement chain: {e}")))?;
-        previous.insert(
+        ends.insert(
             (row.account_ref, currency),
             StatementEnd {
                 statement_number: row.statement_number.and_then(|n| u32::try_from(n).ok()),
@@ -85,92 +59,102 @@ async fn check_and_record_with(
             },
         );
     }
-    let (breaks, ends) = reconcile::check(statements, &previous);
+    Ok(ends)
+}
 
-    if !breaks.is_empty() {
-        let account_ids: BTreeMap<String, Uuid> = sqlx::query_as(
-            "SELECT a.bank_account_id, a.id FROM accounts a
-             WHERE a.tenant_id = $1 AND a.connection_id = $2 AND a.bank_account_id = ANY($3)
-             UNION ALL
-             SELECT a.iban, a.id FROM accounts a
-             WHERE a.tenant_id = $1 AND a.connection_id = $2 AND a.iban = ANY($3)",
-        )
-        .bind(tenant)
-        .bind(connection.0)
-        .bind(&accounts)
-        .fetch_all(tx.conn())
-        .await?
-        .into_iter()
-        .collect();
-        sqlx::query(
-            "INSERT INTO reconciliation_breaks (id, tenant_id, run_id, connection_id, account_id,
-                account_ref, currency, kind, statement_reference, statement_number, statement_date,
-                expected, actual, message, source_document)
-             SELECT gen_random_uuid(), $1, $2, $3, u.account_id, u.account_ref, u.currency, u.kind,
-                u.reference, u.number, u.date, u.expected, u.actual, u.message, u.document
-             FROM UNNEST($4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[],
-                $10::date[], $11::numeric[], $12::numeric[], $13::text[], $14::text[])
-                AS u(account_id, account_ref, currency, kind, reference, number, date, expected,
-                     actual, message, document)",
-        )
-        .bind(tenant)
-        .bind(run.0)
-        .bind(connection.0)
-        .bind(
-            breaks
-                .iter()
-                .map(|b| account_ids.get(&b.account).copied())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            breaks
-                .iter()
-                .map(|b| b.account.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            breaks
-                .iter()
-                .map(|b| b.currency.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(breaks.iter().map(|b| b.kind.as_str()).collect::<Vec<_>>())
-        .bind(
-            breaks
-                .iter()
-                .map(|b| b.statement_reference.as_deref())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            breaks
-                .iter()
-                .map(|b| b.statement_number.and_then(|n| i32::try_from(n).ok()))
-                .collect::<Vec<_>>(),
-        )
-        .bind(breaks.iter().map(|b| b.date).collect::<Vec<_>>())
-        .bind(breaks.iter().map(|b| b.expected).collect::<Vec<_>>())
-        .bind(breaks.iter().map(|b| b.actual).collect::<Vec<_>>())
-        .bind(
-            breaks
-                .iter()
-                .map(|b| b.message.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            breaks
-                .iter()
-                .map(|b| b.document.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .execute(tx.conn())
-        .await?;
+/// Records the breaks a run's checks found, each linked to its account where the account
+/// reference (bank account id or IBAN) names one of the connection's accounts.
+pub async fn record_breaks(
+    tx: &mut TenantTx,
+    connection: ConnectionId,
+    run: RunId,
+    breaks: &[Break],
+) -> Result<()> {
+    if breaks.is_empty() {
+        return Ok(());
     }
+    let tenant = tx.tenant().0;
+    let mut accounts: Vec<&str> = breaks.iter().map(|b| b.account.as_str()).collect();
+    accounts.sort_unstable();
+    accounts.dedup();
+    // An IBAN that matches is never NULL: both columns of the union are non-null.
+    let account_ids: BTreeMap<String, Uuid> = sqlx::query!(
+        r#"SELECT a.bank_account_id AS "account_ref!", a.id AS "id!" FROM accounts a
+         WHERE a.tenant_id = $1 AND a.connection_id = $2 AND a.bank_account_id = ANY($3)
+         UNION ALL
+         SELECT a.iban, a.id FROM accounts a
+         WHERE a.tenant_id = $1 AND a.connection_id = $2 AND a.iban = ANY($3)"#,
+        tenant,
+        connection.0,
+        &accounts as &[&str]
+    )
+    .fetch_all(tx.conn())
+    .await?
+    .into_iter()
+    .map(|r| (r.account_ref, r.id))
+    .collect();
+    sqlx::query!(
+        "INSERT INTO reconciliation_breaks (id, tenant_id, run_id, connection_id, account_id,
+            account_ref, currency, kind, statement_reference, statement_number, statement_date,
+            expected, actual, message, source_document)
+         SELECT gen_random_uuid(), $1, $2, $3, u.account_id, u.account_ref, u.currency, u.kind,
+            u.reference, u.number, u.date, u.expected, u.actual, u.message, u.document
+         FROM UNNEST($4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[],
+            $10::date[], $11::numeric[], $12::numeric[], $13::text[], $14::text[])
+            AS u(account_id, account_ref, currency, kind, reference, number, date, expected,
+                 actual, message, document)",
+        tenant,
+        run.0,
+        connection.0,
+        &(breaks
+            .iter()
+            .map(|b| account_ids.get(&b.account).copied())
+            .collect::<Vec<_>>()) as &[Option<Uuid>],
+        &(breaks
+            .iter()
+            .map(|b| b.account.as_str())
+            .collect::<Vec<_>>()) as &[&str],
+        &(breaks
+            .iter()
+            .map(|b| b.currency.as_str())
+            .collect::<Vec<_>>()) as &[&str],
+        &(breaks.iter().map(|b| b.kind.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(breaks
+            .iter()
+            .map(|b| b.statement_reference.as_deref())
+            .collect::<Vec<_>>()) as &[Option<&str>],
+        &(breaks
+            .iter()
+            .map(|b| b.statement_number.and_then(|n| i32::try_from(n).ok()))
+            .collect::<Vec<_>>()) as &[Option<i32>],
+        &(breaks.iter().map(|b| b.date).collect::<Vec<_>>()) as &[Option<NaiveDate>],
+        &(breaks.iter().map(|b| b.expected).collect::<Vec<_>>()) as &[Option<Decimal>],
+        &(breaks.iter().map(|b| b.actual).collect::<Vec<_>>()) as &[Option<Decimal>],
+        &(breaks
+            .iter()
+            .map(|b| b.message.as_str())
+            .collect::<Vec<_>>()) as &[&str],
+        &(breaks
+            .iter()
+            .map(|b| b.document.as_str())
+            .collect::<Vec<_>>()) as &[&str],
+    )
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
 
-    if !chained {
-        return Ok(breaks.len() as u64);
+/// Moves the chains' ends forward to where this run's statements left them.
+pub async fn record_chain_ends(
+    tx: &mut TenantTx,
+    connection: ConnectionId,
+    run: RunId,
+    ends: &BTreeMap<ChainKey, StatementEnd>,
+) -> Result<()> {
+    if ends.is_empty() {
+        return Ok(());
     }
-    let ends: Vec<(ChainKey, StatementEnd)> = ends.into_iter().collect();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO statement_chains (tenant_id, connection_id, account_ref, currency,
             statement_number, page_number, last_page, closing_amount, closing_date, reference, last_run)
          SELECT $1, $2, u.account_ref, u.currency, u.number, u.page, u.last_page, u.amount, u.date,
@@ -183,24 +167,23 @@ async fn check_and_record_with(
             last_page = EXCLUDED.last_page, closing_amount = EXCLUDED.closing_amount,
             closing_date = EXCLUDED.closing_date, reference = EXCLUDED.reference,
             last_run = EXCLUDED.last_run",
+        tx.tenant().0,
+        connection.0,
+        run.0,
+        &(ends.keys().map(|(a, _)| a.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(ends.keys().map(|(_, c)| c.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(ends.values().map(|e| e.statement_number.and_then(|n| i32::try_from(n).ok())).collect::<Vec<_>>()) as &[Option<i32>],
+        &(ends.values().map(|e| e.page_number.and_then(|n| i32::try_from(n).ok())).collect::<Vec<_>>()) as &[Option<i32>],
+        &ends.values().map(|e| e.last_page).collect::<Vec<_>>(),
+        &ends.values().map(|e| e.closing.amount).collect::<Vec<_>>(),
+        &ends.values().map(|e| e.closing.date).collect::<Vec<_>>(),
+        &(ends.values().map(|e| e.reference.as_deref()).collect::<Vec<_>>()) as &[Option<&str>],
     )
-    .bind(tenant)
-    .bind(connection.0)
-    .bind(run.0)
-    .bind(ends.iter().map(|((a, _), _)| a.as_str()).collect::<Vec<_>>())
-    .bind(ends.iter().map(|((_, c), _)| c.as_str()).collect::<Vec<_>>())
-    .bind(ends.iter().map(|(_, e)| e.statement_number.and_then(|n| i32::try_from(n).ok())).collect::<Vec<_>>())
-    .bind(ends.iter().map(|(_, e)| e.page_number.and_then(|n| i32::try_from(n).ok())).collect::<Vec<_>>())
-    .bind(ends.iter().map(|(_, e)| e.last_page).collect::<Vec<_>>())
-    .bind(ends.iter().map(|(_, e)| e.closing.amount).collect::<Vec<_>>())
-    .bind(ends.iter().map(|(_, e)| e.closing.date).collect::<Vec<_>>())
-    .bind(ends.iter().map(|(_, e)| e.reference.as_deref()).collect::<Vec<_>>())
     .execute(tx.conn())
     .await?;
-    Ok(breaks.len() as u64)
+    Ok(())
 }
 
-#[derive(sqlx::FromRow)]
 struct ChainRow {
     account_ref: String,
     currency: String,
@@ -213,7 +196,7 @@ struct ChainRow {
 }
 
 /// A recorded break.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct BreakRow {
     pub id: Uuid,
     pub run_id: Uuid,
@@ -246,7 +229,8 @@ pub struct BreakFilter {
 /// The tenant's breaks matching a filter.
 pub async fn list(tx: &mut TenantTx, filter: &BreakFilter) -> Result<Vec<BreakRow>> {
     let (before_at, before_id) = filter.before.unzip();
-    Ok(sqlx::query_as::<_, BreakRow>(
+    Ok(sqlx::query_as!(
+        BreakRow,
         "SELECT id, run_id, connection_id, account_id, account_ref, currency, kind,
             statement_reference, statement_number, statement_date, expected, actual, message,
             source_document, created_at
@@ -257,14 +241,14 @@ pub async fn list(tx: &mut TenantTx, filter: &BreakFilter) -> Result<Vec<BreakRo
            AND ($4::text IS NULL OR kind = $4)
            AND ($5::timestamptz IS NULL OR (created_at, id) < ($5, $6))
          ORDER BY created_at DESC, id DESC LIMIT $7",
+        tx.tenant().0,
+        filter.run.map(|r| r.0),
+        filter.account.map(|a| a.0),
+        filter.kind.as_deref(),
+        before_at,
+        before_id,
+        filter.limit
     )
-    .bind(tx.tenant().0)
-    .bind(filter.run.map(|r| r.0))
-    .bind(filter.account.map(|a| a.0))
-    .bind(filter.kind.as_deref())
-    .bind(before_at)
-    .bind(before_id)
-    .bind(filter.limit)
     .fetch_all(tx.conn())
     .await?)
 }

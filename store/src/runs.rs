@@ -16,7 +16,7 @@ use crate::{ConnectionId, Result, RunId, StoreError, TenantTx};
 pub use eam_model::run::{RunError, RunStatus, Trigger};
 
 /// A stored run.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Run {
     pub id: Uuid,
     pub tenant_id: Uuid,
@@ -45,8 +45,7 @@ pub struct Run {
     /// The id of the API request that created the run, carried into the worker's logs.
     pub request_id: Option<String>,
     /// For a run a schedule enqueued: the scheduled time it is for. Read by the run queries
-    /// (`get`, `list`), absent from what a transition returns.
-    #[sqlx(default)]
+    /// (`get`, `list`), None in what a transition returns.
     pub scheduled_for: Option<DateTime<Utc>>,
 }
 
@@ -59,16 +58,18 @@ impl Run {
 
 /// The run query with a tail appended at compile time.
 macro_rules! select_run {
-    ($tail:literal) => {
-        concat!(
+    ($tail:tt $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            Run,
             "SELECT id, tenant_id, connection_id, trigger, status, requested_by, attempts, attempt_errors,
                 error_class, error_message, counts, cursor_before, cursor_after, retry_of, replay_of,
                 queued_at, started_at, finished_at, next_attempt_at, enqueue_count, lease_owner,
                 lease_expires_at, request_id,
                 (SELECT f.scheduled_for FROM schedule_fires f
                  WHERE f.run_id = sync_runs.id AND f.outcome = 'enqueued') AS scheduled_for
-             FROM sync_runs ",
-            $tail
+             FROM sync_runs "
+                + $tail
+            $(, $arg)*,
         )
     };
 }
@@ -112,20 +113,20 @@ pub async fn create(
 ) -> Result<Requested> {
     let id = RunId::new();
     let tenant = tx.tenant();
-    let inserted: Option<Uuid> = sqlx::query_scalar(
+    let inserted: Option<Uuid> = sqlx::query_scalar!(
         "INSERT INTO sync_runs (id, tenant_id, connection_id, trigger, status, requested_by, retry_of,
             enqueued_at, enqueue_count, request_id)
          VALUES ($1, $2, $3, $4, 'queued', $5, $6, now(), 1, $7)
          ON CONFLICT (connection_id) WHERE status IN ('queued', 'running') DO NOTHING
          RETURNING id",
+        id.0,
+        tenant.0,
+        connection.0,
+        trigger.as_str(),
+        origin.requested_by,
+        retry_of.map(|r| r.0),
+        origin.request_id,
     )
-    .bind(id.0)
-    .bind(tenant.0)
-    .bind(connection.0)
-    .bind(trigger.as_str())
-    .bind(origin.requested_by)
-    .bind(retry_of.map(|r| r.0))
-    .bind(origin.request_id)
     .fetch_optional(tx.conn())
     .await?;
     if inserted.is_some() {
@@ -134,10 +135,10 @@ pub async fn create(
             coalesced: false,
         });
     }
-    let active: Option<Uuid> = sqlx::query_scalar(
+    let active: Option<Uuid> = sqlx::query_scalar!(
         "SELECT id FROM sync_runs WHERE connection_id = $1 AND status IN ('queued', 'running')",
+        connection.0
     )
-    .bind(connection.0)
     .fetch_optional(tx.conn())
     .await?;
     // The active run may have finished between the insert and the select: then report a
@@ -163,10 +164,10 @@ pub async fn retry(tx: &mut TenantTx, id: RunId, origin: Origin<'_>) -> Result<R
             status.as_str()
         )));
     }
-    let retried: Option<Uuid> = sqlx::query_scalar(
+    let retried: Option<Uuid> = sqlx::query_scalar!(
         "SELECT id FROM sync_runs WHERE retry_of = $1 AND status <> 'cancelled'",
+        id.0
     )
-    .bind(id.0)
     .fetch_optional(tx.conn())
     .await?;
     if let Some(by) = retried {
@@ -197,29 +198,31 @@ pub async fn replay(tx: &mut TenantTx, source: RunId, origin: Origin<'_>) -> Res
         )));
     }
     let fetched_by = RunId(run.replay_of.unwrap_or(run.id));
-    let archived: i64 = sqlx::query_scalar("SELECT count(*) FROM documents WHERE run_id = $1")
-        .bind(fetched_by.0)
-        .fetch_one(tx.conn())
-        .await?;
+    let archived: i64 = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM documents WHERE run_id = $1"#,
+        fetched_by.0
+    )
+    .fetch_one(tx.conn())
+    .await?;
     if archived == 0 {
         return Err(StoreError::Conflict(
             "the run archived no documents: there is nothing to replay".into(),
         ));
     }
     let id = RunId::new();
-    let inserted: Option<Uuid> = sqlx::query_scalar(
+    let inserted: Option<Uuid> = sqlx::query_scalar!(
         "INSERT INTO sync_runs (id, tenant_id, connection_id, trigger, status, requested_by,
             replay_of, enqueued_at, enqueue_count, request_id)
          VALUES ($1, $2, $3, 'replay', 'queued', $4, $5, now(), 1, $6)
          ON CONFLICT (connection_id) WHERE status IN ('queued', 'running') DO NOTHING
          RETURNING id",
+        id.0,
+        tx.tenant().0,
+        run.connection_id,
+        origin.requested_by,
+        fetched_by.0,
+        origin.request_id
     )
-    .bind(id.0)
-    .bind(tx.tenant().0)
-    .bind(run.connection_id)
-    .bind(origin.requested_by)
-    .bind(fetched_by.0)
-    .bind(origin.request_id)
     .fetch_optional(tx.conn())
     .await?;
     match inserted {
@@ -233,8 +236,7 @@ pub async fn replay(tx: &mut TenantTx, source: RunId, origin: Origin<'_>) -> Res
 /// The failed or dead runs a bulk retry would retry: per connection, the newest matching run
 /// not retried yet (older failures of the same connection are superseded by it).
 pub async fn retry_candidates(tx: &mut TenantTx, filter: &RunFilter) -> Result<Vec<Run>> {
-    Ok(sqlx::query_as::<_, Run>(select_run!(
-        "WHERE id IN (
+    Ok(select_run!("WHERE id IN (
             SELECT DISTINCT ON (r.connection_id) r.id FROM sync_runs r
             WHERE r.status IN ('failed', 'dead')
               AND ($1::text IS NULL OR r.status = $1)
@@ -243,20 +245,13 @@ pub async fn retry_candidates(tx: &mut TenantTx, filter: &RunFilter) -> Result<V
               AND ($4::timestamptz IS NULL OR r.queued_at >= $4)
               AND NOT EXISTS (SELECT 1 FROM sync_runs n WHERE n.retry_of = r.id AND n.status <> 'cancelled')
             ORDER BY r.connection_id, r.queued_at DESC, r.id DESC)
-         ORDER BY queued_at DESC, id DESC LIMIT $5"
-    ))
-    .bind(filter.status.map(RunStatus::as_str))
-    .bind(filter.connection.map(|c| c.0))
-    .bind(filter.error_class.as_deref())
-    .bind(filter.since)
-    .bind(filter.limit)
+         ORDER BY queued_at DESC, id DESC LIMIT $5", filter.status.map(RunStatus::as_str), filter.connection.map(|c| c.0), filter.error_class.as_deref(), filter.since, filter.limit)
     .fetch_all(tx.conn())
     .await?)
 }
 
 async fn get_for_update(tx: &mut TenantTx, id: RunId) -> Result<Run> {
-    sqlx::query_as::<_, Run>(select_run!("WHERE id = $1 FOR UPDATE"))
-        .bind(id.0)
+    select_run!("WHERE id = $1 FOR UPDATE", id.0)
         .fetch_optional(tx.conn())
         .await?
         .ok_or(StoreError::NotFound)
@@ -264,8 +259,7 @@ async fn get_for_update(tx: &mut TenantTx, id: RunId) -> Result<Run> {
 
 /// One run of the tenant.
 pub async fn get(tx: &mut TenantTx, id: RunId) -> Result<Run> {
-    sqlx::query_as::<_, Run>(select_run!("WHERE id = $1"))
-        .bind(id.0)
+    select_run!("WHERE id = $1", id.0)
         .fetch_optional(tx.conn())
         .await?
         .ok_or(StoreError::NotFound)
@@ -288,21 +282,21 @@ pub struct RunFilter {
 /// The tenant's runs matching a filter.
 pub async fn list(tx: &mut TenantTx, filter: &RunFilter) -> Result<Vec<Run>> {
     let (before_at, before_id) = filter.before.unzip();
-    Ok(sqlx::query_as::<_, Run>(select_run!(
+    Ok(select_run!(
         "WHERE ($1::text IS NULL OR status = $1)
            AND ($2::uuid IS NULL OR connection_id = $2)
            AND ($3::text IS NULL OR error_class = $3)
            AND ($4::timestamptz IS NULL OR queued_at >= $4)
            AND ($5::timestamptz IS NULL OR (queued_at, id) < ($5, $6))
-         ORDER BY queued_at DESC, id DESC LIMIT $7"
-    ))
-    .bind(filter.status.map(RunStatus::as_str))
-    .bind(filter.connection.map(|c| c.0))
-    .bind(filter.error_class.as_deref())
-    .bind(filter.since)
-    .bind(before_at)
-    .bind(before_id)
-    .bind(filter.limit)
+         ORDER BY queued_at DESC, id DESC LIMIT $7",
+        filter.status.map(RunStatus::as_str),
+        filter.connection.map(|c| c.0),
+        filter.error_class.as_deref(),
+        filter.since,
+        before_at,
+        before_id,
+        filter.limit
+    )
     .fetch_all(tx.conn())
     .await?)
 }
@@ -391,8 +385,9 @@ pub async fn transition(tx: &mut TenantTx, id: RunId, t: Transition) -> Result<R
     // The wall clock, not now(): the final transition of a sync runs at the end of its load
     // transaction, and now() is when that transaction began (tens of seconds earlier for a
     // million rows), which made finished_at and the duration a lie.
-    let updated = sqlx::query_as::<_, Run>(
-        "UPDATE sync_runs SET
+    let updated = sqlx::query_as!(
+        Run,
+        r#"UPDATE sync_runs SET
             status = $2,
             attempts = attempts + CASE WHEN $3 THEN 1 ELSE 0 END,
             started_at = CASE WHEN $2 = 'running' THEN coalesce(started_at, clock_timestamp()) ELSE started_at END,
@@ -413,25 +408,25 @@ pub async fn transition(tx: &mut TenantTx, id: RunId, t: Transition) -> Result<R
          RETURNING id, tenant_id, connection_id, trigger, status, requested_by, attempts, attempt_errors,
             error_class, error_message, counts, cursor_before, cursor_after, retry_of, replay_of,
             queued_at, started_at, finished_at, next_attempt_at, enqueue_count, lease_owner,
-            lease_expires_at, request_id",
+            lease_expires_at, request_id, NULL::timestamptz AS scheduled_for"#,
+        id.0,
+        t.to.as_str(),
+        t.new_attempt,
+        attempt_error,
+        error_class,
+        error_message,
+        t.counts,
+        t.cursor_before,
+        t.cursor_after,
+        &RunStatus::sources(t.to),
+        lease_owner,
+        lease_secs,
+        t.next_attempt_at,
+        t.only_if_due,
+        t.only_if_lease_expired,
+        t.only_if_lease_owner,
+        t.note,
     )
-    .bind(id.0)
-    .bind(t.to.as_str())
-    .bind(t.new_attempt)
-    .bind(attempt_error)
-    .bind(error_class)
-    .bind(error_message)
-    .bind(t.counts)
-    .bind(t.cursor_before)
-    .bind(t.cursor_after)
-    .bind(RunStatus::sources(t.to))
-    .bind(lease_owner)
-    .bind(lease_secs)
-    .bind(t.next_attempt_at)
-    .bind(t.only_if_due)
-    .bind(t.only_if_lease_expired)
-    .bind(t.only_if_lease_owner)
-    .bind(t.note)
     .fetch_optional(tx.conn())
     .await?;
     match updated {
@@ -450,20 +445,20 @@ pub async fn transition(tx: &mut TenantTx, id: RunId, t: Transition) -> Result<R
 /// this worker's lease (cancelled, or presumed dead and given to another worker): the worker
 /// must then stop, and its load will not commit.
 pub async fn renew_lease(tx: &mut TenantTx, id: RunId, lease: &Lease) -> Result<bool> {
-    let renewed = sqlx::query(
+    let renewed = sqlx::query!(
         "UPDATE sync_runs SET lease_expires_at = now() + make_interval(secs => $3)
          WHERE id = $1 AND status = 'running' AND lease_owner = $2",
+        id.0,
+        &lease.owner,
+        lease.ttl.as_secs_f64()
     )
-    .bind(id.0)
-    .bind(&lease.owner)
-    .bind(lease.ttl.as_secs_f64())
     .execute(tx.conn())
     .await?;
     Ok(renewed.rows_affected() == 1)
 }
 
 /// A run due for a push to the queue, as [`Store::claim_due_runs`] returns it.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct DueRun {
     pub run_id: Uuid,
     pub tenant_id: Uuid,

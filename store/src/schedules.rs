@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::{ConnectionId, Result, RunId, Store, StoreError, TenantId, TenantTx};
 
 /// A connection's schedule settings and the tenant default they fall back to.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct ConnectionSchedule {
     pub connection_id: Uuid,
     /// False while the connection is paused (then nothing is scheduled).
@@ -31,7 +31,7 @@ pub struct ConnectionSchedule {
 }
 
 /// The tenant's default schedule.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantDefault {
     pub cron: String,
     pub timezone: String,
@@ -41,7 +41,7 @@ pub struct TenantDefault {
 }
 
 /// One scheduled time handled.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fire {
     pub connection_id: Uuid,
     pub scheduled_for: DateTime<Utc>,
@@ -52,7 +52,7 @@ pub struct Fire {
 }
 
 /// One connection with an active schedule, as the scheduler sees it across tenants.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct ScheduledConnection {
     pub tenant_id: Uuid,
     pub connection_id: Uuid,
@@ -69,14 +69,15 @@ pub struct ScheduledConnection {
 
 /// The connection's schedule settings.
 pub async fn get(tx: &mut TenantTx, connection: ConnectionId) -> Result<ConnectionSchedule> {
-    sqlx::query_as::<_, ConnectionSchedule>(
+    sqlx::query_as!(
+        ConnectionSchedule,
         "SELECT c.id AS connection_id, c.enabled AS connection_enabled, c.schedule_cron AS cron,
             c.schedule_tz AS timezone, c.schedule_enabled AS enabled, c.schedule_since AS since,
             d.cron AS default_cron, d.timezone AS default_timezone, d.enabled AS default_enabled
          FROM bank_connections c LEFT JOIN schedule_defaults d ON d.tenant_id = c.tenant_id
          WHERE c.id = $1",
+        connection.0
     )
-    .bind(connection.0)
     .fetch_optional(tx.conn())
     .await?
     .ok_or(StoreError::NotFound)
@@ -93,16 +94,16 @@ pub async fn set(
     now: DateTime<Utc>,
 ) -> Result<ConnectionSchedule> {
     let (cron, timezone) = own.unzip();
-    let updated = sqlx::query(
+    let updated = sqlx::query!(
         "UPDATE bank_connections SET schedule_cron = $2, schedule_tz = $3, schedule_enabled = $4,
             schedule_since = $5, updated_at = now()
          WHERE id = $1",
+        connection.0,
+        cron,
+        timezone,
+        enabled,
+        now
     )
-    .bind(connection.0)
-    .bind(cron)
-    .bind(timezone)
-    .bind(enabled)
-    .bind(now)
     .execute(tx.conn())
     .await?;
     if updated.rows_affected() == 0 {
@@ -113,11 +114,12 @@ pub async fn set(
 
 /// The tenant's default schedule, if it has one.
 pub async fn get_default(tx: &mut TenantTx) -> Result<Option<TenantDefault>> {
-    Ok(sqlx::query_as::<_, TenantDefault>(
+    Ok(sqlx::query_as!(
+        TenantDefault,
         "SELECT cron, timezone, enabled, updated_at, updated_by FROM schedule_defaults
          WHERE tenant_id = $1",
+        tx.tenant().0
     )
-    .bind(tx.tenant().0)
     .fetch_optional(tx.conn())
     .await?)
 }
@@ -132,20 +134,21 @@ pub async fn set_default(
     updated_by: &str,
     now: DateTime<Utc>,
 ) -> Result<TenantDefault> {
-    Ok(sqlx::query_as::<_, TenantDefault>(
+    Ok(sqlx::query_as!(
+        TenantDefault,
         "INSERT INTO schedule_defaults (tenant_id, cron, timezone, enabled, updated_at, updated_by)
          VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (tenant_id) DO UPDATE SET cron = EXCLUDED.cron, timezone = EXCLUDED.timezone,
             enabled = EXCLUDED.enabled, updated_at = EXCLUDED.updated_at,
             updated_by = EXCLUDED.updated_by
          RETURNING cron, timezone, enabled, updated_at, updated_by",
+        tx.tenant().0,
+        cron,
+        timezone,
+        enabled,
+        now,
+        updated_by
     )
-    .bind(tx.tenant().0)
-    .bind(cron)
-    .bind(timezone)
-    .bind(enabled)
-    .bind(now)
-    .bind(updated_by)
     .fetch_one(tx.conn())
     .await?)
 }
@@ -153,14 +156,14 @@ pub async fn set_default(
 /// Removes the tenant's default schedule; false when it had none. Connections without a
 /// schedule of their own then have none.
 pub async fn clear_default(tx: &mut TenantTx) -> Result<bool> {
-    Ok(
-        sqlx::query("DELETE FROM schedule_defaults WHERE tenant_id = $1")
-            .bind(tx.tenant().0)
-            .execute(tx.conn())
-            .await?
-            .rows_affected()
-            > 0,
+    Ok(sqlx::query!(
+        "DELETE FROM schedule_defaults WHERE tenant_id = $1",
+        tx.tenant().0
     )
+    .execute(tx.conn())
+    .await?
+    .rows_affected()
+        > 0)
 }
 
 /// The connection's latest handled scheduled times, newest first.
@@ -169,12 +172,13 @@ pub async fn recent_fires(
     connection: ConnectionId,
     limit: i64,
 ) -> Result<Vec<Fire>> {
-    Ok(sqlx::query_as::<_, Fire>(
+    Ok(sqlx::query_as!(
+        Fire,
         "SELECT connection_id, scheduled_for, outcome, run_id, fired_at FROM schedule_fires
          WHERE connection_id = $1 ORDER BY scheduled_for DESC LIMIT $2",
+        connection.0,
+        limit
     )
-    .bind(connection.0)
-    .bind(limit)
     .fetch_all(tx.conn())
     .await?)
 }
@@ -240,18 +244,18 @@ pub async fn fire(
         FireAction::Paused => (FireOutcome::Paused, None),
         FireAction::Missed => (FireOutcome::Missed, None),
     };
-    let recorded: Option<Uuid> = sqlx::query_scalar(
+    let recorded: Option<Uuid> = sqlx::query_scalar!(
         "INSERT INTO schedule_fires (tenant_id, connection_id, scheduled_for, outcome, run_id, fired_at)
          VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (connection_id, scheduled_for) DO NOTHING
          RETURNING connection_id",
+        tenant.0,
+        connection.0,
+        scheduled_for,
+        outcome.as_str(),
+        run.map(|r| r.0),
+        now,
     )
-    .bind(tenant.0)
-    .bind(connection.0)
-    .bind(scheduled_for)
-    .bind(outcome.as_str())
-    .bind(run.map(|r| r.0))
-    .bind(now)
     .fetch_optional(tx.conn())
     .await?;
     if recorded.is_none() {
@@ -274,27 +278,27 @@ async fn create_run(
     // The active run may finish between the insert and the select: then try again.
     for _ in 0..3 {
         let id = RunId::new();
-        let inserted: Option<Uuid> = sqlx::query_scalar(
+        let inserted: Option<Uuid> = sqlx::query_scalar!(
             "INSERT INTO sync_runs (id, tenant_id, connection_id, trigger, status, next_attempt_at,
                 scheduled_for)
              VALUES ($1, $2, $3, 'schedule', 'queued', $4, $5)
              ON CONFLICT (connection_id) WHERE status IN ('queued', 'running') DO NOTHING
              RETURNING id",
+            id.0,
+            tenant.0,
+            connection.0,
+            start_at,
+            scheduled_for
         )
-        .bind(id.0)
-        .bind(tenant.0)
-        .bind(connection.0)
-        .bind(start_at)
-        .bind(scheduled_for)
         .fetch_optional(tx.conn())
         .await?;
         if inserted.is_some() {
             return Ok((id, false));
         }
-        let active: Option<Uuid> = sqlx::query_scalar(
+        let active: Option<Uuid> = sqlx::query_scalar!(
             "SELECT id FROM sync_runs WHERE connection_id = $1 AND status IN ('queued', 'running')",
+            connection.0
         )
-        .bind(connection.0)
         .fetch_optional(tx.conn())
         .await?;
         if let Some(active) = active {
@@ -315,13 +319,16 @@ impl Store {
         after: Option<ConnectionId>,
         max: u32,
     ) -> Result<Vec<ScheduledConnection>> {
-        Ok(sqlx::query_as::<_, ScheduledConnection>(
-            "SELECT tenant_id, connection_id, connection_name, custodian, connection_enabled, cron,
-                timezone, since, last_scheduled_for
-             FROM scheduled_connections($1, $2)",
+        Ok(sqlx::query_as!(
+            ScheduledConnection,
+            r#"SELECT tenant_id AS "tenant_id!", connection_id AS "connection_id!",
+                connection_name AS "connection_name!", custodian AS "custodian!",
+                connection_enabled AS "connection_enabled!", cron AS "cron!", timezone AS "timezone!",
+                since AS "since!", last_scheduled_for
+             FROM scheduled_connections($1, $2)"#,
+            after.map(|c| c.0),
+            i32::try_from(max).unwrap_or(i32::MAX),
         )
-        .bind(after.map(|c| c.0))
-        .bind(i32::try_from(max).unwrap_or(i32::MAX))
         .fetch_all(&self.pool)
         .await?)
     }

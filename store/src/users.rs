@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::{Result, StoreError, TenantTx};
 
 /// A registered user.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRow {
     pub id: Uuid,
     pub subject: String,
@@ -25,35 +25,38 @@ pub struct UserRow {
 
 /// The user registered for a subject, if any.
 pub async fn by_subject(tx: &mut TenantTx, subject: &str) -> Result<Option<UserRow>> {
-    Ok(sqlx::query_as::<_, UserRow>(
+    Ok(sqlx::query_as!(
+        UserRow,
         "SELECT id, subject, email, roles, client_id, disabled, created_at, updated_at
          FROM users WHERE tenant_id = $1 AND subject = $2",
+        tx.tenant().0,
+        subject
     )
-    .bind(tx.tenant().0)
-    .bind(subject)
     .fetch_optional(tx.conn())
     .await?)
 }
 
 /// The tenant's users, by subject.
 pub async fn list(tx: &mut TenantTx) -> Result<Vec<UserRow>> {
-    Ok(sqlx::query_as::<_, UserRow>(
+    Ok(sqlx::query_as!(
+        UserRow,
         "SELECT id, subject, email, roles, client_id, disabled, created_at, updated_at
          FROM users WHERE tenant_id = $1 ORDER BY subject",
+        tx.tenant().0
     )
-    .bind(tx.tenant().0)
     .fetch_all(tx.conn())
     .await?)
 }
 
 /// One user of the tenant.
 pub async fn get(tx: &mut TenantTx, id: Uuid) -> Result<UserRow> {
-    sqlx::query_as::<_, UserRow>(
+    sqlx::query_as!(
+        UserRow,
         "SELECT id, subject, email, roles, client_id, disabled, created_at, updated_at
          FROM users WHERE tenant_id = $1 AND id = $2",
+        tx.tenant().0,
+        id
     )
-    .bind(tx.tenant().0)
-    .bind(id)
     .fetch_optional(tx.conn())
     .await?
     .ok_or(StoreError::NotFound)
@@ -72,17 +75,18 @@ pub struct NewUser {
 /// a data error.
 pub async fn create(tx: &mut TenantTx, new: &NewUser) -> Result<UserRow> {
     check_client(tx, new.client_id).await?;
-    let inserted = sqlx::query_as::<_, UserRow>(
+    let inserted = sqlx::query_as!(
+        UserRow,
         "INSERT INTO users (id, tenant_id, subject, email, roles, client_id)
          VALUES (gen_random_uuid(), $1, $2, $3, $4, $5)
          ON CONFLICT DO NOTHING
          RETURNING id, subject, email, roles, client_id, disabled, created_at, updated_at",
+        tx.tenant().0,
+        &new.subject,
+        new.email.as_deref(),
+        &new.roles,
+        new.client_id
     )
-    .bind(tx.tenant().0)
-    .bind(&new.subject)
-    .bind(&new.email)
-    .bind(&new.roles)
-    .bind(new.client_id)
     .fetch_optional(tx.conn())
     .await?;
     inserted.ok_or_else(|| {
@@ -112,7 +116,8 @@ pub async fn update(
     if let Some(client) = change.client_id {
         check_client(tx, client).await?;
     }
-    let after = sqlx::query_as::<_, UserRow>(
+    let after = sqlx::query_as!(
+        UserRow,
         "UPDATE users SET
             email = CASE WHEN $3 THEN $4 ELSE email END,
             roles = coalesce($5, roles),
@@ -121,15 +126,15 @@ pub async fn update(
             updated_at = now()
          WHERE tenant_id = $1 AND id = $2
          RETURNING id, subject, email, roles, client_id, disabled, created_at, updated_at",
+        tx.tenant().0,
+        id,
+        change.email.is_some(),
+        change.email.clone().flatten(),
+        change.roles.as_deref() as Option<&[String]>,
+        change.client_id.is_some(),
+        change.client_id.flatten(),
+        change.disabled
     )
-    .bind(tx.tenant().0)
-    .bind(id)
-    .bind(change.email.is_some())
-    .bind(change.email.clone().flatten())
-    .bind(&change.roles)
-    .bind(change.client_id.is_some())
-    .bind(change.client_id.flatten())
-    .bind(change.disabled)
     .fetch_one(tx.conn())
     .await
     .map_err(|e| match &e {
@@ -143,11 +148,11 @@ pub async fn update(
 
 async fn check_client(tx: &mut TenantTx, client: Option<Uuid>) -> Result<()> {
     let Some(client) = client else { return Ok(()) };
-    let exists: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM clients WHERE tenant_id = $1 AND id = $2)",
+    let exists: bool = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM clients WHERE tenant_id = $1 AND id = $2) AS "exists!""#,
+        tx.tenant().0,
+        client
     )
-    .bind(tx.tenant().0)
-    .bind(client)
     .fetch_one(tx.conn())
     .await?;
     if exists {

@@ -2,8 +2,8 @@
 //!
 //! `begin` (queued -> running, under a lease) -> `fetch` (raw documents from the bank) ->
 //! `archive` (every document kept as received, content-addressed) -> `normalize` (pure parse)
-//! -> `load` (records + the documents' index + cursor + run status in ONE database
-//! transaction). A failure before `load` commits leaves the data exactly as it was; the run
+//! -> `load` (records + the reconciliation of its statements, checked here and recorded by the
+//! store + the documents' index + cursor + run status in ONE database transaction). A failure before `load` commits leaves the data exactly as it was; the run
 //! records the classified error, and the documents it archived, so that support can read the
 //! one that did not parse.
 //!
@@ -28,7 +28,7 @@
 //! internal errors end it `failed` at once. A connection whose runs fail `pause_after_failures`
 //! times in a row is paused.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -41,14 +41,15 @@ use eam_connectors::{
 };
 use eam_metrics::{Metrics, SyncOutcome};
 use eam_model::{Protocol, RunError};
-use eam_normalizer::model::{Batch, SourceFormat};
+use eam_normalizer::model::{Batch, SourceFormat, StatementSummary};
 use eam_normalizer::{bank_a, statement};
 use eam_store::archive::Archive;
 use eam_store::connections::{self, Connection};
 use eam_store::custodian_limit;
 use eam_store::documents::{self, NewDocument};
+use eam_store::reconciliation;
 use eam_store::runs::{self, AttemptError, Lease, RunStatus, Transition};
-use eam_store::{RunId, Store, StoreError, TenantId};
+use eam_store::{RunId, Store, StoreError, TenantId, TenantTx};
 use rand::Rng;
 use serde_json::json;
 use tokio::sync::watch;
@@ -774,6 +775,36 @@ fn normalize(connection: &Connection, documents: &[RawDocument]) -> Result<Batch
     Ok(batch)
 }
 
+/// Checks the sync's statements (balance, continuity, sequence), chained to where each
+/// account's statements ended in the previous syncs, then records the breaks and moves the
+/// chain ends forward; returns how many breaks there were. A replay checks its statements
+/// against each other only and leaves the chains alone: they have moved on since those
+/// statements were fetched, and a replay must not move them back.
+async fn reconcile(
+    tx: &mut TenantTx,
+    task: SyncTask,
+    statements: &[StatementSummary],
+    replay: bool,
+) -> Result<u64, SyncError> {
+    if statements.is_empty() {
+        return Ok(0);
+    }
+    let previous = if replay {
+        BTreeMap::new()
+    } else {
+        let mut accounts: Vec<&str> = statements.iter().map(|s| s.account.as_str()).collect();
+        accounts.sort_unstable();
+        accounts.dedup();
+        reconciliation::chain_ends(tx, task.connection_id, &accounts).await?
+    };
+    let (breaks, ends) = eam_normalizer::reconcile::check(statements, &previous);
+    reconciliation::record_breaks(tx, task.connection_id, task.run_id, &breaks).await?;
+    if !replay {
+        reconciliation::record_chain_ends(tx, task.connection_id, task.run_id, &ends).await?;
+    }
+    Ok(breaks.len() as u64)
+}
+
 /// Loads the batch, records the archived documents, moves the cursor and finishes the run,
 /// all in one transaction, and only while this worker still holds the run's lease. A replay
 /// loads the same way but leaves the cursor, the statement chains and the connection's
@@ -799,23 +830,7 @@ async fn load(
     )
     .await?;
     let replay = findings.replay_of.is_some();
-    let breaks = if replay {
-        eam_store::reconciliation::check_and_record_replay(
-            &mut tx,
-            task.connection_id,
-            task.run_id,
-            &batch.statements,
-        )
-        .await?
-    } else {
-        eam_store::reconciliation::check_and_record(
-            &mut tx,
-            task.connection_id,
-            task.run_id,
-            &batch.statements,
-        )
-        .await?
-    };
+    let breaks = reconcile(&mut tx, task, &batch.statements, replay).await?;
     let archived = record_findings(&mut tx, task, findings).await?;
     let cursor_after = if replay {
         locked.cursor.clone()
