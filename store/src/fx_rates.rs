@@ -4,7 +4,6 @@
 use chrono::NaiveDate;
 use eam_model::domain::Currency;
 use eam_model::wealth::fx::{EurRate, RateSource};
-use rust_decimal::Decimal;
 
 use crate::{Result, Store, StoreError};
 
@@ -49,17 +48,17 @@ pub async fn load(store: &Store, rates: &[EurRate], sha256: &str) -> Result<Load
         per_eur.push(r.per_eur);
     }
     let mut tx = store.pool().begin().await?;
-    let before: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM fx_rates f
+    let before = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM fx_rates f
          JOIN UNNEST($1::text[], $2::date[], $3::text[]) AS u(currency, rate_date, source)
-           ON f.currency = u.currency AND f.rate_date = u.rate_date AND f.source = u.source",
+           ON f.currency = u.currency AND f.rate_date = u.rate_date AND f.source = u.source"#,
+        &currency[..],
+        &date[..],
+        &source[..]
     )
-    .bind(&currency)
-    .bind(&date)
-    .bind(&source)
     .fetch_one(&mut *tx)
     .await?;
-    let written = sqlx::query(
+    let written = sqlx::query!(
         "INSERT INTO fx_rates AS f (currency, rate_date, source, per_eur, document_sha256)
          SELECT u.currency, u.rate_date, u.source, u.per_eur, $5
            FROM UNNEST($1::text[], $2::date[], $3::text[], $4::numeric[])
@@ -68,12 +67,12 @@ pub async fn load(store: &Store, rates: &[EurRate], sha256: &str) -> Result<Load
             SET per_eur = EXCLUDED.per_eur, document_sha256 = EXCLUDED.document_sha256,
                 loaded_at = now()
           WHERE f.per_eur <> EXCLUDED.per_eur",
+        &currency[..],
+        &date[..],
+        &source[..],
+        &per_eur[..],
+        sha256
     )
-    .bind(&currency)
-    .bind(&date)
-    .bind(&source)
-    .bind(&per_eur)
-    .bind(sha256)
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -90,22 +89,22 @@ pub async fn load(store: &Store, rates: &[EurRate], sha256: &str) -> Result<Load
 
 /// Every stored rate dated within `[from, to]`, by date.
 pub async fn between(store: &Store, from: NaiveDate, to: NaiveDate) -> Result<Vec<EurRate>> {
-    let rows: Vec<(String, NaiveDate, String, Decimal)> = sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT currency, rate_date, source, per_eur FROM fx_rates
           WHERE rate_date BETWEEN $1 AND $2 ORDER BY rate_date, currency, source",
+        from,
+        to
     )
-    .bind(from)
-    .bind(to)
     .fetch_all(store.pool())
     .await?;
     rows.into_iter()
-        .map(|(currency, date, source, per_eur)| {
+        .map(|r| {
             Ok(EurRate {
-                currency: Currency::parse(currency.trim())
+                currency: Currency::parse(r.currency.trim())
                     .map_err(|e| StoreError::Data(format!("stored rate: {e}")))?,
-                date,
-                per_eur,
-                source: source_of(&source)?,
+                date: r.rate_date,
+                per_eur: r.per_eur,
+                source: source_of(&r.source)?,
             })
         })
         .collect()
@@ -113,10 +112,9 @@ pub async fn between(store: &Store, from: NaiveDate, to: NaiveDate) -> Result<Ve
 
 /// Every currency with a stored rate, whatever its date.
 pub async fn currencies(store: &Store) -> Result<Vec<Currency>> {
-    let codes: Vec<String> =
-        sqlx::query_scalar("SELECT DISTINCT currency FROM fx_rates ORDER BY currency")
-            .fetch_all(store.pool())
-            .await?;
+    let codes = sqlx::query_scalar!("SELECT DISTINCT currency FROM fx_rates ORDER BY currency")
+        .fetch_all(store.pool())
+        .await?;
     codes
         .iter()
         .map(|c| {

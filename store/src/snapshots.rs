@@ -11,13 +11,13 @@ pub async fn positions_date(
     account: AccountId,
     on_or_before: Option<NaiveDate>,
 ) -> Result<Option<NaiveDate>> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar!(
         "SELECT max(as_of) FROM positions
           WHERE tenant_id = $1 AND account_id = $2 AND ($3::date IS NULL OR as_of <= $3)",
+        tx.tenant().0,
+        account.0,
+        on_or_before
     )
-    .bind(tx.tenant().0)
-    .bind(account.0)
-    .bind(on_or_before)
     .fetch_one(tx.conn())
     .await?)
 }
