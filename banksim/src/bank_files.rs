@@ -101,8 +101,8 @@ fn prefix(protocol: FileProtocol) -> &'static str {
     }
 }
 
-fn wire_file(dataset: &Dataset, file: FileRef) -> WireFile {
-    let bytes = render(dataset, file);
+fn wire_file(dataset: &Dataset, file: FileRef, replaced: Option<&Vec<u8>>) -> WireFile {
+    let bytes = replaced.cloned().unwrap_or_else(|| render(dataset, file));
     WireFile {
         id: file.id(dataset),
         name: file.name(dataset),
@@ -127,6 +127,7 @@ pub(crate) fn list(
     protocol: FileProtocol,
     params: &ListParams,
     withheld: &std::collections::HashSet<String>,
+    replaced: &std::collections::HashMap<String, Vec<u8>>,
 ) -> Result<FilesPage, ApiError> {
     let after = present(&params.after);
     if let Some(after) = after
@@ -151,7 +152,7 @@ pub(crate) fn list(
     )?;
     let files = files[range]
         .iter()
-        .map(|&f| wire_file(dataset, f))
+        .map(|&f| wire_file(dataset, f, replaced.get(&f.id(dataset))))
         .collect();
     Ok(FilesPage { files, next_cursor })
 }
@@ -172,12 +173,18 @@ async fn list_files(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
+    let replaced = state
+        .replaced
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     match list(
         &state.dataset,
         state.catalog(protocol),
         protocol,
         &params,
         &withheld,
+        &replaced,
     ) {
         Ok(page) => Json(page).into_response(),
         Err(error) => error.into_response(),
@@ -201,9 +208,17 @@ async fn download_file(
         .find(dataset, &id)
         .filter(|_| !withheld)
     {
-        Some(file) => Response::builder()
-            .header(CONTENT_TYPE, file.format().content_type())
-            .body(render(dataset, file)),
+        Some(file) => {
+            let replaced = state
+                .replaced
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&id)
+                .cloned();
+            Response::builder()
+                .header(CONTENT_TYPE, file.format().content_type())
+                .body(replaced.unwrap_or_else(|| render(dataset, file)))
+        }
         None => ApiError::UnknownFile(id).into_response(),
     }
 }
@@ -242,6 +257,7 @@ mod tests {
                 &catalog,
                 protocol,
                 &params(after, cursor, "7"),
+                &Default::default(),
                 &Default::default(),
             )
             .expect("a valid request");
@@ -305,6 +321,7 @@ mod tests {
                     &catalog,
                     FileProtocol::Swift,
                     &p,
+                    &Default::default(),
                     &Default::default()
                 ),
                 Err(ApiError::BadRequest(_))
@@ -321,6 +338,7 @@ mod tests {
             FileProtocol::Swift,
             &params(None, None, "3"),
             &Default::default(),
+            &Default::default(),
         )
         .expect("a page");
         let cursor = first.next_cursor.expect("more pages");
@@ -333,6 +351,7 @@ mod tests {
                 &iso,
                 FileProtocol::Iso20022,
                 &params(None, Some(cursor), "3"),
+                &Default::default(),
                 &Default::default()
             ),
             Err(ApiError::BadRequest(_))

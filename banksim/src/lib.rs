@@ -174,6 +174,16 @@ impl RunningSim {
             .insert(id.to_owned())
     }
 
+    /// Serves the statement file `id` with `body` instead of the dataset's (listing size and
+    /// digest included): a dialect or a damaged statement for end-to-end tests.
+    pub fn replace_file(&self, id: &str, body: Vec<u8>) {
+        self.state
+            .replaced
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_owned(), body);
+    }
+
     /// The simulator's fault rules: what is injected here applies to the next request.
     pub fn faults(&self) -> FaultHandle {
         self.state.faults.clone()

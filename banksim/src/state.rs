@@ -39,6 +39,9 @@ pub(crate) struct SimState {
     /// Statement files the bank does not deliver (listing and download), by id: a statement
     /// that went missing, for the reconciliation's sequence and continuity checks.
     pub(crate) withheld: Mutex<std::collections::HashSet<String>>,
+    /// Statement files served with other bytes than the dataset's, by id: a bank's dialect or
+    /// damage, for the parsers' end-to-end tests. The listing's size and digest follow them.
+    pub(crate) replaced: Mutex<std::collections::HashMap<String, Vec<u8>>>,
     /// Becomes true when the server starts shutting down, releasing hung requests.
     stopping: watch::Sender<bool>,
 }
@@ -58,6 +61,7 @@ impl SimState {
             traffic: Traffic::default(),
             faults: FaultHandle::new(),
             withheld: Mutex::default(),
+            replaced: Mutex::default(),
             stopping: watch::Sender::new(false),
         }
     }

@@ -19,6 +19,9 @@ pub enum BreakKind {
     Continuity,
     /// A statement number or page is missing.
     Sequence,
+    /// A statement of a file could not be read on its own (cut short, no account or currency)
+    /// and was left out while the rest of its file loaded.
+    Unreadable,
 }
 
 impl BreakKind {
@@ -27,6 +30,7 @@ impl BreakKind {
             BreakKind::Balance => "balance",
             BreakKind::Continuity => "continuity",
             BreakKind::Sequence => "sequence",
+            BreakKind::Unreadable => "unreadable",
         }
     }
 }
@@ -36,7 +40,8 @@ impl BreakKind {
 pub struct Break {
     pub kind: BreakKind,
     pub account: String,
-    pub currency: Currency,
+    /// None for a statement that could not be read far enough to say.
+    pub currency: Option<Currency>,
     /// The statement's reference and number, where the bank gave them.
     pub statement_reference: Option<String>,
     pub statement_number: Option<u32>,
@@ -48,6 +53,33 @@ pub struct Break {
     pub message: String,
     /// The document the statement was read from.
     pub document: String,
+}
+
+impl Break {
+    /// The break a statement left out of its file is: located by document, statement and line.
+    pub fn unreadable(r: &crate::records::RejectedStatement) -> Break {
+        let line = r.line.map(|l| format!(", line {l}")).unwrap_or_default();
+        let field = r
+            .field
+            .as_deref()
+            .map(|f| format!(", field {f}"))
+            .unwrap_or_default();
+        Break {
+            kind: BreakKind::Unreadable,
+            account: r.account.clone().unwrap_or_default(),
+            currency: None,
+            statement_reference: r.reference.clone(),
+            statement_number: Some(r.index),
+            date: None,
+            expected: None,
+            actual: None,
+            message: format!(
+                "{}: statement {}{line}{field} left out: {}",
+                r.document, r.index, r.reason
+            ),
+            document: r.document.clone(),
+        }
+    }
 }
 
 /// Where an account's chain of statements ended: what the next statement must continue.

@@ -74,7 +74,7 @@ fn check_page(page: &StatementSummary, previous: Option<&StatementEnd>, breaks: 
     let located = |kind, expected, actual, message: String| Break {
         kind,
         account: page.account.clone(),
-        currency: page.currency,
+        currency: Some(page.currency),
         statement_reference: page.reference.clone(),
         statement_number: page.statement_number,
         date: page

@@ -116,8 +116,8 @@ pub async fn record_breaks(
             .collect::<Vec<_>>()) as &[&str],
         &(breaks
             .iter()
-            .map(|b| b.currency.as_str())
-            .collect::<Vec<_>>()) as &[&str],
+            .map(|b| b.currency.as_ref().map(|c| c.as_str()))
+            .collect::<Vec<_>>()) as &[Option<&str>],
         &(breaks.iter().map(|b| b.kind.as_str()).collect::<Vec<_>>()) as &[&str],
         &(breaks
             .iter()
@@ -203,7 +203,7 @@ pub struct BreakRow {
     pub connection_id: Uuid,
     pub account_id: Option<Uuid>,
     pub account_ref: String,
-    pub currency: String,
+    pub currency: Option<String>,
     pub kind: String,
     pub statement_reference: Option<String>,
     pub statement_number: Option<i32>,

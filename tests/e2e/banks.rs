@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
-use eam_banksim::dataset::{Dataset, SimAccount};
+use eam_banksim::dataset::{Dataset, SimAccount, SimParams};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
@@ -322,5 +322,95 @@ async fn a_missing_statement_loads_the_rest_and_ends_the_run_with_its_breaks_lis
         .filter(|t| t.is_booked() && t.booking_date != day)
         .count();
     assert!(served.len() >= expected, "{} of {expected}", served.len());
+    env.finish().await;
+}
+
+/// A bank_b MT940 file holding three statements, the last cut short (no closing balance):
+/// the first two load, and the run ends `succeeded_with_breaks` with one `unreadable` break
+/// naming the file and the third statement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_cut_short_is_a_break_and_its_neighbours_load() {
+    let env = TestEnv::start(SimParams {
+        days: 1,
+        ..small_params(64)
+    })
+    .await;
+    let data = env.sim.dataset();
+    let file = eam_banksim::files::swift_files(&data)
+        .into_iter()
+        .find(|f| f.format == eam_banksim::files::FileFormat::Mt940)
+        .expect("an MT940 file");
+    let body = concat!(
+        "{1:F01BANKCHZZAXXX0000000000}{2:O9401200261201BANKCHZZAXXX00000000002612011200N}{4:\r\n",
+        ":20:CUT-1\r\n:25:CH-CUT-ACCOUNT\r\n:28C:1/1\r\n:60F:C261130EUR100,00\r\n",
+        ":61:2612011201C50,00NTRFREF-1//B-1\r\n:86:first\r\n:62F:C261201EUR150,00\r\n-}\r\n",
+        "{1:F01BANKCHZZAXXX0000000000}{2:O9401200261202BANKCHZZAXXX00000000002612021200N}{4:\r\n",
+        ":20:CUT-2\r\n:25:CH-CUT-ACCOUNT\r\n:28C:2/1\r\n:60F:C261201EUR150,00\r\n",
+        ":62F:C261202EUR150,00\r\n-}\r\n",
+        "{1:F01BANKCHZZAXXX0000000000}{2:O9401200261203BANKCHZZAXXX00000000002612031200N}{4:\r\n",
+        ":20:CUT-3\r\n:25:CH-CUT-ACCOUNT\r\n:28C:3/1\r\n:60F:C261202EUR150,00\r\n",
+        ":61:2612031203D20,00NTRFREF-3//B-3\r\n-}\r\n",
+    );
+    env.sim.replace_file(&file.id, body.as_bytes().to_vec());
+
+    let tenant = env.tenant("Firm A").await;
+    let token = env.token(tenant, &["ops", "advisor", "support"]);
+    let connection = env
+        .create_connection(
+            &token,
+            &json!({
+                "custodian": "bank_b", "name": "Bank B (SWIFT files)",
+                "client_cert_ref": env.tenant_ref(tenant, "client.pem"),
+                "client_key_ref": env.tenant_ref(tenant, "client.key"),
+            }),
+        )
+        .await;
+    let job = env.sync_and_wait(&token, &connection).await;
+    assert_eq!(job["status"], "succeeded_with_breaks", "{job}");
+    let run = job["id"].as_str().unwrap();
+    let breaks = env.get(&format!("/breaks?run_id={run}"), &token).await;
+    let breaks = breaks["breaks"].as_array().unwrap();
+    assert_eq!(breaks.len(), 1, "{breaks:?}");
+    let b = &breaks[0];
+    assert_eq!(b["kind"], "unreadable");
+    assert_eq!(b["account_ref"], "CH-CUT-ACCOUNT");
+    assert_eq!(b["statement_reference"], "CUT-3");
+    assert_eq!(b["statement_number"], 3);
+    assert_eq!(b["currency"], serde_json::Value::Null);
+    assert_eq!(b["source_document"], file.name.as_str());
+    let message = b["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!("{}: statement 3, line ", file.name)),
+        "{message}"
+    );
+    // The first two statements loaded: the account, its one transaction and its closing 150.
+    let accounts = env.get("/accounts", &token).await;
+    let cut = accounts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["bank_account_id"] == "CH-CUT-ACCOUNT")
+        .expect("the account of the readable statements loaded");
+    let id = cut["id"].as_str().unwrap();
+    let tx = env
+        .get(&format!("/transactions?account_id={id}"), &token)
+        .await;
+    assert_eq!(tx["transactions"].as_array().unwrap().len(), 1, "{tx}");
+    let amount = |v: &Value| Decimal::from_str(v.as_str().unwrap_or_default()).ok();
+    assert_eq!(
+        amount(&tx["transactions"][0]["amount"]),
+        Some(Decimal::from(50))
+    );
+    let balances = env.get(&format!("/balances?account_id={id}"), &token).await;
+    assert!(
+        balances["balances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["kind"] == "closing"
+                && amount(&b["amount"]) == Some(Decimal::from(150))
+                && b["as_of"] == "2026-12-02"),
+        "{balances}"
+    );
     env.finish().await;
 }

@@ -40,8 +40,9 @@ use eam_connectors::{
     RetryPolicy, TlsIdentity,
 };
 use eam_metrics::{Metrics, SyncOutcome};
+use eam_model::breaks::Break;
 use eam_model::{Protocol, RunError};
-use eam_normalizer::model::{Batch, SourceFormat, StatementSummary};
+use eam_normalizer::model::{Batch, RejectedStatement, SourceFormat, StatementSummary};
 use eam_normalizer::{bank_a, statement};
 use eam_store::archive::Archive;
 use eam_store::connections::{self, Connection};
@@ -755,21 +756,6 @@ fn normalize(connection: &Connection, documents: &[RawDocument]) -> Result<Batch
         };
         batch.extend(parsed);
     }
-    // Until the load records a left-out statement as a break on the run, a document with one
-    // fails the sync as a whole (as before statements could be left out): nothing is lost
-    // silently.
-    if let Some(r) = batch.rejected.first() {
-        return Err(SyncError::new(
-            ErrorClass::Data,
-            format!(
-                "{}: statement {} (line {}): {}",
-                r.document,
-                r.index,
-                r.line.map_or_else(|| "?".to_owned(), |l| l.to_string()),
-                r.reason
-            ),
-        ));
-    }
     batch.dedup_securities();
     batch.merge_transactions();
     Ok(batch)
@@ -784,10 +770,14 @@ async fn reconcile(
     tx: &mut TenantTx,
     task: SyncTask,
     statements: &[StatementSummary],
+    rejected: &[RejectedStatement],
     replay: bool,
 ) -> Result<u64, SyncError> {
+    // A statement left out of its file (its neighbours loaded) is a break on the run.
+    let unreadable: Vec<Break> = rejected.iter().map(Break::unreadable).collect();
+    reconciliation::record_breaks(tx, task.connection_id, task.run_id, &unreadable).await?;
     if statements.is_empty() {
-        return Ok(0);
+        return Ok(unreadable.len() as u64);
     }
     let previous = if replay {
         BTreeMap::new()
@@ -802,7 +792,7 @@ async fn reconcile(
     if !replay {
         reconciliation::record_chain_ends(tx, task.connection_id, task.run_id, &ends).await?;
     }
-    Ok(breaks.len() as u64)
+    Ok((unreadable.len() + breaks.len()) as u64)
 }
 
 /// Loads the batch, records the archived documents, moves the cursor and finishes the run,
@@ -830,7 +820,7 @@ async fn load(
     )
     .await?;
     let replay = findings.replay_of.is_some();
-    let breaks = reconcile(&mut tx, task, &batch.statements, replay).await?;
+    let breaks = reconcile(&mut tx, task, &batch.statements, &batch.rejected, replay).await?;
     let archived = record_findings(&mut tx, task, findings).await?;
     let cursor_after = if replay {
         locked.cursor.clone()

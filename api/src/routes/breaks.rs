@@ -27,7 +27,8 @@ struct Break {
     account_id: Option<Uuid>,
     /// The account as the statement names it.
     account_ref: String,
-    currency: String,
+    /// Null for a statement that could not be read far enough to say.
+    currency: Option<String>,
     /// `balance` (opening + entries differs from closing), `continuity` (opening differs from
     /// the previous closing) or `sequence` (a statement or page is missing).
     kind: String,
@@ -89,7 +90,7 @@ impl BreaksApi {
         let caller = self.0.caller(&token, Action::ReadJobs).await?;
         let limit = page_limit(limit.0, 100)?;
         if let Some(k) = kind.0.as_deref()
-            && !matches!(k, "balance" | "continuity" | "sequence")
+            && !matches!(k, "balance" | "continuity" | "sequence" | "unreadable")
         {
             return Err(ApiError::bad_request(format!("unknown break kind '{k}'")));
         }
