@@ -60,9 +60,11 @@ macro_rules! tags {
 tags! {
     // Envelope and message roots.
     Document, BkToCstmrStmt, BkToCstmrAcctRpt, BkToCstmrDbtCdtNtfctn, SctiesBalCtdyRpt,
+    // The `.001.01` roots, which carried the version in their name.
+    BkToCstmrStmtV01, BkToCstmrAcctRptV01, BkToCstmrDbtCdtNtfctnV01,
     CtdyStmtOfHldgsV02, CtdyStmtOfHldgs, GrpHdr, Stmt, Rpt, Ntfctn,
     // Shared building blocks.
-    Id, IBAN, Othr, Ccy, Amt, CdtDbtInd, Dt, DtTm, Cd, Prtry, Tp, SubTp, CdOrPrtry, Nm, Pty,
+    Id, IBAN, Othr, PrtryAcct, BBAN, UPIC, Ccy, Amt, CdtDbtInd, Dt, DtTm, Cd, Prtry, Tp, SubTp, CdOrPrtry, Nm, Pty,
     CreDtTm, MsgPgntn, PgNb, LastPgInd, StmtPgntn, RptPgntn, NtfctnPgntn, Pgntn,
     // camt statement level.
     ElctrncSeqNb, LglSeqNb, FrToDt, FrDtTm, ToDtTm, Acct, Bal,
