@@ -20,8 +20,11 @@ pub fn parse(
 ) -> Result<Batch, ParseError> {
     match format {
         SourceFormat::Mt940
+        | SourceFormat::Mt941
         | SourceFormat::Mt942
         | SourceFormat::Mt950
+        | SourceFormat::Mt900
+        | SourceFormat::Mt910
         | SourceFormat::Mt535
         | SourceFormat::Mt536 => crate::swift::parse(format, custodian, document, bytes),
         SourceFormat::Camt052

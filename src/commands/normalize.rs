@@ -15,8 +15,8 @@ use serde_json::json;
 
 #[derive(clap::Args)]
 pub struct NormalizeArgs {
-    /// The files' format: mt940, mt942, mt950, mt535, mt536, camt052, camt053, camt054,
-    /// semt002, or auto (recognised from each file's content).
+    /// The files' format: mt940, mt941, mt942, mt950, mt900, mt910, mt535, mt536, camt052,
+    /// camt053, camt054, semt002, or auto (recognised from each file's content).
     #[arg(long, default_value = "auto")]
     pub format: String,
     /// The custodian whose own security ids the files use (for securities without ISIN).
@@ -33,7 +33,7 @@ pub fn run(args: NormalizeArgs) -> anyhow::Result<std::process::ExitCode> {
         name => match SourceFormat::parse(name).filter(|f| *f != SourceFormat::BankAJson) {
             Some(f) => Some(f),
             None => anyhow::bail!(
-                "unknown format '{name}': expected auto, mt940, mt942, mt950, mt535, mt536, camt052, camt053, camt054 or semt002"
+                "unknown format '{name}': expected auto, mt940, mt941, mt942, mt950, mt900, mt910, mt535, mt536, camt052, camt053, camt054 or semt002"
             ),
         },
     };
@@ -111,8 +111,18 @@ fn print_batch(
     records(out, file, "transaction", &batch.transactions)?;
     records(out, file, "statement", &batch.statements)?;
     records(out, file, "warning", &batch.warnings)?;
+    records(out, file, "rejected_statement", &batch.rejected)?;
     for w in &batch.warnings {
         eprintln!("{file}: warning: {}", w.message);
+    }
+    for r in &batch.rejected {
+        eprintln!(
+            "{file}: statement {} ({}) rejected, line {}: {}",
+            r.index,
+            r.reference.as_deref().unwrap_or("no reference"),
+            r.line.map_or_else(|| "?".to_owned(), |l| l.to_string()),
+            r.reason
+        );
     }
     eprintln!(
         "{file}: {} ({} accounts, {} positions, {} balances, {} transactions)",

@@ -36,6 +36,8 @@ pub enum Family {
     Cash,
     /// ISO 15022 messages (MT535, MT536): two digits and a letter, e.g. `:16R:`, `:93B:`.
     Securities,
+    /// MT900, MT910: the tags of a confirmation (`:32A:`, `:50a:`, `:72:` ...).
+    Confirmation,
 }
 
 const CASH_TAGS: &[&str] = &[
@@ -48,6 +50,7 @@ impl Family {
     pub fn is_tag(self, tag: &str) -> bool {
         match self {
             Family::Cash => CASH_TAGS.contains(&tag),
+            Family::Confirmation => crate::swift::confirmation::TAGS.contains(&tag),
             Family::Securities => {
                 let b = tag.as_bytes();
                 b.len() == 3
