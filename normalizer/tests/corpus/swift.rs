@@ -1625,3 +1625,25 @@ fn the_deutsche_mark_statement_is_read_in_its_historic_currency() {
         Some(dec("43171.97"))
     );
 }
+
+#[test]
+fn the_plausibility_warnings_do_not_fire_on_the_corpus() {
+    let mut parsed = 0;
+    for input in inputs() {
+        let format = source_format(&input);
+        if !matches!(format, SourceFormat::Mt535 | SourceFormat::Mt536) {
+            continue;
+        }
+        let Ok(batch) = swift::parse(format, "corpus", &input.path, &read(&input.path)) else {
+            continue;
+        };
+        parsed += 1;
+        let fired: Vec<_> = batch
+            .warnings
+            .iter()
+            .filter(|w| w.message.contains("more than 100 times"))
+            .collect();
+        assert!(fired.is_empty(), "{}: {fired:?}", input.path);
+    }
+    assert!(parsed >= 5, "only {parsed} securities inputs read");
+}
