@@ -1094,6 +1094,15 @@ impl<'a, F: FnMut(Record)> CamtReader<'a, F> {
 }
 
 impl<F: FnMut(Record)> Handler for CamtReader<'_, F> {
+    fn removed_control_characters(&mut self, path: &[Tag], count: usize, line: usize) {
+        let element = path.last().map(|t| format!("{t:?}")).unwrap_or_default();
+        self.warn(
+            line,
+            &element,
+            crate::control_characters::message(count, &[]),
+        );
+    }
+
     fn start(&mut self, path: &[Tag], element: &BytesStart<'_>) -> Result<(), ParseError> {
         let depth = path.len() - 1;
         let tag = path[depth];

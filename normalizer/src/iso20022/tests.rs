@@ -992,3 +992,39 @@ fn camt052_v01_in_utf16_is_detected_and_read() {
     .unwrap();
     assert_eq!(b.transactions.len(), 1);
 }
+
+#[test]
+fn control_characters_in_xml_text_are_removed_with_a_warning() {
+    let xml = camt053(
+        "02",
+        &format!(
+            "{}{}{}",
+            bal("OPBD", "10.00", "CRDT", "2026-11-20"),
+            ntry(
+                "2.50",
+                "DBIT",
+                "<Sts>BOOK</Sts>",
+                "<AddtlNtryInf>Kaffee\u{0}\u{0} Automat</AddtlNtryInf>"
+            ),
+            bal("CLBD", "7.50", "CRDT", "2026-11-20"),
+        ),
+    );
+    let b = parse53(&xml);
+    assert_eq!(
+        b.transactions[0].description.as_deref(),
+        Some("Kaffee Automat")
+    );
+    let said: Vec<_> = b
+        .warnings
+        .iter()
+        .map(|w| (w.line, w.field.as_deref(), w.message.as_str()))
+        .collect();
+    assert_eq!(
+        said,
+        vec![(
+            Some(6),
+            Some("Stmt[1]/Ntry[1]/AddtlNtryInf"),
+            "2 control characters (NUL or another C0 code) removed from the text"
+        )]
+    );
+}

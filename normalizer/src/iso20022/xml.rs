@@ -122,6 +122,9 @@ pub(crate) trait Handler {
     /// An element closed on `line`; `path` still ends with its tag, `text` is what it held
     /// directly.
     fn end(&mut self, path: &[Tag], text: RawText<'_>, line: usize) -> Result<(), ParseError>;
+    /// `count` control characters were removed from the text of the element that closes on
+    /// `line` (see `crate::control_characters`), before [`Handler::end`] sees it.
+    fn removed_control_characters(&mut self, path: &[Tag], count: usize, line: usize);
 }
 
 /// The `Ccy` attribute of an amount element, as written.
@@ -192,6 +195,12 @@ pub(crate) fn drive<R: BufRead, H: Handler>(
                 r
             }
             Event::End(_) => {
+                if crate::control_characters::any(&text, &[]) {
+                    let before = text.len();
+                    text.retain(|&b| b >= 0x20 || matches!(b, b'\t' | b'\n' | b'\r'));
+                    let line = reader.get_ref().line();
+                    handler.removed_control_characters(&path, before - text.len(), line);
+                }
                 let r = handler.end(
                     &path,
                     RawText {

@@ -511,3 +511,23 @@ fn an_unknown_type_in_block_2_is_read_by_its_fields() {
         "the message is an MT535, not a cash statement (MT940, MT941, MT942, MT950)"
     );
 }
+
+#[test]
+fn control_characters_in_text_are_removed_with_a_warning() {
+    let text = plain()
+        .replace(":86:Miete Januar", ":86:Miete\0\0 Januar")
+        .replace(":86:Erstattung", ":86:Erstattung\u{0C}");
+    let b = parse(&text);
+    assert_same_records(&b);
+    assert_eq!(
+        warnings(&b),
+        vec![(
+            Some(7),
+            None,
+            "3 control characters (NUL or another C0 code) removed from the text on lines 7, 9"
+        )]
+    );
+    // SOH/ETX framing is not text: no warning.
+    let framed = format!("\x01{}\x03", plain());
+    assert!(parse(&framed).warnings.is_empty());
+}

@@ -78,8 +78,8 @@ pub fn parse_pages(
     pages: &[(&str, &[u8])],
 ) -> Result<Batch, ParseError> {
     let names: Vec<&str> = pages.iter().map(|(name, _)| *name).collect();
-    let texts = decode_pages(pages);
     let mut notes = Vec::new();
+    let texts = decode_pages(pages, &mut notes);
     let mut batch = match family(format, &names)? {
         Family::Cash => {
             let mut mapper = cash::CashMapper::new(format, &names);
@@ -221,10 +221,10 @@ pub fn read_cash_statements(
     bytes: &[u8],
 ) -> Result<Vec<CashStatement>, ParseError> {
     let names = [document];
-    let texts = decode_pages(&[(document, bytes)]);
-    let mut out = Vec::new();
     // Values as written: the dialect notes are the mapped batch's business.
     let mut notes = Vec::new();
+    let texts = decode_pages(&[(document, bytes)], &mut notes);
+    let mut out = Vec::new();
     read_cash(&texts, &names, &mut notes, |st| {
         out.push(st);
         Ok(())
@@ -239,9 +239,9 @@ pub fn read_securities_statements(
     bytes: &[u8],
 ) -> Result<Vec<SecuritiesStatement>, ParseError> {
     let names = [document];
-    let texts = decode_pages(&[(document, bytes)]);
-    let mut out = Vec::new();
     let mut notes = Vec::new();
+    let texts = decode_pages(&[(document, bytes)], &mut notes);
+    let mut out = Vec::new();
     read_securities(format, &texts, &names, &mut notes, |st| {
         out.push(st);
         Ok(())
@@ -318,8 +318,58 @@ fn family(format: SourceFormat, names: &[&str]) -> Result<Family, ParseError> {
     }
 }
 
-fn decode_pages<'a>(pages: &[(&str, &'a [u8])]) -> Vec<(std::borrow::Cow<'a, str>, Encoding)> {
-    pages.iter().map(|(_, bytes)| text::decode(bytes)).collect()
+/// Decodes each page and removes its control characters (see `crate::control_characters`),
+/// with one warning per page that had any.
+fn decode_pages<'a>(
+    pages: &[(&str, &'a [u8])],
+    warnings: &mut Vec<ParseWarning>,
+) -> Vec<(std::borrow::Cow<'a, str>, Encoding)> {
+    pages
+        .iter()
+        .map(|(name, bytes)| {
+            let (text, encoding) = text::decode(bytes);
+            (without_control_characters(name, text, warnings), encoding)
+        })
+        .collect()
+}
+
+/// SOH and ETX stay: the tokenizer reads them as framing.
+fn without_control_characters<'a>(
+    name: &str,
+    text: std::borrow::Cow<'a, str>,
+    warnings: &mut Vec<ParseWarning>,
+) -> std::borrow::Cow<'a, str> {
+    const FRAMING: &[u8] = &[0x01, 0x03];
+    if !crate::control_characters::any(text.as_bytes(), FRAMING) {
+        return text;
+    }
+    let mut lines = Vec::new();
+    let mut count = 0;
+    let mut out = String::with_capacity(text.len());
+    for line in text::Lines::new(&text) {
+        let (kept, removed) = crate::control_characters::remove(line.text, FRAMING);
+        if removed > 0 {
+            count += removed;
+            lines.push(line.number);
+        }
+        out.push_str(&kept);
+        // The line break as written (CRLF, LF or CR), so line numbers stay.
+        match text.as_bytes().get(line.end..line.end + 2) {
+            Some(b"\r\n") => out.push_str("\r\n"),
+            _ => match text.as_bytes().get(line.end) {
+                Some(b'\r') => out.push('\r'),
+                Some(b'\n') => out.push('\n'),
+                _ => {}
+            },
+        }
+    }
+    warnings.push(ParseWarning {
+        document: name.to_owned(),
+        line: lines.first().copied(),
+        field: None,
+        message: crate::control_characters::message(count, &lines),
+    });
+    std::borrow::Cow::Owned(out)
 }
 
 fn read_cash(
