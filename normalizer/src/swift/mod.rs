@@ -45,6 +45,7 @@ mod dialect_tests;
 pub mod fin;
 pub mod mt94x;
 pub mod securities;
+pub mod stream;
 pub mod text;
 pub mod values;
 

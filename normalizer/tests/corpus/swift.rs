@@ -1647,3 +1647,59 @@ fn the_plausibility_warnings_do_not_fire_on_the_corpus() {
     }
     assert!(parsed >= 5, "only {parsed} securities inputs read");
 }
+
+/// `eam normalize` streams MT cash files: every such corpus input streams the records (or the
+/// error) that the batch parse gives.
+#[test]
+fn every_cash_input_streams_what_it_parses() {
+    use eam_normalizer::swift::stream::{Record, read_records};
+    let mut compared = 0;
+    for input in inputs() {
+        let format = source_format(&input);
+        if !matches!(
+            format,
+            SourceFormat::Mt940
+                | SourceFormat::Mt941
+                | SourceFormat::Mt942
+                | SourceFormat::Mt950
+                | SourceFormat::Mt900
+                | SourceFormat::Mt910
+        ) {
+            continue;
+        }
+        let bytes = read(&input.path);
+        let parsed = swift::parse(format, "corpus", &input.path, &bytes);
+        let mut s = Batch::default();
+        let streamed = read_records(
+            format,
+            &input.path,
+            std::io::Cursor::new(&bytes),
+            |r| match r {
+                Record::Account(a) => s.accounts.push(a),
+                Record::Balance(x) => s.balances.push(x),
+                Record::Transaction(t) => s.transactions.push(t),
+                Record::Statement(x) => s.statements.push(x),
+                Record::Warning(w) => s.warnings.push(w),
+                Record::Rejected(r) => s.rejected.push(r),
+            },
+        );
+        compared += 1;
+        match (parsed, streamed) {
+            (Ok(p), Ok(())) => {
+                assert_eq!(s.accounts, p.accounts, "{}", input.path);
+                assert_eq!(s.balances, p.balances, "{}", input.path);
+                assert_eq!(s.transactions, p.transactions, "{}", input.path);
+                assert_eq!(s.statements, p.statements, "{}", input.path);
+                assert_eq!(s.rejected, p.rejected, "{}", input.path);
+                let mut pw: Vec<_> = p.warnings.iter().map(|w| (w.line, &w.message)).collect();
+                let mut sw: Vec<_> = s.warnings.iter().map(|w| (w.line, &w.message)).collect();
+                pw.sort();
+                sw.sort();
+                assert_eq!(sw, pw, "{}", input.path);
+            }
+            (Err(p), Err(e)) => assert_eq!(e, p, "{}", input.path),
+            (p, e) => panic!("{}: parse {p:?}, stream {e:?}", input.path),
+        }
+    }
+    assert!(compared > 50, "only {compared} cash inputs");
+}
