@@ -17,8 +17,14 @@ use crate::domain::{Currency, Iban, Isin};
 pub enum SourceFormat {
     BankAJson,
     Mt940,
+    /// Balance report.
+    Mt941,
     Mt942,
     Mt950,
+    /// Confirmation of a debit.
+    Mt900,
+    /// Confirmation of a credit.
+    Mt910,
     Mt535,
     Mt536,
     Camt052,
@@ -28,11 +34,14 @@ pub enum SourceFormat {
 }
 
 impl SourceFormat {
-    pub const ALL: [SourceFormat; 10] = [
+    pub const ALL: [SourceFormat; 13] = [
         SourceFormat::BankAJson,
         SourceFormat::Mt940,
+        SourceFormat::Mt941,
         SourceFormat::Mt942,
         SourceFormat::Mt950,
+        SourceFormat::Mt900,
+        SourceFormat::Mt910,
         SourceFormat::Mt535,
         SourceFormat::Mt536,
         SourceFormat::Camt052,
@@ -46,8 +55,11 @@ impl SourceFormat {
         match self {
             SourceFormat::BankAJson => "bank_a_json",
             SourceFormat::Mt940 => "mt940",
+            SourceFormat::Mt941 => "mt941",
             SourceFormat::Mt942 => "mt942",
             SourceFormat::Mt950 => "mt950",
+            SourceFormat::Mt900 => "mt900",
+            SourceFormat::Mt910 => "mt910",
             SourceFormat::Mt535 => "mt535",
             SourceFormat::Mt536 => "mt536",
             SourceFormat::Camt052 => "camt052",

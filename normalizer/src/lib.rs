@@ -5,6 +5,7 @@
 //! parser over an archived statement (`eam normalize`) without touching a bank or a database.
 
 pub mod bank_a;
+mod control_characters;
 pub use eam_model::domain;
 pub mod ecb;
 pub mod error;

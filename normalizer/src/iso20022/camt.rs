@@ -103,9 +103,11 @@ impl Message {
 
     fn of_root(tag: Tag) -> Option<Message> {
         match tag {
-            Tag::BkToCstmrAcctRpt => Some(Message::Report),
-            Tag::BkToCstmrStmt => Some(Message::Statement),
-            Tag::BkToCstmrDbtCdtNtfctn => Some(Message::Notification),
+            Tag::BkToCstmrAcctRpt | Tag::BkToCstmrAcctRptV01 => Some(Message::Report),
+            Tag::BkToCstmrStmt | Tag::BkToCstmrStmtV01 => Some(Message::Statement),
+            Tag::BkToCstmrDbtCdtNtfctn | Tag::BkToCstmrDbtCdtNtfctnV01 => {
+                Some(Message::Notification)
+            }
             _ => None,
         }
     }
@@ -485,7 +487,10 @@ impl<'a, F: FnMut(Record)> CamtReader<'a, F> {
         };
         s.account = s.iban.clone().or_else(|| s.other_id.clone());
         if s.account.is_none() {
-            return Err(self.err("Acct/Id", "the account has neither an IBAN nor an Othr/Id"));
+            return Err(self.err(
+                "Acct/Id",
+                "the account has neither an IBAN nor another id (Othr/Id, PrtryAcct/Id)",
+            ));
         }
         if let Some(c) = s.account_currency {
             s.currency = Some(c);
@@ -1089,6 +1094,15 @@ impl<'a, F: FnMut(Record)> CamtReader<'a, F> {
 }
 
 impl<F: FnMut(Record)> Handler for CamtReader<'_, F> {
+    fn removed_control_characters(&mut self, path: &[Tag], count: usize, line: usize) {
+        let element = path.last().map(|t| format!("{t:?}")).unwrap_or_default();
+        self.warn(
+            line,
+            &element,
+            crate::control_characters::message(count, &[]),
+        );
+    }
+
     fn start(&mut self, path: &[Tag], element: &BytesStart<'_>) -> Result<(), ParseError> {
         let depth = path.len() - 1;
         let tag = path[depth];
@@ -1097,7 +1111,12 @@ impl<F: FnMut(Record)> Handler for CamtReader<'_, F> {
                 self.amount_currency = currency_attribute(element)
                     .and_then(|c| c.map(|c| value::currency(&c)).transpose());
             }
-            Tag::BkToCstmrStmt | Tag::BkToCstmrAcctRpt | Tag::BkToCstmrDbtCdtNtfctn => {
+            Tag::BkToCstmrStmt
+            | Tag::BkToCstmrAcctRpt
+            | Tag::BkToCstmrDbtCdtNtfctn
+            | Tag::BkToCstmrStmtV01
+            | Tag::BkToCstmrAcctRptV01
+            | Tag::BkToCstmrDbtCdtNtfctnV01 => {
                 if let Some(message) = Message::of_root(tag)
                     && self.message.is_none()
                 {
@@ -1137,10 +1156,12 @@ impl<F: FnMut(Record)> Handler for CamtReader<'_, F> {
                 }
                 self.entry = Some(EntryState::default());
             }
+            // `.001.01` has no `NtryDtls`: its `TxDtls` sit in the entry itself.
             Tag::TxDtls
                 if self.entry.is_some()
-                    && depth == self.statement_depth + 3
-                    && path[depth - 1] == Tag::NtryDtls =>
+                    && ((depth == self.statement_depth + 3
+                        && path[depth - 1] == Tag::NtryDtls)
+                        || (depth == self.statement_depth + 2 && path[depth - 1] == Tag::Ntry)) =>
             {
                 self.detail = Some(DetailState::default());
             }
@@ -1221,7 +1242,8 @@ impl<F: FnMut(Record)> Handler for CamtReader<'_, F> {
                     s.iban = Some(v);
                 }
             }
-            [_, Acct, Id, Othr, Id] => {
+            // `.001.01` names other ids `PrtryAcct/Id`, `BBAN` or `UPIC`.
+            [_, Acct, Id, Othr | PrtryAcct, Id] | [_, Acct, Id, BBAN | UPIC] => {
                 let v = self.text(&text, "Acct/Id/Othr/Id")?;
                 if let Some(s) = self.statement.as_mut() {
                     s.other_id = Some(v);
@@ -1256,13 +1278,14 @@ impl<F: FnMut(Record)> CamtReader<'_, F> {
         }
         match rest {
             [] => return self.end_balance(line),
-            [Tp, CdOrPrtry, Cd] => {
+            // `.001.01` writes the code without `CdOrPrtry`.
+            [Tp, CdOrPrtry, Cd] | [Tp, Cd] => {
                 let code = self.text(text, "Tp/CdOrPrtry/Cd")?;
                 if let Some(b) = self.balance.as_mut() {
                     b.code = Some(code);
                 }
             }
-            [Tp, CdOrPrtry, Prtry] => {
+            [Tp, CdOrPrtry, Prtry] | [Tp, Prtry] => {
                 let code = self.text(text, "Tp/CdOrPrtry/Prtry")?;
                 if let Some(b) = self.balance.as_mut()
                     && b.code.is_none()
@@ -1400,8 +1423,10 @@ impl<F: FnMut(Record)> CamtReader<'_, F> {
                     }
                 });
             }
-            [NtryDtls, TxDtls] => self.end_detail(),
-            [NtryDtls, TxDtls, detail @ ..] => self.end_in_detail(detail, text, line)?,
+            [NtryDtls, TxDtls] | [TxDtls] => self.end_detail(),
+            [NtryDtls, TxDtls, detail @ ..] | [TxDtls, detail @ ..] => {
+                self.end_in_detail(detail, text, line)?
+            }
             _ => {}
         }
         Ok(())
@@ -1460,8 +1485,19 @@ impl<F: FnMut(Record)> CamtReader<'_, F> {
                     }
                 }
             }
-            [RltdPties, acct @ (DbtrAcct | CdtrAcct), Id, IBAN]
-            | [RltdPties, acct @ (DbtrAcct | CdtrAcct), Id, Othr, Id] => {
+            [
+                RltdPties,
+                acct @ (DbtrAcct | CdtrAcct),
+                Id,
+                IBAN | BBAN | UPIC,
+            ]
+            | [
+                RltdPties,
+                acct @ (DbtrAcct | CdtrAcct),
+                Id,
+                Othr | PrtryAcct,
+                Id,
+            ] => {
                 let v = self.text(text, &field("RltdPties"))?;
                 if let Some(p) = self.detail.as_mut().map(|d| &mut d.parties) {
                     let slot = if *acct == DbtrAcct {

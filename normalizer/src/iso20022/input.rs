@@ -4,8 +4,11 @@
 //! declaration) and, from Windows systems, in windows-1252 mislabelled or declared as such; some
 //! carry a UTF-8 byte order mark. [`Input`] sniffs the BOM and the declaration once, then hands
 //! the reader UTF-8: untouched bytes for UTF-8 (no copy), or bytes transcoded chunk by chunk
-//! for the single-byte encodings (a bounded buffer, so memory stays constant). UTF-16 is refused
-//! with a clear error rather than guessed at.
+//! for the single-byte encodings and UTF-16 (a bounded buffer, so memory stays constant).
+//! UTF-16 is recognised by its byte order mark, or without one by the first character: an XML
+//! file starts with `<` (after white space), which UTF-16 writes as `<` and a zero byte (little
+//! endian) or the other way round (big endian); Windows tools export statements so. A
+//! declaration naming UTF-16 in a file that is not is refused rather than guessed at.
 //!
 //! It also counts lines as the reader consumes bytes, so every error can say where it happened
 //! without keeping the file in memory. quick-xml consumes exactly up to the end of each event, so
@@ -19,6 +22,8 @@ pub(crate) enum Encoding {
     Utf8,
     Latin1,
     Windows1252,
+    Utf16Le,
+    Utf16Be,
 }
 
 /// Why the input cannot be read at all.
@@ -41,8 +46,10 @@ pub(crate) struct Input<R> {
     /// Sniffed bytes not yet handed out (already UTF-8 or still to transcode, per `encoding`).
     head: Vec<u8>,
     head_pos: usize,
-    /// Transcoded bytes for the single-byte encodings.
+    /// Transcoded bytes for the single-byte encodings and UTF-16.
     out: Vec<u8>,
+    /// UTF-16 bytes read but not decoded yet: an odd byte or a high surrogate at a chunk end.
+    pending: Vec<u8>,
     out_pos: usize,
     line: usize,
     /// Bytes consumed in total, and at the start of the current line.
@@ -59,20 +66,22 @@ impl<R: BufRead> Input<R> {
             .read_to_end(&mut head)
             .map_err(InputError::Io)?;
         let mut head_pos = 0;
-        if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        let encoding = if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
             head_pos = 3;
-        } else if head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]) {
-            return Err(InputError::Unsupported(
-                "the file is UTF-16 encoded; statements are expected in UTF-8 or ISO-8859-1".into(),
-            ));
-        }
-        let encoding = declared_encoding(&head[head_pos..])?;
+            declared_encoding(&head[head_pos..])?
+        } else if let Some((encoding, bom)) = utf16(&head) {
+            head_pos = bom;
+            encoding
+        } else {
+            declared_encoding(&head)?
+        };
         Ok(Input {
             inner,
             encoding,
             head,
             head_pos,
             out: Vec::new(),
+            pending: Vec::new(),
             out_pos: 0,
             line: 1,
             consumed: 0,
@@ -106,6 +115,15 @@ impl<R: BufRead> Input<R> {
         self.out.clear();
         self.out_pos = 0;
         let encoding = self.encoding;
+        if let Encoding::Utf16Le | Encoding::Utf16Be = encoding {
+            // A chunk may end inside a character: read on until one is complete.
+            while self.out.is_empty() {
+                if !self.refill_utf16()? {
+                    break;
+                }
+            }
+            return Ok(());
+        }
         if self.head_pos < self.head.len() {
             for &b in &self.head[self.head_pos..] {
                 push_single_byte(&mut self.out, b, encoding);
@@ -120,6 +138,78 @@ impl<R: BufRead> Input<R> {
         }
         self.inner.consume(n);
         Ok(())
+    }
+}
+
+impl<R: BufRead> Input<R> {
+    /// Decodes the next UTF-16 chunk into `out`; false at the end of the input.
+    fn refill_utf16(&mut self) -> io::Result<bool> {
+        let mut raw = std::mem::take(&mut self.pending);
+        let at_end = if self.head_pos < self.head.len() {
+            raw.extend_from_slice(&self.head[self.head_pos..]);
+            self.head_pos = self.head.len();
+            false
+        } else {
+            let available = self.inner.fill_buf()?;
+            let n = available.len().min(CHUNK);
+            raw.extend_from_slice(&available[..n]);
+            self.inner.consume(n);
+            n == 0
+        };
+        let little = self.encoding == Encoding::Utf16Le;
+        let mut units: Vec<u16> = raw
+            .chunks_exact(2)
+            .map(|p| {
+                let pair = [p[0], p[1]];
+                if little {
+                    u16::from_le_bytes(pair)
+                } else {
+                    u16::from_be_bytes(pair)
+                }
+            })
+            .collect();
+        let mut decoded = units.len() * 2;
+        // A high surrogate waits for its low half in the next chunk.
+        if !at_end && units.last().is_some_and(|u| (0xD800..0xDC00).contains(u)) {
+            units.pop();
+            decoded -= 2;
+        }
+        let mut tmp = [0u8; 4];
+        for c in char::decode_utf16(units) {
+            let c = c.unwrap_or(char::REPLACEMENT_CHARACTER);
+            self.out
+                .extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
+        }
+        self.pending = raw.split_off(decoded);
+        if at_end && !self.pending.is_empty() {
+            // An odd byte at the very end: not a character.
+            self.pending.clear();
+            self.out
+                .extend_from_slice(char::REPLACEMENT_CHARACTER.encode_utf8(&mut tmp).as_bytes());
+        }
+        Ok(!at_end)
+    }
+}
+
+/// UTF-16 by its byte order mark, or without one by `<` (after white space) written as
+/// UTF-16: the encoding and the length of the mark.
+pub(crate) fn utf16(head: &[u8]) -> Option<(Encoding, usize)> {
+    if head.starts_with(&[0xFF, 0xFE]) {
+        return Some((Encoding::Utf16Le, 2));
+    }
+    if head.starts_with(&[0xFE, 0xFF]) {
+        return Some((Encoding::Utf16Be, 2));
+    }
+    let first = head.chunks_exact(2).find(|p| {
+        !(matches!(
+            p,
+            [b' ' | b'\t' | b'\r' | b'\n', 0] | [0, b' ' | b'\t' | b'\r' | b'\n']
+        ))
+    })?;
+    match first {
+        [b'<', 0] => Some((Encoding::Utf16Le, 0)),
+        [0, b'<'] => Some((Encoding::Utf16Be, 0)),
+        _ => None,
     }
 }
 
@@ -143,7 +233,7 @@ impl<R: BufRead> BufRead for Input<R> {
                     self.inner.fill_buf()
                 }
             }
-            Encoding::Latin1 | Encoding::Windows1252 => {
+            Encoding::Latin1 | Encoding::Windows1252 | Encoding::Utf16Le | Encoding::Utf16Be => {
                 if self.out_pos >= self.out.len() {
                     self.refill_transcoded()?;
                 }
@@ -180,7 +270,7 @@ impl<R: BufRead> BufRead for Input<R> {
                     self.inner.consume(amt);
                 }
             }
-            Encoding::Latin1 | Encoding::Windows1252 => {
+            Encoding::Latin1 | Encoding::Windows1252 | Encoding::Utf16Le | Encoding::Utf16Be => {
                 let end = (self.out_pos + amt).min(self.out.len());
                 let taken = std::mem::take(&mut self.out);
                 self.count(&taken[self.out_pos..end]);
@@ -301,10 +391,33 @@ mod tests {
         assert!(s.ends_with("<a>\u{20AC}</a>"), "{s}");
     }
 
+    fn utf16le(s: &str) -> Vec<u8> {
+        s.encode_utf16().flat_map(u16::to_le_bytes).collect()
+    }
+
     #[test]
-    fn utf16_is_refused_clearly() {
+    fn utf16_with_or_without_a_bom_is_transcoded() {
+        let xml = "<?xml version=\"1.0\" encoding=\"UTF-16\"?>\r\n<a>Müller € 𝄞</a>";
+        let mut le = vec![0xFF, 0xFE];
+        le.extend(utf16le(xml));
+        assert_eq!(read_all(&le), (xml.to_owned(), 2));
+        assert_eq!(read_all(&utf16le(xml)), (xml.to_owned(), 2));
+        let be: Vec<u8> = xml.encode_utf16().flat_map(u16::to_be_bytes).collect();
+        assert_eq!(read_all(&be).0, xml);
+        // A surrogate pair and a code unit split across the reader's chunks.
+        let long = format!("<a>{}𝄞</a>", "x".repeat(CHUNK / 2 - 4));
+        let bytes = utf16le(&long);
+        let reader = std::io::BufReader::with_capacity(CHUNK + 1, &bytes[..]);
+        let mut input = Input::new(reader).expect("sniffs");
+        let mut s = String::new();
+        input.read_to_string(&mut s).expect("UTF-8 out");
+        assert_eq!(s, long);
+    }
+
+    #[test]
+    fn a_declaration_of_utf16_without_utf16_bytes_is_refused() {
         assert!(matches!(
-            Input::new(&b"\xFF\xFE<\0a\0"[..]),
+            Input::new(&b"<?xml version='1.0' encoding='UTF-16'?><a/>"[..]),
             Err(InputError::Unsupported(_))
         ));
     }

@@ -8,14 +8,18 @@
 //! such as `Stmt[2]/Ntry[5]/Amt`).
 //!
 //! Versions: the readers match elements by name and path, not by schema, so the message
-//! versions `.001.02` to `.001.13` read alike (the camt `.08` changes, `Sts/Cd` and `Pty`
-//! levels, are both accepted; semt.002 `.02` and `.03`+ layouts both). The message type is
+//! versions `.001.02` to `.001.13` read alike, and `.001.01` (2008) with its few differences
+//! accepted where they stand: roots named with their version (`BkToCstmrAcctRptV01`), other
+//! account ids as `PrtryAcct`/`BBAN`/`UPIC`, balance types without `CdOrPrtry`, `TxDtls`
+//! directly in the entry. Of the later changes, the camt `.08` ones (`Sts/Cd` and `Pty`
+//! levels) are accepted beside the older forms; semt.002 `.02` and `.03`+ layouts both. The message type is
 //! taken from the root element (`BkToCstmrStmt`, `BkToCstmrAcctRpt`, `BkToCstmrDbtCdtNtfctn`,
 //! `SctiesBalCtdyRpt`/`CtdyStmtOfHldgsV02`) wherever it sits: alone, under a business
 //! application header envelope (`AppHdr` + `Document`), or several in one file.
 //!
 //! Input: UTF-8 with or without BOM, ISO-8859-1 or windows-1252 declared in the XML
-//! declaration, any namespace prefix, CRLF or LF. See `camt` and `semt` for the mapping rules.
+//! declaration, UTF-16 with or without BOM (read, and recognised by [`detect`]), any namespace
+//! prefix, CRLF or LF. See `camt` and `semt` for the mapping rules.
 
 mod camt;
 mod input;
@@ -162,6 +166,22 @@ const DETECT_WINDOW: usize = 64 * 1024;
 /// it declares no namespace. `None` for anything else.
 pub fn detect(bytes: &[u8]) -> Option<SourceFormat> {
     let head = &bytes[..bytes.len().min(DETECT_WINDOW)];
+    // UTF-16 (with or without byte order mark): look at the same text as UTF-8.
+    if let Some((encoding, bom)) = input::utf16(head) {
+        let units = head[bom..].chunks_exact(2).map(|p| match encoding {
+            input::Encoding::Utf16Be => u16::from_be_bytes([p[0], p[1]]),
+            _ => u16::from_le_bytes([p[0], p[1]]),
+        });
+        let text: String = char::decode_utf16(units)
+            .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+            .collect();
+        return detect_utf8(text.as_bytes());
+    }
+    detect_utf8(head)
+}
+
+/// [`detect`] over UTF-8 (or single-byte) text.
+fn detect_utf8(head: &[u8]) -> Option<SourceFormat> {
     const URN: &[u8] = b"urn:iso:std:iso:20022:tech:xsd:";
     for at in memchr::memmem::find_iter(head, URN) {
         let rest = &head[at + URN.len()..];
@@ -179,10 +199,13 @@ pub fn detect(bytes: &[u8]) -> Option<SourceFormat> {
             return Some(SourceFormat::Semt002);
         }
     }
-    let roots: [(&[u8], SourceFormat); 5] = [
+    let roots: [(&[u8], SourceFormat); 8] = [
         (b"BkToCstmrAcctRpt>", SourceFormat::Camt052),
         (b"BkToCstmrStmt>", SourceFormat::Camt053),
         (b"BkToCstmrDbtCdtNtfctn>", SourceFormat::Camt054),
+        (b"BkToCstmrAcctRptV01>", SourceFormat::Camt052),
+        (b"BkToCstmrStmtV01>", SourceFormat::Camt053),
+        (b"BkToCstmrDbtCdtNtfctnV01>", SourceFormat::Camt054),
         (b"SctiesBalCtdyRpt>", SourceFormat::Semt002),
         (b"CtdyStmtOfHldgsV02>", SourceFormat::Semt002),
     ];

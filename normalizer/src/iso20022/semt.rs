@@ -504,6 +504,15 @@ impl<'a, F: FnMut(Record)> SemtReader<'a, F> {
 }
 
 impl<F: FnMut(Record)> Handler for SemtReader<'_, F> {
+    fn removed_control_characters(&mut self, path: &[Tag], count: usize, line: usize) {
+        let element = path.last().map(|t| format!("{t:?}")).unwrap_or_default();
+        self.warn(
+            line,
+            &element,
+            crate::control_characters::message(count, &[]),
+        );
+    }
+
     fn start(&mut self, path: &[Tag], element: &BytesStart<'_>) -> Result<(), ParseError> {
         use Tag::*;
         let depth = path.len() - 1;

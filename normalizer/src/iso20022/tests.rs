@@ -893,3 +893,138 @@ fn a_message_with_a_group_header_and_no_statement_is_an_error() {
         "the camt.052 message holds no Rpt element: no statement in the file"
     );
 }
+
+/// A camt.052.001.01 as 2008-era systems write it: the root carries the version
+/// (`BkToCstmrAcctRptV01`), accounts are `PrtryAcct`, the balance type has no `CdOrPrtry`, the
+/// entry's `TxDtls` sit in the entry (no `NtryDtls`).
+const CAMT052_V01: &str = r#"<?xml version="1.0" encoding="UTF-16"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.052.001.01">
+<BkToCstmrAcctRptV01>
+<GrpHdr><MsgId>R-2009-1</MsgId><CreDtTm>2009-06-30T18:00:00</CreDtTm></GrpHdr>
+<Rpt><Id>RPT-1</Id><ElctrncSeqNb>12</ElctrncSeqNb><CreDtTm>2009-06-30T18:00:00</CreDtTm>
+<Acct><Id><PrtryAcct><Id>0012-345678-9</Id></PrtryAcct></Id><Ccy>EUR</Ccy></Acct>
+<Bal><Tp><Cd>OPBD</Cd></Tp><Amt Ccy="EUR">1750.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2009-06-30</Dt></Dt></Bal>
+<Bal><Tp><Cd>CLBD</Cd></Tp><Amt Ccy="EUR">1500.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2009-06-30</Dt></Dt></Bal>
+<Ntry><Amt Ccy="EUR">250.00</Amt><CdtDbtInd>DBIT</CdtDbtInd><Sts>BOOK</Sts>
+<BookgDt><Dt>2009-06-30</Dt></BookgDt><ValDt><Dt>2009-06-30</Dt></ValDt><AcctSvcrRef>A-77</AcctSvcrRef>
+<TxDtls><Refs><EndToEndId>E2E-9</EndToEndId></Refs>
+<RltdPties><Cdtr><Nm>Stadtwerke Münster</Nm></Cdtr><CdtrAcct><Id><PrtryAcct><Id>99-887766</Id></PrtryAcct></Id></CdtrAcct></RltdPties>
+<RmtInf><Ustrd>Strom Juni</Ustrd></RmtInf></TxDtls>
+</Ntry>
+</Rpt>
+</BkToCstmrAcctRptV01>
+</Document>"#;
+
+#[test]
+fn camt052_v01_in_utf16_is_detected_and_read() {
+    let utf16: Vec<u8> = CAMT052_V01
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    let mut with_bom = vec![0xFF, 0xFE];
+    with_bom.extend(&utf16);
+    for bytes in [&utf16, &with_bom] {
+        assert_eq!(detect(bytes), Some(SourceFormat::Camt052));
+        assert_eq!(crate::statement::detect(bytes), Some(SourceFormat::Camt052));
+        let b = parse(SourceFormat::Camt052, "bank_c", "rpt.xml", bytes).expect("reads");
+        assert!(b.warnings.is_empty(), "{:?}", b.warnings);
+        let a = &b.accounts[0];
+        assert_eq!(
+            (
+                a.bank_account_id.as_str(),
+                a.iban.as_ref(),
+                a.currency.as_str()
+            ),
+            ("0012-345678-9", None, "EUR")
+        );
+        let balances: Vec<_> = b
+            .balances
+            .iter()
+            .map(|x| (x.kind, x.amount, x.as_of.to_string()))
+            .collect();
+        assert_eq!(
+            balances,
+            vec![
+                (
+                    BalanceKind::Opening,
+                    dec("1750.00"),
+                    "2009-06-30".to_owned()
+                ),
+                (
+                    BalanceKind::Closing,
+                    dec("1500.00"),
+                    "2009-06-30".to_owned()
+                )
+            ]
+        );
+        let t = &b.transactions[0];
+        assert_eq!(
+            (
+                t.natural_key.as_str(),
+                t.amount,
+                t.direction,
+                t.counterparty.as_deref(),
+                t.description.as_deref(),
+                t.booking_date.to_string(),
+            ),
+            (
+                "ref:A-77",
+                dec("250.00"),
+                Direction::Debit,
+                Some("Stadtwerke Münster"),
+                Some("Strom Juni"),
+                "2009-06-30".to_owned(),
+            )
+        );
+        let s = &b.statements[0];
+        assert_eq!(
+            (s.reference.as_deref(), s.entries_total, s.entry_count),
+            (Some("RPT-1"), dec("-250.00"), 1)
+        );
+    }
+    // The same entries as the v08 reading of the same content: read in UTF-8, too.
+    let b = parse(
+        SourceFormat::Camt052,
+        "bank_c",
+        "rpt.xml",
+        CAMT052_V01.replace("UTF-16", "UTF-8").as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(b.transactions.len(), 1);
+}
+
+#[test]
+fn control_characters_in_xml_text_are_removed_with_a_warning() {
+    let xml = camt053(
+        "02",
+        &format!(
+            "{}{}{}",
+            bal("OPBD", "10.00", "CRDT", "2026-11-20"),
+            ntry(
+                "2.50",
+                "DBIT",
+                "<Sts>BOOK</Sts>",
+                "<AddtlNtryInf>Kaffee\u{0}\u{0} Automat</AddtlNtryInf>"
+            ),
+            bal("CLBD", "7.50", "CRDT", "2026-11-20"),
+        ),
+    );
+    let b = parse53(&xml);
+    assert_eq!(
+        b.transactions[0].description.as_deref(),
+        Some("Kaffee Automat")
+    );
+    let said: Vec<_> = b
+        .warnings
+        .iter()
+        .map(|w| (w.line, w.field.as_deref(), w.message.as_str()))
+        .collect();
+    assert_eq!(
+        said,
+        vec![(
+            Some(6),
+            Some("Stmt[1]/Ntry[1]/AddtlNtryInf"),
+            "2 control characters (NUL or another C0 code) removed from the text"
+        )]
+    );
+}

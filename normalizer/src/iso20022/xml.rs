@@ -60,9 +60,11 @@ macro_rules! tags {
 tags! {
     // Envelope and message roots.
     Document, BkToCstmrStmt, BkToCstmrAcctRpt, BkToCstmrDbtCdtNtfctn, SctiesBalCtdyRpt,
+    // The `.001.01` roots, which carried the version in their name.
+    BkToCstmrStmtV01, BkToCstmrAcctRptV01, BkToCstmrDbtCdtNtfctnV01,
     CtdyStmtOfHldgsV02, CtdyStmtOfHldgs, GrpHdr, Stmt, Rpt, Ntfctn,
     // Shared building blocks.
-    Id, IBAN, Othr, Ccy, Amt, CdtDbtInd, Dt, DtTm, Cd, Prtry, Tp, SubTp, CdOrPrtry, Nm, Pty,
+    Id, IBAN, Othr, PrtryAcct, BBAN, UPIC, Ccy, Amt, CdtDbtInd, Dt, DtTm, Cd, Prtry, Tp, SubTp, CdOrPrtry, Nm, Pty,
     CreDtTm, MsgPgntn, PgNb, LastPgInd, StmtPgntn, RptPgntn, NtfctnPgntn, Pgntn,
     // camt statement level.
     ElctrncSeqNb, LglSeqNb, FrToDt, FrDtTm, ToDtTm, Acct, Bal,
@@ -120,6 +122,9 @@ pub(crate) trait Handler {
     /// An element closed on `line`; `path` still ends with its tag, `text` is what it held
     /// directly.
     fn end(&mut self, path: &[Tag], text: RawText<'_>, line: usize) -> Result<(), ParseError>;
+    /// `count` control characters were removed from the text of the element that closes on
+    /// `line` (see `crate::control_characters`), before [`Handler::end`] sees it.
+    fn removed_control_characters(&mut self, path: &[Tag], count: usize, line: usize);
 }
 
 /// The `Ccy` attribute of an amount element, as written.
@@ -190,6 +195,12 @@ pub(crate) fn drive<R: BufRead, H: Handler>(
                 r
             }
             Event::End(_) => {
+                if crate::control_characters::any(&text, &[]) {
+                    let before = text.len();
+                    text.retain(|&b| b >= 0x20 || matches!(b, b'\t' | b'\n' | b'\r'));
+                    let line = reader.get_ref().line();
+                    handler.removed_control_characters(&path, before - text.len(), line);
+                }
                 let r = handler.end(
                     &path,
                     RawText {

@@ -108,14 +108,30 @@ impl<'a> CashMapper<'a> {
         let format = match st.mt {
             None => self.format,
             Some(940) => SourceFormat::Mt940,
+            Some(941) => SourceFormat::Mt941,
             Some(942) => SourceFormat::Mt942,
             Some(950) => SourceFormat::Mt950,
-            Some(mt) => {
+            Some(mt) if crate::swift::is_known_type(mt) => {
                 return Err(self.error(
                     st.at,
                     "{2:}",
-                    format!("the message is an MT{mt}, not a cash statement (MT940, MT942, MT950)"),
+                    format!(
+                        "the message is an MT{mt}, not a cash statement (MT940, MT941, MT942, MT950)"
+                    ),
                 ));
+            }
+            // A type this reader does not know: its fields decide, as `detect` did.
+            Some(mt) => {
+                self.batch.warnings.push(ParseWarning {
+                    document: self.document(st.at).to_owned(),
+                    line: Some(st.at.line),
+                    field: Some("{2:}".to_owned()),
+                    message: format!(
+                        "block 2 names MT{mt}, which is no statement type: read as {} from its fields",
+                        self.format.as_str()
+                    ),
+                });
+                self.format
             }
         };
         let Some(account) = st.account.clone() else {
@@ -125,7 +141,14 @@ impl<'a> CashMapper<'a> {
                 "the statement has no account identification (:25:)",
             ));
         };
-        if format != SourceFormat::Mt942 {
+        if format == SourceFormat::Mt941 && st.closing.is_none() {
+            return Err(self.error(
+                st.at,
+                ":62a:",
+                "the balance report has no booked balance (:62F:)",
+            ));
+        }
+        if format != SourceFormat::Mt942 && format != SourceFormat::Mt941 {
             if st.opening.is_none() {
                 return Err(self.error(
                     st.at,
@@ -258,6 +281,11 @@ impl<'a> CashMapper<'a> {
             });
         }
 
+        // A balance report (MT941) has its balances but no entries: not a statement page of
+        // the account's chain, so it gives no summary to reconcile.
+        if format == SourceFormat::Mt941 {
+            return Ok(());
+        }
         let stated = |b: &crate::swift::mt94x::StatementBalance| StatedBalance {
             amount: b.balance.signed(),
             date: b.balance.date.date,

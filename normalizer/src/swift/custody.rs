@@ -17,7 +17,10 @@
 //!   `:93B::AGGR` (required; `FAMT`/`AMOR` are face amounts, `N` negative), a `PRCT` price
 //!   is a percent price, an `ACTU` price an amount with its currency, yields are not prices.
 //!   Cost is `:19A::BOOK`, else the FinTS acquisition price times the quantity (divided by
-//!   100 for face amounts). Values (`:19A::HOLD`, `ACRU`, `BOOK`) are kept in the position's
+//!   100 for face amounts), only where `:70E::HOLD` has the FinTS shape (see
+//!   `securities::Acquisition`): no figure is derived from free text. Plausibility warnings,
+//!   nothing changed: a cost more than 100 times the market value, a price more than 100
+//!   times the same security's on the document's previous day. Values (`:19A::HOLD`, `ACRU`, `BOOK`) are kept in the position's
 //!   price currency only: an amount price's currency; for a percent price the denomination
 //!   (`:11A::DENO`), else the holding value's; without a price the holding value's. A value in
 //!   another currency (an account-currency valuation of a foreign security) is left out with
@@ -97,6 +100,9 @@ pub(crate) struct CustodyMapper<'a> {
     occurrences: crate::swift::values::Occurrences,
     /// Records per document so far: positions, transactions, accounts.
     positions: Vec<[u32; 3]>,
+    /// The latest price of each security (per document and price type) with its date, for the
+    /// plausibility check of the next day's.
+    last_prices: HashMap<(usize, SecurityKey, PriceType), (chrono::NaiveDate, Decimal)>,
 }
 
 impl<'a> CustodyMapper<'a> {
@@ -110,6 +116,58 @@ impl<'a> CustodyMapper<'a> {
             snapshots: HashSet::new(),
             occurrences: Default::default(),
             positions: vec![[0; 3]; documents.len()],
+            last_prices: HashMap::new(),
+        }
+    }
+
+    /// Warns of figures that are read right but cannot be right, so support looks at the file:
+    /// a cost more than 100 times the market value (a misread acquisition price), a price
+    /// more than 100 times the same security's on the previous day the document gives (a
+    /// price in cents, a misplaced comma). Nothing is changed or dropped.
+    fn check_plausibility(
+        &mut self,
+        at: At,
+        key: &SecurityKey,
+        as_of: chrono::NaiveDate,
+        price: Option<(Decimal, PriceType)>,
+        cost: Option<Decimal>,
+        market_value: Option<Decimal>,
+    ) {
+        let hundred = Decimal::ONE_HUNDRED;
+        if let (Some(cost), Some(value)) = (cost, market_value)
+            && !value.is_zero()
+            && cost.abs() > value.abs() * hundred
+        {
+            self.warn(
+                at,
+                ":19A:",
+                format!(
+                    "{}: cost {cost} is more than 100 times the market value {value}: check the acquisition price",
+                    key.as_str()
+                ),
+            );
+        }
+        let Some((price, price_type)) = price else {
+            return;
+        };
+        let slot = (at.part, key.clone(), price_type);
+        if let Some(&(date, previous)) = self.last_prices.get(&slot)
+            && date < as_of
+            && previous > Decimal::ZERO
+            && price > previous * hundred
+        {
+            self.warn(
+                at,
+                ":90a:",
+                format!(
+                    "{}: price {price} on {as_of} is more than 100 times the price {previous} of {date}",
+                    key.as_str()
+                ),
+            );
+        }
+        let newer = self.last_prices.get(&slot).is_none_or(|(d, _)| *d <= as_of);
+        if newer {
+            self.last_prices.insert(slot, (as_of, price));
         }
     }
 
@@ -460,6 +518,14 @@ impl<'a> CustodyMapper<'a> {
                 QuantityType::FaceAmount => price * quantity.amount / Decimal::ONE_HUNDRED,
             })
         });
+        self.check_plausibility(
+            h.at,
+            &key,
+            as_of,
+            price.map(|p| (p, price_type)),
+            cost,
+            market_value,
+        );
         if !left_out.is_empty() {
             let kept_in = match price_currency {
                 Some(c) => format!("its price currency {c}"),
@@ -1050,6 +1116,114 @@ APPLE INC\r
                     "'US0378331006' is not a valid ISIN: check digit does not match: the \
                      security is kept as bank:bank_b:US0378331006, the ISIN as written in \
                      raw_isin"
+                ),
+            ]
+        );
+    }
+
+    /// One MT535 of `date` with one share holding of `hold` (the `:70E::HOLD//` text), its
+    /// price, value and book value.
+    fn mt535_day(date: &str, price: &str, value: &str, book: &str, hold: &str) -> String {
+        format!(
+            "{{1:F01BANKDEFFAXXX0000000000}}{{2:O535BANKDEFFXXXXN}}{{4:\r
+:16R:GENL\r
+:28E:1/ONLY\r
+:20C::SEME//D{date}\r
+:23G:NEWM\r
+:98A::STAT//{date}\r
+:22F::CODE//COMP\r
+:97A::SAFE//DEPOT-1\r
+:17B::ACTI//Y\r
+:16S:GENL\r
+:16R:SUBSAFE\r
+:16R:FIN\r
+:35B:ISIN US0378331005\r
+APPLE INC\r
+:90B::MRKT//ACTU/EUR{price}\r
+:93B::AGGR//UNIT/10,\r
+:19A::HOLD//EUR{value}\r
+{book}{hold}:16S:FIN\r
+:16S:SUBSAFE\r
+-}}\r
+"
+        )
+    }
+
+    #[test]
+    fn a_hold_narrative_of_digits_gives_no_cost() {
+        let text = mt535_day("20241120", "180,", "1800,", "", ":70E::HOLD//20190221\r\n");
+        let b = crate::swift::parse(SourceFormat::Mt535, "bank_b", "m535", text.as_bytes())
+            .expect("parses");
+        let p = &b.positions[0];
+        assert_eq!((p.cost, p.market_value), (None, Some(dec("1800"))));
+        assert!(b.warnings.is_empty(), "{:?}", b.warnings);
+        // The FinTS shape still gives the cost: 10 units at 150.25.
+        let fints = mt535_day(
+            "20241120",
+            "180,",
+            "1800,",
+            "",
+            ":70E::HOLD//1STK+1+2+DE+20190221+\r\n2150,25+EUR+\r\n",
+        );
+        let b = crate::swift::parse(SourceFormat::Mt535, "bank_b", "m535", fints.as_bytes())
+            .expect("parses");
+        assert_eq!(b.positions[0].cost, Some(dec("1502.50")));
+    }
+
+    #[test]
+    fn implausible_costs_and_price_jumps_are_warned_of() {
+        let text = format!(
+            "{}{}",
+            mt535_day(
+                "20241120",
+                "180,",
+                "1800,",
+                ":19A::BOOK//EUR180001,\r\n",
+                ""
+            ),
+            mt535_day("20241121", "18001,", "180010,", "", ""),
+        );
+        let b = crate::swift::parse(SourceFormat::Mt535, "bank_b", "m535", text.as_bytes())
+            .expect("parses");
+        let positions: Vec<_> = b
+            .positions
+            .iter()
+            .map(|p| (p.as_of.to_string(), p.price, p.cost, p.market_value))
+            .collect();
+        assert_eq!(
+            positions,
+            vec![
+                (
+                    "2024-11-20".to_owned(),
+                    Some(dec("180")),
+                    Some(dec("180001")),
+                    Some(dec("1800"))
+                ),
+                (
+                    "2024-11-21".to_owned(),
+                    Some(dec("18001")),
+                    None,
+                    Some(dec("180010"))
+                ),
+            ]
+        );
+        let said: Vec<_> = b
+            .warnings
+            .iter()
+            .map(|w| (w.line, w.field.as_deref(), w.message.as_str()))
+            .collect();
+        assert_eq!(
+            said,
+            vec![
+                (
+                    Some(12),
+                    Some(":19A:"),
+                    "isin:US0378331005: cost 180001 is more than 100 times the market value 1800: check the acquisition price"
+                ),
+                (
+                    Some(33),
+                    Some(":90a:"),
+                    "isin:US0378331005: price 18001 on 2024-11-21 is more than 100 times the price 180 of 2024-11-20"
                 ),
             ]
         );

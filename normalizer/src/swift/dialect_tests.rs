@@ -318,3 +318,216 @@ fn a_file_none_of_whose_statements_reads_is_an_error() {
         ("cut.sta", Some(1), Some(":62a:"))
     );
 }
+
+const MT941: &str = "{1:F01BANKDEFFAXXX0000000000}{2:O941BANKDEFFXXXXN}{4:
+:20:BALREP1
+:25:DE89370400440532013000
+:28:12/1
+:13D:2401151200+0100
+:60F:C240114EUR1000,00
+:90D:2EUR300,00
+:90C:1EUR50,00
+:62F:C240115EUR750,00
+:64:C240115EUR740,00
+:65:C240116EUR740,00
+-}";
+
+#[test]
+fn an_mt941_balance_report_gives_its_balances() {
+    assert_eq!(
+        crate::swift::detect(MT941.as_bytes()),
+        Some(SourceFormat::Mt941)
+    );
+    let bare = MT941
+        .lines()
+        .skip(1)
+        .filter(|l| *l != "-}")
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(
+        crate::swift::detect(bare.as_bytes()),
+        Some(SourceFormat::Mt941)
+    );
+    let b = crate::swift::parse(SourceFormat::Mt941, "bank", "bal.fin", MT941.as_bytes())
+        .expect("reads");
+    assert!(b.warnings.is_empty(), "{:?}", b.warnings);
+    let balances: Vec<_> = b
+        .balances
+        .iter()
+        .map(|x| {
+            (
+                x.kind,
+                x.as_of.to_string(),
+                x.amount.to_string(),
+                x.provenance.format,
+            )
+        })
+        .collect();
+    assert_eq!(
+        balances,
+        vec![
+            (
+                BalanceKind::Opening,
+                "2024-01-14".into(),
+                "1000.00".into(),
+                SourceFormat::Mt941
+            ),
+            (
+                BalanceKind::Closing,
+                "2024-01-15".into(),
+                "750.00".into(),
+                SourceFormat::Mt941
+            ),
+            (
+                BalanceKind::Available,
+                "2024-01-15".into(),
+                "740.00".into(),
+                SourceFormat::Mt941
+            ),
+            (
+                BalanceKind::Forward,
+                "2024-01-16".into(),
+                "740.00".into(),
+                SourceFormat::Mt941
+            ),
+        ]
+    );
+    assert_eq!(b.accounts[0].bank_account_id, "DE89370400440532013000");
+    assert!(b.transactions.is_empty() && b.statements.is_empty());
+    // Without its booked balance it is rejected, like a statement cut short.
+    let cut = MT941.replace(":62F:C240115EUR750,00\n", "");
+    let e =
+        crate::swift::parse(SourceFormat::Mt941, "bank", "bal.fin", cut.as_bytes()).unwrap_err();
+    assert_eq!(
+        (e.line, e.field.as_deref(), e.reason.as_str()),
+        (
+            Some(2),
+            Some(":62a:"),
+            "the balance report has no booked balance (:62F:)"
+        )
+    );
+}
+
+#[test]
+fn mt900_and_mt910_confirmations_are_single_transactions() {
+    let text = "{1:F01BANKDEFFAXXX0000000000}{2:O900BANKDEFFXXXXN}{4:
+:20:C11126A1378
+:21:5482ABC
+:25:DE89370400440532013000
+:13D:2401151230+0100
+:32A:240115EUR1234,56
+:72:/INS/BANKBEBB
+-}{5:}
+{1:F01BANKDEFFAXXX0000000000}{2:O910BANKDEFFXXXXN}{4:
+:20:C11126C9224
+:21:494936/DEV
+:25:DE89370400440532013000
+:32A:240116EUR500,
+:50K:/DE02120300000000202051
+MAX MUSTERMANN GMBH
+BERLIN
+:52A:BYLADEM1001
+-}{5:}
+";
+    assert_eq!(
+        crate::swift::detect(text.as_bytes()),
+        Some(SourceFormat::Mt900)
+    );
+    let b = crate::swift::parse(SourceFormat::Mt900, "bank", "conf.fin", text.as_bytes())
+        .expect("reads");
+    assert!(b.warnings.is_empty(), "{:?}", b.warnings);
+    let t: Vec<_> = b
+        .transactions
+        .iter()
+        .map(|t| {
+            (
+                t.natural_key.as_str(),
+                t.booking_date.to_string(),
+                t.amount.to_string(),
+                t.direction,
+                t.currency.as_str(),
+                t.counterparty.as_deref(),
+                t.description.as_deref(),
+                t.provenance.format,
+            )
+        })
+        .collect();
+    assert_eq!(
+        t,
+        vec![
+            (
+                "ref:C11126A1378",
+                "2024-01-15".into(),
+                "1234.56".into(),
+                Direction::Debit,
+                "EUR",
+                None,
+                Some("/INS/BANKBEBB"),
+                SourceFormat::Mt900
+            ),
+            (
+                "ref:C11126C9224",
+                "2024-01-16".into(),
+                "500".into(),
+                Direction::Credit,
+                "EUR",
+                Some("MAX MUSTERMANN GMBH BERLIN"),
+                None,
+                SourceFormat::Mt910
+            ),
+        ]
+    );
+    assert_eq!(b.accounts.len(), 1);
+    assert!(b.balances.is_empty() && b.statements.is_empty());
+}
+
+#[test]
+fn an_unknown_type_in_block_2_is_read_by_its_fields() {
+    let text = plain().replace("{2:O940", "{2:O970");
+    assert_eq!(
+        crate::swift::detect(text.as_bytes()),
+        Some(SourceFormat::Mt940)
+    );
+    let b = parse(&text);
+    assert_same_records(&b);
+    assert_eq!(
+        warnings(&b),
+        vec![(
+            Some(2),
+            Some("{2:}"),
+            "block 2 names MT970, which is no statement type: read as mt940 from its fields"
+        )]
+    );
+    // A type it knows is not read as another.
+    let e = crate::swift::parse(
+        SourceFormat::Mt940,
+        "bank",
+        "d.sta",
+        plain().replace("{2:O940", "{2:O535").as_bytes(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.reason,
+        "the message is an MT535, not a cash statement (MT940, MT941, MT942, MT950)"
+    );
+}
+
+#[test]
+fn control_characters_in_text_are_removed_with_a_warning() {
+    let text = plain()
+        .replace(":86:Miete Januar", ":86:Miete\0\0 Januar")
+        .replace(":86:Erstattung", ":86:Erstattung\u{0C}");
+    let b = parse(&text);
+    assert_same_records(&b);
+    assert_eq!(
+        warnings(&b),
+        vec![(
+            Some(7),
+            None,
+            "3 control characters (NUL or another C0 code) removed from the text on lines 7, 9"
+        )]
+    );
+    // SOH/ETX framing is not text: no warning.
+    let framed = format!("\x01{}\x03", plain());
+    assert!(parse(&framed).warnings.is_empty());
+}

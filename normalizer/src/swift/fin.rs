@@ -36,6 +36,8 @@ pub enum Family {
     Cash,
     /// ISO 15022 messages (MT535, MT536): two digits and a letter, e.g. `:16R:`, `:93B:`.
     Securities,
+    /// MT900, MT910: the tags of a confirmation (`:32A:`, `:50a:`, `:72:` ...).
+    Confirmation,
 }
 
 const CASH_TAGS: &[&str] = &[
@@ -48,6 +50,7 @@ impl Family {
     pub fn is_tag(self, tag: &str) -> bool {
         match self {
             Family::Cash => CASH_TAGS.contains(&tag),
+            Family::Confirmation => crate::swift::confirmation::TAGS.contains(&tag),
             Family::Securities => {
                 let b = tag.as_bytes();
                 b.len() == 3
@@ -167,6 +170,37 @@ pub fn tokenize<'a, E>(
     text: &'a str,
     part: usize,
     family: Family,
+    emit: impl FnMut(Event<'a>) -> Result<(), E>,
+) -> Result<(), E> {
+    tokenize_piece(text, part, family, &mut TokenizerState::default(), emit)
+}
+
+/// What the tokenizer carries from one piece of a document to the next: the streaming read
+/// (`swift::stream`) feeds a large file in pieces that each start where a message starts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokenizerState {
+    /// Inside block 4 of an envelope: a bare `-` needs the look-ahead.
+    in_block4: bool,
+    braces_noted: bool,
+    /// Lines of the document before this piece, so line numbers stay the document's.
+    lines_before: usize,
+}
+
+impl TokenizerState {
+    /// Lines of the document before the next piece.
+    pub fn lines_before(&self) -> usize {
+        self.lines_before
+    }
+}
+
+/// [`tokenize`] over one piece of a document, `state` carried from the piece before. A piece
+/// must start at a line that starts a message (an envelope header) or, outside envelopes, a
+/// statement: the field open at the end of a piece is complete there.
+pub fn tokenize_piece<'a, E>(
+    text: &'a str,
+    part: usize,
+    family: Family,
+    state: &mut TokenizerState,
     mut emit: impl FnMut(Event<'a>) -> Result<(), E>,
 ) -> Result<(), E> {
     let mut open: Open<'a> = None;
@@ -192,16 +226,23 @@ pub fn tokenize<'a, E>(
             part,
         })
     };
-    // Inside block 4 of an envelope: a bare `-` needs the look-ahead.
-    let mut in_block4 = false;
-    let mut braces_noted = false;
     let mut lines = Lines::new(text);
+    let mut last_line = 0;
     while let Some(line) = lines.next() {
-        let mut content = line.text.trim_start_matches(['\x01', ' ', '\t']);
+        last_line = line.number;
+        let number = line.number + state.lines_before;
+        // SOH framing and indentation: skipped byte by byte (a `char` pattern costs more on
+        // every line of a large file).
+        let indent = line
+            .text
+            .bytes()
+            .take_while(|b| matches!(b, 0x01 | b' ' | b'\t'))
+            .count();
+        let mut content = &line.text[indent..];
         if matches!(content.as_bytes().first(), Some(b'@' | b'A'..=b'Z'))
             && let Some(n) = fints_head(content)
         {
-            emit(note(Dialect::FintsLeftover, &content[..n], line.number))?;
+            emit(note(Dialect::FintsLeftover, &content[..n], number))?;
             content = &content[n..];
             if content.trim().is_empty() {
                 continue;
@@ -213,30 +254,26 @@ pub fn tokenize<'a, E>(
             Some(b':') => {
                 if let Some((tag, value_at)) = field_start(content, family) {
                     flush(&mut open, &mut emit)?;
-                    open = Some((tag, offset + value_at, line.end, line.number));
+                    open = Some((tag, offset + value_at, line.end, number));
                     continue;
                 }
                 if let Some((tag, value_at)) = malformed_field_start(content, family) {
                     flush(&mut open, &mut emit)?;
-                    emit(note(
-                        Dialect::MalformedTag,
-                        &content[..value_at],
-                        line.number,
-                    ))?;
-                    open = Some((tag, offset + value_at, line.end, line.number));
+                    emit(note(Dialect::MalformedTag, &content[..value_at], number))?;
+                    open = Some((tag, offset + value_at, line.end, number));
                     continue;
                 }
             }
             Some(b'{') | Some(0xC3) if is_block_start(content) => {
                 flush(&mut open, &mut emit)?;
                 let national = bytes[0] != b'{';
-                if national && !braces_noted {
-                    braces_noted = true;
-                    emit(note(Dialect::NationalBraces, "", line.number))?;
+                if national && !state.braces_noted {
+                    state.braces_noted = true;
+                    emit(note(Dialect::NationalBraces, "", number))?;
                 }
                 emit(Event::Header {
                     mt: header_type(content),
-                    line: line.number,
+                    line: number,
                     part,
                 })?;
                 // A field may follow `{4:` on the same line.
@@ -245,11 +282,11 @@ pub fn tokenize<'a, E>(
                     .map(|i| i + 3)
                     .or_else(|| content.find("ä4:").map(|i| i + 4));
                 if let Some(at) = block4 {
-                    in_block4 = true;
+                    state.in_block4 = true;
                     let rest = &content[at..];
                     if let Some((tag, value_at)) = field_start(rest, family) {
                         let rest_offset = offset + at;
-                        open = Some((tag, rest_offset + value_at, line.end, line.number));
+                        open = Some((tag, rest_offset + value_at, line.end, number));
                     }
                 }
                 continue;
@@ -262,26 +299,23 @@ pub fn tokenize<'a, E>(
                 let bare = after.is_empty();
                 if closes
                     || leftover.is_some()
-                    || (bare && (!in_block4 || ends_block4(lines.clone())))
+                    || (bare && (!state.in_block4 || ends_block4(lines.clone())))
                 {
                     flush(&mut open, &mut emit)?;
-                    in_block4 = false;
-                    if after.starts_with('å') && !braces_noted {
-                        braces_noted = true;
-                        emit(note(Dialect::NationalBraces, "", line.number))?;
+                    state.in_block4 = false;
+                    if after.starts_with('å') && !state.braces_noted {
+                        state.braces_noted = true;
+                        emit(note(Dialect::NationalBraces, "", number))?;
                     }
                     if let Some(n) = leftover {
-                        emit(note(Dialect::FintsLeftover, &after[..n], line.number))?;
+                        emit(note(Dialect::FintsLeftover, &after[..n], number))?;
                     }
-                    emit(Event::End {
-                        line: line.number,
-                        part,
-                    })?;
+                    emit(Event::End { line: number, part })?;
                     // The next message may start right after the leftover: `-+@438@:20:..`.
                     if let Some(n) = leftover
                         && let Some((tag, value_at)) = field_start(&after[n..], family)
                     {
-                        open = Some((tag, offset + 1 + n + value_at, line.end, line.number));
+                        open = Some((tag, offset + 1 + n + value_at, line.end, number));
                     }
                     continue;
                 }
@@ -293,6 +327,7 @@ pub fn tokenize<'a, E>(
         }
         // Text outside a field (before the first one of a message) is a preamble: skipped.
     }
+    state.lines_before += last_line;
     flush(&mut open, &mut emit)
 }
 

@@ -1,4 +1,5 @@
-//! SWIFT FIN statements: MT940, MT942, MT950 (cash) and MT535, MT536 (securities).
+//! SWIFT FIN statements: MT940, MT941, MT942, MT950 (cash), MT900, MT910 (confirmations of
+//! one debit or credit, see [`confirmation`]) and MT535, MT536 (securities).
 //!
 //! A file goes through four layers, each its own module, so that each can be tested and
 //! reused on its own (the corpus test compares upstream expectations at the layer they
@@ -36,6 +37,7 @@
 //! [`ParseWarning`]: crate::model::ParseWarning
 
 pub mod cash;
+pub mod confirmation;
 pub mod custody;
 pub mod details;
 #[cfg(test)]
@@ -43,6 +45,7 @@ mod dialect_tests;
 pub mod fin;
 pub mod mt94x;
 pub mod securities;
+pub mod stream;
 pub mod text;
 pub mod values;
 
@@ -76,8 +79,8 @@ pub fn parse_pages(
     pages: &[(&str, &[u8])],
 ) -> Result<Batch, ParseError> {
     let names: Vec<&str> = pages.iter().map(|(name, _)| *name).collect();
-    let texts = decode_pages(pages);
     let mut notes = Vec::new();
+    let texts = decode_pages(pages, &mut notes);
     let mut batch = match family(format, &names)? {
         Family::Cash => {
             let mut mapper = cash::CashMapper::new(format, &names);
@@ -121,6 +124,48 @@ pub fn parse_pages(
             }
             if loaded == 0 {
                 // Nothing to load: the first statement's reason is the document's.
+                return Err(rejected.swap_remove(0).into());
+            }
+            mapper.batch.rejected = rejected;
+            mapper.batch
+        }
+        Family::Confirmation => {
+            let mut mapper = confirmation::ConfirmationMapper::new(format, &names);
+            let (mut count, mut loaded) = (0usize, 0usize);
+            let mut rejected = Vec::new();
+            let mut per_document = vec![0u32; names.len()];
+            let read = read_confirmations(
+                Family::Confirmation,
+                &texts,
+                &names,
+                &mut notes,
+                confirmation::ConfirmationReader::new(|c: confirmation::Confirmation| {
+                    count += 1;
+                    let index = per_document.get_mut(c.at.part).map_or(0, |n| {
+                        *n += 1;
+                        *n
+                    });
+                    let (reference, account) = (c.reference.clone(), c.account.clone());
+                    match mapper.confirmation(c) {
+                        Ok(()) => loaded += 1,
+                        Err(e) => rejected.push(RejectedStatement {
+                            document: e.document,
+                            index,
+                            reference,
+                            account,
+                            line: e.line,
+                            field: e.field,
+                            reason: e.reason,
+                        }),
+                    }
+                    Ok(())
+                }),
+            );
+            read?;
+            if count == 0 {
+                return empty_or_nothing_found(format, &names, &texts);
+            }
+            if loaded == 0 {
                 return Err(rejected.swap_remove(0).into());
             }
             mapper.batch.rejected = rejected;
@@ -177,10 +222,10 @@ pub fn read_cash_statements(
     bytes: &[u8],
 ) -> Result<Vec<CashStatement>, ParseError> {
     let names = [document];
-    let texts = decode_pages(&[(document, bytes)]);
-    let mut out = Vec::new();
     // Values as written: the dialect notes are the mapped batch's business.
     let mut notes = Vec::new();
+    let texts = decode_pages(&[(document, bytes)], &mut notes);
+    let mut out = Vec::new();
     read_cash(&texts, &names, &mut notes, |st| {
         out.push(st);
         Ok(())
@@ -195,9 +240,9 @@ pub fn read_securities_statements(
     bytes: &[u8],
 ) -> Result<Vec<SecuritiesStatement>, ParseError> {
     let names = [document];
-    let texts = decode_pages(&[(document, bytes)]);
-    let mut out = Vec::new();
     let mut notes = Vec::new();
+    let texts = decode_pages(&[(document, bytes)], &mut notes);
+    let mut out = Vec::new();
     read_securities(format, &texts, &names, &mut notes, |st| {
         out.push(st);
         Ok(())
@@ -205,21 +250,32 @@ pub fn read_securities_statements(
     Ok(out)
 }
 
-/// Recognises a SWIFT FIN message and its MT type: by the envelope's block 2 when there is
-/// one, else by the tags the file uses.
+/// The MT types this crate reads (any other type in block 2 is read by its fields).
+pub(crate) fn is_known_type(mt: u16) -> bool {
+    matches!(mt, 900 | 910 | 940 | 941 | 942 | 950 | 535 | 536)
+}
+
+/// Recognises a SWIFT FIN message and its MT type: by the envelope's block 2 when it names a
+/// type this crate reads, else (no envelope, or a type it does not know, such as a bank's
+/// MT970 label on an MT940) by the tags the file uses.
 pub fn detect(bytes: &[u8]) -> Option<SourceFormat> {
     let head = &bytes[..bytes.len().min(64 * 1024)];
     let (text, _) = text::decode(head);
-    if let Some(i) = text.find("{2:") {
-        let t = text.get(i + 4..i + 7)?;
-        return match t {
-            "940" => Some(SourceFormat::Mt940),
-            "942" => Some(SourceFormat::Mt942),
-            "950" => Some(SourceFormat::Mt950),
-            "535" => Some(SourceFormat::Mt535),
-            "536" => Some(SourceFormat::Mt536),
-            _ => None,
-        };
+    let block2 = text.find("{2:").or_else(|| text.find("ä2:").map(|i| i + 1));
+    if let Some(i) = block2
+        && let Some(t) = text.get(i + 4..i + 7)
+    {
+        match t {
+            "940" => return Some(SourceFormat::Mt940),
+            "941" => return Some(SourceFormat::Mt941),
+            "942" => return Some(SourceFormat::Mt942),
+            "950" => return Some(SourceFormat::Mt950),
+            "900" => return Some(SourceFormat::Mt900),
+            "910" => return Some(SourceFormat::Mt910),
+            "535" => return Some(SourceFormat::Mt535),
+            "536" => return Some(SourceFormat::Mt536),
+            _ => {}
+        }
     }
     let has = |tag: &str| {
         text.match_indices(tag)
@@ -235,6 +291,10 @@ pub fn detect(bytes: &[u8]) -> Option<SourceFormat> {
         return None;
     }
     let opening = has(":60F:") || has(":60M:");
+    // A balance report: a date and time, a booked balance and no entries.
+    if has(":13D:") && has(":62F:") && !has(":61:") && !has(":34F:") {
+        return Some(SourceFormat::Mt941);
+    }
     if (has(":34F:") || has(":13D:")) && !opening {
         return Some(SourceFormat::Mt942);
     }
@@ -246,7 +306,10 @@ pub fn detect(bytes: &[u8]) -> Option<SourceFormat> {
 
 fn family(format: SourceFormat, names: &[&str]) -> Result<Family, ParseError> {
     match format {
-        SourceFormat::Mt940 | SourceFormat::Mt942 | SourceFormat::Mt950 => Ok(Family::Cash),
+        SourceFormat::Mt940 | SourceFormat::Mt941 | SourceFormat::Mt942 | SourceFormat::Mt950 => {
+            Ok(Family::Cash)
+        }
+        SourceFormat::Mt900 | SourceFormat::Mt910 => Ok(Family::Confirmation),
         SourceFormat::Mt535 | SourceFormat::Mt536 => Ok(Family::Securities),
         other => Err(ParseError::field(
             names.first().copied().unwrap_or_default(),
@@ -256,8 +319,58 @@ fn family(format: SourceFormat, names: &[&str]) -> Result<Family, ParseError> {
     }
 }
 
-fn decode_pages<'a>(pages: &[(&str, &'a [u8])]) -> Vec<(std::borrow::Cow<'a, str>, Encoding)> {
-    pages.iter().map(|(_, bytes)| text::decode(bytes)).collect()
+/// Decodes each page and removes its control characters (see `crate::control_characters`),
+/// with one warning per page that had any.
+fn decode_pages<'a>(
+    pages: &[(&str, &'a [u8])],
+    warnings: &mut Vec<ParseWarning>,
+) -> Vec<(std::borrow::Cow<'a, str>, Encoding)> {
+    pages
+        .iter()
+        .map(|(name, bytes)| {
+            let (text, encoding) = text::decode(bytes);
+            (without_control_characters(name, text, warnings), encoding)
+        })
+        .collect()
+}
+
+/// SOH and ETX stay: the tokenizer reads them as framing.
+fn without_control_characters<'a>(
+    name: &str,
+    text: std::borrow::Cow<'a, str>,
+    warnings: &mut Vec<ParseWarning>,
+) -> std::borrow::Cow<'a, str> {
+    const FRAMING: &[u8] = &[0x01, 0x03];
+    if !crate::control_characters::any(text.as_bytes(), FRAMING) {
+        return text;
+    }
+    let mut lines = Vec::new();
+    let mut count = 0;
+    let mut out = String::with_capacity(text.len());
+    for line in text::Lines::new(&text) {
+        let (kept, removed) = crate::control_characters::remove(line.text, FRAMING);
+        if removed > 0 {
+            count += removed;
+            lines.push(line.number);
+        }
+        out.push_str(&kept);
+        // The line break as written (CRLF, LF or CR), so line numbers stay.
+        match text.as_bytes().get(line.end..line.end + 2) {
+            Some(b"\r\n") => out.push_str("\r\n"),
+            _ => match text.as_bytes().get(line.end) {
+                Some(b'\r') => out.push('\r'),
+                Some(b'\n') => out.push('\n'),
+                _ => {}
+            },
+        }
+    }
+    warnings.push(ParseWarning {
+        document: name.to_owned(),
+        line: lines.first().copied(),
+        field: None,
+        message: crate::control_characters::message(count, &lines),
+    });
+    std::borrow::Cow::Owned(out)
 }
 
 fn read_cash(
@@ -291,6 +404,31 @@ fn read_securities(
     let mut reader = SecuritiesReader::new(format == SourceFormat::Mt536, done);
     for (part, (text, _)) in texts.iter().enumerate() {
         fin::tokenize(text, part, Family::Securities, |e| match e {
+            fin::Event::Note(n) => {
+                notes.push(dialect_warning(names, &n));
+                Ok(())
+            }
+            e => reader.event(e),
+        })
+        .map_err(|e| located(names, e))?;
+    }
+    reader.close().map_err(|e| located(names, e))?;
+    Ok(())
+}
+
+/// Reads the MT900/MT910 confirmations of the documents.
+fn read_confirmations<F>(
+    family: Family,
+    texts: &[(std::borrow::Cow<'_, str>, Encoding)],
+    names: &[&str],
+    notes: &mut Vec<ParseWarning>,
+    mut reader: confirmation::ConfirmationReader<F>,
+) -> Result<(), ParseError>
+where
+    F: FnMut(confirmation::Confirmation) -> Result<(), ReadError>,
+{
+    for (part, (text, _)) in texts.iter().enumerate() {
+        fin::tokenize(text, part, family, |e| match e {
             fin::Event::Note(n) => {
                 notes.push(dialect_warning(names, &n));
                 Ok(())

@@ -254,6 +254,11 @@ impl SecurityId {
 
 /// Acquisition details of a FinTS `:70E::HOLD` narrative: each line starts with its number,
 /// line 1 has the acquisition date as its fifth `+` part, line 2 the price and currency.
+///
+/// Only text of that shape gives a figure: a line 1 with its `+` parts and an eight-digit
+/// date in the fifth, a line 2 with a price written with its decimal comma followed by `+`
+/// and a currency code. Other banks write free text in `:70E::HOLD//` (`20190221`, a date
+/// that starts with the digit of line 2); reading its digits as a price invented costs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Acquisition {
     pub date: Option<NaiveDate>,
@@ -269,19 +274,19 @@ impl Acquisition {
                 a.date = one
                     .split('+')
                     .nth(4)
-                    .and_then(|d| parse_yyyymmdd(d.trim()).ok())
+                    .map(str::trim)
+                    .filter(|d| d.len() == 8)
+                    .and_then(|d| parse_yyyymmdd(d).ok())
                     .map(|d| d.date);
             } else if let Some(two) = line.strip_prefix('2') {
                 let mut parts = two.split('+');
-                a.price = parts
-                    .next()
-                    .and_then(|p| parse_amount(p.trim()).ok())
-                    .map(|(p, _)| p);
-                a.currency = parts
-                    .next()
-                    .map(str::trim)
-                    .filter(|c| is_currency_code(c))
-                    .map(str::to_owned);
+                let price = parts.next().map(str::trim).unwrap_or_default();
+                let currency = parts.next().map(str::trim).filter(|c| is_currency_code(c));
+                // The shape of line 2, or no figure at all.
+                if let (Some(currency), Ok((price, true))) = (currency, parse_amount(price)) {
+                    a.price = Some(price);
+                    a.currency = Some(currency.to_owned());
+                }
             }
         }
         (a != Acquisition::default()).then_some(a)
@@ -856,6 +861,24 @@ mod tests {
         assert_eq!(id.national("US"), Some("31392EXH8"));
         let id = SecurityId::parse("ISIN LU0635178014|/DE/ETF127|COMS.-MSCI EM.M.T.U.ETF I");
         assert_eq!(id.name().as_deref(), Some("COMS.-MSCI EM.M.T.U.ETF I"));
+    }
+
+    #[test]
+    fn a_hold_narrative_without_the_fints_shape_gives_no_figure() {
+        assert_eq!(Acquisition::parse("20190221"), None);
+        assert_eq!(Acquisition::parse("2500 STUECK"), None);
+        assert_eq!(Acquisition::parse("250,39"), None);
+        assert_eq!(Acquisition::parse("1 SEE ATTACHED 20190221"), None);
+        // The shape, once more: date, price and currency.
+        let a = Acquisition::parse("1STK+1+2+DE+20190221+|212,50+EUR+").unwrap();
+        assert_eq!(
+            (a.date, a.price, a.currency.as_deref()),
+            (
+                NaiveDate::from_ymd_opt(2019, 2, 21),
+                Some(dec("12.50")),
+                Some("EUR")
+            )
+        );
     }
 
     #[test]

@@ -81,6 +81,89 @@ pub fn decode(bytes: &[u8]) -> (Cow<'_, str>, Encoding) {
     (Cow::Owned(text), encoding)
 }
 
+/// [`decode`]'s choice made over a document read in chunks (the streaming read), in constant
+/// memory: the same counts, so the same encoding as [`decode`] of the whole document.
+#[derive(Debug, Default)]
+pub struct EncodingProbe {
+    /// An incomplete UTF-8 sequence at the end of the last chunk.
+    carry: Vec<u8>,
+    multibyte: usize,
+    invalid: usize,
+    dos: usize,
+    latin: usize,
+}
+
+impl EncodingProbe {
+    /// Counts the next chunk (the byte-order mark already dropped).
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.dos += bytes
+            .iter()
+            .filter(|&&b| (0x80..=0xA5).contains(&b))
+            .count();
+        self.latin += bytes.iter().filter(|&&b| b >= 0xC0).count();
+        let mut buf = std::mem::take(&mut self.carry);
+        buf.extend_from_slice(bytes);
+        let mut chunks = buf.utf8_chunks().peekable();
+        while let Some(chunk) = chunks.next() {
+            self.multibyte += chunk.valid().chars().filter(|c| !c.is_ascii()).count();
+            let bad = chunk.invalid();
+            // The last bytes may be a character that the next chunk completes.
+            let incomplete = chunks.peek().is_none()
+                && !bad.is_empty()
+                && std::str::from_utf8(bad).is_err_and(|e| e.error_len().is_none());
+            if incomplete {
+                self.carry = bad.to_vec();
+            } else {
+                self.invalid += bad.len();
+            }
+        }
+    }
+
+    /// The encoding [`decode`] would have chosen.
+    pub fn finish(self) -> Encoding {
+        let invalid = self.invalid + self.carry.len();
+        if invalid == 0 {
+            Encoding::Utf8
+        } else if self.multibyte > invalid {
+            Encoding::Utf8Lossy
+        } else if self.dos > self.latin {
+            Encoding::Cp850
+        } else {
+            Encoding::Latin1
+        }
+    }
+}
+
+/// Decodes a piece of a document in the encoding chosen for the whole (see [`EncodingProbe`]).
+/// A piece must start and end at line breaks, so no character is split.
+pub fn decode_as(bytes: &[u8], encoding: Encoding) -> Cow<'_, str> {
+    match encoding {
+        Encoding::Utf8 | Encoding::Utf8Lossy => String::from_utf8_lossy(bytes),
+        Encoding::Cp850 => Cow::Owned(
+            bytes
+                .iter()
+                .map(|&b| {
+                    if b < 0x80 {
+                        char::from(b)
+                    } else {
+                        CP850_HIGH[usize::from(b - 0x80)]
+                    }
+                })
+                .collect(),
+        ),
+        Encoding::Latin1 => Cow::Owned(
+            bytes
+                .iter()
+                .map(|&b| match b {
+                    0..0x80 => char::from(b),
+                    0x80..0xA0 => CP1252_C1[usize::from(b - 0x80)],
+                    _ => char::from(b),
+                })
+                .collect(),
+        ),
+    }
+}
+
 /// One line of a document: its number (from 1), its byte range in the text and its content
 /// without the line break.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,6 +293,30 @@ mod tests {
         let (t, e) = decode(&bytes);
         assert_eq!(e, Encoding::Utf8Lossy);
         assert_eq!(t, "Käse Müller ß\u{FFFD}");
+    }
+
+    #[test]
+    fn the_probe_over_chunks_chooses_what_decode_chooses() {
+        let samples: [&[u8]; 4] = [
+            "Käse Müller ß €".as_bytes(),
+            b"Bankon bel\x81li \xA0tutal\xA0s",
+            b"K\xE4se \x80",
+            b"K\xC3\xA4se \xFF M\xC3\xBCller \xC3\xA9t\xC3\xA9",
+        ];
+        for bytes in samples {
+            for split in 0..=bytes.len() {
+                let mut probe = EncodingProbe::default();
+                probe.push(&bytes[..split]);
+                probe.push(&bytes[split..]);
+                assert_eq!(
+                    probe.finish(),
+                    decode(bytes).1,
+                    "{bytes:?} split at {split}"
+                );
+            }
+            let (whole, encoding) = decode(bytes);
+            assert_eq!(decode_as(bytes, encoding), whole);
+        }
     }
 
     #[test]

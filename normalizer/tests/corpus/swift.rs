@@ -386,28 +386,6 @@ const REJECTED: &[(&str, Option<usize>, &str, &str, &str)] = &[
         "no safekeeping account",
         "no GENL",
     ),
-    // Confirmations of debit/credit (MT900/MT910), not statements: no balance, no period.
-    (
-        "camt.054-BtoA.B_A.fin",
-        Some(2),
-        "{2:}",
-        "MT900, not a cash statement",
-        "an MT900",
-    ),
-    (
-        "camt.054-DtoE.c54_D_E.fin",
-        Some(2),
-        "{2:}",
-        "MT910, not a cash statement",
-        "an MT910",
-    ),
-    (
-        "camt.054-EtoF.c54_E_F.fin",
-        Some(2),
-        "{2:}",
-        "MT910, not a cash statement",
-        "an MT910",
-    ),
     // The DKB download cut mid-statement: each page alone is incomplete; read together with
     // `parse_pages` they equal DKB_mt940_full (checked below).
     (
@@ -1021,6 +999,18 @@ fn compare_phpfints(expected: &Value, batch: &Batch) -> Result<(), String> {
 fn compare_ballerina(xml_path: &str, batch: &Batch) -> Result<(), String> {
     let xml = String::from_utf8(read(xml_path)).map_err(|e| e.to_string())?;
     let xml = strip_prefixes(&xml);
+    // An MT900/MT910 and its camt.054: no statement, the notification's entries and account.
+    if let Some(ntfctn) = section(&xml, "Ntfctn") {
+        let acct =
+            section(ntfctn, "Acct").and_then(|a| section(a, "Othr").and_then(|o| section(o, "Id")));
+        if batch.accounts.first().map(|a| a.bank_account_id.as_str()) != acct.map(str::trim) {
+            return Err(format!("account {:?} != {acct:?}", batch.accounts.first()));
+        }
+        if !batch.statements.is_empty() || !batch.balances.is_empty() {
+            return Err("a confirmation is no statement".to_owned());
+        }
+        return compare_ballerina_entries(ntfctn, batch);
+    }
     let stmt = section(&xml, "Stmt")
         .or_else(|| section(&xml, "Rpt"))
         .ok_or("no Stmt/Rpt")?;
@@ -1048,6 +1038,11 @@ fn compare_ballerina(xml_path: &str, batch: &Batch) -> Result<(), String> {
             return Err(format!("{code}: {ours:?} != {amount} {d:?}"));
         }
     }
+    compare_ballerina_entries(stmt, batch)
+}
+
+/// The entries of a camt statement or notification against the batch's transactions.
+fn compare_ballerina_entries(stmt: &str, batch: &Batch) -> Result<(), String> {
     let entries: Vec<&str> = sections(stmt, "Ntry").collect();
     if entries.len() != batch.transactions.len() {
         return Err(format!(
@@ -1058,7 +1053,11 @@ fn compare_ballerina(xml_path: &str, batch: &Batch) -> Result<(), String> {
     }
     for (e, t) in entries.iter().zip(&batch.transactions) {
         let amount = signed(e)?;
-        let value = section(e, "ValDt").and_then(|d| leaf(d, "Dt")).map(date);
+        // A notification without value date states the settlement date that :32A: carries.
+        let value = section(e, "ValDt")
+            .and_then(|d| leaf(d, "Dt"))
+            .or_else(|| leaf(e, "IntrBkSttlmDt"))
+            .map(date);
         let ccy = e.split("Ccy=\"").nth(1).and_then(|r| r.get(..3));
         if t.signed_amount() != amount || t.value_date != value || ccy != Some(t.currency.as_str())
         {
@@ -1625,4 +1624,82 @@ fn the_deutsche_mark_statement_is_read_in_its_historic_currency() {
         first.currency.to_euro(dec("84437.04")),
         Some(dec("43171.97"))
     );
+}
+
+#[test]
+fn the_plausibility_warnings_do_not_fire_on_the_corpus() {
+    let mut parsed = 0;
+    for input in inputs() {
+        let format = source_format(&input);
+        if !matches!(format, SourceFormat::Mt535 | SourceFormat::Mt536) {
+            continue;
+        }
+        let Ok(batch) = swift::parse(format, "corpus", &input.path, &read(&input.path)) else {
+            continue;
+        };
+        parsed += 1;
+        let fired: Vec<_> = batch
+            .warnings
+            .iter()
+            .filter(|w| w.message.contains("more than 100 times"))
+            .collect();
+        assert!(fired.is_empty(), "{}: {fired:?}", input.path);
+    }
+    assert!(parsed >= 5, "only {parsed} securities inputs read");
+}
+
+/// `eam normalize` streams MT cash files: every such corpus input streams the records (or the
+/// error) that the batch parse gives.
+#[test]
+fn every_cash_input_streams_what_it_parses() {
+    use eam_normalizer::swift::stream::{Record, read_records};
+    let mut compared = 0;
+    for input in inputs() {
+        let format = source_format(&input);
+        if !matches!(
+            format,
+            SourceFormat::Mt940
+                | SourceFormat::Mt941
+                | SourceFormat::Mt942
+                | SourceFormat::Mt950
+                | SourceFormat::Mt900
+                | SourceFormat::Mt910
+        ) {
+            continue;
+        }
+        let bytes = read(&input.path);
+        let parsed = swift::parse(format, "corpus", &input.path, &bytes);
+        let mut s = Batch::default();
+        let streamed = read_records(
+            format,
+            &input.path,
+            std::io::Cursor::new(&bytes),
+            |r| match r {
+                Record::Account(a) => s.accounts.push(a),
+                Record::Balance(x) => s.balances.push(x),
+                Record::Transaction(t) => s.transactions.push(t),
+                Record::Statement(x) => s.statements.push(x),
+                Record::Warning(w) => s.warnings.push(w),
+                Record::Rejected(r) => s.rejected.push(r),
+            },
+        );
+        compared += 1;
+        match (parsed, streamed) {
+            (Ok(p), Ok(())) => {
+                assert_eq!(s.accounts, p.accounts, "{}", input.path);
+                assert_eq!(s.balances, p.balances, "{}", input.path);
+                assert_eq!(s.transactions, p.transactions, "{}", input.path);
+                assert_eq!(s.statements, p.statements, "{}", input.path);
+                assert_eq!(s.rejected, p.rejected, "{}", input.path);
+                let mut pw: Vec<_> = p.warnings.iter().map(|w| (w.line, &w.message)).collect();
+                let mut sw: Vec<_> = s.warnings.iter().map(|w| (w.line, &w.message)).collect();
+                pw.sort();
+                sw.sort();
+                assert_eq!(sw, pw, "{}", input.path);
+            }
+            (Err(p), Err(e)) => assert_eq!(e, p, "{}", input.path),
+            (p, e) => panic!("{}: parse {p:?}, stream {e:?}", input.path),
+        }
+    }
+    assert!(compared > 50, "only {compared} cash inputs");
 }
