@@ -156,6 +156,17 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn auto_detection_reads_utf16_xml_with_or_without_a_bom() {
+        let xml = r#"<?xml version="1.0" encoding="UTF-16"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.052.001.01"><BkToCstmrAcctRptV01></BkToCstmrAcctRptV01></Document>"#;
+        let utf16: Vec<u8> = xml.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let mut with_bom = vec![0xFF, 0xFE];
+        with_bom.extend(&utf16);
+        for bytes in [&utf16, &with_bom] {
+            assert_eq!(detect(bytes), Some(SourceFormat::Camt052));
+        }
+    }
+
     fn archive(members: &[(&str, &[u8])]) -> Vec<u8> {
         let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         let options = zip::write::SimpleFileOptions::default()

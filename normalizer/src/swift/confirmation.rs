@@ -30,12 +30,6 @@ use crate::swift::fin::{Event, Field};
 use crate::swift::mt94x::{At, ReadError};
 use crate::swift::values::{FieldError, is_currency_code, parse_amount, parse_yymmdd, split_chars};
 
-/// The tags of MT900/MT910.
-pub(crate) const TAGS: &[&str] = &[
-    "13D", "20", "21", "25", "25P", "32A", "50", "50A", "50F", "50K", "52A", "52D", "56A", "56D",
-    "72",
-];
-
 /// One confirmation, values as written.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Confirmation {

@@ -40,6 +40,12 @@ pub enum Family {
     Confirmation,
 }
 
+/// The tags of MT900/MT910 (debit and credit confirmations).
+const CONFIRMATION_TAGS: &[&str] = &[
+    "13D", "20", "21", "25", "25P", "32A", "50", "50A", "50F", "50K", "52A", "52D", "56A", "56D",
+    "72",
+];
+
 const CASH_TAGS: &[&str] = &[
     "13", "13D", "20", "21", "25", "25P", "28", "28C", "34F", "60F", "60M", "61", "62F", "62M",
     "64", "65", "86", "90C", "90D", "NS",
@@ -50,7 +56,7 @@ impl Family {
     pub fn is_tag(self, tag: &str) -> bool {
         match self {
             Family::Cash => CASH_TAGS.contains(&tag),
-            Family::Confirmation => crate::swift::confirmation::TAGS.contains(&tag),
+            Family::Confirmation => CONFIRMATION_TAGS.contains(&tag),
             Family::Securities => {
                 let b = tag.as_bytes();
                 b.len() == 3
