@@ -55,6 +55,13 @@ pub(crate) struct Input<R> {
     /// Bytes consumed in total, and at the start of the current line.
     consumed: u64,
     line_start: u64,
+    /// Bytes consumed from, and scanned for control characters in, `inner` (UTF-8 only).
+    inner_consumed: u64,
+    inner_scanned: u64,
+    /// A control character (see `crate::control_characters`) was in the bytes handed out:
+    /// only then does the reader check each element's text, so a clean file pays one scan
+    /// of its bytes and nothing per element.
+    control: bool,
 }
 
 impl<R: BufRead> Input<R> {
@@ -75,6 +82,8 @@ impl<R: BufRead> Input<R> {
         } else {
             declared_encoding(&head)?
         };
+        let control =
+            encoding == Encoding::Utf8 && crate::control_characters::any(&head[head_pos..], &[]);
         Ok(Input {
             inner,
             encoding,
@@ -86,12 +95,20 @@ impl<R: BufRead> Input<R> {
             line: 1,
             consumed: 0,
             line_start: 0,
+            inner_consumed: 0,
+            inner_scanned: 0,
+            control,
         })
     }
 
     /// One-based line of the next unread byte.
     pub(crate) fn line(&self) -> usize {
         self.line
+    }
+
+    /// True once a control character was seen in the bytes handed out so far (or about to be).
+    pub(crate) fn saw_control(&self) -> bool {
+        self.control
     }
 
     /// One-based column (in bytes of UTF-8) of the next unread byte.
@@ -112,6 +129,12 @@ impl<R: BufRead> Input<R> {
 
     /// Refills `out` with the next transcoded chunk; empty at end of input.
     fn refill_transcoded(&mut self) -> io::Result<()> {
+        self.transcode_next()?;
+        self.control |= crate::control_characters::any(&self.out, &[]);
+        Ok(())
+    }
+
+    fn transcode_next(&mut self) -> io::Result<()> {
         self.out.clear();
         self.out_pos = 0;
         let encoding = self.encoding;
@@ -230,7 +253,17 @@ impl<R: BufRead> BufRead for Input<R> {
                 if self.head_pos < self.head.len() {
                     Ok(&self.head[self.head_pos..])
                 } else {
-                    self.inner.fill_buf()
+                    let buf = self.inner.fill_buf()?;
+                    let end = self.inner_consumed + buf.len() as u64;
+                    if end > self.inner_scanned {
+                        scan_new(
+                            buf,
+                            self.inner_consumed,
+                            &mut self.inner_scanned,
+                            &mut self.control,
+                        );
+                    }
+                    Ok(buf)
                 }
             }
             Encoding::Latin1 | Encoding::Windows1252 | Encoding::Utf16Le | Encoding::Utf16Be => {
@@ -267,6 +300,7 @@ impl<R: BufRead> BufRead for Input<R> {
                         }
                     }
                     self.consumed += amt as u64;
+                    self.inner_consumed += amt as u64;
                     self.inner.consume(amt);
                 }
             }
@@ -279,6 +313,18 @@ impl<R: BufRead> BufRead for Input<R> {
             }
         }
     }
+}
+
+/// Scans the part of `buf` (which starts at offset `start` of the input) not scanned yet. Out
+/// of line: `fill_buf` runs several times per XML event and only rarely sees new bytes.
+#[cold]
+#[inline(never)]
+fn scan_new(buf: &[u8], start: u64, scanned: &mut u64, control: &mut bool) {
+    let from = usize::try_from(*scanned - start)
+        .unwrap_or(0)
+        .min(buf.len());
+    *control |= crate::control_characters::any(&buf[from..], &[]);
+    *scanned = start + buf.len() as u64;
 }
 
 /// Appends the UTF-8 form of one byte of a single-byte encoding.

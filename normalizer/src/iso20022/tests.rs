@@ -1026,4 +1026,16 @@ fn control_characters_in_xml_text_are_removed_with_a_warning() {
             "2 control characters (NUL or another C0 code) removed from the text"
         )]
     );
+    // Far past the bytes sniffed first, and in ISO-8859-1 (transcoded): found all the same.
+    let far = xml.replace(
+        "<BookgDt>",
+        &format!("<AddtlTxInf>{}</AddtlTxInf><BookgDt>", "x".repeat(70_000)),
+    );
+    assert_eq!(
+        parse53(&far).transactions[0].description.as_deref(),
+        Some("Kaffee Automat")
+    );
+    let latin = far.replace("encoding=\"UTF-8\"", "encoding=\"ISO-8859-1\"");
+    let b = parse53(&latin);
+    assert_eq!(b.warnings.len(), 1, "{:?}", b.warnings);
 }

@@ -195,7 +195,7 @@ pub(crate) fn drive<R: BufRead, H: Handler>(
                 r
             }
             Event::End(_) => {
-                if crate::control_characters::any(&text, &[]) {
+                if reader.get_ref().saw_control() && crate::control_characters::any(&text, &[]) {
                     let before = text.len();
                     text.retain(|&b| b >= 0x20 || matches!(b, b'\t' | b'\n' | b'\r'));
                     let line = reader.get_ref().line();
