@@ -28,6 +28,7 @@ export EAM_DATABASE__MAX_CONNECTIONS="${EAM_DATABASE__MAX_CONNECTIONS:-16}"
 start_sim --seed 11 --clients 1 --accounts-per-client 2 --positions-per-account 50 \
   --transactions-per-account 200 --days 90
 start_api
+register_bank_a
 start_worker
 
 log "syncing $tenants tenants"
@@ -36,7 +37,7 @@ targets="$work/targets.txt"
 for i in $(seq "$tenants"); do
   tenant=$(new_tenant "Bench API $i")
   tok=$(token "$tenant" advisor,ops)
-  connection=$(new_connection "$tok")
+  connection=$(new_connection "$tok" "$tenant")
   runs+=("$tok $(curl -sf -X POST -H "Authorization: Bearer $tok" "$api/connections/$connection/sync" | jq -r .run_id)")
 done
 for entry in "${runs[@]}"; do

@@ -20,11 +20,12 @@ fresh_database eam_bench_ingest
 start_sim --seed 7 --clients $clients --accounts-per-client $accounts_per_client \
   --positions-per-account $positions --transactions-per-account "$transactions" --days 365
 start_api
+register_bank_a
 start_worker
 
 tenant=$(new_tenant "Bench ingest")
 tok=$(token "$tenant" ops,advisor)
-connection=$(new_connection "$tok")
+connection=$(new_connection "$tok" "$tenant")
 
 log "first sync: $clients clients x $accounts_per_client accounts, $positions positions per custody account, $transactions transactions per account"
 t0=$(date +%s.%N)

@@ -48,6 +48,10 @@ fresh_database() {
   export EAM_ARCHIVE__DIR="$work/archive"
   export EAM_LOG__LEVEL="${EAM_LOG__LEVEL:-warn}"
   export EAM_WORKER__METRICS_BIND="127.0.0.1:0"
+  # Tenants' secret files live under the platform's root, one directory per tenant; the
+  # simulator is on loopback, which production refuses for bank addresses.
+  export EAM_SECRETS__TENANT_FILE_ROOT="$work/tenant-secrets"
+  export EAM_EGRESS__ALLOW_PRIVATE_ADDRESSES=true
   "$eam" migrate >/dev/null
   platform_tenant=$(psql "$DATABASE_URL" -qAtc \
     "INSERT INTO tenants (id, name) VALUES (gen_random_uuid(), 'Platform operator') RETURNING id")
@@ -105,15 +109,31 @@ new_tenant() {
     -d "{\"name\": \"$1\", \"modules\": [\"bank_sync\"]}" "$api/tenants" | jq -r .id
 }
 
-# new_connection TOKEN: a bank_a connection to the simulator; prints its id.
+# register_bank_a: the platform admin points the custodian registry's bank_a at the simulator
+# (its URL and CA); once per run, after start_api.
+register_bank_a() {
+  local admin pki="$work/sim/pki"
+  admin=$(token "$platform_tenant" platform_admin)
+  curl -sf -X PUT -H "Authorization: Bearer $admin" -H 'content-type: application/json' -d @- \
+    "$api/custodians/bank_a" >/dev/null <<JSON
+{"name": "Bank A (simulator)", "protocol": "bank_a", "base_url": "https://127.0.0.1:$sim_port",
+ "ca_cert_ref": "file://$pki/ca.pem"}
+JSON
+}
+
+# new_connection TOKEN TENANT: a bank_a connection to the simulator, its credentials copied
+# into the tenant's own secret directory; prints its id.
 new_connection() {
-  local pki="$work/sim/pki"
+  local pki="$work/sim/pki" dir="$work/tenant-secrets/$2"
+  mkdir -p "$dir"
+  cp "$work/sim/client_secret" "$dir/client_secret"
+  cp "$pki/client.pem" "$dir/client.pem"
+  cp "$pki/client-key.pem" "$dir/client-key.pem"
   curl -sf -H "Authorization: Bearer $1" -H 'content-type: application/json' -d @- \
     "$api/connections" <<JSON | jq -r .id
-{"custodian": "bank_a", "name": "Bench bank", "base_url": "https://127.0.0.1:$sim_port",
- "client_id": "eam-bank-a", "client_secret_ref": "file://$work/sim/client_secret",
- "client_cert_ref": "file://$pki/client.pem", "client_key_ref": "file://$pki/client-key.pem",
- "ca_cert_ref": "file://$pki/ca.pem"}
+{"custodian": "bank_a", "name": "Bench bank",
+ "client_id": "eam-bank-a", "client_secret_ref": "file://$dir/client_secret",
+ "client_cert_ref": "file://$dir/client.pem", "client_key_ref": "file://$dir/client-key.pem"}
 JSON
 }
 
