@@ -2,11 +2,9 @@
 //! `market_data.ecb_url`, archives the file and loads its rates (idempotent: run it from cron
 //! on business days after 16:00 CET; `--history` backfills every day the feed has).
 
-use std::time::Duration;
-
 use eam_config::Settings;
+use eam_connectors::Breakers;
 use eam_connectors::market_data::EcbFile;
-use eam_connectors::{Breakers, RetryPolicy};
 use eam_store::resources::Resources;
 use eam_worker::application::WorkerConfig;
 use eam_worker::market_data::MarketData;
@@ -37,11 +35,8 @@ pub async fn run(args: FxRatesArgs) -> anyhow::Result<()> {
         settings: &settings.market_data,
         secrets: &resources.secrets,
         breakers: &breakers,
-        timeout: Duration::from_secs(settings.worker.bank_timeout_secs),
-        retry: RetryPolicy {
-            max_retries: settings.worker.request_retries,
-            ..RetryPolicy::default()
-        },
+        timeout: config.policy.bank_timeout,
+        retry: config.policy.request_retry.clone(),
         egress: config.policy.egress,
     };
     let file = if history {

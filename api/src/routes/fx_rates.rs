@@ -70,6 +70,19 @@ struct FxRates {
     missing: Vec<MissingRate>,
 }
 
+/// The rates stored for conversions as of `as_of` (the one book `/fx-rates` and the
+/// valuations read).
+pub(crate) async fn rate_book(state: &ApiState, as_of: NaiveDate) -> Result<RateBook, ApiError> {
+    let from = as_of - chrono::Duration::days(LOOKBACK_DAYS);
+    let stored = eam_store::fx_rates::between(&state.store, from, as_of).await?;
+    let mut book = RateBook::new(state.fx_stale_after);
+    for rate in stored {
+        book.add(rate)
+            .map_err(|e| ApiError::internal(format!("a stored rate: {e}")))?;
+    }
+    Ok(book)
+}
+
 #[OpenApi(tag = "crate::Tag::Portfolio")]
 impl FxRatesApi {
     /// Exchange rates against `base` (default EUR) as of `date` (default today): for each
@@ -91,13 +104,7 @@ impl FxRatesApi {
                 ApiError::bad_request(format!("base: '{code}' is not an ISO 4217 currency"))
             })?,
         };
-        let from = date - chrono::Duration::days(LOOKBACK_DAYS);
-        let stored = eam_store::fx_rates::between(&self.0.store, from, date).await?;
-        let mut book = RateBook::new(self.0.fx_stale_after);
-        for rate in stored {
-            book.add(rate)
-                .map_err(|e| ApiError::internal(format!("a stored rate: {e}")))?;
-        }
+        let book = rate_book(&self.0, date).await?;
         // Every currency ever quoted, so one without a rate by this date is listed as missing.
         let mut currencies = eam_store::fx_rates::currencies(&self.0.store).await?;
         currencies.push(Currency::EUR);

@@ -105,18 +105,6 @@ fn parse_currency(code: &str) -> Result<Currency, ApiError> {
 }
 
 impl ValuationApi {
-    async fn rate_book(&self, as_of: NaiveDate) -> Result<RateBook, ApiError> {
-        let stored =
-            eam_store::fx_rates::between(&self.0.store, as_of - chrono::Duration::days(400), as_of)
-                .await?;
-        let mut book = RateBook::new(self.0.fx_stale_after);
-        for r in stored {
-            book.add(r)
-                .map_err(|e| ApiError::internal(format!("a stored rate: {e}")))?;
-        }
-        Ok(book)
-    }
-
     async fn value(
         &self,
         tx: &mut TenantTx,
@@ -124,7 +112,7 @@ impl ValuationApi {
         as_of: NaiveDate,
         currency: Currency,
     ) -> Result<Valuation, ApiError> {
-        let book = self.rate_book(as_of).await?;
+        let book = crate::routes::fx_rates::rate_book(&self.0, as_of).await?;
         let mut lines = Vec::new();
         let count = accounts.len();
         for account in accounts {
