@@ -66,6 +66,22 @@ impl Caller {
         }
     }
 
+    /// 404 ("`what` `id` not found", the answer for an id that does not exist) unless the
+    /// caller may read data of `client` (`None`: of no client).
+    pub fn require_client(
+        &self,
+        client: Option<Uuid>,
+        what: &str,
+        id: Uuid,
+    ) -> Result<(), ApiError> {
+        match self.client_scope()? {
+            Some(own) if client != Some(own) => {
+                Err(ApiError::not_found(format!("{what} {id} not found")))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The client PostgreSQL confines this caller to: set for a caller whose only role is
     /// `client`, whatever the query asks.
     fn restricted_client(&self) -> Option<ClientId> {

@@ -177,19 +177,8 @@ async fn scoped_account(
             }
             other => other.into(),
         })?;
-    require_scope(caller, id, account.client_id)?;
+    caller.require_client(account.client_id, "account", id)?;
     Ok(account)
-}
-
-/// 404 unless the caller may read an account of `client` (`None`: of no client): the same
-/// answer as for an account that does not exist.
-fn require_scope(caller: &Caller, account: Uuid, client: Option<Uuid>) -> Result<(), ApiError> {
-    match caller.client_scope()? {
-        Some(scope) if client != Some(scope) => {
-            Err(ApiError::not_found(format!("account {account} not found")))
-        }
-        _ => Ok(()),
-    }
 }
 
 fn holdings_page(account_id: Uuid, as_of: Option<NaiveDate>, rows: Vec<HoldingRow>) -> Holdings {
@@ -339,7 +328,7 @@ impl PortfolioApi {
                 Ok((account.client_id, holdings_page(account.id, as_of, rows)))
             })
             .await?;
-        require_scope(&caller, account_id.0, page.account_client)?;
+        caller.require_client(page.account_client, "account", account_id.0)?;
         Ok(CachedJson::from_bytes(page.body))
     }
 
@@ -373,7 +362,7 @@ impl PortfolioApi {
                 Ok((account.client_id, balances))
             })
             .await?;
-        require_scope(&caller, account_id.0, page.account_client)?;
+        caller.require_client(page.account_client, "account", account_id.0)?;
         Ok(CachedJson::from_bytes(page.body))
     }
 
@@ -424,7 +413,7 @@ impl PortfolioApi {
                 Ok((account.client_id, page))
             })
             .await?;
-        require_scope(&caller, account_id.0, page.account_client)?;
+        caller.require_client(page.account_client, "account", account_id.0)?;
         Ok(CachedJson::from_bytes(page.body))
     }
 }

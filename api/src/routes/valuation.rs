@@ -23,7 +23,7 @@ use poem_openapi::{Object, OpenApi};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use crate::caller::{BearerToken, Caller};
+use crate::caller::BearerToken;
 use crate::permissions::Action;
 use crate::problem::ApiError;
 use crate::state::ApiState;
@@ -273,13 +273,6 @@ async fn value_account(
     Ok(())
 }
 
-fn scope(caller: &Caller, client: Option<Uuid>, what: String) -> Result<(), ApiError> {
-    match caller.client_scope()? {
-        Some(own) if client != Some(own) => Err(ApiError::not_found(what)),
-        _ => Ok(()),
-    }
-}
-
 #[OpenApi(tag = "crate::Tag::Portfolio")]
 impl ValuationApi {
     /// An account's valuation as of `as_of` (default today: its latest snapshot), in
@@ -294,11 +287,10 @@ impl ValuationApi {
     ) -> Result<Json<Valuation>, ApiError> {
         let (caller, mut tx) = self.0.begin(&token, Action::ReadPortfolio).await?;
         let requested = currency.0.as_deref().map(parse_currency).transpose()?;
-        let missing = || format!("account {} not found", id.0);
         let account = read::account(&mut tx, AccountId(id.0))
             .await
             .map_err(crate::problem::not_found("account", id.0))?;
-        scope(&caller, account.client_id, missing())?;
+        caller.require_client(account.client_id, "account", id.0)?;
         let currency = match requested {
             Some(c) => c,
             None => {
@@ -331,7 +323,7 @@ impl ValuationApi {
     ) -> Result<Json<Valuation>, ApiError> {
         let (caller, mut tx) = self.0.begin(&token, Action::ReadPortfolio).await?;
         let requested = currency.0.as_deref().map(parse_currency).transpose()?;
-        scope(&caller, Some(id.0), format!("client {} not found", id.0))?;
+        caller.require_client(Some(id.0), "client", id.0)?;
         let client = eam_store::clients::get(&mut tx, id.0)
             .await
             .map_err(crate::problem::not_found("client", id.0))?;
