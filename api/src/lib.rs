@@ -35,6 +35,7 @@ use poem_openapi::{OpenApiService, Tags};
 pub use application::Application;
 pub use state::ApiState;
 
+use crate::routes::assignments::AssignmentsApi;
 use crate::routes::audit::AuditApi;
 use crate::routes::breaks::BreaksApi;
 use crate::routes::certificates::CertificatesApi;
@@ -87,6 +88,7 @@ pub type Apis = (
     CustodiansApi,
     FxRatesApi,
     ValuationApi,
+    AssignmentsApi,
 );
 
 /// The OpenAPI service of `/api/v1`.
@@ -108,6 +110,7 @@ pub fn openapi(state: &ApiState, public_url: &str) -> OpenApiService<Apis, ()> {
             CustodiansApi(state.clone()),
             FxRatesApi(state.clone()),
             ValuationApi(state.clone()),
+            AssignmentsApi(state.clone()),
         ),
         "EAM Wealth Platform API",
         env!("CARGO_PKG_VERSION"),

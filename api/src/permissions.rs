@@ -92,6 +92,10 @@ pub enum Action {
     ManageCustodians,
     /// Exchange rates (platform-wide market data).
     ReadMarketData,
+    /// The rules that give a connection's accounts their client.
+    ReadAssignments,
+    /// Assign accounts to clients, by hand or by rules.
+    AssignAccounts,
 }
 
 impl Action {
@@ -133,6 +137,8 @@ pub fn allows(role: Role, action: Action) -> bool {
         ManageCustodians => matches!(role, PlatformAdmin),
         // Reference rates are public knowledge; every caller converts with them.
         ReadMarketData => true,
+        ReadAssignments => matches!(role, TenantAdmin | Advisor | Ops | Support),
+        AssignAccounts => matches!(role, TenantAdmin | Advisor | Ops),
     }
 }
 
@@ -156,6 +162,15 @@ pub const OPERATIONS: &[(&str, &str, Action)] = {
     &[
         ("get", "/me", ReadSelf),
         ("get", "/accounts", ReadPortfolio),
+        ("put", "/accounts/{id}/client", AssignAccounts),
+        ("delete", "/accounts/{id}/client", AssignAccounts),
+        ("get", "/connections/{id}/assignment-rules", ReadAssignments),
+        ("post", "/connections/{id}/assignment-rules", AssignAccounts),
+        (
+            "delete",
+            "/connections/{id}/assignment-rules/{rule_id}",
+            AssignAccounts,
+        ),
         ("get", "/holdings", ReadPortfolio),
         ("get", "/balances", ReadPortfolio),
         ("get", "/transactions", ReadPortfolio),

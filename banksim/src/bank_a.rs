@@ -142,8 +142,12 @@ async fn list_positions(
 }
 
 #[handler]
-async fn show_balances(state: Data<&Arc<SimState>>, Path(account_id): Path<String>) -> Response {
-    respond(pages::balances(&state.dataset, &account_id))
+async fn show_balances(
+    state: Data<&Arc<SimState>>,
+    Path(account_id): Path<String>,
+    query: poem::Result<Query<pages::Params>>,
+) -> Response {
+    respond(params(query).and_then(|p| pages::balances(&state.dataset, &account_id, &p)))
 }
 
 #[handler]

@@ -502,18 +502,28 @@ impl Dataset {
     /// (opening + booked entries) and available (closing - pending debits), both as of the end
     /// date; empty for an unknown account.
     pub fn balances(&self, account_id: &str) -> Vec<SimBalance> {
+        self.balances_as_of(account_id, self.params.end_date)
+    }
+
+    /// The account's balances at the end of `date`: the opening balance of the first day,
+    /// the closing balance (opening plus every transaction booked on or before `date`) and
+    /// the available one (closing less the pending debits of those days).
+    pub fn balances_as_of(&self, account_id: &str, date: NaiveDate) -> Vec<SimBalance> {
         let Some(account) = self.account(account_id) else {
             return Vec::new();
         };
+        let until = |t: &&SimTransaction| t.booking_date <= date;
         let booked: Decimal = account
             .transactions
             .iter()
+            .filter(until)
             .filter(|t| t.is_booked())
             .map(SimTransaction::signed_amount)
             .sum();
         let pending_debits: Decimal = account
             .transactions
             .iter()
+            .filter(until)
             .filter(|t| !t.is_booked() && t.direction == "debit")
             .map(|t| t.amount)
             .sum();
@@ -526,12 +536,8 @@ impl Dataset {
         };
         vec![
             balance("opening", round2(account.opening_balance), self.start_date),
-            balance("closing", closing, self.params.end_date),
-            balance(
-                "available",
-                round2(closing - pending_debits),
-                self.params.end_date,
-            ),
+            balance("closing", closing, date),
+            balance("available", round2(closing - pending_debits), date),
         ]
     }
 }

@@ -103,6 +103,35 @@ struct AccountNav {
 struct PageNav {
     #[serde(default)]
     next_cursor: Option<String>,
+    /// Positions pages: the snapshot's date.
+    #[serde(default)]
+    as_of: Option<String>,
+}
+
+/// Daily position snapshots to ask for besides the current one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PositionHistory {
+    /// How many days back from the current snapshot (0: none).
+    pub days: u32,
+    /// The latest snapshot already held: only later days are asked for.
+    pub after: Option<NaiveDate>,
+}
+
+impl PositionHistory {
+    /// The weekdays before `current` to ask for, oldest first.
+    pub fn dates(self, current: NaiveDate) -> Vec<NaiveDate> {
+        use chrono::Datelike;
+        let earliest = current - chrono::Days::new(u64::from(self.days));
+        let start = match self.after.and_then(|a| a.succ_opt()) {
+            Some(next) => next.max(earliest),
+            None => earliest,
+        };
+        start
+            .iter_days()
+            .take_while(|d| *d < current)
+            .filter(|d| d.weekday().number_from_monday() <= 5)
+            .collect()
+    }
 }
 
 impl BankAClient {
@@ -124,11 +153,16 @@ impl BankAClient {
     }
 
     /// Fetches every account with its positions and balances, and the transactions booked on
-    /// or after `since` (all of them when `None`).
-    pub async fn fetch(&self, since: Option<NaiveDate>) -> Result<Fetched, ConnectorError> {
+    /// or after `since` (all of them when `None`); with a `history`, also the daily positions
+    /// and balances of the days it asks for.
+    pub async fn fetch(
+        &self,
+        since: Option<NaiveDate>,
+        history: PositionHistory,
+    ) -> Result<Fetched, ConnectorError> {
         let (mut documents, accounts) = self.fetch_accounts().await?;
         let per_account: Vec<Vec<RawDocument>> = futures::stream::iter(accounts)
-            .map(|account| self.fetch_account(account, since))
+            .map(|account| self.fetch_account(account, since, history))
             .buffered(ACCOUNT_CONCURRENCY)
             .try_collect()
             .await?;
@@ -165,18 +199,20 @@ impl BankAClient {
         &self,
         account: String,
         since: Option<NaiveDate>,
+        history: PositionHistory,
     ) -> Result<Vec<RawDocument>, ConnectorError> {
         let mut documents = Vec::new();
         let id = encode_segment(&account);
         let positions = format!("{}/v1/accounts/{id}/positions", self.base_url);
-        self.fetch_pages(
-            &positions,
-            &[],
-            DocumentKind::Positions,
-            &account,
-            &mut documents,
-        )
-        .await?;
+        let current = self
+            .fetch_pages(
+                &positions,
+                &[],
+                DocumentKind::Positions,
+                &account,
+                &mut documents,
+            )
+            .await?;
         let balances = format!("{}/v1/accounts/{id}/balances", self.base_url);
         let body = self.get(&balances, &[]).await?;
         documents.push(RawDocument {
@@ -186,6 +222,37 @@ impl BankAClient {
             body,
             file: None,
         });
+        if history.days > 0 {
+            let current = current
+                .as_deref()
+                .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                .ok_or_else(|| ConnectorError::Payload {
+                    url: positions.clone(),
+                    detail: "the positions answer has no as_of date".into(),
+                })?;
+            // Their pages number on after the current snapshot's, so every document of the
+            // sync keeps its own name.
+            // The day's balances with each day's positions: a past valuation needs both.
+            for (day, date) in history.dates(current).into_iter().enumerate() {
+                let as_of = [("as_of", date.to_string())];
+                self.fetch_pages(
+                    &positions,
+                    &as_of,
+                    DocumentKind::Positions,
+                    &account,
+                    &mut documents,
+                )
+                .await?;
+                let body = self.get(&balances, &as_of).await?;
+                documents.push(RawDocument {
+                    kind: DocumentKind::Balances,
+                    account_id: Some(account.clone()),
+                    page: u32::try_from(day).map_or(u32::MAX, |d| d.saturating_add(2)),
+                    body,
+                    file: None,
+                });
+            }
+        }
         let transactions = format!("{}/v1/accounts/{id}/transactions", self.base_url);
         let from = since.map(|d| ("from", d.to_string()));
         self.fetch_pages(
@@ -206,20 +273,28 @@ impl BankAClient {
         kind: DocumentKind,
         account: &str,
         out: &mut Vec<RawDocument>,
-    ) -> Result<(), ConnectorError> {
+    ) -> Result<Option<String>, ConnectorError> {
         let mut pages = Pages::default();
+        // Pages continue the numbering of the same (kind, account) already fetched.
+        let before = out.iter().filter(|d| d.kind == kind).count();
+        let mut as_of = None;
         loop {
             let body = self.get(url, &pages.query(params)).await?;
             let nav: PageNav = navigate(url, &body)?;
+            if as_of.is_none() {
+                as_of = nav.as_of;
+            }
             out.push(RawDocument {
                 kind,
                 account_id: Some(account.to_owned()),
-                page: pages.number,
+                page: pages
+                    .number
+                    .saturating_add(u32::try_from(before).unwrap_or(u32::MAX)),
                 body,
                 file: None,
             });
             if !pages.advance(url, nav.next_cursor)? {
-                return Ok(());
+                return Ok(as_of);
             }
         }
     }
@@ -337,6 +412,40 @@ fn encode_segment(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_position_history_asks_for_the_weekdays_after_the_latest_held() {
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        // Monday 2026-12-07: ten days back is Friday 2026-11-27.
+        let current = d("2026-12-07");
+        let all = PositionHistory {
+            days: 10,
+            after: None,
+        };
+        let want: Vec<NaiveDate> = [
+            "2026-11-27",
+            "2026-11-30",
+            "2026-12-01",
+            "2026-12-02",
+            "2026-12-03",
+            "2026-12-04",
+        ]
+        .map(d)
+        .to_vec();
+        assert_eq!(all.dates(current), want);
+        let after = PositionHistory {
+            days: 10,
+            after: Some(d("2026-12-02")),
+        };
+        assert_eq!(after.dates(current), want[4..].to_vec());
+        // Held up to the current day, or no history: nothing to ask.
+        let held = PositionHistory {
+            days: 10,
+            after: Some(current),
+        };
+        assert!(held.dates(current).is_empty());
+        assert!(PositionHistory::default().dates(current).is_empty());
+    }
 
     #[test]
     fn account_ids_are_encoded_as_one_path_segment() {

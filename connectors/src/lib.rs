@@ -22,6 +22,7 @@ pub mod open;
 
 use std::time::Duration;
 
+pub use bank_a::PositionHistory;
 pub use breaker::{Breaker, BreakerSettings, BreakerSnapshot, BreakerState, Breakers};
 pub use eam_model::{DocumentKind, ErrorClass};
 pub use http::{RetryPolicy, TlsIdentity};

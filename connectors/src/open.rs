@@ -8,6 +8,7 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use eam_model::Protocol;
 
+use crate::PositionHistory;
 use crate::bank_a::{BankAClient, BankAConfig};
 use crate::bank_b::{BankBClient, BankBConfig};
 use crate::bank_c::{BankCClient, BankCConfig};
@@ -40,6 +41,8 @@ pub struct Resume {
     pub since: Option<NaiveDate>,
     /// File banks (bank_b, bank_c): files listed after this id.
     pub files_after: Option<String>,
+    /// Dated banks (bank_a): the daily position snapshots to ask for besides the current one.
+    pub position_history: PositionHistory,
 }
 
 /// What a fetch brought.
@@ -114,7 +117,10 @@ impl Transport {
     pub async fn fetch(&self, resume: &Resume) -> Result<Fetched, ConnectorError> {
         match self {
             Transport::BankA(client) => Ok(Fetched {
-                documents: client.fetch(resume.since).await?.documents,
+                documents: client
+                    .fetch(resume.since, resume.position_history)
+                    .await?
+                    .documents,
                 last_file_id: None,
             }),
             Transport::BankB(client) => {

@@ -124,6 +124,19 @@ pub async fn delete(tx: &mut TenantTx, id: Uuid) -> Result<ClientRow> {
             client.accounts
         )));
     }
+    let rules = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "rules!" FROM account_assignment_rules
+            WHERE tenant_id = $1 AND client_id = $2"#,
+        tx.tenant().0,
+        id
+    )
+    .fetch_one(tx.conn())
+    .await?;
+    if rules > 0 {
+        return Err(StoreError::Conflict(format!(
+            "{rules} account assignment rule(s) name the client: remove them first"
+        )));
+    }
     let deleted = sqlx::query!(
         "DELETE FROM clients c WHERE c.tenant_id = $1 AND c.id = $2
            AND NOT EXISTS (SELECT 1 FROM users u WHERE u.client_id = c.id)",

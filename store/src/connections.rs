@@ -17,6 +17,8 @@ pub struct NewConnection {
     pub client_secret_ref: Option<String>,
     pub client_cert_ref: Option<String>,
     pub client_key_ref: Option<String>,
+    /// Daily position snapshots asked for besides the current one (dated banks).
+    pub position_history_days: i32,
 }
 
 /// A stored bank connection.
@@ -51,6 +53,8 @@ pub struct Connection {
     pub consecutive_failures: i32,
     pub paused_at: Option<DateTime<Utc>>,
     pub paused_reason: Option<String>,
+    /// Daily position snapshots asked for besides the current one (dated banks; 0: none).
+    pub position_history_days: i32,
 }
 
 /// The connection query with a tail (WHERE / ORDER BY) appended at compile time.
@@ -63,7 +67,8 @@ macro_rules! select_connection {
         c.base_url AS own_base_url, c.client_id,
         c.client_secret_ref, c.client_cert_ref, c.client_key_ref, k.ca_cert_ref,
         k.base_url AS registry_base_url, k.tenant_urls, k.allowed_hosts, c.enabled, c.cursor,
-        c.created_at, c.updated_at, c.consecutive_failures, c.paused_at, c.paused_reason
+        c.created_at, c.updated_at, c.consecutive_failures, c.paused_at, c.paused_reason,
+        c.position_history_days
     FROM bank_connections c JOIN custodians k ON k.code = c.custodian "#
                 + $tail
             $(, $arg)*
@@ -77,8 +82,8 @@ pub async fn create(tx: &mut TenantTx, new: &NewConnection) -> Result<Connection
     let tenant = tx.tenant();
     let inserted = sqlx::query!(
         "INSERT INTO bank_connections (id, tenant_id, custodian, name, base_url, client_id,
-            client_secret_ref, client_cert_ref, client_key_ref)
-         SELECT $1, $2, code, $4, $5, $6, $7, $8, $9 FROM custodians WHERE code = $3",
+            client_secret_ref, client_cert_ref, client_key_ref, position_history_days)
+         SELECT $1, $2, code, $4, $5, $6, $7, $8, $9, $10 FROM custodians WHERE code = $3",
         id.0,
         tenant.0,
         &new.custodian,
@@ -87,7 +92,8 @@ pub async fn create(tx: &mut TenantTx, new: &NewConnection) -> Result<Connection
         new.client_id.as_deref(),
         new.client_secret_ref.as_deref(),
         new.client_cert_ref.as_deref(),
-        new.client_key_ref.as_deref()
+        new.client_key_ref.as_deref(),
+        new.position_history_days
     )
     .execute(tx.conn())
     .await?;
@@ -228,6 +234,7 @@ pub struct ConnectionChange {
     pub client_secret_ref: Option<Option<String>>,
     pub client_cert_ref: Option<Option<String>>,
     pub client_key_ref: Option<Option<String>>,
+    pub position_history_days: Option<i32>,
 }
 
 /// Changes a connection; returns it before and after.
@@ -244,7 +251,7 @@ pub async fn update(
     sqlx::query!(
         "UPDATE bank_connections SET name = $2, base_url = $3, client_id = $4,
             client_secret_ref = $5, client_cert_ref = $6, client_key_ref = $7,
-            updated_at = now()
+            position_history_days = $8, updated_at = now()
          WHERE id = $1",
         id.0,
         change.name.as_ref().unwrap_or(&before.name),
@@ -252,7 +259,10 @@ pub async fn update(
         pick(&change.client_id, &before.client_id),
         pick(&change.client_secret_ref, &before.client_secret_ref),
         pick(&change.client_cert_ref, &before.client_cert_ref),
-        pick(&change.client_key_ref, &before.client_key_ref)
+        pick(&change.client_key_ref, &before.client_key_ref),
+        change
+            .position_history_days
+            .unwrap_or(before.position_history_days)
     )
     .execute(tx.conn())
     .await?;
@@ -275,6 +285,14 @@ pub async fn delete(tx: &mut TenantTx, id: ConnectionId) -> Result<Connection> {
             "the connection has {runs} sync run(s) of history: pause it instead"
         )));
     }
+    // Its rules go with it: they name its accounts, which it never loaded.
+    sqlx::query!(
+        "DELETE FROM account_assignment_rules WHERE tenant_id = $1 AND connection_id = $2",
+        tx.tenant().0,
+        id.0
+    )
+    .execute(tx.conn())
+    .await?;
     sqlx::query!("DELETE FROM bank_connections WHERE id = $1", id.0)
         .execute(tx.conn())
         .await?;

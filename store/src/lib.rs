@@ -27,6 +27,7 @@
 //! text, and a prepared statement would cost the extra round trip this saves.
 
 pub mod archive;
+pub mod assignments;
 pub mod audit;
 pub mod breakers;
 pub mod changes;

@@ -142,7 +142,8 @@ async fn load_clients(tx: &mut TenantTx, batch: &Batch) -> Result<KindCounts> {
 }
 
 /// The connection's accounts, last occurrence of a bank account id winning, linked to their
-/// clients.
+/// clients: a manual assignment stands, else the bank's client, else the connection's first
+/// matching rule (`assignments`).
 async fn load_accounts(
     tx: &mut TenantTx,
     connection: ConnectionId,
@@ -152,20 +153,33 @@ async fn load_accounts(
     let accounts = dedup_last(&batch.accounts, |a| a.bank_account_id.clone());
     let tenant = tx.tenant().0;
     let flags: Vec<bool> = sqlx::query_scalar!(
-        r#"INSERT INTO accounts AS t (id, tenant_id, connection_id, client_id, bank_account_id, iban, currency,
-            kind, source_format, source_document, source_position, first_seen_run, last_changed_run)
-         SELECT gen_random_uuid(), $1, $2, c.id, u.bank_account_id, u.iban, u.currency, u.kind,
-            u.format, u.document, u.position, $3, $3
+        r#"INSERT INTO accounts AS t (id, tenant_id, connection_id, client_id, client_source,
+            bank_client_ref, bank_account_id, iban, currency, kind, source_format,
+            source_document, source_position, first_seen_run, last_changed_run)
+         SELECT gen_random_uuid(), $1, $2, coalesce(c.id, r.client), CASE WHEN c.id IS NOT NULL
+            THEN 'bank' WHEN r.client IS NOT NULL THEN 'rule' END, u.client_ref,
+            u.bank_account_id, u.iban, u.currency, u.kind, u.format, u.document, u.position, $3, $3
          FROM UNNEST($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::int[])
             AS u(bank_account_id, iban, currency, kind, client_ref, format, document, position)
          LEFT JOIN clients c ON c.tenant_id = $1 AND c.reference = u.client_ref
+         CROSS JOIN LATERAL (SELECT account_client_by_rule($1, $2, u.bank_account_id, u.iban)
+            AS client) r
          ON CONFLICT (tenant_id, connection_id, bank_account_id) DO UPDATE SET
-            client_id = EXCLUDED.client_id, iban = EXCLUDED.iban, currency = EXCLUDED.currency,
-            kind = EXCLUDED.kind, source_format = EXCLUDED.source_format,
-            source_document = EXCLUDED.source_document, source_position = EXCLUDED.source_position,
-            last_changed_run = EXCLUDED.last_changed_run
-         WHERE (t.client_id, t.iban, t.currency, t.kind)
-            IS DISTINCT FROM (EXCLUDED.client_id, EXCLUDED.iban, EXCLUDED.currency, EXCLUDED.kind)
+            -- A person's assignment stands whatever the bank or the rules say.
+            client_id = CASE WHEN t.client_source = 'manual' THEN t.client_id
+                ELSE EXCLUDED.client_id END,
+            client_source = CASE WHEN t.client_source = 'manual' THEN t.client_source
+                ELSE EXCLUDED.client_source END,
+            bank_client_ref = EXCLUDED.bank_client_ref, iban = EXCLUDED.iban,
+            currency = EXCLUDED.currency, kind = EXCLUDED.kind,
+            source_format = EXCLUDED.source_format, source_document = EXCLUDED.source_document,
+            source_position = EXCLUDED.source_position, last_changed_run = EXCLUDED.last_changed_run
+         WHERE (t.client_id, t.client_source, t.bank_client_ref, t.iban, t.currency, t.kind)
+            IS DISTINCT FROM (
+                CASE WHEN t.client_source = 'manual' THEN t.client_id ELSE EXCLUDED.client_id END,
+                CASE WHEN t.client_source = 'manual' THEN t.client_source
+                    ELSE EXCLUDED.client_source END,
+                EXCLUDED.bank_client_ref, EXCLUDED.iban, EXCLUDED.currency, EXCLUDED.kind)
            AND (nullif(current_setting('app.replay_upto', true), '') IS NULL
                 OR t.last_changed_run <= nullif(current_setting('app.replay_upto', true), '')::uuid)
          RETURNING (xmax = 0) AS "inserted!""#,

@@ -18,6 +18,8 @@ pub struct AccountRow {
     pub client_id: Option<Uuid>,
     pub client_reference: Option<String>,
     pub client_name: Option<String>,
+    /// `manual`, `bank` or `rule`; None when the account has no client.
+    pub client_source: Option<String>,
     pub bank_account_id: String,
     pub iban: Option<String>,
     pub currency: String,
@@ -31,7 +33,8 @@ macro_rules! select_account {
             // `?`: the client's columns are NULL for an account without a client (the macros
             // take them for NOT NULL columns of `clients` and would fail to decode at run time).
             r#"SELECT a.id, a.connection_id, bc.custodian, a.client_id,
-                c.reference AS "client_reference?", c.name AS "client_name?", a.bank_account_id,
+                c.reference AS "client_reference?", c.name AS "client_name?", a.client_source,
+                a.bank_account_id,
                 a.iban, a.currency, a.kind
              FROM accounts a
              JOIN bank_connections bc ON bc.id = a.connection_id

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use eam_connectors::PositionHistory;
 use eam_connectors::bank_a::{BankAClient, BankAConfig};
 use eam_connectors::market_data::{EcbClient, EcbConfig, EcbFile};
 use eam_connectors::{ConnectorError, DocumentKind, ErrorClass, RetryPolicy, TlsIdentity};
@@ -30,7 +31,10 @@ fn client(base_url: &str, secret: &str, tls: TlsIdentity) -> BankAClient {
 }
 
 async fn fetch_error(client: &BankAClient) -> ConnectorError {
-    client.fetch(None).await.expect_err("the bank refuses us")
+    client
+        .fetch(None, PositionHistory::default())
+        .await
+        .expect_err("the bank refuses us")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,7 +42,7 @@ async fn a_fetch_takes_one_token_and_every_page_once() {
     let sim = TestSim::start(small_params(21)).await;
     let data = sim.sim.dataset();
     let fetched = client(&sim.sim.base_url(), CLIENT_SECRET, sim.identity())
-        .fetch(None)
+        .fetch(None, PositionHistory::default())
         .await
         .expect("fetch");
     let accounts = data.accounts.len();
@@ -51,6 +55,85 @@ async fn a_fetch_takes_one_token_and_every_page_once() {
     assert_eq!(fetched.documents[0].name(), "accounts/page-1");
     // One token request, then exactly one request per document.
     assert_eq!(sim.sim.requests(), 1 + fetched.documents.len() as u64);
+}
+
+/// With a position history, each account's daily positions and balances of the weekdays
+/// before the current one come too, after the latest one held, each page named apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_position_history_asks_for_each_weekday_after_the_latest_held() {
+    use chrono::Datelike;
+    let sim = TestSim::start(small_params(23)).await;
+    let data = sim.sim.dataset();
+    let end = data.params.end_date;
+    let client = client(&sim.sim.base_url(), CLIENT_SECRET, sim.identity());
+    let weekdays = |from: chrono::NaiveDate| {
+        from.iter_days()
+            .take_while(|d| *d < end)
+            .filter(|d| d.weekday().number_from_monday() <= 5)
+            .count()
+    };
+    let history = PositionHistory {
+        days: 10,
+        after: None,
+    };
+    let fetched = client.fetch(None, history).await.expect("fetch");
+    let positions: Vec<_> = fetched
+        .documents
+        .iter()
+        .filter(|d| d.kind == DocumentKind::Positions)
+        .collect();
+    let per_account = 1 + weekdays(end - chrono::Days::new(10));
+    assert!(per_account > 5, "ten days hold at least five weekdays");
+    assert_eq!(positions.len(), data.accounts.len() * per_account);
+    let balances = fetched
+        .documents
+        .iter()
+        .filter(|d| d.kind == DocumentKind::Balances)
+        .count();
+    assert_eq!(balances, data.accounts.len() * per_account);
+    let names: std::collections::HashSet<String> = positions.iter().map(|d| d.name()).collect();
+    assert_eq!(names.len(), positions.len(), "every page is named apart");
+    // Each page says its date; the first is the current snapshot, then oldest to newest.
+    let first_account = positions[0].account_id.clone();
+    let dates: Vec<String> = positions
+        .iter()
+        .filter(|d| d.account_id == first_account)
+        .map(|d| {
+            let page: serde_json::Value = serde_json::from_slice(&d.body).unwrap();
+            page["as_of"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(dates[0], end.to_string());
+    let mut history_dates = dates[1..].to_vec();
+    history_dates.sort();
+    assert_eq!(history_dates, dates[1..].to_vec());
+    assert!(
+        dates[1..]
+            .iter()
+            .all(|d| d.as_str() < end.to_string().as_str())
+    );
+
+    // Held up to two days ago: only the weekdays after it.
+    let after = end - chrono::Days::new(2);
+    let later = client
+        .fetch(
+            Some(end),
+            PositionHistory {
+                days: 10,
+                after: Some(after),
+            },
+        )
+        .await
+        .expect("fetch");
+    let count = later
+        .documents
+        .iter()
+        .filter(|d| d.kind == DocumentKind::Positions)
+        .count();
+    assert_eq!(
+        count,
+        data.accounts.len() * (1 + weekdays(after + chrono::Days::new(1)))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,4 +25,5 @@ mod security;
 mod services;
 mod sync;
 mod tenant_scope;
+mod wealth;
 mod workers;

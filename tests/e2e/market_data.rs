@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::kit::{Firm, TestEnv, breaker_settings, small_params};
 
-fn dec(v: &Value) -> Decimal {
+pub(crate) fn dec(v: &Value) -> Decimal {
     v.as_str()
         .unwrap_or_else(|| panic!("a decimal string: {v}"))
         .parse()
@@ -32,7 +32,7 @@ fn market_settings(env: &TestEnv) -> eam_config::MarketDataSettings {
 }
 
 /// Loads the simulator's whole rate history.
-async fn load_rates(env: &TestEnv) {
+pub(crate) async fn load_rates(env: &TestEnv) {
     let settings = market_settings(env);
     let breakers = Breakers::new(breaker_settings());
     MarketData {
@@ -196,6 +196,22 @@ fn simulator_valuation(
     date: chrono::NaiveDate,
     target: &str,
 ) -> Decimal {
+    let accounts: Vec<&str> = data
+        .accounts
+        .iter()
+        .filter(|a| a.client_reference == client_reference)
+        .map(|a| a.account_id.as_str())
+        .collect();
+    simulator_accounts_valuation(data, &accounts, date, target)
+}
+
+/// [`simulator_valuation`] of the simulator's accounts `accounts`, whichever client they are.
+pub(crate) fn simulator_accounts_valuation(
+    data: &eam_banksim::dataset::Dataset,
+    accounts: &[&str],
+    date: chrono::NaiveDate,
+    target: &str,
+) -> Decimal {
     let fx_day = *data
         .fx_days()
         .iter()
@@ -213,7 +229,7 @@ fn simulator_valuation(
     for account in data
         .accounts
         .iter()
-        .filter(|a| a.client_reference == client_reference)
+        .filter(|a| accounts.contains(&a.account_id.as_str()))
     {
         for p in data.positions_as_of(&account.account_id, date) {
             let local = eam_banksim::dataset::gross_value(&p.security, p.quantity, p.price)
@@ -221,7 +237,7 @@ fn simulator_valuation(
             total += to_target(local, p.price_currency);
         }
         if let Some(closing) = data
-            .balances(&account.account_id)
+            .balances_as_of(&account.account_id, date)
             .into_iter()
             .filter(|b| b.kind == "closing" && b.as_of <= date)
             .max_by_key(|b| b.as_of)
@@ -232,7 +248,7 @@ fn simulator_valuation(
     total
 }
 
-fn cents(d: Decimal) -> Decimal {
+pub(crate) fn cents(d: Decimal) -> Decimal {
     d.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointNearestEven)
 }
 

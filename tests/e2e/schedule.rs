@@ -71,6 +71,7 @@ async fn add_connections(env: &TestEnv, tenant: TenantId, n: usize) -> Vec<Conne
                 client_secret_ref: Some(env.tenant_ref(tenant, "secret")),
                 client_cert_ref: Some(env.tenant_ref(tenant, "client.pem")),
                 client_key_ref: Some(env.tenant_ref(tenant, "client.key")),
+                position_history_days: 0,
             },
         )
         .await

@@ -135,6 +135,23 @@ async fn request_for(
             path.into(),
             Some(json!({"cron": "0 2 * * *", "timezone": "Europe/Zurich"})),
         ),
+        ("put", "/accounts/{id}/client") => (
+            format!("/accounts/{account}/client"),
+            Some(json!({ "client_id": client })),
+        ),
+        ("delete", "/accounts/{id}/client") => (format!("/accounts/{account}/client"), None),
+        ("post", "/connections/{id}/assignment-rules") => (
+            format!("/connections/{}/assignment-rules", firm.connection),
+            Some(json!({ "pattern": format!("M-{unique}*"), "client_id": client })),
+        ),
+        ("delete", "/connections/{id}/assignment-rules/{rule_id}") => (
+            format!(
+                "/connections/{}/assignment-rules/{}",
+                firm.connection,
+                Uuid::new_v4()
+            ),
+            None,
+        ),
         (_, p) if p.starts_with("/connections/{id}") => (p.replace("{id}", &firm.connection), None),
         ("post", "/jobs/retry") => (path.into(), Some(json!({}))),
         (_, p) if p.starts_with("/jobs/{id}") => (p.replace("{id}", &firm.job), None),

@@ -394,6 +394,7 @@ async fn a_complete_snapshot_closes_the_positions_it_omits_and_a_delta_closes_no
             client_secret_ref: None,
             client_cert_ref: None,
             client_key_ref: None,
+            position_history_days: 0,
         },
     )
     .await

@@ -36,8 +36,8 @@ use chrono::{NaiveDate, Utc};
 use eam_config::SecretProvider;
 use eam_config::egress::{self, EgressPolicy};
 use eam_connectors::{
-    Breakers, ConnectSettings, DocumentKind, ErrorClass, FileInfo, RawDocument, Resume,
-    RetryPolicy, TlsIdentity,
+    Breakers, ConnectSettings, DocumentKind, ErrorClass, FileInfo, PositionHistory, RawDocument,
+    Resume, RetryPolicy, TlsIdentity,
 };
 use eam_metrics::{Metrics, SyncOutcome};
 use eam_model::breaks::Break;
@@ -530,6 +530,10 @@ async fn fetch(
     let resume = Resume {
         since: cursor_date(&connection.cursor),
         files_after: files_after(&connection.cursor).map(str::to_owned),
+        position_history: PositionHistory {
+            days: u32::try_from(connection.position_history_days).unwrap_or(0),
+            after: cursor_day(&connection.cursor, "positions_through"),
+        },
     };
     let fetched = transport.fetch(&resume).await?;
     Ok(Fetched {
@@ -1032,8 +1036,13 @@ pub async fn hand_back(cx: &SyncContext) {
 
 /// The date to fetch transactions from, if the connection has synced before.
 fn cursor_date(cursor: &serde_json::Value) -> Option<NaiveDate> {
+    cursor_day(cursor, "transactions_from")
+}
+
+/// A date the cursor keeps under `key`.
+fn cursor_day(cursor: &serde_json::Value, key: &str) -> Option<NaiveDate> {
     cursor
-        .get("transactions_from")
+        .get(key)
         .and_then(|v| v.as_str())
         .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
 }
@@ -1044,7 +1053,8 @@ fn files_after(cursor: &serde_json::Value) -> Option<&str> {
 }
 
 /// The cursor after a batch. bank_a: the latest booking date seen, less an overlap for late
-/// bookings. File-based banks: the last file fetched.
+/// bookings, and the latest position snapshot held (a position history asks only for later
+/// days). File-based banks: the last file fetched.
 fn next_cursor(
     before: &serde_json::Value,
     batch: &Batch,
@@ -1067,6 +1077,16 @@ fn next_cursor(
         let from = d - chrono::Days::new(CURSOR_OVERLAP_DAYS);
         let from = cursor_date(before).map_or(from, |b| b.max(from));
         cursor["transactions_from"] = json!(from.to_string());
+    }
+    if let Some(d) = batch
+        .positions
+        .iter()
+        .filter(|p| p.provenance.format == SourceFormat::BankAJson)
+        .map(|p| p.as_of)
+        .max()
+    {
+        let through = cursor_day(before, "positions_through").map_or(d, |b| b.max(d));
+        cursor["positions_through"] = json!(through.to_string());
     }
     cursor
 }

@@ -50,6 +50,11 @@ struct NewConnectionBody {
     /// Not accepted (422): the bank's CA is the custodian registry's.
     #[oai(deprecated)]
     ca_cert_ref: Option<String>,
+    /// Dated banks (bank_a): besides the current positions and balances, ask for those of
+    /// each weekday of up to this many days back (after the latest snapshot already held),
+    /// which past valuations and daily performance need. 0 (default): the current ones only.
+    #[oai(default, validator(minimum(value = "0"), maximum(value = "366")))]
+    position_history_days: i32,
 }
 
 /// A bank connection (secret references only, never values).
@@ -78,6 +83,8 @@ struct Connection {
     paused_reason: Option<String>,
     /// Where the next sync resumes.
     cursor: serde_json::Value,
+    /// Daily position snapshots asked for besides the current one (dated banks).
+    position_history_days: i32,
     created_at: chrono::DateTime<chrono::Utc>,
     updated_at: chrono::DateTime<chrono::Utc>,
 }
@@ -101,6 +108,7 @@ impl From<StoredConnection> for Connection {
             paused_at: c.paused_at,
             paused_reason: c.paused_reason,
             cursor: c.cursor,
+            position_history_days: c.position_history_days,
             created_at: c.created_at,
             updated_at: c.updated_at,
         }
@@ -319,6 +327,7 @@ impl NewConnectionBody {
             client_secret_ref: self.client_secret_ref,
             client_cert_ref: self.client_cert_ref,
             client_key_ref: self.client_key_ref,
+            position_history_days: self.position_history_days,
         })
     }
 }
@@ -338,6 +347,8 @@ struct ConnectionChangeBody {
     /// Not accepted (422): the bank's CA is the custodian registry's.
     #[oai(deprecated)]
     ca_cert_ref: poem_openapi::types::MaybeUndefined<String>,
+    #[oai(validator(minimum(value = "0"), maximum(value = "366")))]
+    position_history_days: Option<i32>,
 }
 
 fn change_of(v: poem_openapi::types::MaybeUndefined<String>) -> Option<Option<String>> {
@@ -536,6 +547,7 @@ impl ConnectionsApi {
             client_secret_ref: change_of(body.client_secret_ref),
             client_cert_ref: change_of(body.client_cert_ref),
             client_key_ref: change_of(body.client_key_ref),
+            position_history_days: body.position_history_days,
         };
         let mut tx = caller.tx(&self.0).await?;
         let current = connections::get(&mut tx, ConnectionId(id.0))
@@ -578,10 +590,12 @@ impl ConnectionsApi {
                 json!({
                     "before": { "name": before.name, "base_url": before.own_base_url,
                         "client_id": before.client_id, "client_secret_ref": before.client_secret_ref,
-                        "client_cert_ref": before.client_cert_ref, "client_key_ref": before.client_key_ref },
+                        "client_cert_ref": before.client_cert_ref, "client_key_ref": before.client_key_ref,
+                        "position_history_days": before.position_history_days },
                     "after": { "name": after.name, "base_url": after.own_base_url,
                         "client_id": after.client_id, "client_secret_ref": after.client_secret_ref,
-                        "client_cert_ref": after.client_cert_ref, "client_key_ref": after.client_key_ref },
+                        "client_cert_ref": after.client_cert_ref, "client_key_ref": after.client_key_ref,
+                        "position_history_days": after.position_history_days },
                 }),
             )
             .await?;

@@ -43,6 +43,9 @@ struct Account {
     /// `cash` or `custody`.
     kind: String,
     client: Option<ClientRef>,
+    /// Where the client comes from: `manual` (assigned by a person), `bank` (the bank names
+    /// it), `rule` (the connection's assignment rules) or `unassigned`.
+    assignment: String,
 }
 
 impl From<AccountRow> for Account {
@@ -55,6 +58,7 @@ impl From<AccountRow> for Account {
             iban: a.iban,
             currency: a.currency,
             kind: a.kind,
+            assignment: a.client_source.unwrap_or_else(|| "unassigned".to_owned()),
             client: a.client_id.map(|id| ClientRef {
                 id,
                 reference: a.client_reference,

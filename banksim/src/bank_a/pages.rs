@@ -261,14 +261,26 @@ pub(crate) fn positions<'a>(
     })
 }
 
-/// `GET /v1/accounts/{id}/balances`: opening, closing and available.
+/// `GET /v1/accounts/{id}/balances`: opening, closing and available, at the end of `as_of`
+/// (default: the end date).
 pub(crate) fn balances<'a>(
     dataset: &'a Dataset,
     account_id: &str,
+    params: &Params,
 ) -> Result<BalancesDocument<'a>, ApiError> {
     let account = find_account(dataset, account_id)?;
+    let end_date = dataset.params.end_date;
+    let as_of = match present(&params.as_of) {
+        Some(v) => parse_date("as_of", v)?,
+        None => end_date,
+    };
+    if as_of > end_date {
+        return Err(ApiError::BadRequest(format!(
+            "as_of {as_of} is after the last business day {end_date}"
+        )));
+    }
     let balances = dataset
-        .balances(&account.account_id)
+        .balances_as_of(&account.account_id, as_of)
         .iter()
         .map(wire_balance)
         .collect();

@@ -645,6 +645,37 @@ fn validate_refuses_parameters_that_cannot_hold_the_invariants() {
 }
 
 #[test]
+fn a_past_days_closing_balance_is_the_opening_plus_what_was_booked_until_then() {
+    let d = dataset();
+    for a in &d.accounts {
+        assert_eq!(
+            d.balances_as_of(&a.account_id, d.params.end_date),
+            d.balances(&a.account_id)
+        );
+        let before = d.balances_as_of(&a.account_id, d.start_date - Days::new(1));
+        assert_eq!(before[1].kind, "closing");
+        assert_eq!(before[1].amount, a.opening_balance.round_dp(2));
+        // Day by day, the closing moves by exactly the day's booked amounts.
+        let mut day = d.start_date;
+        while day <= d.params.end_date {
+            let previous = d.balances_as_of(&a.account_id, day - Days::new(1))[1].amount;
+            let moved: Decimal = a
+                .transactions
+                .iter()
+                .filter(|t| t.is_booked() && t.booking_date == day)
+                .map(SimTransaction::signed_amount)
+                .sum();
+            let closing = &d.balances_as_of(&a.account_id, day)[1];
+            assert_eq!(
+                (closing.as_of, closing.amount),
+                (day, (previous + moved).round_dp(2))
+            );
+            day = day + Days::new(1);
+        }
+    }
+}
+
+#[test]
 fn the_demo_is_small_and_consistent() {
     let d = generate(&SimParams::demo(end_date()));
     assert_eq!(d.accounts.len(), 6);

@@ -149,7 +149,7 @@ fn every_balances_document_parses_into_the_dataset_balances() {
     for a in &d.accounts {
         let batch = parsed(
             DocumentKind::Balances,
-            &balances(&d, &a.account_id).expect("balances"),
+            &balances(&d, &a.account_id, &Params::default()).expect("balances"),
         );
         let expected = d.balances(&a.account_id);
         assert_eq!(batch.balances.len(), 3);
@@ -287,7 +287,7 @@ fn a_cursor_is_only_valid_for_the_listing_that_issued_it() {
 fn bad_dates_unknown_accounts_and_future_as_of_are_refused() {
     let d = dataset();
     assert_eq!(
-        balances(&d, "BA-404").err(),
+        balances(&d, "BA-404", &Params::default()).err(),
         Some(ApiError::UnknownAccount("BA-404".into()))
     );
     assert!(matches!(

@@ -1,0 +1,495 @@
+//! The wealth view across custodians: accounts of all three banks assigned to one client (by
+//! the bank, by rules per connection, by hand), valued as the simulator values them on three
+//! dates, in the client's currency and another.
+
+use std::collections::BTreeSet;
+
+use chrono::{Datelike, NaiveDate};
+use eam_banksim::dataset::{SimAccount, SimParams};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::kit::{TestEnv, small_params};
+use crate::market_data::{cents, dec, load_rates, simulator_accounts_valuation};
+
+/// How bank_b and bank_c name an account: its IBAN, else the bank's id.
+fn file_bank_key(a: &SimAccount) -> String {
+    a.iban.clone().unwrap_or_else(|| a.account_id.clone())
+}
+
+/// The latest weekday on or before `d`.
+fn weekday_on_or_before(mut d: NaiveDate) -> NaiveDate {
+    while d.weekday().number_from_monday() > 5 {
+        d = d.pred_opt().unwrap();
+    }
+    d
+}
+
+async fn accounts(env: &TestEnv, token: &str) -> Vec<Value> {
+    env.get("/accounts", token)
+        .await
+        .as_array()
+        .expect("accounts")
+        .clone()
+}
+
+fn account_of<'a>(all: &'a [Value], connection: &str, bank_account_id: &str) -> &'a Value {
+    all.iter()
+        .find(|a| a["connection_id"] == connection && a["bank_account_id"] == bank_account_id)
+        .unwrap_or_else(|| panic!("account {bank_account_id} of {connection} in {all:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_with_accounts_at_three_banks_is_valued_as_the_simulator_values_it() {
+    let env = TestEnv::start(SimParams {
+        clients: 3,
+        accounts_per_client: 2,
+        ..small_params(98)
+    })
+    .await;
+    load_rates(&env).await;
+    let data = env.sim.dataset();
+    let tenant = env.tenant("Firm W").await;
+    let token = env.token(tenant, &["ops", "advisor", "tenant_admin"]);
+    let pki = |name: &str| env.tenant_ref(tenant, name);
+
+    // Client X banks at bank_a (which names it); one account of another client's is read from
+    // bank_b's files and one from bank_c's, which name no client: X's by rules.
+    let x = &data.clients[0].reference;
+    let own: Vec<&SimAccount> = data
+        .accounts
+        .iter()
+        .filter(|a| &a.client_reference == x)
+        .collect();
+    let mut currencies: BTreeSet<&str> = own.iter().map(|a| a.currency).collect();
+    let mut pick = |taken: &[&str]| -> &SimAccount {
+        let others = data
+            .accounts
+            .iter()
+            .filter(|a| &a.client_reference != x && !taken.contains(&a.account_id.as_str()));
+        let missing = |a: &&SimAccount| {
+            ["CHF", "EUR", "USD"].contains(&a.currency) && !currencies.contains(a.currency)
+        };
+        // Custody accounts first: their positions come from the files' own statements.
+        let chosen = others
+            .clone()
+            .find(|a| missing(a) && a.kind == "custody")
+            .or_else(|| others.clone().find(missing))
+            .or_else(|| others.clone().find(|a| a.kind == "custody"))
+            .expect("another client's account");
+        currencies.insert(chosen.currency);
+        chosen
+    };
+    let p = pick(&[]);
+    let q = pick(&[p.account_id.as_str()]);
+    assert!(
+        ["CHF", "EUR", "USD"].iter().all(|c| currencies.contains(c)),
+        "the seed gives the client CHF, EUR and USD accounts: {currencies:?}"
+    );
+
+    let mut body_a = env.connection_body(tenant);
+    body_a["position_history_days"] = json!(30);
+    let bank_a = env.create_connection(&token, &body_a).await;
+    let bank_b = env
+        .create_connection(
+            &token,
+            &json!({
+                "custodian": "bank_b", "name": "Bank B",
+                "client_cert_ref": pki("client.pem"), "client_key_ref": pki("client.key"),
+            }),
+        )
+        .await;
+    let bank_c = env
+        .create_connection(
+            &token,
+            &json!({
+                "custodian": "bank_c", "name": "Bank C",
+                "client_secret_ref": pki("secret"),
+                "client_cert_ref": pki("client.pem"), "client_key_ref": pki("client.key"),
+            }),
+        )
+        .await;
+
+    // bank_a first: it creates the clients.
+    let job = env.sync_and_wait(&token, &bank_a).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let clients = env.get("/clients", &token).await;
+    let client_id = |reference: &str| -> String {
+        clients
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["reference"] == reference)
+            .unwrap_or_else(|| panic!("client {reference}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let x_id = client_id(x);
+    let y_id = client_id(&data.clients[1].reference);
+
+    // A rule given before the accounts exist applies when the sync loads them.
+    let (status, created, _) = env
+        .call(
+            Method::POST,
+            &format!("/connections/{bank_b}/assignment-rules"),
+            Some(&token),
+            Some(&json!({ "pattern": file_bank_key(p), "client_id": x_id })),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["accounts_changed"], 0);
+    assert_eq!(created["rule"]["field"], "bank_account_id");
+    assert_eq!(created["rule"]["priority"], 100);
+    for connection in [&bank_b, &bank_c] {
+        let job = env.sync_and_wait(&token, connection).await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+    }
+    let all = accounts(&env, &token).await;
+    let on_b = account_of(&all, &bank_b, &file_bank_key(p));
+    assert_eq!(
+        (on_b["assignment"].as_str(), on_b["client"]["id"].as_str()),
+        (Some("rule"), Some(x_id.as_str()))
+    );
+    // Nothing else of bank_b's or bank_c's has a client yet: listed as unassigned.
+    let unassigned = all
+        .iter()
+        .filter(|a| a["assignment"] == "unassigned")
+        .count();
+    assert_eq!(unassigned, 2 * data.accounts.len() - 1);
+    assert!(
+        all.iter()
+            .filter(|a| a["assignment"] == "unassigned")
+            .all(|a| a["client"].is_null())
+    );
+    assert!(
+        all.iter()
+            .filter(|a| a["connection_id"] == bank_a.as_str())
+            .all(|a| a["assignment"] == "bank")
+    );
+
+    // bank_c: a pattern for Q, and a catch-all of lower precedence for client Y; given after
+    // the sync, both apply at once.
+    let q_key = file_bank_key(q);
+    let suffix = &q_key[q_key.len() - 6..];
+    assert_eq!(
+        data.accounts
+            .iter()
+            .filter(|a| file_bank_key(a).ends_with(suffix))
+            .count(),
+        1,
+        "the suffix names Q alone"
+    );
+    let (status, created, _) = env
+        .call(
+            Method::POST,
+            &format!("/connections/{bank_c}/assignment-rules"),
+            Some(&token),
+            Some(&json!({ "pattern": "*", "client_id": y_id, "priority": 200 })),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["accounts_changed"], data.accounts.len());
+    let (status, created, _) = env
+        .call(
+            Method::POST,
+            &format!("/connections/{bank_c}/assignment-rules"),
+            Some(&token),
+            Some(&json!({ "pattern": format!("*{suffix}"), "client_id": x_id })),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["accounts_changed"], 1);
+    let rules = env
+        .get(&format!("/connections/{bank_c}/assignment-rules"), &token)
+        .await;
+    let patterns: Vec<&str> = rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["pattern"].as_str().unwrap())
+        .collect();
+    assert_eq!(patterns, [format!("*{suffix}").as_str(), "*"]);
+    let all = accounts(&env, &token).await;
+    let on_c = account_of(&all, &bank_c, &q_key);
+    assert_eq!(on_c["client"]["id"], x_id.as_str());
+    assert_eq!(
+        all.iter()
+            .filter(|a| a["connection_id"] == bank_c.as_str() && a["client"]["id"] == y_id.as_str())
+            .count(),
+        data.accounts.len() - 1
+    );
+
+    // The client's reporting currency is CHF.
+    let (status, _, _) = env
+        .call(
+            Method::PATCH,
+            &format!("/clients/{x_id}"),
+            Some(&token),
+            Some(&json!({ "reporting_currency": "CHF" })),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    // Three dates: the last day, and a week and two weeks before.
+    let end = data.params.end_date;
+    let dates = [
+        end,
+        weekday_on_or_before(end - chrono::Days::new(7)),
+        weekday_on_or_before(end - chrono::Days::new(14)),
+    ];
+    let mut valued: Vec<&str> = own.iter().map(|a| a.account_id.as_str()).collect();
+    valued.push(&p.account_id);
+    valued.push(&q.account_id);
+    for date in dates {
+        let chf = env
+            .get(&format!("/clients/{x_id}/valuation?as_of={date}"), &token)
+            .await;
+        assert_eq!(chf["currency"], "CHF", "{chf}");
+        assert_eq!(chf["accounts"], valued.len(), "{chf}");
+        let custodians: Vec<&str> = chf["by_custodian"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["key"].as_str().unwrap())
+            .collect();
+        assert_eq!(custodians, ["bank_a", "bank_b", "bank_c"], "{chf}");
+        let want = simulator_accounts_valuation(&data, &valued, date, "CHF");
+        assert_eq!(dec(&chf["total_presented"]), cents(want), "{date}: {chf}");
+        // Each line is of the date asked (daily snapshots at every bank).
+        for line in chf["lines"].as_array().unwrap() {
+            if line["kind"] == "position" {
+                assert_eq!(line["as_of"], date.to_string(), "{line}");
+            }
+        }
+    }
+    let usd = env
+        .get(
+            &format!("/clients/{x_id}/valuation?as_of={}&currency=USD", dates[1]),
+            &token,
+        )
+        .await;
+    assert_eq!(
+        dec(&usd["total_presented"]),
+        cents(simulator_accounts_valuation(
+            &data, &valued, dates[1], "USD"
+        ))
+    );
+    env.finish().await;
+}
+
+/// A person's assignment stands over the bank's through later syncs, is audited, and gives
+/// the bank's back when removed; bad requests change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_assigned_by_hand_keeps_its_client_through_syncs() {
+    let env = TestEnv::start(SimParams {
+        clients: 3,
+        ..small_params(94)
+    })
+    .await;
+    let crate::kit::Firm {
+        tenant,
+        token,
+        connection,
+    } = env
+        .firm("Firm H", &["ops", "advisor", "tenant_admin"])
+        .await;
+    let job = env.sync_and_wait(&token, &connection).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let clients = env.get("/clients", &token).await;
+    let clients = clients.as_array().unwrap();
+    let (y, z) = (&clients[0], &clients[2]);
+    let all = accounts(&env, &token).await;
+    let account = all
+        .iter()
+        .find(|a| a["client"]["id"] == y["id"])
+        .expect("an account of Y");
+    let id = account["id"].as_str().unwrap();
+
+    let (status, answer, _) = env
+        .call(
+            Method::PUT,
+            &format!("/accounts/{id}/client"),
+            Some(&token),
+            Some(&json!({ "client_id": z["id"] })),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer,
+        json!({ "account_id": id, "client_id": z["id"], "source": "manual" })
+    );
+    // The bank still names Y; the next sync loads the account again and leaves it with Z.
+    let again = env.sync_and_wait(&token, &connection).await;
+    assert_eq!(again["status"], "succeeded", "{again}");
+    let all = accounts(&env, &token).await;
+    let now = all.iter().find(|a| a["id"] == id).unwrap();
+    assert_eq!(
+        (now["client"]["id"].clone(), now["assignment"].clone()),
+        (z["id"].clone(), json!("manual"))
+    );
+    let z_accounts = env
+        .get(&format!("/clients/{}", z["id"].as_str().unwrap()), &token)
+        .await;
+    assert_eq!(
+        z_accounts["accounts"],
+        all.iter().filter(|a| a["client"]["id"] == z["id"]).count()
+    );
+    // Audited with what it was before.
+    let audit = env
+        .get("/audit?action=account.client_assigned", &token)
+        .await;
+    let entry = audit["entries"]
+        .as_array()
+        .and_then(|e| e.first())
+        .unwrap_or_else(|| panic!("an audit entry: {audit}"))
+        .clone();
+    assert_eq!(entry["details"]["before"]["source"], "bank", "{entry}");
+
+    // Bad requests: 422 for an unknown client, 404 for an unknown account, 403 for a client
+    // user, 409 to release an assignment that is not manual; nothing changes.
+    let unknown = uuid::Uuid::new_v4();
+    let (status, problem, _) = env
+        .call(
+            Method::PUT,
+            &format!("/accounts/{id}/client"),
+            Some(&token),
+            Some(&json!({ "client_id": unknown })),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["detail"].as_str()),
+        (
+            422,
+            Some(format!("client_id: client {unknown} not found").as_str())
+        )
+    );
+    let (status, problem, _) = env
+        .call(
+            Method::PUT,
+            &format!("/accounts/{unknown}/client"),
+            Some(&token),
+            Some(&json!({ "client_id": z["id"] })),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["detail"].as_str()),
+        (404, Some(format!("account {unknown} not found").as_str()))
+    );
+    let client_token = env.token(tenant, &["client"]);
+    let (status, _, _) = env
+        .call(
+            Method::DELETE,
+            &format!("/accounts/{id}/client"),
+            Some(&client_token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 403);
+    let other = all.iter().find(|a| a["assignment"] == "bank").unwrap()["id"]
+        .as_str()
+        .unwrap();
+    let (status, _, _) = env
+        .call(
+            Method::DELETE,
+            &format!("/accounts/{other}/client"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 409);
+    // Another firm cannot touch it: 404 as for an unknown id.
+    let stranger = env.firm("Firm S", &["ops", "advisor"]).await;
+    let (status, _, _) = env
+        .call(
+            Method::PUT,
+            &format!("/accounts/{id}/client"),
+            Some(&stranger.token),
+            Some(&json!({ "client_id": z["id"] })),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _, _) = env
+        .call(
+            Method::GET,
+            &format!("/connections/{connection}/assignment-rules"),
+            Some(&stranger.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    // Released: the bank's client again, at once.
+    let (status, answer, _) = env
+        .call(
+            Method::DELETE,
+            &format!("/accounts/{id}/client"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        answer,
+        json!({ "account_id": id, "client_id": y["id"], "source": "bank" })
+    );
+
+    // A rule naming a client keeps the client from being deleted; a bad field is a 422.
+    let (status, problem, _) = env
+        .call(
+            Method::POST,
+            &format!("/connections/{connection}/assignment-rules"),
+            Some(&token),
+            Some(&json!({ "field": "bic", "pattern": "X*", "client_id": z["id"] })),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["detail"].as_str()),
+        (422, Some("field: 'bic' is not bank_account_id or iban"))
+    );
+    let (status, created, _) = env
+        .call(
+            Method::POST,
+            &format!("/connections/{connection}/assignment-rules"),
+            Some(&token),
+            Some(&json!({ "field": "iban", "pattern": "XX*", "client_id": z["id"] })),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    // bank_a names every account's client: a rule changes none of them.
+    assert_eq!(created["accounts_changed"], 0);
+    let fresh = env
+        .call(
+            Method::POST,
+            "/clients",
+            Some(&token),
+            Some(&json!({ "reference": "NEW-1", "name": "New client" })),
+        )
+        .await
+        .1;
+    let (status, _, _) = env
+        .call(
+            Method::POST,
+            &format!("/connections/{connection}/assignment-rules"),
+            Some(&token),
+            Some(&json!({ "pattern": "none*", "client_id": fresh["id"] })),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, problem, _) = env
+        .call(
+            Method::DELETE,
+            &format!("/clients/{}", fresh["id"].as_str().unwrap()),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, problem["detail"].as_str()),
+        (
+            409,
+            Some("1 account assignment rule(s) name the client: remove them first")
+        )
+    );
+    env.finish().await;
+}
