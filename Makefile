@@ -13,6 +13,9 @@ demo:
 ## Runs the whole test suite against real PostgreSQL, Redis and the bank simulator over mTLS.
 test:
 	cargo build --quiet --workspace --all-targets
+	@# The performance test checks its returns against PyPI's pyxirr, an implementation not ours.
+	python3 -c 'import pyxirr' 2>/dev/null || python3 -m pip install --quiet pyxirr \
+		|| python3 -m pip install --quiet --break-system-packages pyxirr
 	scripts/with-services.sh cargo test --workspace --quiet
 
 # cargo-deny: bans (duplicate versions, a second TLS stack), licences and sources, per

@@ -46,6 +46,7 @@ use crate::routes::documents::DocumentsApi;
 use crate::routes::fx_rates::FxRatesApi;
 use crate::routes::jobs::JobsApi;
 use crate::routes::me::MeApi;
+use crate::routes::performance::PerformanceApi;
 use crate::routes::portfolio::PortfolioApi;
 use crate::routes::schedules::SchedulesApi;
 use crate::routes::tenants::TenantsApi;
@@ -71,46 +72,52 @@ pub enum Tag {
     Admin,
 }
 
-/// Every group of operations of `/api/v1`.
+/// Every group of operations of `/api/v1` (nested: poem-openapi implements `OpenApi` for
+/// tuples of up to 16).
 pub type Apis = (
-    MeApi,
-    PortfolioApi,
-    ConnectionsApi,
-    JobsApi,
-    BreaksApi,
-    TenantsApi,
-    UsersApi,
-    ClientsApi,
-    AuditApi,
-    CertificatesApi,
-    DocumentsApi,
-    SchedulesApi,
-    CustodiansApi,
-    FxRatesApi,
-    ValuationApi,
-    AssignmentsApi,
+    (
+        MeApi,
+        PortfolioApi,
+        ConnectionsApi,
+        JobsApi,
+        BreaksApi,
+        TenantsApi,
+        UsersApi,
+        ClientsApi,
+        AuditApi,
+        CertificatesApi,
+        DocumentsApi,
+        SchedulesApi,
+        CustodiansApi,
+    ),
+    (FxRatesApi, ValuationApi, AssignmentsApi, PerformanceApi),
 );
 
 /// The OpenAPI service of `/api/v1`.
 pub fn openapi(state: &ApiState, public_url: &str) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
-            MeApi(state.clone()),
-            PortfolioApi(state.clone()),
-            ConnectionsApi(state.clone()),
-            JobsApi(state.clone()),
-            BreaksApi(state.clone()),
-            TenantsApi(state.clone()),
-            UsersApi(state.clone()),
-            ClientsApi(state.clone()),
-            AuditApi(state.clone()),
-            CertificatesApi(state.clone()),
-            DocumentsApi(state.clone()),
-            SchedulesApi(state.clone()),
-            CustodiansApi(state.clone()),
-            FxRatesApi(state.clone()),
-            ValuationApi(state.clone()),
-            AssignmentsApi(state.clone()),
+            (
+                MeApi(state.clone()),
+                PortfolioApi(state.clone()),
+                ConnectionsApi(state.clone()),
+                JobsApi(state.clone()),
+                BreaksApi(state.clone()),
+                TenantsApi(state.clone()),
+                UsersApi(state.clone()),
+                ClientsApi(state.clone()),
+                AuditApi(state.clone()),
+                CertificatesApi(state.clone()),
+                DocumentsApi(state.clone()),
+                SchedulesApi(state.clone()),
+                CustodiansApi(state.clone()),
+            ),
+            (
+                FxRatesApi(state.clone()),
+                ValuationApi(state.clone()),
+                AssignmentsApi(state.clone()),
+                PerformanceApi(state.clone()),
+            ),
         ),
         "EAM Wealth Platform API",
         env!("CARGO_PKG_VERSION"),

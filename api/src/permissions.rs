@@ -162,6 +162,8 @@ pub const OPERATIONS: &[(&str, &str, Action)] = {
     &[
         ("get", "/me", ReadSelf),
         ("get", "/accounts", ReadPortfolio),
+        ("get", "/accounts/{id}/performance", ReadPortfolio),
+        ("get", "/clients/{id}/performance", ReadPortfolio),
         ("put", "/accounts/{id}/client", AssignAccounts),
         ("delete", "/accounts/{id}/client", AssignAccounts),
         ("get", "/connections/{id}/assignment-rules", ReadAssignments),

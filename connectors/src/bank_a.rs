@@ -118,19 +118,15 @@ pub struct PositionHistory {
 }
 
 impl PositionHistory {
-    /// The weekdays before `current` to ask for, oldest first.
+    /// The days before `current` to ask for, oldest first (every calendar day: a bank that
+    /// books on weekends values on them too).
     pub fn dates(self, current: NaiveDate) -> Vec<NaiveDate> {
-        use chrono::Datelike;
         let earliest = current - chrono::Days::new(u64::from(self.days));
         let start = match self.after.and_then(|a| a.succ_opt()) {
             Some(next) => next.max(earliest),
             None => earliest,
         };
-        start
-            .iter_days()
-            .take_while(|d| *d < current)
-            .filter(|d| d.weekday().number_from_monday() <= 5)
-            .collect()
+        start.iter_days().take_while(|d| *d < current).collect()
     }
 }
 
@@ -414,33 +410,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_position_history_asks_for_the_weekdays_after_the_latest_held() {
+    fn a_position_history_asks_for_the_days_after_the_latest_held() {
         let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
-        // Monday 2026-12-07: ten days back is Friday 2026-11-27.
         let current = d("2026-12-07");
         let all = PositionHistory {
-            days: 10,
+            days: 5,
             after: None,
         };
         let want: Vec<NaiveDate> = [
-            "2026-11-27",
-            "2026-11-30",
-            "2026-12-01",
             "2026-12-02",
             "2026-12-03",
             "2026-12-04",
+            "2026-12-05",
+            "2026-12-06",
         ]
         .map(d)
         .to_vec();
         assert_eq!(all.dates(current), want);
         let after = PositionHistory {
-            days: 10,
-            after: Some(d("2026-12-02")),
+            days: 5,
+            after: Some(d("2026-12-04")),
         };
-        assert_eq!(after.dates(current), want[4..].to_vec());
+        assert_eq!(after.dates(current), want[3..].to_vec());
         // Held up to the current day, or no history: nothing to ask.
         let held = PositionHistory {
-            days: 10,
+            days: 5,
             after: Some(current),
         };
         assert!(held.dates(current).is_empty());

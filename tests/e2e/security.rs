@@ -100,6 +100,14 @@ async fn request_for(
         }
         ("get", "/accounts/{id}/valuation") => (format!("/accounts/{account}/valuation"), None),
         ("get", "/clients/{id}/valuation") => (format!("/clients/{client}/valuation"), None),
+        ("get", "/accounts/{id}/performance") => (
+            format!("/accounts/{account}/performance?from=2026-01-01&to=2026-01-31"),
+            None,
+        ),
+        ("get", "/clients/{id}/performance") => (
+            format!("/clients/{client}/performance?from=2026-01-01&to=2026-01-31"),
+            None,
+        ),
         ("post", "/connections") => (path.into(), Some(env.connection_body(firm.tenant))),
         ("delete", "/connections/{id}") => {
             let fresh = env

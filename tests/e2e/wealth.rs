@@ -275,7 +275,199 @@ async fn a_client_with_accounts_at_three_banks_is_valued_as_the_simulator_values
             &data, &valued, dates[1], "USD"
         ))
     );
+
+    // Performance over the two weeks, against the simulator's own daily values and flows run
+    // through an independent implementation (pyxirr's XIRR, a plain product for the TWR).
+    let (from, to) = (dates[2], end);
+    let perf = env
+        .get(
+            &format!("/clients/{x_id}/performance?from={from}&to={to}"),
+            &token,
+        )
+        .await;
+    assert_eq!(perf["reasons"], json!([]), "{perf}");
+    assert_eq!(perf["currency"], "CHF");
+    let daily = perf["daily"].as_array().unwrap();
+    assert_eq!(daily.len() as i64, (to - from).num_days() + 1);
+    let mut oracle_days = Vec::new();
+    for (day, served) in from.iter_days().zip(daily) {
+        let value = simulator_accounts_valuation(&data, &valued, day, "CHF");
+        // The period starts at the end of `from`: that day's flows are in the start value.
+        let flow = if day == from {
+            rust_decimal::Decimal::ZERO
+        } else {
+            simulator_flows(&data, &valued, day, "CHF")
+        };
+        assert_eq!(served["date"], day.to_string());
+        assert_eq!(
+            cents(dec(&served["value"])),
+            cents(value),
+            "{day}: {served}"
+        );
+        assert_eq!(cents(dec(&served["flow"])), cents(flow), "{day}: {served}");
+        oracle_days.push(json!([
+            day.to_string(),
+            value.to_string(),
+            flow.to_string()
+        ]));
+    }
+    let flows = perf["flows"].as_array().unwrap();
+    assert!(
+        !flows.is_empty(),
+        "the period has deposits or withdrawals: {perf}"
+    );
+    let sim_flows = data
+        .accounts
+        .iter()
+        .filter(|a| valued.contains(&a.account_id.as_str()))
+        .flat_map(|a| &a.transactions)
+        .filter(|t| is_external_flow(t) && t.booking_date > from && t.booking_date <= to)
+        .count();
+    assert_eq!(flows.len(), sim_flows);
+    let oracle = independent_returns(&json!(oracle_days));
+    let bp = rust_decimal::Decimal::new(1, 4);
+    let twr = dec(&perf["time_weighted"]["cumulative"]);
+    let mwr = dec(&perf["money_weighted"]["annual_rate"]);
+    assert!((twr - oracle.0).abs() < bp, "TWR {twr} vs {}", oracle.0);
+    assert!((mwr - oracle.1).abs() < bp, "XIRR {mwr} vs {}", oracle.1);
+    assert_eq!(
+        perf["time_weighted"]["subperiods"].as_i64(),
+        Some((to - from).num_days())
+    );
+    // The same in USD, and for one account; bad periods and currencies are 400 problems.
+    let in_usd = env
+        .get(
+            &format!("/clients/{x_id}/performance?from={from}&to={to}&currency=USD"),
+            &token,
+        )
+        .await;
+    assert_eq!(in_usd["currency"], "USD");
+    assert_eq!(
+        cents(dec(&in_usd["end_value"])),
+        cents(simulator_accounts_valuation(&data, &valued, to, "USD"))
+    );
+    let one = on_b["id"].as_str().unwrap();
+    let single = env
+        .get(
+            &format!("/accounts/{one}/performance?from={from}&to={to}"),
+            &token,
+        )
+        .await;
+    assert_eq!(
+        (single["accounts"].as_i64(), single["currency"].as_str()),
+        (Some(1), Some("CHF"))
+    );
+    assert_eq!(
+        cents(dec(&single["end_value"])),
+        cents(simulator_accounts_valuation(
+            &data,
+            &[p.account_id.as_str()],
+            to,
+            "CHF"
+        ))
+    );
+    for (query, detail) in [
+        (format!("to={to}"), "from: required (YYYY-MM-DD)".to_owned()),
+        (
+            format!("from={to}&to={from}"),
+            format!("from ({to}) must be before to ({from})"),
+        ),
+        (
+            format!("from={from}&to={to}&currency=EURO"),
+            "currency: 'EURO' is not an ISO 4217 currency".to_owned(),
+        ),
+    ] {
+        let (status, problem, _) = env
+            .call(
+                Method::GET,
+                &format!("/clients/{x_id}/performance?{query}"),
+                Some(&token),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (status, problem["detail"].as_str()),
+            (400, Some(detail.as_str()))
+        );
+    }
     env.finish().await;
+}
+
+/// What the simulator books as money into or out of a portfolio.
+fn is_external_flow(t: &eam_banksim::dataset::SimTransaction) -> bool {
+    t.is_booked() && matches!(t.kind, "deposit" | "withdrawal" | "transfer")
+}
+
+/// The simulator's external flows of `accounts` booked on `date`, in `target` at the
+/// simulator's rates of the latest business day on or before it.
+fn simulator_flows(
+    data: &eam_banksim::dataset::Dataset,
+    accounts: &[&str],
+    date: NaiveDate,
+    target: &str,
+) -> rust_decimal::Decimal {
+    let fx_day = *data
+        .fx_days()
+        .iter()
+        .rfind(|d| **d <= date)
+        .expect("a rate day");
+    let per_eur = |c: &str| {
+        if c == "EUR" {
+            rust_decimal::Decimal::ONE
+        } else {
+            data.fx_rate(c, fx_day).expect("quoted")
+        }
+    };
+    data.accounts
+        .iter()
+        .filter(|a| accounts.contains(&a.account_id.as_str()))
+        .flat_map(|a| &a.transactions)
+        .filter(|t| is_external_flow(t) && t.booking_date == date)
+        .map(|t| t.signed_amount() * per_eur(target) / per_eur(t.currency))
+        .sum()
+}
+
+/// The time-weighted return (daily sub-periods, flows at the end of their day, linked) and
+/// pyxirr's XIRR of `[[date, value, flow], ...]`, computed by Python from the figures alone.
+fn independent_returns(days: &Value) -> (rust_decimal::Decimal, rust_decimal::Decimal) {
+    const SCRIPT: &str = r#"
+import datetime, json, sys
+from pyxirr import xirr
+days = [(datetime.date.fromisoformat(d), float(v), float(f)) for d, v, f in json.load(sys.stdin)]
+growth = 1.0
+for (_, before, _), (_, value, flow) in zip(days, days[1:]):
+    growth *= (value - flow) / before
+dates = [days[0][0]] + [d for d, _, f in days[1:] if f != 0] + [days[-1][0]]
+amounts = [-days[0][1]] + [-f for _, _, f in days[1:] if f != 0] + [days[-1][1]]
+print(json.dumps({"twr": repr(growth - 1), "xirr": repr(xirr(dates, amounts))}))
+"#;
+    use std::io::Write;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", SCRIPT])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(days.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "pyxirr is installed by `make test`: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let number = |k: &str| {
+        let text = answer[k].as_str().unwrap();
+        rust_decimal::Decimal::from_scientific(text)
+            .or_else(|_| text.parse())
+            .unwrap()
+    };
+    (number("twr"), number("xirr"))
 }
 
 /// A person's assignment stands over the bank's through later syncs, is audited, and gives

@@ -51,7 +51,7 @@ struct NewConnectionBody {
     #[oai(deprecated)]
     ca_cert_ref: Option<String>,
     /// Dated banks (bank_a): besides the current positions and balances, ask for those of
-    /// each weekday of up to this many days back (after the latest snapshot already held),
+    /// each day of up to this many days back (after the latest snapshot already held),
     /// which past valuations and daily performance need. 0 (default): the current ones only.
     #[oai(default, validator(minimum(value = "0"), maximum(value = "366")))]
     position_history_days: i32,

@@ -73,8 +73,17 @@ struct FxRates {
 /// The rates stored for conversions as of `as_of` (the one book `/fx-rates` and the
 /// valuations read).
 pub(crate) async fn rate_book(state: &ApiState, as_of: NaiveDate) -> Result<RateBook, ApiError> {
-    let from = as_of - chrono::Duration::days(LOOKBACK_DAYS);
-    let stored = eam_store::fx_rates::between(&state.store, from, as_of).await?;
+    rate_book_over(state, as_of, as_of).await
+}
+
+/// [`rate_book`] for every date from `from` to `to`.
+pub(crate) async fn rate_book_over(
+    state: &ApiState,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<RateBook, ApiError> {
+    let since = from - chrono::Duration::days(LOOKBACK_DAYS);
+    let stored = eam_store::fx_rates::between(&state.store, since, to).await?;
     let mut book = RateBook::new(state.fx_stale_after);
     for rate in stored {
         book.add(rate)

@@ -11,6 +11,7 @@ pub mod documents;
 pub mod fx_rates;
 pub mod jobs;
 pub mod me;
+pub mod performance;
 pub mod portfolio;
 pub mod schedules;
 pub mod tenants;

@@ -98,7 +98,7 @@ struct Valuation {
     rounding: String,
 }
 
-fn parse_currency(code: &str) -> Result<Currency, ApiError> {
+pub(crate) fn parse_currency(code: &str) -> Result<Currency, ApiError> {
     Currency::parse(code).map_err(|_| {
         ApiError::bad_request(format!("currency: '{code}' is not an ISO 4217 currency"))
     })
@@ -273,6 +273,27 @@ async fn value_account(
     Ok(())
 }
 
+/// The currency an account's figures are in: the one asked for, else its client's reporting
+/// currency, else the account's own.
+pub(crate) async fn account_currency(
+    tx: &mut TenantTx,
+    account: &AccountRow,
+    requested: Option<Currency>,
+) -> Result<Currency, ApiError> {
+    if let Some(c) = requested {
+        return Ok(c);
+    }
+    let reporting = match account.client_id {
+        Some(client) => {
+            eam_store::clients::get(tx, client)
+                .await?
+                .reporting_currency
+        }
+        None => None,
+    };
+    parse_currency(reporting.as_deref().unwrap_or(account.currency.trim()))
+}
+
 #[OpenApi(tag = "crate::Tag::Portfolio")]
 impl ValuationApi {
     /// An account's valuation as of `as_of` (default today: its latest snapshot), in
@@ -291,20 +312,7 @@ impl ValuationApi {
             .await
             .map_err(crate::problem::not_found("account", id.0))?;
         caller.require_client(account.client_id, "account", id.0)?;
-        let currency = match requested {
-            Some(c) => c,
-            None => {
-                let reporting = match account.client_id {
-                    Some(client) => {
-                        eam_store::clients::get(&mut tx, client)
-                            .await?
-                            .reporting_currency
-                    }
-                    None => None,
-                };
-                parse_currency(reporting.as_deref().unwrap_or(account.currency.trim()))?
-            }
-        };
+        let currency = account_currency(&mut tx, &account, requested).await?;
         let as_of = as_of.0.unwrap_or_else(|| Utc::now().date_naive());
         Ok(Json(
             self.value(&mut tx, vec![account], as_of, currency).await?,
