@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use chrono::NaiveDate;
 use eam_config::Settings;
 use serde_json::{Value, json};
 
@@ -186,11 +187,66 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
         body
     };
-    let bodies = [
-        with_tls(json!({
-            "custodian": "bank_a", "name": "Bank A (REST JSON)",
-            "client_id": "eam-demo", "client_secret_ref": file_ref(&secret_path),
-        })),
+    // The day's and the past's euro reference rates, fetched over mTLS with the platform's
+    // identity like any bank document (a worker's market-data job does this every business day).
+    let market_settings = eam_config::MarketDataSettings {
+        ecb_url: sim.ecb_url(),
+        client_cert_ref: file_ref(&pki.client_cert),
+        client_key_ref: file_ref(&pki.client_key),
+        ca_cert_ref: file_ref(&pki.ca_cert),
+        ..settings.market_data.clone()
+    };
+    let worker_config = eam_worker::application::WorkerConfig::from_settings(&settings);
+    let breakers = eam_connectors::Breakers::new(worker_config.breakers.clone());
+    let rates = eam_worker::market_data::MarketData {
+        settings: &market_settings,
+        secrets: &resources.secrets,
+        breakers: &breakers,
+        timeout: worker_config.policy.bank_timeout,
+        retry: worker_config.policy.request_retry.clone(),
+        egress: worker_config.policy.egress,
+    }
+    .sync(
+        &resources.store,
+        &resources.archive,
+        eam_connectors::market_data::EcbFile::History,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("the ECB reference rates: {e}"))?;
+    println!(
+        "Reference rates: {} loaded from {}",
+        rates.rates, rates.document
+    );
+
+    // bank_a first: it names each account's client, and keeps a month of daily snapshots.
+    let bank_a = with_tls(json!({
+        "custodian": "bank_a", "name": "Bank A (REST JSON)",
+        "client_id": "eam-demo", "client_secret_ref": file_ref(&secret_path),
+        "position_history_days": eam_banksim::dataset::DEMO_DAYS,
+    }));
+    sync_all(&http, &[bank_a]).await?;
+
+    // bank_b's and bank_c's statement files name no client: the firm's rules assign each of
+    // their accounts, by the account's IBAN, else by the bank's account id. The simulator
+    // serves one set of accounts through all three protocols: the demo gives bank_b's copy
+    // of each account to the next client and bank_c's to the account's own, so every client
+    // holds accounts at three banks. Every client reports in CHF.
+    let clients = http.get("/clients").await?;
+    let listed: Vec<&Value> = clients.as_array().into_iter().flatten().collect();
+    let client_of = |reference: &str, shift: usize| {
+        let at = listed.iter().position(|c| c["reference"] == reference)?;
+        listed.get((at + shift) % listed.len()).map(|c| s(&c["id"]))
+    };
+    for c in clients.as_array().into_iter().flatten() {
+        http.send(
+            http.client
+                .patch(http.url(&format!("/clients/{}", s(&c["id"]))))
+                .json(&json!({ "reporting_currency": "CHF" })),
+        )
+        .await?;
+    }
+    let mut file_banks = Vec::new();
+    for (shift, body) in [1, 0].into_iter().zip([
         with_tls(json!({
             "custodian": "bank_b", "name": "Bank B (SWIFT FIN files)",
         })),
@@ -198,39 +254,33 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             "custodian": "bank_c", "name": "Bank C (ISO 20022 files)",
             "client_secret_ref": file_ref(&secret_path),
         })),
-    ];
-    let mut runs = Vec::new();
-    for body in bodies {
-        let name = body["name"].as_str().unwrap_or_default().to_owned();
+    ]) {
         let connection = http
             .send(http.client.post(http.url("/connections")).json(&body))
             .await?;
-        let connection_id = connection["id"]
-            .as_str()
-            .context("connection id")?
-            .to_owned();
-        let accepted = http
-            .send(
+        let id = s(&connection["id"]);
+        for account in &sim.dataset().accounts {
+            let client = client_of(&account.client_reference, shift)
+                .with_context(|| format!("client {}", account.client_reference))?;
+            let (field, pattern) = match &account.iban {
+                Some(iban) => ("iban", iban.clone()),
+                None => ("bank_account_id", account.account_id.clone()),
+            };
+            http.send(
                 http.client
-                    .post(http.url(&format!("/connections/{connection_id}/sync"))),
+                    .post(http.url(&format!("/connections/{id}/assignment-rules")))
+                    .json(&json!({ "field": field, "pattern": pattern, "client_id": client })),
             )
             .await?;
-        let run_id = accepted["run_id"].as_str().context("run id")?.to_owned();
-        println!("Sync {run_id} queued for {name}");
-        runs.push(run_id);
-    }
-    println!("Waiting for the worker...");
-    for run_id in &runs {
-        let job = wait_for_job(&http, run_id, Duration::from_secs(120)).await?;
-        if !matches!(
-            job["status"].as_str(),
-            Some("succeeded" | "succeeded_with_breaks")
-        ) {
-            bail!("the demo sync ended {}: {}", job["status"], job["error"]);
         }
+        file_banks.push(id);
     }
+    sync_connections(&http, &file_banks).await?;
 
     print_portfolio(&http).await?;
+    // Returns from the first day with reference rates.
+    let first_rates = sim.dataset().fx_days().first().copied().unwrap_or(end_date);
+    print_clients(&http, first_rates, end_date).await?;
     print_jobs(&http).await?;
 
     println!();
@@ -318,6 +368,95 @@ fn money(v: &Value) -> String {
         Some(d) => format!("{d:.2}"),
         None => s(v),
     }
+}
+
+/// Creates the connections and syncs them.
+async fn sync_all(http: &Http, bodies: &[Value]) -> anyhow::Result<()> {
+    let mut ids = Vec::new();
+    for body in bodies {
+        let connection = http
+            .send(http.client.post(http.url("/connections")).json(body))
+            .await?;
+        ids.push(s(&connection["id"]));
+    }
+    sync_connections(http, &ids).await
+}
+
+/// Syncs the connections and waits until each run has ended well.
+async fn sync_connections(http: &Http, ids: &[String]) -> anyhow::Result<()> {
+    let mut runs = Vec::new();
+    for id in ids {
+        let accepted = http
+            .send(
+                http.client
+                    .post(http.url(&format!("/connections/{id}/sync"))),
+            )
+            .await?;
+        let run_id = accepted["run_id"].as_str().context("run id")?.to_owned();
+        println!("Sync {run_id} queued for connection {id}");
+        runs.push(run_id);
+    }
+    println!("Waiting for the worker...");
+    for run_id in &runs {
+        let job = wait_for_job(http, run_id, Duration::from_secs(120)).await?;
+        if !matches!(
+            job["status"].as_str(),
+            Some("succeeded" | "succeeded_with_breaks")
+        ) {
+            bail!("the demo sync ended {}: {}", job["status"], job["error"]);
+        }
+    }
+    Ok(())
+}
+
+/// Each client's consolidated valuation across the three banks and its returns since the
+/// first simulated day.
+async fn print_clients(http: &Http, from: NaiveDate, to: NaiveDate) -> anyhow::Result<()> {
+    let accounts = http.get("/accounts").await?;
+    let unassigned = accounts
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["assignment"] == "unassigned")
+        .count();
+    println!("\nCLIENTS (accounts without a client: {unassigned})");
+    for c in http.get("/clients").await?.as_array().into_iter().flatten() {
+        let id = s(&c["id"]);
+        let value = http
+            .get(&format!("/clients/{id}/valuation?as_of={to}"))
+            .await?;
+        println!(
+            "\n  {} {}: {} {} across {} accounts{}",
+            s(&c["reference"]),
+            s(&c["name"]),
+            s(&value["currency"]),
+            money(&value["total_presented"]),
+            s(&value["accounts"]),
+            if value["stale"] == true {
+                " (stale rates)"
+            } else {
+                ""
+            }
+        );
+        for slice in value["by_custodian"].as_array().into_iter().flatten() {
+            println!("    {:<8} {:>18}", s(&slice["key"]), money(&slice["value"]));
+        }
+        let perf = http
+            .get(&format!("/clients/{id}/performance?from={from}&to={to}"))
+            .await?;
+        println!(
+            "    {from} to {to}: time-weighted {}%, money-weighted {}% a year, {} external flows{}",
+            s(&perf["time_weighted"]["cumulative_percent"]),
+            s(&perf["money_weighted"]["annual_percent"]),
+            perf["flows"].as_array().map_or(0, Vec::len),
+            perf["reasons"]
+                .as_array()
+                .filter(|r| !r.is_empty())
+                .map(|r| format!(" ({r:?})"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
 }
 
 async fn print_portfolio(http: &Http) -> anyhow::Result<()> {
