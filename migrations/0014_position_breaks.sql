@@ -1,0 +1,20 @@
+-- Issue 16: position reconciliation. A custody account's holdings of a security that differ
+-- from its previous snapshot plus the securities movements booked in between are a break of
+-- kind 'position' (allowed since 0013). Its expected and actual are quantities (the previous
+-- holding plus the movements, and the holding reported), its statement_date the date of the
+-- snapshot checked, and it names the security and the period the movements cover.
+ALTER TABLE reconciliation_breaks
+    -- The security whose holding does not add up.
+    ADD COLUMN security_id uuid REFERENCES securities(id),
+    -- How the sync's statements named it when the break was found (ISIN or the bank's id, and
+    -- the name): the break stays readable as found, whatever the security is called later.
+    ADD COLUMN security_label text,
+    -- The previous snapshot's date: the movements counted are those after it, up to
+    -- statement_date.
+    ADD COLUMN period_from date,
+    ADD CONSTRAINT reconciliation_breaks_position_fields CHECK (
+        kind <> 'position'
+        OR (security_label IS NOT NULL AND period_from IS NOT NULL
+            AND statement_date IS NOT NULL AND period_from < statement_date
+            AND expected IS NOT NULL AND actual IS NOT NULL)
+    );
