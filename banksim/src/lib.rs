@@ -184,6 +184,17 @@ impl RunningSim {
             .insert(id.to_owned(), body);
     }
 
+    /// Leaves the booked trade `transaction_id` out of bank_b's securities feed: the MT536 of
+    /// its account and day is served without it (see [`files::mt536_without`]), while the
+    /// MT940 still books its cash side and the MT535s still hold it, as when a custodian's
+    /// securities back office loses a transaction. Returns the id of that MT536; `None` (and
+    /// nothing changes) when the id is not a booked buy or sell.
+    pub fn leave_out_trade(&self, transaction_id: &str) -> Option<String> {
+        let (id, body) = files::mt536_without(&self.state.dataset, transaction_id)?;
+        self.replace_file(&id, body);
+        Some(id)
+    }
+
     /// The simulator's fault rules: what is injected here applies to the next request.
     pub fn faults(&self) -> FaultHandle {
         self.state.faults.clone()

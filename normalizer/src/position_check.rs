@@ -25,11 +25,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
-use eam_model::breaks::{Break, BreakKind, BreakSecurity};
-pub use eam_model::breaks::{PositionSnapshot, SecuritiesTransaction};
+pub use eam_model::breaks::{Break, PositionSnapshot, SecuritiesTransaction};
+use eam_model::breaks::{BreakKind, BreakSecurity};
 use rust_decimal::Decimal;
 
-use crate::model::{Batch, Direction, Security, SecurityKey, TransactionStatus, TransactionType};
+use crate::model::{
+    Batch, Direction, Security, SecurityKey, Transaction, TransactionStatus, TransactionType,
+};
 
 /// A security whose snapshot does not equal the previous one plus the movements.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +73,21 @@ impl PositionBreak {
             period_from: Some(self.from),
         }
     }
+}
+
+/// The securities side of a parsed transaction, when it has one (a security and a quantity):
+/// what the store reads back of it once loaded.
+pub fn securities_side(t: &Transaction) -> Option<SecuritiesTransaction> {
+    Some(SecuritiesTransaction {
+        account: t.account.clone(),
+        security: t.security.clone()?,
+        kind: t.kind,
+        direction: t.direction,
+        status: t.status,
+        quantity: t.quantity?,
+        booking_date: t.booking_date,
+        trade_date: t.trade_date,
+    })
 }
 
 /// The day a transaction moves its account's holdings on (see the module's note) and the
