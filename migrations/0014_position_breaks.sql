@@ -18,3 +18,22 @@ ALTER TABLE reconciliation_breaks
             AND statement_date IS NOT NULL AND period_from < statement_date
             AND expected IS NOT NULL AND actual IS NOT NULL)
     );
+
+-- The complete holdings snapshots loaded, per account and date, even those that list nothing:
+-- a snapshot of an account that held nothing leaves no position row, yet the next one must be
+-- checked against it (zero held) rather than against nothing.
+CREATE TABLE position_snapshots (
+    tenant_id       uuid NOT NULL REFERENCES tenants(id),
+    account_id      uuid NOT NULL REFERENCES accounts(id),
+    as_of           date NOT NULL,
+    first_seen_run  uuid NOT NULL REFERENCES sync_runs(id),
+    PRIMARY KEY (tenant_id, account_id, as_of)
+);
+ALTER TABLE position_snapshots ENABLE ROW LEVEL SECURITY;
+ALTER TABLE position_snapshots FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON position_snapshots
+    USING (tenant_id = app_current_tenant()) WITH CHECK (tenant_id = app_current_tenant());
+CREATE POLICY client_scope ON position_snapshots AS RESTRICTIVE USING (
+    app_current_client() IS NULL OR account_id IN (
+        SELECT a.id FROM accounts a WHERE a.client_id = app_current_client()));
+GRANT SELECT, INSERT ON position_snapshots TO eam_app;

@@ -186,9 +186,10 @@ pub async fn record_breaks(
     Ok(())
 }
 
-/// For each (account reference, date): the account's latest positions stored before that
-/// date, for the connection's accounts (by bank account id), with the date they are of.
-/// Accounts with none are absent.
+/// For each (account reference, date): the account's latest complete snapshot stored before
+/// that date, with its positions (none for a snapshot that listed nothing), for the
+/// connection's accounts (by bank account id). Accounts with none are absent. Positions loaded
+/// before snapshots were recorded count as a snapshot of their date.
 pub async fn positions_before(
     tx: &mut TenantTx,
     connection: ConnectionId,
@@ -198,18 +199,24 @@ pub async fn positions_before(
         return Ok(BTreeMap::new());
     }
     let rows = sqlx::query!(
-        r#"SELECT w.account_ref AS "account_ref!", p.as_of, s.security_key, p.quantity
+        r#"SELECT w.account_ref AS "account_ref!", latest.as_of AS "as_of!",
+            s.security_key AS "security_key?", p.quantity AS "quantity?"
          FROM UNNEST($3::text[], $4::date[]) AS w(account_ref, before)
          JOIN accounts a
            ON a.tenant_id = $1 AND a.connection_id = $2 AND a.bank_account_id = w.account_ref
          CROSS JOIN LATERAL (
-             SELECT max(q.as_of) AS as_of FROM positions q
-              WHERE q.tenant_id = $1 AND q.account_id = a.id AND q.as_of < w.before
+             SELECT coalesce(
+                 (SELECT max(n.as_of) FROM position_snapshots n
+                   WHERE n.tenant_id = $1 AND n.account_id = a.id AND n.as_of < w.before),
+                 (SELECT max(q.as_of) FROM positions q
+                   WHERE q.tenant_id = $1 AND q.account_id = a.id AND q.as_of < w.before)
+             ) AS as_of
          ) latest
-         JOIN positions p
+         LEFT JOIN positions p
            ON p.tenant_id = $1 AND p.account_id = a.id AND p.as_of = latest.as_of
-         JOIN securities s ON s.tenant_id = $1 AND s.id = p.security_id
-         ORDER BY 1, s.security_key"#,
+         LEFT JOIN securities s ON s.tenant_id = $1 AND s.id = p.security_id
+         WHERE latest.as_of IS NOT NULL
+         ORDER BY 1, 3"#,
         tx.tenant().0,
         connection.0,
         &(firsts.iter().map(|(a, _)| *a).collect::<Vec<_>>()) as &[&str],
@@ -219,15 +226,15 @@ pub async fn positions_before(
     .await?;
     let mut snapshots: BTreeMap<String, PositionSnapshot> = BTreeMap::new();
     for row in rows {
-        let security = stored_key(&row.security_key)?;
-        snapshots
+        let snapshot = snapshots
             .entry(row.account_ref)
             .or_insert_with(|| PositionSnapshot {
                 as_of: row.as_of,
                 holdings: Vec::new(),
-            })
-            .holdings
-            .push((security, row.quantity));
+            });
+        if let (Some(key), Some(quantity)) = (row.security_key, row.quantity) {
+            snapshot.holdings.push((stored_key(&key)?, quantity));
+        }
     }
     Ok(snapshots)
 }
