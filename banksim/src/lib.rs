@@ -174,6 +174,16 @@ impl RunningSim {
             .insert(id.to_owned())
     }
 
+    /// Delivers a withheld statement file again (listed and served), as a bank that delivers
+    /// a statement late. True when it was withheld until now.
+    pub fn release_file(&self, id: &str) -> bool {
+        self.state
+            .withheld
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id)
+    }
+
     /// Serves the statement file `id` with `body` instead of the dataset's (listing size and
     /// digest included): a dialect or a damaged statement for end-to-end tests.
     pub fn replace_file(&self, id: &str, body: Vec<u8>) {
