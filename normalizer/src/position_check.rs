@@ -22,7 +22,7 @@
 //! (a file bank delivers one holdings statement per day), else the latest stored before the
 //! sync's first. An account's first snapshot ever has nothing to be checked against.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::NaiveDate;
 pub use eam_model::breaks::{Break, PositionSnapshot, SecuritiesTransaction};
@@ -30,7 +30,8 @@ use eam_model::breaks::{BreakKind, BreakSecurity};
 use rust_decimal::Decimal;
 
 use crate::model::{
-    Batch, Direction, Security, SecurityKey, Transaction, TransactionStatus, TransactionType,
+    Batch, Direction, Position, Security, SecurityKey, Transaction, TransactionStatus,
+    TransactionType,
 };
 
 /// A security whose snapshot does not equal the previous one plus the movements.
@@ -249,26 +250,43 @@ pub fn check_batch(
             .or_default()
             .push(t.clone());
     }
-    let mut breaks = Vec::new();
-    for (account, list) in snapshots {
-        let moved = by_account.get(account.as_str()).map_or(&[][..], |v| v);
-        for b in check_chain(account, stored.get(account), list, moved) {
-            let in_snapshot =
-                |p: &&crate::model::Position| p.account == b.account && p.as_of == b.to;
-            let document = batch
-                .positions
+    let found: Vec<PositionBreak> = snapshots
+        .iter()
+        .flat_map(|(account, list)| {
+            let moved = by_account.get(account.as_str()).map_or(&[][..], |v| v);
+            check_chain(account, stored.get(account), list, moved)
+        })
+        .collect();
+    if found.is_empty() {
+        return Vec::new();
+    }
+    // Where each snapshot's positions came from, and how the batch describes its securities:
+    // looked up once, however many breaks there are.
+    let mut documents: HashMap<(&str, NaiveDate), Vec<&Position>> = HashMap::new();
+    for p in &batch.positions {
+        documents
+            .entry((p.account.as_str(), p.as_of))
+            .or_default()
+            .push(p);
+    }
+    let described: HashMap<&SecurityKey, &Security> =
+        batch.securities.iter().map(|s| (&s.key, s)).collect();
+    found
+        .into_iter()
+        .map(|b| {
+            let listed = documents
+                .get(&(b.account.as_str(), b.to))
+                .map_or(&[][..], |v| v);
+            let document = listed
                 .iter()
-                .filter(in_snapshot)
                 .find(|p| p.security == b.security)
-                .or_else(|| batch.positions.iter().find(in_snapshot))
+                .or_else(|| listed.first())
                 .map(|p| p.provenance.document.clone())
                 .unwrap_or_default();
-            let described = batch.securities.iter().find(|s| s.key == b.security);
-            let label = label(&b.security, described);
-            breaks.push(b.into_break(document, label));
-        }
-    }
-    breaks
+            let label = label(&b.security, described.get(&b.security).copied());
+            b.into_break(document, label)
+        })
+        .collect()
 }
 
 /// How a break names a security: its ISIN (else the bank's id) and its name, as `described`;
@@ -306,8 +324,8 @@ pub fn label(key: &SecurityKey, described: Option<&Security>) -> String {
 mod tests {
     use super::*;
     use crate::model::{
-        AssetClass, CompleteSnapshot, Position, PriceType, Provenance, QuantityType,
-        SecurityDetail, SourceFormat,
+        AssetClass, CompleteSnapshot, PriceType, Provenance, QuantityType, SecurityDetail,
+        SourceFormat,
     };
 
     fn d(s: &str) -> NaiveDate {
