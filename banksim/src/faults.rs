@@ -25,6 +25,12 @@
 //! The one give-back: a body fault (malformed, duplicate page) that finds nothing to damage
 //! returns its application to the rule, so `applied` counts damaged answers only; a request
 //! arriving while that give-back is pending may pass unfaulted.
+//!
+//! Faults of content rather than of transport are not rules: a statement file that goes
+//! missing ([`RunningSim::withhold_file`](crate::RunningSim::withhold_file)), a file served in
+//! a dialect or damaged ([`RunningSim::replace_file`](crate::RunningSim::replace_file)), a
+//! trade left out of bank_b's securities feed while the holdings still show it
+//! ([`RunningSim::leave_out_trade`](crate::RunningSim::leave_out_trade)).
 
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -434,3 +434,26 @@ pub(crate) fn trades_day<'a>(
             .collect(),
     }
 }
+
+/// bank_b's MT536 of the day a booked trade was traded, without that trade (an MT536 of no
+/// trades, `:17B::ACTI//N`, when it was the day's only one): a securities feed that lost one
+/// transaction, while the day's cash statement still books its cash side and the holdings
+/// statements still hold it. Returns the file's id and bytes; `None` when `transaction_id` is
+/// not a booked buy or sell of the dataset.
+pub fn mt536_without(dataset: &Dataset, transaction_id: &str) -> Option<(String, Vec<u8>)> {
+    let (ordinal, account) = dataset.accounts.iter().enumerate().find(|(_, a)| {
+        a.transactions
+            .iter()
+            .any(|t| t.transaction_id == transaction_id)
+    })?;
+    let trade = booked_trades(account).find(|t| t.transaction_id == transaction_id)?;
+    let day = day_of(dataset, trade.booking_date)?;
+    let mut trades = trades_day(dataset, account, ordinal, day);
+    trades.trades.retain(|t| t.transaction_id != transaction_id);
+    let file = FileRef {
+        day,
+        account: u32::try_from(ordinal).ok()?,
+        format: FileFormat::Mt536,
+    };
+    Some((file.id(dataset), swift::mt536(&trades)))
+}

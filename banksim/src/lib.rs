@@ -174,6 +174,16 @@ impl RunningSim {
             .insert(id.to_owned())
     }
 
+    /// Delivers a withheld statement file again (listed and served), as a bank that delivers
+    /// a statement late. True when it was withheld until now.
+    pub fn release_file(&self, id: &str) -> bool {
+        self.state
+            .withheld
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id)
+    }
+
     /// Serves the statement file `id` with `body` instead of the dataset's (listing size and
     /// digest included): a dialect or a damaged statement for end-to-end tests.
     pub fn replace_file(&self, id: &str, body: Vec<u8>) {
@@ -182,6 +192,17 @@ impl RunningSim {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id.to_owned(), body);
+    }
+
+    /// Leaves the booked trade `transaction_id` out of bank_b's securities feed: the MT536 of
+    /// its account and day is served without it (see [`files::mt536_without`]), while the
+    /// MT940 still books its cash side and the MT535s still hold it, as when a custodian's
+    /// securities back office loses a transaction. Returns the id of that MT536; `None` (and
+    /// nothing changes) when the id is not a booked buy or sell.
+    pub fn leave_out_trade(&self, transaction_id: &str) -> Option<String> {
+        let (id, body) = files::mt536_without(&self.state.dataset, transaction_id)?;
+        self.replace_file(&id, body);
+        Some(id)
     }
 
     /// The simulator's fault rules: what is injected here applies to the next request.

@@ -194,6 +194,16 @@ impl SecurityKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A key as [`SecurityKey::as_str`] wrote it (read back from the database): `isin:` and a
+    /// valid ISIN, or `bank:`, a custodian and a non-empty id.
+    pub fn parse(s: &str) -> Option<Self> {
+        if let Some(isin) = s.strip_prefix("isin:") {
+            return Isin::parse(isin).ok().map(|_| SecurityKey(s.to_owned()));
+        }
+        let (custodian, id) = s.strip_prefix("bank:")?.split_once(':')?;
+        (!custodian.is_empty() && !id.is_empty()).then(|| SecurityKey(s.to_owned()))
+    }
 }
 
 /// How a position's quantity is expressed.
@@ -304,6 +314,13 @@ impl Direction {
         }
     }
 
+    /// The direction named by [`Direction::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        [Direction::Debit, Direction::Credit]
+            .into_iter()
+            .find(|d| d.as_str() == s)
+    }
+
     /// The signed amount: credits positive, debits negative.
     pub fn signed(self, amount: Decimal) -> Decimal {
         match self {
@@ -342,6 +359,23 @@ impl TransactionType {
             TransactionType::Other => "other",
         }
     }
+
+    /// The type named by [`TransactionType::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            TransactionType::Buy,
+            TransactionType::Sell,
+            TransactionType::Dividend,
+            TransactionType::Interest,
+            TransactionType::Fee,
+            TransactionType::Deposit,
+            TransactionType::Withdrawal,
+            TransactionType::Transfer,
+            TransactionType::Other,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == s)
+    }
 }
 
 /// Booked or pending.
@@ -358,6 +392,13 @@ impl TransactionStatus {
             TransactionStatus::Pending => "pending",
             TransactionStatus::Booked => "booked",
         }
+    }
+
+    /// The status named by [`TransactionStatus::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        [TransactionStatus::Pending, TransactionStatus::Booked]
+            .into_iter()
+            .find(|t| t.as_str() == s)
     }
 }
 
@@ -698,5 +739,56 @@ mod tests {
         let t = &batch.transactions[0];
         assert_eq!(t.kind, TransactionType::Fee);
         assert_eq!(t.description.as_deref(), Some("Custody fee"));
+    }
+
+    #[test]
+    fn stored_names_read_back_as_the_values_that_wrote_them() {
+        for t in [
+            TransactionType::Buy,
+            TransactionType::Sell,
+            TransactionType::Dividend,
+            TransactionType::Interest,
+            TransactionType::Fee,
+            TransactionType::Deposit,
+            TransactionType::Withdrawal,
+            TransactionType::Transfer,
+            TransactionType::Other,
+        ] {
+            assert_eq!(TransactionType::parse(t.as_str()), Some(t));
+        }
+        assert_eq!(TransactionType::parse("Buy"), None);
+        assert_eq!(Direction::parse("credit"), Some(Direction::Credit));
+        assert_eq!(Direction::parse("debit"), Some(Direction::Debit));
+        assert_eq!(Direction::parse("C"), None);
+        assert_eq!(
+            TransactionStatus::parse("booked"),
+            Some(TransactionStatus::Booked)
+        );
+        assert_eq!(
+            TransactionStatus::parse("pending"),
+            Some(TransactionStatus::Pending)
+        );
+        assert_eq!(TransactionStatus::parse(""), None);
+    }
+
+    #[test]
+    fn a_security_key_reads_back_only_in_the_forms_it_is_written() {
+        let isin = Isin::parse("US0378331005").expect("valid ISIN");
+        let by_isin = SecurityKey::new("bank_b", Some(&isin), Some("SEC-1")).expect("key");
+        assert_eq!(SecurityKey::parse(by_isin.as_str()), Some(by_isin));
+        let by_id = SecurityKey::new("bank_b", None, Some("SEC-1")).expect("key");
+        assert_eq!(by_id.as_str(), "bank:bank_b:SEC-1");
+        assert_eq!(SecurityKey::parse("bank:bank_b:SEC-1"), Some(by_id));
+        // An id may itself hold colons; custodian and id must both be there.
+        assert!(SecurityKey::parse("bank:bank_b:A:B").is_some());
+        for bad in [
+            "isin:US0378331006",
+            "bank::SEC-1",
+            "bank:bank_b:",
+            "SEC-1",
+            "",
+        ] {
+            assert_eq!(SecurityKey::parse(bad), None, "{bad}");
+        }
     }
 }

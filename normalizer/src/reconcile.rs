@@ -86,6 +86,8 @@ fn check_page(page: &StatementSummary, previous: Option<&StatementEnd>, breaks: 
         actual,
         message,
         document: page.provenance.document.clone(),
+        security: None,
+        period_from: None,
     };
     if let (Some(opening), Some(closing)) = (&page.opening, &page.closing) {
         let computed = opening.amount + page.entries_total;

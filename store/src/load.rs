@@ -86,6 +86,7 @@ pub async fn load_batch(
     let refs = References::resolve(tx, connection, batch).await?;
     let (positions, held) = load_positions(tx, run, batch, &refs).await?;
     let positions_closed = close_unlisted_positions(tx, batch, &refs, &held).await?;
+    record_snapshots(tx, run, batch, &refs).await?;
     let balances = load_balances(tx, run, batch, &refs).await?;
     let transactions = load_transactions(tx, run, batch, &refs).await?;
     Ok(LoadCounts {
@@ -398,6 +399,38 @@ async fn close_unlisted_positions(
     .execute(tx.conn())
     .await?;
     Ok(closed.rows_affected())
+}
+
+/// Records which complete snapshots loaded (account and date), those that list nothing
+/// included: what the position check of a later sync follows on from.
+async fn record_snapshots(
+    tx: &mut TenantTx,
+    run: RunId,
+    batch: &Batch,
+    refs: &References,
+) -> Result<()> {
+    if batch.complete_snapshots.is_empty() {
+        return Ok(());
+    }
+    let accounts = batch
+        .complete_snapshots
+        .iter()
+        .map(|s| refs.account(&s.account))
+        .collect::<Result<Vec<Uuid>>>()?;
+    let dates: Vec<NaiveDate> = batch.complete_snapshots.iter().map(|s| s.as_of).collect();
+    sqlx::query!(
+        "INSERT INTO position_snapshots (tenant_id, account_id, as_of, first_seen_run)
+         SELECT $1, u.account_id, u.as_of, $2
+         FROM UNNEST($3::uuid[], $4::date[]) AS u(account_id, as_of)
+         ON CONFLICT (tenant_id, account_id, as_of) DO NOTHING",
+        tx.tenant().0,
+        run.0,
+        &accounts,
+        &dates,
+    )
+    .execute(tx.conn())
+    .await?;
+    Ok(())
 }
 
 /// Cash balances, last occurrence of (account, currency, kind, date) winning.

@@ -315,6 +315,7 @@ async fn delete_loaded_records(env: &TestEnv) {
     for table in [
         "transactions",
         "positions",
+        "position_snapshots",
         "cash_balances",
         "reconciliation_breaks",
         "accounts",

@@ -16,6 +16,7 @@ mod market_data;
 mod metrics;
 mod normalize_cli;
 mod operability;
+mod positions;
 mod read_cache;
 mod reliability;
 mod restarts;

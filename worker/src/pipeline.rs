@@ -2,8 +2,9 @@
 //!
 //! `begin` (queued -> running, under a lease) -> `fetch` (raw documents from the bank) ->
 //! `archive` (every document kept as received, content-addressed) -> `normalize` (pure parse)
-//! -> `load` (records + the reconciliation of its statements, checked here and recorded by the
-//! store + the documents' index + cursor + run status in ONE database transaction). A failure before `load` commits leaves the data exactly as it was; the run
+//! -> `load` (records + the reconciliation of its statements and holdings, checked here and
+//! recorded by the store + the documents' index + cursor + run status in ONE database
+//! transaction). A failure before `load` commits leaves the data exactly as it was; the run
 //! records the classified error, and the documents it archived, so that support can read the
 //! one that did not parse.
 //!
@@ -43,7 +44,7 @@ use eam_metrics::{Metrics, SyncOutcome};
 use eam_model::breaks::Break;
 use eam_model::{Protocol, RunError};
 use eam_normalizer::model::{Batch, RejectedStatement, SourceFormat, StatementSummary};
-use eam_normalizer::{bank_a, statement};
+use eam_normalizer::{bank_a, position_check, statement};
 use eam_store::archive::Archive;
 use eam_store::connections::{self, Connection};
 use eam_store::custodian_limit;
@@ -799,6 +800,33 @@ async fn reconcile(
     Ok((unreadable.len() + breaks.len()) as u64)
 }
 
+/// Checks each complete holdings snapshot of the sync against the account's previous one
+/// (earlier in the sync, else the latest stored before it) plus the securities transactions
+/// stored in between, this sync's included: it runs after the load, in its transaction. Records
+/// the breaks and returns how many there were. A replay is checked the same way: what came
+/// before its snapshots has not moved on as statement chains do.
+async fn reconcile_positions(
+    tx: &mut TenantTx,
+    task: SyncTask,
+    batch: &Batch,
+) -> Result<u64, SyncError> {
+    let snapshots = position_check::snapshots(batch);
+    if snapshots.is_empty() {
+        return Ok(0);
+    }
+    let firsts: Vec<(&str, NaiveDate)> = snapshots
+        .iter()
+        .filter_map(|(account, list)| Some((account.as_str(), list.first()?.as_of)))
+        .collect();
+    let stored = reconciliation::positions_before(tx, task.connection_id, &firsts).await?;
+    let periods = position_check::periods(&snapshots, &stored);
+    let transactions =
+        reconciliation::securities_transactions(tx, task.connection_id, &periods).await?;
+    let breaks = position_check::check_batch(batch, &snapshots, &stored, &transactions);
+    reconciliation::record_breaks(tx, task.connection_id, task.run_id, &breaks).await?;
+    Ok(breaks.len() as u64)
+}
+
 /// Loads the batch, records the archived documents, moves the cursor and finishes the run,
 /// all in one transaction, and only while this worker still holds the run's lease. A replay
 /// loads the same way but leaves the cursor, the statement chains and the connection's
@@ -824,7 +852,8 @@ async fn load(
     )
     .await?;
     let replay = findings.replay_of.is_some();
-    let breaks = reconcile(&mut tx, task, &batch.statements, &batch.rejected, replay).await?;
+    let breaks = reconcile(&mut tx, task, &batch.statements, &batch.rejected, replay).await?
+        + reconcile_positions(&mut tx, task, batch).await?;
     let archived = record_findings(&mut tx, task, findings).await?;
     let cursor_after = if replay {
         locked.cursor.clone()

@@ -1,6 +1,8 @@
-//! Reconciliation breaks: where a bank's statements do not add up.
+//! Reconciliation breaks: where a bank's statements do not add up, cash (balance, continuity,
+//! sequence, unreadable statements) and holdings (position).
 
 use chrono::{DateTime, NaiveDate, Utc};
+use eam_model::breaks::BreakKind;
 use eam_store::reconciliation::{self, BreakFilter, BreakRow};
 use eam_store::{AccountId, RunId};
 use poem_openapi::param::Query;
@@ -27,24 +29,62 @@ struct Break {
     account_id: Option<Uuid>,
     /// The account as the statement names it.
     account_ref: String,
-    /// Null for a statement that could not be read far enough to say.
+    /// Null for a statement that could not be read far enough to say, and for a position
+    /// (its figures are quantities).
     currency: Option<String>,
     /// `balance` (opening + entries differs from closing), `continuity` (opening differs from
-    /// the previous closing) or `sequence` (a statement or page is missing).
+    /// the previous closing), `sequence` (a statement or page is missing), `unreadable` (a
+    /// statement of a file could not be read and was left out) or `position` (a custody
+    /// account's holding of a security differs from its previous snapshot plus the
+    /// securities movements booked in between).
     kind: String,
     statement_reference: Option<String>,
     statement_number: Option<i32>,
+    /// The statement's date; for a position, the date of the holdings snapshot checked.
     statement_date: Option<NaiveDate>,
+    /// What the check expected: an amount (balance, continuity), a statement number
+    /// (sequence), or for a position the quantity held at `period_from` plus the movements.
     expected: Option<Decimal>,
+    /// What the statement says: for a position, the quantity the bank reports held.
     actual: Option<Decimal>,
+    /// `actual - expected`, when both are known: for a position, the quantity the bank holds
+    /// beyond what the movements explain (negative: less than they explain).
+    difference: Option<Decimal>,
+    /// Position breaks: the date of the previous snapshot; the movements counted are those
+    /// after it, up to `statement_date`.
+    period_from: Option<NaiveDate>,
+    /// Position breaks: the security whose holding does not add up.
+    security: Option<BreakSecurity>,
     message: String,
     /// The document the statement came from.
     source_document: String,
     created_at: DateTime<Utc>,
 }
 
+/// The security of a position break.
+#[derive(Object)]
+struct BreakSecurity {
+    /// The tenant's security (as in `/holdings`); null if it could not be linked.
+    id: Option<Uuid>,
+    /// How the sync's statements named it when the break was found: ISIN (or the bank's
+    /// id) and name, e.g. `US0378331005 Apple Inc.`.
+    label: String,
+    /// As the security is described now.
+    isin: Option<String>,
+    /// The custodian's own id of the security.
+    bank_security_id: Option<String>,
+    name: Option<String>,
+}
+
 impl From<BreakRow> for Break {
     fn from(b: BreakRow) -> Self {
+        let security = b.security_label.map(|label| BreakSecurity {
+            id: b.security_id,
+            label,
+            isin: b.security_isin,
+            bank_security_id: b.security_bank_id,
+            name: b.security_name,
+        });
         Break {
             id: b.id,
             run_id: b.run_id,
@@ -58,6 +98,9 @@ impl From<BreakRow> for Break {
             statement_date: b.statement_date,
             expected: b.expected,
             actual: b.actual,
+            difference: b.actual.zip(b.expected).map(|(a, e)| a - e),
+            period_from: b.period_from,
+            security,
             message: b.message,
             source_document: b.source_document,
             created_at: b.created_at,
@@ -81,7 +124,7 @@ impl BreaksApi {
         token: BearerToken,
         run_id: Query<Option<Uuid>>,
         account_id: Query<Option<Uuid>>,
-        /// `balance`, `continuity` or `sequence`.
+        /// `balance`, `continuity`, `sequence`, `unreadable` or `position`.
         kind: Query<Option<String>>,
         cursor: Query<Option<String>>,
         /// Page size, 1 to 500 (default 100).
@@ -90,7 +133,7 @@ impl BreaksApi {
         let caller = self.0.caller(&token, Action::ReadJobs).await?;
         let limit = page_limit(limit.0, 100)?;
         if let Some(k) = kind.0.as_deref()
-            && !matches!(k, "balance" | "continuity" | "sequence" | "unreadable")
+            && BreakKind::parse(k).is_none()
         {
             return Err(ApiError::bad_request(format!("unknown break kind '{k}'")));
         }

@@ -9,7 +9,7 @@ use eam_normalizer::model::{
     AccountKind, BalanceKind, Batch, Direction, PriceType, QuantityType, SourceFormat,
     StatementSummary, Transaction, TransactionStatus, TransactionType,
 };
-use eam_normalizer::statement;
+use eam_normalizer::{position_check, statement};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 
@@ -526,8 +526,41 @@ fn small_params() -> impl Strategy<Value = SimParams> {
         )
 }
 
+/// Every file of a bank read into one batch, as one sync reads them.
+fn read_all(files: &[StatementFile], custodian: &str) -> Batch {
+    let mut batch = Batch::default();
+    for file in files {
+        batch.extend(parse(file, custodian));
+    }
+    batch.dedup_securities();
+    batch.merge_transactions();
+    batch
+}
+
+/// The position breaks of a batch checked on its own, as the first sync of a connection is.
+fn position_breaks(batch: &Batch) -> Vec<position_check::Break> {
+    let snapshots = position_check::snapshots(batch);
+    let transactions: Vec<_> = batch
+        .transactions
+        .iter()
+        .filter_map(position_check::securities_side)
+        .collect();
+    position_check::check_batch(batch, &snapshots, &BTreeMap::new(), &transactions)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn each_days_holdings_are_the_day_befores_plus_the_trades_in_both_file_banks(
+        params in small_params()
+    ) {
+        let dataset = generate(&params);
+        for (files, custodian) in [(swift_files(&dataset), BANK_B), (iso_files(&dataset), BANK_C)] {
+            let breaks = position_breaks(&read_all(&files, custodian));
+            prop_assert!(breaks.is_empty(), "{custodian}: {breaks:?}");
+        }
+    }
 
     #[test]
     fn swift_files_parse_back_into_the_generated_records(params in small_params()) {
@@ -664,4 +697,75 @@ fn after_selects_the_files_whose_id_sorts_later() {
         Some(middle)
     );
     assert_eq!(catalog.find(&dataset, "20261120-99999999-1"), None);
+}
+
+#[test]
+fn a_trade_left_out_of_the_securities_feed_is_one_position_break_of_its_quantity() {
+    let dataset = generate(&params());
+    for kind in ["buy", "sell"] {
+        // A trade after the first day: the first day's holdings have nothing before them.
+        let (account, trade) = dataset
+            .accounts
+            .iter()
+            .filter(|a| a.kind == "custody")
+            .flat_map(|a| a.transactions.iter().map(move |t| (a, t)))
+            .find(|(_, t)| t.is_booked() && t.kind == kind && t.booking_date > dataset.start_date)
+            .unwrap_or_else(|| panic!("the dataset books a {kind} after its first day"));
+        let (id, body) = mt536_without(&dataset, &trade.transaction_id).expect("a booked trade");
+        let mut files = swift_files(&dataset);
+        let file = files
+            .iter_mut()
+            .find(|f| f.id == id)
+            .expect("the MT536 of the trade's day is listed");
+        assert_eq!(
+            (file.format, file.account_id.as_str(), file.date),
+            (
+                FileFormat::Mt536,
+                account.account_id.as_str(),
+                trade.booking_date
+            )
+        );
+        file.bytes = body;
+        let left = parse(file, BANK_B);
+        let reference = swift_reference(&trade.transaction_id);
+        assert!(
+            left.transactions
+                .iter()
+                .all(|t| t.bank_reference.as_deref() != Some(reference.as_str())),
+            "{reference} is left out"
+        );
+
+        let breaks = position_breaks(&read_all(&files, BANK_B));
+        assert_eq!(breaks.len(), 1, "{kind}: {breaks:?}");
+        let b = &breaks[0];
+        let security = trade.security.as_deref().expect("a traded security");
+        let quantity = trade.quantity.expect("a traded quantity");
+        let held = dataset
+            .positions_as_of(&account.account_id, trade.booking_date)
+            .iter()
+            .find(|p| p.security.bank_security_id == security.bank_security_id)
+            .map_or(Decimal::ZERO, |p| p.quantity);
+        let moved = if kind == "buy" { quantity } else { -quantity };
+        assert_eq!(b.account, account.account_id);
+        assert_eq!(
+            b.security.as_ref().map(|s| s.key.as_str().to_owned()),
+            Some(key(BANK_B, security))
+        );
+        assert_eq!(b.date, Some(trade.booking_date));
+        assert_eq!(
+            b.period_from,
+            trade.booking_date.checked_sub_days(Days::new(1))
+        );
+        assert_eq!(b.actual, Some(held));
+        assert_eq!(b.expected, Some(held - moved));
+        assert_eq!(b.difference(), Some(moved));
+    }
+    let not_a_trade = dataset
+        .accounts
+        .iter()
+        .flat_map(|a| &a.transactions)
+        .find(|t| t.is_booked() && !matches!(t.kind, "buy" | "sell"))
+        .expect("a booked transaction that is no trade");
+    assert_eq!(mt536_without(&dataset, &not_a_trade.transaction_id), None);
+    assert_eq!(mt536_without(&dataset, "BA-999999-1-000001"), None);
 }
