@@ -302,6 +302,10 @@ async fn another_tenants_or_another_clients_ids_are_not_found() {
         format!("/balances?account_id={other_account}"),
         format!("/transactions?account_id={other_account}"),
         format!("/clients/{other_client}"),
+        format!("/clients/{other_client}/valuation"),
+        format!("/clients/{other_client}/performance?from=2026-01-01"),
+        format!("/accounts/{other_account}/valuation"),
+        format!("/accounts/{other_account}/performance?from=2026-01-01"),
     ] {
         let (status, answer, _) = env.call(Method::GET, &url, Some(&client_user), None).await;
         assert_eq!(status, 404, "{url}: {answer}");
