@@ -12,7 +12,7 @@ use reqwest::Method;
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-use crate::kit::{Firm, TestEnv, breaker_settings, small_params};
+use crate::kit::{Firm, TestEnv, breaker_settings, market_data_settings, small_params};
 
 fn dec(v: &Value) -> Decimal {
     v.as_str()
@@ -22,13 +22,7 @@ fn dec(v: &Value) -> Decimal {
 }
 
 fn market_settings(env: &TestEnv) -> eam_config::MarketDataSettings {
-    eam_config::MarketDataSettings {
-        ecb_url: env.sim.ecb_url(),
-        client_cert_ref: TestEnv::file_ref(&env.pki.client_cert),
-        client_key_ref: TestEnv::file_ref(&env.pki.client_key),
-        ca_cert_ref: TestEnv::file_ref(&env.pki.ca_cert),
-        stale_after_business_days: 3,
-    }
+    market_data_settings(&env.sim, &env.pki)
 }
 
 /// Loads the simulator's whole rate history.
