@@ -3,7 +3,8 @@
 -- market_data_runs: every load of the ECB's reference rates, platform-wide (no tenant owns
 -- it, like fx_rates): scheduled by the worker's tick or started by ops, run as a job on the
 -- queue. Statuses follow the sync runs' state machine (model::RunStatus), of which a
--- market-data run uses queued, running, succeeded and failed. A scheduled time is recorded in
+-- market-data run uses queued, running, succeeded and failed (cancelled: a run triggered by
+-- hand that the queue could not take). A scheduled time is recorded in
 -- `scheduled_for`, unique: of two ticks handling the same time, one inserts the run and the
 -- other conflicts, so each scheduled time runs once however many workers tick.
 CREATE TABLE market_data_runs (
@@ -12,7 +13,8 @@ CREATE TABLE market_data_runs (
     -- The ECB file: 'daily' or 'history'; NULL until a scheduled run decides when it starts
     -- (the history while no ECB rate is stored, the daily file after).
     file              text CHECK (file IN ('daily', 'history')),
-    status            text NOT NULL CHECK (status IN ('queued', 'running', 'succeeded', 'failed')),
+    status            text NOT NULL
+                      CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
     scheduled_for     timestamptz UNIQUE,
     requested_by      text,
     attempts          integer NOT NULL DEFAULT 0,
@@ -39,8 +41,6 @@ CREATE TABLE market_data_runs (
     CHECK ((trigger = 'schedule') = (scheduled_for IS NOT NULL))
 );
 CREATE INDEX market_data_runs_queued ON market_data_runs (queued_at DESC, id DESC);
-CREATE INDEX market_data_runs_active ON market_data_runs (status)
-    WHERE status IN ('queued', 'running');
 -- Run history is never deleted by the app.
 GRANT SELECT, INSERT, UPDATE ON market_data_runs TO eam_app;
 

@@ -44,8 +44,10 @@ use crate::routes::custodians::CustodiansApi;
 use crate::routes::documents::DocumentsApi;
 use crate::routes::fx_rates::FxRatesApi;
 use crate::routes::jobs::JobsApi;
+use crate::routes::market_data::MarketDataApi;
 use crate::routes::me::MeApi;
 use crate::routes::portfolio::PortfolioApi;
+use crate::routes::prices::PricesApi;
 use crate::routes::schedules::SchedulesApi;
 use crate::routes::tenants::TenantsApi;
 use crate::routes::users::UsersApi;
@@ -85,7 +87,9 @@ pub type Apis = (
     DocumentsApi,
     SchedulesApi,
     CustodiansApi,
-    FxRatesApi,
+    // Market data: rates, their runs, securities' prices (poem-openapi joins at most 16
+    // groups in a tuple; a nested one counts as one).
+    (FxRatesApi, MarketDataApi, PricesApi),
     ValuationApi,
 );
 
@@ -106,7 +110,11 @@ pub fn openapi(state: &ApiState, public_url: &str) -> OpenApiService<Apis, ()> {
             DocumentsApi(state.clone()),
             SchedulesApi(state.clone()),
             CustodiansApi(state.clone()),
-            FxRatesApi(state.clone()),
+            (
+                FxRatesApi(state.clone()),
+                MarketDataApi(state.clone()),
+                PricesApi(state.clone()),
+            ),
             ValuationApi(state.clone()),
         ),
         "EAM Wealth Platform API",

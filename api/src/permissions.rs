@@ -92,6 +92,10 @@ pub enum Action {
     ManageCustodians,
     /// Exchange rates (platform-wide market data).
     ReadMarketData,
+    /// The platform's market-data runs (loads of the reference rates).
+    ReadMarketDataRuns,
+    /// Queue a market-data run now.
+    TriggerMarketData,
 }
 
 impl Action {
@@ -133,6 +137,9 @@ pub fn allows(role: Role, action: Action) -> bool {
         ManageCustodians => matches!(role, PlatformAdmin),
         // Reference rates are public knowledge; every caller converts with them.
         ReadMarketData => true,
+        // The feed is the platform's; ops of any tenant may see it ran and run it again (an
+        // idempotent load of public rates).
+        ReadMarketDataRuns | TriggerMarketData => matches!(role, PlatformAdmin | Ops),
     }
 }
 
@@ -203,6 +210,10 @@ pub const OPERATIONS: &[(&str, &str, Action)] = {
         ("get", "/fx-rates", ReadMarketData),
         ("get", "/accounts/{id}/valuation", ReadPortfolio),
         ("get", "/clients/{id}/valuation", ReadPortfolio),
+        ("get", "/market-data/runs", ReadMarketDataRuns),
+        ("get", "/market-data/runs/{id}", ReadMarketDataRuns),
+        ("post", "/market-data/runs", TriggerMarketData),
+        ("get", "/securities/{id}/prices", ReadPortfolio),
     ]
 };
 

@@ -2,7 +2,8 @@
 //! like `fx_rates`), with its status, error and what it loaded.
 //!
 //! A run moves through the sync runs' state machine (`RunStatus::can_become`), of which it
-//! uses `queued`, `running`, `succeeded` and `failed`; [`transition`] is the one conditional
+//! uses `queued`, `running`, `succeeded` and `failed` (and `cancelled` for a run the queue
+//! could not take when it was triggered); [`transition`] is the one conditional
 //! UPDATE that changes a status. Exactly once per scheduled time is the database's job, as for
 //! connections' schedules: [`fire`] inserts the run with its `scheduled_for`, which is unique,
 //! so of two ticks handling the same time one inserts and the other finds it there.
@@ -138,12 +139,14 @@ impl Transition {
     }
 }
 
-/// The statuses a market-data run can have (a subset of the sync runs').
-const STATUSES: [RunStatus; 4] = [
+/// The statuses a market-data run can have (a subset of the sync runs'): cancelled only when
+/// the queue could not take a run triggered by hand.
+const STATUSES: [RunStatus; 5] = [
     RunStatus::Queued,
     RunStatus::Running,
     RunStatus::Succeeded,
     RunStatus::Failed,
+    RunStatus::Cancelled,
 ];
 
 fn count(n: u64) -> i32 {
