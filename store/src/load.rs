@@ -598,8 +598,9 @@ async fn load_position_prices(
 /// The deal prices of the batch's trades: buys and sells of a security with a price, not
 /// reversals, on their trade date (else their booking date), in the trade's currency. A
 /// transaction does not say whether its price is per unit or a percentage of face amount
-/// (bank_a's JSON has no field for it), so the type is the one the bank prices the
-/// security's positions in, else percent for a bond and an amount for anything else.
+/// (bank_a's JSON has no field for it): its own quantity, price and amount tell
+/// (`Transaction::implied_price_type`); where they cannot, the type the security's positions
+/// are priced in, else percent for a bond and an amount for anything else.
 async fn load_trade_prices(
     tx: &mut TenantTx,
     connection: ConnectionId,
@@ -624,11 +625,13 @@ async fn load_trade_prices(
             transaction_id, price, price_type, currency, source_format, source_document,
             source_position, first_seen_run, last_changed_run)
          SELECT gen_random_uuid(), $1, tr.security_id, u.price_date, $2, 'trade', tr.id, u.price,
-            coalesce(quoted.price_type, CASE s.asset_class WHEN 'bond' THEN 'percent' ELSE 'amount' END),
+            coalesce(u.price_type, quoted.price_type,
+                     CASE s.asset_class WHEN 'bond' THEN 'percent' ELSE 'amount' END),
             u.currency, u.format, u.document, u.position, $3, $3
          FROM UNNEST($4::uuid[], $5::text[], $6::date[], $7::numeric[], $8::text[], $9::text[],
-            $10::text[], $11::int[])
-            AS u(account_id, natural_key, price_date, price, currency, format, document, position)
+            $10::text[], $11::int[], $12::text[])
+            AS u(account_id, natural_key, price_date, price, currency, format, document, position,
+                 price_type)
          JOIN transactions tr
            ON tr.tenant_id = $1 AND tr.account_id = u.account_id AND tr.natural_key = u.natural_key
          JOIN securities s ON s.id = tr.security_id
@@ -652,14 +655,42 @@ async fn load_trade_prices(
         tenant,
         connection.0,
         run.0,
-        &trades.iter().map(|t| refs.account(&t.account)).collect::<Result<Vec<Uuid>>>()?,
-        &(trades.iter().map(|t| t.natural_key.as_str()).collect::<Vec<_>>()) as &[&str],
-        &trades.iter().map(|t| t.trade_date.unwrap_or(t.booking_date)).collect::<Vec<_>>(),
-        &trades.iter().map(|t| t.price.unwrap_or_default()).collect::<Vec<Decimal>>(),
-        &(trades.iter().map(|t| t.currency.as_str()).collect::<Vec<_>>()) as &[&str],
-        &(trades.iter().map(|t| t.provenance.format.as_str()).collect::<Vec<_>>()) as &[&str],
-        &(trades.iter().map(|t| t.provenance.document.as_str()).collect::<Vec<_>>()) as &[&str],
-        &trades.iter().map(|t| position(t.provenance.position)).collect::<Vec<_>>(),
+        &trades
+            .iter()
+            .map(|t| refs.account(&t.account))
+            .collect::<Result<Vec<Uuid>>>()?,
+        &(trades
+            .iter()
+            .map(|t| t.natural_key.as_str())
+            .collect::<Vec<_>>()) as &[&str],
+        &trades
+            .iter()
+            .map(|t| t.trade_date.unwrap_or(t.booking_date))
+            .collect::<Vec<_>>(),
+        &trades
+            .iter()
+            .map(|t| t.price.unwrap_or_default())
+            .collect::<Vec<Decimal>>(),
+        &(trades
+            .iter()
+            .map(|t| t.currency.as_str())
+            .collect::<Vec<_>>()) as &[&str],
+        &(trades
+            .iter()
+            .map(|t| t.provenance.format.as_str())
+            .collect::<Vec<_>>()) as &[&str],
+        &(trades
+            .iter()
+            .map(|t| t.provenance.document.as_str())
+            .collect::<Vec<_>>()) as &[&str],
+        &trades
+            .iter()
+            .map(|t| position(t.provenance.position))
+            .collect::<Vec<_>>(),
+        &(trades
+            .iter()
+            .map(|t| t.implied_price_type().map(|p| p.as_str()))
+            .collect::<Vec<_>>()) as &[Option<&str>],
     )
     .fetch_all(tx.conn())
     .await?;
