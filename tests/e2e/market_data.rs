@@ -646,9 +646,8 @@ async fn security_ids(env: &TestEnv, token: &str) -> std::collections::BTreeMap<
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prices_after_a_sync_equal_the_simulators_and_a_resync_inserts_none() {
     let env = TestEnv::start(small_params(94)).await;
-    let Firm {
-        token, connection, ..
-    } = env.firm("Firm A", &["ops", "advisor"]).await;
+    let firm = env.firm("Firm A", &["ops", "advisor"]).await;
+    let (token, connection) = (firm.token.clone(), firm.connection.clone());
     let job = env.sync_and_wait(&token, &connection).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     let data = env.sim.dataset();
@@ -736,6 +735,72 @@ async fn prices_after_a_sync_equal_the_simulators_and_a_resync_inserts_none() {
                 .starts_with("application/problem+json"),
             "{query}"
         );
+    }
+
+    // A client user: the prices of what its client holds or traded, deal prices of its own
+    // trades only; a security only other clients hold or traded does not exist for it.
+    let Firm { tenant, .. } = &firm;
+    let clients = env.get("/clients", &token).await;
+    let client = clients[0]["id"].as_str().unwrap();
+    let client_token = env
+        .issuer
+        .sign(&eam_auth::TokenRequest {
+            subject: "client-user".into(),
+            tenant_id: tenant.0,
+            roles: vec!["client".into()],
+            client_id: Some(uuid::Uuid::parse_str(client).unwrap()),
+            ttl: Duration::from_secs(600),
+        })
+        .expect("sign");
+    let own = security_ids(&env, &client_token).await;
+    let mut own_trades = std::collections::BTreeSet::new();
+    for a in env
+        .get("/accounts", &client_token)
+        .await
+        .as_array()
+        .unwrap()
+    {
+        let txs = env
+            .get(
+                &format!(
+                    "/transactions?account_id={}&limit=500",
+                    a["id"].as_str().unwrap()
+                ),
+                &client_token,
+            )
+            .await;
+        for t in txs["transactions"].as_array().unwrap() {
+            own_trades.insert(t["id"].as_str().unwrap().to_owned());
+        }
+    }
+    for id in own.keys() {
+        let page = env
+            .get(&format!("/securities/{id}/prices"), &client_token)
+            .await;
+        for p in page["prices"].as_array().unwrap() {
+            if let Some(trade) = p["source"]["transaction_id"].as_str() {
+                assert!(own_trades.contains(trade), "another client's trade: {p}");
+            }
+        }
+    }
+    let others: Vec<&String> = securities
+        .keys()
+        .filter(|s| !own.contains_key(*s))
+        .collect();
+    assert!(
+        !others.is_empty(),
+        "some security only the other client has"
+    );
+    for id in others {
+        let (status, _, _) = env
+            .call(
+                Method::GET,
+                &format!("/securities/{id}/prices"),
+                Some(&client_token),
+                None,
+            )
+            .await;
+        assert_eq!(status, 404, "{id}");
     }
 
     // Another tenant's advisor: the security does not exist for it.
