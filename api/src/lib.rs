@@ -45,9 +45,11 @@ use crate::routes::custodians::CustodiansApi;
 use crate::routes::documents::DocumentsApi;
 use crate::routes::fx_rates::FxRatesApi;
 use crate::routes::jobs::JobsApi;
+use crate::routes::market_data::MarketDataApi;
 use crate::routes::me::MeApi;
 use crate::routes::performance::PerformanceApi;
 use crate::routes::portfolio::PortfolioApi;
+use crate::routes::prices::PricesApi;
 use crate::routes::schedules::SchedulesApi;
 use crate::routes::tenants::TenantsApi;
 use crate::routes::users::UsersApi;
@@ -90,7 +92,15 @@ pub type Apis = (
         SchedulesApi,
         CustodiansApi,
     ),
-    (FxRatesApi, ValuationApi, AssignmentsApi, PerformanceApi),
+    // The wealth view: rates and their runs, prices, valuations, assignments, performance.
+    (
+        FxRatesApi,
+        MarketDataApi,
+        PricesApi,
+        ValuationApi,
+        AssignmentsApi,
+        PerformanceApi,
+    ),
 );
 
 /// The OpenAPI service of `/api/v1`.
@@ -114,6 +124,8 @@ pub fn openapi(state: &ApiState, public_url: &str) -> OpenApiService<Apis, ()> {
             ),
             (
                 FxRatesApi(state.clone()),
+                MarketDataApi(state.clone()),
+                PricesApi(state.clone()),
                 ValuationApi(state.clone()),
                 AssignmentsApi(state.clone()),
                 PerformanceApi(state.clone()),

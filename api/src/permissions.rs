@@ -96,6 +96,10 @@ pub enum Action {
     ReadAssignments,
     /// Assign accounts to clients, by hand or by rules.
     AssignAccounts,
+    /// The platform's market-data runs (loads of the reference rates).
+    ReadMarketDataRuns,
+    /// Queue a market-data run now.
+    TriggerMarketData,
 }
 
 impl Action {
@@ -139,6 +143,9 @@ pub fn allows(role: Role, action: Action) -> bool {
         ReadMarketData => true,
         ReadAssignments => matches!(role, TenantAdmin | Advisor | Ops | Support),
         AssignAccounts => matches!(role, TenantAdmin | Advisor | Ops),
+        // The feed is the platform's; ops of any tenant may see it ran and run it again (an
+        // idempotent load of public rates).
+        ReadMarketDataRuns | TriggerMarketData => matches!(role, PlatformAdmin | Ops),
     }
 }
 
@@ -220,6 +227,10 @@ pub const OPERATIONS: &[(&str, &str, Action)] = {
         ("get", "/fx-rates", ReadMarketData),
         ("get", "/accounts/{id}/valuation", ReadPortfolio),
         ("get", "/clients/{id}/valuation", ReadPortfolio),
+        ("get", "/market-data/runs", ReadMarketDataRuns),
+        ("get", "/market-data/runs/{id}", ReadMarketDataRuns),
+        ("post", "/market-data/runs", TriggerMarketData),
+        ("get", "/securities/{id}/prices", ReadPortfolio),
     ]
 };
 

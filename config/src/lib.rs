@@ -197,6 +197,12 @@ pub struct MarketDataSettings {
     pub client_key_ref: String,
     pub ca_cert_ref: String,
     pub stale_after_business_days: u32,
+    /// Load the rates on `schedule` (the worker's tick, once per scheduled time across all
+    /// workers); manual runs are possible either way.
+    pub enabled: bool,
+    /// Five-field cron in `timezone`.
+    pub schedule: String,
+    pub timezone: String,
 }
 
 /// When a connection's client certificate counts as at risk.

@@ -437,6 +437,30 @@ impl Transaction {
         self.direction.signed(self.amount)
     }
 
+    /// How a trade's price is expressed, as its own figures show: not every bank says (bank_a's
+    /// JSON has no field for it, and the record keeps none), but a trade's cash amount is its
+    /// quantity times the price (per unit) or a hundredth of that (percent of face amount),
+    /// give or take fees and accrued interest, and the two readings are a hundredfold apart.
+    /// `None` without a quantity, a price or an amount, or when neither reading comes within
+    /// half the amount (a free-of-payment delivery, a price in another currency).
+    pub fn implied_price_type(&self) -> Option<PriceType> {
+        let quantity = self.quantity?.abs();
+        let price = self.price?.abs();
+        let amount = self.amount.abs();
+        if quantity.is_zero() || price.is_zero() || amount.is_zero() {
+            return None;
+        }
+        let per_unit = quantity.checked_mul(price)?;
+        let of_face = per_unit / Decimal::ONE_HUNDRED;
+        let off = |value: Decimal| (value - amount).abs();
+        let (reading, miss) = if off(per_unit) <= off(of_face) {
+            (PriceType::Amount, off(per_unit))
+        } else {
+            (PriceType::Percent, off(of_face))
+        };
+        (miss <= amount / Decimal::TWO).then_some(reading)
+    }
+
     /// True when the record comes from a securities statement (MT536), which describes the
     /// securities side of a trade; cash statements describe its cash side.
     fn is_securities_leg(&self) -> bool {
@@ -693,6 +717,37 @@ mod tests {
                 position: 0,
             },
         }
+    }
+
+    #[test]
+    fn a_trades_price_type_is_read_from_its_quantity_price_and_amount() {
+        let trade = |quantity: i64, price: Decimal, amount: Decimal| Transaction {
+            quantity: Some(Decimal::from(quantity)),
+            price: Some(price),
+            amount,
+            ..tx(SourceFormat::BankAJson, TransactionType::Buy)
+        };
+        // 10 shares at 122.46 plus 9.90 fees.
+        let shares = trade(10, Decimal::new(12246, 2), Decimal::new(123450, 2));
+        assert_eq!(shares.implied_price_type(), Some(PriceType::Amount));
+        // 50,000 face at 101.25% plus 312.50 accrued interest, less nothing.
+        let bond = trade(50_000, Decimal::new(10125, 2), Decimal::new(5_093_750, 2));
+        assert_eq!(bond.implied_price_type(), Some(PriceType::Percent));
+        // A sale: the amount is the gross less fees.
+        let sold = trade(3, Decimal::new(100, 0), Decimal::new(29_000, 2));
+        assert_eq!(sold.implied_price_type(), Some(PriceType::Amount));
+        // Free of payment, or nothing to read: no reading.
+        assert_eq!(
+            trade(10, Decimal::ONE, Decimal::ZERO).implied_price_type(),
+            None
+        );
+        assert_eq!(
+            tx(SourceFormat::Mt536, TransactionType::Buy).implied_price_type(),
+            None
+        );
+        // Neither reading near the amount (a price in another currency): no reading.
+        let odd = trade(10, Decimal::new(5, 0), Decimal::new(1_000, 0));
+        assert_eq!(odd.implied_price_type(), None);
     }
 
     #[test]

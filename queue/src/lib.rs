@@ -16,7 +16,9 @@
 //!
 //! A job is a plain serde struct implementing [`Job`]. [`SyncQueue`] is the queue of
 //! [`SyncTask`]s, under the configured queue name; another kind's queue is that name suffixed
-//! with `-<kind>`, so a worker of one kind never takes another's jobs.
+//! with `-<kind>` ([`MarketDataQueue`]: `<name>-market-data`), so a worker of one kind never
+//! takes another's jobs. [`JobQueue::of_kind`] reaches another kind's queue over the same
+//! Redis connection.
 
 use std::marker::PhantomData;
 use std::time::Duration;
@@ -64,6 +66,23 @@ impl Job for SyncTask {
     }
 }
 
+/// A market-data job: one run of `market_data_runs` (platform-wide, no tenant), which holds
+/// everything else about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarketDataTask {
+    pub run_id: RunId,
+}
+
+impl Job for MarketDataTask {
+    const KIND: &'static str = "market-data";
+    fn run_id(&self) -> RunId {
+        self.run_id
+    }
+}
+
+/// The queue of market-data jobs.
+pub type MarketDataQueue = JobQueue<MarketDataTask>;
+
 /// Why the queue could not be reached or a task not enqueued.
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -88,6 +107,8 @@ pub enum QueueError {
 pub struct JobQueue<J: Job> {
     conn: ConnectionManager,
     config: Config,
+    /// The configured name, before the kind's suffix (see [`JobQueue::of_kind`]).
+    base: String,
     kind: PhantomData<fn(J)>,
 }
 
@@ -99,6 +120,7 @@ impl<J: Job> Clone for JobQueue<J> {
         JobQueue {
             conn: self.conn.clone(),
             config: self.config.clone(),
+            base: self.base.clone(),
             kind: PhantomData,
         }
     }
@@ -111,11 +133,6 @@ impl<J: Job> JobQueue<J> {
         if queue.trim().is_empty() {
             return Err(QueueError::EmptyQueueName);
         }
-        let queue = if J::KIND == SyncTask::KIND {
-            queue.to_owned()
-        } else {
-            format!("{queue}-{}", J::KIND)
-        };
         let client = redis::Client::open(redis_url).map_err(QueueError::InvalidUrl)?;
         let manager = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECTION_ATTEMPT_TIMEOUT))
@@ -130,9 +147,21 @@ impl<J: Job> JobQueue<J> {
         .map_err(QueueError::Connect)?;
         Ok(JobQueue {
             conn,
-            config: queue_config(&queue),
+            config: queue_config(&kind_queue_name::<J>(queue)),
+            base: queue.to_owned(),
             kind: PhantomData,
         })
+    }
+
+    /// The queue of another job kind under the same configured name, sharing this one's
+    /// Redis connection (one process needs one connection, whatever kinds it pushes).
+    pub fn of_kind<K: Job>(&self) -> JobQueue<K> {
+        JobQueue {
+            conn: self.conn.clone(),
+            config: queue_config(&kind_queue_name::<K>(&self.base)),
+            base: self.base.clone(),
+            kind: PhantomData,
+        }
     }
 
     /// The queue's name, the prefix of its Redis keys.
@@ -183,6 +212,16 @@ impl<J: Job> JobQueue<J> {
     /// The queue's apalis-redis settings (for the worker that consumes it).
     pub fn config(&self) -> &Config {
         &self.config
+    }
+}
+
+/// The Redis name of kind `J`'s queue: the configured name, suffixed with the kind for every
+/// kind but `sync`.
+fn kind_queue_name<J: Job>(queue: &str) -> String {
+    if J::KIND == SyncTask::KIND {
+        queue.to_owned()
+    } else {
+        format!("{queue}-{}", J::KIND)
     }
 }
 

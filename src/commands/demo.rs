@@ -196,7 +196,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         ca_cert_ref: file_ref(&pki.ca_cert),
         ..settings.market_data.clone()
     };
-    let worker_config = eam_worker::application::WorkerConfig::from_settings(&settings);
+    let worker_config = eam_worker::application::WorkerConfig::from_settings(&settings)
+        .map_err(|e| anyhow::anyhow!("the worker settings: {e}"))?;
     let breakers = eam_connectors::Breakers::new(worker_config.breakers.clone());
     let rates = eam_worker::market_data::MarketData {
         settings: &market_settings,

@@ -29,7 +29,7 @@ pub async fn run(args: FxRatesArgs) -> anyhow::Result<()> {
     let settings = Settings::load()?;
     crate::telemetry::init(&settings);
     let resources = Resources::open(&settings).await?;
-    let config = WorkerConfig::from_settings(&settings);
+    let config = WorkerConfig::from_settings(&settings)?;
     let breakers = Breakers::new(config.breakers.clone());
     let market = MarketData {
         settings: &settings.market_data,

@@ -46,7 +46,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
         )
     });
     let resources = eam_store::resources::Resources::open(&settings).await?;
-    let cx = eam_worker::application::WorkerConfig::from_settings(&settings).context(&resources);
+    let cx = eam_worker::application::WorkerConfig::from_settings(&settings)?.context(&resources);
 
     let (replay, connection) = {
         let mut tx = cx.store.tenant_tx(tenant).await?;

@@ -28,7 +28,7 @@ pub async fn run(args: ScheduleArgs) -> anyhow::Result<()> {
     let settings = Settings::load()?;
     crate::telemetry::init_plain("warn");
     let store = super::connect_store(&settings).await?;
-    let tick = eam_worker::application::tick_settings(&settings);
+    let tick = eam_worker::application::tick_settings(&settings)?;
     let now = Utc::now();
     let schedules = eam_worker::tick::upcoming(&store, &tick, now, args.count).await?;
     let mut rows: Vec<_> = schedules

@@ -122,3 +122,12 @@ pub async fn currencies(store: &Store) -> Result<Vec<Currency>> {
         })
         .collect()
 }
+
+/// Whether any ECB rate is stored (a first market-data run loads the whole history).
+pub async fn has_ecb_rates(store: &Store) -> Result<bool> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM fx_rates WHERE source = 'ecb') AS "exists!""#
+    )
+    .fetch_one(store.pool())
+    .await?)
+}

@@ -39,6 +39,8 @@ pub mod documents;
 pub mod fx_rates;
 pub mod gauges;
 pub mod load;
+pub mod market_data_runs;
+pub mod prices;
 pub mod read;
 pub mod reconciliation;
 pub mod resources;

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDate;
-use eam_model::records::{Batch, SecurityDetail};
+use eam_model::records::{Batch, SecurityDetail, TransactionType};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -49,6 +49,10 @@ pub struct LoadCounts {
     pub positions_closed: u64,
     pub balances: KindCounts,
     pub transactions: KindCounts,
+    /// Prices of securities from positions and trades (runs recorded before issue 16 have
+    /// none).
+    #[serde(default)]
+    pub prices: KindCounts,
 }
 
 impl LoadCounts {
@@ -61,6 +65,7 @@ impl LoadCounts {
             self.positions,
             self.balances,
             self.transactions,
+            self.prices,
         ]
         .iter()
         .map(|k| k.inserted + k.updated)
@@ -89,6 +94,7 @@ pub async fn load_batch(
     record_snapshots(tx, run, batch, &refs).await?;
     let balances = load_balances(tx, run, batch, &refs).await?;
     let transactions = load_transactions(tx, run, batch, &refs).await?;
+    let prices = load_prices(tx, connection, run, batch, &refs).await?;
     Ok(LoadCounts {
         clients,
         accounts,
@@ -97,6 +103,7 @@ pub async fn load_batch(
         positions_closed,
         balances,
         transactions,
+        prices,
     })
 }
 
@@ -562,6 +569,179 @@ async fn load_transactions(
     .fetch_all(tx.conn())
     .await?;
     Ok(KindCounts::from_returned(txs.len(), &flags))
+}
+
+/// Prices of securities as the bank reports them, with their source (the connection) and
+/// kind: each position's price on its date (one per connection, security and date: the last
+/// account's wins, as a bank prices a security once a day), and each trade's deal price on
+/// its trade date (one per transaction). Set-based like the rest: one upsert per kind that
+/// writes nothing when nothing changed.
+async fn load_prices(
+    tx: &mut TenantTx,
+    connection: ConnectionId,
+    run: RunId,
+    batch: &Batch,
+    refs: &References,
+) -> Result<KindCounts> {
+    let mut counts = load_position_prices(tx, connection, run, batch, refs).await?;
+    let trades = load_trade_prices(tx, connection, run, batch, refs).await?;
+    counts.inserted += trades.inserted;
+    counts.updated += trades.updated;
+    counts.unchanged += trades.unchanged;
+    Ok(counts)
+}
+
+/// The prices of the batch's positions that state one.
+async fn load_position_prices(
+    tx: &mut TenantTx,
+    connection: ConnectionId,
+    run: RunId,
+    batch: &Batch,
+    refs: &References,
+) -> Result<KindCounts> {
+    let priced: Vec<_> = batch
+        .positions
+        .iter()
+        .filter(|p| p.price.is_some())
+        .collect();
+    let prices = dedup_last(&priced, |p| (p.security.clone(), p.as_of));
+    let tenant = tx.tenant().0;
+    let flags: Vec<bool> = sqlx::query_scalar!(
+        r#"INSERT INTO prices AS t (id, tenant_id, security_id, price_date, connection_id, kind, price,
+            price_type, currency, source_format, source_document, source_position, first_seen_run,
+            last_changed_run)
+         SELECT gen_random_uuid(), $1, u.security_id, u.price_date, $2, 'position', u.price,
+            u.price_type, u.currency, u.format, u.document, u.position, $3, $3
+         FROM UNNEST($4::uuid[], $5::date[], $6::numeric[], $7::text[], $8::text[], $9::text[],
+            $10::text[], $11::int[])
+            AS u(security_id, price_date, price, price_type, currency, format, document, position)
+         ON CONFLICT (tenant_id, connection_id, security_id, price_date) WHERE kind = 'position'
+         DO UPDATE SET
+            price = EXCLUDED.price, price_type = EXCLUDED.price_type, currency = EXCLUDED.currency,
+            source_format = EXCLUDED.source_format, source_document = EXCLUDED.source_document,
+            source_position = EXCLUDED.source_position, last_changed_run = EXCLUDED.last_changed_run
+         WHERE (t.price, t.price_type, t.currency)
+            IS DISTINCT FROM (EXCLUDED.price, EXCLUDED.price_type, EXCLUDED.currency)
+           AND (nullif(current_setting('app.replay_upto', true), '') IS NULL
+                OR t.last_changed_run <= nullif(current_setting('app.replay_upto', true), '')::uuid)
+         RETURNING (xmax = 0) AS "inserted!""#,
+        tenant,
+        connection.0,
+        run.0,
+        &prices.iter().map(|p| refs.security(p.security.as_str())).collect::<Result<Vec<Uuid>>>()?,
+        &prices.iter().map(|p| p.as_of).collect::<Vec<_>>(),
+        &prices.iter().map(|p| p.price.unwrap_or_default()).collect::<Vec<Decimal>>(),
+        &(prices.iter().map(|p| p.price_type.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(prices.iter().map(|p| p.price_currency.as_ref().map(|c| c.as_str())).collect::<Vec<_>>()) as &[Option<&str>],
+        &(prices.iter().map(|p| p.provenance.format.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(prices.iter().map(|p| p.provenance.document.as_str()).collect::<Vec<_>>()) as &[&str],
+        &prices.iter().map(|p| position(p.provenance.position)).collect::<Vec<_>>(),
+    )
+    .fetch_all(tx.conn())
+    .await?;
+    Ok(KindCounts::from_returned(prices.len(), &flags))
+}
+
+/// The deal prices of the batch's trades: buys and sells of a security with a price, not
+/// reversals, on their trade date (else their booking date), in the trade's currency. A
+/// transaction does not say whether its price is per unit or a percentage of face amount
+/// (bank_a's JSON has no field for it): its own quantity, price and amount tell
+/// (`Transaction::implied_price_type`); where they cannot, the type the security's positions
+/// are priced in, else percent for a bond and an amount for anything else.
+async fn load_trade_prices(
+    tx: &mut TenantTx,
+    connection: ConnectionId,
+    run: RunId,
+    batch: &Batch,
+    refs: &References,
+) -> Result<KindCounts> {
+    let trades: Vec<_> = batch
+        .transactions
+        .iter()
+        .filter(|t| {
+            matches!(t.kind, TransactionType::Buy | TransactionType::Sell)
+                && !t.reversal
+                && t.price.is_some()
+                && t.security.is_some()
+        })
+        .collect();
+    let trades = dedup_last(&trades, |t| (t.account.clone(), t.natural_key.clone()));
+    let tenant = tx.tenant().0;
+    let flags: Vec<bool> = sqlx::query_scalar!(
+        r#"INSERT INTO prices AS t (id, tenant_id, security_id, price_date, connection_id, kind,
+            transaction_id, price, price_type, currency, source_format, source_document,
+            source_position, first_seen_run, last_changed_run)
+         SELECT gen_random_uuid(), $1, tr.security_id, u.price_date, $2, 'trade', tr.id, u.price,
+            coalesce(u.price_type, quoted.price_type,
+                     CASE s.asset_class WHEN 'bond' THEN 'percent' ELSE 'amount' END),
+            u.currency, u.format, u.document, u.position, $3, $3
+         FROM UNNEST($4::uuid[], $5::text[], $6::date[], $7::numeric[], $8::text[], $9::text[],
+            $10::text[], $11::int[], $12::text[])
+            AS u(account_id, natural_key, price_date, price, currency, format, document, position,
+                 price_type)
+         JOIN transactions tr
+           ON tr.tenant_id = $1 AND tr.account_id = u.account_id AND tr.natural_key = u.natural_key
+         JOIN securities s ON s.id = tr.security_id
+         LEFT JOIN LATERAL (
+             SELECT p.price_type FROM prices p
+              WHERE p.tenant_id = $1 AND p.security_id = tr.security_id AND p.kind = 'position'
+              ORDER BY p.price_date DESC LIMIT 1
+         ) quoted ON true
+         ON CONFLICT (tenant_id, transaction_id) WHERE kind = 'trade'
+         DO UPDATE SET
+            security_id = EXCLUDED.security_id, price_date = EXCLUDED.price_date,
+            price = EXCLUDED.price, price_type = EXCLUDED.price_type, currency = EXCLUDED.currency,
+            source_format = EXCLUDED.source_format, source_document = EXCLUDED.source_document,
+            source_position = EXCLUDED.source_position, last_changed_run = EXCLUDED.last_changed_run
+         WHERE (t.security_id, t.price_date, t.price, t.price_type, t.currency)
+            IS DISTINCT FROM (EXCLUDED.security_id, EXCLUDED.price_date, EXCLUDED.price,
+                EXCLUDED.price_type, EXCLUDED.currency)
+           AND (nullif(current_setting('app.replay_upto', true), '') IS NULL
+                OR t.last_changed_run <= nullif(current_setting('app.replay_upto', true), '')::uuid)
+         RETURNING (xmax = 0) AS "inserted!""#,
+        tenant,
+        connection.0,
+        run.0,
+        &trades
+            .iter()
+            .map(|t| refs.account(&t.account))
+            .collect::<Result<Vec<Uuid>>>()?,
+        &(trades
+            .iter()
+            .map(|t| t.natural_key.as_str())
+            .collect::<Vec<_>>()) as &[&str],
+        &trades
+            .iter()
+            .map(|t| t.trade_date.unwrap_or(t.booking_date))
+            .collect::<Vec<_>>(),
+        &trades
+            .iter()
+            .map(|t| t.price.unwrap_or_default())
+            .collect::<Vec<Decimal>>(),
+        &(trades
+            .iter()
+            .map(|t| t.currency.as_str())
+            .collect::<Vec<_>>()) as &[&str],
+        &(trades
+            .iter()
+            .map(|t| t.provenance.format.as_str())
+            .collect::<Vec<_>>()) as &[&str],
+        &(trades
+            .iter()
+            .map(|t| t.provenance.document.as_str())
+            .collect::<Vec<_>>()) as &[&str],
+        &trades
+            .iter()
+            .map(|t| position(t.provenance.position))
+            .collect::<Vec<_>>(),
+        &(trades
+            .iter()
+            .map(|t| t.implied_price_type().map(|p| p.as_str()))
+            .collect::<Vec<_>>()) as &[Option<&str>],
+    )
+    .fetch_all(tx.conn())
+    .await?;
+    Ok(KindCounts::from_returned(trades.len(), &flags))
 }
 
 /// Keeps the last record of each key, in first-seen order (a page served twice loads once).

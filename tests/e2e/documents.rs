@@ -313,6 +313,7 @@ async fn a_document_that_does_not_parse_is_kept_for_support() {
 async fn delete_loaded_records(env: &TestEnv) {
     let mut owner = owner(env).await;
     for table in [
+        "prices",
         "transactions",
         "positions",
         "position_snapshots",

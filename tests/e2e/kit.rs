@@ -340,6 +340,24 @@ pub async fn register_custodians(
     }
 }
 
+/// The market-data settings of a test: the simulator's ECB feed over mutual TLS with the
+/// test PKI's client identity; the schedule as configured by default (tests tick it by hand).
+pub fn market_data_settings(
+    sim: &RunningSim,
+    pki: &eam_banksim::pki::PkiPaths,
+) -> eam_config::MarketDataSettings {
+    eam_config::MarketDataSettings {
+        ecb_url: sim.ecb_url(),
+        client_cert_ref: TestEnv::file_ref(&pki.client_cert),
+        client_key_ref: TestEnv::file_ref(&pki.client_key),
+        ca_cert_ref: TestEnv::file_ref(&pki.ca_cert),
+        stale_after_business_days: 3,
+        enabled: true,
+        schedule: "30 16 * * 1-5".into(),
+        timezone: "Europe/Berlin".into(),
+    }
+}
+
 pub fn install_crypto() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
@@ -411,6 +429,7 @@ impl TestEnv {
                     breakers: options.breakers.clone(),
                     options: worker_options(),
                     tick: None,
+                    market_data: market_data_settings(&sim, &pki),
                 },
                 metrics.clone(),
             );
@@ -496,6 +515,7 @@ impl TestEnv {
                 breakers: breaker_settings(),
                 options: worker_options(),
                 tick: None,
+                market_data: market_data_settings(&self.sim, &self.pki),
             },
             eam_metrics::Metrics::new(),
         )

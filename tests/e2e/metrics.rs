@@ -291,6 +291,7 @@ async fn a_sync_is_counted_by_custodian_outcome_and_records_loaded_by_kind() {
         ("positions", "positions"),
         ("cash_balances", "balances"),
         ("transactions", "transactions"),
+        ("prices", "prices"),
     ] {
         for effect in ["inserted", "updated", "unchanged"] {
             let expected = counts[key][effect].as_f64().expect("a count");

@@ -53,6 +53,7 @@ fn tick_settings(spread_secs: u64, catch_up_hours: u64) -> TickSettings {
         // Small pages, so a tick of a few hundred connections reads several.
         page: 64,
         parallel: 4,
+        market_data: None,
     }
 }
 

@@ -22,6 +22,8 @@ struct Firm {
     document: String,
     /// (client id, one of its accounts)
     clients: Vec<(String, String)>,
+    /// A security the first client holds.
+    security: String,
     user: String,
 }
 
@@ -49,6 +51,23 @@ async fn firm(env: &TestEnv, name: &str) -> Firm {
             .entry(a["client"]["id"].as_str().unwrap().to_owned())
             .or_insert_with(|| a["id"].as_str().unwrap().to_owned());
     }
+    let first_client = clients.keys().next().unwrap().clone();
+    let mut security = None;
+    for a in accounts.as_array().unwrap() {
+        if a["client"]["id"] != first_client.as_str() {
+            continue;
+        }
+        let held = env
+            .get(
+                &format!("/holdings?account_id={}", a["id"].as_str().unwrap()),
+                &staff,
+            )
+            .await;
+        if let Some(h) = held["holdings"].as_array().unwrap().first() {
+            security = Some(h["security"]["id"].as_str().unwrap().to_owned());
+            break;
+        }
+    }
     let (code, user, _) = env
         .call(
             Method::POST,
@@ -65,6 +84,7 @@ async fn firm(env: &TestEnv, name: &str) -> Firm {
         job: job["id"].as_str().unwrap().to_owned(),
         document,
         clients: clients.into_iter().collect(),
+        security: security.expect("the first client holds a security"),
         user: user["id"].as_str().unwrap().to_owned(),
     }
 }
@@ -108,6 +128,25 @@ async fn request_for(
             format!("/clients/{client}/performance?from=2026-01-01&to=2026-01-31"),
             None,
         ),
+        ("get", "/securities/{id}/prices") => {
+            (format!("/securities/{}/prices", firm.security), None)
+        }
+        ("post", "/market-data/runs") => (path.into(), Some(json!({"file": "daily"}))),
+        ("get", "/market-data/runs/{id}") => {
+            let (code, run, _) = env
+                .call(
+                    Method::POST,
+                    "/market-data/runs",
+                    Some(&firm.staff),
+                    Some(&json!({"file": "daily"})),
+                )
+                .await;
+            assert_eq!(code, 202, "{run}");
+            (
+                format!("/market-data/runs/{}", run["id"].as_str().unwrap()),
+                None,
+            )
+        }
         ("post", "/connections") => (path.into(), Some(env.connection_body(firm.tenant))),
         ("delete", "/connections/{id}") => {
             let fresh = env
@@ -285,6 +324,7 @@ async fn another_tenants_or_another_clients_ids_are_not_found() {
         if !(path.contains("{id}")
             || matches!(path.as_str(), "/holdings" | "/balances" | "/transactions"))
             || path.starts_with("/tenants/")
+            || path.starts_with("/market-data/")
         {
             continue; // no id, or a platform operation across tenants by design
         }

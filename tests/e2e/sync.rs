@@ -38,6 +38,7 @@ pub(crate) async fn row_counts(env: &TestEnv) -> BTreeMap<&'static str, i64> {
         "positions",
         "cash_balances",
         "transactions",
+        "prices",
     ] {
         let sql = sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}"));
         let n: i64 = sqlx::query_scalar(sql)

@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
-use eam_config::Settings;
 use eam_config::egress::EgressPolicy;
+use eam_config::{MarketDataSettings, Settings};
 use eam_connectors::{BreakerSettings, Breakers, RetryPolicy};
+use eam_model::cron::{CronSchedule, ScheduleError};
 use eam_queue::SyncQueue;
 use eam_store::resources::Resources;
 
@@ -20,13 +21,16 @@ pub struct WorkerConfig {
     pub options: WorkerOptions,
     /// The schedule tick, when this worker runs it.
     pub tick: Option<TickSettings>,
+    /// Where market-data jobs fetch the ECB's rates.
+    pub market_data: MarketDataSettings,
 }
 
 impl WorkerConfig {
-    pub fn from_settings(settings: &Settings) -> WorkerConfig {
+    /// Fails only on a market-data schedule that does not parse.
+    pub fn from_settings(settings: &Settings) -> Result<WorkerConfig, ScheduleError> {
         let w = &settings.worker;
         let s = &settings.scheduler;
-        WorkerConfig {
+        Ok(WorkerConfig {
             policy: SyncPolicy {
                 bank_timeout: Duration::from_secs(w.bank_timeout_secs),
                 max_attempts: w.max_attempts,
@@ -61,8 +65,13 @@ impl WorkerConfig {
                     ..DispatchSettings::default()
                 },
             },
-            tick: s.enabled.then(|| tick_settings(settings)),
-        }
+            tick: if s.enabled {
+                Some(tick_settings(settings)?)
+            } else {
+                None
+            },
+            market_data: settings.market_data.clone(),
+        })
     }
 }
 
@@ -79,15 +88,21 @@ impl WorkerConfig {
     }
 }
 
-/// The schedule tick's settings.
-pub fn tick_settings(settings: &Settings) -> TickSettings {
+/// The schedule tick's settings, the market-data schedule included when it is enabled.
+pub fn tick_settings(settings: &Settings) -> Result<TickSettings, ScheduleError> {
     let s = &settings.scheduler;
-    TickSettings {
+    let m = &settings.market_data;
+    Ok(TickSettings {
         interval: Duration::from_secs(s.tick_interval_secs),
         catch_up: Duration::from_secs(s.catch_up_hours.saturating_mul(3600)),
         spread: Duration::from_secs(s.spread_secs),
+        market_data: if m.enabled {
+            Some(CronSchedule::parse(&m.schedule, &m.timezone)?)
+        } else {
+            None
+        },
         ..TickSettings::default()
-    }
+    })
 }
 
 /// A worker of one process: the queue it consumes, the sync context, and its tick.
@@ -96,6 +111,7 @@ pub struct WorkerApp {
     pub queue: SyncQueue,
     pub options: WorkerOptions,
     pub tick: Option<TickSettings>,
+    pub market_data: MarketDataSettings,
 }
 
 impl WorkerApp {
@@ -104,14 +120,11 @@ impl WorkerApp {
         settings: &Settings,
         resources: &Resources,
         metrics: eam_metrics::Metrics,
-    ) -> Result<WorkerApp, eam_queue::QueueError> {
+    ) -> anyhow::Result<WorkerApp> {
+        let config = WorkerConfig::from_settings(settings)
+            .map_err(|e| anyhow::anyhow!("market_data.schedule: {e}"))?;
         let queue = SyncQueue::connect(settings.redis.url.expose(), &settings.redis.queue).await?;
-        Ok(WorkerApp::assemble(
-            resources,
-            queue,
-            WorkerConfig::from_settings(settings),
-            metrics,
-        ))
+        Ok(WorkerApp::assemble(resources, queue, config, metrics))
     }
 
     pub fn assemble(
@@ -126,6 +139,7 @@ impl WorkerApp {
             queue,
             options: config.options,
             tick: config.tick,
+            market_data: config.market_data,
         }
     }
 
@@ -143,7 +157,14 @@ impl WorkerApp {
         let shutdown = async move {
             let _ = stopped.wait_for(|s| *s).await;
         };
-        let ran = crate::queue::run_worker(self.queue, self.cx, self.options, shutdown).await;
+        let ran = crate::queue::run_worker(
+            self.queue,
+            self.cx,
+            self.market_data,
+            self.options,
+            shutdown,
+        )
+        .await;
         if let Some(ticker) = ticker {
             let _ = ticker.await;
         }

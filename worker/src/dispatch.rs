@@ -12,7 +12,9 @@
 //!   used all their attempts, so a sync that kills its worker cannot loop forever.
 //!
 //! A pushed task that turns out not to be needed is harmless: the pipeline starts only a run
-//! that is queued and due. The dispatcher also reports this worker's circuit breakers to
+//! that is queued and due. Market-data runs (`market_data_runs`, platform-wide) are dispatched
+//! the same way onto their own queue: the ones a schedule tick created, retries, lost tasks and
+//! dead workers' runs. The dispatcher also reports this worker's circuit breakers to
 //! PostgreSQL when they change, so ops can see them through the API.
 
 use std::collections::HashMap;
@@ -26,7 +28,8 @@ use eam_store::runs::{self, AttemptError, RunStatus, Transition};
 use eam_store::{ConnectionId, RunId, StoreError, TenantId};
 
 use crate::pipeline::{SyncContext, SyncTask};
-use eam_queue::SyncQueue;
+use eam_queue::{MarketDataQueue, MarketDataTask, SyncQueue};
+use eam_store::market_data_runs;
 
 /// How often and how eagerly the dispatcher works.
 #[derive(Debug, Clone)]
@@ -58,6 +61,7 @@ pub async fn run_dispatcher(
     let mut tick = tokio::time::interval(settings.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut reported: HashMap<String, u64> = HashMap::new();
+    let market_queue = queue.of_kind::<MarketDataTask>();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -67,6 +71,13 @@ pub async fn run_dispatcher(
             Ok(0) => {}
             Ok(n) => tracing::debug!(pushed = n, "dispatched due runs"),
             Err(e) => tracing::warn!(error = %e, "could not dispatch due runs; trying again"),
+        }
+        match dispatch_market_data(&cx, &market_queue, &settings).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(pushed = n, "dispatched due market-data runs"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not dispatch due market-data runs; trying again")
+            }
         }
         report_breakers(&cx, &mut reported).await;
     }
@@ -139,6 +150,61 @@ async fn requeue_abandoned(cx: &SyncContext, task: SyncTask) -> Result<bool, Sto
         Ok(_) => {
             tx.commit().await?;
             tracing::warn!(run_id = %task.run_id, dead = exhausted, "recovered a run whose worker died");
+            Ok(!exhausted)
+        }
+        Err(StoreError::InvalidTransition { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// One dispatch round of market-data runs: returns the number of tasks pushed.
+pub async fn dispatch_market_data(
+    cx: &SyncContext,
+    queue: &MarketDataQueue,
+    settings: &DispatchSettings,
+) -> Result<usize, StoreError> {
+    let due = market_data_runs::claim_due(&cx.store, settings.stale_after, settings.batch).await?;
+    let mut pushed = 0;
+    for run in due {
+        let task = MarketDataTask {
+            run_id: RunId(run.id),
+        };
+        if run.status == "running" && !requeue_abandoned_market_data(cx, task.run_id).await? {
+            continue;
+        }
+        let push = u32::try_from(run.enqueue_count).unwrap_or(u32::MAX);
+        match queue.push(task, push).await {
+            Ok(()) => pushed += 1,
+            Err(e) => {
+                tracing::warn!(run_id = %task.run_id, error = %e, "could not push a due market-data run")
+            }
+        }
+    }
+    Ok(pushed)
+}
+
+/// Puts a market-data run whose worker died back in the queue, or ends it `failed` when it has
+/// used its attempts. False when the lease was renewed meanwhile.
+async fn requeue_abandoned_market_data(cx: &SyncContext, run: RunId) -> Result<bool, StoreError> {
+    let current = market_data_runs::get(&cx.store, run).await?;
+    let exhausted = u32::try_from(current.attempts).unwrap_or(u32::MAX) >= cx.policy.max_attempts;
+    let message = format!(
+        "the worker running attempt {} stopped responding (its lease expired)",
+        current.attempts
+    );
+    let t = market_data_runs::Transition {
+        error: Some(RunError::new(ErrorClass::Transient, message)),
+        next_attempt_at: Some(Utc::now()),
+        only_if_lease_expired: true,
+        ..market_data_runs::Transition::to(if exhausted {
+            RunStatus::Failed
+        } else {
+            RunStatus::Queued
+        })
+    };
+    match market_data_runs::transition(&cx.store, run, t).await {
+        Ok(_) => {
+            tracing::warn!(run_id = %run, failed = exhausted, "recovered a market-data run whose worker died");
             Ok(!exhausted)
         }
         Err(StoreError::InvalidTransition { .. }) => Ok(false),

@@ -919,6 +919,7 @@ async fn load(
             ("positions", effects(counts.positions)),
             ("cash_balances", effects(counts.balances)),
             ("transactions", effects(counts.transactions)),
+            ("prices", effects(counts.prices)),
         ],
         counts.positions_closed,
     );

@@ -1,5 +1,8 @@
-//! Consuming the sync job queue: Redis (apalis-redis 1.0) carries [`SyncTask`]s from the API
-//! (the producer is the `eam-queue` crate) to workers.
+//! Consuming the job queues: Redis (apalis-redis 1.0) carries [`SyncTask`]s and
+//! [`MarketDataTask`]s from the API and the dispatcher (the producer is the `eam-queue` crate)
+//! to workers. Each kind has its own queue and its own apalis worker built by the same code
+//! (generic over [`Consumed`]); what follows holds for both, with the market-data attempt
+//! (`market_data::run_attempt`, one at a time per worker) in the place of the pipeline.
 //!
 //! Redis is only the transport. PostgreSQL (`sync_runs`) records every run, its attempts and
 //! errors, and [`pipeline::run_attempt`] decides when a transient failure becomes `dead`. This
@@ -87,8 +90,10 @@ use futures::{FutureExt, Stream, StreamExt};
 use tracing::{Level, Span};
 
 use crate::dispatch::DispatchSettings;
+use crate::market_data::MarketDataJobs;
 use crate::pipeline::{self, AttemptOutcome, SyncContext};
-use eam_queue::{HEARTBEAT_INTERVAL, SyncQueue, SyncTask};
+use eam_config::MarketDataSettings;
+use eam_queue::{HEARTBEAT_INTERVAL, Job, JobQueue, MarketDataTask, SyncQueue, SyncTask};
 use eam_store::RunId;
 
 /// How long in-flight syncs may run on after shutdown is requested.
@@ -127,18 +132,21 @@ impl Default for WorkerOptions {
     }
 }
 
-/// Takes sync tasks from `queue` and runs the dispatcher until `shutdown` completes, then
-/// lets in-flight syncs finish (up to the grace period), hands back those still running, and
-/// returns. Restarts by itself after a Redis failure.
+/// Takes sync tasks from `queue` and market-data tasks from its market-data sibling
+/// (`MarketDataQueue`, one at a time) and runs the dispatcher until `shutdown` completes, then
+/// lets in-flight jobs finish (up to the grace period), hands back the syncs still running,
+/// and returns. Restarts by itself after a Redis failure.
 pub async fn run_worker<F>(
     queue: SyncQueue,
     cx: SyncContext,
+    market_data: MarketDataSettings,
     options: WorkerOptions,
     shutdown: F,
 ) -> anyhow::Result<()>
 where
     F: Future<Output = ()> + Send + 'static,
 {
+    let shutdown = shutdown.shared();
     let (stop_dispatch, dispatch_stopped) = tokio::sync::watch::channel(false);
     let dispatcher = tokio::spawn(crate::dispatch::run_dispatcher(
         cx.clone(),
@@ -159,9 +167,30 @@ where
         poll_interval: options.poll_interval,
         grace: options.grace,
     };
-    let result = run_deliveries(&queue, delivery, &settings, shutdown).await;
+    let jobs = MarketDataJobs::new(cx.clone(), market_data);
+    let market_delivery = Delivery::new(
+        max_deliveries(cx.policy.max_attempts),
+        move |task, attempt| {
+            let jobs = jobs.clone();
+            async move { crate::market_data::run_attempt(&jobs, task, attempt).await }.boxed()
+        },
+    );
+    // One market-data run at a time per worker: they are rare and load one platform table.
+    let market_settings = WorkerSettings {
+        concurrency: 1,
+        ..settings
+    };
+    let market_queue = queue.of_kind::<MarketDataTask>();
+    let (result, market_result) = tokio::join!(
+        run_deliveries(&queue, delivery, &settings, shutdown.clone()),
+        run_deliveries(&market_queue, market_delivery, &market_settings, shutdown),
+    );
     let _ = stop_dispatch.send(true);
     let _ = dispatcher.await;
+    if let Err(outlived) = market_result {
+        // Its lease runs out and the dispatcher gives it to another worker.
+        tracing::warn!(reason = %outlived, "a market-data run outlived the grace period");
+    }
     if let Err(outlived) = result {
         // Not a failure of the worker: the syncs that outlived the grace period go back to
         // the queue and run again elsewhere (their loads cannot commit here any more).
@@ -179,26 +208,54 @@ fn max_deliveries(max_attempts: u32) -> u32 {
 }
 
 /// How a worker consumes; separate from [`run_worker`]'s arguments so tests can shorten them.
+#[derive(Clone, Copy)]
 struct WorkerSettings {
     concurrency: usize,
     poll_interval: Duration,
     grace: Duration,
 }
 
+/// A kind of job this worker consumes: a queue [`Job`] with the span its deliveries run in.
+pub trait Consumed: Job + Clone {
+    /// The span around one delivery (`attempt` counts from 1).
+    fn span(&self, attempt: usize) -> Span;
+}
+
+impl Consumed for SyncTask {
+    fn span(&self, attempt: usize) -> Span {
+        tracing::info_span!("sync_task", run_id = %self.run_id, tenant_id = %self.tenant_id,
+            connection_id = %self.connection_id, attempt)
+    }
+}
+
+impl Consumed for MarketDataTask {
+    fn span(&self, attempt: usize) -> Span {
+        tracing::info_span!("market_data_task", run_id = %self.run_id, attempt)
+    }
+}
+
 /// One attempt of a task, as the handler runs it: the pipeline, or a test's stand-in.
-type AttemptFn = dyn Fn(SyncTask, u32) -> BoxFuture<'static, AttemptOutcome> + Send + Sync;
+type AttemptFn<J> = dyn Fn(J, u32) -> BoxFuture<'static, AttemptOutcome> + Send + Sync;
 
 /// What the handler needs besides the task, shared through apalis' `Data`.
-#[derive(Clone)]
-struct Delivery {
-    run_attempt: Arc<AttemptFn>,
+struct Delivery<J> {
+    run_attempt: Arc<AttemptFn<J>>,
     max_deliveries: u32,
 }
 
-impl Delivery {
+impl<J> Clone for Delivery<J> {
+    fn clone(&self) -> Self {
+        Delivery {
+            run_attempt: self.run_attempt.clone(),
+            max_deliveries: self.max_deliveries,
+        }
+    }
+}
+
+impl<J> Delivery<J> {
     fn new<A>(max_deliveries: u32, run_attempt: A) -> Self
     where
-        A: Fn(SyncTask, u32) -> BoxFuture<'static, AttemptOutcome> + Send + Sync + 'static,
+        A: Fn(J, u32) -> BoxFuture<'static, AttemptOutcome> + Send + Sync + 'static,
     {
         Delivery {
             run_attempt: Arc::new(run_attempt),
@@ -222,16 +279,16 @@ struct DeliveriesExhausted {
 
 /// The apalis handler: runs one attempt and turns its outcome into an acknowledgement (`Ok`), a
 /// re-delivery (an error) or the dead set (`AbortError`).
-async fn deliver(
-    task: SyncTask,
+async fn deliver<J: Consumed>(
+    task: J,
     attempt: Attempt,
-    delivery: Data<Delivery>,
+    delivery: Data<Delivery<J>>,
 ) -> Result<(), BoxDynError> {
     // apalis counts from 1 by the time the handler runs.
     let attempt = u32::try_from(attempt.current()).unwrap_or(u32::MAX);
     match (delivery.run_attempt)(task, attempt).await {
         AttemptOutcome::Finished(status) => {
-            tracing::info!(status = status.as_str(), "sync run finished");
+            tracing::info!(kind = J::KIND, status = status.as_str(), "run finished");
             Ok(())
         }
         AttemptOutcome::Skipped => {
@@ -253,24 +310,23 @@ async fn deliver(
 }
 
 /// The span around one delivery. apalis increments the attempt after the span is made.
-fn task_span(task: &Task<SyncTask>) -> Span {
-    tracing::info_span!("sync_task", run_id = %task.args.run_id, tenant_id = %task.args.tenant_id,
-        connection_id = %task.args.connection_id, attempt = task.attempt() + 1)
+fn task_span<J: Consumed>(task: &Task<J>) -> Span {
+    task.args.span(task.attempt() + 1)
 }
 
 /// Builds one apalis worker on `ctx` and returns its event stream (polling it runs the worker).
-fn worker_events(
-    queue: &SyncQueue,
+fn worker_events<J: Consumed>(
+    queue: &JobQueue<J>,
     ctx: WorkerContext,
-    delivery: Delivery,
+    delivery: Delivery<J>,
     settings: &WorkerSettings,
-) -> impl Stream<Item = Result<Event, WorkerError>> + Send + use<> {
-    let backend = RedisStorage::<SyncTask>::new(queue.connection())
+) -> impl Stream<Item = Result<Event, WorkerError>> + Send + use<J> {
+    let backend = RedisStorage::<J>::new(queue.connection())
         .with_config(queue.config().clone())
         .poll_with_interval(settings.poll_interval);
     // A transient failure is expected and logged by the pipeline: warn, not error.
     let trace = TraceLayer::new()
-        .make_span_with(task_span as fn(&Task<SyncTask>) -> Span)
+        .make_span_with(task_span::<J> as fn(&Task<J>) -> Span)
         .on_failure(DefaultOnFailure::new().level(Level::WARN));
     WorkerBuilder::new(ctx)
         .backend(backend)
@@ -280,14 +336,14 @@ fn worker_events(
         .parallelize(tokio::spawn)
         .layer(trace)
         .catch_panic()
-        .build(deliver)
+        .build(deliver::<J>)
         .stream()
 }
 
 /// Runs workers until `shutdown`, replacing a worker that fails (Redis lost) with a new one.
-async fn run_deliveries<F>(
-    queue: &SyncQueue,
-    delivery: Delivery,
+async fn run_deliveries<J: Consumed, F>(
+    queue: &JobQueue<J>,
+    delivery: Delivery<J>,
     settings: &WorkerSettings,
     shutdown: F,
 ) -> anyhow::Result<()>
@@ -319,7 +375,8 @@ where
         let Some(failure) = failure else {
             return drained.map_err(|running| {
                 anyhow::anyhow!(
-                    "{running} sync(s) still running after the {:?} grace period",
+                    "{running} {} run(s) still running after the {:?} grace period",
+                    J::KIND,
                     settings.grace
                 )
             });
@@ -361,8 +418,8 @@ where
 ///
 /// A failed worker no longer heartbeats, so with `failed` its heartbeat is kept up here: other
 /// workers must not hand its still-running syncs to someone else.
-async fn drain<S>(
-    queue: &SyncQueue,
+async fn drain<J: Job, S>(
+    queue: &JobQueue<J>,
     ctx: &WorkerContext,
     events: &mut S,
     grace: Duration,
@@ -409,7 +466,7 @@ where
 
 /// Records a heartbeat for `worker` as apalis-redis does (its score in `{queue}:workers` is the
 /// time in seconds), but only if it is still registered. Errors are ignored: Redis may be down.
-async fn keep_alive(queue: &SyncQueue, worker: &str) {
+async fn keep_alive<J: Job>(queue: &JobQueue<J>, worker: &str) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -546,7 +603,7 @@ mod tests {
         {
             let deliveries = Deliveries::default();
             let log = deliveries.clone();
-            let delivery = Delivery::new(max_deliveries, move |task, attempt| {
+            let delivery = Delivery::new(max_deliveries, move |task: SyncTask, attempt| {
                 log.lock()
                     .unwrap()
                     .push((task.run_id, attempt, Instant::now()));

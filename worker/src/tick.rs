@@ -28,6 +28,13 @@
 //! earlier missed times are never recorded. A schedule that is set, or changed, does not run
 //! times before it took effect (`schedule_since`), and a paused schedule records nothing, so
 //! resuming it does not catch up either.
+//!
+//! Market data ([`tick_market_data`]): the platform's one schedule (`market_data.schedule`)
+//! fires the same way, by the database's key: its latest time at or before `now`, if newer
+//! than the latest one handled and not older than the catch-up horizon, becomes a
+//! `market_data_runs` row whose `scheduled_for` is unique, so one tick inserts it and every
+//! other finds it there. The run is not pushed here: the dispatcher pushes it, and a worker
+//! runs it as a job. A time too old to catch up is skipped, not recorded.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -37,7 +44,7 @@ use apalis::prelude::*;
 use apalis_cron::{CronScheduler, Tick};
 use chrono::{DateTime, Utc};
 use eam_store::schedules::{self, FireAction, FireOutcome, ScheduledConnection};
-use eam_store::{ConnectionId, Store, StoreError, TenantId};
+use eam_store::{ConnectionId, RunId, Store, StoreError, TenantId, market_data_runs};
 use futures::{Stream, StreamExt};
 
 use eam_model::cron::{self as schedule, CronSchedule, Occurrence, ScheduleError};
@@ -55,6 +62,8 @@ pub struct TickSettings {
     pub page: u32,
     /// Scheduled times handled at once.
     pub parallel: usize,
+    /// The platform's market-data schedule (`None`: market data is not scheduled).
+    pub market_data: Option<CronSchedule>,
 }
 
 impl Default for TickSettings {
@@ -65,6 +74,7 @@ impl Default for TickSettings {
             spread: Duration::from_secs(300),
             page: 500,
             parallel: 4,
+            market_data: None,
         }
     }
 }
@@ -216,6 +226,52 @@ fn decide(
     })
 }
 
+/// What a tick did with the market-data schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarketDataFire {
+    /// No scheduled time is due (none yet, already handled, or too old to catch up).
+    NotDue,
+    /// A new run for this scheduled time.
+    Enqueued(RunId, DateTime<Utc>),
+    /// Another tick handled the time first.
+    AlreadyHandled(DateTime<Utc>),
+}
+
+/// The market-data schedule's time due at `now`: its latest time at or before `now`, if
+/// newer than `last_handled` and at most `catch_up` old.
+pub fn market_data_due(
+    schedule: &CronSchedule,
+    last_handled: Option<DateTime<Utc>>,
+    catch_up: Duration,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let latest = schedule.latest_at_or_before(now)?;
+    let catch_up = chrono::Duration::from_std(catch_up).unwrap_or(chrono::Duration::MAX);
+    let handled = last_handled.is_some_and(|last| latest <= last);
+    (!handled && now - latest <= catch_up).then_some(latest)
+}
+
+/// Queues the market-data run due at `now`, exactly once per scheduled time however many
+/// workers tick (see the module docs).
+pub async fn tick_market_data(
+    store: &Store,
+    schedule: &CronSchedule,
+    catch_up: Duration,
+    now: DateTime<Utc>,
+) -> Result<MarketDataFire, StoreError> {
+    let last = market_data_runs::latest_scheduled(store).await?;
+    let Some(due) = market_data_due(schedule, last, catch_up, now) else {
+        return Ok(MarketDataFire::NotDue);
+    };
+    Ok(match market_data_runs::fire(store, due).await? {
+        Some(run) => {
+            tracing::info!(run_id = %run, scheduled_for = %due, "market-data run queued");
+            MarketDataFire::Enqueued(run, due)
+        }
+        None => MarketDataFire::AlreadyHandled(due),
+    })
+}
+
 /// A connection's next scheduled runs, for `eam schedule`.
 #[derive(Debug, Clone)]
 pub struct Upcoming {
@@ -315,6 +371,12 @@ async fn on_tick(_tick: Tick<Utc>, ticker: Data<Ticker>) -> Result<(), BoxDynErr
         Ok(report) => tracing::debug!(?report, "schedule tick"),
         Err(e) => tracing::warn!(error = %e, "the schedule tick could not read the schedules"),
     }
+    if let Some(schedule) = &ticker.settings.market_data
+        && let Err(e) =
+            tick_market_data(&ticker.store, schedule, ticker.settings.catch_up, now).await
+    {
+        tracing::warn!(error = %e, "the schedule tick could not queue the market-data run");
+    }
     // A failed tick is not retried: the next one sees the same due times.
     Ok(())
 }
@@ -370,6 +432,48 @@ where
 mod tests {
     use super::*;
     use apalis_cron::Schedule as _;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn market_data_is_due_once_per_scheduled_time_and_not_when_too_old() {
+        // Weekdays 16:30 in Frankfurt: 15:30 UTC in winter.
+        let ecb = CronSchedule::parse("30 16 * * 1-5", "Europe/Berlin").unwrap();
+        let twelve_hours = Duration::from_secs(12 * 3600);
+        let friday = utc("2026-11-20T15:30:00Z");
+        // Before the time on Friday: Thursday's, if not handled and recent enough.
+        assert_eq!(
+            market_data_due(&ecb, None, twelve_hours, utc("2026-11-20T03:00:00Z")),
+            Some(utc("2026-11-19T15:30:00Z"))
+        );
+        assert_eq!(
+            market_data_due(&ecb, None, twelve_hours, utc("2026-11-20T10:00:00Z")),
+            None,
+            "18.5 hours late is past the catch-up horizon"
+        );
+        // At the time and a minute later: due, until handled.
+        assert_eq!(
+            market_data_due(&ecb, None, twelve_hours, friday),
+            Some(friday)
+        );
+        let later = friday + chrono::Duration::minutes(1);
+        assert_eq!(
+            market_data_due(&ecb, None, twelve_hours, later),
+            Some(friday)
+        );
+        assert_eq!(
+            market_data_due(&ecb, Some(friday), twelve_hours, later),
+            None
+        );
+        // The weekend has no time: Saturday still sees Friday's, handled.
+        let saturday = utc("2026-11-21T15:30:00Z");
+        assert_eq!(
+            market_data_due(&ecb, Some(friday), twelve_hours, saturday),
+            None
+        );
+    }
 
     #[test]
     fn the_tick_schedule_fires_at_the_next_multiple_of_its_interval() {
