@@ -69,6 +69,9 @@ for c in "$bank_b" "$bank_c"; do
   sync_and_wait "$tok" "$c" >/dev/null
 done
 
+# A year loaded in minutes: statistics as autovacuum would have them a little later (without
+# them the planner takes the tables for empty; BENCHMARKS.md has both).
+if [ -z "${EAM_BENCH_NO_ANALYZE:-}" ]; then psql "$DATABASE_URL" -qc "ANALYZE"; fi
 end=$(curl -sf -H "Authorization: Bearer $tok" "$api/clients/$client/valuation" | jq -r .as_of)
 from=$(psql "$DATABASE_URL" -qAtc "SELECT min(rate_date) FROM fx_rates")
 valuation=$(curl -sf -H "Authorization: Bearer $tok" "$api/clients/$client/valuation?as_of=$end")

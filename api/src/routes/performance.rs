@@ -11,10 +11,9 @@
 
 use chrono::{NaiveDate, Utc};
 use eam_model::domain::Currency;
-use eam_model::records::PriceType;
 use eam_model::wealth::performance::{MWR_METHOD, TWR_METHOD, money_weighted, time_weighted};
-use eam_model::wealth::series::{self, Closing, Flow, SnapshotLine};
-use eam_model::wealth::valuation::{Holding, present};
+use eam_model::wealth::series::{self, Closing, Flow, SnapshotValue};
+use eam_model::wealth::valuation::present;
 use eam_store::read::{self, AccountRow};
 use eam_store::snapshots;
 use eam_store::{AccountId, TenantTx};
@@ -143,7 +142,7 @@ impl PerformanceApi {
     ) -> Result<Performance, ApiError> {
         let ids: Vec<Uuid> = accounts.iter().map(|a| a.id).collect();
         let book = crate::routes::fx_rates::rate_book_over(&self.0, from, to).await?;
-        let positions = snapshots::positions_over(tx, &ids, from, to).await?;
+        let sums = snapshots::snapshot_sums(tx, &ids, from, to).await?;
         let closings = snapshots::closings_until(tx, &ids, to).await?;
         let flow_rows = snapshots::external_flows(tx, &ids, from, to).await?;
         let mut reasons = Vec::new();
@@ -153,26 +152,20 @@ impl PerformanceApi {
             }
         };
 
-        let lines: Vec<SnapshotLine> = positions
+        let held: Vec<SnapshotValue> = sums
             .into_iter()
-            .map(|p| SnapshotLine {
+            .map(|p| SnapshotValue {
                 account: p.account_id,
                 date: p.as_of,
-                label: p.isin.map_or(p.security_name.clone(), |isin| {
-                    format!("{} ({isin})", p.security_name)
-                }),
-                holding: Holding {
-                    quantity: p.quantity,
-                    price: p.price,
-                    price_type: if p.price_type == "percent" {
-                        PriceType::Percent
-                    } else {
-                        PriceType::Amount
-                    },
-                    market_value: p.market_value,
-                    accrued_interest: p.accrued_interest,
-                },
                 currency: p.currency.and_then(|c| Currency::parse(c.trim()).ok()),
+                value: p.value,
+                unpriced: (p.unpriced > 0).then(|| {
+                    format!(
+                        "{} position(s) such as {}",
+                        p.unpriced,
+                        p.unpriced_name.unwrap_or_default()
+                    )
+                }),
             })
             .collect();
         let mut cash = Vec::with_capacity(closings.len());
@@ -253,7 +246,7 @@ impl PerformanceApi {
             flows: listed,
             daily: Vec::new(),
         };
-        match series::daily(&lines, &cash, &flows, &book, currency, from, to) {
+        match series::daily(&held, &cash, &flows, &book, currency, from, to) {
             Err(gap) => note(format!("the period cannot be valued: {gap}")),
             Ok(series) => {
                 answer.stale = series.stale;

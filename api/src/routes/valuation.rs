@@ -16,6 +16,7 @@ use eam_model::records::PriceType;
 use eam_model::wealth::fx::RateBook;
 use eam_model::wealth::valuation::{Holding, present};
 use eam_store::read::{self, AccountRow};
+use eam_store::snapshots::{ClosingPoint, PositionLine};
 use eam_store::{AccountId, TenantTx};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -113,10 +114,22 @@ impl ValuationApi {
         currency: Currency,
     ) -> Result<Valuation, ApiError> {
         let book = crate::routes::fx_rates::rate_book(&self.0, as_of).await?;
-        let mut lines = Vec::new();
+        let ids: Vec<Uuid> = accounts.iter().map(|a| a.id).collect();
+        // Two statements whatever the number of accounts: each one's latest snapshot and
+        // latest closing balance per currency on or before the date.
+        let positions = eam_store::snapshots::positions_as_of(tx, &ids, as_of).await?;
+        let closings = eam_store::snapshots::closings_as_of(tx, &ids, as_of).await?;
+        let mut lines = Vec::with_capacity(positions.len() + closings.len());
         let count = accounts.len();
-        for account in accounts {
-            value_account(tx, &book, &account, as_of, currency, &mut lines).await?;
+        for account in &accounts {
+            value_account(
+                &book,
+                account,
+                positions.iter().filter(|p| p.account_id == account.id),
+                closings.iter().filter(|c| c.account_id == account.id),
+                (as_of, currency),
+                &mut lines,
+            );
         }
         let complete = lines.iter().all(|l| l.value.is_some());
         let total = complete.then(|| lines.iter().filter_map(|l| l.value).sum::<Decimal>());
@@ -188,69 +201,62 @@ fn convert(
     }
 }
 
-async fn value_account(
-    tx: &mut TenantTx,
+fn value_account<'a>(
     book: &RateBook,
     account: &AccountRow,
-    as_of: NaiveDate,
-    currency: Currency,
+    positions: impl Iterator<Item = &'a PositionLine>,
+    closings: impl Iterator<Item = &'a ClosingPoint>,
+    (as_of, currency): (NaiveDate, Currency),
     lines: &mut Vec<Line>,
-) -> Result<(), ApiError> {
-    let id = AccountId(account.id);
-    if let Some(date) = eam_store::snapshots::positions_date(tx, id, Some(as_of)).await? {
-        let (_, rows) = read::holdings(tx, id, Some(date)).await?;
-        for p in rows {
-            let price_type = if p.price_type == "percent" {
-                PriceType::Percent
-            } else {
-                PriceType::Amount
-            };
-            let valued = Holding {
-                quantity: p.quantity,
-                price: p.price,
-                price_type,
-                market_value: p.market_value,
-                accrued_interest: p.accrued_interest,
-            }
-            .value();
-            let local_currency = p.price_currency.clone().or(p.security_currency.clone());
-            let local_value = valued.map(|v| v.total());
-            let (value, fx, reason) = convert(
-                book,
-                local_currency.as_deref(),
-                currency,
-                as_of,
-                local_value,
-            );
-            lines.push(Line {
-                account_id: account.id,
-                custodian: account.custodian.clone(),
-                kind: "position".into(),
-                security_name: Some(p.security_name),
-                isin: p.isin,
-                asset_class: p.asset_class,
-                as_of: date,
-                quantity: Some(p.quantity),
-                price: p.price,
-                price_type: Some(p.price_type),
-                local_currency: local_currency.map(|c| c.trim().to_owned()),
-                local_value,
-                basis: valued.map(|v| v.basis.as_str().to_owned()),
-                value,
-                fx,
-                reason,
-            });
+) {
+    for p in positions {
+        let price_type = if p.price_type == "percent" {
+            PriceType::Percent
+        } else {
+            PriceType::Amount
+        };
+        let valued = Holding {
+            quantity: p.quantity,
+            price: p.price,
+            price_type,
+            market_value: p.market_value,
+            accrued_interest: p.accrued_interest,
         }
+        .value();
+        let local_currency = p
+            .price_currency
+            .clone()
+            .or_else(|| p.security_currency.clone());
+        let local_value = valued.map(|v| v.total());
+        let (value, fx, reason) = convert(
+            book,
+            local_currency.as_deref(),
+            currency,
+            as_of,
+            local_value,
+        );
+        lines.push(Line {
+            account_id: account.id,
+            custodian: account.custodian.clone(),
+            kind: "position".into(),
+            security_name: Some(p.security_name.clone()),
+            isin: p.isin.clone(),
+            asset_class: p.asset_class.clone(),
+            as_of: p.as_of,
+            quantity: Some(p.quantity),
+            price: p.price,
+            price_type: Some(p.price_type.clone()),
+            local_currency,
+            local_value,
+            basis: valued.map(|v| v.basis.as_str().to_owned()),
+            value,
+            fx,
+            reason,
+        });
     }
     // Cash: the latest closing balance on or before the date, per currency.
-    let mut closing: BTreeMap<String, (NaiveDate, Decimal)> = BTreeMap::new();
-    for b in read::balances(tx, id).await? {
-        if b.kind == "closing" && b.as_of <= as_of {
-            closing.insert(b.currency.trim().to_owned(), (b.as_of, b.amount));
-        }
-    }
-    for (cur, (date, amount)) in closing {
-        let (value, fx, reason) = convert(book, Some(&cur), currency, as_of, Some(amount));
+    for c in closings {
+        let (value, fx, reason) = convert(book, Some(&c.currency), currency, as_of, Some(c.amount));
         lines.push(Line {
             account_id: account.id,
             custodian: account.custodian.clone(),
@@ -258,19 +264,18 @@ async fn value_account(
             security_name: None,
             isin: None,
             asset_class: "cash".into(),
-            as_of: date,
+            as_of: c.as_of,
             quantity: None,
             price: None,
             price_type: None,
-            local_currency: Some(cur),
-            local_value: Some(amount),
+            local_currency: Some(c.currency.clone()),
+            local_value: Some(c.amount),
             basis: Some("balance".into()),
             value,
             fx,
             reason,
         });
     }
-    Ok(())
 }
 
 /// The currency an account's figures are in: the one asked for, else its client's reporting

@@ -19,16 +19,38 @@ use super::performance::Observation;
 use super::valuation::Holding;
 use crate::domain::Currency;
 
-/// One position of an account's snapshot, in its price currency.
+/// What an account's snapshot holds in one currency: the sum of its positions' values (the
+/// store sums them as [`Holding::value`] values each), or the name of a position without price
+/// nor market value.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SnapshotLine {
+pub struct SnapshotValue {
     pub account: Uuid,
     pub date: NaiveDate,
-    /// What it is, for a reason that names it.
-    pub label: String,
-    pub holding: Holding,
-    /// None when neither the position nor its security names one.
+    /// None when neither the positions nor their securities name one.
     pub currency: Option<Currency>,
+    pub value: Decimal,
+    /// A position of this snapshot and currency that cannot be valued, by name.
+    pub unpriced: Option<String>,
+}
+
+impl SnapshotValue {
+    /// One position's share of a snapshot.
+    pub fn of_holding(
+        account: Uuid,
+        date: NaiveDate,
+        label: &str,
+        holding: &Holding,
+        currency: Option<Currency>,
+    ) -> SnapshotValue {
+        let value = holding.value();
+        SnapshotValue {
+            account,
+            date,
+            currency,
+            value: value.map_or(Decimal::ZERO, |v| v.total()),
+            unpriced: value.is_none().then(|| label.to_owned()),
+        }
+    }
 }
 
 /// A closing cash balance.
@@ -105,11 +127,11 @@ impl Converter<'_> {
     }
 }
 
-/// Values `lines` and `closings` on each day from `from` to `to` and nets `flows` per day.
-/// `lines` and `closings` may start before `from` (the state on `from` is the latest on or
-/// before it); either may be in any order.
+/// Values `snapshots` and `closings` on each day from `from` to `to` and nets `flows` per day.
+/// Both may start before `from` (the state on `from` is the latest on or before it), in any
+/// order; an account's snapshot of a date may come in several values (one per currency).
 pub fn daily(
-    lines: &[SnapshotLine],
+    snapshots: &[SnapshotValue],
     closings: &[Closing],
     flows: &[Flow],
     book: &RateBook,
@@ -118,14 +140,14 @@ pub fn daily(
     to: NaiveDate,
 ) -> Result<Series, Gap> {
     // Per account, its snapshots by date; per (account, currency), its closings by date.
-    let mut snapshots: BTreeMap<Uuid, BTreeMap<NaiveDate, Vec<&SnapshotLine>>> = BTreeMap::new();
-    for line in lines {
-        snapshots
-            .entry(line.account)
+    let mut by_account: BTreeMap<Uuid, BTreeMap<NaiveDate, Vec<&SnapshotValue>>> = BTreeMap::new();
+    for v in snapshots {
+        by_account
+            .entry(v.account)
             .or_default()
-            .entry(line.date)
+            .entry(v.date)
             .or_default()
-            .push(line);
+            .push(v);
     }
     let mut balances: BTreeMap<(Uuid, Currency), BTreeMap<NaiveDate, Decimal>> = BTreeMap::new();
     for c in closings {
@@ -147,20 +169,22 @@ pub fn daily(
     let mut days = Vec::new();
     for day in from.iter_days().take_while(|d| *d <= to) {
         let mut value = Decimal::ZERO;
-        for dated in snapshots.values() {
+        for dated in by_account.values() {
             let Some((_, held)) = dated.range(..=day).next_back() else {
                 continue;
             };
-            for line in held {
-                let local = line.holding.value().ok_or_else(|| Gap {
+            for part in held {
+                if let Some(name) = &part.unpriced {
+                    return Err(Gap {
+                        date: day,
+                        reason: format!("{name}: no price and no market value"),
+                    });
+                }
+                let currency = part.currency.ok_or_else(|| Gap {
                     date: day,
-                    reason: format!("{}: no price and no market value", line.label),
+                    reason: "a position's currency is not known".into(),
                 })?;
-                let currency = line.currency.ok_or_else(|| Gap {
-                    date: day,
-                    reason: format!("{}: its currency is not known", line.label),
-                })?;
-                value += fx.convert(local.total(), currency, day)?;
+                value += fx.convert(part.value, currency, day)?;
             }
         }
         for (&(_, currency), dated) in &balances {
@@ -222,20 +246,24 @@ mod tests {
         book
     }
 
-    fn share(account: Uuid, date: &str, quantity: Decimal, price: Decimal) -> SnapshotLine {
-        SnapshotLine {
-            account,
-            date: d(date),
-            label: "ACME".into(),
-            holding: Holding {
-                quantity,
-                price: Some(price),
-                price_type: PriceType::Amount,
-                market_value: None,
-                accrued_interest: None,
-            },
-            currency: Some(usd()),
+    fn holding(quantity: Decimal, price: Option<Decimal>) -> Holding {
+        Holding {
+            quantity,
+            price,
+            price_type: PriceType::Amount,
+            market_value: None,
+            accrued_interest: None,
         }
+    }
+
+    fn share(account: Uuid, date: &str, quantity: Decimal, price: Decimal) -> SnapshotValue {
+        SnapshotValue::of_holding(
+            account,
+            d(date),
+            "ACME",
+            &holding(quantity, Some(price)),
+            Some(usd()),
+        )
     }
 
     /// Two days by hand: 10 shares at 50 USD and 1,000 CHF of cash, then 12 shares at 55 USD
@@ -314,8 +342,13 @@ mod tests {
                 reason: "no USD rate on or before 2026-03-01".into()
             })
         );
-        let mut unpriced = share(account, "2026-03-02", dec!(1), dec!(1));
-        unpriced.holding.price = None;
+        let unpriced = SnapshotValue::of_holding(
+            account,
+            d("2026-03-02"),
+            "ACME",
+            &holding(dec!(1), None),
+            Some(usd()),
+        );
         let gap = daily(
             &[unpriced],
             &[],
