@@ -87,15 +87,20 @@ pub async fn load(store: &Store, rates: &[EurRate], sha256: &str) -> Result<Load
     })
 }
 
-/// Every stored rate dated within `[from, to]`, by date.
-pub async fn between(store: &Store, from: NaiveDate, to: NaiveDate) -> Result<Vec<EurRate>> {
+/// Every stored rate dated within `[from, to]`, by date, on `conn` (a request's transaction
+/// reads them on its own connection: a second one from the pool could wait on itself).
+pub async fn between(
+    conn: &mut sqlx::PgConnection,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<EurRate>> {
     let rows = sqlx::query!(
         "SELECT currency, rate_date, source, per_eur FROM fx_rates
           WHERE rate_date BETWEEN $1 AND $2 ORDER BY rate_date, currency, source",
         from,
         to
     )
-    .fetch_all(store.pool())
+    .fetch_all(conn)
     .await?;
     rows.into_iter()
         .map(|r| {
@@ -111,9 +116,9 @@ pub async fn between(store: &Store, from: NaiveDate, to: NaiveDate) -> Result<Ve
 }
 
 /// Every currency with a stored rate, whatever its date.
-pub async fn currencies(store: &Store) -> Result<Vec<Currency>> {
+pub async fn currencies(conn: &mut sqlx::PgConnection) -> Result<Vec<Currency>> {
     let codes = sqlx::query_scalar!("SELECT DISTINCT currency FROM fx_rates ORDER BY currency")
-        .fetch_all(store.pool())
+        .fetch_all(conn)
         .await?;
     codes
         .iter()

@@ -52,8 +52,9 @@ pub mod users;
 
 use std::str::FromStr;
 
+pub use sqlx::PgConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use sqlx::{PgPool, Postgres, Transaction};
 
 pub use eam_model::ids::{self, AccountId, ClientId, ConnectionId, RunId, TenantId};
 
@@ -227,6 +228,12 @@ impl Store {
     /// The pool, for the platform-level queries of this crate (never tenant data).
     pub(crate) fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// One connection for platform-wide reads (`fx_rates`) by a caller without a tenant
+    /// transaction; one that has a transaction reads on it instead (`TenantTx::conn`).
+    pub async fn platform_connection(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>> {
+        Ok(self.pool.acquire().await?)
     }
 
     /// Every tenant's connections whose last sync read a client certificate, with its expiry,

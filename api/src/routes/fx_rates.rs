@@ -71,19 +71,24 @@ struct FxRates {
 }
 
 /// The rates stored for conversions as of `as_of` (the one book `/fx-rates` and the
-/// valuations read).
-pub(crate) async fn rate_book(state: &ApiState, as_of: NaiveDate) -> Result<RateBook, ApiError> {
-    rate_book_over(state, as_of, as_of).await
+/// valuations read), read on `conn`: the request's own transaction where it has one.
+pub(crate) async fn rate_book(
+    state: &ApiState,
+    conn: &mut eam_store::PgConnection,
+    as_of: NaiveDate,
+) -> Result<RateBook, ApiError> {
+    rate_book_over(state, conn, as_of, as_of).await
 }
 
 /// [`rate_book`] for every date from `from` to `to`.
 pub(crate) async fn rate_book_over(
     state: &ApiState,
+    conn: &mut eam_store::PgConnection,
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<RateBook, ApiError> {
     let since = from - chrono::Duration::days(LOOKBACK_DAYS);
-    let stored = eam_store::fx_rates::between(&state.store, since, to).await?;
+    let stored = eam_store::fx_rates::between(conn, since, to).await?;
     let mut book = RateBook::new(state.fx_stale_after);
     for rate in stored {
         book.add(rate)
@@ -113,9 +118,10 @@ impl FxRatesApi {
                 ApiError::bad_request(format!("base: '{code}' is not an ISO 4217 currency"))
             })?,
         };
-        let book = rate_book(&self.0, date).await?;
+        let mut conn = self.0.store.platform_connection().await?;
+        let book = rate_book(&self.0, &mut conn, date).await?;
         // Every currency ever quoted, so one without a rate by this date is listed as missing.
-        let mut currencies = eam_store::fx_rates::currencies(&self.0.store).await?;
+        let mut currencies = eam_store::fx_rates::currencies(&mut conn).await?;
         currencies.push(Currency::EUR);
         currencies.sort();
         let mut rates = Vec::new();

@@ -141,7 +141,7 @@ impl PerformanceApi {
         currency: Currency,
     ) -> Result<Performance, ApiError> {
         let ids: Vec<Uuid> = accounts.iter().map(|a| a.id).collect();
-        let book = crate::routes::fx_rates::rate_book_over(&self.0, from, to).await?;
+        let book = crate::routes::fx_rates::rate_book_over(&self.0, tx.conn(), from, to).await?;
         let sums = snapshots::snapshot_sums(tx, &ids, from, to).await?;
         let closings = snapshots::closings_until(tx, &ids, to).await?;
         let flow_rows = snapshots::external_flows(tx, &ids, from, to).await?;

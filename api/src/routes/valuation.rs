@@ -113,7 +113,7 @@ impl ValuationApi {
         as_of: NaiveDate,
         currency: Currency,
     ) -> Result<Valuation, ApiError> {
-        let book = crate::routes::fx_rates::rate_book(&self.0, as_of).await?;
+        let book = crate::routes::fx_rates::rate_book(&self.0, tx.conn(), as_of).await?;
         let ids: Vec<Uuid> = accounts.iter().map(|a| a.id).collect();
         // Two statements whatever the number of accounts: each one's latest snapshot and
         // latest closing balance per currency on or before the date.
