@@ -162,3 +162,15 @@ machine() {
     "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" "$(nproc)" \
     "$(free -h | awk '/Mem:/ {print $2}')" "$(psql "$DATABASE_URL" -Atc 'SHOW server_version')"
 }
+
+# wrk_row NAME WRK_OUTPUT: keeps wrk's output, fails on any non-2xx answer, prints a table row
+# (name, requests/s, p50, p99).
+wrk_row() {
+  printf '%s\n' "$2" >"$work/wrk-$1.txt"
+  if grep -q 'Non-2xx' <<<"$2"; then log "$1: non-2xx answers"; printf '%s\n' "$2"; exit 1; fi
+  local rps p50 p99
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$2")
+  p50=$(awk '$1 == "50%" {print $2}' <<<"$2")
+  p99=$(awk '$1 == "99%" {print $2}' <<<"$2")
+  printf '| %s | %s | %s | %s |\n' "$1" "$rps" "$p50" "$p99"
+}

@@ -87,16 +87,8 @@ log "valuation: $positions positions at $custodians; performance: $days days of 
 
 run_wrk() { # NAME PATH
   log "wrk: $1, $connections connections, ${seconds}s"
-  local out
-  out=$(wrk -t2 -c"$connections" -d"${seconds}s" --latency -H "Authorization: Bearer $tok" \
-    "http://127.0.0.1:$api_port/api/v1$2")
-  printf '%s\n' "$out" >"$work/wrk-$1.txt"
-  if grep -q 'Non-2xx' <<<"$out"; then log "$1: non-2xx answers"; printf '%s\n' "$out"; exit 1; fi
-  local rps p50 p99
-  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-  p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
-  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-  printf '| %s | %s | %s | %s |\n' "$1" "$rps" "$p50" "$p99"
+  wrk_row "$1" "$(wrk -t2 -c"$connections" -d"${seconds}s" --latency \
+    -H "Authorization: Bearer $tok" "http://127.0.0.1:$api_port/api/v1$2")"
 }
 
 echo "Machine: $(machine); wrk on the same machine"

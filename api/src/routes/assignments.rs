@@ -107,6 +107,17 @@ enum CreatedRule {
     Created(Json<RuleChange>),
 }
 
+/// 422 unless `client` is one of the tenant's clients (a body naming an unknown one).
+async fn require_known_client(tx: &mut eam_store::TenantTx, client: Uuid) -> Result<(), ApiError> {
+    match eam_store::clients::get(tx, client).await {
+        Ok(_) => Ok(()),
+        Err(eam_store::StoreError::NotFound) => Err(ApiError::unprocessable(format!(
+            "client_id: client {client} not found"
+        ))),
+        Err(other) => Err(other.into()),
+    }
+}
+
 impl AssignmentsApi {
     async fn assignment(
         &self,
@@ -139,15 +150,7 @@ impl AssignmentsApi {
         let caller = self.0.caller(&token, Action::AssignAccounts).await?;
         let mut tx = caller.tx(&self.0).await?;
         let before = self.assignment(&mut tx, id.0).await?;
-        eam_store::clients::get(&mut tx, body.0.client_id)
-            .await
-            .map_err(|e| match e {
-                eam_store::StoreError::NotFound => ApiError::unprocessable(format!(
-                    "client_id: client {} not found",
-                    body.0.client_id
-                )),
-                other => other.into(),
-            })?;
+        require_known_client(&mut tx, body.0.client_id).await?;
         assignments::assign(&mut tx, AccountId(id.0), body.0.client_id)
             .await
             .map_err(not_found("account", id.0))?;
@@ -244,15 +247,7 @@ impl AssignmentsApi {
         connections::get(&mut tx, connection)
             .await
             .map_err(not_found("connection", id.0))?;
-        eam_store::clients::get(&mut tx, body.client_id)
-            .await
-            .map_err(|e| match e {
-                eam_store::StoreError::NotFound => ApiError::unprocessable(format!(
-                    "client_id: client {} not found",
-                    body.client_id
-                )),
-                other => other.into(),
-            })?;
+        require_known_client(&mut tx, body.client_id).await?;
         let rule = assignments::create_rule(
             &mut tx,
             &NewRule {

@@ -14,9 +14,9 @@ use eam_model::domain::Currency;
 use eam_model::wealth::performance::{MWR_METHOD, TWR_METHOD, money_weighted, time_weighted};
 use eam_model::wealth::series::{self, Closing, Flow, SnapshotValue};
 use eam_model::wealth::valuation::present;
-use eam_store::read::{self, AccountRow};
+use eam_store::read::AccountRow;
 use eam_store::snapshots;
-use eam_store::{AccountId, TenantTx};
+use eam_store::TenantTx;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
@@ -26,7 +26,7 @@ use uuid::Uuid;
 use crate::caller::BearerToken;
 use crate::permissions::Action;
 use crate::problem::ApiError;
-use crate::routes::valuation::{account_currency, parse_currency};
+use crate::routes::valuation::{parse_currency, scoped_account, scoped_client};
 use crate::state::ApiState;
 
 pub struct PerformanceApi(pub ApiState);
@@ -318,11 +318,7 @@ impl PerformanceApi {
         let (caller, mut tx) = self.0.begin(&token, Action::ReadPortfolio).await?;
         let requested = currency.0.as_deref().map(parse_currency).transpose()?;
         let period = period(from.0, to.0)?;
-        let account = read::account(&mut tx, AccountId(id.0))
-            .await
-            .map_err(crate::problem::not_found("account", id.0))?;
-        caller.require_client(account.client_id, "account", id.0)?;
-        let currency = account_currency(&mut tx, &account, requested).await?;
+        let (account, currency) = scoped_account(&caller, &mut tx, id.0, requested).await?;
         Ok(Json(
             self.measure(&mut tx, vec![account], period, currency)
                 .await?,
@@ -344,15 +340,7 @@ impl PerformanceApi {
         let (caller, mut tx) = self.0.begin(&token, Action::ReadPortfolio).await?;
         let requested = currency.0.as_deref().map(parse_currency).transpose()?;
         let period = period(from.0, to.0)?;
-        caller.require_client(Some(id.0), "client", id.0)?;
-        let client = eam_store::clients::get(&mut tx, id.0)
-            .await
-            .map_err(crate::problem::not_found("client", id.0))?;
-        let currency = match requested {
-            Some(c) => c,
-            None => parse_currency(client.reporting_currency.as_deref().unwrap_or("EUR"))?,
-        };
-        let accounts = read::accounts(&mut tx, Some(id.0)).await?;
+        let (accounts, currency) = scoped_client(&caller, &mut tx, id.0, requested).await?;
         Ok(Json(
             self.measure(&mut tx, accounts, period, currency).await?,
         ))

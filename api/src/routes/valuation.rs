@@ -24,7 +24,7 @@ use poem_openapi::{Object, OpenApi};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use crate::caller::BearerToken;
+use crate::caller::{BearerToken, Caller};
 use crate::permissions::Action;
 use crate::problem::ApiError;
 use crate::state::ApiState;
@@ -278,6 +278,41 @@ fn value_account<'a>(
     }
 }
 
+/// An account the caller may read (404 otherwise, also for another client's) and the currency
+/// its figures are in.
+pub(crate) async fn scoped_account(
+    caller: &Caller,
+    tx: &mut TenantTx,
+    id: Uuid,
+    requested: Option<Currency>,
+) -> Result<(AccountRow, Currency), ApiError> {
+    let account = read::account(tx, AccountId(id))
+        .await
+        .map_err(crate::problem::not_found("account", id))?;
+    caller.require_client(account.client_id, "account", id)?;
+    let currency = account_currency(tx, &account, requested).await?;
+    Ok((account, currency))
+}
+
+/// A client the caller may read (404 otherwise), its accounts at every custodian, and the
+/// currency its figures are in: the one asked for, else its reporting currency, else EUR.
+pub(crate) async fn scoped_client(
+    caller: &Caller,
+    tx: &mut TenantTx,
+    id: Uuid,
+    requested: Option<Currency>,
+) -> Result<(Vec<AccountRow>, Currency), ApiError> {
+    caller.require_client(Some(id), "client", id)?;
+    let client = eam_store::clients::get(tx, id)
+        .await
+        .map_err(crate::problem::not_found("client", id))?;
+    let currency = match requested {
+        Some(c) => c,
+        None => parse_currency(client.reporting_currency.as_deref().unwrap_or("EUR"))?,
+    };
+    Ok((read::accounts(tx, Some(id)).await?, currency))
+}
+
 /// The currency an account's figures are in: the one asked for, else its client's reporting
 /// currency, else the account's own.
 pub(crate) async fn account_currency(
@@ -313,11 +348,7 @@ impl ValuationApi {
     ) -> Result<Json<Valuation>, ApiError> {
         let (caller, mut tx) = self.0.begin(&token, Action::ReadPortfolio).await?;
         let requested = currency.0.as_deref().map(parse_currency).transpose()?;
-        let account = read::account(&mut tx, AccountId(id.0))
-            .await
-            .map_err(crate::problem::not_found("account", id.0))?;
-        caller.require_client(account.client_id, "account", id.0)?;
-        let currency = account_currency(&mut tx, &account, requested).await?;
+        let (account, currency) = scoped_account(&caller, &mut tx, id.0, requested).await?;
         let as_of = as_of.0.unwrap_or_else(|| Utc::now().date_naive());
         Ok(Json(
             self.value(&mut tx, vec![account], as_of, currency).await?,
@@ -336,15 +367,7 @@ impl ValuationApi {
     ) -> Result<Json<Valuation>, ApiError> {
         let (caller, mut tx) = self.0.begin(&token, Action::ReadPortfolio).await?;
         let requested = currency.0.as_deref().map(parse_currency).transpose()?;
-        caller.require_client(Some(id.0), "client", id.0)?;
-        let client = eam_store::clients::get(&mut tx, id.0)
-            .await
-            .map_err(crate::problem::not_found("client", id.0))?;
-        let currency = match requested {
-            Some(c) => c,
-            None => parse_currency(client.reporting_currency.as_deref().unwrap_or("EUR"))?,
-        };
-        let accounts = read::accounts(&mut tx, Some(id.0)).await?;
+        let (accounts, currency) = scoped_client(&caller, &mut tx, id.0, requested).await?;
         let as_of = as_of.0.unwrap_or_else(|| Utc::now().date_naive());
         Ok(Json(self.value(&mut tx, accounts, as_of, currency).await?))
     }
