@@ -263,6 +263,16 @@ async fn a_client_with_accounts_at_three_banks_is_valued_as_the_simulator_values
             }
         }
     }
+    // Three times as many valuations at once as the API has pooled connections (8 in the
+    // kit): each answers, none waits on a connection another holds.
+    let path = format!("/clients/{x_id}/valuation?as_of={end}");
+    let burst = (0..24).map(|_| env.call(Method::GET, &path, Some(&token), None));
+    let statuses: Vec<u16> = futures::future::join_all(burst)
+        .await
+        .into_iter()
+        .map(|(status, _, _)| status)
+        .collect();
+    assert_eq!(statuses, vec![200; 24]);
     let usd = env
         .get(
             &format!("/clients/{x_id}/valuation?as_of={}&currency=USD", dates[1]),
