@@ -1,31 +1,11 @@
-//! What valuations and performance read: an account's latest positions date on or before a
+//! What valuations and performance read: the accounts' snapshots and closing balances as of a
 //! date, and the snapshots, closing balances and external flows of a period.
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use crate::{AccountId, Result, TenantTx};
-
-/// The latest date the account has positions for, on or before `on_or_before` (any date
-/// when `None`); `None` when it has none.
-pub async fn positions_date(
-    tx: &mut TenantTx,
-    account: AccountId,
-    on_or_before: Option<NaiveDate>,
-) -> Result<Option<NaiveDate>> {
-    // Newest first down the (account_id, as_of) index: one row read, however long the history.
-    Ok(sqlx::query_scalar!(
-        "SELECT as_of FROM positions
-          WHERE tenant_id = $1 AND account_id = $2 AND ($3::date IS NULL OR as_of <= $3)
-          ORDER BY as_of DESC LIMIT 1",
-        tx.tenant().0,
-        account.0,
-        on_or_before
-    )
-    .fetch_optional(tx.conn())
-    .await?)
-}
+use crate::{Result, TenantTx};
 
 /// What an account's snapshot of a date holds in one currency, summed by PostgreSQL exactly as
 /// `model::wealth::valuation::Holding::value` values each position (quantity x price, a

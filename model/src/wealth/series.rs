@@ -8,13 +8,14 @@
 //! value cannot be computed (a position without price or market value, a currency without a
 //! rate) stops the series with the reason: a return is never computed over a gap.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use super::fx::RateBook;
+use super::fx::{Conversion, RateBook};
 use super::performance::Observation;
 use super::valuation::Holding;
 use crate::domain::Currency;
@@ -86,22 +87,20 @@ pub struct Series {
     pub stale: bool,
 }
 
-/// Converts through `book`, a conversion per (currency, day) at most once.
+/// Converts through `book`, a conversion per (currency, day) at most once; amounts go through
+/// `Conversion::apply`, so figures equal a valuation's of the same day.
 struct Converter<'a> {
     book: &'a RateBook,
     target: Currency,
-    cache: HashMap<(Currency, NaiveDate), (Decimal, Decimal, bool)>,
+    cache: HashMap<(Currency, NaiveDate), Conversion>,
     stale: bool,
 }
 
 impl Converter<'_> {
     fn convert(&mut self, amount: Decimal, from: Currency, day: NaiveDate) -> Result<Decimal, Gap> {
-        if from == self.target {
-            return Ok(amount);
-        }
-        let (to_per_eur, from_per_eur, stale) = match self.cache.get(&(from, day)) {
-            Some(c) => *c,
-            None => {
+        let conv = match self.cache.entry((from, day)) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(slot) => {
                 let conv = self
                     .book
                     .conversion(from, self.target, day)
@@ -109,21 +108,11 @@ impl Converter<'_> {
                         date: day,
                         reason: e.to_string(),
                     })?;
-                // Multiply by the target's EUR rate, then divide by the source's, as
-                // `Conversion::apply` does, so figures equal a valuation's of the same day.
-                let per_eur = |c: Currency| {
-                    conv.legs
-                        .iter()
-                        .find(|l| l.currency == c)
-                        .map_or(Decimal::ONE, |l| l.per_eur)
-                };
-                let c = (per_eur(self.target), per_eur(from), conv.stale());
-                self.cache.insert((from, day), c);
-                c
+                slot.insert(conv)
             }
         };
-        self.stale |= stale;
-        Ok(amount * to_per_eur / from_per_eur)
+        self.stale |= conv.stale();
+        Ok(conv.apply(amount))
     }
 }
 
