@@ -266,6 +266,23 @@ pub struct Position {
     pub provenance: Provenance,
 }
 
+/// An exchange rate a bank states in its files: 1 `base` = `rate` `quote` on `date` (camt
+/// `AmtDtls/*/CcyXchg`, MT535/536 `:92B::EXCH`, semt.002 `FrgnXchgDtls`). Kept per custodian
+/// and date as the bank's rate, one source among others for conversions
+/// (`wealth::fx::RateBook::add_bank_pair` says when it is used).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatedRate {
+    /// The bank's account whose statement states it.
+    pub account: String,
+    pub base: Currency,
+    pub quote: Currency,
+    /// Units of `quote` per 1 `base`; always positive.
+    pub rate: Decimal,
+    /// The quotation date when the file gives one, else the date of what it converts.
+    pub date: NaiveDate,
+    pub provenance: Provenance,
+}
+
 /// Which balance of a statement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -614,6 +631,9 @@ pub struct Batch {
     /// break on the run (see [`RejectedStatement`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rejected: Vec<RejectedStatement>,
+    /// Exchange rates the documents state.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rates: Vec<StatedRate>,
 }
 
 impl Batch {
@@ -628,6 +648,7 @@ impl Batch {
         self.statements.extend(other.statements);
         self.warnings.extend(other.warnings);
         self.rejected.extend(other.rejected);
+        self.rates.extend(other.rates);
     }
 
     /// Keeps one record per (account, natural key), merging the reports of one transaction

@@ -136,3 +136,52 @@ pub async fn has_ecb_rates(store: &Store) -> Result<bool> {
     .fetch_one(store.pool())
     .await?)
 }
+
+/// A rate a bank stated in an account's documents: 1 `base` = `rate` `quote` on `date`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatedRateRow {
+    pub custodian: String,
+    pub base: Currency,
+    pub quote: Currency,
+    pub rate: rust_decimal::Decimal,
+    pub date: NaiveDate,
+}
+
+/// The rates stated in the documents of `accounts` (of the transaction's tenant, and client
+/// when it is a client's) dated within `[from, to]`, by date then custodian: a valuation uses
+/// the rates of the accounts it values, never another portfolio's.
+pub async fn stated_between(
+    tx: &mut crate::TenantTx,
+    accounts: &[uuid::Uuid],
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<StatedRateRow>> {
+    let rows = sqlx::query!(
+        "SELECT bc.custodian, r.base, r.quote, r.rate, r.rate_date
+           FROM bank_fx_rates r
+           JOIN accounts a ON a.id = r.account_id
+           JOIN bank_connections bc ON bc.id = a.connection_id
+          WHERE r.tenant_id = $1 AND r.account_id = ANY($2) AND r.rate_date BETWEEN $3 AND $4
+          ORDER BY r.rate_date, bc.custodian, r.base, r.quote, r.account_id",
+        tx.tenant().0,
+        accounts,
+        from,
+        to
+    )
+    .fetch_all(tx.conn())
+    .await?;
+    let currency = |code: &str| {
+        Currency::parse(code.trim()).map_err(|e| StoreError::Data(format!("stated rate: {e}")))
+    };
+    rows.into_iter()
+        .map(|r| {
+            Ok(StatedRateRow {
+                custodian: r.custodian,
+                base: currency(&r.base)?,
+                quote: currency(&r.quote)?,
+                rate: r.rate,
+                date: r.rate_date,
+            })
+        })
+        .collect()
+}

@@ -53,6 +53,9 @@ pub struct LoadCounts {
     /// none).
     #[serde(default)]
     pub prices: KindCounts,
+    /// Exchange rates the documents state (`bank_fx_rates`).
+    #[serde(default)]
+    pub rates: KindCounts,
 }
 
 impl LoadCounts {
@@ -66,6 +69,7 @@ impl LoadCounts {
             self.balances,
             self.transactions,
             self.prices,
+            self.rates,
         ]
         .iter()
         .map(|k| k.inserted + k.updated)
@@ -95,6 +99,7 @@ pub async fn load_batch(
     let balances = load_balances(tx, run, batch, &refs).await?;
     let transactions = load_transactions(tx, run, batch, &refs).await?;
     let prices = load_prices(tx, connection, run, batch, &refs).await?;
+    let rates = load_rates(tx, run, batch, &refs).await?;
     Ok(LoadCounts {
         clients,
         accounts,
@@ -104,6 +109,7 @@ pub async fn load_batch(
         balances,
         transactions,
         prices,
+        rates,
     })
 }
 
@@ -591,6 +597,65 @@ async fn load_prices(
     Ok(counts)
 }
 
+/// The exchange rates the batch's documents state, one per account, pair and date (the last
+/// one stated wins, as for positions).
+async fn load_rates(
+    tx: &mut TenantTx,
+    run: RunId,
+    batch: &Batch,
+    refs: &References,
+) -> Result<KindCounts> {
+    let rates = dedup_last(&batch.rates, |r| {
+        (r.account.clone(), r.base, r.quote, r.date)
+    });
+    if rates.is_empty() {
+        return Ok(KindCounts::default());
+    }
+    let tenant = tx.tenant().0;
+    let flags: Vec<bool> = sqlx::query_scalar!(
+        r#"INSERT INTO bank_fx_rates AS t (tenant_id, account_id, base, quote, rate_date, rate,
+            source_format, source_document, source_position, first_seen_run, last_changed_run)
+         SELECT $1, u.account_id, u.base, u.quote, u.rate_date, u.rate, u.format, u.document,
+            u.position, $2, $2
+         FROM UNNEST($3::uuid[], $4::text[], $5::text[], $6::date[], $7::numeric[], $8::text[],
+            $9::text[], $10::int[])
+            AS u(account_id, base, quote, rate_date, rate, format, document, position)
+         ON CONFLICT (tenant_id, account_id, base, quote, rate_date) DO UPDATE SET
+            rate = EXCLUDED.rate, source_format = EXCLUDED.source_format,
+            source_document = EXCLUDED.source_document,
+            source_position = EXCLUDED.source_position, last_changed_run = EXCLUDED.last_changed_run
+         WHERE t.rate <> EXCLUDED.rate
+           AND (nullif(current_setting('app.replay_upto', true), '') IS NULL
+                OR t.last_changed_run <= nullif(current_setting('app.replay_upto', true), '')::uuid)
+         RETURNING (xmax = 0) AS "inserted!""#,
+        tenant,
+        run.0,
+        &rates
+            .iter()
+            .map(|r| refs.account(&r.account))
+            .collect::<Result<Vec<Uuid>>>()?,
+        &(rates.iter().map(|r| r.base.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(rates.iter().map(|r| r.quote.as_str()).collect::<Vec<_>>()) as &[&str],
+        &rates.iter().map(|r| r.date).collect::<Vec<_>>(),
+        &rates.iter().map(|r| r.rate).collect::<Vec<Decimal>>(),
+        &(rates
+            .iter()
+            .map(|r| r.provenance.format.as_str())
+            .collect::<Vec<_>>()) as &[&str],
+        &(rates
+            .iter()
+            .map(|r| r.provenance.document.as_str())
+            .collect::<Vec<_>>()) as &[&str],
+        &rates
+            .iter()
+            .map(|r| position(r.provenance.position))
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(tx.conn())
+    .await?;
+    Ok(KindCounts::from_returned(rates.len(), &flags))
+}
+
 /// The prices of the batch's positions that state one.
 async fn load_position_prices(
     tx: &mut TenantTx,
@@ -809,6 +874,7 @@ async fn resolve_accounts(
         .chain(batch.balances.iter().map(|b| b.account.as_str()))
         .chain(batch.transactions.iter().map(|t| t.account.as_str()))
         .chain(batch.complete_snapshots.iter().map(|s| s.account.as_str()))
+        .chain(batch.rates.iter().map(|r| r.account.as_str()))
         .collect();
     refs.sort_unstable();
     refs.dedup();

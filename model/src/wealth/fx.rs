@@ -8,6 +8,12 @@
 //! current. Reason: the ECB's rate is the one reference every custodian's figures can share,
 //! so a client's consolidated total does not depend on which bank's file came last.
 //!
+//! **A bank's stated rate** (1 `base` = `rate` `quote`) becomes an EUR rate of source
+//! `bank:<custodian>` ([`RateBook::add_bank_pair`]): directly when either side is EUR;
+//! otherwise only for the side the ECB does not quote that day, through the ECB's rate of the
+//! other side on the same day (a bank's AED/CHF rate gives AED per EUR with the ECB's CHF). A
+//! pair of two currencies the ECB both quotes that day adds nothing: the ECB's rates are used.
+//!
 //! Euro legacy currencies (`DEM`, `FRF`, ...) convert at their irrevocable fixed rates
 //! (source `euro_fixed`, never stale), whatever a feed says.
 //!
@@ -166,6 +172,55 @@ impl RateBook {
         let at = list.partition_point(|r| r.date <= rate.date);
         list.insert(at, rate);
         Ok(())
+    }
+
+    /// Adds the rate a bank states, 1 `base` = `rate` `quote` on `date`, as an EUR rate of
+    /// `RateSource::Bank(custodian)` (see the module's precedence). Add the ECB's rates first:
+    /// a pair without EUR is turned into an EUR rate through the ECB's rate of that day.
+    /// Returns the EUR rate added, if any.
+    pub fn add_bank_pair(
+        &mut self,
+        custodian: &str,
+        (base, quote): (Currency, Currency),
+        rate: Decimal,
+        date: NaiveDate,
+    ) -> Result<Option<EurRate>, RateError> {
+        if rate <= Decimal::ZERO {
+            return Err(RateError::NotPositive {
+                currency: quote,
+                per_eur: rate,
+                date,
+            });
+        }
+        let ecb_on = |c: Currency| -> Option<Decimal> {
+            if c == euro() {
+                return Some(Decimal::ONE);
+            }
+            self.rates.get(&c).and_then(|list| {
+                list.iter()
+                    .find(|r| r.date == date && r.source == RateSource::Ecb)
+                    .map(|r| r.per_eur)
+            })
+        };
+        // 1 EUR = per_eur(base) base = per_eur(base) * rate quote.
+        let derived = match (ecb_on(base), ecb_on(quote)) {
+            _ if base == quote || base.euro_conversion_rate().is_some() => None,
+            _ if quote.euro_conversion_rate().is_some() => None,
+            (Some(per_base), None) => Some((quote, per_base * rate)),
+            (None, Some(per_quote)) => Some((base, per_quote / rate)),
+            _ => None,
+        };
+        let Some((currency, per_eur)) = derived else {
+            return Ok(None);
+        };
+        let eur_rate = EurRate {
+            currency,
+            date,
+            per_eur,
+            source: RateSource::Bank(custodian.to_owned()),
+        };
+        self.add(eur_rate.clone())?;
+        Ok(Some(eur_rate))
     }
 
     /// The EUR rate of `currency` to use at `as_of` (`None` for EUR itself).
@@ -417,5 +472,99 @@ mod tests {
             .unwrap();
         let leg = book.leg(c("USD"), d("2026-12-01")).unwrap().unwrap();
         assert_eq!(leg.per_eur, dec!(1.06));
+    }
+
+    #[test]
+    fn a_bank_pair_with_euro_is_an_eur_rate_of_the_bank() {
+        let mut book = RateBook::new(3);
+        // 1 USD = 0.9500 EUR -> 1 EUR = 1/0.95 USD.
+        let added = book
+            .add_bank_pair("bank_b", (c("USD"), c("EUR")), dec!(0.95), d("2026-12-04"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(added.currency, c("USD"));
+        assert_eq!(added.per_eur, dec!(1) / dec!(0.95));
+        // 1 EUR = 158.51 JPY.
+        let added = book
+            .add_bank_pair(
+                "bank_b",
+                (c("EUR"), c("JPY")),
+                dec!(158.51),
+                d("2026-12-04"),
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!((added.currency, added.per_eur), (c("JPY"), dec!(158.51)));
+        let leg = book.leg(c("JPY"), d("2026-12-04")).unwrap().unwrap();
+        assert_eq!(leg.source.label(), "bank:bank_b");
+    }
+
+    #[test]
+    fn a_bank_cross_rate_prices_only_the_currency_the_ecb_does_not_quote() {
+        let mut book = RateBook::new(3);
+        book.add(rate("CHF", "2026-12-04", dec!(0.9321), RateSource::Ecb))
+            .unwrap();
+        book.add(rate("USD", "2026-12-04", dec!(1.0540), RateSource::Ecb))
+            .unwrap();
+        // 1 AED = 0.2500 CHF: 1 EUR = 0.9321 CHF = 3.7284 AED.
+        let added = book
+            .add_bank_pair("bank_b", (c("AED"), c("CHF")), dec!(0.25), d("2026-12-04"))
+            .unwrap()
+            .unwrap();
+        assert_eq!((added.currency, added.per_eur), (c("AED"), dec!(3.7284)));
+        // The same pair written the other way round: 1 CHF = 4 AED.
+        let mut other = book.clone();
+        let added = other
+            .add_bank_pair("bank_b", (c("CHF"), c("AED")), dec!(4), d("2026-12-04"))
+            .unwrap()
+            .unwrap();
+        assert_eq!((added.currency, added.per_eur), (c("AED"), dec!(3.7284)));
+        // 1,000 AED in USD: 1000 / 3.7284 * 1.0540.
+        let conv = book
+            .conversion(c("AED"), c("USD"), d("2026-12-04"))
+            .unwrap();
+        assert_eq!(
+            conv.apply(dec!(1000)),
+            dec!(1000) * dec!(1.0540) / dec!(3.7284)
+        );
+        assert_eq!(conv.legs[0].source.label(), "bank:bank_b");
+        assert_eq!(conv.legs[1].source.label(), "ecb");
+        // Both quoted by the ECB that day: nothing added, the ECB's rates stay.
+        assert_eq!(
+            book.add_bank_pair("bank_b", (c("USD"), c("CHF")), dec!(0.9), d("2026-12-04"))
+                .unwrap(),
+            None
+        );
+        let leg = book.leg(c("USD"), d("2026-12-04")).unwrap().unwrap();
+        assert_eq!((leg.per_eur, leg.source), (dec!(1.0540), RateSource::Ecb));
+        // Neither quoted that day: nothing to go through.
+        assert_eq!(
+            book.add_bank_pair("bank_b", (c("AED"), c("SAR")), dec!(1.02), d("2026-12-04"))
+                .unwrap(),
+            None
+        );
+        assert!(matches!(
+            book.add_bank_pair("bank_b", (c("AED"), c("CHF")), dec!(0), d("2026-12-04")),
+            Err(RateError::NotPositive { .. })
+        ));
+    }
+
+    #[test]
+    fn a_fresh_ecb_rate_wins_over_a_bank_rate_of_the_same_day() {
+        let mut book = RateBook::new(3);
+        book.add(rate("USD", "2026-12-04", dec!(1.0540), RateSource::Ecb))
+            .unwrap();
+        book.add_bank_pair("bank_b", (c("EUR"), c("USD")), dec!(1.06), d("2026-12-04"))
+            .unwrap();
+        let leg = book.leg(c("USD"), d("2026-12-04")).unwrap().unwrap();
+        assert_eq!((leg.per_eur, leg.source), (dec!(1.0540), RateSource::Ecb));
+        // Ten business days later the ECB's is stale and the bank's later one is not.
+        book.add_bank_pair("bank_b", (c("EUR"), c("USD")), dec!(1.07), d("2026-12-17"))
+            .unwrap();
+        let leg = book.leg(c("USD"), d("2026-12-18")).unwrap().unwrap();
+        assert_eq!(
+            (leg.per_eur, leg.source.label(), leg.stale),
+            (dec!(1.07), "bank:bank_b".into(), false)
+        );
     }
 }
