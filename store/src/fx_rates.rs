@@ -147,12 +147,10 @@ pub struct StatedRateRow {
     pub date: NaiveDate,
 }
 
-/// The rates stated in the documents of `accounts` (of the transaction's tenant, and client
-/// when it is a client's) dated within `[from, to]`, by date then custodian: a valuation uses
-/// the rates of the accounts it values, never another portfolio's.
+/// The rates the tenant's banks stated in its documents, dated within `[from, to]`, by date
+/// then custodian (the same for every valuation of the tenant, whoever asks).
 pub async fn stated_between(
     tx: &mut crate::TenantTx,
-    accounts: &[uuid::Uuid],
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Vec<StatedRateRow>> {
@@ -161,10 +159,9 @@ pub async fn stated_between(
            FROM bank_fx_rates r
            JOIN accounts a ON a.id = r.account_id
            JOIN bank_connections bc ON bc.id = a.connection_id
-          WHERE r.tenant_id = $1 AND r.account_id = ANY($2) AND r.rate_date BETWEEN $3 AND $4
+          WHERE r.tenant_id = $1 AND r.rate_date BETWEEN $2 AND $3
           ORDER BY r.rate_date, bc.custodian, r.base, r.quote, r.account_id",
         tx.tenant().0,
-        accounts,
         from,
         to
     )

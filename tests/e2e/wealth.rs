@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use chrono::{Datelike, NaiveDate};
 use eam_banksim::dataset::{SimAccount, SimParams};
 use reqwest::Method;
+use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 use crate::kit::{TestEnv, small_params};
@@ -304,7 +305,7 @@ async fn a_client_with_accounts_at_three_banks_is_valued_as_the_simulator_values
         let value = simulator_accounts_valuation(&data, &valued, day, "CHF");
         // The period starts at the end of `from`: that day's flows are in the start value.
         let flow = if day == from {
-            rust_decimal::Decimal::ZERO
+            Decimal::ZERO
         } else {
             simulator_flows(&data, &valued, day, "CHF")
         };
@@ -335,7 +336,7 @@ async fn a_client_with_accounts_at_three_banks_is_valued_as_the_simulator_values
         .count();
     assert_eq!(flows.len(), sim_flows);
     let oracle = independent_returns(&json!(oracle_days));
-    let bp = rust_decimal::Decimal::new(1, 4);
+    let bp = Decimal::new(1, 4);
     let twr = dec(&perf["time_weighted"]["cumulative"]);
     let mwr = dec(&perf["money_weighted"]["annual_rate"]);
     assert!((twr - oracle.0).abs() < bp, "TWR {twr} vs {}", oracle.0);
@@ -415,7 +416,7 @@ fn simulator_flows(
     accounts: &[&str],
     date: NaiveDate,
     target: &str,
-) -> rust_decimal::Decimal {
+) -> Decimal {
     let fx_day = *data
         .fx_days()
         .iter()
@@ -692,6 +693,167 @@ async fn an_account_assigned_by_hand_keeps_its_client_through_syncs() {
             409,
             Some("1 account assignment rule(s) name the client: remove them first")
         )
+    );
+    env.finish().await;
+}
+
+/// A bank_c camt.053 of `statements` (account id, closing in AED, an optional deposit's
+/// `CcyXchg` of 1 CHF = `rate` AED) for `day`.
+fn aed_statement(day: NaiveDate, statements: &[(&str, &str, Option<&str>)]) -> String {
+    let mut body = String::from(concat!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n",
+        "<Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:camt.053.001.08\">",
+        "<BkToCstmrStmt><GrpHdr><MsgId>AED-1</MsgId><CreDtTm>2026-12-01T23:00:00</CreDtTm>",
+        "</GrpHdr>"
+    ));
+    for (account, closing, rate) in statements {
+        let entry = rate.map(|rate| {
+            format!(
+                "<Ntry><Amt Ccy=\"AED\">{closing}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>\
+                 <BookgDt><Dt>{day}</Dt></BookgDt><ValDt><Dt>{day}</Dt></ValDt>\
+                 <AcctSvcrRef>FX-{account}</AcctSvcrRef>\
+                 <BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>RCDT</Cd><SubFmlyCd>XBCT</SubFmlyCd></Fmly></Domn></BkTxCd>\
+                 <NtryDtls><TxDtls><AmtDtls>\
+                 <InstdAmt><Amt Ccy=\"CHF\">2500.00</Amt><CcyXchg><SrcCcy>CHF</SrcCcy><TrgtCcy>AED</TrgtCcy>\
+                 <UnitCcy>CHF</UnitCcy><XchgRate>{rate}</XchgRate></CcyXchg></InstdAmt>\
+                 <TxAmt><Amt Ccy=\"AED\">{closing}</Amt></TxAmt></AmtDtls></TxDtls></NtryDtls></Ntry>"
+            )
+        });
+        let opening = if entry.is_some() { "0.00" } else { closing };
+        body.push_str(&format!(
+            "<Stmt><Id>{account}-{day}</Id><CreDtTm>{day}T23:00:00</CreDtTm>\
+             <Acct><Id><Othr><Id>{account}</Id></Othr></Id><Ccy>AED</Ccy></Acct>\
+             <Bal><Tp><CdOrPrtry><Cd>OPBD</Cd></CdOrPrtry></Tp><Amt Ccy=\"AED\">{opening}</Amt>\
+             <CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>{day}</Dt></Dt></Bal>\
+             <Bal><Tp><CdOrPrtry><Cd>CLBD</Cd></CdOrPrtry></Tp><Amt Ccy=\"AED\">{closing}</Amt>\
+             <CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>{day}</Dt></Dt></Bal>{}</Stmt>",
+            entry.unwrap_or_default()
+        ));
+    }
+    body.push_str("</BkToCstmrStmt></Document>");
+    body
+}
+
+/// A currency the ECB does not quote (AED) is valued at the rate its bank states: bank_c's
+/// camt.053 converts a CHF deposit into AED at 1 CHF = 4 AED, so the account's 10,000 AED are
+/// 2,500 CHF (source `bank:bank_c`), and in USD through the ECB's CHF and USD of the day. The
+/// rate is the bank's for the whole firm: a second AED account whose own statement states no
+/// rate is valued with it too. Another firm whose documents state no rate gets null with the
+/// reason: one firm's bank rates never enter another's figures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_currency_the_ecb_does_not_quote_is_valued_at_the_rate_its_bank_states() {
+    let env = TestEnv::start(small_params(71)).await;
+    load_rates(&env).await;
+    let data = env.sim.dataset();
+    let files = eam_banksim::files::iso_files(&data);
+    let file = files
+        .iter()
+        .find(|f| {
+            f.format == eam_banksim::files::FileFormat::Camt053
+                && f.date.weekday().number_from_monday() <= 5
+        })
+        .expect("a camt.053 of a weekday");
+    let day = file.date;
+    let sync = |name: &'static str, body: String| {
+        let env = &env;
+        async move {
+            env.sim.replace_file(&file.id, body.into_bytes());
+            let tenant = env.tenant(name).await;
+            let token = env.token(tenant, &["ops", "advisor", "tenant_admin"]);
+            let connection = env
+                .create_connection(
+                    &token,
+                    &json!({
+                        "custodian": "bank_c", "name": "Bank C (ISO 20022 files)",
+                        "client_cert_ref": env.tenant_ref(tenant, "client.pem"),
+                        "client_key_ref": env.tenant_ref(tenant, "client.key"),
+                    }),
+                )
+                .await;
+            let job = env.sync_and_wait(&token, &connection).await;
+            assert!(
+                matches!(
+                    job["status"].as_str(),
+                    Some("succeeded" | "succeeded_with_breaks")
+                ),
+                "{job}"
+            );
+            let all = accounts(env, &token).await;
+            let id = |bank_id: &str| {
+                account_of(&all, &connection, bank_id)["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            };
+            let ids = [id("AED-1"), id("AED-2")];
+            (token, ids, job)
+        }
+    };
+    let valuation = |id: &str, currency: &str| {
+        format!("/accounts/{id}/valuation?as_of={day}&currency={currency}")
+    };
+
+    let stated = aed_statement(
+        day,
+        &[("AED-1", "10000.00", Some("4")), ("AED-2", "1000.00", None)],
+    );
+    let (token, [aed1, aed2], job) = sync("Firm AED", stated).await;
+    assert_eq!(job["counts"]["rates"]["inserted"], json!(1), "{job}");
+    let v = env.get(&valuation(&aed1, "CHF"), &token).await;
+    assert_eq!(cents(dec(&v["total"])), Decimal::from(2500), "{v}");
+    let fx = &v["lines"][0]["fx"];
+    assert_eq!(fx["sources"], json!(["bank:bank_c"]), "{v}");
+    assert_eq!(fx["date"], json!(day.to_string()));
+    assert_eq!(fx["stale"], json!(false));
+    // AED-2's own statement states no rate: the bank's rate of the day values it all the same.
+    let v = env.get(&valuation(&aed2, "CHF"), &token).await;
+    assert_eq!(cents(dec(&v["total"])), Decimal::from(250), "{v}");
+
+    // In USD: 10,000 AED = 2,500 CHF, converted at the ECB's CHF and USD of the day.
+    let rates = env
+        .get(&format!("/fx-rates?date={day}&base=EUR"), &token)
+        .await;
+    let per_eur = |code: &str| {
+        rates["rates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["currency"] == code)
+            .map(|r| dec(&r["rate"]))
+            .unwrap_or_else(|| panic!("{code} in {rates}"))
+    };
+    // `/fx-rates` is the ECB's alone: AED is not among its rates.
+    assert!(
+        !rates["rates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["currency"] == "AED"),
+        "{rates}"
+    );
+    let (chf, usd) = (per_eur("CHF"), per_eur("USD"));
+    let v = env.get(&valuation(&aed1, "USD"), &token).await;
+    let expected = Decimal::from(10_000) * usd / (chf * Decimal::from(4));
+    assert_eq!(cents(dec(&v["total"])), cents(expected), "{v}");
+    assert_eq!(
+        v["lines"][0]["fx"]["sources"],
+        json!(["bank:bank_c", "ecb"]),
+        "{v}"
+    );
+
+    // Another firm, whose bank_c documents state no rate: null, with the reason.
+    let unstated = aed_statement(
+        day,
+        &[("AED-1", "10000.00", None), ("AED-2", "1000.00", None)],
+    );
+    let (token, [other1, _], job) = sync("Firm without rates", unstated).await;
+    assert_eq!(job["counts"]["rates"]["inserted"], json!(0), "{job}");
+    let v = env.get(&valuation(&other1, "CHF"), &token).await;
+    assert_eq!(v["total"], Value::Null, "{v}");
+    assert_eq!(
+        v["lines"][0]["reason"].as_str(),
+        Some(format!("no AED rate on or before {day}").as_str()),
+        "{v}"
     );
     env.finish().await;
 }
