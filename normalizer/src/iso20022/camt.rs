@@ -73,7 +73,7 @@ use chrono::NaiveDate;
 use quick_xml::events::BytesStart;
 use rust_decimal::Decimal;
 
-use super::currency_exchange::{AmountDetails, Outcome, PendingExchange};
+use super::currency_exchange::{AmountDetails, Outcome, PendingExchange, wait};
 use super::value;
 use super::xml::{Handler, RawText, Tag, currency_attribute};
 use super::{CashEntry, EntryReferences, Record};
@@ -1598,9 +1598,9 @@ impl<F: FnMut(Record)> CamtReader<'_, F> {
                 };
                 let pending = d.finish(&place);
                 match (in_detail, self.detail.as_mut()) {
-                    (true, Some(detail)) => detail.exchanges.extend(pending),
+                    (true, Some(detail)) => wait(&mut detail.exchanges, pending),
                     (true, None) => {}
-                    (false, _) => self.with_entry(|e| e.exchanges.extend(pending)),
+                    (false, _) => self.with_entry(|e| wait(&mut e.exchanges, pending)),
                 }
             }
             [container, Tag::Amt] => {

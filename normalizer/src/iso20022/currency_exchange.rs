@@ -173,6 +173,16 @@ impl AmountDetails {
     }
 }
 
+/// An entry or a detail keeps at most this many exchanges waiting (the schema has one
+/// `AmtDtls` each, so at most six): a hostile file repeating `AmtDtls` must not grow it.
+const MAX_WAITING: usize = 16;
+
+/// Adds the exchanges of an `AmtDtls` to those `waiting` in its entry or detail.
+pub(super) fn wait(waiting: &mut Vec<PendingExchange>, pending: Vec<PendingExchange>) {
+    let room = MAX_WAITING.saturating_sub(waiting.len());
+    waiting.extend(pending.into_iter().take(room));
+}
+
 /// A `CcyXchg` read, waiting for its entry: its date falls back on the entry's booking date,
 /// and an only `TxDtls` may need the entry's amount.
 #[derive(Debug, Clone)]
@@ -354,6 +364,33 @@ mod tests {
             warning.as_deref(),
             Some("UnitCcy GBP is neither SrcCcy USD nor TrgtCcy EUR: ignored")
         );
+    }
+
+    #[test]
+    fn what_waits_in_an_entry_and_what_one_amount_details_holds_is_bounded() {
+        let one = || {
+            pending(
+                Tag::TxAmt,
+                &[
+                    (Tag::SrcCcy, "USD"),
+                    (Tag::TrgtCcy, "CHF"),
+                    (Tag::XchgRate, "0.9"),
+                ],
+                &[],
+            )
+        };
+        let mut waiting = Vec::new();
+        for _ in 0..MAX_WAITING + 5 {
+            wait(&mut waiting, one());
+        }
+        assert_eq!(waiting.len(), MAX_WAITING);
+        let mut d = AmountDetails::default();
+        for _ in 0..MAX_PER_AMOUNT_DETAILS + 3 {
+            d.open_exchange(Tag::TxAmt);
+            let raw = RawText::for_test(b"0.9");
+            assert_eq!(d.exchange_leaf(Tag::XchgRate, &raw), Ok(()));
+        }
+        assert_eq!(d.finish("AmtDtls").len(), MAX_PER_AMOUNT_DETAILS);
     }
 
     #[test]
