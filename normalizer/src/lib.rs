@@ -16,6 +16,7 @@ pub use eam_model::records as model;
 pub mod natural_key;
 pub mod position_check;
 pub mod reconcile;
+mod stated_rate;
 pub mod statement;
 pub mod swift;
 

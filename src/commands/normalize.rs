@@ -231,6 +231,7 @@ fn print_batch(
     records(out, file, "balance", &batch.balances)?;
     records(out, file, "transaction", &batch.transactions)?;
     records(out, file, "statement", &batch.statements)?;
+    records(out, file, "rate", &batch.rates)?;
     records(out, file, "warning", &batch.warnings)?;
     records(out, file, "rejected_statement", &batch.rejected)?;
     for w in &batch.warnings {

@@ -50,12 +50,21 @@
 //!   pagination, else the group header's; no pagination means one complete page.
 //! - **Account**: IBAN when given (parsed; an IBAN that fails its check is kept as written with
 //!   a warning), else `Othr/Id`; currency from `Acct/Ccy`, else the first balance or entry.
+//! - **Exchange rates**: every `CcyXchg` of an `AmtDtls` (the entry's, and each `TxDtls`'s;
+//!   under `InstdAmt`, `TxAmt`, `CntrValAmt`, `AnncdPstngAmt`, `PrpsdAmt`, `PrtryAmt`) is a
+//!   [`StatedRate`] of the statement's account: `SrcCcy`, `TrgtCcy`, `UnitCcy`, `XchgRate`,
+//!   `QtnDt` (else the entry's booking date). `UnitCcy` is the currency of which 1 unit is
+//!   quoted, as ISO 20022 defines it, unless the amounts of the conversion say otherwise: then
+//!   the amounts decide and a warning says so (see `currency_exchange`). A rate that does not
+//!   read is a warning, never a refused statement; identical rates of a document are one.
+//!   Pending and information entries state rates too: they are read.
 //!
 //! Memory: records are emitted as each element closes; per entry only its own fields are
-//! held, and free text is capped. The one state that grows is the set of entry identities of
-//! the current statement (8 bytes per entry, cleared at the next statement), which the
-//! duplicate-reference and occurrence rules need: a file of many statements reads in constant
-//! memory, a single statement of 150,000 entries holds about 2 MB of it.
+//! held, and free text is capped. What grows is the set of entry identities of the current
+//! statement (8 bytes per entry, cleared at the next statement), which the duplicate-reference
+//! and occurrence rules need, and the set of distinct exchange rates of the document (8 bytes
+//! each): a file of many statements reads in constant memory, a single statement of 150,000
+//! entries holds about 2 MB of it.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -64,6 +73,7 @@ use chrono::NaiveDate;
 use quick_xml::events::BytesStart;
 use rust_decimal::Decimal;
 
+use super::currency_exchange::{AmountDetails, Outcome, PendingExchange, wait};
 use super::value;
 use super::xml::{Handler, RawText, Tag, currency_attribute};
 use super::{CashEntry, EntryReferences, Record};
@@ -72,9 +82,10 @@ use crate::error::ParseError;
 use crate::isin::WrittenIsin;
 use crate::model::{
     Account, AccountKind, AssetClass, BalanceKind, CashBalance, Direction, ParseWarning,
-    Provenance, Security, SecurityDetail, SecurityKey, SourceFormat, StatedBalance,
+    Provenance, Security, SecurityDetail, SecurityKey, SourceFormat, StatedBalance, StatedRate,
     StatementSummary, Transaction, TransactionStatus, TransactionType,
 };
+use crate::stated_rate::SeenRates;
 
 /// Which of the three messages a document holds, from its root element.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,6 +214,8 @@ struct DetailState {
     trade_date: Option<NaiveDate>,
     quantity: Option<Decimal>,
     deal_price: DealPrice,
+    /// The `CcyXchg`s of its `AmtDtls`.
+    exchanges: Vec<PendingExchange>,
 }
 
 /// `RltdPric/DealPric` of one `TxDtls`, as written.
@@ -242,6 +255,11 @@ struct EntryState {
     additional_tx_info: Option<String>,
     creditor_reference: Option<String>,
     charges_other_currency: bool,
+    /// The `CcyXchg`s of the entry's own `AmtDtls`.
+    exchanges: Vec<PendingExchange>,
+    /// Those of its first `TxDtls`, kept until the entry ends: if it is the only one, the
+    /// entry's amount is that conversion's too.
+    first_detail_exchanges: Vec<PendingExchange>,
 }
 
 /// The camt reader: a [`Handler`] that emits [`Record`]s as elements close.
@@ -260,6 +278,8 @@ pub(crate) struct CamtReader<'a, F: FnMut(Record)> {
     balance: Option<BalanceState>,
     entry: Option<EntryState>,
     detail: Option<DetailState>,
+    /// The `AmtDtls` being read, of the entry or of its `TxDtls`.
+    amount_details: Option<AmountDetails>,
     /// Currency attribute of the amount element being read (checked when it closes).
     amount_currency: Result<Option<Currency>, String>,
     entry_position: u32,
@@ -267,6 +287,9 @@ pub(crate) struct CamtReader<'a, F: FnMut(Record)> {
     /// Identity hashes of this statement's entries, and the counts of those seen again.
     seen: HashSet<u64>,
     repeats: HashMap<u64, u32>,
+    /// The exchange rates emitted from this document, and how many.
+    seen_rates: SeenRates,
+    rate_position: u32,
 }
 
 impl<'a, F: FnMut(Record)> CamtReader<'a, F> {
@@ -291,11 +314,14 @@ impl<'a, F: FnMut(Record)> CamtReader<'a, F> {
             balance: None,
             entry: None,
             detail: None,
+            amount_details: None,
             amount_currency: Ok(None),
             entry_position: 0,
             balance_position: 0,
             seen: HashSet::new(),
             repeats: HashMap::new(),
+            seen_rates: SeenRates::default(),
+            rate_position: 0,
         }
     }
 
@@ -613,13 +639,28 @@ impl<'a, F: FnMut(Record)> CamtReader<'a, F> {
     }
 
     fn end_detail(&mut self) {
-        let Some(d) = self.detail.take() else {
+        let Some(mut d) = self.detail.take() else {
             return;
         };
         let Some(e) = self.entry.as_mut() else {
             return;
         };
         e.detail_count += 1;
+        // The first detail's rates wait for the entry (its amount may be theirs); once a
+        // second detail shows a batch, every detail's rates are settled as it ends.
+        let exchanges = std::mem::take(&mut d.exchanges);
+        let settle_now = match e.detail_count {
+            1 => {
+                e.first_detail_exchanges = exchanges;
+                Vec::new()
+            }
+            2 => {
+                let mut first = std::mem::take(&mut e.first_detail_exchanges);
+                first.extend(exchanges);
+                first
+            }
+            _ => exchanges,
+        };
         let charges = d.charges_total.or(d.charges_records);
         if let Some(c) = charges {
             e.detail_charges = Some(match e.detail_charges {
@@ -633,6 +674,79 @@ impl<'a, F: FnMut(Record)> CamtReader<'a, F> {
                 if first.parties != d.parties {
                     e.counterparties_differ = true;
                 }
+            }
+        }
+        if !settle_now.is_empty() {
+            let date = self.entry_date_so_far();
+            self.settle_exchanges(settle_now, None, date);
+        }
+    }
+
+    /// The date an entry being read will be booked on, as far as it is known: what
+    /// `record_entry` falls back on, short of the settlement date of an only detail.
+    fn entry_date_so_far(&self) -> Option<NaiveDate> {
+        let e = self.entry.as_ref()?;
+        e.booking_date
+            .or(e.value_date)
+            .or_else(|| {
+                self.statement
+                    .as_ref()
+                    .and_then(|s| s.to_date.or(s.created))
+            })
+            .or(self.group_created)
+    }
+
+    /// Turns the `CcyXchg`s of an entry (or of one of its details) into rates of the
+    /// statement's account, dated `date` where they give no `QtnDt`; `entry_amount` is the
+    /// entry's `Amt` when it is the same conversion's.
+    fn settle_exchanges(
+        &mut self,
+        pending: Vec<PendingExchange>,
+        entry_amount: Option<(Decimal, Currency)>,
+        date: Option<NaiveDate>,
+    ) {
+        for p in pending {
+            let line = p.exchange.line;
+            let (oriented, quoted) = match p.settle(entry_amount) {
+                Outcome::SameCurrency => continue,
+                Outcome::Unreadable(reason) => {
+                    self.warn(line, &p.field, reason);
+                    continue;
+                }
+                Outcome::Rate {
+                    oriented,
+                    quoted,
+                    warning,
+                } => {
+                    if let Some(w) = warning {
+                        self.warn(line, &p.field, w);
+                    }
+                    (oriented, quoted)
+                }
+            };
+            let Some(date) = quoted.or(date) else {
+                self.warn(
+                    line,
+                    &p.field,
+                    "no QtnDt, and the entry no date to fall back on: the rate is left out",
+                );
+                continue;
+            };
+            // No account: the statement is refused when its entry is recorded.
+            let Some(account) = self.statement.as_ref().and_then(|s| s.account.clone()) else {
+                continue;
+            };
+            let rate = StatedRate {
+                account,
+                base: oriented.base,
+                quote: oriented.quote,
+                rate: oriented.rate,
+                date,
+                provenance: self.provenance(self.rate_position),
+            };
+            if self.seen_rates.first(&rate) {
+                self.rate_position += 1;
+                (self.emit)(Record::Rate(rate));
             }
         }
     }
@@ -900,6 +1014,16 @@ impl<'a, F: FnMut(Record)> CamtReader<'a, F> {
             transaction,
             references,
         })));
+        // The entry's amount is the conversion's when the rate is the entry's own or that of
+        // its only detail (a batch's amount is the sum of several).
+        let entry_amount = Some((amount, currency));
+        let only = if e.detail_count <= 1 {
+            entry_amount
+        } else {
+            None
+        };
+        self.settle_exchanges(e.first_detail_exchanges, only, Some(booking_date));
+        self.settle_exchanges(e.exchanges, entry_amount, Some(booking_date));
         Ok(())
     }
 
@@ -1165,6 +1289,18 @@ impl<F: FnMut(Record)> Handler for CamtReader<'_, F> {
             {
                 self.detail = Some(DetailState::default());
             }
+            Tag::AmtDtls
+                if self.entry.is_some()
+                    && depth > 0
+                    && matches!(path[depth - 1], Tag::Ntry | Tag::TxDtls) =>
+            {
+                self.amount_details = Some(AmountDetails::default());
+            }
+            Tag::CcyXchg if depth >= 2 && path[depth - 2] == Tag::AmtDtls => {
+                if let Some(d) = self.amount_details.as_mut() {
+                    d.open_exchange(path[depth - 1]);
+                }
+            }
             _ => {}
         }
         Ok(())
@@ -1423,6 +1559,7 @@ impl<F: FnMut(Record)> CamtReader<'_, F> {
                     }
                 });
             }
+            [AmtDtls, details @ ..] => self.end_in_amount_details(details, text, line, false),
             [NtryDtls, TxDtls] | [TxDtls] => self.end_detail(),
             [NtryDtls, TxDtls, detail @ ..] | [TxDtls, detail @ ..] => {
                 self.end_in_detail(detail, text, line)?
@@ -1435,6 +1572,62 @@ impl<F: FnMut(Record)> CamtReader<'_, F> {
     fn with_entry(&mut self, f: impl FnOnce(&mut EntryState)) {
         if let Some(e) = self.entry.as_mut() {
             f(e);
+        }
+    }
+
+    /// An element of an `AmtDtls` closed (`rest` below it), of a `TxDtls` when `in_detail`.
+    /// Its amounts and currency exchanges are read leniently: what does not read is a
+    /// warning and no rate, never a reason to refuse the statement.
+    fn end_in_amount_details(
+        &mut self,
+        rest: &[Tag],
+        text: &RawText<'_>,
+        line: usize,
+        in_detail: bool,
+    ) {
+        let place = if in_detail {
+            let index = self.entry.as_ref().map_or(0, |e| e.detail_count) + 1;
+            format!("NtryDtls/TxDtls[{index}]/AmtDtls")
+        } else {
+            "AmtDtls".to_owned()
+        };
+        match rest {
+            [] => {
+                let Some(d) = self.amount_details.take() else {
+                    return;
+                };
+                let pending = d.finish(&place);
+                match (in_detail, self.detail.as_mut()) {
+                    (true, Some(detail)) => wait(&mut detail.exchanges, pending),
+                    (true, None) => {}
+                    (false, _) => self.with_entry(|e| wait(&mut e.exchanges, pending)),
+                }
+            }
+            [container, Tag::Amt] => {
+                let amount = text
+                    .decode()
+                    .and_then(|v| value::unsigned_decimal(&v))
+                    .ok()
+                    .zip(self.amount_currency.clone().ok().flatten());
+                if let Some(d) = self.amount_details.as_mut() {
+                    d.amount(*container, amount);
+                }
+            }
+            [_, Tag::CcyXchg] => {
+                if let Some(d) = self.amount_details.as_mut() {
+                    d.close_exchange(line);
+                }
+            }
+            [container, Tag::CcyXchg, leaf] => {
+                let Some(d) = self.amount_details.as_mut() else {
+                    return;
+                };
+                if let Err(reason) = d.exchange_leaf(*leaf, text) {
+                    let field = format!("{place}/{container:?}/CcyXchg/{leaf:?}");
+                    self.warn(line, &field, reason);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -1451,6 +1644,7 @@ impl<F: FnMut(Record)> CamtReader<'_, F> {
         let field = |name: &str| format!("NtryDtls/TxDtls/{name}");
         let entry_currency = self.entry.as_ref().and_then(|e| e.currency);
         match rest {
+            [AmtDtls, details @ ..] => self.end_in_amount_details(details, text, line, true),
             [Refs, r] => {
                 let v = self.text(text, &field("Refs"))?;
                 let v = Some(v).filter(|v| !v.is_empty() && v != "NOTPROVIDED");

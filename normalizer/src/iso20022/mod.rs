@@ -22,6 +22,7 @@
 //! prefix, CRLF or LF. See `camt` and `semt` for the mapping rules.
 
 mod camt;
+mod currency_exchange;
 mod input;
 mod semt;
 mod value;
@@ -32,7 +33,7 @@ use std::io::BufRead;
 use crate::error::ParseError;
 use crate::model::{
     Account, Batch, CashBalance, CompleteSnapshot, ParseWarning, Position, Security, SourceFormat,
-    StatementSummary, Transaction,
+    StatedRate, StatementSummary, Transaction,
 };
 
 /// One canonical record read from an ISO 20022 document, in document order.
@@ -49,6 +50,9 @@ pub enum Record {
     Statement(StatementSummary),
     /// A complete holdings statement's snapshot, after its positions (never for a delta).
     CompleteSnapshot(CompleteSnapshot),
+    /// An exchange rate the document states (camt `CcyXchg`, semt.002 `FXDtls`), each
+    /// distinct rate once per document.
+    Rate(StatedRate),
     Warning(ParseWarning),
 }
 
@@ -153,6 +157,7 @@ fn collect(batch: &mut Batch, record: Record) {
         Record::Entry(e) => batch.transactions.push(e.transaction),
         Record::Statement(s) => batch.statements.push(s),
         Record::CompleteSnapshot(c) => batch.complete_snapshots.push(c),
+        Record::Rate(r) => batch.rates.push(r),
         Record::Warning(w) => batch.warnings.push(w),
     }
 }
@@ -215,5 +220,7 @@ fn detect_utf8(head: &[u8]) -> Option<SourceFormat> {
         .map(|(_, format)| format)
 }
 
+#[cfg(test)]
+mod rate_tests;
 #[cfg(test)]
 mod tests;

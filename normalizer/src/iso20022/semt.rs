@@ -43,6 +43,13 @@
 //! - **Account**: the safekeeping account id as written, kind custody, currency the account's
 //!   base currency (first base-currency amount or the statement total); without one the account
 //!   record is left out with a warning, the positions still name it.
+//! - **Exchange rates**: each `FXDtls` of a balance (and of its places of safekeeping;
+//!   `FrgnXchgDtls` as other securities messages name it) is a [`StatedRate`] of the balance's
+//!   account: 1 `UnitCcy` = `XchgRate` `QtdCcy`, as ISO 20022 defines the unit currency, dated
+//!   `QtnDt`, else the statement date. Where the balance states one kind of value (holding
+//!   value, else book value, else accrued interest) in both currencies, the values decide the
+//!   direction, with a warning when they contradict `UnitCcy` (see `crate::stated_rate`). A
+//!   rate that does not read is a warning; the position loads as ever.
 
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
@@ -59,8 +66,9 @@ use crate::error::ParseError;
 use crate::isin::WrittenIsin;
 use crate::model::{
     Account, AccountKind, AssetClass, CompleteSnapshot, ParseWarning, Position, PriceType,
-    Provenance, QuantityType, Security, SecurityDetail, SecurityKey, SourceFormat,
+    Provenance, QuantityType, Security, SecurityDetail, SecurityKey, SourceFormat, StatedRate,
 };
+use crate::stated_rate::{SeenRates, Written, orient, positive};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Update {
@@ -92,6 +100,23 @@ struct Amounts {
     book: Amount,
 }
 
+/// One `FXDtls` of a balance as written: 1 `UnitCcy` = `XchgRate` `QtdCcy`.
+struct FxDetails {
+    /// `FXDtls`, or `FrgnXchgDtls` as other securities messages name it.
+    element: Tag,
+    unit: Option<Currency>,
+    quoted: Option<Currency>,
+    rate: Option<Decimal>,
+    date: Option<NaiveDate>,
+    line: usize,
+    /// A leaf did not read (already warned): no rate from it.
+    broken: bool,
+}
+
+/// More `FXDtls` than this in one balance are not read (the schema has one per balance and
+/// one per place of safekeeping); a hostile file must not make a position's state grow.
+const MAX_FX_DETAILS: usize = 8;
+
 #[derive(Default)]
 struct PriceState {
     market: bool,
@@ -118,6 +143,11 @@ struct PositionState {
     instrument: Amounts,
     legacy: Amounts,
     alternate: Amounts,
+    /// Every `.02` holding value (the layout repeats `HldgVal` per currency).
+    legacy_values: Vec<(Decimal, Currency)>,
+    fx: Vec<FxDetails>,
+    /// The open `FXDtls` is one too many: its leaves are not read.
+    fx_over_limit: bool,
 }
 
 #[derive(Default)]
@@ -148,6 +178,9 @@ pub(crate) struct SemtReader<'a, F: FnMut(Record)> {
     position: Option<PositionState>,
     position_position: u32,
     amount_currency: Result<Option<Currency>, String>,
+    /// The exchange rates emitted from this document, and how many.
+    seen_rates: SeenRates,
+    rate_position: u32,
 }
 
 impl<'a, F: FnMut(Record)> SemtReader<'a, F> {
@@ -162,6 +195,8 @@ impl<'a, F: FnMut(Record)> SemtReader<'a, F> {
             position: None,
             position_position: 0,
             amount_currency: Ok(None),
+            seen_rates: SeenRates::default(),
+            rate_position: 0,
         }
     }
 
@@ -543,6 +578,20 @@ impl<F: FnMut(Record)> Handler for SemtReader<'_, F> {
             PricDtls if self.position.is_some() => {
                 self.with_position(|p| p.price = Some(PriceState::default()));
             }
+            FXDtls | FrgnXchgDtls if self.position.is_some() => self.with_position(|p| {
+                p.fx_over_limit = p.fx.len() >= MAX_FX_DETAILS;
+                if !p.fx_over_limit {
+                    p.fx.push(FxDetails {
+                        element: tag,
+                        unit: None,
+                        quoted: None,
+                        rate: None,
+                        date: None,
+                        line: 0,
+                        broken: false,
+                    });
+                }
+            }),
             _ => {}
         }
         Ok(())
@@ -636,8 +685,28 @@ impl<F: FnMut(Record)> SemtReader<'_, F> {
         match rest {
             [] => {
                 let r = self.end_position(line);
+                if r.is_ok() {
+                    self.position_rates();
+                }
                 self.position = None;
                 return r;
+            }
+            [.., FXDtls | FrgnXchgDtls] => self.with_position(|p| {
+                if let Some(fx) = p.fx.last_mut().filter(|_| !p.fx_over_limit) {
+                    fx.line = line;
+                }
+            }),
+            [
+                ..,
+                fx @ (FXDtls | FrgnXchgDtls),
+                leaf @ (UnitCcy | QtdCcy | XchgRate),
+            ]
+            | [.., fx @ (FXDtls | FrgnXchgDtls), leaf @ QtnDt, Dt | DtTm] => {
+                self.fx_leaf(*fx, *leaf, text, line);
+            }
+            // A date-time as written, or (blank) the wrapper of a `Dt`/`DtTm` choice.
+            [.., fx @ (FXDtls | FrgnXchgDtls), leaf @ QtnDt] if !text.is_blank() => {
+                self.fx_leaf(*fx, *leaf, text, line);
             }
             [FinInstrmId | FinInstrmDtls, ISIN] | [FinInstrmDtls, Id, ISIN] => {
                 let v = self.text(text, "FinInstrmId/ISIN")?;
@@ -800,6 +869,9 @@ impl<F: FnMut(Record)> SemtReader<'_, F> {
                     }
                 });
                 self.with_position(|p| {
+                    if which == HldgVal && p.legacy_values.len() < MAX_FX_DETAILS {
+                        p.legacy_values.push((v, c));
+                    }
                     if let Some(slot) = amount_slot(&mut p.legacy, which)
                         && slot.value.is_none()
                     {
@@ -812,6 +884,154 @@ impl<F: FnMut(Record)> SemtReader<'_, F> {
         }
         Ok(())
     }
+}
+
+impl<F: FnMut(Record)> SemtReader<'_, F> {
+    /// A leaf of a balance's `FXDtls` closed. What does not read is a warning and no rate (a
+    /// bad `QtnDt` only loses the date), never a refused statement.
+    fn fx_leaf(&mut self, element: Tag, leaf: Tag, text: &RawText<'_>, line: usize) {
+        let Some(fx) = self
+            .position
+            .as_mut()
+            .filter(|p| !p.fx_over_limit)
+            .and_then(|p| p.fx.last_mut())
+        else {
+            return;
+        };
+        let decoded = text.decode();
+        let problem = match leaf {
+            Tag::UnitCcy | Tag::QtdCcy => match decoded.and_then(|v| value::currency(&v)) {
+                Ok(c) if leaf == Tag::UnitCcy => {
+                    fx.unit = Some(c);
+                    None
+                }
+                Ok(c) => {
+                    fx.quoted = Some(c);
+                    None
+                }
+                Err(reason) => Some((reason, true)),
+            },
+            Tag::XchgRate => match decoded
+                .and_then(|v| value::signed_decimal(&v).and_then(|r| positive(r, &v)))
+            {
+                Ok(r) => {
+                    fx.rate = Some(r);
+                    None
+                }
+                Err(reason) => Some((reason, true)),
+            },
+            _ => match decoded.and_then(|v| value::date(&v)) {
+                Ok(d) => {
+                    fx.date = Some(d);
+                    None
+                }
+                Err(reason) => Some((reason, false)),
+            },
+        };
+        if let Some((reason, lost)) = problem {
+            fx.broken |= lost;
+            let outcome = if lost {
+                "no exchange rate is read from it"
+            } else {
+                "the rate is dated with the statement date"
+            };
+            self.warn(
+                line,
+                &format!("{element:?}/{leaf:?}"),
+                format!("{reason}: {outcome}"),
+            );
+        }
+    }
+
+    /// The exchange rates of the balance just recorded (`FXDtls`): 1 `UnitCcy` = `XchgRate`
+    /// `QtdCcy` by ISO 20022's definition, unless the balance's values in the two currencies
+    /// say the other way round (see `crate::stated_rate`); dated `QtnDt`, else the statement
+    /// date; of the account the balance is of.
+    fn position_rates(&mut self) {
+        // The position stays in place until its rates are read: warnings name it.
+        let Some(p) = self.position.as_mut() else {
+            return;
+        };
+        let fx = std::mem::take(&mut p.fx);
+        let p = &*p;
+        let evidence: Vec<Option<(Decimal, Decimal)>> = fx
+            .iter()
+            .map(|x| value_pair(p, x.unit?, x.quoted?))
+            .collect();
+        let account = self.current_account();
+        let as_of = self.statement.as_ref().and_then(|s| s.as_of);
+        for (x, values) in fx.into_iter().zip(evidence) {
+            let field = &format!("{:?}", x.element);
+            if x.broken {
+                continue;
+            }
+            let (Some(unit), Some(quoted), Some(rate)) = (x.unit, x.quoted, x.rate) else {
+                self.warn(
+                    x.line,
+                    field,
+                    "the foreign exchange details lack UnitCcy, QtdCcy or XchgRate: no \
+                     exchange rate is read from them",
+                );
+                continue;
+            };
+            if unit == quoted {
+                continue;
+            }
+            let oriented = orient(
+                Written {
+                    unit,
+                    other: quoted,
+                    rate,
+                },
+                values,
+            );
+            if let Some((in_unit, in_quoted)) = oriented.reversed_by {
+                self.warn(
+                    x.line,
+                    field,
+                    format!(
+                        "UnitCcy {unit} reads XchgRate {rate} as 1 {unit} = {rate} {quoted}, but \
+                         the balance's values {in_unit} {unit} and {in_quoted} {quoted} are \
+                         converted at 1 {quoted} = {rate} {unit}: read as the values say"
+                    ),
+                );
+            }
+            let (Some(account), Some(date)) = (account.clone(), x.date.or(as_of)) else {
+                continue;
+            };
+            let rate = StatedRate {
+                account,
+                base: oriented.base,
+                quote: oriented.quote,
+                rate: oriented.rate,
+                date,
+                provenance: self.provenance(self.rate_position),
+            };
+            if self.seen_rates.first(&rate) {
+                self.rate_position += 1;
+                (self.emit)(Record::Rate(rate));
+            }
+        }
+    }
+}
+
+/// The balance's value in each of two currencies, of one kind (holding value, else book
+/// value, else accrued interest): the evidence for a rate's direction.
+fn value_pair(p: &PositionState, a: Currency, b: Currency) -> Option<(Decimal, Decimal)> {
+    let blocks = [&p.instrument, &p.legacy, &p.base, &p.alternate];
+    let kinds: [Vec<(Decimal, Currency)>; 3] = [
+        blocks
+            .iter()
+            .filter_map(|x| x.holding.signed())
+            .chain(p.legacy_values.iter().copied())
+            .collect(),
+        blocks.iter().filter_map(|x| x.book.signed()).collect(),
+        blocks.iter().filter_map(|x| x.accrued.signed()).collect(),
+    ];
+    kinds.iter().find_map(|values| {
+        let in_currency = |c: Currency| values.iter().find(|(_, vc)| *vc == c).map(|(v, _)| *v);
+        in_currency(a).zip(in_currency(b))
+    })
 }
 
 fn amount_slot(amounts: &mut Amounts, which: Tag) -> Option<&mut Amount> {

@@ -75,6 +75,9 @@ tags! {
     UltmtCdtr, DbtrAcct, CdtrAcct, RmtInf, Ustrd, Strd, CdtrRefInf, Ref, AddtlTxInf,
     AddtlNtryInf, FinInstrmId, ISIN, OthrId, Desc, Btch, RltdDts, IntrBkSttlmDt, TradDt,
     RltdQties, OrgnlAndCurFace, RltdPric, DealPric, Yldd, ValTp,
+    // Amount details and their currency exchanges (camt), foreign exchange details (semt).
+    CntrValAmt, AnncdPstngAmt, PrpsdAmt, PrtryAmt, CcyXchg, SrcCcy, TrgtCcy, UnitCcy, QtdCcy,
+    XchgRate, QtnDt, FXDtls, FrgnXchgDtls,
     // semt.002.
     StmtGnlDtls, StmtId, StmtDtTm, UpdTp, StmtUpdTpAsCd, ActvtyInd, SfkpgAcct, AcctDtls,
     SubAcctDtls, BalForAcct, BalForSubAcct, FinInstrmDtls, FinInstrmAttrbts, DnmtnCcy,
@@ -112,6 +115,15 @@ impl<'a> RawText<'a> {
     /// True when the element has no text.
     pub(crate) fn is_blank(&self) -> bool {
         self.bytes.iter().all(u8::is_ascii_whitespace)
+    }
+
+    /// The text of a leaf as a test writes it.
+    #[cfg(test)]
+    pub(crate) fn for_test(bytes: &'a [u8]) -> Self {
+        RawText {
+            bytes,
+            truncated: false,
+        }
     }
 }
 

@@ -56,6 +56,18 @@
 //!   (`:95Q:`) its lines joined by a space, a proprietary code (`:95R:`) `scheme/code`. The
 //!   place of settlement (`PSET`) is never the counterparty. A reversal keeps the parties of
 //!   the movement it reverses (`:22H::REDE` is written as the original's).
+//! - Exchange rates: each `:92B::EXCH//<first>/<second>/<rate>` of a holding or a movement is
+//!   a [`StatedRate`](crate::model::StatedRate) of its account. ISO 15022's usage rule for
+//!   field 92B (the same in MT502, MT535, MT542, MT564, MT569): "the First Currency Code will
+//!   be the base currency and the Second Currency Code will be the quoted currency (1,00 of
+//!   First Currency Code = [Rate] of Second Currency Code)". Where the holding states its
+//!   value (`:19A::HOLD`) in both currencies, or the movement its amounts (`PSTA`, `SETT`, the
+//!   other `:19A:`), they decide the direction, with a warning when they contradict the
+//!   standard (see `crate::stated_rate`). Dated as the holding's price (`:98A::PRIC`), else
+//!   the statement (`:98A::STAT`); a movement's as it is booked (effective settlement, else
+//!   settlement, else trade date). A code or rate that does not read is a warning and no rate.
+//!   A holding valued in two currencies keeps the value in its price currency as its market
+//!   value; the other is the same value converted, not a value left out.
 
 use std::collections::{HashMap, HashSet};
 
@@ -67,11 +79,13 @@ use crate::isin::WrittenIsin;
 use crate::model::{
     Account, AccountKind, AssetClass, Batch, CompleteSnapshot, Direction, ParseWarning, Position,
     PriceType, Provenance, QuantityType, Security, SecurityDetail, SecurityKey, SourceFormat,
-    Transaction, TransactionStatus, TransactionType,
+    StatedRate, Transaction, TransactionStatus, TransactionType,
 };
+use crate::stated_rate::{SeenRates, Written, orient, positive};
 use crate::swift::mt94x::At;
 use crate::swift::securities::{
-    Holding, Money, Movement, PartyId, Price, QuantityCode, SecuritiesStatement, SecurityId,
+    ExchangeRate, Holding, Money, Movement, PartyId, Price, QuantityCode, SecuritiesStatement,
+    SecurityId,
 };
 
 /// The `:19A:` qualifiers of a movement whose amounts are its fees: the charges, commissions,
@@ -98,8 +112,10 @@ pub(crate) struct CustodyMapper<'a> {
     accounts: HashSet<String>,
     snapshots: HashSet<(String, chrono::NaiveDate)>,
     occurrences: crate::swift::values::Occurrences,
-    /// Records per document so far: positions, transactions, accounts.
-    positions: Vec<[u32; 3]>,
+    /// Records per document so far: positions, transactions, accounts, exchange rates.
+    positions: Vec<[u32; 4]>,
+    /// The exchange rates each document stated so far.
+    seen_rates: Vec<SeenRates>,
     /// The latest price of each security (per document and price type) with its date, for the
     /// plausibility check of the next day's.
     last_prices: HashMap<(usize, SecurityKey, PriceType), (chrono::NaiveDate, Decimal)>,
@@ -115,7 +131,8 @@ impl<'a> CustodyMapper<'a> {
             accounts: HashSet::new(),
             snapshots: HashSet::new(),
             occurrences: Default::default(),
-            positions: vec![[0; 3]; documents.len()],
+            positions: vec![[0; 4]; documents.len()],
+            seen_rates: documents.iter().map(|_| SeenRates::default()).collect(),
             last_prices: HashMap::new(),
         }
     }
@@ -209,6 +226,98 @@ impl<'a> CustodyMapper<'a> {
             format,
             document: self.document(at).to_owned(),
             position,
+        }
+    }
+
+    /// Records a `:92B::EXCH` of `account` on `date`: 1 first = rate second by the ISO 15022
+    /// usage rule, unless `amounts` (the `:19A:` values of the same block, `what` they are)
+    /// state the converted value in both currencies the other way round (see
+    /// `crate::stated_rate`). A code or rate that does not read is a warning and no rate.
+    fn exchange_rate(
+        &mut self,
+        format: SourceFormat,
+        account: &str,
+        x: &ExchangeRate,
+        date: chrono::NaiveDate,
+        amounts: &[&Money],
+        what: &str,
+    ) {
+        let field = ":92B::EXCH";
+        let (first, second) = match (Currency::parse(&x.first), Currency::parse(&x.second)) {
+            (Ok(first), Ok(second)) => (first, second),
+            (Err(e), _) | (_, Err(e)) => {
+                self.warn(
+                    x.at,
+                    field,
+                    format!("{e}: no exchange rate is read from it"),
+                );
+                return;
+            }
+        };
+        if first == second {
+            return;
+        }
+        let rate = match positive(x.rate, &x.written) {
+            Ok(rate) => rate,
+            Err(reason) => {
+                self.warn(
+                    x.at,
+                    field,
+                    format!("{reason}: no exchange rate is read from it"),
+                );
+                return;
+            }
+        };
+        let amount_in = |c: Currency| {
+            amounts
+                .iter()
+                .find(|m| Currency::parse(&m.currency).ok() == Some(c))
+                .map(|m| m.amount)
+        };
+        let written = Written {
+            unit: first,
+            other: second,
+            rate,
+        };
+        let oriented = orient(written, amount_in(first).zip(amount_in(second)));
+        if let Some((in_first, in_second)) = oriented.reversed_by {
+            self.warn(
+                x.at,
+                field,
+                format!(
+                    ":92B::EXCH//{first}/{second}/{} reads 1 {first} = {rate} {second} (ISO \
+                     15022: the first currency is the base), but the {what} {in_first} {first} \
+                     and {in_second} {second} are converted at 1 {second} = {rate} {first}: read \
+                     as the amounts say",
+                    x.written
+                ),
+            );
+        }
+        let part = x.at.part;
+        let Some(count) = self.positions.get(part).map(|p| p[3]) else {
+            return;
+        };
+        let rate = StatedRate {
+            account: account.to_owned(),
+            base: oriented.base,
+            quote: oriented.quote,
+            rate: oriented.rate,
+            date,
+            provenance: Provenance {
+                format,
+                document: self.document(x.at).to_owned(),
+                position: count,
+            },
+        };
+        let first_time = self
+            .seen_rates
+            .get_mut(part)
+            .is_some_and(|s| s.first(&rate));
+        if first_time {
+            if let Some(p) = self.positions.get_mut(part) {
+                p[3] += 1;
+            }
+            self.batch.rates.push(rate);
         }
     }
 
@@ -423,6 +532,13 @@ impl<'a> CustodyMapper<'a> {
                 "the instrument has no aggregate balance (:93B::AGGR//)",
             ));
         };
+        // The instrument's rates, dated as its price (else the statement), its holding values
+        // in two currencies the evidence of their direction.
+        let rate_date = h.price_date.map_or(as_of, |d| d.date);
+        let values: Vec<&Money> = h.values.iter().collect();
+        for x in &h.exchange_rates {
+            self.exchange_rate(format, &account, x, rate_date, &values, "holding values");
+        }
         let quantity_type = match quantity.code {
             QuantityCode::Unit => QuantityType::Units,
             QuantityCode::FaceAmount | QuantityCode::AmortisedValue => QuantityType::FaceAmount,
@@ -479,7 +595,17 @@ impl<'a> CustodyMapper<'a> {
                 None
             }
         };
-        let market_value = in_price_currency(":19A::HOLD", &h.market_value);
+        // Valued in two currencies (its own and the account's), the value in the price
+        // currency is the position's; the other is the same value converted, not left out.
+        let hold = h
+            .values
+            .iter()
+            .find(|m| {
+                price_currency.is_some() && Currency::parse(&m.currency).ok() == price_currency
+            })
+            .cloned()
+            .or_else(|| h.market_value.clone());
+        let market_value = in_price_currency(":19A::HOLD", &hold);
         let accrued_interest = in_price_currency(":19A::ACRU", &h.accrued_interest);
         let book_value = in_price_currency(":19A::BOOK", &h.book_value);
         let asset_class = match h.classification.as_deref().and_then(|c| c.bytes().next()) {
@@ -659,6 +785,18 @@ impl<'a> CustodyMapper<'a> {
                 "the movement has no date (:98A::ESET//, SETT// or TRAD//)",
             ));
         };
+        // The movement's rates, dated as it settles; its amounts in two currencies (posting,
+        // settlement, the others) the evidence of their direction.
+        let amounts: Vec<&Money> = m
+            .posting_amount
+            .iter()
+            .chain(m.settlement_amount.iter())
+            .map(|(money, _)| money)
+            .chain(m.amounts.iter().map(|(_, money, _)| money))
+            .collect();
+        for x in &m.exchange_rates {
+            self.exchange_rate(format, &account, x, booking_date, &amounts, "amounts");
+        }
         let bank_reference = ["ASRF", "RELA"]
             .iter()
             .find_map(|q| m.references.iter().find(|(r, _)| r == q))

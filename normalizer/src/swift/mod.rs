@@ -44,6 +44,8 @@ pub mod details;
 mod dialect_tests;
 pub mod fin;
 pub mod mt94x;
+#[cfg(test)]
+mod rate_tests;
 pub mod securities;
 pub mod stream;
 pub mod text;

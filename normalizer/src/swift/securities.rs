@@ -18,13 +18,16 @@
 //! - `SUBSAFE`: `:97A::SAFE` of a consolidated statement's sub-account;
 //! - `FIN` (MT535): `:35B:` ISIN and description, `:93B::AGGR` quantity (`UNIT`, `FAMT`,
 //!   `AMOR`; `N` before the number is negative), `:90A:` percentage or `:90B:` amount price,
-//!   `:98A/C::PRIC` price date, `:19A::HOLD` value, `::ACRU` accrued interest, `::BOOK` book
-//!   value, `:70E::HOLD` (FinTS acquisition date and price), and from `FIA` `:11A::DENO`
-//!   currency and `:12a::CLAS` classification. Sub-balances are not positions of their own;
+//!   `:98A/C::PRIC` price date, `:19A::HOLD` value (each of them: a holding may be valued in
+//!   two currencies), `::ACRU` accrued interest, `::BOOK` book value, `:70E::HOLD` (FinTS
+//!   acquisition date and price), `:92B::EXCH` exchange rate (in the block or any of its
+//!   sub-blocks), and from `FIA` `:11A::DENO` currency and `:12a::CLAS` classification.
+//!   Sub-balances are not positions of their own;
 //! - `TRAN` (MT536): `:20C:` references, `:36B::PSTA` quantity, `:19A::PSTA` posting amount,
 //!   `:19A::SETT`, `:22H::REDE` receive or deliver, `:22H::PAYM` against payment or free,
 //!   `:22F::TRAN`, `:98A/C::ESET`/`SETT`/`TRAD` dates, `:25D::MOVE//REVE` reversal,
-//!   `:90a::DEAL` price, `:70E::TRDE` narrative, every other `:19A:` amount by its qualifier
+//!   `:90a::DEAL` price, `:70E::TRDE` narrative, `:92B::EXCH` exchange rate, every other
+//!   `:19A:` amount by its qualifier
 //!   (the standard lists `ACRU`; custodians add the MT54x charges such as `CHAR`, `EXEC`),
 //!   and from `SETPRTY` the `:95a:` settlement parties (`:95P:` BIC, `:95Q:` name and
 //!   address, `:95R:` proprietary code, others as written);
@@ -185,6 +188,47 @@ impl Price {
     }
 }
 
+/// An exchange rate as `:92B::EXCH//USD/EUR/0,9234` writes it: by the ISO 15022 usage rule
+/// of field 92B, "the First Currency Code will be the base currency and the Second Currency
+/// Code will be the quoted currency (1,00 of First Currency Code = [Rate] of Second Currency
+/// Code)". Codes and rate as written; the mapping checks them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExchangeRate {
+    pub at: At,
+    pub first: String,
+    pub second: String,
+    pub rate: Decimal,
+    /// The rate as written, for messages.
+    pub written: String,
+}
+
+impl ExchangeRate {
+    /// Reads the data of `:92B::EXCH//` (`USD/EUR/0,9234`).
+    pub fn parse(data: &str, at: At) -> Result<ExchangeRate, FieldError> {
+        let bad = || {
+            FieldError::new(format!(
+                "'{data}' is not an exchange rate (first currency/second currency/rate)"
+            ))
+        };
+        let mut parts = data.trim().splitn(3, '/');
+        let (Some(first), Some(second), Some(written)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        if !is_currency_code(first) || !is_currency_code(second) {
+            return Err(bad());
+        }
+        let (rate, _) = parse_amount(written.trim())?;
+        Ok(ExchangeRate {
+            at,
+            first: first.to_owned(),
+            second: second.to_owned(),
+            rate,
+            written: written.trim().to_owned(),
+        })
+    }
+}
+
 /// Reads the data of `:98A:` (`20070327`) or `:98C:` (`20070328043657`, date part).
 pub fn parse_date(tag: &str, data: &str) -> Result<SwiftDate, FieldError> {
     let d = data.trim();
@@ -304,7 +348,13 @@ pub struct Holding {
     pub quantity: Option<(Quantity, At)>,
     pub price: Option<(Price, At)>,
     pub price_date: Option<SwiftDate>,
+    /// The last `:19A::HOLD` (the holding value as one figure).
     pub market_value: Option<Money>,
+    /// Every `:19A::HOLD`, in order: a holding valued in its own and the account's currency
+    /// states two.
+    pub values: Vec<Money>,
+    /// `:92B::EXCH` of the instrument's block (its sub-blocks included).
+    pub exchange_rates: Vec<ExchangeRate>,
     pub accrued_interest: Option<Money>,
     pub book_value: Option<Money>,
     pub acquisition: Option<Acquisition>,
@@ -391,6 +441,8 @@ pub struct Movement {
     pub reversal: bool,
     pub price: Option<Price>,
     pub narrative: Option<String>,
+    /// `:92B::EXCH` of the transaction's block (its sub-blocks included).
+    pub exchange_rates: Vec<ExchangeRate>,
 }
 
 /// One MT535 or MT536 statement page, values as written.
@@ -659,6 +711,17 @@ impl<F: FnMut(SecuritiesStatement) -> Result<(), ReadError>> SecuritiesReader<F>
                     m.trade_date = Some(parse_date(f.tag, data).map_err(fe)?)
                 }
                 ("25D", "MOVE") => m.reversal = data == "REVE",
+                // A rate that does not read is noted and left out: it states, it moves nothing.
+                ("92B", "EXCH") => match ExchangeRate::parse(data, at) {
+                    Ok(x) => m.exchange_rates.push(x),
+                    Err(e) => {
+                        note = Some(Note {
+                            at,
+                            tag: ":92B:",
+                            message: format!("{e}: no exchange rate is read from it"),
+                        })
+                    }
+                },
                 ("90A" | "90B", "DEAL") => m.price = Some(Price::parse(f.tag, data).map_err(fe)?),
                 ("70E", "TRDE") => {
                     m.narrative = Some(
@@ -702,7 +765,23 @@ impl<F: FnMut(SecuritiesStatement) -> Result<(), ReadError>> SecuritiesReader<F>
                 ("FIN", "98A" | "98C", "PRIC") => {
                     h.price_date = Some(parse_date(f.tag, data).map_err(fe)?)
                 }
-                ("FIN", "19A", "HOLD") => h.market_value = Some(Money::parse(data).map_err(fe)?),
+                ("FIN", "19A", "HOLD") => {
+                    let value = Money::parse(data).map_err(fe)?;
+                    h.values.push(value.clone());
+                    h.market_value = Some(value);
+                }
+                (_, "92B", "EXCH") => match ExchangeRate::parse(data, at) {
+                    Ok(x) => h.exchange_rates.push(x),
+                    Err(e) => {
+                        if let Some(s) = self.current.as_mut() {
+                            s.notes.push(Note {
+                                at,
+                                tag: ":92B:",
+                                message: format!("{e}: no exchange rate is read from it"),
+                            });
+                        }
+                    }
+                },
                 ("FIN", "19A", "ACRU") => {
                     h.accrued_interest = Some(Money::parse(data).map_err(fe)?)
                 }

@@ -92,6 +92,7 @@ fn read(format: SourceFormat, name: &str, bytes: &[u8]) -> (Batch, Vec<CashEntry
         Record::Security(s) => batch.securities.push(s),
         Record::Position(p) => batch.positions.push(p),
         Record::CompleteSnapshot(c) => batch.complete_snapshots.push(c),
+        Record::Rate(r) => batch.rates.push(r),
         Record::Warning(w) => batch.warnings.push(w),
     })
     .unwrap_or_else(|e| panic!("{name} must parse: {e}"));
@@ -99,6 +100,7 @@ fn read(format: SourceFormat, name: &str, bytes: &[u8]) -> (Batch, Vec<CashEntry
     let parsed = iso20022::parse(format, "corpus", name, bytes).expect("parse agrees with stream");
     assert_eq!(parsed.transactions, batch.transactions, "{name}");
     assert_eq!(parsed.statements, batch.statements, "{name}");
+    assert_eq!(parsed.rates, batch.rates, "{name}");
     (batch, entries)
 }
 
@@ -1004,5 +1006,128 @@ mod no_panic {
             }
             let _ = iso20022::detect(&bytes);
         }
+    }
+}
+
+/// Every `CcyXchg` of the corpus is in the three Finnish samples (FFFS, 2009). They write
+/// `UnitCcy` as the quoted currency (`UnitCcy` EUR beside 0.00630875 for JPY->EUR, EUR per 1
+/// JPY), the opposite of ISO 20022's definition ("in 1 GBP = xxx CUR, the unit currency is
+/// GBP"); each conversion states its amount in both currencies, so the amounts decide and a
+/// warning says so at each `CcyXchg`. The two readings differ by a factor of 2.25 (USD) and
+/// 25,000 (JPY): no charge explains that.
+#[test]
+fn the_finnish_samples_state_their_exchange_rates_as_their_amounts_say() {
+    let dir = corpus_dir();
+    let account = "FI7433010001222090";
+    let contradicts = |unit: &str, rate: &str, other: &str, amounts: &str| {
+        format!(
+            "UnitCcy {unit} reads XchgRate {rate} as 1 {unit} = {rate} {other}, but the amounts \
+             {amounts} are converted at 1 {other} = {rate} {unit}: read as the amounts say"
+        )
+    };
+    // Per file: the rates (base, quote, rate, date) and the warnings (field, message).
+    type Rate = (&'static str, &'static str, &'static str, &'static str);
+    type Expected = (&'static str, Vec<Rate>, Vec<(String, String)>);
+    let expected: [Expected; 3] = [
+        (
+            "moov-io-iso20022/FI_camt_052_sample.xml.xml",
+            // The pending prenotice of 3,200 USD credited as 2,120 EUR, quoted 2009-10-30.
+            vec![("USD", "EUR", "0.666667", "2009-10-30")],
+            vec![(
+                "Rpt[1]/Ntry[1]/NtryDtls/TxDtls[1]/AmtDtls/InstdAmt/CcyXchg".to_owned(),
+                contradicts("EUR", "0.666667", "USD", "2120.00 EUR and 3200.00 USD"),
+            )],
+        ),
+        (
+            "moov-io-iso20022/FI_camt_053_sample.xml.xml",
+            // The same rate under InstdAmt and CntrValAmt: kept once.
+            vec![("USD", "EUR", "0.666667", "2009-10-29")],
+            vec![
+                (
+                    "Stmt[1]/Ntry[7]/NtryDtls/TxDtls[1]/AmtDtls/InstdAmt/CcyXchg".to_owned(),
+                    contradicts("EUR", "0.666667", "USD", "2120.00 EUR and 3200.00 USD"),
+                ),
+                (
+                    "Stmt[1]/Ntry[7]/NtryDtls/TxDtls[1]/AmtDtls/CntrValAmt/CcyXchg".to_owned(),
+                    contradicts("EUR", "0.666667", "USD", "2120.00 EUR and 3200.00 USD"),
+                ),
+            ],
+        ),
+        (
+            "moov-io-iso20022/FI_camt_054_sample.xml.xml",
+            // A batch of two international payments (750 USD, 79,255 JPY; 500 EUR each):
+            // each instructed amount and each counter value states its rate, the counter value
+            // the other way round (1 EUR = 1.5 USD, 1 EUR = 158.51 JPY).
+            vec![
+                ("USD", "EUR", "0.666667", "2009-10-30"),
+                ("EUR", "USD", "1.5", "2009-10-30"),
+                ("JPY", "EUR", "0.00630875", "2009-10-30"),
+                ("EUR", "JPY", "158.51", "2009-10-30"),
+            ],
+            vec![
+                (
+                    "Ntfctn[1]/Ntry[5]/NtryDtls/TxDtls[1]/AmtDtls/InstdAmt/CcyXchg".to_owned(),
+                    contradicts("EUR", "0.666667", "USD", "500.00 EUR and 750.00 USD"),
+                ),
+                (
+                    "Ntfctn[1]/Ntry[5]/NtryDtls/TxDtls[1]/AmtDtls/CntrValAmt/CcyXchg".to_owned(),
+                    contradicts("USD", "1.5", "EUR", "750.00 USD and 500.00 EUR"),
+                ),
+                (
+                    "Ntfctn[1]/Ntry[5]/NtryDtls/TxDtls[2]/AmtDtls/InstdAmt/CcyXchg".to_owned(),
+                    contradicts("EUR", "0.00630875", "JPY", "500.00 EUR and 79255.00 JPY"),
+                ),
+                (
+                    "Ntfctn[1]/Ntry[5]/NtryDtls/TxDtls[2]/AmtDtls/CntrValAmt/CcyXchg".to_owned(),
+                    contradicts("JPY", "158.51", "EUR", "79255.00 JPY and 500.00 EUR"),
+                ),
+            ],
+        ),
+    ];
+    for (name, rates, warnings) in expected {
+        let bytes = std::fs::read(dir.join(name)).expect("corpus file is readable");
+        let format = iso20022::detect(&bytes).expect("an ISO 20022 file");
+        let (batch, _) = read(format, name, &bytes);
+        let got: Vec<_> = batch
+            .rates
+            .iter()
+            .map(|r| {
+                assert_eq!(r.account, account, "{name}");
+                assert_eq!(r.provenance.document, name);
+                (r.base.as_str(), r.quote.as_str(), r.rate, r.date)
+            })
+            .collect();
+        let want: Vec<_> = rates
+            .iter()
+            .map(|(b, q, r, d)| (*b, *q, dec(r), date(d)))
+            .collect();
+        assert_eq!(got, want, "{name}");
+        let positions: Vec<u32> = batch.rates.iter().map(|r| r.provenance.position).collect();
+        assert_eq!(
+            positions,
+            (0..rates.len() as u32).collect::<Vec<_>>(),
+            "{name}"
+        );
+        let rate_warnings: Vec<(String, String)> = batch
+            .warnings
+            .iter()
+            .filter(|w| w.field.as_deref().is_some_and(|f| f.contains("CcyXchg")))
+            .map(|w| (w.field.clone().unwrap_or_default(), w.message.clone()))
+            .collect();
+        assert_eq!(rate_warnings, warnings, "{name}");
+    }
+}
+
+/// No other camt file of the corpus states a rate: every `CcyXchg` is in the Finnish samples
+/// (`grep -rl CcyXchg` over the corpus), and the one in a comment of the camt.052 is a comment.
+#[test]
+fn only_the_finnish_samples_state_exchange_rates() {
+    let dir = corpus_dir();
+    for input in iso_inputs(&dir) {
+        let bytes = std::fs::read(dir.join(&input.path)).expect("corpus file is readable");
+        let format = iso20022::detect(&bytes).expect("an ISO 20022 file");
+        let (batch, _) = read(format, &input.path, &bytes);
+        let finnish = input.path.starts_with("moov-io-iso20022/FI_camt_05");
+        assert_eq!(!batch.rates.is_empty(), finnish, "{}", input.path);
     }
 }
