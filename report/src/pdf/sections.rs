@@ -328,6 +328,9 @@ fn key_figures(flow: &mut Flow, s: &Statement) {
         value,
     ));
     key_values(flow, &lines, 260.0);
+    for reason in &p.reasons {
+        flow.paragraph(reason, Style::regular(8.0).color(NEGATIVE));
+    }
 }
 
 fn notes(flow: &mut Flow, s: &Statement) {
@@ -565,9 +568,6 @@ fn performance(flow: &mut Flow, s: &Statement) {
     }
     if let Some(m) = &p.money_weighted {
         flow.paragraph(&format!("Money-weighted return: {}", m.method), note);
-    }
-    for reason in &p.reasons {
-        flow.paragraph(reason, Style::regular(8.0).color(NEGATIVE));
     }
     flow.advance(6.0);
     subheading(flow, "External flows");

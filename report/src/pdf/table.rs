@@ -15,6 +15,8 @@ const SMALL: f32 = 6.5;
 /// Padding inside a cell.
 const PAD_X: f32 = 3.0;
 const PAD_Y: f32 = 2.5;
+/// Lines a note under a cell's text may take (a reason why a figure is missing).
+const NOTE_LINES: usize = 3;
 /// Room kept under a group row for at least one of its rows.
 const KEEP_WITH_NEXT: f32 = 16.0;
 
@@ -125,12 +127,12 @@ impl Cell {
         self
     }
 
-    /// A smaller grey line under the text (cut to one line).
+    /// A smaller grey line under the text (wrapped, up to three lines).
     pub fn note(self, note: impl Into<String>) -> Cell {
         self.note_styled(note, Style::regular(SMALL).color(MUTED))
     }
 
-    /// A smaller line under the text, in a colour of its own (cut to one line).
+    /// A smaller line under the text, in a colour of its own (wrapped, up to three lines).
     pub fn note_colored(self, note: impl Into<String>, color: super::layout::Rgb) -> Cell {
         self.note_styled(note, Style::regular(SMALL).color(color))
     }
@@ -307,8 +309,11 @@ impl<'a> Geometry<'a> {
                 .map(|l| (l, cell.style))
                 .collect();
                 if let Some((note, style)) = cell.note {
-                    let fitted = flow.faces.get(style.face).fit(&note, style.size, inner);
-                    lines.push((fitted, style));
+                    let note_lines = flow
+                        .faces
+                        .get(style.face)
+                        .wrap(&note, style.size, inner, NOTE_LINES);
+                    lines.extend(note_lines.into_iter().map(|l| (l, style)));
                 }
                 height = height.max(lines.iter().map(|(_, s)| s.line_height()).sum());
                 LaidCell::Lines(lines, align)
