@@ -7,7 +7,7 @@
 //! (`0.0342`) with a `*_percent` column as the PDF rounds them (`3.42`). Dates are ISO 8601
 //! (`2026-11-30`), times RFC 3339 in UTC. An absent figure is an empty field, with the
 //! reason in the row's `reason` column where the statement gives one. Rows are in the
-//! statement's order. UTF-8, comma-separated, a header row first, fields quoted when needed.
+//! statement's order. Free text that would start a spreadsheet formula gets a leading `'`. UTF-8, comma-separated, a header row first, fields quoted when needed.
 
 use std::io::{Cursor, Write};
 
@@ -133,12 +133,22 @@ fn presented(v: Option<Decimal>, currency: Currency) -> String {
 
 /// A fraction in percent as the PDF rounds it, without the sign: `3.42`.
 fn percent(v: Option<Decimal>) -> String {
-    v.map(|f| format::percent_points(f).to_string())
+    v.and_then(format::percent_points)
+        .map(|p| p.to_string())
         .unwrap_or_default()
 }
 
+/// Free text (names, booking texts, reasons, notes) as a field. Text that a spreadsheet would
+/// take for a formula (starting with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a
+/// leading `'`, the usual guard against formula injection: booking texts carry what
+/// counterparties typed. Figures are never touched.
 fn text(v: Option<&str>) -> String {
-    v.unwrap_or_default().to_owned()
+    let v = v.unwrap_or_default();
+    if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{v}")
+    } else {
+        v.to_owned()
+    }
 }
 
 fn summary(s: &Statement) -> Table {
@@ -176,10 +186,10 @@ fn summary(s: &Statement) -> Table {
             "notes",
         ]),
         vec![
-            s.firm.name.clone(),
+            text(Some(&s.firm.name)),
             s.client.id.to_string(),
             text(s.client.reference.as_deref()),
-            s.client.name.clone(),
+            text(Some(&s.client.name)),
             format::date(s.period.from),
             format::date(s.period.to),
             ccy.to_string(),
@@ -188,7 +198,7 @@ fn summary(s: &Statement) -> Table {
             format::date(s.valuation.as_of),
             exact(s.valuation.total),
             presented(s.valuation.total, ccy),
-            s.valuation.reasons.join("\n"),
+            text(Some(&s.valuation.reasons.join("\n"))),
             s.valuation.stale.to_string(),
             exact(p.start_value),
             exact(p.end_value),
@@ -200,8 +210,8 @@ fn summary(s: &Statement) -> Table {
             exact(mwr.map(|m| m.annual_rate)),
             percent(mwr.map(|m| m.annual_rate)),
             text(mwr.map(|m| m.method.as_str())),
-            p.reasons.join("\n"),
-            s.notes.join("\n"),
+            text(Some(&p.reasons.join("\n"))),
+            text(Some(&s.notes.join("\n"))),
         ],
     ]
 }
@@ -225,7 +235,7 @@ fn allocation(s: &Statement) -> Table {
         for slice in slices {
             rows.push(vec![
                 dimension.to_owned(),
-                slice.key.clone(),
+                text(Some(&slice.key)),
                 format::exact(slice.value),
                 presented(Some(slice.value), ccy),
                 exact(slice.weight),
@@ -261,10 +271,10 @@ fn positions(s: &Statement) -> Table {
     ])];
     for (custodian, account, p) in s.position_lines() {
         rows.push(vec![
-            custodian.to_owned(),
-            account.account.clone(),
+            text(Some(custodian)),
+            text(Some(&account.account)),
             account.currency.to_string(),
-            p.security_name.clone(),
+            text(Some(&p.security_name)),
             text(p.isin.as_ref().map(|i| i.as_str())),
             p.asset_class.as_str().to_owned(),
             format::exact(p.quantity),
@@ -301,8 +311,8 @@ fn cash(s: &Statement) -> Table {
     ])];
     for c in &s.cash {
         rows.push(vec![
-            c.custodian.clone(),
-            c.account.clone(),
+            text(Some(&c.custodian)),
+            text(Some(&c.account)),
             c.currency.to_string(),
             format::exact(c.amount),
             presented(Some(c.amount), c.currency),
@@ -332,7 +342,7 @@ fn fx_rates(s: &Statement) -> Table {
             s.reporting_currency.to_string(),
             format::exact(r.rate),
             format::date(r.date),
-            r.sources.join(" "),
+            text(Some(&r.sources.join(" "))),
             r.stale.to_string(),
         ]);
     }
@@ -356,8 +366,8 @@ fn performance_flows(s: &Statement) -> Table {
     for f in &s.performance.flows {
         rows.push(vec![
             format::date(f.date),
-            f.custodian.clone(),
-            f.account.clone(),
+            text(Some(&f.custodian)),
+            text(Some(&f.account)),
             f.kind.as_str().to_owned(),
             format::exact(f.amount),
             presented(Some(f.amount), f.currency),
@@ -387,10 +397,10 @@ fn transactions(s: &Statement) -> Table {
         rows.push(vec![
             format::date(t.booking_date),
             t.value_date.map(format::date).unwrap_or_default(),
-            t.custodian.clone(),
-            t.account.clone(),
+            text(Some(&t.custodian)),
+            text(Some(&t.account)),
             t.kind.as_str().to_owned(),
-            t.description.clone(),
+            text(Some(&t.description)),
             format::exact(t.amount),
             presented(Some(t.amount), t.currency),
             t.currency.to_string(),
@@ -414,8 +424,8 @@ fn provenance(s: &Statement) -> Table {
     for r in &s.provenance.runs {
         rows.push(vec![
             "sync_run".to_owned(),
-            r.custodian.clone(),
-            r.connection.clone(),
+            text(Some(&r.custodian)),
+            text(Some(&r.connection)),
             r.run_id.to_string(),
             r.finished_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
             r.status.as_str().to_owned(),
@@ -426,12 +436,12 @@ fn provenance(s: &Statement) -> Table {
     for a in &s.provenance.accounts {
         rows.push(vec![
             "account".to_owned(),
-            a.custodian.clone(),
+            text(Some(&a.custodian)),
             String::new(),
             String::new(),
             String::new(),
             String::new(),
-            a.account.clone(),
+            text(Some(&a.account)),
             a.data_as_of.map(format::date).unwrap_or_default(),
         ]);
     }

@@ -49,19 +49,22 @@ pub fn rate(value: Decimal) -> String {
 }
 
 /// A fraction as a percentage rounded half to even to two places: `0.034249` -> `3.42%`.
+/// `n/a` for a fraction too large to be a percentage in Decimal's range.
 pub fn percent(fraction: Decimal) -> String {
-    format!("{}%", grouped(percent_points(fraction)))
+    percent_points(fraction).map_or_else(|| "n/a".to_owned(), |p| format!("{}%", grouped(p)))
 }
 
-/// A fraction in percent, rounded half to even to two places: `0.034249` -> `3.42`.
-pub fn percent_points(fraction: Decimal) -> Decimal {
-    let mut p = (fraction * Decimal::ONE_HUNDRED)
+/// A fraction in percent, rounded half to even to two places: `0.034249` -> `3.42`; `None`
+/// when a hundred times it leaves Decimal's range.
+pub fn percent_points(fraction: Decimal) -> Option<Decimal> {
+    let mut p = fraction
+        .checked_mul(Decimal::ONE_HUNDRED)?
         .round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven);
     p.rescale(2);
     if p.is_zero() {
         p.set_sign_positive(true);
     }
-    p
+    Some(p)
 }
 
 /// A date as ISO 8601: `2026-11-30`.
@@ -172,6 +175,7 @@ mod tests {
         assert_eq!(percent(d("0.00135")), "0.14%");
         assert_eq!(percent(d("-0.1")), "-10.00%");
         assert_eq!(percent(d("1")), "100.00%");
+        assert_eq!(percent(Decimal::MAX), "n/a");
     }
 
     #[test]

@@ -70,16 +70,3 @@ pub enum RenderError {
     #[error("writing the zip archive failed: {0}")]
     Zip(String),
 }
-
-impl Statement {
-    /// Refuses what no renderer can show: a period that ends before it starts.
-    pub fn check(&self) -> Result<(), RenderError> {
-        if self.period.to < self.period.from {
-            return Err(RenderError::Period {
-                from: self.period.from,
-                to: self.period.to,
-            });
-        }
-        Ok(())
-    }
-}

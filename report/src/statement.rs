@@ -345,6 +345,17 @@ impl Statement {
         })
     }
 
+    /// Refuses what no renderer can show: a period that ends before it starts.
+    pub fn check(&self) -> Result<(), crate::RenderError> {
+        if self.period.to < self.period.from {
+            return Err(crate::RenderError::Period {
+                from: self.period.from,
+                to: self.period.to,
+            });
+        }
+        Ok(())
+    }
+
     /// True when the statement has nothing to show but its cover: no position, balance,
     /// flow or transaction.
     pub fn is_empty(&self) -> bool {

@@ -223,6 +223,26 @@ fn text_with_commas_quotes_and_line_breaks_survives() {
 }
 
 #[test]
+fn text_a_spreadsheet_would_run_as_a_formula_is_quoted_figures_are_not() {
+    let mut s = fixtures::realistic();
+    s.transactions[0].description = "=HYPERLINK(\"http://x\",\"pay\")".to_owned();
+    s.transactions[1].description = "@SUM(A1)".to_owned();
+    s.transactions[2].description = "- card payment".to_owned();
+    let files = render_csv(&s).expect("renders");
+    let parsed = rows(file(&files, "transactions.csv"));
+    assert_eq!(
+        parsed[0]["description"],
+        "'=HYPERLINK(\"http://x\",\"pay\")"
+    );
+    assert_eq!(parsed[1]["description"], "'@SUM(A1)");
+    assert_eq!(parsed[2]["description"], "'- card payment");
+    assert_eq!(parsed[3]["description"], s.transactions[3].description);
+    // A negative amount is a figure: written as it is.
+    assert_eq!(parsed[0]["amount"], s.transactions[0].amount.to_string());
+    assert!(parsed[0]["amount"].starts_with('-'));
+}
+
+#[test]
 fn the_zip_holds_the_same_files() {
     let s = fixtures::realistic();
     let files = render_csv(&s).expect("renders");

@@ -74,6 +74,8 @@ impl Metrics {
     /// The glyph for a character (the missing-glyph box when the font lacks it) and its
     /// advance in ems.
     fn glyph(&self, ch: char) -> (GlyphId, f32) {
+        // A control character (a line break in a name) takes a space's place.
+        let ch = if ch.is_control() { ' ' } else { ch };
         let id = self.charmap.map(ch).unwrap_or_default();
         let advance = self.glyphs.advance_width(id).unwrap_or(0.0) / self.units_per_em;
         (GlyphId::new(id.to_u32()), advance)

@@ -130,13 +130,20 @@ impl Flow {
 
     /// A line of text starting at `x`.
     pub fn text(&mut self, x: f32, baseline: f32, style: Style, text: impl Into<String>) {
+        let mut text = text.into();
+        if text.contains(char::is_control) {
+            text = text
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
+        }
         self.push(Op::Text {
             x,
             baseline,
             face: style.face,
             size: style.size,
             color: style.color,
-            text: text.into(),
+            text,
         });
     }
 

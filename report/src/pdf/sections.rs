@@ -427,7 +427,7 @@ fn positions(flow: &mut Flow, s: &Statement) {
             )));
             let mut subtotal: Option<Decimal> = Some(Decimal::ZERO);
             for p in &account.positions {
-                subtotal = subtotal.zip(p.value).map(|(a, b)| a + b);
+                subtotal = sum(subtotal, p.value);
                 let mut note = p.isin.as_ref().map(|i| i.as_str().to_owned());
                 let security = Cell::text(p.security_name.as_str()).wrapped(2);
                 let security = match &p.reason {
@@ -456,7 +456,7 @@ fn positions(flow: &mut Flow, s: &Statement) {
                     Cell::figure(format::date(p.snapshot_date)),
                 ]));
             }
-            grand = grand.zip(subtotal).map(|(a, b)| a + b);
+            grand = sum(grand, subtotal);
             rows.push(total_row(
                 8,
                 6,
@@ -494,7 +494,7 @@ fn cash(flow: &mut Flow, s: &Statement) {
         .cash
         .iter()
         .map(|c| {
-            total = total.zip(c.value).map(|(a, b)| a + b);
+            total = sum(total, c.value);
             let account = Cell::text(c.account.as_str());
             let account = match &c.reason {
                 Some(r) => account.note_colored(format!("not converted: {r}"), NEGATIVE),
@@ -700,6 +700,11 @@ fn provenance(flow: &mut Flow, s: &Statement) {
         ])
     });
     table::draw(flow, &columns, rows);
+}
+
+/// A running total: unknown once a part is unknown (or the sum leaves Decimal's range).
+fn sum(total: Option<Decimal>, part: Option<Decimal>) -> Option<Decimal> {
+    total.zip(part).and_then(|(a, b)| a.checked_add(b))
 }
 
 fn amount_cell(value: Option<Decimal>, currency: Currency) -> Cell {
