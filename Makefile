@@ -16,16 +16,19 @@ test:
 	@# The performance test checks its returns against PyPI's pyxirr, an implementation not ours.
 	python3 -c 'import pyxirr' 2>/dev/null || python3 -m pip install --quiet pyxirr \
 		|| python3 -m pip install --quiet --break-system-packages pyxirr
+	@# The report tests read the rendered PDFs back with poppler (pdftotext, pdfinfo, pdffonts).
+	command -v pdftotext >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq poppler-utils; }
 	scripts/with-services.sh cargo test --workspace --quiet
 
 # cargo-deny: bans (duplicate versions, a second TLS stack), licences and sources, per
-# deny.toml. Not advisories: that clones the RustSec database from GitHub, unreachable here.
+# deny.toml, over every workspace member (without --workspace it reads only the root package's
+# graph, and a crate nothing links yet, like report, would go unchecked). Not advisories: that clones the RustSec database from GitHub, unreachable here.
 # module-cycles: no two modules of a crate import each other.
 lint:
 	python3 scripts/module-cycles.py
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	cargo deny check bans licenses sources
+	cargo deny --workspace check bans licenses sources
 
 fmt:
 	cargo fmt --all
