@@ -46,6 +46,7 @@ use crate::routes::documents::DocumentsApi;
 use crate::routes::fx_rates::FxRatesApi;
 use crate::routes::jobs::JobsApi;
 use crate::routes::market_data::MarketDataApi;
+use crate::routes::reports::ReportsApi;
 use crate::routes::me::MeApi;
 use crate::routes::performance::PerformanceApi;
 use crate::routes::portfolio::PortfolioApi;
@@ -72,6 +73,8 @@ pub enum Tag {
     Documents,
     /// Tenants, users, clients and the audit log.
     Admin,
+    /// Client portfolio statements (PDF, CSV), generated as jobs.
+    Reports,
 }
 
 /// Every group of operations of `/api/v1` (nested: poem-openapi implements `OpenApi` for
@@ -92,7 +95,8 @@ pub type Apis = (
         SchedulesApi,
         CustodiansApi,
     ),
-    // The wealth view: rates and their runs, prices, valuations, assignments, performance.
+    // The wealth view: rates and their runs, prices, valuations, assignments, performance;
+    // and the reports that print it.
     (
         FxRatesApi,
         MarketDataApi,
@@ -100,6 +104,7 @@ pub type Apis = (
         ValuationApi,
         AssignmentsApi,
         PerformanceApi,
+        ReportsApi,
     ),
 );
 
@@ -129,6 +134,7 @@ pub fn openapi(state: &ApiState, public_url: &str) -> OpenApiService<Apis, ()> {
                 ValuationApi(state.clone()),
                 AssignmentsApi(state.clone()),
                 PerformanceApi(state.clone()),
+                ReportsApi(state.clone()),
             ),
         ),
         "EAM Wealth Platform API",

@@ -100,6 +100,10 @@ pub enum Action {
     ReadMarketDataRuns,
     /// Queue a market-data run now.
     TriggerMarketData,
+    /// Clients' reports: their status and files (a client user: its own client's).
+    ReadReports,
+    /// Queue a report for a client.
+    CreateReports,
 }
 
 impl Action {
@@ -109,6 +113,7 @@ impl Action {
         match self {
             ReadConnections | ManageConnections | TriggerSync | ReadSchedules | ManageSchedules
             | ReadDocuments => Some("bank_sync"),
+            ReadReports | CreateReports => Some("reports"),
             _ => None,
         }
     }
@@ -146,6 +151,11 @@ pub fn allows(role: Role, action: Action) -> bool {
         // The feed is the platform's; ops of any tenant may see it ran and run it again (an
         // idempotent load of public rates).
         ReadMarketDataRuns | TriggerMarketData => matches!(role, PlatformAdmin | Ops),
+        // A statement is the client's: its advisor and the firm's admin make it, the client
+        // reads its own (row-level security keeps it to that one). Ops and support see the
+        // report jobs' health through metrics and logs, not the statements' contents.
+        ReadReports => matches!(role, TenantAdmin | Advisor | Client),
+        CreateReports => matches!(role, TenantAdmin | Advisor),
     }
 }
 
@@ -231,6 +241,10 @@ pub const OPERATIONS: &[(&str, &str, Action)] = {
         ("get", "/market-data/runs/{id}", ReadMarketDataRuns),
         ("post", "/market-data/runs", TriggerMarketData),
         ("get", "/securities/{id}/prices", ReadPortfolio),
+        ("post", "/reports", CreateReports),
+        ("get", "/reports", ReadReports),
+        ("get", "/reports/{id}", ReadReports),
+        ("get", "/reports/{id}/files/{format}", ReadReports),
     ]
 };
 

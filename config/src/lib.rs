@@ -78,6 +78,7 @@ pub struct Settings {
     pub archive: ArchiveSettings,
     pub certificates: CertificateSettings,
     pub market_data: MarketDataSettings,
+    pub reports: ReportSettings,
 }
 
 /// Requests per second allowed per tenant and per user, each with a burst.
@@ -203,6 +204,15 @@ pub struct MarketDataSettings {
     /// Five-field cron in `timezone`.
     pub schedule: String,
     pub timezone: String,
+}
+
+/// What report jobs print beside the figures.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSettings {
+    /// A PNG file printed on every statement's cover (empty: none). Read when the worker
+    /// starts: a path that is not a readable PNG stops it.
+    pub logo_path: String,
 }
 
 /// When a connection's client certificate counts as at risk.

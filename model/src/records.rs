@@ -139,6 +139,18 @@ impl AssetClass {
             AssetClass::Other => "other",
         }
     }
+
+    /// The class named by [`AssetClass::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            AssetClass::Equity,
+            AssetClass::Bond,
+            AssetClass::Fund,
+            AssetClass::Other,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+    }
 }
 
 /// A security. Identified by ISIN when the bank gives one, else by custodian + bank id.
@@ -237,6 +249,13 @@ impl PriceType {
             PriceType::Amount => "amount",
             PriceType::Percent => "percent",
         }
+    }
+
+    /// The type named by [`PriceType::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        [PriceType::Amount, PriceType::Percent]
+            .into_iter()
+            .find(|t| t.as_str() == s)
     }
 }
 

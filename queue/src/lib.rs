@@ -16,7 +16,7 @@
 //!
 //! A job is a plain serde struct implementing [`Job`]. [`SyncQueue`] is the queue of
 //! [`SyncTask`]s, under the configured queue name; another kind's queue is that name suffixed
-//! with `-<kind>` ([`MarketDataQueue`]: `<name>-market-data`), so a worker of one kind never
+//! with `-<kind>` ([`MarketDataQueue`]: `<name>-market-data`, [`ReportQueue`]: `<name>-report`), so a worker of one kind never
 //! takes another's jobs. [`JobQueue::of_kind`] reaches another kind's queue over the same
 //! Redis connection.
 
@@ -82,6 +82,23 @@ impl Job for MarketDataTask {
 
 /// The queue of market-data jobs.
 pub type MarketDataQueue = JobQueue<MarketDataTask>;
+
+/// A report job: one report of `reports` (of a tenant), which holds everything else about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportTask {
+    pub report_id: RunId,
+    pub tenant_id: TenantId,
+}
+
+impl Job for ReportTask {
+    const KIND: &'static str = "report";
+    fn run_id(&self) -> RunId {
+        self.report_id
+    }
+}
+
+/// The queue of report jobs.
+pub type ReportQueue = JobQueue<ReportTask>;
 
 /// Why the queue could not be reached or a task not enqueued.
 #[derive(Debug, thiserror::Error)]

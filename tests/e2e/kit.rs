@@ -358,6 +358,14 @@ pub fn market_data_settings(
     }
 }
 
+/// The report settings of a test: no logo; rates stale after 3 business days, as the API's.
+pub fn report_settings() -> eam_worker::reports::ReportSettings {
+    eam_worker::reports::ReportSettings {
+        logo_png: None,
+        fx_stale_after: 3,
+    }
+}
+
 pub fn install_crypto() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
@@ -430,6 +438,7 @@ impl TestEnv {
                     options: worker_options(),
                     tick: None,
                     market_data: market_data_settings(&sim, &pki),
+                    reports: report_settings(),
                 },
                 metrics.clone(),
             );
@@ -516,6 +525,7 @@ impl TestEnv {
                 options: worker_options(),
                 tick: None,
                 market_data: market_data_settings(&self.sim, &self.pki),
+                reports: report_settings(),
             },
             eam_metrics::Metrics::new(),
         )
@@ -537,7 +547,7 @@ impl TestEnv {
 
     /// A new tenant with the bank_sync module, and its secret files (see `secrets_root`).
     pub async fn tenant(&self, name: &str) -> TenantId {
-        let tenant = eam_store::tenants::create_tenant(&self.store, name, &["bank_sync"])
+        let tenant = eam_store::tenants::create_tenant(&self.store, name, &["bank_sync", "reports"])
             .await
             .expect("tenant");
         let dir = self.secrets_root.join(tenant.0.to_string());
@@ -572,6 +582,19 @@ impl TestEnv {
                 tenant_id: tenant.0,
                 roles: roles.iter().map(|r| (*r).to_owned()).collect(),
                 client_id: None,
+                ttl: Duration::from_secs(600),
+            })
+            .expect("sign")
+    }
+
+    /// A client user's token: role `client`, confined to `client`.
+    pub fn client_token(&self, tenant: TenantId, client: &str) -> String {
+        self.issuer
+            .sign(&TokenRequest {
+                subject: format!("client-{client}"),
+                tenant_id: tenant.0,
+                roles: vec!["client".to_owned()],
+                client_id: Some(uuid::Uuid::parse_str(client).expect("a client id")),
                 ttl: Duration::from_secs(600),
             })
             .expect("sign")

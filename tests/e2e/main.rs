@@ -19,6 +19,7 @@ mod operability;
 mod positions;
 mod read_cache;
 mod reliability;
+mod reports;
 mod restarts;
 mod schedule;
 mod secrets;

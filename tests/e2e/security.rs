@@ -89,6 +89,27 @@ async fn firm(env: &TestEnv, name: &str) -> Firm {
     }
 }
 
+/// A report queued by the firm's staff for `client` (January 2026).
+async fn report_for(env: &TestEnv, firm: &Firm, client: &str) -> String {
+    let (code, report, _) = env
+        .call(
+            Method::POST,
+            "/reports",
+            Some(&firm.staff),
+            Some(&report_body(client)),
+        )
+        .await;
+    assert_eq!(code, 202, "{report}");
+    report["id"].as_str().unwrap().to_owned()
+}
+
+fn report_body(client: &str) -> Value {
+    json!({
+        "kind": "portfolio_statement", "client_id": client,
+        "from": "2026-01-01", "to": "2026-01-31", "formats": ["pdf"],
+    })
+}
+
 /// A token of one role; a client user is the firm's first client.
 fn token_for(env: &TestEnv, firm: &Firm, role: Role) -> String {
     let client = (role == Role::Client).then(|| Uuid::parse_str(&firm.clients[0].0).unwrap());
@@ -132,6 +153,15 @@ async fn request_for(
             (format!("/securities/{}/prices", firm.security), None)
         }
         ("post", "/market-data/runs") => (path.into(), Some(json!({"file": "daily"}))),
+        ("post", "/reports") => (path.into(), Some(report_body(client))),
+        ("get", "/reports/{id}") => (
+            format!("/reports/{}", report_for(env, firm, client).await),
+            None,
+        ),
+        ("get", "/reports/{id}/files/{format}") => (
+            format!("/reports/{}/files/pdf", report_for(env, firm, client).await),
+            None,
+        ),
         ("get", "/market-data/runs/{id}") => {
             let (code, run, _) = env
                 .call(
@@ -346,10 +376,20 @@ async fn another_tenants_or_another_clients_ids_are_not_found() {
         format!("/clients/{other_client}/performance?from=2026-01-01"),
         format!("/accounts/{other_account}/valuation"),
         format!("/accounts/{other_account}/performance?from=2026-01-01"),
+        format!("/reports/{}", report_for(&env, &a, other_client).await),
+        format!(
+            "/reports/{}/files/pdf",
+            report_for(&env, &a, other_client).await
+        ),
     ] {
         let (status, answer, _) = env.call(Method::GET, &url, Some(&client_user), None).await;
         assert_eq!(status, 404, "{url}: {answer}");
     }
+    // Another client's reports are not listed either (row-level security).
+    let listed = env
+        .get(&format!("/reports?client_id={other_client}"), &client_user)
+        .await;
+    assert_eq!(listed["reports"], json!([]), "{listed}");
     let own = env.get("/accounts", &client_user).await;
     assert!(!own.as_array().unwrap().is_empty());
     assert!(

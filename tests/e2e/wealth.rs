@@ -699,7 +699,7 @@ async fn an_account_assigned_by_hand_keeps_its_client_through_syncs() {
 
 /// A bank_c camt.053 of `statements` (account id, closing in AED, an optional deposit's
 /// `CcyXchg` of 1 CHF = `rate` AED) for `day`.
-fn aed_statement(day: NaiveDate, statements: &[(&str, &str, Option<&str>)]) -> String {
+pub(crate) fn aed_statement(day: NaiveDate, statements: &[(&str, &str, Option<&str>)]) -> String {
     let mut body = String::from(concat!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n",
         "<Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:camt.053.001.08\">",

@@ -10,6 +10,7 @@ use eam_model::cron::{CronSchedule, ScheduleError};
 use eam_queue::SyncQueue;
 use eam_store::resources::Resources;
 
+use crate::reports::ReportSettings;
 use crate::tick::TickSettings;
 use crate::{CustodianLimit, DispatchSettings, SyncContext, SyncPolicy, WorkerOptions};
 
@@ -23,11 +24,14 @@ pub struct WorkerConfig {
     pub tick: Option<TickSettings>,
     /// Where market-data jobs fetch the ECB's rates.
     pub market_data: MarketDataSettings,
+    /// What report jobs print beside the figures.
+    pub reports: ReportSettings,
 }
 
 impl WorkerConfig {
-    /// Fails only on a market-data schedule that does not parse.
-    pub fn from_settings(settings: &Settings) -> Result<WorkerConfig, ScheduleError> {
+    /// Fails on a market-data schedule that does not parse, or a report logo that is not a
+    /// readable PNG.
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<WorkerConfig> {
         let w = &settings.worker;
         let s = &settings.scheduler;
         Ok(WorkerConfig {
@@ -66,11 +70,18 @@ impl WorkerConfig {
                 },
             },
             tick: if s.enabled {
-                Some(tick_settings(settings)?)
+                Some(
+                    tick_settings(settings)
+                        .map_err(|e| anyhow::anyhow!("market_data.schedule: {e}"))?,
+                )
             } else {
                 None
             },
             market_data: settings.market_data.clone(),
+            reports: ReportSettings {
+                logo_png: read_logo(&settings.reports.logo_path)?,
+                fx_stale_after: settings.market_data.stale_after_business_days,
+            },
         })
     }
 }
@@ -86,6 +97,20 @@ impl WorkerConfig {
             resources.archive.clone(),
         )
     }
+}
+
+/// The PNG at `path` (empty: no logo).
+fn read_logo(path: &str) -> anyhow::Result<Option<Vec<u8>>> {
+    const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
+    if path.trim().is_empty() {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(path)
+        .map_err(|e| anyhow::anyhow!("reports.logo_path: cannot read {path}: {e}"))?;
+    if !bytes.starts_with(PNG_SIGNATURE) {
+        anyhow::bail!("reports.logo_path: {path} is not a PNG file");
+    }
+    Ok(Some(bytes))
 }
 
 /// The schedule tick's settings, the market-data schedule included when it is enabled.
@@ -112,6 +137,7 @@ pub struct WorkerApp {
     pub options: WorkerOptions,
     pub tick: Option<TickSettings>,
     pub market_data: MarketDataSettings,
+    pub reports: ReportSettings,
 }
 
 impl WorkerApp {
@@ -121,8 +147,7 @@ impl WorkerApp {
         resources: &Resources,
         metrics: eam_metrics::Metrics,
     ) -> anyhow::Result<WorkerApp> {
-        let config = WorkerConfig::from_settings(settings)
-            .map_err(|e| anyhow::anyhow!("market_data.schedule: {e}"))?;
+        let config = WorkerConfig::from_settings(settings)?;
         let queue = SyncQueue::connect(settings.redis.url.expose(), &settings.redis.queue).await?;
         Ok(WorkerApp::assemble(resources, queue, config, metrics))
     }
@@ -140,6 +165,7 @@ impl WorkerApp {
             options: config.options,
             tick: config.tick,
             market_data: config.market_data,
+            reports: config.reports,
         }
     }
 
@@ -161,6 +187,7 @@ impl WorkerApp {
             self.queue,
             self.cx,
             self.market_data,
+            self.reports,
             self.options,
             shutdown,
         )

@@ -14,7 +14,9 @@
 //! A pushed task that turns out not to be needed is harmless: the pipeline starts only a run
 //! that is queued and due. Market-data runs (`market_data_runs`, platform-wide) are dispatched
 //! the same way onto their own queue: the ones a schedule tick created, retries, lost tasks and
-//! dead workers' runs. The dispatcher also reports this worker's circuit breakers to
+//! dead workers' runs; reports (`reports`, every tenant's, through `claim_due_reports`) onto
+//! theirs: the ones whose push the API could not make, retries, lost tasks and dead workers'
+//! reports. The dispatcher also reports this worker's circuit breakers to
 //! PostgreSQL when they change, so ops can see them through the API.
 
 use std::collections::HashMap;
@@ -28,7 +30,7 @@ use eam_store::runs::{self, AttemptError, RunStatus, Transition};
 use eam_store::{ConnectionId, RunId, StoreError, TenantId};
 
 use crate::pipeline::{SyncContext, SyncTask};
-use eam_queue::{MarketDataQueue, MarketDataTask, SyncQueue};
+use eam_queue::{MarketDataQueue, MarketDataTask, ReportQueue, ReportTask, SyncQueue};
 use eam_store::market_data_runs;
 
 /// How often and how eagerly the dispatcher works.
@@ -62,6 +64,7 @@ pub async fn run_dispatcher(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut reported: HashMap<String, u64> = HashMap::new();
     let market_queue = queue.of_kind::<MarketDataTask>();
+    let report_queue = queue.of_kind::<ReportTask>();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -78,6 +81,11 @@ pub async fn run_dispatcher(
             Err(e) => {
                 tracing::warn!(error = %e, "could not dispatch due market-data runs; trying again")
             }
+        }
+        match dispatch_reports(&cx, &report_queue, &settings).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(pushed = n, "dispatched due reports"),
+            Err(e) => tracing::warn!(error = %e, "could not dispatch due reports; trying again"),
         }
         report_breakers(&cx, &mut reported).await;
     }
@@ -210,6 +218,38 @@ async fn requeue_abandoned_market_data(cx: &SyncContext, run: RunId) -> Result<b
         Err(StoreError::InvalidTransition { .. }) => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// One dispatch round of reports (of every tenant): returns the number of tasks pushed.
+pub async fn dispatch_reports(
+    cx: &SyncContext,
+    queue: &ReportQueue,
+    settings: &DispatchSettings,
+) -> Result<usize, StoreError> {
+    let due = cx
+        .store
+        .claim_due_reports(settings.stale_after, settings.batch)
+        .await?;
+    let mut pushed = 0;
+    for report in due {
+        let task = ReportTask {
+            report_id: RunId(report.report_id),
+            tenant_id: TenantId(report.tenant_id),
+        };
+        if report.status == "running"
+            && !crate::reports::requeue_abandoned(cx, task.tenant_id, report.report_id).await?
+        {
+            continue;
+        }
+        let push = u32::try_from(report.enqueue_count).unwrap_or(u32::MAX);
+        match queue.push(task, push).await {
+            Ok(()) => pushed += 1,
+            Err(e) => {
+                tracing::warn!(report_id = %task.report_id, error = %e, "could not push a due report")
+            }
+        }
+    }
+    Ok(pushed)
 }
 
 /// Reports the breakers whose state changed since the last report.

@@ -10,6 +10,8 @@ pub mod error;
 pub mod market_data;
 pub mod pipeline;
 pub mod queue;
+pub mod reports;
+mod statement;
 pub mod tick;
 
 pub use dispatch::DispatchSettings;

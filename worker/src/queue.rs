@@ -91,11 +91,16 @@ use tracing::{Level, Span};
 
 use crate::dispatch::DispatchSettings;
 use crate::market_data::MarketDataJobs;
+use crate::reports::{ReportJobs, ReportSettings};
 use crate::pipeline::{self, AttemptOutcome, SyncContext};
 use eam_config::MarketDataSettings;
-use eam_queue::{HEARTBEAT_INTERVAL, Job, JobQueue, MarketDataTask, SyncQueue, SyncTask};
+use eam_queue::{
+    HEARTBEAT_INTERVAL, Job, JobQueue, MarketDataTask, ReportTask, SyncQueue, SyncTask,
+};
 use eam_store::RunId;
 
+/// Reports rendered at once per worker.
+pub const REPORT_CONCURRENCY: usize = 2;
 /// How long in-flight syncs may run on after shutdown is requested.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// Deliveries beyond the pipeline's `max_attempts` before a task that keeps asking for another
@@ -132,14 +137,16 @@ impl Default for WorkerOptions {
     }
 }
 
-/// Takes sync tasks from `queue` and market-data tasks from its market-data sibling
-/// (`MarketDataQueue`, one at a time) and runs the dispatcher until `shutdown` completes, then
+/// Takes sync tasks from `queue`, market-data tasks from its market-data sibling
+/// (`MarketDataQueue`, one at a time) and report tasks from its report sibling (`ReportQueue`,
+/// [`REPORT_CONCURRENCY`] at a time), and runs the dispatcher until `shutdown` completes, then
 /// lets in-flight jobs finish (up to the grace period), hands back the syncs still running,
 /// and returns. Restarts by itself after a Redis failure.
 pub async fn run_worker<F>(
     queue: SyncQueue,
     cx: SyncContext,
     market_data: MarketDataSettings,
+    reports: ReportSettings,
     options: WorkerOptions,
     shutdown: F,
 ) -> anyhow::Result<()>
@@ -181,12 +188,31 @@ where
         ..settings
     };
     let market_queue = queue.of_kind::<MarketDataTask>();
-    let (result, market_result) = tokio::join!(
+    let report_jobs = ReportJobs::new(cx.clone(), reports);
+    let report_delivery = Delivery::new(
+        max_deliveries(cx.policy.max_attempts),
+        move |task, attempt| {
+            let jobs = report_jobs.clone();
+            async move { crate::reports::run_attempt(&jobs, task, attempt).await }.boxed()
+        },
+    );
+    // Rendering is CPU work beside the syncs' I/O: a few at a time per worker.
+    let report_settings = WorkerSettings {
+        concurrency: REPORT_CONCURRENCY,
+        ..settings
+    };
+    let report_queue = queue.of_kind::<ReportTask>();
+    let (result, market_result, report_result) = tokio::join!(
         run_deliveries(&queue, delivery, &settings, shutdown.clone()),
-        run_deliveries(&market_queue, market_delivery, &market_settings, shutdown),
+        run_deliveries(&market_queue, market_delivery, &market_settings, shutdown.clone()),
+        run_deliveries(&report_queue, report_delivery, &report_settings, shutdown),
     );
     let _ = stop_dispatch.send(true);
     let _ = dispatcher.await;
+    if let Err(outlived) = report_result {
+        // Its lease runs out and the dispatcher gives it to another worker.
+        tracing::warn!(reason = %outlived, "a report outlived the grace period");
+    }
     if let Err(outlived) = market_result {
         // Its lease runs out and the dispatcher gives it to another worker.
         tracing::warn!(reason = %outlived, "a market-data run outlived the grace period");
@@ -231,6 +257,13 @@ impl Consumed for SyncTask {
 impl Consumed for MarketDataTask {
     fn span(&self, attempt: usize) -> Span {
         tracing::info_span!("market_data_task", run_id = %self.run_id, attempt)
+    }
+}
+
+impl Consumed for ReportTask {
+    fn span(&self, attempt: usize) -> Span {
+        tracing::info_span!("report_task", report_id = %self.report_id,
+            tenant_id = %self.tenant_id, attempt)
     }
 }
 
