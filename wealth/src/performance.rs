@@ -492,7 +492,10 @@ mod tests {
         assert_eq!(p.time_weighted, None);
         assert_eq!(p.money_weighted, None);
         assert_eq!(p.daily, []);
-        assert_eq!(p.reasons[0], "a balance in 'XYZ' is not in a known currency");
+        assert_eq!(
+            p.reasons[0],
+            "a balance in 'XYZ' is not in a known currency"
+        );
         assert_eq!(p.reasons[1], "no AED rate on or before 2026-03-03");
         assert!(
             p.reasons[2].starts_with("the period cannot be valued: "),

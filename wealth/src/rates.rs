@@ -106,7 +106,10 @@ mod tests {
     #[test]
     fn a_stated_rate_converts_a_currency_the_ecb_does_not_quote() {
         let mut book = ecb_book();
-        assert!(book.conversion(currency("AED"), Currency::EUR, day(2)).is_err());
+        assert!(
+            book.conversion(currency("AED"), Currency::EUR, day(2))
+                .is_err()
+        );
         // 1 AED = 0.25 CHF, 1 EUR = 0.95 CHF: 1 EUR = 3.8 AED.
         add_stated(&mut book, &[stated("bank_b", ("AED", "CHF"), "0.25")]);
         let conv = book

@@ -162,7 +162,9 @@ fn assemble(
     let complete = lines.iter().all(|l| l.value.is_some());
     let total = complete.then(|| lines.iter().filter_map(|l| l.value).sum::<Decimal>());
     let by_asset_class = slices(&lines, total, |l| l.asset_class.clone());
-    let by_currency = slices(&lines, total, |l| l.local_currency.clone().unwrap_or_default());
+    let by_currency = slices(&lines, total, |l| {
+        l.local_currency.clone().unwrap_or_default()
+    });
     let by_custodian = slices(&lines, total, |l| l.custodian.clone());
     Valuation {
         as_of,
