@@ -44,3 +44,47 @@ pub async fn account_currency(
     };
     parse_currency(reporting.as_deref().unwrap_or(account.currency.trim()))
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn client(reporting: Option<&str>) -> ClientRow {
+        let at = Utc.with_ymd_and_hms(2026, 3, 2, 0, 0, 0).unwrap();
+        ClientRow {
+            id: Uuid::from_u128(1),
+            reference: "C-1".into(),
+            name: "A client".into(),
+            reporting_currency: reporting.map(str::to_owned),
+            kyc_status: "approved".into(),
+            accounts: 0,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    #[test]
+    fn a_client_reports_in_the_currency_asked_else_its_own_else_eur() {
+        let chf = Currency::parse("CHF").unwrap();
+        let usd = Currency::parse("USD").unwrap();
+        assert_eq!(
+            client_currency(&client(Some("CHF")), Some(usd)).unwrap(),
+            usd
+        );
+        assert_eq!(client_currency(&client(Some("CHF")), None).unwrap(), chf);
+        assert_eq!(client_currency(&client(None), None).unwrap(), Currency::EUR);
+    }
+
+    #[test]
+    fn a_code_that_is_not_iso_4217_is_named_in_the_error() {
+        assert_eq!(
+            client_currency(&client(Some("chf")), None)
+                .unwrap_err()
+                .to_string(),
+            "currency: 'chf' is not an ISO 4217 currency"
+        );
+    }
+}
