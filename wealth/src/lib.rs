@@ -10,7 +10,7 @@
 //! to its own format.
 //!
 //! Every conversion uses one rate book per answer ([`rates`]): the platform's stored reference
-//! rates, plus the rates the banks stated in the documents of the accounts being valued.
+//! rates, plus the rates the tenant's banks stated in its documents.
 
 pub mod currency;
 pub mod performance;
@@ -19,7 +19,7 @@ pub mod valuation;
 
 pub use currency::{account_currency, client_currency, parse_currency};
 pub use performance::{MAX_DAYS, Performance, Period, measure};
-pub use rates::{platform_book, portfolio_book};
+pub use rates::{platform_book, tenant_book};
 pub use valuation::{Valuation, value};
 
 use chrono::NaiveDate;

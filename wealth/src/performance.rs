@@ -151,7 +151,7 @@ pub async fn measure(
 ) -> Result<Performance, WealthError> {
     let (from, to) = (period.from, period.to);
     let ids: Vec<Uuid> = accounts.iter().map(|a| a.id).collect();
-    let book = crate::rates::portfolio_book(tx, &ids, from, to, stale_after).await?;
+    let book = crate::rates::tenant_book(tx, from, to, stale_after).await?;
     let read = Read {
         sums: snapshots::snapshot_sums(tx, &ids, from, to).await?,
         closings: snapshots::closings_until(tx, &ids, to).await?,

@@ -2,16 +2,17 @@
 //! (a second connection from the pool could wait on the one the caller holds).
 //!
 //! [`platform_book`]: the platform-wide stored rates (the ECB's), what `GET /fx-rates` shows.
-//! [`portfolio_book`]: the same plus the rates the banks stated in the documents of the
-//! accounts being valued, over the same window, so a currency the ECB does not quote can still
-//! be converted at the custodian's rate (`model::wealth::fx` has the one precedence). Another
-//! portfolio's stated rates never enter: the store reads only those of the accounts given.
+//! [`tenant_book`]: the same plus the rates the tenant's banks stated in its documents, over
+//! the same window, so a currency the ECB does not quote can still be converted at the
+//! custodian's rate (`model::wealth::fx` has the one precedence). A stated rate is the bank's
+//! rate of the day for the whole firm, like a position price: an account valued alone, its
+//! client's consolidated view and a client user's view convert alike. Another firm's stated
+//! rates never enter (the transaction's tenant; row-level security).
 
 use chrono::NaiveDate;
 use eam_model::wealth::fx::RateBook;
 use eam_store::fx_rates::StatedRateRow;
 use eam_store::{PgConnection, TenantTx};
-use uuid::Uuid;
 
 use crate::WealthError;
 
@@ -40,17 +41,16 @@ pub async fn platform_book(
     Ok(book)
 }
 
-/// [`platform_book`] plus the rates banks stated in the documents of `accounts` over the same
-/// window: the book a valuation or a performance of those accounts converts with.
-pub async fn portfolio_book(
+/// [`platform_book`] plus the rates the tenant's banks stated over the same window: the book
+/// every valuation and performance of the tenant converts with.
+pub async fn tenant_book(
     tx: &mut TenantTx,
-    accounts: &[Uuid],
     from: NaiveDate,
     to: NaiveDate,
     stale_after: u32,
 ) -> Result<RateBook, WealthError> {
     let mut book = platform_book(tx.conn(), from, to, stale_after).await?;
-    let stated = eam_store::fx_rates::stated_between(tx, accounts, since(from), to).await?;
+    let stated = eam_store::fx_rates::stated_between(tx, since(from), to).await?;
     add_stated(&mut book, &stated);
     Ok(book)
 }

@@ -3,7 +3,7 @@
 //!
 //! Positions are valued in their price currency (`model::wealth::valuation`), cash at its
 //! latest closing balance on or before the date; each figure is converted through EUR with the
-//! accounts' rate book ([`crate::rates::portfolio_book`]) and carries the rate, its date and
+//! tenant's rate book ([`crate::rates::tenant_book`]) and carries the rate, its date and
 //! source. A figure that cannot be valued or converted is `None` with the reason, and the total
 //! is then `None` too: a partial sum is never presented as the whole. Decimal throughout;
 //! `*_presented` figures are rounded half to even to the currency's minor unit, the others are
@@ -126,7 +126,7 @@ pub async fn value(
     stale_after: u32,
 ) -> Result<Valuation, WealthError> {
     let ids: Vec<Uuid> = accounts.iter().map(|a| a.id).collect();
-    let book = crate::rates::portfolio_book(tx, &ids, as_of, as_of, stale_after).await?;
+    let book = crate::rates::tenant_book(tx, as_of, as_of, stale_after).await?;
     // Two statements whatever the number of accounts: each one's latest snapshot and
     // latest closing balance per currency on or before the date.
     let positions = eam_store::snapshots::positions_as_of(tx, &ids, as_of).await?;
