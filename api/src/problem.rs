@@ -152,6 +152,19 @@ impl From<eam_store::StoreError> for ApiError {
     }
 }
 
+/// The wealth view's errors: what the request asked for badly (a currency, a period) is a 400
+/// with the same words; the store's map as above; a broken invariant is a 500.
+impl From<eam_wealth::WealthError> for ApiError {
+    fn from(e: eam_wealth::WealthError) -> Self {
+        use eam_wealth::WealthError;
+        match e {
+            WealthError::Store(e) => e.into(),
+            e if e.is_request_error() => ApiError::bad_request(e.to_string()),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
 /// For a read or change of one `what` (`"connection"`, `"job"`, ...) named by `id`: the store's
 /// "not found" becomes a 404 that names it; any other error maps as usual.
 pub fn not_found<I: std::fmt::Display>(

@@ -3,7 +3,7 @@
 
 use chrono::{NaiveDate, Utc};
 use eam_model::domain::Currency;
-use eam_model::wealth::fx::{Leg, RateBook};
+use eam_model::wealth::fx::Leg;
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
@@ -15,9 +15,6 @@ use crate::problem::ApiError;
 use crate::state::ApiState;
 
 pub struct FxRatesApi(pub ApiState);
-
-/// How far back a rate is looked for (a rate this old is long stale, but shown as such).
-const LOOKBACK_DAYS: i64 = 400;
 
 /// One EUR rate used.
 #[derive(Object)]
@@ -70,33 +67,6 @@ struct FxRates {
     missing: Vec<MissingRate>,
 }
 
-/// The rates stored for conversions as of `as_of` (the one book `/fx-rates` and the
-/// valuations read), read on `conn`: the request's own transaction where it has one.
-pub(crate) async fn rate_book(
-    state: &ApiState,
-    conn: &mut eam_store::PgConnection,
-    as_of: NaiveDate,
-) -> Result<RateBook, ApiError> {
-    rate_book_over(state, conn, as_of, as_of).await
-}
-
-/// [`rate_book`] for every date from `from` to `to`.
-pub(crate) async fn rate_book_over(
-    state: &ApiState,
-    conn: &mut eam_store::PgConnection,
-    from: NaiveDate,
-    to: NaiveDate,
-) -> Result<RateBook, ApiError> {
-    let since = from - chrono::Duration::days(LOOKBACK_DAYS);
-    let stored = eam_store::fx_rates::between(conn, since, to).await?;
-    let mut book = RateBook::new(state.fx_stale_after);
-    for rate in stored {
-        book.add(rate)
-            .map_err(|e| ApiError::internal(format!("a stored rate: {e}")))?;
-    }
-    Ok(book)
-}
-
 #[OpenApi(tag = "crate::Tag::Portfolio")]
 impl FxRatesApi {
     /// Exchange rates against `base` (default EUR) as of `date` (default today): for each
@@ -119,7 +89,8 @@ impl FxRatesApi {
             })?,
         };
         let mut conn = self.0.store.platform_connection().await?;
-        let book = rate_book(&self.0, &mut conn, date).await?;
+        // The platform's rates only: the rates banks state belong to their accounts' portfolios.
+        let book = eam_wealth::platform_book(&mut conn, date, date, self.0.fx_stale_after).await?;
         // Every currency ever quoted, so one without a rate by this date is listed as missing.
         let mut currencies = eam_store::fx_rates::currencies(&mut conn).await?;
         currencies.push(Currency::EUR);

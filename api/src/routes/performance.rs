@@ -1,26 +1,22 @@
 //! Performance: how an account or a client's accounts across every custodian did over a
 //! period, in one currency (the client's reporting currency unless `currency=` says another).
 //!
-//! Every calendar day of the period is valued as `GET .../valuation?as_of=` values it
-//! (`model::wealth::series`); external flows are the booked deposits, withdrawals and
-//! transfers (trades, income and fees are part of the return), converted at their day's
-//! rates. The time-weighted return links the daily sub-periods; the money-weighted return is
-//! the XIRR of the start value, the flows and the end value (`model::wealth::performance`).
-//! A day that cannot be valued makes both returns `null` with the reason: a return is never
-//! computed over a gap. Exact decimals; `*_presented` figures are rounded half to even.
+//! The figures are `eam_wealth::performance`'s (the reports print the same): every day valued
+//! as `GET .../valuation?as_of=` values it, external flows (deposits, withdrawals, transfers)
+//! apart from the return, the time-weighted and money-weighted returns. This route decides who
+//! may see which accounts, reads the parameters and answers in JSON. A day that cannot be
+//! valued makes both returns `null` with the reason. Exact decimals; `*_presented` figures are
+//! rounded half to even.
 
 use chrono::{NaiveDate, Utc};
 use eam_model::domain::Currency;
-use eam_model::wealth::performance::{MWR_METHOD, TWR_METHOD, money_weighted, time_weighted};
-use eam_model::wealth::series::{self, Closing, Flow, SnapshotValue};
-use eam_model::wealth::valuation::present;
 use eam_store::TenantTx;
 use eam_store::read::AccountRow;
-use eam_store::snapshots;
+use eam_wealth::performance::{self as wealth, Period};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
-use rust_decimal::{Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use crate::caller::BearerToken;
@@ -30,9 +26,6 @@ use crate::routes::valuation::{parse_currency, scoped_account, scoped_client};
 use crate::state::ApiState;
 
 pub struct PerformanceApi(pub ApiState);
-
-/// The longest period one request values (ten years of days).
-const MAX_DAYS: i64 = 3_660;
 
 /// An external flow: money into (+) or out of (-) the portfolio.
 #[derive(Object)]
@@ -108,196 +101,95 @@ struct Performance {
     daily: Vec<DailyValue>,
 }
 
-fn percent(rate: Decimal) -> Decimal {
-    (rate * Decimal::ONE_HUNDRED).round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven)
-}
-
-/// The period asked for: `to` defaults to today; `from` is required and before `to`.
-fn period(
-    from: Option<NaiveDate>,
-    to: Option<NaiveDate>,
-) -> Result<(NaiveDate, NaiveDate), ApiError> {
+/// The period asked for: `to` defaults to today; `from` is required and before `to`, at most
+/// `eam_wealth::MAX_DAYS` earlier.
+fn period(from: Option<NaiveDate>, to: Option<NaiveDate>) -> Result<Period, ApiError> {
     let to = to.unwrap_or_else(|| Utc::now().date_naive());
     let from = from.ok_or_else(|| ApiError::bad_request("from: required (YYYY-MM-DD)"))?;
-    if from >= to {
-        return Err(ApiError::bad_request(format!(
-            "from ({from}) must be before to ({to})"
-        )));
+    Ok(Period::new(from, to)?)
+}
+
+impl From<wealth::FlowLine> for FlowLine {
+    fn from(f: wealth::FlowLine) -> Self {
+        FlowLine {
+            date: f.date,
+            account_id: f.account_id,
+            custodian: f.custodian,
+            kind: f.kind,
+            amount: f.amount,
+            currency: f.currency,
+            value: f.value,
+            counterparty: f.counterparty,
+            description: f.description,
+        }
     }
-    if (to - from).num_days() > MAX_DAYS {
-        return Err(ApiError::bad_request(format!(
-            "the period is longer than {MAX_DAYS} days: ask for shorter ones"
-        )));
+}
+
+impl From<wealth::TimeWeightedReturn> for TimeWeightedReturn {
+    fn from(t: wealth::TimeWeightedReturn) -> Self {
+        TimeWeightedReturn {
+            cumulative: t.cumulative,
+            cumulative_percent: t.cumulative_percent,
+            annualized: t.annualized,
+            subperiods: t.subperiods,
+            days: t.days,
+            method: t.method.to_owned(),
+        }
     }
-    Ok((from, to))
+}
+
+impl From<wealth::MoneyWeightedReturn> for MoneyWeightedReturn {
+    fn from(m: wealth::MoneyWeightedReturn) -> Self {
+        MoneyWeightedReturn {
+            annual_rate: m.annual_rate,
+            annual_percent: m.annual_percent,
+            method: m.method.to_owned(),
+        }
+    }
+}
+
+impl From<wealth::DailyValue> for DailyValue {
+    fn from(d: wealth::DailyValue) -> Self {
+        DailyValue {
+            date: d.date,
+            value: d.value,
+            flow: d.flow,
+        }
+    }
+}
+
+impl From<wealth::Performance> for Performance {
+    fn from(p: wealth::Performance) -> Self {
+        Performance {
+            from: p.from,
+            to: p.to,
+            currency: p.currency.as_str().to_owned(),
+            accounts: p.accounts,
+            start_value: p.start_value,
+            end_value: p.end_value,
+            end_value_presented: p.end_value_presented,
+            net_flows: p.net_flows,
+            time_weighted: p.time_weighted.map(TimeWeightedReturn::from),
+            money_weighted: p.money_weighted.map(MoneyWeightedReturn::from),
+            reasons: p.reasons,
+            stale: p.stale,
+            flows: p.flows.into_iter().map(FlowLine::from).collect(),
+            daily: p.daily.into_iter().map(DailyValue::from).collect(),
+        }
+    }
 }
 
 impl PerformanceApi {
     async fn measure(
         &self,
         tx: &mut TenantTx,
-        accounts: Vec<AccountRow>,
-        (from, to): (NaiveDate, NaiveDate),
+        accounts: &[AccountRow],
+        period: Period,
         currency: Currency,
     ) -> Result<Performance, ApiError> {
-        let ids: Vec<Uuid> = accounts.iter().map(|a| a.id).collect();
-        let book = crate::routes::fx_rates::rate_book_over(&self.0, tx.conn(), from, to).await?;
-        let sums = snapshots::snapshot_sums(tx, &ids, from, to).await?;
-        let closings = snapshots::closings_until(tx, &ids, to).await?;
-        let flow_rows = snapshots::external_flows(tx, &ids, from, to).await?;
-        let mut reasons = Vec::new();
-        let mut note = |reason: String| {
-            if !reasons.contains(&reason) {
-                reasons.push(reason);
-            }
-        };
-
-        let held: Vec<SnapshotValue> = sums
-            .into_iter()
-            .map(|p| SnapshotValue {
-                account: p.account_id,
-                date: p.as_of,
-                currency: p.currency.and_then(|c| Currency::parse(c.trim()).ok()),
-                value: p.value,
-                unpriced: (p.unpriced > 0).then(|| {
-                    format!(
-                        "{} position(s) such as {}",
-                        p.unpriced,
-                        p.unpriced_name.unwrap_or_default()
-                    )
-                }),
-            })
-            .collect();
-        let mut cash = Vec::with_capacity(closings.len());
-        for c in closings {
-            match Currency::parse(&c.currency) {
-                Ok(currency) => cash.push(Closing {
-                    account: c.account_id,
-                    date: c.as_of,
-                    currency,
-                    amount: c.amount,
-                }),
-                Err(_) => note(format!(
-                    "a balance in '{}' is not in a known currency",
-                    c.currency
-                )),
-            }
-        }
-        let custodian = |id: Uuid| {
-            accounts
-                .iter()
-                .find(|a| a.id == id)
-                .map(|a| a.custodian.clone())
-                .unwrap_or_default()
-        };
-        let mut flows = Vec::with_capacity(flow_rows.len());
-        let mut listed = Vec::with_capacity(flow_rows.len());
-        for f in flow_rows {
-            let value = match Currency::parse(&f.currency) {
-                Ok(c) => {
-                    flows.push(Flow {
-                        date: f.booking_date,
-                        currency: c,
-                        amount: f.signed_amount,
-                    });
-                    match book.conversion(c, currency, f.booking_date) {
-                        Ok(conv) => Some(conv.apply(f.signed_amount)),
-                        Err(e) => {
-                            note(e.to_string());
-                            None
-                        }
-                    }
-                }
-                Err(_) => {
-                    note(format!(
-                        "a flow in '{}' is not in a known currency",
-                        f.currency
-                    ));
-                    None
-                }
-            };
-            listed.push(FlowLine {
-                date: f.booking_date,
-                account_id: f.account_id,
-                custodian: custodian(f.account_id),
-                kind: f.kind,
-                amount: f.signed_amount,
-                currency: f.currency,
-                value,
-                counterparty: f.counterparty,
-                description: f.description,
-            });
-        }
-        let net_flows = listed.iter().map(|f| f.value).sum::<Option<Decimal>>();
-
-        let mut answer = Performance {
-            from,
-            to,
-            currency: currency.as_str().to_owned(),
-            accounts: accounts.len(),
-            start_value: None,
-            end_value: None,
-            end_value_presented: None,
-            net_flows,
-            time_weighted: None,
-            money_weighted: None,
-            reasons: Vec::new(),
-            stale: false,
-            flows: listed,
-            daily: Vec::new(),
-        };
-        match series::daily(&held, &cash, &flows, &book, currency, from, to) {
-            Err(gap) => note(format!("the period cannot be valued: {gap}")),
-            Ok(series) => {
-                answer.stale = series.stale;
-                let (first, last) = match series.days.as_slice() {
-                    [first, .., last] => (*first, *last),
-                    _ => return Err(ApiError::internal("a period of one day")),
-                };
-                answer.start_value = Some(first.value);
-                answer.end_value = Some(last.value);
-                answer.end_value_presented = Some(present(last.value, currency));
-                match time_weighted(&series.days) {
-                    Ok(twr) => {
-                        answer.time_weighted = Some(TimeWeightedReturn {
-                            cumulative: twr.cumulative,
-                            cumulative_percent: percent(twr.cumulative),
-                            annualized: twr.annualized,
-                            subperiods: u32::try_from(twr.subperiods).unwrap_or(u32::MAX),
-                            days: twr.days,
-                            method: TWR_METHOD.to_owned(),
-                        })
-                    }
-                    Err(e) => note(format!("time-weighted return: {e}")),
-                }
-                let day_flows: Vec<(NaiveDate, Decimal)> = series.days[1..]
-                    .iter()
-                    .filter(|d| !d.flow.is_zero())
-                    .map(|d| (d.date, d.flow))
-                    .collect();
-                match money_weighted((from, first.value), &day_flows, (to, last.value)) {
-                    Ok(rate) => {
-                        answer.money_weighted = Some(MoneyWeightedReturn {
-                            annual_rate: rate,
-                            annual_percent: percent(rate),
-                            method: MWR_METHOD.to_owned(),
-                        })
-                    }
-                    Err(e) => note(format!("money-weighted return: {e}")),
-                }
-                answer.daily = series
-                    .days
-                    .iter()
-                    .map(|d| DailyValue {
-                        date: d.date,
-                        value: d.value,
-                        flow: d.flow,
-                    })
-                    .collect();
-            }
-        }
-        answer.reasons = reasons;
-        Ok(answer)
+        let measured =
+            wealth::measure(tx, accounts, period, currency, self.0.fx_stale_after).await?;
+        Ok(measured.into())
     }
 }
 
@@ -320,8 +212,7 @@ impl PerformanceApi {
         let period = period(from.0, to.0)?;
         let (account, currency) = scoped_account(&caller, &mut tx, id.0, requested).await?;
         Ok(Json(
-            self.measure(&mut tx, vec![account], period, currency)
-                .await?,
+            self.measure(&mut tx, &[account], period, currency).await?,
         ))
     }
 
@@ -342,7 +233,7 @@ impl PerformanceApi {
         let period = period(from.0, to.0)?;
         let (accounts, currency) = scoped_client(&caller, &mut tx, id.0, requested).await?;
         Ok(Json(
-            self.measure(&mut tx, accounts, period, currency).await?,
+            self.measure(&mut tx, &accounts, period, currency).await?,
         ))
     }
 }

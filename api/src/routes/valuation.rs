@@ -1,23 +1,17 @@
 //! Valuation: what an account or a client's accounts across every custodian are worth, as of
 //! a date, in one currency (the client's reporting currency unless `currency=` says another).
 //!
-//! Positions are valued in their price currency (`model::wealth::valuation`), cash at its
-//! latest closing balance on or before the date; each figure is converted through EUR with the
-//! rates of `GET /fx-rates` and carries the rate, its date and source. A figure that cannot be
-//! valued or converted is `null` with the reason, and the total is then `null` too: a partial
-//! sum is never presented as the whole. Decimal throughout; `*_presented` figures are rounded
-//! half to even to the currency's minor unit, the others are exact.
-
-use std::collections::BTreeMap;
+//! The figures are `eam_wealth::valuation`'s (the reports print the same); this route decides
+//! who may see which accounts, reads the parameters and answers in JSON. A figure that cannot
+//! be valued or converted is `null` with the reason, and the total is then `null` too.
+//! `*_presented` figures are rounded half to even to the currency's minor unit, the others are
+//! exact.
 
 use chrono::{NaiveDate, Utc};
 use eam_model::domain::Currency;
-use eam_model::records::PriceType;
-use eam_model::wealth::fx::RateBook;
-use eam_model::wealth::valuation::{Holding, present};
 use eam_store::read::{self, AccountRow};
-use eam_store::snapshots::{ClosingPoint, PositionLine};
 use eam_store::{AccountId, TenantTx};
+use eam_wealth::valuation as wealth;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
@@ -99,182 +93,87 @@ struct Valuation {
     rounding: String,
 }
 
+/// The `currency` parameter.
 pub(crate) fn parse_currency(code: &str) -> Result<Currency, ApiError> {
-    Currency::parse(code).map_err(|_| {
-        ApiError::bad_request(format!("currency: '{code}' is not an ISO 4217 currency"))
-    })
+    Ok(eam_wealth::parse_currency(code)?)
+}
+
+impl From<wealth::Fx> for Fx {
+    fn from(f: wealth::Fx) -> Self {
+        Fx {
+            rate: f.rate,
+            date: f.date,
+            sources: f.sources,
+            stale: f.stale,
+        }
+    }
+}
+
+impl From<wealth::Line> for Line {
+    fn from(l: wealth::Line) -> Self {
+        Line {
+            account_id: l.account_id,
+            custodian: l.custodian,
+            kind: l.kind.as_str().to_owned(),
+            security_name: l.security_name,
+            isin: l.isin,
+            asset_class: l.asset_class,
+            as_of: l.as_of,
+            quantity: l.quantity,
+            price: l.price,
+            price_type: l.price_type,
+            local_currency: l.local_currency,
+            local_value: l.local_value,
+            basis: l.basis.map(str::to_owned),
+            value: l.value,
+            fx: l.fx.map(Fx::from),
+            reason: l.reason,
+        }
+    }
+}
+
+impl From<wealth::Slice> for Slice {
+    fn from(s: wealth::Slice) -> Self {
+        Slice {
+            key: s.key,
+            value: s.value,
+            weight: s.weight,
+        }
+    }
+}
+
+fn slices(s: Vec<wealth::Slice>) -> Vec<Slice> {
+    s.into_iter().map(Slice::from).collect()
+}
+
+impl From<wealth::Valuation> for Valuation {
+    fn from(v: wealth::Valuation) -> Self {
+        Valuation {
+            as_of: v.as_of,
+            currency: v.currency.as_str().to_owned(),
+            total: v.total,
+            total_presented: v.total_presented,
+            stale: v.stale,
+            accounts: v.accounts,
+            lines: v.lines.into_iter().map(Line::from).collect(),
+            by_asset_class: slices(v.by_asset_class),
+            by_currency: slices(v.by_currency),
+            by_custodian: slices(v.by_custodian),
+            rounding: v.rounding.to_owned(),
+        }
+    }
 }
 
 impl ValuationApi {
     async fn value(
         &self,
         tx: &mut TenantTx,
-        accounts: Vec<AccountRow>,
+        accounts: &[AccountRow],
         as_of: NaiveDate,
         currency: Currency,
     ) -> Result<Valuation, ApiError> {
-        let book = crate::routes::fx_rates::rate_book(&self.0, tx.conn(), as_of).await?;
-        let ids: Vec<Uuid> = accounts.iter().map(|a| a.id).collect();
-        // Two statements whatever the number of accounts: each one's latest snapshot and
-        // latest closing balance per currency on or before the date.
-        let positions = eam_store::snapshots::positions_as_of(tx, &ids, as_of).await?;
-        let closings = eam_store::snapshots::closings_as_of(tx, &ids, as_of).await?;
-        let mut lines = Vec::with_capacity(positions.len() + closings.len());
-        let count = accounts.len();
-        for account in &accounts {
-            value_account(
-                &book,
-                account,
-                positions.iter().filter(|p| p.account_id == account.id),
-                closings.iter().filter(|c| c.account_id == account.id),
-                (as_of, currency),
-                &mut lines,
-            );
-        }
-        let complete = lines.iter().all(|l| l.value.is_some());
-        let total = complete.then(|| lines.iter().filter_map(|l| l.value).sum::<Decimal>());
-        let slices = |key: &dyn Fn(&Line) -> String| -> Vec<Slice> {
-            let mut sums: BTreeMap<String, Decimal> = BTreeMap::new();
-            for l in &lines {
-                if let Some(v) = l.value {
-                    *sums.entry(key(l)).or_default() += v;
-                }
-            }
-            sums.into_iter()
-                .map(|(key, value)| Slice {
-                    key,
-                    value,
-                    weight: total.filter(|t| !t.is_zero()).map(|t| value / t),
-                })
-                .collect()
-        };
-        let by_asset_class = slices(&|l| l.asset_class.clone());
-        let by_currency = slices(&|l| l.local_currency.clone().unwrap_or_default());
-        let by_custodian = slices(&|l| l.custodian.clone());
-        Ok(Valuation {
-            as_of,
-            currency: currency.as_str().to_owned(),
-            total,
-            total_presented: total.map(|t| present(t, currency)),
-            stale: lines.iter().any(|l| l.fx.as_ref().is_some_and(|f| f.stale)),
-            accounts: count,
-            lines,
-            by_asset_class,
-            by_currency,
-            by_custodian,
-            rounding:
-                "figures exact; *_presented rounded half to even to the currency's minor unit"
-                    .into(),
-        })
-    }
-}
-
-fn convert(
-    book: &RateBook,
-    from: Option<&str>,
-    to: Currency,
-    as_of: NaiveDate,
-    amount: Option<Decimal>,
-) -> (Option<Decimal>, Option<Fx>, Option<String>) {
-    let Some(amount) = amount else {
-        return (None, None, Some("no price and no market value".into()));
-    };
-    let Some(from) = from.and_then(|c| Currency::parse(c.trim()).ok()) else {
-        return (
-            None,
-            None,
-            Some("the figure's currency is not known".into()),
-        );
-    };
-    match book.conversion(from, to, as_of) {
-        Ok(conv) => (
-            Some(conv.apply(amount)),
-            Some(Fx {
-                rate: conv.apply(Decimal::ONE),
-                date: conv.date(),
-                sources: conv.legs.iter().map(|l| l.source.label()).collect(),
-                stale: conv.stale(),
-            }),
-            None,
-        ),
-        Err(e) => (None, None, Some(e.to_string())),
-    }
-}
-
-fn value_account<'a>(
-    book: &RateBook,
-    account: &AccountRow,
-    positions: impl Iterator<Item = &'a PositionLine>,
-    closings: impl Iterator<Item = &'a ClosingPoint>,
-    (as_of, currency): (NaiveDate, Currency),
-    lines: &mut Vec<Line>,
-) {
-    for p in positions {
-        let price_type = if p.price_type == "percent" {
-            PriceType::Percent
-        } else {
-            PriceType::Amount
-        };
-        let valued = Holding {
-            quantity: p.quantity,
-            price: p.price,
-            price_type,
-            market_value: p.market_value,
-            accrued_interest: p.accrued_interest,
-        }
-        .value();
-        let local_currency = p
-            .price_currency
-            .clone()
-            .or_else(|| p.security_currency.clone());
-        let local_value = valued.map(|v| v.total());
-        let (value, fx, reason) = convert(
-            book,
-            local_currency.as_deref(),
-            currency,
-            as_of,
-            local_value,
-        );
-        lines.push(Line {
-            account_id: account.id,
-            custodian: account.custodian.clone(),
-            kind: "position".into(),
-            security_name: Some(p.security_name.clone()),
-            isin: p.isin.clone(),
-            asset_class: p.asset_class.clone(),
-            as_of: p.as_of,
-            quantity: Some(p.quantity),
-            price: p.price,
-            price_type: Some(p.price_type.clone()),
-            local_currency,
-            local_value,
-            basis: valued.map(|v| v.basis.as_str().to_owned()),
-            value,
-            fx,
-            reason,
-        });
-    }
-    // Cash: the latest closing balance on or before the date, per currency.
-    for c in closings {
-        let (value, fx, reason) = convert(book, Some(&c.currency), currency, as_of, Some(c.amount));
-        lines.push(Line {
-            account_id: account.id,
-            custodian: account.custodian.clone(),
-            kind: "cash".into(),
-            security_name: None,
-            isin: None,
-            asset_class: "cash".into(),
-            as_of: c.as_of,
-            quantity: None,
-            price: None,
-            price_type: None,
-            local_currency: Some(c.currency.clone()),
-            local_value: Some(c.amount),
-            basis: Some("balance".into()),
-            value,
-            fx,
-            reason,
-        });
+        let valued = wealth::value(tx, accounts, as_of, currency, self.0.fx_stale_after).await?;
+        Ok(valued.into())
     }
 }
 
@@ -290,7 +189,7 @@ pub(crate) async fn scoped_account(
         .await
         .map_err(crate::problem::not_found("account", id))?;
     caller.require_client(account.client_id, "account", id)?;
-    let currency = account_currency(tx, &account, requested).await?;
+    let currency = eam_wealth::account_currency(tx, &account, requested).await?;
     Ok((account, currency))
 }
 
@@ -306,32 +205,8 @@ pub(crate) async fn scoped_client(
     let client = eam_store::clients::get(tx, id)
         .await
         .map_err(crate::problem::not_found("client", id))?;
-    let currency = match requested {
-        Some(c) => c,
-        None => parse_currency(client.reporting_currency.as_deref().unwrap_or("EUR"))?,
-    };
+    let currency = eam_wealth::client_currency(&client, requested)?;
     Ok((read::accounts(tx, Some(id)).await?, currency))
-}
-
-/// The currency an account's figures are in: the one asked for, else its client's reporting
-/// currency, else the account's own.
-pub(crate) async fn account_currency(
-    tx: &mut TenantTx,
-    account: &AccountRow,
-    requested: Option<Currency>,
-) -> Result<Currency, ApiError> {
-    if let Some(c) = requested {
-        return Ok(c);
-    }
-    let reporting = match account.client_id {
-        Some(client) => {
-            eam_store::clients::get(tx, client)
-                .await?
-                .reporting_currency
-        }
-        None => None,
-    };
-    parse_currency(reporting.as_deref().unwrap_or(account.currency.trim()))
 }
 
 #[OpenApi(tag = "crate::Tag::Portfolio")]
@@ -351,7 +226,7 @@ impl ValuationApi {
         let (account, currency) = scoped_account(&caller, &mut tx, id.0, requested).await?;
         let as_of = as_of.0.unwrap_or_else(|| Utc::now().date_naive());
         Ok(Json(
-            self.value(&mut tx, vec![account], as_of, currency).await?,
+            self.value(&mut tx, &[account], as_of, currency).await?,
         ))
     }
 
@@ -369,6 +244,6 @@ impl ValuationApi {
         let requested = currency.0.as_deref().map(parse_currency).transpose()?;
         let (accounts, currency) = scoped_client(&caller, &mut tx, id.0, requested).await?;
         let as_of = as_of.0.unwrap_or_else(|| Utc::now().date_naive());
-        Ok(Json(self.value(&mut tx, accounts, as_of, currency).await?))
+        Ok(Json(self.value(&mut tx, &accounts, as_of, currency).await?))
     }
 }
