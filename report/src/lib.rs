@@ -42,7 +42,7 @@ mod pdf;
 pub mod statement;
 
 pub use csv_files::{CsvFile, render_csv, render_csv_zip};
-pub use pdf::{NO_DATA, render_pdf};
+pub use pdf::{NO_DATA, render_pdf, render_pdf_counted};
 pub use statement::*;
 
 /// Why a statement could not be rendered.

@@ -4,7 +4,7 @@
 mod fixtures;
 mod poppler;
 
-use eam_report::{NO_DATA, RenderError, Statement, render_pdf};
+use eam_report::{NO_DATA, RenderError, Statement, render_pdf, render_pdf_counted};
 use fixtures::d;
 use poppler::{Pdf, squeezed};
 use rust_decimal::{Decimal, RoundingStrategy};
@@ -61,7 +61,13 @@ fn assert_fonts_embedded(pdf: &Pdf) {
 #[test]
 fn the_realistic_statement_shows_the_total_and_every_position_with_its_value() {
     let s = fixtures::realistic();
-    let pdf = Pdf::new(&render_pdf(&s).expect("the statement renders"));
+    let (bytes, pages) = render_pdf_counted(&s).expect("the statement renders");
+    let pdf = Pdf::new(&bytes);
+    assert_eq!(
+        pages as usize,
+        pdf.pages(),
+        "the pages counted are the pages written"
+    );
     let text = pdf.text();
 
     // The total as presented, checked against an independent computation of the fixture.

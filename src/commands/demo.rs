@@ -102,7 +102,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     };
 
     // A tenant and a token, as the firm's ops and advisor would hold.
-    let tenant = eam_store::tenants::create_tenant(&store, "Demo EAM SA", &["bank_sync", "reports"]).await?;
+    let tenant =
+        eam_store::tenants::create_tenant(&store, "Demo EAM SA", &["bank_sync", "reports"]).await?;
     let token = issuer.sign(&eam_auth::TokenRequest {
         subject: "demo-ops".into(),
         tenant_id: tenant.0,
@@ -490,8 +491,12 @@ async fn print_statement(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    println!("\nSTATEMENT of {} {} ({from} to {to}): {}", s(&client["reference"]),
-        s(&client["name"]), s(&report["status"]));
+    println!(
+        "\nSTATEMENT of {} {} ({from} to {to}): {}",
+        s(&client["reference"]),
+        s(&client["name"]),
+        s(&report["status"])
+    );
     if report["status"] != "succeeded" {
         println!("  {}", s(&report["error"]["message"]));
         return Ok(());

@@ -123,9 +123,13 @@ pub async fn create(tx: &mut TenantTx, new: &NewReport) -> Result<Created> {
     let Some((key, digest)) = &new.idempotency else {
         return Err(StoreError::NotFound);
     };
-    let earlier = select_report!("WHERE tenant_id = $1 AND idempotency_key = $2", tx.tenant().0, key)
-        .fetch_optional(tx.conn())
-        .await?;
+    let earlier = select_report!(
+        "WHERE tenant_id = $1 AND idempotency_key = $2",
+        tx.tenant().0,
+        key
+    )
+    .fetch_optional(tx.conn())
+    .await?;
     match earlier {
         Some(r) if r.request_digest.as_deref() == Some(digest.as_str()) => Ok(Created::Existing(r)),
         Some(_) => Err(StoreError::Conflict(format!(

@@ -547,9 +547,10 @@ impl TestEnv {
 
     /// A new tenant with the bank_sync module, and its secret files (see `secrets_root`).
     pub async fn tenant(&self, name: &str) -> TenantId {
-        let tenant = eam_store::tenants::create_tenant(&self.store, name, &["bank_sync", "reports"])
-            .await
-            .expect("tenant");
+        let tenant =
+            eam_store::tenants::create_tenant(&self.store, name, &["bank_sync", "reports"])
+                .await
+                .expect("tenant");
         let dir = self.secrets_root.join(tenant.0.to_string());
         std::fs::create_dir_all(&dir).expect("tenant secrets directory");
         std::fs::write(dir.join("secret"), CLIENT_SECRET).expect("write secret");

@@ -765,6 +765,7 @@ async fn a_currency_the_ecb_does_not_quote_is_valued_at_the_rate_its_bank_states
                     &token,
                     &json!({
                         "custodian": "bank_c", "name": "Bank C (ISO 20022 files)",
+                        "client_secret_ref": env.tenant_ref(tenant, "secret"),
                         "client_cert_ref": env.tenant_ref(tenant, "client.pem"),
                         "client_key_ref": env.tenant_ref(tenant, "client.key"),
                     }),
@@ -801,8 +802,10 @@ async fn a_currency_the_ecb_does_not_quote_is_valued_at_the_rate_its_bank_states
     assert_eq!(job["counts"]["rates"]["inserted"], json!(1), "{job}");
     let v = env.get(&valuation(&aed1, "CHF"), &token).await;
     assert_eq!(cents(dec(&v["total"])), Decimal::from(2500), "{v}");
+    // AED's EUR rate is the bank's (through the ECB's CHF of the day), CHF's the ECB's.
     let fx = &v["lines"][0]["fx"];
-    assert_eq!(fx["sources"], json!(["bank:bank_c"]), "{v}");
+    assert_eq!(fx["sources"], json!(["bank:bank_c", "ecb"]), "{v}");
+    assert_eq!(dec(&fx["rate"]), Decimal::new(25, 2), "{v}");
     assert_eq!(fx["date"], json!(day.to_string()));
     assert_eq!(fx["stale"], json!(false));
     // AED-2's own statement states no rate: the bank's rate of the day values it all the same.

@@ -91,8 +91,8 @@ use tracing::{Level, Span};
 
 use crate::dispatch::DispatchSettings;
 use crate::market_data::MarketDataJobs;
-use crate::reports::{ReportJobs, ReportSettings};
 use crate::pipeline::{self, AttemptOutcome, SyncContext};
+use crate::reports::{ReportJobs, ReportSettings};
 use eam_config::MarketDataSettings;
 use eam_queue::{
     HEARTBEAT_INTERVAL, Job, JobQueue, MarketDataTask, ReportTask, SyncQueue, SyncTask,
@@ -204,7 +204,12 @@ where
     let report_queue = queue.of_kind::<ReportTask>();
     let (result, market_result, report_result) = tokio::join!(
         run_deliveries(&queue, delivery, &settings, shutdown.clone()),
-        run_deliveries(&market_queue, market_delivery, &market_settings, shutdown.clone()),
+        run_deliveries(
+            &market_queue,
+            market_delivery,
+            &market_settings,
+            shutdown.clone()
+        ),
         run_deliveries(&report_queue, report_delivery, &report_settings, shutdown),
     );
     let _ = stop_dispatch.send(true);

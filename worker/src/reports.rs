@@ -243,7 +243,9 @@ async fn keep_lease(
                 let _ = lost.send(true);
                 return;
             }
-            Err(e) => tracing::warn!(error = %e, "could not renew the report's lease; trying again"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not renew the report's lease; trying again")
+            }
         }
     }
 }

@@ -15,8 +15,8 @@ use eam_model::records::{AssetClass, PriceType, TransactionType};
 use eam_model::{ClientId, ErrorClass, RunId, RunStatus};
 use eam_report::{
     AccountDataAsOf, AccountPositions, AllocationSlice, CashBalance, Client, CustodianPositions,
-    ExternalFlow, Firm, FxRateUsed, Language, MoneyWeightedReturn, Performance, Period,
-    Position, Provenance, Statement, SyncRunRef, TimeWeightedReturn, Transaction, Valuation,
+    ExternalFlow, Firm, FxRateUsed, Language, MoneyWeightedReturn, Performance, Period, Position,
+    Provenance, Statement, SyncRunRef, TimeWeightedReturn, Transaction, Valuation,
 };
 use eam_store::read::AccountRow;
 use eam_store::reports::{self, Report};
@@ -66,11 +66,16 @@ pub async fn assemble(
 ) -> Result<Statement, SyncError> {
     let (from, to) = (report.period_from, report.period_to);
     let mut tx = store.tenant_tx(tenant).await.map_err(store_error)?;
-    let firm = eam_store::tenants::get(&mut tx).await.map_err(store_error)?;
+    let firm = eam_store::tenants::get(&mut tx)
+        .await
+        .map_err(store_error)?;
     let client = match eam_store::clients::get(&mut tx, report.client_id).await {
         Ok(c) => c,
         Err(StoreError::NotFound) => {
-            return Err(data(format!("client {} no longer exists", report.client_id)));
+            return Err(data(format!(
+                "client {} no longer exists",
+                report.client_id
+            )));
         }
         Err(e) => return Err(store_error(e)),
     };
@@ -180,9 +185,9 @@ pub async fn assemble(
             .notes
             .push("No account at any bank is assigned to this client.".into());
     } else if statement.is_empty() {
-        statement.notes.push(
-            "No positions, balances or transactions for this client in this period.".into(),
-        );
+        statement
+            .notes
+            .push("No positions, balances or transactions for this client in this period.".into());
     }
     Ok(statement)
 }
@@ -453,9 +458,9 @@ pub fn render(statement: &Statement, format: &str) -> Result<Rendered, SyncError
     let failed = |e: eam_report::RenderError| SyncError::new(ErrorClass::Internal, e.to_string());
     match format {
         "pdf" => {
-            let bytes = eam_report::render_pdf(statement).map_err(failed)?;
+            let (bytes, pages) = eam_report::render_pdf_counted(statement).map_err(failed)?;
             Ok(Rendered {
-                pages: pdf_pages(&bytes),
+                pages: Some(pages),
                 bytes,
                 file_name: format!("{base}.pdf"),
                 content_type: "application/pdf",
@@ -472,17 +477,4 @@ pub fn render(statement: &Statement, format: &str) -> Result<Rendered, SyncError
             format!("unknown report format '{other}'"),
         )),
     }
-}
-
-/// The page count a PDF's page tree states (`/Type /Pages ... /Count n`), for the listing.
-fn pdf_pages(pdf: &[u8]) -> Option<u32> {
-    let text = String::from_utf8_lossy(pdf);
-    let at = text.find("/Type /Pages")?;
-    let tail = &text[at..];
-    let count = tail.find("/Count ")?;
-    tail[count + 7..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()
 }

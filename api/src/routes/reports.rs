@@ -347,6 +347,8 @@ impl ReportsApi {
     /// Reports, newest first, paged: of one client, one status, or periods ending within
     /// `[from, to]`. A client user sees its own client's only.
     #[oai(path = "/reports", method = "get")]
+    // Each query parameter is an argument of an OpenAPI operation.
+    #[allow(clippy::too_many_arguments)]
     async fn list(
         &self,
         token: BearerToken,
@@ -417,11 +419,7 @@ impl ReportsApi {
         let files = reports::files(&mut tx, &[id.0]).await?;
         let Some(file) = files.into_iter().find(|f| f.format == format.0.as_str()) else {
             return Err(if report.status == "succeeded" {
-                ApiError::not_found(format!(
-                    "report {} has no {} file",
-                    id.0,
-                    format.0.as_str()
-                ))
+                ApiError::not_found(format!("report {} has no {} file", id.0, format.0.as_str()))
             } else {
                 ApiError::conflict(format!(
                     "report {} is {}: its files exist once it succeeded",

@@ -24,6 +24,11 @@ const LOGO_MAX_BYTES: usize = 32 * 1024 * 1024;
 /// Renders the statement as PDF bytes: A4, paged, "Page n of m" and the firm, client and
 /// period on every page, Liberation Sans embedded as subsets.
 pub fn render_pdf(statement: &Statement) -> Result<Vec<u8>, RenderError> {
+    render_pdf_counted(statement).map(|(pdf, _)| pdf)
+}
+
+/// [`render_pdf`] and the number of pages written (what a listing of the file shows).
+pub fn render_pdf_counted(statement: &Statement) -> Result<(Vec<u8>, u32), RenderError> {
     statement.check()?;
     let faces = fonts::faces().ok_or(RenderError::Fonts)?;
     let logo = statement
@@ -43,7 +48,8 @@ pub fn render_pdf(statement: &Statement) -> Result<Vec<u8>, RenderError> {
         author: statement.firm.name.clone(),
         created: statement.generated_at,
     };
-    emit::write(faces, &flow.pages, logo.as_ref().map(|(i, _)| i), info)
+    let pages = u32::try_from(flow.pages.len()).unwrap_or(u32::MAX);
+    emit::write(faces, &flow.pages, logo.as_ref().map(|(i, _)| i), info).map(|pdf| (pdf, pages))
 }
 
 /// The logo as an image for the PDF and its box in the header. The PNG is decoded whole
