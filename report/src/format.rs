@@ -2,9 +2,10 @@
 //!
 //! Amounts are rounded half to even to their currency's minor unit by
 //! [`eam_model::wealth::valuation::present`] (the platform's one presentation rounding) and
-//! written with every minor digit (`1,234.50`). Quantities, prices and rates are never rounded:
-//! they are written exactly, trailing zeros dropped (prices keep two decimals, rates four, so
-//! columns read evenly). Percentages are the one other rounding: half to even to two places,
+//! written with every minor digit (`1,234.50`). Quantities and prices are never rounded: they
+//! are written exactly, trailing zeros dropped (prices keep two decimals, so columns read
+//! evenly); exchange rates keep six significant decimals (rounded half to even) and at least
+//! four. Percentages are the one other rounding: half to even to two places,
 //! as the API's `*_percent` figures. `.` is the decimal mark and `,` groups thousands (the
 //! English labels' convention); a negative figure starts with `-`.
 
@@ -43,10 +44,29 @@ pub fn price(value: Decimal) -> String {
     grouped(at_least(value, 2))
 }
 
-/// An exchange rate, exactly, with at least four decimals: `0.9412`, `1.0000`, `0.00567123`.
+/// An exchange rate as presented: six significant digits after any leading zeros (a cross
+/// rate is a quotient of 28 digits), rounded half to even, then at least four decimals:
+/// `0.9412`, `1.0000`, `0.868564`, `0.00567123`, `158.5100`. The CSV files carry
+/// the exact rate.
 pub fn rate(value: Decimal) -> String {
-    grouped(at_least(value, 4))
+    let fraction = value.abs().fract();
+    // Zeros between the decimal point and the first significant digit of a rate below 1.
+    let leading_zeros = if value.abs() < Decimal::ONE && !fraction.is_zero() {
+        let digits = fraction.to_string();
+        let decimals = digits.trim_start_matches("0.");
+        (decimals.len() - decimals.trim_start_matches('0').len()) as u32
+    } else {
+        0
+    };
+    let dp = (leading_zeros + RATE_DIGITS).min(28);
+    grouped(at_least(
+        value.round_dp_with_strategy(dp, RoundingStrategy::MidpointNearestEven),
+        4,
+    ))
 }
+
+/// Significant decimals of a presented exchange rate.
+const RATE_DIGITS: u32 = 6;
 
 /// A fraction as a percentage rounded half to even to two places: `0.034249` -> `3.42%`.
 /// `n/a` for a fraction too large to be a percentage in Decimal's range.
@@ -158,7 +178,7 @@ mod tests {
     }
 
     #[test]
-    fn quantities_prices_and_rates_are_exact() {
+    fn quantities_and_prices_are_exact_and_rates_keep_six_significant_decimals() {
         assert_eq!(quantity(d("250000.000")), "250,000");
         assert_eq!(quantity(d("-12.50")), "-12.5");
         assert_eq!(price(d("98.125")), "98.125");
@@ -166,6 +186,12 @@ mod tests {
         assert_eq!(rate(d("0.941200")), "0.9412");
         assert_eq!(rate(d("1")), "1.0000");
         assert_eq!(rate(d("0.00567123")), "0.00567123");
+        // A cross rate's 28 digits, half to even at the sixth significant digit.
+        assert_eq!(rate(d("0.8685644494550920724487813264")), "0.868564");
+        assert_eq!(rate(d("0.00003254449455092072")), "0.0000325445");
+        assert_eq!(rate(d("0.0000005")), "0.0000005");
+        assert_eq!(rate(d("1.23456789")), "1.234568");
+        assert_eq!(rate(d("158.51")), "158.5100");
     }
 
     #[test]

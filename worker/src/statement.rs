@@ -363,7 +363,13 @@ fn fx_rates(lines: &[Line], reporting: Currency) -> Result<Vec<FxRateUsed>, Sync
                 currency: from,
                 rate: fx.rate,
                 date,
-                sources: fx.sources.clone(),
+                // A cross rate's two legs may share a source (`ecb`, `ecb`): named once.
+                sources: fx.sources.iter().fold(Vec::new(), |mut named, source| {
+                    if !named.contains(source) {
+                        named.push(source.clone());
+                    }
+                    named
+                }),
                 stale: fx.stale,
             },
         );

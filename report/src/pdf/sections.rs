@@ -377,7 +377,12 @@ fn allocation(flow: &mut Flow, s: &Statement) {
         ];
         let rows = slices.iter().map(|slice| {
             Row::Data(vec![
-                Cell::text(capitalised(&slice.key)),
+                // Asset classes are words (`equity`); currencies and custodians are names.
+                Cell::text(if title == "Asset class" {
+                    capitalised(&slice.key)
+                } else {
+                    slice.key.clone()
+                }),
                 Cell::figure(format::amount(slice.value, ccy)),
                 slice
                     .weight
