@@ -51,6 +51,9 @@ enum Command {
     Schedule(commands::schedule::ScheduleArgs),
     /// Market data: `eam fx-rates sync [--history]` loads the ECB's euro reference rates.
     FxRates(commands::fx_rates::FxRatesArgs),
+    /// Generates a client's portfolio statement (PDF, CSV) for a period, here, as a report job:
+    /// archived, listed by the API, audited; `--out DIR` writes the files there too.
+    Report(commands::report::ReportArgs),
 }
 
 fn main() -> anyhow::Result<std::process::ExitCode> {
@@ -75,6 +78,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             Command::Audit(args) => return commands::audit::run(args).await,
             Command::Schedule(args) => commands::schedule::run(args).await,
             Command::FxRates(args) => commands::fx_rates::run(args).await,
+            Command::Report(args) => commands::report::run(args).await,
         };
         done.map(|()| std::process::ExitCode::SUCCESS)
     })

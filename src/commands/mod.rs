@@ -6,6 +6,7 @@ pub mod fx_rates;
 pub mod migrate;
 pub mod normalize;
 pub mod replay;
+pub mod report;
 pub mod schedule;
 pub mod serve;
 pub mod token;

@@ -312,6 +312,51 @@ async fn a_statement_prints_the_apis_figures_for_a_client_at_three_banks() {
     from_csv.sort();
     from_api.sort();
     assert_eq!(from_csv, from_api);
+
+    // `eam report` makes the same statement in its own process, listed by the API after.
+    let out = std::env::temp_dir().join(format!("eam-report-cli-{}", uuid::Uuid::new_v4()));
+    let cli = tokio::process::Command::new(env!("CARGO_BIN_EXE_eam"))
+        .args(["report", "--tenant", &tenant.to_string(), "--client", &x])
+        .args([
+            "--from",
+            &from.to_string(),
+            "--to",
+            &to.to_string(),
+            "--currency",
+            "CHF",
+        ])
+        .args(["--format", "pdf", "--out"])
+        .arg(&out)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &env.db.owner_url)
+        .env("REDIS_URL", &env.redis_url)
+        .env(
+            "EAM_ARCHIVE__DIR",
+            env.archive_dir.as_ref().expect("a local archive"),
+        )
+        .env("EAM_LOG__LEVEL", "warn")
+        .env("USER", "advisor-cli")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    let printed_report: Value = serde_json::from_slice(&cli.stdout).unwrap();
+    assert_eq!(printed_report["status"], "succeeded", "{printed_report}");
+    let file = &printed_report["files"][0];
+    assert_eq!(file["format"], "pdf");
+    let written = std::fs::read(out.join(file["file_name"].as_str().unwrap())).unwrap();
+    let _ = std::fs::remove_dir_all(&out);
+    assert_eq!(file["sha256"], json!(hex::encode(Sha256::digest(&written))));
+    assert!(poppler("pdftotext", &written, &["-layout"]).contains(&printed(total)));
+    let listed = env.get(&format!("/reports?client_id={x}"), &token).await;
+    let listed = listed["reports"].as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(listed[0]["requested_by"], "cli:advisor-cli");
     env.finish().await;
 }
 
