@@ -95,6 +95,29 @@ fn poppler(tool: &str, pdf: &[u8], args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// A 1 x 1 PNG, a firm's logo for tests.
+const ONE_PIXEL_PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
+
+/// A poppler tool that takes only the file (`pdfimages -list`), its standard output.
+fn poppler_list(tool: &str, pdf: &[u8]) -> String {
+    let dir = std::env::temp_dir().join(format!("eam-report-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("statement.pdf");
+    std::fs::write(&path, pdf).unwrap();
+    let out = std::process::Command::new(tool)
+        .arg("-list")
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| panic!("{tool} (poppler-utils): {e}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "{tool}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 fn pdf_pages(pdf: &[u8]) -> u32 {
     let dir = std::env::temp_dir().join(format!("eam-report-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -313,33 +336,44 @@ async fn a_statement_prints_the_apis_figures_for_a_client_at_three_banks() {
     from_api.sort();
     assert_eq!(from_csv, from_api);
 
-    // `eam report` makes the same statement in its own process, listed by the API after.
+    // `eam report` makes the same statement in its own process, listed by the API after, with
+    // the firm's logo from `reports.logo_path`.
     let out = std::env::temp_dir().join(format!("eam-report-cli-{}", uuid::Uuid::new_v4()));
-    let cli = tokio::process::Command::new(env!("CARGO_BIN_EXE_eam"))
-        .args(["report", "--tenant", &tenant.to_string(), "--client", &x])
-        .args([
-            "--from",
-            &from.to_string(),
-            "--to",
-            &to.to_string(),
-            "--currency",
-            "CHF",
-        ])
-        .args(["--format", "pdf", "--out"])
-        .arg(&out)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", &env.db.owner_url)
-        .env("REDIS_URL", &env.redis_url)
-        .env(
-            "EAM_ARCHIVE__DIR",
-            env.archive_dir.as_ref().expect("a local archive"),
-        )
-        .env("EAM_LOG__LEVEL", "warn")
-        .env("USER", "advisor-cli")
-        .output()
-        .await
-        .unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    let logo = out.join("logo.png");
+    std::fs::write(
+        &logo,
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, ONE_PIXEL_PNG).unwrap(),
+    )
+    .unwrap();
+    let cli_command = |logo: &std::path::Path| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_eam"));
+        command
+            .args(["report", "--tenant", &tenant.to_string(), "--client", &x])
+            .args([
+                "--from",
+                &from.to_string(),
+                "--to",
+                &to.to_string(),
+                "--currency",
+                "CHF",
+            ])
+            .args(["--format", "pdf", "--out"])
+            .arg(&out)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", &env.db.owner_url)
+            .env("REDIS_URL", &env.redis_url)
+            .env(
+                "EAM_ARCHIVE__DIR",
+                env.archive_dir.as_ref().expect("a local archive"),
+            )
+            .env("EAM_LOG__LEVEL", "warn")
+            .env("EAM_REPORTS__LOGO_PATH", logo)
+            .env("USER", "advisor-cli");
+        command
+    };
+    let cli = cli_command(&logo).output().await.unwrap();
     assert!(
         cli.status.success(),
         "{}",
@@ -350,9 +384,26 @@ async fn a_statement_prints_the_apis_figures_for_a_client_at_three_banks() {
     let file = &printed_report["files"][0];
     assert_eq!(file["format"], "pdf");
     let written = std::fs::read(out.join(file["file_name"].as_str().unwrap())).unwrap();
-    let _ = std::fs::remove_dir_all(&out);
     assert_eq!(file["sha256"], json!(hex::encode(Sha256::digest(&written))));
     assert!(poppler("pdftotext", &written, &["-layout"]).contains(&printed(total)));
+    // The logo is drawn on the pages (pdfimages lists it; the API's statement had none).
+    let images = |pdf: &[u8]| {
+        poppler_list("pdfimages", pdf)
+            .lines()
+            .skip(2)
+            .filter(|l| !l.trim().is_empty())
+            .count()
+    };
+    assert!(images(&written) >= 1, "the logo is in the PDF");
+    assert_eq!(images(&pdf), 0);
+    // A logo that is not a PNG stops the command before anything is made.
+    let bad = out.join("logo.txt");
+    std::fs::write(&bad, "not an image").unwrap();
+    let refused = cli_command(&bad).output().await.unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("is not a PNG file"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&out);
     let listed = env.get(&format!("/reports?client_id={x}"), &token).await;
     let listed = listed["reports"].as_array().unwrap();
     assert_eq!(listed.len(), 2, "{listed:?}");
