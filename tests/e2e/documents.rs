@@ -331,20 +331,8 @@ async fn delete_loaded_records(env: &TestEnv) {
 }
 
 fn replay_command(env: &TestEnv, run: &str, tenant: Option<TenantId>) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_eam"));
-    command
-        .args(["replay", "--run", run])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", &env.db.owner_url)
-        .env("REDIS_URL", &env.redis_url)
-        .env(
-            "EAM_ARCHIVE__DIR",
-            env.archive_dir.as_ref().expect("a local archive"),
-        )
-        .env("EAM_LOG__LEVEL", "warn")
-        .env("USER", "support-cli")
-        .kill_on_drop(true);
+    let mut command = env.eam("support-cli");
+    command.args(["replay", "--run", run]);
     if let Some(t) = tenant {
         command.args(["--tenant", &t.to_string()]);
     }

@@ -588,6 +588,25 @@ impl TestEnv {
             .expect("sign")
     }
 
+    /// The `eam` binary with a clean environment pointed at this test's database (as the
+    /// owner), Redis and archive, logging warnings only: a command of the CLI as ops run it.
+    pub fn eam(&self, user: &str) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_eam"));
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", &self.db.owner_url)
+            .env("REDIS_URL", &self.redis_url)
+            .env(
+                "EAM_ARCHIVE__DIR",
+                self.archive_dir.as_ref().expect("a local archive"),
+            )
+            .env("EAM_LOG__LEVEL", "warn")
+            .env("USER", user)
+            .kill_on_drop(true);
+        command
+    }
+
     /// A client user's token: role `client`, confined to `client`.
     pub fn client_token(&self, tenant: TenantId, client: &str) -> String {
         self.issuer

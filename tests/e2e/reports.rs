@@ -347,30 +347,13 @@ async fn a_statement_prints_the_apis_figures_for_a_client_at_three_banks() {
     )
     .unwrap();
     let cli_command = |logo: &std::path::Path| {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_eam"));
+        let mut command = env.eam("advisor-cli");
         command
             .args(["report", "--tenant", &tenant.to_string(), "--client", &x])
-            .args([
-                "--from",
-                &from.to_string(),
-                "--to",
-                &to.to_string(),
-                "--currency",
-                "CHF",
-            ])
-            .args(["--format", "pdf", "--out"])
+            .args(["--from", &from.to_string(), "--to", &to.to_string()])
+            .args(["--currency", "CHF", "--format", "pdf", "--out"])
             .arg(&out)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DATABASE_URL", &env.db.owner_url)
-            .env("REDIS_URL", &env.redis_url)
-            .env(
-                "EAM_ARCHIVE__DIR",
-                env.archive_dir.as_ref().expect("a local archive"),
-            )
-            .env("EAM_LOG__LEVEL", "warn")
-            .env("EAM_REPORTS__LOGO_PATH", logo)
-            .env("USER", "advisor-cli");
+            .env("EAM_REPORTS__LOGO_PATH", logo);
         command
     };
     let cli = cli_command(&logo).output().await.unwrap();

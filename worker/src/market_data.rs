@@ -15,7 +15,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use eam_config::{MarketDataSettings, SecretProvider};
 use eam_connectors::market_data::{EcbClient, EcbConfig, EcbFile};
 use eam_connectors::{Breakers, RetryPolicy, TlsIdentity};
@@ -30,7 +29,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::error::SyncError;
-use crate::pipeline::{AttemptOutcome, SyncContext, retry_delay};
+use crate::pipeline::{AttemptOutcome, SyncContext, retry_at};
 
 /// The archive namespace of platform documents (no tenant owns them).
 pub const PLATFORM: TenantId = TenantId(uuid::Uuid::nil());
@@ -222,23 +221,19 @@ async fn attempt_steps(jobs: &MarketDataJobs, run: RunId) -> AttemptOutcome {
 }
 
 /// What a failed attempt becomes: another attempt later for a transient error while attempts
-/// remain (the bank's Retry-After honoured if longer), else `failed`.
+/// remain (the feed's Retry-After honoured if longer), else `failed`.
 fn failure(policy: &crate::SyncPolicy, e: &SyncError, attempt: u32) -> Transition {
     let error = Some(RunError::new(e.class, e.message.clone()));
-    if e.class == ErrorClass::Transient && attempt < policy.max_attempts {
-        let wait = retry_delay(policy, attempt).max(e.retry_after.unwrap_or_default());
-        Transition {
+    match retry_at(policy, e, attempt) {
+        Some(at) => Transition {
             error,
-            next_attempt_at: Some(
-                Utc::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX),
-            ),
+            next_attempt_at: Some(at),
             ..Transition::to(RunStatus::Queued)
-        }
-    } else {
-        Transition {
+        },
+        None => Transition {
             error,
             ..Transition::to(RunStatus::Failed)
-        }
+        },
     }
 }
 
@@ -302,6 +297,8 @@ async fn keep_lease(store: Store, run: RunId, lease: Lease, lost: watch::Sender<
 
 #[cfg(test)]
 mod tests {
+    use chrono::Utc;
+
     use super::*;
 
     fn policy() -> crate::SyncPolicy {

@@ -1027,6 +1027,18 @@ pub fn retry_delay(policy: &SyncPolicy, attempt: u32) -> Duration {
     exp.mul_f64(rand::rng().random_range(0.5..=1.0))
 }
 
+/// When a job whose attempt `attempt` failed with `e` tries again: at the back-off (or the
+/// Retry-After asked, if longer) for a transient error while attempts remain; `None`: never,
+/// it fails now. Market-data runs and reports decide with it; syncs, which also die and
+/// pause, decide in [`run_attempt`]'s own steps.
+pub fn retry_at(policy: &SyncPolicy, e: &SyncError, attempt: u32) -> Option<chrono::DateTime<Utc>> {
+    if e.class != ErrorClass::Transient || attempt >= policy.max_attempts {
+        return None;
+    }
+    let wait = retry_delay(policy, attempt).max(e.retry_after.unwrap_or_default());
+    Some(Utc::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX))
+}
+
 /// Puts the runs this worker still runs back on the queue (shutdown past its grace period):
 /// they start again elsewhere at once, instead of waiting for their leases to expire. A sync
 /// still running here cannot commit afterwards: it no longer holds the lease.

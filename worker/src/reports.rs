@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::error::SyncError;
-use crate::pipeline::{AttemptOutcome, SyncContext, retry_delay};
+use crate::pipeline::{AttemptOutcome, SyncContext, retry_at};
 
 /// What a report's rendering may add to the figures: the firm's logo (PNG), from settings.
 #[derive(Debug, Clone, Default)]
@@ -154,20 +154,16 @@ async fn generate(
 /// remain, else `failed`.
 fn failure(policy: &crate::SyncPolicy, e: &SyncError, attempt: u32) -> Transition {
     let error = Some(RunError::new(e.class, e.message.clone()));
-    if e.class == ErrorClass::Transient && attempt < policy.max_attempts {
-        let wait = retry_delay(policy, attempt);
-        Transition {
+    match retry_at(policy, e, attempt) {
+        Some(at) => Transition {
             error,
-            next_attempt_at: Some(
-                Utc::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX),
-            ),
+            next_attempt_at: Some(at),
             ..Transition::to(RunStatus::Queued)
-        }
-    } else {
-        Transition {
+        },
+        None => Transition {
             error,
             ..Transition::to(RunStatus::Failed)
-        }
+        },
     }
 }
 

@@ -15,19 +15,10 @@ use crate::caller::BearerToken;
 use crate::permissions::Action;
 use crate::problem::{ApiError, not_found};
 use crate::routes::connections::enqueue;
-use crate::routes::{decode_cursor, next_cursor, page_limit};
+use crate::routes::{JobError, decode_cursor, next_cursor, page_limit};
 use crate::state::ApiState;
 
 pub struct JobsApi(pub ApiState);
-
-/// A classified error with the next step for support.
-#[derive(Object)]
-struct JobError {
-    /// `transient`, `auth`, `data` or `internal`.
-    class: String,
-    message: String,
-    suggested_action: String,
-}
 
 #[derive(Object)]
 struct Attempt {
@@ -84,17 +75,7 @@ impl From<Run> for Job {
             serde_json::from_value(r.attempt_errors).unwrap_or_default();
         let note = r.error_message.clone().filter(|_| r.error_class.is_none());
         let queued = r.status == "queued";
-        let error = match (r.error_class, r.error_message) {
-            (Some(class), Some(message)) => Some(JobError {
-                suggested_action: ErrorClass::parse(&class)
-                    .map(ErrorClass::suggested_action)
-                    .unwrap_or_default()
-                    .to_owned(),
-                class,
-                message,
-            }),
-            _ => None,
-        };
+        let error = JobError::of(r.error_class, r.error_message);
         Job {
             id: r.id,
             connection_id: r.connection_id,

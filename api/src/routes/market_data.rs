@@ -16,7 +16,7 @@ use crate::audit::AuditContext;
 use crate::caller::BearerToken;
 use crate::permissions::Action;
 use crate::problem::{ApiError, not_found};
-use crate::routes::{decode_cursor, next_cursor, page_limit};
+use crate::routes::{JobError, decode_cursor, next_cursor, page_limit};
 use crate::state::ApiState;
 
 pub struct MarketDataApi(pub ApiState);
@@ -37,15 +37,6 @@ enum File {
 #[oai(deny_unknown_fields)]
 struct TriggerBody {
     file: Option<File>,
-}
-
-/// A classified error with the next step.
-#[derive(Object)]
-struct RunErrorView {
-    /// `transient`, `auth`, `data` or `internal`.
-    class: String,
-    message: String,
-    suggested_action: String,
 }
 
 /// What a run did to `fx_rates`.
@@ -72,7 +63,7 @@ struct MarketDataRun {
     requested_by: Option<String>,
     attempts: i32,
     /// The last attempt's error (of a failed run, or of a queued one waiting to retry).
-    error: Option<RunErrorView>,
+    error: Option<JobError>,
     /// The document loaded, as archived under the platform's namespace, and its SHA-256.
     document: Option<String>,
     document_sha256: Option<String>,
@@ -90,17 +81,7 @@ struct MarketDataRun {
 
 impl From<StoredRun> for MarketDataRun {
     fn from(r: StoredRun) -> Self {
-        let error = match (r.error_class, r.error_message) {
-            (Some(class), Some(message)) => Some(RunErrorView {
-                suggested_action: ErrorClass::parse(&class)
-                    .map(ErrorClass::suggested_action)
-                    .unwrap_or_default()
-                    .to_owned(),
-                class,
-                message,
-            }),
-            _ => None,
-        };
+        let error = JobError::of(r.error_class, r.error_message);
         let counts = match (r.inserted, r.updated, r.unchanged) {
             (Some(inserted), Some(updated), Some(unchanged)) => Some(RateCounts {
                 inserted,

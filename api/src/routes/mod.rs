@@ -24,6 +24,31 @@ pub mod valuation;
 /// Upper bound of `limit` on every paged list.
 pub const MAX_PAGE: u32 = 500;
 
+/// A job's classified error with the next step for support (sync runs, market-data runs,
+/// reports).
+#[derive(poem_openapi::Object)]
+pub struct JobError {
+    /// `transient`, `auth`, `data` or `internal`.
+    class: String,
+    message: String,
+    suggested_action: String,
+}
+
+impl JobError {
+    /// The error a job records (its class and message), if it has one.
+    pub fn of(class: Option<String>, message: Option<String>) -> Option<JobError> {
+        let (class, message) = class.zip(message)?;
+        Some(JobError {
+            suggested_action: eam_model::ErrorClass::parse(&class)
+                .map(eam_model::ErrorClass::suggested_action)
+                .unwrap_or_default()
+                .to_owned(),
+            class,
+            message,
+        })
+    }
+}
+
 /// Checks a `limit` parameter.
 pub fn page_limit(limit: Option<u32>, default: u32) -> Result<i64, crate::problem::ApiError> {
     match limit.unwrap_or(default) {

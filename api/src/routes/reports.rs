@@ -6,7 +6,7 @@
 //! downloads its own client's reports only. The tenant's `reports` module must be on.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use eam_model::{ErrorClass, RunId};
+use eam_model::RunId;
 use eam_queue::ReportTask;
 use eam_store::reports::{self, Created, NewReport, Report as StoredReport, ReportFile};
 use poem_openapi::param::{Header, Path, Query};
@@ -21,7 +21,7 @@ use crate::caller::BearerToken;
 use crate::permissions::Action;
 use crate::problem::{ApiError, not_found};
 use crate::routes::valuation::parse_currency;
-use crate::routes::{decode_cursor, next_cursor, page_limit};
+use crate::routes::{JobError, decode_cursor, next_cursor, page_limit};
 use crate::state::ApiState;
 
 pub struct ReportsApi(pub ApiState);
@@ -82,15 +82,6 @@ struct CreateReport {
     formats: Option<Vec<Format>>,
 }
 
-/// A classified error with the next step.
-#[derive(Object)]
-struct ReportError {
-    /// `transient`, `auth`, `data` or `internal`.
-    class: String,
-    message: String,
-    suggested_action: String,
-}
-
 /// One file of a succeeded report.
 #[derive(Object)]
 struct ReportFileView {
@@ -124,7 +115,7 @@ struct ReportView {
     requested_by: Option<String>,
     attempts: i32,
     /// Why it failed (or why its last attempt did, while it waits to retry).
-    error: Option<ReportError>,
+    error: Option<JobError>,
     /// Empty until it succeeded: a report is served whole or not at all.
     files: Vec<ReportFileView>,
     queued_at: DateTime<Utc>,
@@ -133,17 +124,7 @@ struct ReportView {
 }
 
 fn view(r: StoredReport, files: Vec<ReportFile>) -> ReportView {
-    let error = match (r.error_class, r.error_message) {
-        (Some(class), Some(message)) => Some(ReportError {
-            suggested_action: ErrorClass::parse(&class)
-                .map(ErrorClass::suggested_action)
-                .unwrap_or_default()
-                .to_owned(),
-            class,
-            message,
-        }),
-        _ => None,
-    };
+    let error = JobError::of(r.error_class, r.error_message);
     let files = files
         .into_iter()
         .filter(|f| f.report_id == r.id)
