@@ -102,11 +102,11 @@ token() { # token TENANT ROLES
 
 # new_tenant NAME: prints the id of a tenant created through the admin API, by a platform
 # admin of the operator's own tenant (made once, directly in the database).
-new_tenant() {
+new_tenant() { # NAME [MODULES as a JSON array, default ["bank_sync"]]
   local admin
   admin=$(token "$platform_tenant" platform_admin)
   curl -sf -H "Authorization: Bearer $admin" -H 'content-type: application/json' \
-    -d "{\"name\": \"$1\", \"modules\": [\"bank_sync\"]}" "$api/tenants" | jq -r .id
+    -d "{\"name\": \"$1\", \"modules\": ${2:-[\"bank_sync\"]}}" "$api/tenants" | jq -r .id
 }
 
 # register_bank_a: the platform admin points the custodian registry's bank_a at the simulator
