@@ -5,6 +5,8 @@
 //! succeeded, with its SHA-256. Advisors and tenant admins create; a client user reads and
 //! downloads its own client's reports only. The tenant's `reports` module must be on.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use eam_model::RunId;
 use eam_queue::ReportTask;
@@ -362,10 +364,19 @@ impl ReportsApi {
         let mut rows = reports::list(&mut tx, &filter).await?;
         let next_cursor = next_cursor(&mut rows, limit, |r| (r.queued_at, r.id));
         let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-        let files = reports::files(&mut tx, &ids).await?;
+        let mut files: HashMap<Uuid, Vec<ReportFile>> = HashMap::new();
+        for f in reports::files(&mut tx, &ids).await? {
+            files.entry(f.report_id).or_default().push(f);
+        }
         tx.commit().await?;
         Ok(Json(ReportPage {
-            reports: rows.into_iter().map(|r| view(r, files.clone())).collect(),
+            reports: rows
+                .into_iter()
+                .map(|r| {
+                    let own = files.remove(&r.id).unwrap_or_default();
+                    view(r, own)
+                })
+                .collect(),
             next_cursor,
         }))
     }
