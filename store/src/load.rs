@@ -225,13 +225,15 @@ async fn load_securities(tx: &mut TenantTx, run: RunId, batch: &Batch) -> Result
     let tenant = tx.tenant().0;
     let flags: Vec<bool> = sqlx::query_scalar!(
         r#"INSERT INTO securities AS t (id, tenant_id, security_key, isin, bank_security_id, valor, wkn, cusip,
-            name, asset_class, currency, first_seen_run, last_changed_run)
+            name, asset_class, currency, raw_isin, first_seen_run, last_changed_run)
          SELECT gen_random_uuid(), $1, u.key, u.isin, u.bank_id, u.valor, u.wkn, u.cusip, u.name, u.class,
-            u.currency, $2, $2
+            u.currency, u.raw_isin, $2, $2
          FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
-            $10::text[], $11::text[]) AS u(key, isin, bank_id, valor, wkn, cusip, name, class, currency)
+            $10::text[], $11::text[], $12::text[])
+            AS u(key, isin, bank_id, valor, wkn, cusip, name, class, currency, raw_isin)
          ON CONFLICT (tenant_id, security_key) DO UPDATE SET
             isin = coalesce(t.isin, EXCLUDED.isin),
+            raw_isin = coalesce(t.raw_isin, EXCLUDED.raw_isin),
             bank_security_id = coalesce(t.bank_security_id, EXCLUDED.bank_security_id),
             valor = coalesce(t.valor, EXCLUDED.valor), wkn = coalesce(t.wkn, EXCLUDED.wkn),
             cusip = coalesce(t.cusip, EXCLUDED.cusip),
@@ -250,6 +252,7 @@ async fn load_securities(tx: &mut TenantTx, run: RunId, batch: &Batch) -> Result
             OR (t.cusip IS NULL AND EXCLUDED.cusip IS NOT NULL)
             OR NOT t.described
             OR (t.currency IS NULL AND EXCLUDED.currency IS NOT NULL)
+            OR (t.raw_isin IS NULL AND EXCLUDED.raw_isin IS NOT NULL)
          -- (No replay guard: this only fills gaps, which a replay may do too.)
          RETURNING (xmax = 0) AS "inserted!""#,
         tenant,
@@ -263,15 +266,17 @@ async fn load_securities(tx: &mut TenantTx, run: RunId, batch: &Batch) -> Result
         &(full.iter().map(|s| s.name.as_str()).collect::<Vec<_>>()) as &[&str],
         &(full.iter().map(|s| s.asset_class.as_str()).collect::<Vec<_>>()) as &[&str],
         &(full.iter().map(|s| s.currency.as_ref().map(|c| c.as_str())).collect::<Vec<_>>()) as &[Option<&str>],
+        &(full.iter().map(|s| s.raw_isin.as_deref()).collect::<Vec<_>>()) as &[Option<&str>],
     )
     .fetch_all(tx.conn())
     .await?;
     let mut counts = KindCounts::from_returned(full.len(), &flags);
     let flags: Vec<bool> = sqlx::query_scalar!(
         r#"INSERT INTO securities (id, tenant_id, security_key, isin, bank_security_id, name, asset_class,
-            described, first_seen_run, last_changed_run)
-         SELECT gen_random_uuid(), $1, u.key, u.isin, u.bank_id, u.name, 'other', false, $2, $2
-         FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[]) AS u(key, isin, bank_id, name)
+            described, raw_isin, first_seen_run, last_changed_run)
+         SELECT gen_random_uuid(), $1, u.key, u.isin, u.bank_id, u.name, 'other', false, u.raw_isin, $2, $2
+         FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+            AS u(key, isin, bank_id, name, raw_isin)
          ON CONFLICT (tenant_id, security_key) DO NOTHING
          RETURNING true AS "inserted!""#,
         tenant,
@@ -280,6 +285,7 @@ async fn load_securities(tx: &mut TenantTx, run: RunId, batch: &Batch) -> Result
         &(referenced.iter().map(|s| s.isin.as_ref().map(|i| i.as_str())).collect::<Vec<_>>()) as &[Option<&str>],
         &(referenced.iter().map(|s| s.bank_security_id.as_deref()).collect::<Vec<_>>()) as &[Option<&str>],
         &(referenced.iter().map(|s| s.name.as_str()).collect::<Vec<_>>()) as &[&str],
+        &(referenced.iter().map(|s| s.raw_isin.as_deref()).collect::<Vec<_>>()) as &[Option<&str>],
     )
     .fetch_all(tx.conn())
     .await?;

@@ -73,6 +73,9 @@ pub struct HoldingRow {
     pub as_of: NaiveDate,
     pub security_id: Uuid,
     pub isin: Option<String>,
+    /// An ISIN the bank wrote that fails its check digit (the security is keyed by the
+    /// bank's id instead).
+    pub raw_isin: Option<String>,
     pub bank_security_id: Option<String>,
     pub valor: Option<String>,
     pub security_name: String,
@@ -116,7 +119,7 @@ pub async fn holdings(
     };
     let rows = sqlx::query_as!(
         HoldingRow,
-        "SELECT p.id, p.account_id, p.as_of, s.id AS security_id, s.isin, s.bank_security_id, s.valor,
+        "SELECT p.id, p.account_id, p.as_of, s.id AS security_id, s.isin, s.raw_isin, s.bank_security_id, s.valor,
             s.name AS security_name, s.asset_class, s.currency AS security_currency, p.quantity,
             p.quantity_type, p.price, p.price_type, p.price_currency, p.market_value, p.accrued_interest,
             p.cost, p.source_format, p.source_document, p.source_position, p.last_changed_run

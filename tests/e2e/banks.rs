@@ -414,3 +414,93 @@ async fn a_statement_cut_short_is_a_break_and_its_neighbours_load() {
     );
     env.finish().await;
 }
+
+/// An MT535 of bank_b naming a security by an ISIN that fails its check digit: the statement
+/// loads, the security is kept under the bank's own id with the ISIN as written in
+/// `raw_isin` (never as `isin`), beside a holding whose ISIN is valid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_isin_failing_its_check_digit_is_kept_as_written_beside_the_banks_id() {
+    let env = TestEnv::start(SimParams {
+        days: 1,
+        ..small_params(65)
+    })
+    .await;
+    let data = env.sim.dataset();
+    let file = eam_banksim::files::swift_files(&data)
+        .into_iter()
+        .find(|f| f.format == eam_banksim::files::FileFormat::Mt535)
+        .expect("an MT535 file");
+    let day = file.date.format("%Y%m%d");
+    let body = format!(
+        "{{1:F01BANKCHZZAXXX0000000000}}{{2:O535BANKCHZZXXXXN}}{{4:\r\n\
+         :16R:GENL\r\n:28E:1/ONLY\r\n:20C::SEME//RAWISIN1\r\n:23G:NEWM\r\n\
+         :98A::STAT//{day}\r\n:22F::CODE//COMP\r\n:97A::SAFE//DEPOT-RAW\r\n:17B::ACTI//Y\r\n\
+         :16S:GENL\r\n:16R:SUBSAFE\r\n\
+         :16R:FIN\r\n:35B:ISIN DE0005140009\r\n/DE/514000\r\nDEUTSCHE BANK AG\r\n\
+         :93B::AGGR//UNIT/10,\r\n:19A::HOLD//EUR100,\r\n:16S:FIN\r\n\
+         :16R:FIN\r\n:35B:ISIN US0378331005\r\nAPPLE INC\r\n\
+         :93B::AGGR//UNIT/1,\r\n:19A::HOLD//EUR180,\r\n:16S:FIN\r\n\
+         :16S:SUBSAFE\r\n-}}\r\n"
+    );
+    env.sim.replace_file(&file.id, body.into_bytes());
+
+    let tenant = env.tenant("Firm ISIN").await;
+    let token = env.token(tenant, &["ops", "advisor", "support"]);
+    let connection = env
+        .create_connection(
+            &token,
+            &json!({
+                "custodian": "bank_b", "name": "Bank B (SWIFT files)",
+                "client_cert_ref": env.tenant_ref(tenant, "client.pem"),
+                "client_key_ref": env.tenant_ref(tenant, "client.key"),
+            }),
+        )
+        .await;
+    let job = env.sync_and_wait(&token, &connection).await;
+    assert!(
+        matches!(
+            job["status"].as_str(),
+            Some("succeeded" | "succeeded_with_breaks")
+        ),
+        "{job}"
+    );
+    let accounts = accounts_of(&env, &token, &connection).await;
+    let depot = accounts["DEPOT-RAW"]["id"].as_str().unwrap().to_owned();
+    let held = env
+        .get(&format!("/holdings?account_id={depot}"), &token)
+        .await;
+    let mut securities: Vec<(Value, Value, Value, Value)> = held["holdings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            let s = &h["security"];
+            (
+                s["name"].clone(),
+                s["isin"].clone(),
+                s["raw_isin"].clone(),
+                h["quantity"].clone(),
+            )
+        })
+        .collect();
+    securities.sort_by_key(|s| s.0.to_string());
+    assert_eq!(
+        securities,
+        vec![
+            (
+                json!("APPLE INC"),
+                json!("US0378331005"),
+                Value::Null,
+                json!("1")
+            ),
+            (
+                json!("DEUTSCHE BANK AG"),
+                Value::Null,
+                json!("DE0005140009"),
+                json!("10")
+            ),
+        ],
+        "{held}"
+    );
+    env.finish().await;
+}

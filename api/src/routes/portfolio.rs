@@ -81,6 +81,9 @@ struct Source {
 struct Security {
     id: Uuid,
     isin: Option<String>,
+    /// An ISIN as the bank wrote it when it fails its check digit: kept for matching by
+    /// hand, never a key (the security is then identified by `bank_security_id`).
+    raw_isin: Option<String>,
     bank_security_id: Option<String>,
     valor: Option<String>,
     name: String,
@@ -192,6 +195,7 @@ fn holdings_page(account_id: Uuid, as_of: Option<NaiveDate>, rows: Vec<HoldingRo
             security: Security {
                 id: h.security_id,
                 isin: h.isin,
+                raw_isin: h.raw_isin,
                 bank_security_id: h.bank_security_id,
                 valor: h.valor,
                 name: h.security_name,
