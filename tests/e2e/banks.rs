@@ -356,14 +356,7 @@ async fn a_statement_cut_short_is_a_break_and_its_neighbours_load() {
     let tenant = env.tenant("Firm A").await;
     let token = env.token(tenant, &["ops", "advisor", "support"]);
     let connection = env
-        .create_connection(
-            &token,
-            &json!({
-                "custodian": "bank_b", "name": "Bank B (SWIFT files)",
-                "client_cert_ref": env.tenant_ref(tenant, "client.pem"),
-                "client_key_ref": env.tenant_ref(tenant, "client.key"),
-            }),
-        )
+        .create_connection(&token, &env.file_bank_body(tenant, "bank_b"))
         .await;
     let job = env.sync_and_wait(&token, &connection).await;
     assert_eq!(job["status"], "succeeded_with_breaks", "{job}");
@@ -447,14 +440,7 @@ async fn an_isin_failing_its_check_digit_is_kept_as_written_beside_the_banks_id(
     let tenant = env.tenant("Firm ISIN").await;
     let token = env.token(tenant, &["ops", "advisor", "support"]);
     let connection = env
-        .create_connection(
-            &token,
-            &json!({
-                "custodian": "bank_b", "name": "Bank B (SWIFT files)",
-                "client_cert_ref": env.tenant_ref(tenant, "client.pem"),
-                "client_key_ref": env.tenant_ref(tenant, "client.key"),
-            }),
-        )
+        .create_connection(&token, &env.file_bank_body(tenant, "bank_b"))
         .await;
     let job = env.sync_and_wait(&token, &connection).await;
     assert!(

@@ -607,6 +607,21 @@ impl TestEnv {
         command
     }
 
+    /// The body of a connection of `tenant` to this test's statement-file bank `custodian`
+    /// (`bank_b`: SWIFT, `bank_c`: ISO 20022, which also wants the tenant's secret), with the
+    /// tenant's client certificate.
+    pub fn file_bank_body(&self, tenant: TenantId, custodian: &str) -> Value {
+        let mut body = json!({
+            "custodian": custodian, "name": format!("{custodian} (statement files)"),
+            "client_cert_ref": self.tenant_ref(tenant, "client.pem"),
+            "client_key_ref": self.tenant_ref(tenant, "client.key"),
+        });
+        if custodian == "bank_c" {
+            body["client_secret_ref"] = json!(self.tenant_ref(tenant, "secret"));
+        }
+        body
+    }
+
     /// A client user's token: role `client`, confined to `client`.
     pub fn client_token(&self, tenant: TenantId, client: &str) -> String {
         self.issuer

@@ -435,15 +435,7 @@ async fn an_incomplete_statement_fails_and_an_empty_one_says_so() {
     };
     let (z, empty) = (client("Z-1").await, client("E-1").await);
     let connection = env
-        .create_connection(
-            &token,
-            &json!({
-                "custodian": "bank_c", "name": "Bank C",
-                "client_secret_ref": env.tenant_ref(tenant, "secret"),
-                "client_cert_ref": env.tenant_ref(tenant, "client.pem"),
-                "client_key_ref": env.tenant_ref(tenant, "client.key"),
-            }),
-        )
+        .create_connection(&token, &env.file_bank_body(tenant, "bank_c"))
         .await;
     let (status, rule, _) = env
         .call(

@@ -761,15 +761,7 @@ async fn a_currency_the_ecb_does_not_quote_is_valued_at_the_rate_its_bank_states
             let tenant = env.tenant(name).await;
             let token = env.token(tenant, &["ops", "advisor", "tenant_admin"]);
             let connection = env
-                .create_connection(
-                    &token,
-                    &json!({
-                        "custodian": "bank_c", "name": "Bank C (ISO 20022 files)",
-                        "client_secret_ref": env.tenant_ref(tenant, "secret"),
-                        "client_cert_ref": env.tenant_ref(tenant, "client.pem"),
-                        "client_key_ref": env.tenant_ref(tenant, "client.key"),
-                    }),
-                )
+                .create_connection(&token, &env.file_bank_body(tenant, "bank_c"))
                 .await;
             let job = env.sync_and_wait(&token, &connection).await;
             assert!(
