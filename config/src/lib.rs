@@ -213,6 +213,8 @@ pub struct ReportSettings {
     /// A PNG file printed on every statement's cover (empty: none). Read when the worker
     /// starts: a path that is not a readable PNG stops it.
     pub logo_path: String,
+    /// Statements a worker generates at once (rendering is CPU work beside the syncs' I/O).
+    pub concurrency: usize,
 }
 
 /// When a connection's client certificate counts as at risk.

@@ -363,6 +363,7 @@ pub fn report_settings() -> eam_worker::reports::ReportSettings {
     eam_worker::reports::ReportSettings {
         logo_png: None,
         fx_stale_after: 3,
+        concurrency: 2,
     }
 }
 

@@ -81,6 +81,10 @@ impl WorkerConfig {
             reports: ReportSettings {
                 logo_png: read_logo(&settings.reports.logo_path)?,
                 fx_stale_after: settings.market_data.stale_after_business_days,
+                concurrency: match settings.reports.concurrency {
+                    0 => anyhow::bail!("reports.concurrency: a worker must generate at least one"),
+                    n => n,
+                },
             },
         })
     }

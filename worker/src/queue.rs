@@ -99,8 +99,6 @@ use eam_queue::{
 };
 use eam_store::RunId;
 
-/// Reports rendered at once per worker.
-pub const REPORT_CONCURRENCY: usize = 2;
 /// How long in-flight syncs may run on after shutdown is requested.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// Deliveries beyond the pipeline's `max_attempts` before a task that keeps asking for another
@@ -139,7 +137,7 @@ impl Default for WorkerOptions {
 
 /// Takes sync tasks from `queue`, market-data tasks from its market-data sibling
 /// (`MarketDataQueue`, one at a time) and report tasks from its report sibling (`ReportQueue`,
-/// [`REPORT_CONCURRENCY`] at a time), and runs the dispatcher until `shutdown` completes, then
+/// `reports.concurrency` at a time), and runs the dispatcher until `shutdown` completes, then
 /// lets in-flight jobs finish (up to the grace period), hands back the syncs still running,
 /// and returns. Restarts by itself after a Redis failure.
 pub async fn run_worker<F>(
@@ -188,6 +186,7 @@ where
         ..settings
     };
     let market_queue = queue.of_kind::<MarketDataTask>();
+    let report_concurrency = reports.concurrency;
     let report_jobs = ReportJobs::new(cx.clone(), reports);
     let report_delivery = Delivery::new(
         max_deliveries(cx.policy.max_attempts),
@@ -198,7 +197,7 @@ where
     );
     // Rendering is CPU work beside the syncs' I/O: a few at a time per worker.
     let report_settings = WorkerSettings {
-        concurrency: REPORT_CONCURRENCY,
+        concurrency: report_concurrency,
         ..settings
     };
     let report_queue = queue.of_kind::<ReportTask>();

@@ -25,11 +25,13 @@ use crate::error::SyncError;
 use crate::pipeline::{AttemptOutcome, SyncContext, retry_at};
 
 /// What a report's rendering may add to the figures: the firm's logo (PNG), from settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ReportSettings {
     pub logo_png: Option<Vec<u8>>,
     /// Business days after which a rate is stale (the API's `fx.stale_after_business_days`).
     pub fx_stale_after: u32,
+    /// Reports one worker generates at once.
+    pub concurrency: usize,
 }
 
 /// What report jobs share in one worker process; cheap to clone.
