@@ -18,7 +18,7 @@ use std::time::Duration;
 use eam_config::{MarketDataSettings, SecretProvider};
 use eam_connectors::market_data::{EcbClient, EcbConfig, EcbFile};
 use eam_connectors::{Breakers, RetryPolicy, TlsIdentity};
-use eam_model::{ErrorClass, RunError, RunId, RunStatus};
+use eam_model::{ErrorClass, RunId, RunStatus};
 use eam_queue::MarketDataTask;
 use eam_store::archive::Archive;
 use eam_store::fx_rates::{self, Loaded};
@@ -29,7 +29,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::error::SyncError;
-use crate::pipeline::{AttemptOutcome, SyncContext, retry_at};
+use crate::pipeline::{AfterFailure, AttemptOutcome, SyncContext, keep_lease};
 
 /// The archive namespace of platform documents (no tenant owns them).
 pub const PLATFORM: TenantId = TenantId(uuid::Uuid::nil());
@@ -177,8 +177,14 @@ async fn attempt_steps(jobs: &MarketDataJobs, run: RunId) -> AttemptOutcome {
     };
     tracing::info!(attempt, file = file.as_str(), "market-data run started");
     let (lost_tx, mut lost_rx) = watch::channel(false);
-    let heartbeat =
-        tokio::spawn(keep_lease(store.clone(), run, lease.clone(), lost_tx).in_current_span());
+    let (renewing, held) = (store.clone(), lease.clone());
+    let heartbeat = tokio::spawn(
+        keep_lease(lease.ttl, "run", lost_tx, move || {
+            let (store, lease) = (renewing.clone(), held.clone());
+            async move { market_data_runs::renew_lease(&store, run, &lease).await }
+        })
+        .in_current_span(),
+    );
     let market = jobs.market();
     let result = tokio::select! {
         result = market.sync(store, &jobs.cx.archive, ecb_file(file)) => Some(result),
@@ -220,20 +226,13 @@ async fn attempt_steps(jobs: &MarketDataJobs, run: RunId) -> AttemptOutcome {
     }
 }
 
-/// What a failed attempt becomes: another attempt later for a transient error while attempts
-/// remain (the feed's Retry-After honoured if longer), else `failed`.
+/// What a failed attempt becomes (see [`AfterFailure`]: the feed's Retry-After honoured).
 fn failure(policy: &crate::SyncPolicy, e: &SyncError, attempt: u32) -> Transition {
-    let error = Some(RunError::new(e.class, e.message.clone()));
-    match retry_at(policy, e, attempt) {
-        Some(at) => Transition {
-            error,
-            next_attempt_at: Some(at),
-            ..Transition::to(RunStatus::Queued)
-        },
-        None => Transition {
-            error,
-            ..Transition::to(RunStatus::Failed)
-        },
+    let after = AfterFailure::of(policy, e, attempt);
+    Transition {
+        error: Some(after.error),
+        next_attempt_at: after.next_attempt_at,
+        ..Transition::to(after.status)
     }
 }
 
@@ -275,23 +274,6 @@ async fn begin(
         }
         Err(StoreError::InvalidTransition { .. }) => Ok(None),
         Err(e) => Err(e),
-    }
-}
-
-/// Renews the lease every third of its lifetime until it is lost.
-async fn keep_lease(store: Store, run: RunId, lease: Lease, lost: watch::Sender<bool>) {
-    let mut tick = tokio::time::interval(lease.ttl / 3);
-    tick.tick().await; // the first tick is immediate; begin just took the lease
-    loop {
-        tick.tick().await;
-        match market_data_runs::renew_lease(&store, run, &lease).await {
-            Ok(true) => {}
-            Ok(false) => {
-                let _ = lost.send(true);
-                return;
-            }
-            Err(e) => tracing::warn!(error = %e, "could not renew the run's lease; trying again"),
-        }
     }
 }
 

@@ -246,8 +246,13 @@ async fn attempt_steps(cx: &SyncContext, task: SyncTask) -> AttemptOutcome {
     let _in_flight = cx.track(task);
     let clock = Instant::now();
     let (lost_tx, mut lost_rx) = watch::channel(false);
-    let heartbeat =
-        tokio::spawn(keep_lease(cx.store.clone(), task, lease.clone(), lost_tx).in_current_span());
+    let (store, held) = (cx.store.clone(), lease.clone());
+    let heartbeat = tokio::spawn(
+        keep_lease(lease.ttl, "run", lost_tx, move || {
+            renew_run_lease(store.clone(), task, held.clone())
+        })
+        .in_current_span(),
+    );
     let mut findings = Findings::default();
     let result = tokio::select! {
         result = sync(cx, task, &lease, attempt, &mut findings) => Some(result),
@@ -357,29 +362,42 @@ async fn begin(
     }
 }
 
-/// Renews the lease every third of its lifetime until told it is lost (the run is no longer
-/// running under it). A database hiccup is retried at the next tick: the lease outlives it.
-async fn keep_lease(store: Store, task: SyncTask, lease: Lease, lost: watch::Sender<bool>) {
-    let mut tick = tokio::time::interval(lease.ttl / 3);
+/// Renews a lease every third of its lifetime through `renew` until it is lost (`renew`
+/// answers false: the job is no longer running under it), then says so on `lost`. A database
+/// hiccup is retried at the next tick: the lease outlives it. The heartbeat of every job kind
+/// (syncs, market-data runs, reports); `what` names the job in the log.
+pub(crate) async fn keep_lease<F, Fut>(
+    ttl: Duration,
+    what: &'static str,
+    lost: watch::Sender<bool>,
+    mut renew: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool, StoreError>>,
+{
+    let mut tick = tokio::time::interval(ttl / 3);
     tick.tick().await; // the first tick is immediate; begin just took the lease
     loop {
         tick.tick().await;
-        let renewed = async {
-            let mut tx = store.tenant_tx(task.tenant_id).await?;
-            let renewed = runs::renew_lease(&mut tx, task.run_id, &lease).await?;
-            tx.commit().await?;
-            Ok::<_, StoreError>(renewed)
-        }
-        .await;
-        match renewed {
+        match renew().await {
             Ok(true) => {}
             Ok(false) => {
                 let _ = lost.send(true);
                 return;
             }
-            Err(e) => tracing::warn!(error = %e, "could not renew the run's lease; trying again"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not renew the {what}'s lease; trying again")
+            }
         }
     }
+}
+
+/// Renews a sync run's lease in its tenant's transaction.
+async fn renew_run_lease(store: Store, task: SyncTask, lease: Lease) -> Result<bool, StoreError> {
+    let mut tx = store.tenant_tx(task.tenant_id).await?;
+    let renewed = runs::renew_lease(&mut tx, task.run_id, &lease).await?;
+    tx.commit().await?;
+    Ok(renewed)
 }
 
 /// What an attempt learnt on its way, recorded however it ends.
@@ -1027,16 +1045,35 @@ pub fn retry_delay(policy: &SyncPolicy, attempt: u32) -> Duration {
     exp.mul_f64(rand::rng().random_range(0.5..=1.0))
 }
 
-/// When a job whose attempt `attempt` failed with `e` tries again: at the back-off (or the
-/// Retry-After asked, if longer) for a transient error while attempts remain; `None`: never,
-/// it fails now. Market-data runs and reports decide with it; syncs, which also die and
+/// What a job's failed attempt becomes: `queued` again at the back-off (or the Retry-After
+/// asked, if longer) for a transient error while attempts remain, else `failed`; with the
+/// error it records. Market-data runs and reports decide with it; syncs, which also die and
 /// pause, decide in [`run_attempt`]'s own steps.
-pub fn retry_at(policy: &SyncPolicy, e: &SyncError, attempt: u32) -> Option<chrono::DateTime<Utc>> {
-    if e.class != ErrorClass::Transient || attempt >= policy.max_attempts {
-        return None;
+pub struct AfterFailure {
+    pub status: RunStatus,
+    pub next_attempt_at: Option<chrono::DateTime<Utc>>,
+    pub error: RunError,
+}
+
+impl AfterFailure {
+    pub fn of(policy: &SyncPolicy, e: &SyncError, attempt: u32) -> AfterFailure {
+        let error = RunError::new(e.class, e.message.clone());
+        if e.class != ErrorClass::Transient || attempt >= policy.max_attempts {
+            return AfterFailure {
+                status: RunStatus::Failed,
+                next_attempt_at: None,
+                error,
+            };
+        }
+        let wait = retry_delay(policy, attempt).max(e.retry_after.unwrap_or_default());
+        AfterFailure {
+            status: RunStatus::Queued,
+            next_attempt_at: Some(
+                Utc::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX),
+            ),
+            error,
+        }
     }
-    let wait = retry_delay(policy, attempt).max(e.retry_after.unwrap_or_default());
-    Some(Utc::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX))
 }
 
 /// Puts the runs this worker still runs back on the queue (shutdown past its grace period):

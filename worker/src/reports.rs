@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::error::SyncError;
-use crate::pipeline::{AttemptOutcome, SyncContext, retry_at};
+use crate::pipeline::{AfterFailure, AttemptOutcome, SyncContext, keep_lease};
 
 /// What a report's rendering may add to the figures: the firm's logo (PNG), from settings.
 #[derive(Debug, Clone)]
@@ -85,8 +85,12 @@ async fn attempt_steps(jobs: &ReportJobs, task: ReportTask) -> AttemptOutcome {
     let attempt = u32::try_from(report.attempts).unwrap_or(u32::MAX);
     tracing::info!(attempt, "report started");
     let (lost_tx, mut lost_rx) = watch::channel(false);
+    let (renewing, held) = (store.clone(), lease.clone());
     let heartbeat = tokio::spawn(
-        keep_lease(store.clone(), tenant, id, lease.clone(), lost_tx).in_current_span(),
+        keep_lease(lease.ttl, "report", lost_tx, move || {
+            renew_lease(renewing.clone(), tenant, id, held.clone())
+        })
+        .in_current_span(),
     );
     let result = tokio::select! {
         result = generate(jobs, tenant, &report) => Some(result),
@@ -137,8 +141,7 @@ async fn generate(
             .cx
             .archive
             .put(tenant, Bytes::from(rendered.bytes))
-            .await
-            .map_err(|e| SyncError::new(ErrorClass::Transient, e.to_string()))?;
+            .await?;
         files.push(NewFile {
             format: format.clone(),
             file_name: rendered.file_name,
@@ -152,20 +155,13 @@ async fn generate(
     Ok(files)
 }
 
-/// What a failed attempt becomes: another attempt later for a transient error while attempts
-/// remain, else `failed`.
+/// What a failed attempt becomes (see [`AfterFailure`]).
 fn failure(policy: &crate::SyncPolicy, e: &SyncError, attempt: u32) -> Transition {
-    let error = Some(RunError::new(e.class, e.message.clone()));
-    match retry_at(policy, e, attempt) {
-        Some(at) => Transition {
-            error,
-            next_attempt_at: Some(at),
-            ..Transition::to(RunStatus::Queued)
-        },
-        None => Transition {
-            error,
-            ..Transition::to(RunStatus::Failed)
-        },
+    let after = AfterFailure::of(policy, e, attempt);
+    Transition {
+        error: Some(after.error),
+        next_attempt_at: after.next_attempt_at,
+        ..Transition::to(after.status)
     }
 }
 
@@ -217,35 +213,17 @@ async fn succeed(
     Ok(report)
 }
 
-/// Renews the lease every third of its lifetime until it is lost.
-async fn keep_lease(
+/// Renews a report's lease in its tenant's transaction.
+async fn renew_lease(
     store: Store,
     tenant: TenantId,
     id: uuid::Uuid,
     lease: Lease,
-    lost: watch::Sender<bool>,
-) {
-    let mut tick = tokio::time::interval(lease.ttl / 3);
-    tick.tick().await; // the first tick is immediate; begin just took the lease
-    loop {
-        tick.tick().await;
-        let renewed = async {
-            let mut tx = store.tenant_tx(tenant).await?;
-            let renewed = reports::renew_lease(&mut tx, id, &lease).await?;
-            tx.commit().await?;
-            Ok::<_, StoreError>(renewed)
-        };
-        match renewed.await {
-            Ok(true) => {}
-            Ok(false) => {
-                let _ = lost.send(true);
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "could not renew the report's lease; trying again")
-            }
-        }
-    }
+) -> Result<bool, StoreError> {
+    let mut tx = store.tenant_tx(tenant).await?;
+    let renewed = reports::renew_lease(&mut tx, id, &lease).await?;
+    tx.commit().await?;
+    Ok(renewed)
 }
 
 /// Puts a report whose worker died back in the queue, or ends it `failed` when it has used

@@ -33,18 +33,9 @@ fn data(message: impl Into<String>) -> SyncError {
     SyncError::new(ErrorClass::Data, message)
 }
 
-fn store_error(e: StoreError) -> SyncError {
-    let class = if e.is_transient() {
-        ErrorClass::Transient
-    } else {
-        ErrorClass::Internal
-    };
-    SyncError::new(class, e.to_string())
-}
-
 fn wealth_error(e: eam_wealth::WealthError) -> SyncError {
     match e {
-        eam_wealth::WealthError::Store(e) => store_error(e),
+        eam_wealth::WealthError::Store(e) => e.into(),
         e if e.is_request_error() => data(e.to_string()),
         e => SyncError::new(ErrorClass::Internal, e.to_string()),
     }
@@ -65,10 +56,8 @@ pub async fn assemble(
     stale_after: u32,
 ) -> Result<Statement, SyncError> {
     let (from, to) = (report.period_from, report.period_to);
-    let mut tx = store.tenant_tx(tenant).await.map_err(store_error)?;
-    let firm = eam_store::tenants::get(&mut tx)
-        .await
-        .map_err(store_error)?;
+    let mut tx = store.tenant_tx(tenant).await?;
+    let firm = eam_store::tenants::get(&mut tx).await?;
     let client = match eam_store::clients::get(&mut tx, report.client_id).await {
         Ok(c) => c,
         Err(StoreError::NotFound) => {
@@ -77,13 +66,11 @@ pub async fn assemble(
                 report.client_id
             )));
         }
-        Err(e) => return Err(store_error(e)),
+        Err(e) => return Err(e.into()),
     };
     let requested = report.currency.as_deref().map(currency).transpose()?;
     let reporting = eam_wealth::client_currency(&client, requested).map_err(wealth_error)?;
-    let accounts = eam_store::read::accounts(&mut tx, Some(client.id))
-        .await
-        .map_err(store_error)?;
+    let accounts = eam_store::read::accounts(&mut tx, Some(client.id)).await?;
     let ids: Vec<Uuid> = accounts.iter().map(|a| a.id).collect();
     let valuation = eam_wealth::value(&mut tx, &accounts, to, reporting, stale_after)
         .await
@@ -100,13 +87,9 @@ pub async fn assemble(
     } else {
         None
     };
-    let transactions = reports::period_transactions(&mut tx, &ids, from, to)
-        .await
-        .map_err(store_error)?;
-    let runs = reports::provenance(&mut tx, &ids)
-        .await
-        .map_err(store_error)?;
-    tx.commit().await.map_err(store_error)?;
+    let transactions = reports::period_transactions(&mut tx, &ids, from, to).await?;
+    let runs = reports::provenance(&mut tx, &ids).await?;
+    tx.commit().await?;
 
     let names = AccountNames::new(&accounts);
     let mut statement = Statement {

@@ -11,6 +11,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use eam_model::RunId;
 use eam_queue::ReportTask;
 use eam_store::reports::{self, Created, NewReport, Report as StoredReport, ReportFile};
+use eam_wealth::MAX_DAYS;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::{Binary, Json};
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi, ResponseContent};
@@ -27,9 +28,6 @@ use crate::routes::{JobError, decode_cursor, next_cursor, page_limit};
 use crate::state::ApiState;
 
 pub struct ReportsApi(pub ApiState);
-
-/// The longest period one statement covers (ten years of days), as for performance.
-const MAX_DAYS: i64 = 3_660;
 
 /// What a report is.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
@@ -125,11 +123,11 @@ struct ReportView {
     finished_at: Option<DateTime<Utc>>,
 }
 
+/// A report and its own files, as answered.
 fn view(r: StoredReport, files: Vec<ReportFile>) -> ReportView {
     let error = JobError::of(r.error_class, r.error_message);
     let files = files
         .into_iter()
-        .filter(|f| f.report_id == r.id)
         .map(|f| ReportFileView {
             download_path: format!("/api/v1/reports/{}/files/{}", r.id, f.format),
             format: f.format,
@@ -214,7 +212,8 @@ fn digest(kind: Kind, body: &CreateReport, currency: Option<&str>, formats: &[Fo
     hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
 }
 
-/// 400 unless the period is one day or more, ends by today and spans at most [`MAX_DAYS`].
+/// 400 unless the period is one day or more, ends by today and spans less than [`MAX_DAYS`]
+/// (the wealth view's longest performance).
 fn check_period(from: NaiveDate, to: NaiveDate) -> Result<(), ApiError> {
     let today = Utc::now().date_naive();
     if from > to {
