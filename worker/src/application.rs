@@ -202,3 +202,62 @@ impl WorkerApp {
         ran
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(extra: &[(&str, &str)]) -> Settings {
+        let mut env: Vec<(String, String)> =
+            vec![("DATABASE_URL".to_owned(), "postgres://u@h:1/db".to_owned())];
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        Settings::load_from(env).expect("settings")
+    }
+
+    #[test]
+    fn report_settings_come_from_the_settings_and_refuse_what_cannot_run() {
+        let config = WorkerConfig::from_settings(&settings(&[("EAM_REPORTS__CONCURRENCY", "3")]))
+            .expect("a worker");
+        assert_eq!(
+            (
+                config.reports.concurrency,
+                config.reports.fx_stale_after,
+                config.reports.logo_png
+            ),
+            (3, 3, None)
+        );
+        let zero = WorkerConfig::from_settings(&settings(&[("EAM_REPORTS__CONCURRENCY", "0")]))
+            .expect_err("refused");
+        assert_eq!(
+            zero.to_string(),
+            "reports.concurrency: a worker must generate at least one"
+        );
+        let dir = std::env::temp_dir().join(format!("eam-logo-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let not_png = dir.join("logo.txt");
+        std::fs::write(&not_png, "text").unwrap();
+        let path = not_png.display().to_string();
+        let refused = WorkerConfig::from_settings(&settings(&[("EAM_REPORTS__LOGO_PATH", &path)]))
+            .expect_err("refused");
+        assert_eq!(
+            refused.to_string(),
+            format!("reports.logo_path: {path} is not a PNG file")
+        );
+        let png = dir.join("logo.png");
+        std::fs::write(&png, b"\x89PNG\r\n\x1a\nrest").unwrap();
+        let config = WorkerConfig::from_settings(&settings(&[(
+            "EAM_REPORTS__LOGO_PATH",
+            &png.display().to_string(),
+        )]))
+        .expect("a worker");
+        assert_eq!(
+            config.reports.logo_png.as_deref(),
+            Some(&b"\x89PNG\r\n\x1a\nrest"[..])
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
