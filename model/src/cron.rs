@@ -49,7 +49,7 @@ pub struct ScheduleError {
 }
 
 impl ScheduleError {
-    fn new(field: &'static str, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(field: &'static str, reason: impl Into<String>) -> Self {
         ScheduleError {
             field,
             reason: reason.into(),
@@ -180,44 +180,56 @@ impl CronSchedule {
 
     /// The instant of a wall-clock time, by the rule in the module docs.
     fn resolve(&self, wall: NaiveDateTime) -> DateTime<Utc> {
-        match self.zone.from_local_datetime(&wall) {
-            LocalResult::Single(t) => t.with_timezone(&Utc),
-            LocalResult::Ambiguous(first, _) => first.with_timezone(&Utc),
-            LocalResult::None => self.end_of_gap(wall),
-        }
+        resolve_wall(self.zone, wall)
     }
+}
 
-    /// The instant a spring-forward gap containing `wall` ends: the first instant whose wall
-    /// clock is past `wall`.
-    fn end_of_gap(&self, wall: NaiveDateTime) -> DateTime<Utc> {
-        // An instant before the gap: step back an hour at a time (gaps are an hour, rarely
-        // more; Samoa skipped a day once).
-        let before = (1..=48).find_map(|h| {
-            self.zone
-                .from_local_datetime(&(wall - chrono::Duration::hours(h)))
-                .earliest()
-        });
-        let Some(before) = before.map(|t| t.with_timezone(&Utc)) else {
-            return Utc.from_utc_datetime(&wall);
-        };
-        // `wall` read with the offset before the gap is already past it.
-        let mut lo = before.timestamp();
-        let mut hi = (wall - chrono::Duration::seconds(self.offset_secs(before)))
-            .and_utc()
-            .timestamp();
-        let past = |secs: i64| {
-            DateTime::from_timestamp(secs, 0).is_some_and(|t| self.wall_clock(t) > wall)
-        };
-        while hi - lo > 1 {
-            let mid = lo + (hi - lo) / 2;
-            if past(mid) {
-                hi = mid;
-            } else {
-                lo = mid;
-            }
-        }
-        DateTime::from_timestamp(hi, 0).unwrap_or(before)
+/// The instant of a wall-clock time in `zone`, by the rule in the module docs: a time skipped
+/// by a spring-forward gap is the instant the gap ends; a time repeated by a fall-back is its
+/// first occurrence.
+pub(crate) fn resolve_wall(zone: Tz, wall: NaiveDateTime) -> DateTime<Utc> {
+    match zone.from_local_datetime(&wall) {
+        LocalResult::Single(t) => t.with_timezone(&Utc),
+        LocalResult::Ambiguous(first, _) => first.with_timezone(&Utc),
+        LocalResult::None => end_of_gap(zone, wall),
     }
+}
+
+/// The instant a spring-forward gap containing `wall` ends: the first instant whose wall
+/// clock is past `wall`.
+fn end_of_gap(zone: Tz, wall: NaiveDateTime) -> DateTime<Utc> {
+    let wall_clock = |t: DateTime<Utc>| t.with_timezone(&zone).naive_local();
+    let offset_secs = |t: DateTime<Utc>| {
+        i64::from(
+            zone.offset_from_utc_datetime(&t.naive_utc())
+                .fix()
+                .local_minus_utc(),
+        )
+    };
+    // An instant before the gap: step back an hour at a time (gaps are an hour, rarely
+    // more; Samoa skipped a day once).
+    let before = (1..=48).find_map(|h| {
+        zone.from_local_datetime(&(wall - chrono::Duration::hours(h)))
+            .earliest()
+    });
+    let Some(before) = before.map(|t| t.with_timezone(&Utc)) else {
+        return Utc.from_utc_datetime(&wall);
+    };
+    // `wall` read with the offset before the gap is already past it.
+    let mut lo = before.timestamp();
+    let mut hi = (wall - chrono::Duration::seconds(offset_secs(before)))
+        .and_utc()
+        .timestamp();
+    let past = |secs: i64| DateTime::from_timestamp(secs, 0).is_some_and(|t| wall_clock(t) > wall);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if past(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    DateTime::from_timestamp(hi, 0).unwrap_or(before)
 }
 
 /// Parses an IANA time zone name (`Europe/Zurich`, `UTC`).

@@ -19,6 +19,7 @@ pub mod document;
 pub mod domain;
 pub mod gauges;
 pub mod ids;
+pub mod monthly;
 pub mod protocol;
 pub mod records;
 pub mod run;
