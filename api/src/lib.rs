@@ -50,6 +50,7 @@ use crate::routes::me::MeApi;
 use crate::routes::performance::PerformanceApi;
 use crate::routes::portfolio::PortfolioApi;
 use crate::routes::prices::PricesApi;
+use crate::routes::report_schedules::ReportSchedulesApi;
 use crate::routes::reports::ReportsApi;
 use crate::routes::schedules::SchedulesApi;
 use crate::routes::tenants::TenantsApi;
@@ -105,6 +106,7 @@ pub type Apis = (
         AssignmentsApi,
         PerformanceApi,
         ReportsApi,
+        ReportSchedulesApi,
     ),
 );
 
@@ -135,6 +137,7 @@ pub fn openapi(state: &ApiState, public_url: &str) -> OpenApiService<Apis, ()> {
                 AssignmentsApi(state.clone()),
                 PerformanceApi(state.clone()),
                 ReportsApi(state.clone()),
+                ReportSchedulesApi(state.clone()),
             ),
         ),
         "EAM Wealth Platform API",

@@ -104,6 +104,10 @@ pub enum Action {
     ReadReports,
     /// Queue a report for a client.
     CreateReports,
+    /// The tenant's monthly statement schedule and the times it fired.
+    ReadReportSchedule,
+    /// Set, pause or remove the tenant's monthly statement schedule.
+    ManageReportSchedule,
 }
 
 impl Action {
@@ -113,7 +117,9 @@ impl Action {
         match self {
             ReadConnections | ManageConnections | TriggerSync | ReadSchedules | ManageSchedules
             | ReadDocuments => Some("bank_sync"),
-            ReadReports | CreateReports => Some("reports"),
+            ReadReports | CreateReports | ReadReportSchedule | ManageReportSchedule => {
+                Some("reports")
+            }
             _ => None,
         }
     }
@@ -156,6 +162,10 @@ pub fn allows(role: Role, action: Action) -> bool {
         // report jobs' health through metrics and logs, not the statements' contents.
         ReadReports => matches!(role, TenantAdmin | Advisor | Client),
         CreateReports => matches!(role, TenantAdmin | Advisor),
+        // Statements for every client of the firm: the firm's admin decides when they go out;
+        // advisors see when their clients' next statements are due.
+        ReadReportSchedule => matches!(role, TenantAdmin | Advisor),
+        ManageReportSchedule => matches!(role, TenantAdmin),
     }
 }
 
@@ -245,6 +255,9 @@ pub const OPERATIONS: &[(&str, &str, Action)] = {
         ("get", "/reports", ReadReports),
         ("get", "/reports/{id}", ReadReports),
         ("get", "/reports/{id}/files/{format}", ReadReports),
+        ("get", "/reports/schedule", ReadReportSchedule),
+        ("put", "/reports/schedule", ManageReportSchedule),
+        ("delete", "/reports/schedule", ManageReportSchedule),
     ]
 };
 

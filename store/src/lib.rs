@@ -43,6 +43,7 @@ pub mod market_data_runs;
 pub mod prices;
 pub mod read;
 pub mod reconciliation;
+pub mod report_schedules;
 pub mod reports;
 pub mod resources;
 pub mod runs;

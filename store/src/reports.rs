@@ -28,6 +28,8 @@ pub struct Report {
     pub currency: Option<String>,
     pub formats: Vec<String>,
     pub trigger: String,
+    /// The report schedule's time that queued it (`trigger` = `schedule`).
+    pub scheduled_for: Option<DateTime<Utc>>,
     pub status: String,
     pub requested_by: Option<String>,
     pub idempotency_key: Option<String>,
@@ -55,7 +57,7 @@ macro_rules! select_report {
         sqlx::query_as!(
             Report,
             r#"SELECT id, tenant_id, client_id, kind, period_from, period_to, currency, formats,
-                trigger, status, requested_by, idempotency_key, request_digest, attempts,
+                trigger, scheduled_for, status, requested_by, idempotency_key, request_digest, attempts,
                 queued_at, started_at, finished_at, next_attempt_at, enqueue_count,
                 lease_expires_at, error_class, error_message
              FROM reports "#

@@ -575,3 +575,484 @@ async fn an_incomplete_statement_fails_and_an_empty_one_says_so() {
     );
     env.finish().await;
 }
+
+/// The scheduled times and periods a schedule view shows next.
+fn next_statements(view: &Value) -> Vec<(String, String, String, String)> {
+    view["next"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            let s = |k: &str| n[k].as_str().unwrap().to_owned();
+            (s("utc"), s("local"), s("period_from"), s("period_to"))
+        })
+        .collect()
+}
+
+/// The reports a schedule queued, by period: (client, from, to, scheduled_for).
+async fn scheduled_reports(env: &TestEnv, token: &str) -> Vec<(String, String, String, String)> {
+    let listed = env.get("/reports?limit=100", token).await;
+    let mut out: Vec<(String, String, String, String)> = listed["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["trigger"] == "schedule")
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap().to_owned();
+            let at = utc(&s("scheduled_for")).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            (s("client_id"), s("from"), s("to"), at)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The firm's statement schedule: the 2nd business day of each month at 07:00 in Zurich,
+/// skipping the firm's holidays, shown ahead exactly (winter and summer time); two workers
+/// ticking at the scheduled moment queue one statement per client, once; the statements run
+/// and are served; after an outage every month missed gets its statements; pausing and
+/// removing stop it. Only the firm's admin sets it; bad parts are refused naming them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monthly_statements_go_out_once_per_client_on_the_second_business_day_in_zurich() {
+    use eam_worker::tick::{TickSettings, tick_reports};
+    let env = TestEnv::start(small_params(84)).await;
+    let tenant = env.tenant("Firm S").await;
+    let admin = env.token(tenant, &["tenant_admin"]);
+    let advisor = env.token(tenant, &["advisor"]);
+    let mut clients = Vec::new();
+    for reference in ["S-1", "S-2", "S-3"] {
+        let (status, c, _) = env
+            .call(
+                Method::POST,
+                "/clients",
+                Some(&admin),
+                Some(&json!({ "reference": reference, "name": reference, "reporting_currency": "CHF" })),
+            )
+            .await;
+        assert_eq!(status, 201, "{c}");
+        clients.push(c["id"].as_str().unwrap().to_owned());
+    }
+    let (status, _, _) = env
+        .call(Method::GET, "/reports/schedule", Some(&admin), None)
+        .await;
+    assert_eq!(status, 404);
+
+    let body = json!({
+        "business_day": 2, "time": "07:00", "timezone": "Europe/Zurich",
+        "holidays": ["2027-01-01", "2027-01-02", "2027-04-02", "2027-04-05"],
+        "formats": ["pdf"],
+    });
+    let (status, _, _) = env
+        .call(
+            Method::PUT,
+            "/reports/schedule",
+            Some(&advisor),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(status, 403, "an advisor may read the schedule, not set it");
+    for (field, value, detail) in [
+        (
+            "business_day",
+            json!(21),
+            "business_day: 21 is not a business day of a month: give 1 to 20",
+        ),
+        (
+            "business_day",
+            json!(0),
+            "business_day: 0 is not a business day of a month: give 1 to 20",
+        ),
+        (
+            "time",
+            json!("7:60"),
+            "time: '7:60' is not a time of day as HH:MM (24-hour, e.g. 07:00)",
+        ),
+        (
+            "timezone",
+            json!("Europe/Zürich"),
+            "timezone: 'Europe/Zürich' is not an IANA time zone name (e.g. Europe/Zurich, UTC)",
+        ),
+        ("formats", json!([]), "formats: name at least one format"),
+    ] {
+        let mut bad = body.clone();
+        bad[field] = value;
+        let (status, problem, _) = env
+            .call(Method::PUT, "/reports/schedule", Some(&admin), Some(&bad))
+            .await;
+        assert_eq!((status, problem["detail"].as_str()), (422, Some(detail)));
+    }
+    let (status, _, _) = env
+        .call(Method::GET, "/reports/schedule", Some(&admin), None)
+        .await;
+    assert_eq!(status, 404, "a refused schedule stores nothing");
+
+    let (status, view, _) = env
+        .call(Method::PUT, "/reports/schedule", Some(&admin), Some(&body))
+        .await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["time"], "07:00");
+    assert_eq!(view["currency"], Value::Null);
+    assert_eq!(view["formats"], json!(["pdf"]));
+    let want = |rows: &[(&str, &str, &str, &str)]| -> Vec<(String, String, String, String)> {
+        rows.iter()
+            .map(|(a, b, c, d)| (a.to_string(), b.to_string(), c.to_string(), d.to_string()))
+            .collect()
+    };
+    // The next times are computed from now: asserted exactly while they are still ahead.
+    let ahead = want(&[
+        (
+            "2027-01-05T06:00:00Z",
+            "2027-01-05T07:00:00+01:00",
+            "2026-12-01",
+            "2026-12-31",
+        ),
+        (
+            "2027-02-02T06:00:00Z",
+            "2027-02-02T07:00:00+01:00",
+            "2027-01-01",
+            "2027-01-31",
+        ),
+        (
+            "2027-03-02T06:00:00Z",
+            "2027-03-02T07:00:00+01:00",
+            "2027-02-01",
+            "2027-02-28",
+        ),
+        // Good Friday and Easter Monday off; summer time: 07:00 CEST is 05:00 UTC.
+        (
+            "2027-04-06T05:00:00Z",
+            "2027-04-06T07:00:00+02:00",
+            "2027-03-01",
+            "2027-03-31",
+        ),
+    ]);
+    if chrono::Utc::now() < utc("2026-12-02T06:00:00Z") {
+        assert_eq!(next_statements(&view)[0].2, "2026-11-01");
+    } else if chrono::Utc::now() < utc("2027-01-05T06:00:00Z") {
+        assert_eq!(next_statements(&view), ahead);
+    }
+    assert_eq!(
+        env.get("/reports/schedule", &advisor).await["next"],
+        view["next"]
+    );
+
+    // Two workers tick: a second before the time nothing is due; at the time one of them
+    // queues a statement per client; a minute later nothing more.
+    let settings = TickSettings::default();
+    let january = utc("2027-01-05T06:00:00Z");
+    let early = tick_reports(
+        &env.store,
+        &settings,
+        january - chrono::Duration::seconds(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!((early.fired, early.reports), (0, 0));
+    let (a, b) = tokio::join!(
+        tick_reports(&env.store, &settings, january),
+        tick_reports(&env.store, &settings, january),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(
+        (a.fired + b.fired, a.reports + b.reports),
+        (1, 3),
+        "{a:?} {b:?}"
+    );
+    let again = tick_reports(
+        &env.store,
+        &settings,
+        january + chrono::Duration::minutes(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!((again.fired, again.reports), (0, 0));
+    let mut expected: Vec<(String, String, String, String)> = clients
+        .iter()
+        .map(|c| {
+            (
+                c.clone(),
+                "2026-12-01".into(),
+                "2026-12-31".into(),
+                "2027-01-05T06:00:00Z".into(),
+            )
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(scheduled_reports(&env, &admin).await, expected);
+
+    // The workers generate them; each client's user downloads its own.
+    let listed = env.get("/reports?limit=100", &admin).await;
+    for r in listed["reports"].as_array().unwrap() {
+        let id = r["id"].as_str().unwrap();
+        let done = finished(&env, &admin, id).await;
+        assert_eq!(done["status"], "succeeded", "{done}");
+        assert_eq!(done["requested_by"], "schedule");
+        assert_eq!(done["formats"], json!(["pdf"]));
+        let formats: Vec<&str> = done["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["format"].as_str().unwrap())
+            .collect();
+        assert_eq!(formats, ["pdf"]);
+    }
+    let own = env.client_token(tenant, &clients[1]);
+    let mine = env.get("/reports", &own).await;
+    assert_eq!(mine["reports"].as_array().unwrap().len(), 1, "{mine}");
+    let id = mine["reports"][0]["id"].as_str().unwrap();
+    let (pdf, _, _) = download(&env, &own, id, "pdf").await;
+    let text = poppler("pdftotext", &pdf, &[]);
+    assert!(text.contains("S-2"), "{text}");
+    assert!(
+        text.contains("No account at any bank is assigned to this client."),
+        "{text}"
+    );
+
+    // Down from February to 7 April: each month missed gets its statements once.
+    let after_outage = tick_reports(&env.store, &settings, utc("2027-04-07T00:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!((after_outage.fired, after_outage.reports), (3, 9));
+    let view = env.get("/reports/schedule", &admin).await;
+    let recent: Vec<(String, String, i64)> = view["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                utc(f["scheduled_for"].as_str().unwrap())
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                f["period_from"].as_str().unwrap().to_owned(),
+                f["reports"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        recent,
+        [
+            (
+                "2027-04-06T05:00:00Z".to_owned(),
+                "2027-03-01".to_owned(),
+                3
+            ),
+            (
+                "2027-03-02T06:00:00Z".to_owned(),
+                "2027-02-01".to_owned(),
+                3
+            ),
+            (
+                "2027-02-02T06:00:00Z".to_owned(),
+                "2027-01-01".to_owned(),
+                3
+            ),
+            (
+                "2027-01-05T06:00:00Z".to_owned(),
+                "2026-12-01".to_owned(),
+                3
+            ),
+        ]
+    );
+    let periods: BTreeMap<String, usize> =
+        scheduled_reports(&env, &admin)
+            .await
+            .into_iter()
+            .fold(BTreeMap::new(), |mut m, r| {
+                *m.entry(r.1).or_default() += 1;
+                m
+            });
+    assert_eq!(
+        periods,
+        BTreeMap::from([
+            ("2026-12-01".to_owned(), 3),
+            ("2027-01-01".to_owned(), 3),
+            ("2027-02-01".to_owned(), 3),
+            ("2027-03-01".to_owned(), 3),
+        ])
+    );
+
+    // Paused: nothing ahead, nothing fires; removed: gone, its history with it from view.
+    let mut paused = body.clone();
+    paused["enabled"] = json!(false);
+    let (status, view, _) = env
+        .call(
+            Method::PUT,
+            "/reports/schedule",
+            Some(&admin),
+            Some(&paused),
+        )
+        .await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["next"], json!([]));
+    let may = tick_reports(&env.store, &settings, utc("2027-05-04T06:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!((may.fired, may.reports), (0, 0));
+    let (status, _, _) = env
+        .call(Method::DELETE, "/reports/schedule", Some(&admin), None)
+        .await;
+    assert_eq!(status, 204);
+    let (status, _, _) = env
+        .call(Method::DELETE, "/reports/schedule", Some(&admin), None)
+        .await;
+    assert_eq!(status, 404);
+    let audit = env.get("/audit?limit=20", &admin).await;
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .filter(|a| a.starts_with("report_schedule."))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "report_schedule.updated",
+            "report_schedule.updated",
+            "report_schedule.deleted"
+        ]
+    );
+}
+
+fn utc(s: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+}
+
+/// A client with over 2,000 booked transactions in the period, through the whole pipeline
+/// (bank_a sync, the worker's statement job, the archive, the download): the CSV holds every
+/// booked transaction the API lists for the period, amount for amount; the PDF's transaction
+/// table spans many pages and repeats its header once on each of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_of_two_thousand_transactions_holds_them_all_with_a_header_on_every_page() {
+    let params = SimParams {
+        clients: 1,
+        accounts_per_client: 2,
+        positions_per_account: 3,
+        transactions_per_account: 1_100,
+        ..small_params(85)
+    };
+    let env = TestEnv::start(params.clone()).await;
+    load_rates(&env).await;
+    let tenant = env.tenant("Firm T").await;
+    let token = env.token(tenant, &["ops", "advisor", "tenant_admin"]);
+    let bank_a = env
+        .create_connection(&token, &env.connection_body(tenant))
+        .await;
+    let job = env.sync_and_wait(&token, &bank_a).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let client = env.get("/clients", &token).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let accounts: Vec<String> = env
+        .get("/accounts", &token)
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["client"]["id"] == client.as_str())
+        .map(|a| a["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(accounts.len(), 2);
+    let to = weekday_on_or_before(params.end_date);
+    let from = params.end_date - chrono::Duration::days(i64::from(params.days));
+
+    // The API's booked transactions of the period, every page.
+    let mut from_api: Vec<(String, Decimal)> = Vec::new();
+    for account in &accounts {
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path =
+                format!("/transactions?account_id={account}&from={from}&to={to}&limit=500");
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let page = env.get(&path, &token).await;
+            for t in page["transactions"].as_array().unwrap() {
+                if t["status"] == "booked" {
+                    from_api.push((
+                        t["booking_date"].as_str().unwrap().to_owned(),
+                        dec(&t["signed_amount"]),
+                    ));
+                }
+            }
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => break,
+            }
+        }
+    }
+    assert!(from_api.len() >= 2_000, "{} booked", from_api.len());
+
+    let (status, queued, _) = env
+        .call(
+            Method::POST,
+            "/reports",
+            Some(&token),
+            Some(&json!({
+                "kind": "portfolio_statement", "client_id": client,
+                "from": from.to_string(), "to": to.to_string(), "currency": "CHF",
+            })),
+        )
+        .await;
+    assert_eq!(status, 202, "{queued}");
+    let id = queued["id"].as_str().unwrap();
+    let report = finished(&env, &token, id).await;
+    assert_eq!(report["status"], "succeeded", "{report}");
+
+    let (zip, _, _) = download(&env, &token, id, "csv").await;
+    let tables = csv_tables(&zip);
+    let mut from_csv: Vec<(String, Decimal)> = tables["transactions.csv"]
+        .iter()
+        .map(|t| (t["booking_date"].clone(), t["amount"].parse().unwrap()))
+        .collect();
+    from_csv.sort();
+    from_api.sort();
+    assert_eq!(from_csv, from_api);
+
+    let (pdf, _, _) = download(&env, &token, id, "pdf").await;
+    let pages_count = pdf_pages(&pdf);
+    let listed = report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["format"] == "pdf")
+        .unwrap();
+    assert_eq!(listed["pages"], json!(pages_count));
+    let text = poppler("pdftotext", &pdf, &["-layout"]);
+    let pages: Vec<&str> = text
+        .split('\u{c}')
+        .filter(|p| !p.trim().is_empty())
+        .collect();
+    assert_eq!(pages.len(), usize::try_from(pages_count).unwrap());
+    let squeezed = |l: &str| l.split_whitespace().collect::<Vec<_>>().join(" ");
+    let header = "Booked Value date Account Type Description Amount Ccy";
+    let first = pages
+        .iter()
+        .position(|p| p.contains(&format!("Transactions {from} to {to}")))
+        .expect("the transactions section");
+    let spanned: Vec<usize> = pages
+        .iter()
+        .enumerate()
+        .skip(first)
+        .filter(|(_, p)| p.lines().any(|l| squeezed(l) == header))
+        .map(|(n, _)| n)
+        .collect();
+    assert!(
+        spanned.len() >= 20,
+        "2,000 rows span {} pages",
+        spanned.len()
+    );
+    assert_eq!(
+        spanned,
+        (first..first + spanned.len()).collect::<Vec<_>>(),
+        "the header is on every page of the table"
+    );
+    for n in &spanned {
+        let headers = pages[*n].lines().filter(|l| squeezed(l) == header).count();
+        assert_eq!(headers, 1, "page {} repeats the header once", n + 1);
+    }
+    assert!(text.contains(&format!("Page {pages_count} of {pages_count}")));
+    env.finish().await;
+}

@@ -110,6 +110,10 @@ fn report_body(client: &str) -> Value {
     })
 }
 
+fn report_schedule_body() -> Value {
+    json!({"business_day": 2, "time": "07:00", "timezone": "Europe/Zurich"})
+}
+
 /// A token of one role; a client user is the firm's first client.
 fn token_for(env: &TestEnv, firm: &Firm, role: Role) -> String {
     let client = (role == Role::Client).then(|| Uuid::parse_str(&firm.clients[0].0).unwrap());
@@ -208,6 +212,19 @@ async fn request_for(
             assert_eq!(code, 200, "{body}");
             (path.into(), None)
         }
+        ("get" | "delete", "/reports/schedule") => {
+            let (code, body, _) = env
+                .call(
+                    Method::PUT,
+                    "/reports/schedule",
+                    Some(&firm.staff),
+                    Some(&report_schedule_body()),
+                )
+                .await;
+            assert_eq!(code, 200, "{body}");
+            (path.into(), None)
+        }
+        ("put", "/reports/schedule") => (path.into(), Some(report_schedule_body())),
         ("put", "/schedules/default") => (
             path.into(),
             Some(json!({"cron": "0 2 * * *", "timezone": "Europe/Zurich"})),

@@ -35,6 +35,13 @@
 //! `market_data_runs` row whose `scheduled_for` is unique, so one tick inserts it and every
 //! other finds it there. The run is not pushed here: the dispatcher pushes it, and a worker
 //! runs it as a job. A time too old to catch up is skipped, not recorded.
+//!
+//! Report schedules ([`tick_reports`]): each tenant's monthly statements (the Nth business
+//! day at a wall-clock time, `eam_model::monthly`) fire by the database's key too: every
+//! scheduled time after the schedule took effect and after the latest one handled, up to a
+//! year back, is handled in one transaction of the tenant that records it and queues one
+//! statement per client (`eam_store::report_schedules::fire`). Unlike syncs, a statement is
+//! never stale: after an outage each month missed gets its statements, not only the latest.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -43,11 +50,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use apalis::prelude::*;
 use apalis_cron::{CronScheduler, Tick};
 use chrono::{DateTime, Utc};
+use eam_store::report_schedules::{self, ReportFireOutcome, ScheduledReports};
 use eam_store::schedules::{self, FireAction, FireOutcome, ScheduledConnection};
 use eam_store::{ConnectionId, RunId, Store, StoreError, TenantId, market_data_runs};
 use futures::{Stream, StreamExt};
 
 use eam_model::cron::{self as schedule, CronSchedule, Occurrence, ScheduleError};
+use eam_model::monthly::MonthlySchedule;
 
 /// How the tick works.
 #[derive(Debug, Clone)]
@@ -272,6 +281,108 @@ pub async fn tick_market_data(
     })
 }
 
+/// What a tick did with the report schedules.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReportTickReport {
+    /// Tenants with an enabled report schedule (and the reports module on).
+    pub schedules: usize,
+    /// Scheduled times this tick handled.
+    pub fired: usize,
+    /// Statements those times queued.
+    pub reports: usize,
+    /// Due times another scheduler handled first.
+    pub already_handled: usize,
+    /// Stored schedules that no longer parse (logged; skipped).
+    pub invalid: usize,
+    /// Due times that could not be handled (logged; the next tick tries again).
+    pub failed: usize,
+}
+
+/// A stored report schedule, parsed.
+pub fn monthly_schedule(row: &ScheduledReports) -> Result<MonthlySchedule, ScheduleError> {
+    MonthlySchedule::new(
+        i64::from(row.business_day),
+        row.at_time,
+        &row.timezone,
+        &row.holidays,
+    )
+}
+
+/// Queues the scheduled statements due at `now`, each scheduled time of each tenant exactly
+/// once however many workers tick (see the module docs). Fails only when the schedules cannot
+/// be read; a time that cannot be handled is counted and left for the next tick (the times of
+/// one tenant are handled in order, so a failed one stops the later ones until then).
+pub async fn tick_reports(
+    store: &Store,
+    settings: &TickSettings,
+    now: DateTime<Utc>,
+) -> Result<ReportTickReport, StoreError> {
+    let rows = store.scheduled_report_tenants().await?;
+    let mut report = ReportTickReport {
+        schedules: rows.len(),
+        ..ReportTickReport::default()
+    };
+    let mut due = Vec::new();
+    for row in &rows {
+        match monthly_schedule(row) {
+            Ok(s) => {
+                let after = row
+                    .last_scheduled_for
+                    .map_or(row.since, |l| l.max(row.since));
+                let times = s.due_after(after, now);
+                if !times.is_empty() {
+                    due.push((TenantId(row.tenant_id), times));
+                }
+            }
+            Err(e) => {
+                report.invalid += 1;
+                tracing::warn!(tenant_id = %row.tenant_id, error = %e,
+                    "a stored report schedule does not parse; skipped");
+            }
+        }
+    }
+    let outcomes: Vec<Vec<Result<ReportFireOutcome, StoreError>>> = futures::stream::iter(due)
+        .map(|(tenant, times)| async move {
+            let mut outcomes = Vec::new();
+            for t in times {
+                let outcome = report_schedules::fire(
+                    store,
+                    tenant,
+                    t.at.utc,
+                    (t.period_from, t.period_to),
+                    now,
+                )
+                .await;
+                match &outcome {
+                    Ok(o) => tracing::info!(tenant_id = %tenant, scheduled_for = %t.at.utc,
+                        period_from = %t.period_from, outcome = ?o, "scheduled statements"),
+                    Err(e) => tracing::warn!(tenant_id = %tenant, scheduled_for = %t.at.utc,
+                        error = %e, "could not queue scheduled statements; the next tick tries again"),
+                }
+                let failed = outcome.is_err();
+                outcomes.push(outcome);
+                if failed {
+                    break;
+                }
+            }
+            outcomes
+        })
+        .buffer_unordered(settings.parallel.max(1))
+        .collect()
+        .await;
+    for outcome in outcomes.iter().flatten() {
+        match outcome {
+            Ok(ReportFireOutcome::Queued(n)) => {
+                report.fired += 1;
+                report.reports += n;
+            }
+            Ok(ReportFireOutcome::AlreadyHandled) => report.already_handled += 1,
+            Err(_) => report.failed += 1,
+        }
+    }
+    Ok(report)
+}
+
 /// A connection's next scheduled runs, for `eam schedule`.
 #[derive(Debug, Clone)]
 pub struct Upcoming {
@@ -376,6 +487,15 @@ async fn on_tick(_tick: Tick<Utc>, ticker: Data<Ticker>) -> Result<(), BoxDynErr
             tick_market_data(&ticker.store, schedule, ticker.settings.catch_up, now).await
     {
         tracing::warn!(error = %e, "the schedule tick could not queue the market-data run");
+    }
+    match tick_reports(&ticker.store, &ticker.settings, now).await {
+        Ok(report) if report.fired > 0 || report.failed > 0 => {
+            tracing::info!(?report, "report schedule tick")
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "the schedule tick could not read the report schedules")
+        }
     }
     // A failed tick is not retried: the next one sees the same due times.
     Ok(())

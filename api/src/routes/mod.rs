@@ -15,6 +15,7 @@ pub mod me;
 pub mod performance;
 pub mod portfolio;
 pub mod prices;
+pub mod report_schedules;
 pub mod reports;
 pub mod schedules;
 pub mod tenants;

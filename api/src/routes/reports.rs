@@ -50,7 +50,7 @@ impl Kind {
 /// A file format.
 #[derive(Enum, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[oai(rename_all = "lowercase")]
-enum Format {
+pub(crate) enum Format {
     /// A4, paged, fonts embedded.
     Pdf,
     /// One CSV file per table, in one zip.
@@ -58,7 +58,7 @@ enum Format {
 }
 
 impl Format {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Format::Pdf => "pdf",
             Format::Csv => "csv",
@@ -108,8 +108,10 @@ struct ReportView {
     /// The currency asked for; null: the client's reporting currency when generated.
     currency: Option<String>,
     formats: Vec<String>,
-    /// `manual`.
+    /// `manual`, or `schedule` (the tenant's statement schedule, `GET /reports/schedule`).
     trigger: String,
+    /// The scheduled time that queued it (trigger `schedule`).
+    scheduled_for: Option<DateTime<Utc>>,
     /// `queued`, `running`, `succeeded` or `failed`.
     status: String,
     requested_by: Option<String>,
@@ -147,6 +149,7 @@ fn view(r: StoredReport, files: Vec<ReportFile>) -> ReportView {
         currency: r.currency.map(|c| c.trim().to_owned()),
         formats: r.formats,
         trigger: r.trigger,
+        scheduled_for: r.scheduled_for,
         status: r.status,
         requested_by: r.requested_by,
         attempts: r.attempts,
