@@ -16,6 +16,9 @@ test:
 	@# The performance test checks its returns against PyPI's pyxirr, an implementation not ours.
 	python3 -c 'import pyxirr' 2>/dev/null || python3 -m pip install --quiet pyxirr \
 		|| python3 -m pip install --quiet --break-system-packages pyxirr
+	@# The webhook tests check signatures with PyPI's standardwebhooks, an implementation not ours.
+	python3 -c 'import standardwebhooks' 2>/dev/null || python3 -m pip install --quiet standardwebhooks \
+		|| python3 -m pip install --quiet --break-system-packages standardwebhooks
 	@# The report tests read the rendered PDFs back with poppler (pdftotext, pdfinfo, pdffonts).
 	command -v pdftotext >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq poppler-utils; }
 	scripts/with-services.sh cargo test --workspace --quiet

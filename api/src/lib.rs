@@ -56,6 +56,7 @@ use crate::routes::schedules::SchedulesApi;
 use crate::routes::tenants::TenantsApi;
 use crate::routes::users::UsersApi;
 use crate::routes::valuation::ValuationApi;
+use crate::routes::webhooks::WebhooksApi;
 
 /// OpenAPI tags.
 #[derive(Tags)]
@@ -76,6 +77,8 @@ pub enum Tag {
     Admin,
     /// Client portfolio statements (PDF, CSV), generated as jobs.
     Reports,
+    /// Events and the webhook endpoints they are delivered to (Standard Webhooks).
+    Webhooks,
 }
 
 /// Every group of operations of `/api/v1` (nested: poem-openapi implements `OpenApi` for
@@ -107,6 +110,7 @@ pub type Apis = (
         PerformanceApi,
         ReportsApi,
         ReportSchedulesApi,
+        WebhooksApi,
     ),
 );
 
@@ -138,6 +142,7 @@ pub fn openapi(state: &ApiState, public_url: &str) -> OpenApiService<Apis, ()> {
                 PerformanceApi(state.clone()),
                 ReportsApi(state.clone()),
                 ReportSchedulesApi(state.clone()),
+                WebhooksApi(state.clone()),
             ),
         ),
         "EAM Wealth Platform API",

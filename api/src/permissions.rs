@@ -108,6 +108,12 @@ pub enum Action {
     ReadReportSchedule,
     /// Set, pause or remove the tenant's monthly statement schedule.
     ManageReportSchedule,
+    /// The tenant's webhook endpoints and their delivery logs.
+    ReadWebhooks,
+    /// Register, change, rotate, delete webhook endpoints; send a delivery again.
+    ManageWebhooks,
+    /// The tenant's events.
+    ReadEvents,
 }
 
 impl Action {
@@ -166,6 +172,11 @@ pub fn allows(role: Role, action: Action) -> bool {
         // advisors see when their clients' next statements are due.
         ReadReportSchedule => matches!(role, TenantAdmin | Advisor),
         ManageReportSchedule => matches!(role, TenantAdmin),
+        // Where the firm's events go is the firm admin's call; ops and support read the log
+        // to see why a receiver missed one.
+        ReadWebhooks => matches!(role, TenantAdmin | Ops | Support),
+        ManageWebhooks => matches!(role, TenantAdmin),
+        ReadEvents => matches!(role, TenantAdmin | Ops | Support),
     }
 }
 
@@ -258,6 +269,19 @@ pub const OPERATIONS: &[(&str, &str, Action)] = {
         ("get", "/reports/schedule", ReadReportSchedule),
         ("put", "/reports/schedule", ManageReportSchedule),
         ("delete", "/reports/schedule", ManageReportSchedule),
+        ("post", "/webhooks", ManageWebhooks),
+        ("get", "/webhooks", ReadWebhooks),
+        ("get", "/webhooks/{id}", ReadWebhooks),
+        ("patch", "/webhooks/{id}", ManageWebhooks),
+        ("delete", "/webhooks/{id}", ManageWebhooks),
+        ("post", "/webhooks/{id}/rotate-secret", ManageWebhooks),
+        ("get", "/webhooks/{id}/deliveries", ReadWebhooks),
+        (
+            "post",
+            "/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+            ManageWebhooks,
+        ),
+        ("get", "/events", ReadEvents),
     ]
 };
 

@@ -18,6 +18,8 @@ use url::Url;
 pub enum EgressError {
     #[error("'{0}' is not an https:// URL with a host")]
     NotHttps(String),
+    #[error("'{0}' is not an http:// or https:// URL with a host and without user info")]
+    NotHttp(String),
     #[error(
         "{host} resolves to {addr}, a loopback, private, link-local or reserved address; bank addresses must be public (egress.allow_private_addresses)"
     )]
@@ -94,6 +96,24 @@ impl EgressPolicy {
         self.resolve(&host, port).await?;
         Ok(parsed)
     }
+}
+
+/// Checks a webhook URL: http or https with a host and no user info, and every address of its
+/// host public (unless the policy allows private ones).
+pub async fn check_webhook_url(policy: &EgressPolicy, url: &str) -> Result<Url, EgressError> {
+    let bad = || EgressError::NotHttp(url.to_owned());
+    let parsed = Url::parse(url).map_err(|_| bad())?;
+    if !matches!(parsed.scheme(), "http" | "https")
+        || parsed.host_str().is_none_or(str::is_empty)
+        || !parsed.username().is_empty()
+        || parsed.password().is_some()
+    {
+        return Err(bad());
+    }
+    let host = parsed.host_str().unwrap_or_default().to_owned();
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    policy.resolve(&host, port).await?;
+    Ok(parsed)
 }
 
 /// Parses an https URL with a host, no user info (credentials in a URL would be sent along).

@@ -79,6 +79,7 @@ pub struct Settings {
     pub certificates: CertificateSettings,
     pub market_data: MarketDataSettings,
     pub reports: ReportSettings,
+    pub webhooks: WebhookSettings,
 }
 
 /// Requests per second allowed per tenant and per user, each with a burst.
@@ -215,6 +216,21 @@ pub struct ReportSettings {
     pub logo_path: String,
     /// Statements a worker generates at once (rendering is CPU work beside the syncs' I/O).
     pub concurrency: usize,
+}
+
+/// How the workers deliver webhooks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// False: this worker delivers none (another must).
+    pub enabled: bool,
+    /// The waits after each failed attempt, in milliseconds (their number + 1 attempts).
+    pub retry_schedule_ms: Vec<u64>,
+    pub timeout_secs: u64,
+    /// Deliveries one worker sends at once.
+    pub concurrency: usize,
+    /// An endpoint whose every delivery failed for this long is disabled.
+    pub disable_after_hours: u64,
 }
 
 /// When a connection's client certificate counts as at risk.

@@ -51,6 +51,7 @@ pub mod schedules;
 pub mod snapshots;
 pub mod tenants;
 pub mod users;
+pub mod webhooks;
 
 use std::str::FromStr;
 

@@ -359,6 +359,21 @@ pub fn market_data_settings(
 }
 
 /// The report settings of a test: no logo; rates stale after 3 business days, as the API's.
+/// Webhook deliveries as the tests' worker sends them: retries 150 ms apart (the schedule's
+/// shape, not its hours), loopback receivers allowed when the environment allows private
+/// addresses.
+pub fn webhook_settings(
+    egress: eam_config::egress::EgressPolicy,
+) -> eam_worker::webhooks::WebhookSettings {
+    eam_worker::webhooks::WebhookSettings {
+        retry_schedule: vec![Duration::from_millis(150); 7],
+        timeout: Duration::from_secs(5),
+        poll: Duration::from_millis(200),
+        egress,
+        ..eam_worker::webhooks::WebhookSettings::default()
+    }
+}
+
 pub fn report_settings() -> eam_worker::reports::ReportSettings {
     eam_worker::reports::ReportSettings {
         logo_png: None,
@@ -440,6 +455,7 @@ impl TestEnv {
                     tick: None,
                     market_data: market_data_settings(&sim, &pki),
                     reports: report_settings(),
+                    webhooks: Some(webhook_settings(options.egress)),
                 },
                 metrics.clone(),
             );
@@ -527,6 +543,7 @@ impl TestEnv {
                 tick: None,
                 market_data: market_data_settings(&self.sim, &self.pki),
                 reports: report_settings(),
+                webhooks: None,
             },
             eam_metrics::Metrics::new(),
         )

@@ -28,4 +28,5 @@ mod services;
 mod sync;
 mod tenant_scope;
 mod wealth;
+mod webhooks;
 mod workers;

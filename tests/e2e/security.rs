@@ -110,6 +110,24 @@ fn report_body(client: &str) -> Value {
     })
 }
 
+fn webhook_body() -> Value {
+    json!({"url": "http://127.0.0.1:9/hook", "event_types": ["sync.failed"]})
+}
+
+/// A webhook endpoint registered by the firm's staff.
+async fn webhook_for(env: &TestEnv, firm: &Firm) -> String {
+    let (code, body, _) = env
+        .call(
+            Method::POST,
+            "/webhooks",
+            Some(&firm.staff),
+            Some(&webhook_body()),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    body["endpoint"]["id"].as_str().unwrap().to_owned()
+}
+
 fn report_schedule_body() -> Value {
     json!({"business_day": 2, "time": "07:00", "timezone": "Europe/Zurich"})
 }
@@ -225,6 +243,27 @@ async fn request_for(
             (path.into(), None)
         }
         ("put", "/reports/schedule") => (path.into(), Some(report_schedule_body())),
+        ("post", "/webhooks") => (path.into(), Some(webhook_body())),
+        ("get" | "patch" | "delete", "/webhooks/{id}") => (
+            format!("/webhooks/{}", webhook_for(env, firm).await),
+            (method == "patch").then(|| json!({"description": "changed"})),
+        ),
+        ("post", "/webhooks/{id}/rotate-secret") => (
+            format!("/webhooks/{}/rotate-secret", webhook_for(env, firm).await),
+            Some(json!({})),
+        ),
+        ("get", "/webhooks/{id}/deliveries") => (
+            format!("/webhooks/{}/deliveries", webhook_for(env, firm).await),
+            None,
+        ),
+        ("post", "/webhooks/{id}/deliveries/{delivery_id}/redeliver") => (
+            format!(
+                "/webhooks/{}/deliveries/{}/redeliver",
+                webhook_for(env, firm).await,
+                Uuid::new_v4()
+            ),
+            None,
+        ),
         ("put", "/schedules/default") => (
             path.into(),
             Some(json!({"cron": "0 2 * * *", "timezone": "Europe/Zurich"})),

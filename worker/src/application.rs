@@ -26,6 +26,8 @@ pub struct WorkerConfig {
     pub market_data: MarketDataSettings,
     /// What report jobs print beside the figures.
     pub reports: ReportSettings,
+    /// Webhook deliveries, when this worker sends them.
+    pub webhooks: Option<crate::webhooks::WebhookSettings>,
 }
 
 impl WorkerConfig {
@@ -86,8 +88,37 @@ impl WorkerConfig {
                     n => n,
                 },
             },
+            webhooks: webhook_settings(settings)?,
         })
     }
+}
+
+/// The deliverer's settings, `None` when this worker sends no webhooks.
+fn webhook_settings(
+    settings: &Settings,
+) -> anyhow::Result<Option<crate::webhooks::WebhookSettings>> {
+    let w = &settings.webhooks;
+    if !w.enabled {
+        return Ok(None);
+    }
+    if w.concurrency == 0 {
+        anyhow::bail!(
+            "webhooks.concurrency: a worker that delivers must send at least one at once"
+        );
+    }
+    Ok(Some(crate::webhooks::WebhookSettings {
+        retry_schedule: w
+            .retry_schedule_ms
+            .iter()
+            .copied()
+            .map(Duration::from_millis)
+            .collect(),
+        timeout: Duration::from_secs(w.timeout_secs.max(1)),
+        concurrency: w.concurrency,
+        disable_after: Duration::from_secs(w.disable_after_hours.saturating_mul(3600)),
+        egress: EgressPolicy::from_settings(&settings.egress),
+        ..crate::webhooks::WebhookSettings::default()
+    }))
 }
 
 impl WorkerConfig {
@@ -142,6 +173,7 @@ pub struct WorkerApp {
     pub tick: Option<TickSettings>,
     pub market_data: MarketDataSettings,
     pub reports: ReportSettings,
+    pub webhooks: Option<crate::webhooks::WebhookSettings>,
 }
 
 impl WorkerApp {
@@ -170,6 +202,7 @@ impl WorkerApp {
             tick: config.tick,
             market_data: config.market_data,
             reports: config.reports,
+            webhooks: config.webhooks,
         }
     }
 
@@ -180,6 +213,13 @@ impl WorkerApp {
             tokio::spawn(crate::tick::run_ticker(
                 self.cx.store.clone(),
                 tick,
+                stop.clone(),
+            ))
+        });
+        let deliverer = self.webhooks.map(|settings| {
+            tokio::spawn(crate::webhooks::run_deliverer(
+                self.cx.store.clone(),
+                settings,
                 stop.clone(),
             ))
         });
@@ -198,6 +238,9 @@ impl WorkerApp {
         .await;
         if let Some(ticker) = ticker {
             let _ = ticker.await;
+        }
+        if let Some(deliverer) = deliverer {
+            let _ = deliverer.await;
         }
         ran
     }

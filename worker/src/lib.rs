@@ -13,6 +13,7 @@ pub mod queue;
 pub mod reports;
 mod statement;
 pub mod tick;
+pub mod webhooks;
 
 pub use dispatch::DispatchSettings;
 pub use eam_queue::{QueueError, SyncQueue};

@@ -21,6 +21,7 @@ pub mod schedules;
 pub mod tenants;
 pub mod users;
 pub mod valuation;
+pub mod webhooks;
 
 /// Upper bound of `limit` on every paged list.
 pub const MAX_PAGE: u32 = 500;
