@@ -231,6 +231,9 @@ pub struct WebhookSettings {
     pub concurrency: usize,
     /// An endpoint whose every delivery failed for this long is disabled.
     pub disable_after_hours: u64,
+    /// A claimed delivery's lease: a worker that dies mid-delivery leaves it to another after
+    /// this (at least once).
+    pub lease_secs: u64,
 }
 
 /// When a connection's client certificate counts as at risk.

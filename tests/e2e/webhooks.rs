@@ -36,7 +36,8 @@ impl Received {
     }
 }
 
-/// A plain HTTP/1.1 receiver answering the given statuses in turn (then 200).
+/// A plain HTTP/1.1 receiver answering the given statuses in turn (then 200); a status 0
+/// reads the request and never answers (the connection is held open).
 struct Receiver {
     port: u16,
     got: Arc<Mutex<Vec<Received>>>,
@@ -50,6 +51,7 @@ impl Receiver {
         let got: Arc<Mutex<Vec<Received>>> = Arc::default();
         let seen = got.clone();
         let task = tokio::spawn(async move {
+            let mut held = Vec::new();
             while let Ok((mut socket, _)) = listener.accept().await {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 8192];
@@ -91,6 +93,10 @@ impl Receiver {
                     got.len()
                 };
                 let status = statuses.get(n - 1).copied().unwrap_or(200);
+                if status == 0 {
+                    held.push(socket);
+                    continue;
+                }
                 let answer = format!(
                     "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
                 );
@@ -532,5 +538,79 @@ async fn webhook_urls_on_private_addresses_are_refused() {
         "{problem}"
     );
     assert_eq!(env.get("/webhooks", &admin).await, json!([]));
+    env.finish().await;
+}
+
+/// At least once across a worker's death: the event is committed while no worker runs; a
+/// worker process claims its delivery and is killed with SIGKILL while the receiver holds the
+/// request; a second worker sends it again once the lease ends, with the same `webhook-id`,
+/// so a consumer de-duplicating by it sees the event once. The log holds the one attempt that
+/// was recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_delivery_leaves_the_event_to_another_with_the_same_id() {
+    use crate::workers::worker_command;
+    let env = TestEnv::start_with(
+        small_params(94),
+        EnvOptions {
+            in_process_worker: false,
+            ..EnvOptions::default()
+        },
+    )
+    .await;
+    let tenant = env.tenant("Firm K").await;
+    let admin = env.token(tenant, &["tenant_admin", "ops"]);
+    let receiver = Receiver::start(vec![0]).await;
+    let (endpoint, secret) =
+        create_endpoint(&env, &admin, &receiver.url(), &["connection.paused"]).await;
+    let connection = env
+        .create_connection(&admin, &env.connection_body(tenant))
+        .await;
+    let (status, body, _) = env
+        .call(
+            Method::POST,
+            &format!("/connections/{connection}/pause"),
+            Some(&admin),
+            Some(&json!({ "reason": "bank maintenance" })),
+        )
+        .await;
+    assert!(status == 200 || status == 204, "{status} {body}");
+    // Committed, not delivered: no worker runs.
+    let events = env.get("/events?type=connection.paused", &admin).await;
+    assert_eq!(events["events"].as_array().unwrap().len(), 1, "{events}");
+    let event_id = events["events"][0]["id"].as_str().unwrap().to_owned();
+    assert!(receiver.received().is_empty());
+
+    let worker = |name: &str| {
+        let mut command = worker_command(&env, name);
+        command.env("EAM_WEBHOOKS__LEASE_SECS", "2");
+        command.spawn().expect("eam work starts")
+    };
+    let mut first = worker("hooks-a");
+    let got = receiver.wait_for(1).await;
+    assert_eq!(got[0].header("webhook-id"), event_id);
+    first.start_kill().unwrap();
+    first.wait().await.unwrap();
+    let log = env
+        .get(&format!("/webhooks/{endpoint}/deliveries"), &admin)
+        .await;
+    assert_eq!(log["deliveries"][0]["status"], "pending", "{log}");
+    assert_eq!(log["deliveries"][0]["attempts"], 0, "{log}");
+
+    let _second = worker("hooks-b");
+    let got = receiver.wait_for(2).await;
+    let log = settled(&env, &admin, &endpoint).await;
+    let d = &log["deliveries"][0];
+    assert_eq!(d["status"], "succeeded", "{log}");
+    assert_eq!(d["attempts"], 1);
+    assert_eq!(d["log"][0]["status_code"], 200);
+    let ids: std::collections::BTreeSet<&str> =
+        got.iter().map(|r| r.header("webhook-id")).collect();
+    assert_eq!(
+        ids.len(),
+        1,
+        "a consumer de-duplicating by webhook-id sees it once"
+    );
+    assert!(got.iter().all(|r| python_verifies(&secret, r)));
+    assert_eq!(got[1].json()["data"]["connection_id"], json!(connection));
     env.finish().await;
 }

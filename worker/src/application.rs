@@ -116,6 +116,7 @@ fn webhook_settings(
         timeout: Duration::from_secs(w.timeout_secs.max(1)),
         concurrency: w.concurrency,
         disable_after: Duration::from_secs(w.disable_after_hours.saturating_mul(3600)),
+        lease: Duration::from_secs(w.lease_secs.max(1)),
         egress: EgressPolicy::from_settings(&settings.egress),
         ..crate::webhooks::WebhookSettings::default()
     }))
