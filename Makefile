@@ -19,6 +19,9 @@ test:
 	@# The webhook tests check signatures with PyPI's standardwebhooks, an implementation not ours.
 	python3 -c 'import standardwebhooks' 2>/dev/null || python3 -m pip install --quiet standardwebhooks \
 		|| python3 -m pip install --quiet --break-system-packages standardwebhooks
+	@# The e-mail tests run a real SMTP server: PyPI's aiosmtpd.
+	python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet aiosmtpd \
+		|| python3 -m pip install --quiet --break-system-packages aiosmtpd
 	@# The report tests read the rendered PDFs back with poppler (pdftotext, pdfinfo, pdffonts).
 	command -v pdftotext >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq poppler-utils; }
 	scripts/with-services.sh cargo test --workspace --quiet

@@ -47,6 +47,7 @@ use crate::routes::fx_rates::FxRatesApi;
 use crate::routes::jobs::JobsApi;
 use crate::routes::market_data::MarketDataApi;
 use crate::routes::me::MeApi;
+use crate::routes::me::NotificationsApi;
 use crate::routes::performance::PerformanceApi;
 use crate::routes::portfolio::PortfolioApi;
 use crate::routes::prices::PricesApi;
@@ -111,6 +112,7 @@ pub type Apis = (
         ReportsApi,
         ReportSchedulesApi,
         WebhooksApi,
+        NotificationsApi,
     ),
 );
 
@@ -143,6 +145,7 @@ pub fn openapi(state: &ApiState, public_url: &str) -> OpenApiService<Apis, ()> {
                 ReportsApi(state.clone()),
                 ReportSchedulesApi(state.clone()),
                 WebhooksApi(state.clone()),
+                NotificationsApi(state.clone()),
             ),
         ),
         "EAM Wealth Platform API",

@@ -282,6 +282,8 @@ pub const OPERATIONS: &[(&str, &str, Action)] = {
             ManageWebhooks,
         ),
         ("get", "/events", ReadEvents),
+        ("get", "/me/notifications", ReadSelf),
+        ("put", "/me/notifications", ReadSelf),
     ]
 };
 

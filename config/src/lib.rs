@@ -80,6 +80,7 @@ pub struct Settings {
     pub market_data: MarketDataSettings,
     pub reports: ReportSettings,
     pub webhooks: WebhookSettings,
+    pub email: EmailSettings,
 }
 
 /// Requests per second allowed per tenant and per user, each with a burst.
@@ -234,6 +235,24 @@ pub struct WebhookSettings {
     /// A claimed delivery's lease: a worker that dies mid-delivery leaves it to another after
     /// this (at least once).
     pub lease_secs: u64,
+}
+
+/// E-mail notifications over SMTP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailSettings {
+    /// The SMTP server; empty: this worker sends no e-mail.
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    /// `starttls` (required), `tls` (from the first byte) or `none` (a local relay).
+    pub smtp_security: String,
+    pub smtp_username: String,
+    pub smtp_password: Secret,
+    /// The sender, e.g. `EAM Platform <notifications@example.com>`.
+    pub from: String,
+    /// When non-urgent notifications go out as one digest per user (five-field cron).
+    pub digest_schedule: String,
+    pub digest_timezone: String,
 }
 
 /// When a connection's client certificate counts as at risk.

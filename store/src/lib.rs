@@ -40,6 +40,7 @@ pub mod fx_rates;
 pub mod gauges;
 pub mod load;
 pub mod market_data_runs;
+pub mod notifications;
 pub mod prices;
 pub mod read;
 pub mod reconciliation;

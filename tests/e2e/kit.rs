@@ -456,6 +456,7 @@ impl TestEnv {
                     market_data: market_data_settings(&sim, &pki),
                     reports: report_settings(),
                     webhooks: Some(webhook_settings(options.egress)),
+                    mail: None,
                 },
                 metrics.clone(),
             );
@@ -544,6 +545,7 @@ impl TestEnv {
                 market_data: market_data_settings(&self.sim, &self.pki),
                 reports: report_settings(),
                 webhooks: None,
+                mail: None,
             },
             eam_metrics::Metrics::new(),
         )

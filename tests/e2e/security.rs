@@ -244,6 +244,7 @@ async fn request_for(
         }
         ("put", "/reports/schedule") => (path.into(), Some(report_schedule_body())),
         ("post", "/webhooks") => (path.into(), Some(webhook_body())),
+        ("put", "/me/notifications") => (path.into(), Some(json!({"event_types": []}))),
         ("get" | "patch" | "delete", "/webhooks/{id}") => (
             format!("/webhooks/{}", webhook_for(env, firm).await),
             (method == "patch").then(|| json!({"description": "changed"})),

@@ -614,3 +614,236 @@ async fn a_worker_killed_mid_delivery_leaves_the_event_to_another_with_the_same_
     assert_eq!(got[1].json()["data"]["connection_id"], json!(connection));
     env.finish().await;
 }
+
+/// A real SMTP server for the test: PyPI's aiosmtpd writing each message into a maildir.
+struct SmtpServer {
+    port: u16,
+    dir: std::path::PathBuf,
+    child: std::process::Child,
+}
+
+impl SmtpServer {
+    async fn start() -> SmtpServer {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let dir = std::env::temp_dir().join(format!("eam-maildir-{}", uuid::Uuid::new_v4()));
+        let child = std::process::Command::new("python3")
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 -m aiosmtpd (make test installs aiosmtpd)");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "aiosmtpd did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        SmtpServer { port, dir, child }
+    }
+
+    /// The messages received, as text, oldest first.
+    fn messages(&self) -> Vec<String> {
+        let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(self.dir.join("new"))
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+        files
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A message's decoded body parts (quoted-printable or base64, as lettre chose), via Python's
+/// own e-mail parser.
+fn parts(message: &str) -> Vec<(String, String)> {
+    let script = "import email,sys,json\n\
+        m=email.message_from_string(sys.stdin.read())\n\
+        print(json.dumps([[p.get_content_type(), p.get_payload(decode=True).decode()] \
+        for p in m.walk() if not p.is_multipart()]))\n";
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), message.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    serde_json::from_slice::<Vec<(String, String)>>(&out.stdout).unwrap()
+}
+
+/// E-mail to a real SMTP server: users subscribe to the types their roles allow (an advisor
+/// may not have sync events); a failed sync reaches the subscribed ops user in the next
+/// digest, not before, in one e-mail with a plain-text and an HTML part naming the run's
+/// error, and nobody else; a dead sync reaches them at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_sync_is_one_e_mail_in_the_digest_and_a_dead_one_goes_out_at_once() {
+    use eam_worker::mailer::{MailSettings, Mailer, SmtpSecurity, send_due};
+    let smtp = SmtpServer::start().await;
+    let env = TestEnv::start(small_params(95)).await;
+    let tenant = env.tenant("Firm M").await;
+    let admin = env.token(tenant, &["tenant_admin"]);
+    for (subject, email, role) in [
+        ("user-ops", "ops@firm.example", "ops"),
+        ("user-advisor", "adviser@firm.example", "advisor"),
+    ] {
+        let (status, body, _) = env
+            .call(
+                Method::POST,
+                "/users",
+                Some(&admin),
+                Some(&json!({ "subject": subject, "email": email, "roles": [role] })),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let ops = env.token(tenant, &["ops"]);
+    let advisor = env.token(tenant, &["advisor"]);
+    let (status, problem, _) = env
+        .call(
+            Method::PUT,
+            "/me/notifications",
+            Some(&advisor),
+            Some(&json!({ "event_types": ["sync.failed"] })),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(
+        problem["detail"],
+        "event_types: 'sync.failed' is not one your roles may receive (break.opened, portfolio.updated, report.ready)"
+    );
+    let (status, mine, _) = env
+        .call(
+            Method::PUT,
+            "/me/notifications",
+            Some(&advisor),
+            Some(&json!({ "event_types": ["report.ready"] })),
+        )
+        .await;
+    assert_eq!(status, 200, "{mine}");
+    let (status, mine, _) = env
+        .call(
+            Method::PUT,
+            "/me/notifications",
+            Some(&ops),
+            Some(&json!({ "event_types": ["sync.failed", "sync.dead"] })),
+        )
+        .await;
+    assert_eq!(status, 200, "{mine}");
+    assert_eq!(mine["email"], "ops@firm.example");
+    assert_eq!(env.get("/me/notifications", &ops).await, mine);
+
+    let account = env.sim.dataset().accounts[0].account_id.clone();
+    env.sim.faults().inject(
+        FaultRule::new(
+            format!("/v1/accounts/{account}/transactions"),
+            Fault::Malformed,
+        )
+        .times(1),
+    );
+    let connection = env
+        .create_connection(&ops, &env.connection_body(tenant))
+        .await;
+    let job = env.sync_and_wait(&ops, &connection).await;
+    assert_eq!(job["status"], "failed", "{job}");
+
+    let digest = eam_model::cron::CronSchedule::parse("0 7 * * *", "Europe/Zurich").unwrap();
+    let mailer = Mailer::new(MailSettings {
+        host: "127.0.0.1".into(),
+        port: smtp.port,
+        security: SmtpSecurity::None,
+        credentials: None,
+        from: "EAM Platform <notifications@eam.invalid>".parse().unwrap(),
+        digest: digest.clone(),
+        lease: Duration::from_secs(60),
+        poll: Duration::from_secs(1),
+        retry: Duration::from_secs(60),
+        max_attempts: 3,
+    })
+    .unwrap();
+    let now = Utc::now();
+    let before = send_due(&env.store, &mailer, "test-mailer", now)
+        .await
+        .unwrap();
+    assert_eq!(before.claimed, 0, "a failed sync waits for the digest");
+    let seven = digest.upcoming(now, 1)[0].utc;
+    let sent = send_due(&env.store, &mailer, "test-mailer", seven)
+        .await
+        .unwrap();
+    assert_eq!((sent.claimed, sent.sent, sent.failed), (1, 1, 0));
+    let again = send_due(
+        &env.store,
+        &mailer,
+        "test-mailer",
+        seven + chrono::Duration::minutes(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.claimed, 0, "sent once");
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1);
+    let m = &messages[0];
+    assert!(m.contains("To: ops@firm.example"), "{m}");
+    assert!(
+        m.contains("Subject: [EAM] Firm M: 1 event since the last digest"),
+        "{m}"
+    );
+    let parts = parts(m);
+    let kinds: Vec<&str> = parts.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds, ["text/plain", "text/html"]);
+    let error = job["error"]["message"].as_str().unwrap();
+    assert!(
+        parts[0].1.contains("sync.failed: Sync of "),
+        "{}",
+        parts[0].1
+    );
+    assert!(parts[0].1.contains(error), "{}", parts[0].1);
+    assert!(
+        parts[1].1.contains("<td><code>sync.failed</code></td>"),
+        "{}",
+        parts[1].1
+    );
+
+    // A sync that ends dead: at once, whatever the digest time.
+    let good = env
+        .create_connection(&ops, &env.connection_body(tenant))
+        .await;
+    env.sim.faults().inject(FaultRule::new(
+        "/",
+        Fault::Status {
+            status: 500,
+            retry_after_secs: None,
+        },
+    ));
+    let dead = env.sync_and_wait(&ops, &good).await;
+    assert_eq!(dead["status"], "dead", "{dead}");
+    env.sim.faults().clear();
+    let urgent = send_due(&env.store, &mailer, "test-mailer", Utc::now())
+        .await
+        .unwrap();
+    assert_eq!((urgent.claimed, urgent.sent), (1, 1));
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 2);
+    assert!(
+        messages[1].contains("gave up after its retries"),
+        "{}",
+        messages[1]
+    );
+    assert!(messages.iter().all(|m| !m.contains("adviser@firm.example")));
+    env.finish().await;
+}

@@ -28,6 +28,8 @@ pub struct WorkerConfig {
     pub reports: ReportSettings,
     /// Webhook deliveries, when this worker sends them.
     pub webhooks: Option<crate::webhooks::WebhookSettings>,
+    /// E-mail notifications, when this worker sends them.
+    pub mail: Option<crate::mailer::MailSettings>,
 }
 
 impl WorkerConfig {
@@ -89,6 +91,7 @@ impl WorkerConfig {
                 },
             },
             webhooks: webhook_settings(settings)?,
+            mail: mail_settings(settings)?,
         })
     }
 }
@@ -119,6 +122,39 @@ fn webhook_settings(
         lease: Duration::from_secs(w.lease_secs.max(1)),
         egress: EgressPolicy::from_settings(&settings.egress),
         ..crate::webhooks::WebhookSettings::default()
+    }))
+}
+
+/// The mailer's settings, `None` without an SMTP host. A bad sender, security or digest
+/// schedule stops the worker at start.
+fn mail_settings(settings: &Settings) -> anyhow::Result<Option<crate::mailer::MailSettings>> {
+    use crate::mailer::{MailSettings, SmtpSecurity};
+    let e = &settings.email;
+    if e.smtp_host.trim().is_empty() {
+        return Ok(None);
+    }
+    let security = match e.smtp_security.as_str() {
+        "starttls" => SmtpSecurity::StartTls,
+        "tls" => SmtpSecurity::Tls,
+        "none" => SmtpSecurity::None,
+        other => anyhow::bail!("email.smtp_security: '{other}' is not starttls, tls or none"),
+    };
+    Ok(Some(MailSettings {
+        host: e.smtp_host.trim().to_owned(),
+        port: e.smtp_port,
+        security,
+        credentials: (!e.smtp_username.is_empty())
+            .then(|| (e.smtp_username.clone(), e.smtp_password.expose().to_owned())),
+        from: e
+            .from
+            .parse()
+            .map_err(|err| anyhow::anyhow!("email.from: '{}' is not a mailbox: {err}", e.from))?,
+        digest: eam_model::cron::CronSchedule::parse(&e.digest_schedule, &e.digest_timezone)
+            .map_err(|err| anyhow::anyhow!("email.digest_schedule: {err}"))?,
+        lease: Duration::from_secs(120),
+        poll: Duration::from_secs(5),
+        retry: Duration::from_secs(300),
+        max_attempts: 5,
     }))
 }
 
@@ -175,6 +211,7 @@ pub struct WorkerApp {
     pub market_data: MarketDataSettings,
     pub reports: ReportSettings,
     pub webhooks: Option<crate::webhooks::WebhookSettings>,
+    pub mail: Option<crate::mailer::MailSettings>,
 }
 
 impl WorkerApp {
@@ -204,12 +241,25 @@ impl WorkerApp {
             market_data: config.market_data,
             reports: config.reports,
             webhooks: config.webhooks,
+            mail: config.mail,
         }
     }
 
     /// Consumes the queue (and runs the schedule tick, if this worker has one) until `stop`
     /// turns true; in-flight syncs get `options.grace` to finish.
     pub async fn run(self, stop: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<()> {
+        let mailer = self
+            .mail
+            .map(crate::mailer::Mailer::new)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("the SMTP transport cannot be built: {e}"))?
+            .map(|mailer| {
+                tokio::spawn(crate::mailer::run_mailer(
+                    self.cx.store.clone(),
+                    mailer,
+                    stop.clone(),
+                ))
+            });
         let ticker = self.tick.map(|tick| {
             tokio::spawn(crate::tick::run_ticker(
                 self.cx.store.clone(),
@@ -242,6 +292,9 @@ impl WorkerApp {
         }
         if let Some(deliverer) = deliverer {
             let _ = deliverer.await;
+        }
+        if let Some(mailer) = mailer {
+            let _ = mailer.await;
         }
         ran
     }

@@ -7,6 +7,7 @@
 pub mod application;
 pub mod dispatch;
 pub mod error;
+pub mod mailer;
 pub mod market_data;
 pub mod pipeline;
 pub mod queue;
