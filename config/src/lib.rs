@@ -260,6 +260,9 @@ pub struct EmailSettings {
 #[serde(deny_unknown_fields)]
 pub struct CertificateSettings {
     pub warning_days: u32,
+    /// How often each worker checks every client certificate for `certificate.expiring`
+    /// (0: this worker does not).
+    pub check_interval_hours: u64,
 }
 
 /// The schedule tick, and the limits scheduled syncs respect.

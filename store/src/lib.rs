@@ -30,6 +30,7 @@ pub mod archive;
 pub mod assignments;
 pub mod audit;
 pub mod breakers;
+pub mod certificate_warnings;
 pub mod changes;
 pub mod clients;
 pub mod connections;

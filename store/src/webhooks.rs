@@ -335,7 +335,12 @@ pub async fn record_attempt(
 ) -> Result<bool> {
     let mut tx = store.tenant_tx(tenant).await?;
     let (status, next_at, delivered_at) = match record.next {
-        NextStep::Delivered => ("succeeded", record.attempted_at, Some(record.attempted_at)),
+        // Delivered when the receiver's answer came.
+        NextStep::Delivered => {
+            let answered =
+                record.attempted_at + chrono::Duration::milliseconds(i64::from(record.latency_ms));
+            ("succeeded", record.attempted_at, Some(answered))
+        }
         NextStep::RetryAt(at) => ("pending", at, None),
         NextStep::GiveUp => ("failed", record.attempted_at, None),
     };

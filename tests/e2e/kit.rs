@@ -457,6 +457,7 @@ impl TestEnv {
                     reports: report_settings(),
                     webhooks: Some(webhook_settings(options.egress)),
                     mail: None,
+                    certificate_check: None,
                 },
                 metrics.clone(),
             );
@@ -546,6 +547,7 @@ impl TestEnv {
                 reports: report_settings(),
                 webhooks: None,
                 mail: None,
+                certificate_check: None,
             },
             eam_metrics::Metrics::new(),
         )

@@ -308,6 +308,28 @@ async fn credentials_from_secrets_manager_sync_and_a_rotated_certificate_is_used
     assert_eq!(not_after(&certificate), Some(expiring.not_after));
     let at_risk = env.get("/certificates?at_risk=true", &token).await;
     assert_eq!(at_risk["warning_days"], 30);
+    // The workers' certificate check emits certificate.expiring once for it, however often it
+    // runs.
+    let check =
+        |now| eam_worker::certificates::check_certificates(&env.store, &env.secrets, 30, now);
+    let first = check(Utc::now()).await.unwrap();
+    assert_eq!((first.checked, first.warned, first.unreadable), (1, 1, 0));
+    assert_eq!(
+        check(Utc::now()).await.unwrap().warned,
+        0,
+        "once per certificate"
+    );
+    let events = env.get("/events?type=certificate.expiring", &token).await;
+    let events = events["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["data"]["status"], "expiring");
+    assert_eq!(events[0]["data"]["days_left"], 9);
+    assert_eq!(events[0]["data"]["connection_id"], json!(connection));
+    assert_eq!(events[0]["subject"], format!("connection:{connection}"));
+    // Eleven days on it has expired: one more event, then none.
+    let later = Utc::now() + chrono::Duration::days(11);
+    assert_eq!(check(later).await.unwrap().warned, 1);
+    assert_eq!(check(later).await.unwrap().warned, 0);
     let listed: Vec<&str> = at_risk["certificates"]
         .as_array()
         .expect("certificates")

@@ -30,6 +30,8 @@ pub struct WorkerConfig {
     pub webhooks: Option<crate::webhooks::WebhookSettings>,
     /// E-mail notifications, when this worker sends them.
     pub mail: Option<crate::mailer::MailSettings>,
+    /// The client certificate check: warning days and interval, when this worker runs it.
+    pub certificate_check: Option<(u32, Duration)>,
 }
 
 impl WorkerConfig {
@@ -92,6 +94,12 @@ impl WorkerConfig {
             },
             webhooks: webhook_settings(settings)?,
             mail: mail_settings(settings)?,
+            certificate_check: (settings.certificates.check_interval_hours > 0).then(|| {
+                (
+                    settings.certificates.warning_days,
+                    Duration::from_secs(settings.certificates.check_interval_hours * 3600),
+                )
+            }),
         })
     }
 }
@@ -212,6 +220,7 @@ pub struct WorkerApp {
     pub reports: ReportSettings,
     pub webhooks: Option<crate::webhooks::WebhookSettings>,
     pub mail: Option<crate::mailer::MailSettings>,
+    pub certificate_check: Option<(u32, Duration)>,
 }
 
 impl WorkerApp {
@@ -242,6 +251,7 @@ impl WorkerApp {
             reports: config.reports,
             webhooks: config.webhooks,
             mail: config.mail,
+            certificate_check: config.certificate_check,
         }
     }
 
@@ -260,6 +270,15 @@ impl WorkerApp {
                     stop.clone(),
                 ))
             });
+        let certificates = self.certificate_check.map(|(warning_days, interval)| {
+            tokio::spawn(crate::certificates::run_certificate_check(
+                self.cx.store.clone(),
+                self.cx.secrets.clone(),
+                warning_days,
+                interval,
+                stop.clone(),
+            ))
+        });
         let ticker = self.tick.map(|tick| {
             tokio::spawn(crate::tick::run_ticker(
                 self.cx.store.clone(),
@@ -295,6 +314,9 @@ impl WorkerApp {
         }
         if let Some(mailer) = mailer {
             let _ = mailer.await;
+        }
+        if let Some(certificates) = certificates {
+            let _ = certificates.await;
         }
         ran
     }

@@ -127,6 +127,17 @@ pub fn summary(event_type: &str, p: &Value) -> String {
             s("period_to")
         ),
         "portfolio.updated" => "New portfolio data from a bank sync".to_owned(),
+        "certificate.expiring" => format!(
+            "Client certificate of {} {} ({}, {} days left)",
+            connection(),
+            if s("status") == "expired" {
+                "has expired"
+            } else {
+                "expires soon"
+            },
+            s("not_after"),
+            p["days_left"].as_i64().unwrap_or_default()
+        ),
         "webhook.endpoint_disabled" => format!(
             "Webhook endpoint {} was disabled: {}",
             s("url"),

@@ -141,13 +141,16 @@ fn retry_after(settings: &WebhookSettings, attempts: usize) -> Option<Duration> 
     Some(base.mul_f64(jitter))
 }
 
-/// Sends one delivery and decides what follows.
+/// Sends one delivery and decides what follows. `now` is the pass's clock (simulated in
+/// tests) moved on by the time the pass has taken so far, so a delivery late in a batch is
+/// stamped when it is sent.
 async fn attempt(
     http: &reqwest::Client,
     settings: &WebhookSettings,
     d: &ClaimedDelivery,
-    now: DateTime<Utc>,
+    pass: (DateTime<Utc>, Instant),
 ) -> AttemptRecord {
+    let now = pass.0 + chrono::Duration::from_std(pass.1.elapsed()).unwrap_or_default();
     let id = d.event_id.to_string();
     let timestamp = now.timestamp();
     let body = body(d);
@@ -226,9 +229,10 @@ pub async fn deliver_due(
     };
     let disable_after =
         chrono::Duration::from_std(settings.disable_after).unwrap_or(chrono::Duration::MAX);
+    let pass = (now, Instant::now());
     let outcomes: Vec<(NextStep, Result<bool, StoreError>)> = futures::stream::iter(claimed)
         .map(|d| async move {
-            let record = attempt(http, settings, &d, now).await;
+            let record = attempt(http, settings, &d, pass).await;
             let recorded = webhooks::record_attempt(
                 store,
                 TenantId(d.tenant_id),

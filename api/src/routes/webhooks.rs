@@ -30,6 +30,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "sync.dead",
     "connection.paused",
     "connection.resumed",
+    "certificate.expiring",
     "break.opened",
     "report.ready",
     "portfolio.updated",
@@ -53,7 +54,7 @@ struct CreateEndpoint {
     url: String,
     /// Event types to receive (see `EVENT_TYPES` in the docs: `sync.failed`, `sync.dead`,
     /// `sync.succeeded_with_breaks`, `sync.succeeded`, `connection.paused`,
-    /// `connection.resumed`, `break.opened`, `report.ready`, `portfolio.updated`,
+    /// `connection.resumed`, `certificate.expiring`, `break.opened`, `report.ready`, `portfolio.updated`,
     /// `webhook.endpoint_disabled`).
     event_types: Vec<String>,
     #[oai(validator(max_length = 500))]
