@@ -1,0 +1,203 @@
+//! Statements as banks really send them (issue 15), synced end to end: a bad statement of a
+//! camt message or a bad message of an MT535 file costs only itself (an `unreadable` break,
+//! the run `succeeded_with_breaks`), control characters are removed from the stored text with
+//! a warning on the run, a withdrawn currency is flagged on every record the API shows, and a
+//! REST bank's security with an ISIN failing its check digit is kept under the bank's id.
+
+use std::str::FromStr;
+
+use eam_banksim::dataset::SimParams;
+use eam_banksim::files::{FileFormat, StatementFile};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+
+use crate::kit::{TestEnv, small_params};
+
+fn dec(v: &Value) -> Option<Decimal> {
+    v.as_str().and_then(|s| Decimal::from_str(s).ok())
+}
+
+/// The first file of `format` the simulator lists.
+fn first_file(env: &TestEnv, format: FileFormat) -> StatementFile {
+    let data = env.sim.dataset();
+    let files = match format {
+        FileFormat::Camt053 | FileFormat::Semt002 => eam_banksim::files::iso_files(&data),
+        _ => eam_banksim::files::swift_files(&data),
+    };
+    files
+        .into_iter()
+        .find(|f| f.format == format)
+        .expect("a file of the format")
+}
+
+/// The tenant's account with the bank's id `bank_id`, as `GET /accounts` shows it.
+async fn account(env: &TestEnv, token: &str, bank_id: &str) -> Value {
+    env.get("/accounts", token)
+        .await
+        .as_array()
+        .expect("accounts")
+        .iter()
+        .find(|a| a["bank_account_id"] == bank_id)
+        .unwrap_or_else(|| panic!("account {bank_id} loaded"))
+        .clone()
+}
+
+/// A camt.053 entry of `amount` EUR booked on `day` with the bank's reference.
+fn camt_entry(amount: &str, cd: &str, reference: &str, day: &str) -> String {
+    format!(
+        "<Ntry><Amt Ccy=\"EUR\">{amount}</Amt><CdtDbtInd>{cd}</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>\
+         <BookgDt><Dt>{day}</Dt></BookgDt><ValDt><Dt>{day}</Dt></ValDt>\
+         <AcctSvcrRef>{reference}</AcctSvcrRef></Ntry>"
+    )
+}
+
+fn camt_balance(code: &str, amount: &str, day: &str) -> String {
+    format!(
+        "<Bal><Tp><CdOrPrtry><Cd>{code}</Cd></CdOrPrtry></Tp><Amt Ccy=\"EUR\">{amount}</Amt>\
+         <CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>{day}</Dt></Dt></Bal>"
+    )
+}
+
+/// A camt.053 of bank_c holding three statements of one account: the first reads and adds
+/// up, the second reads and does not add up, the third is cut short (an opening, no closing).
+/// The first two load; the second is a balance break, the third an unreadable break naming
+/// its document, statement, line and field; the run ends `succeeded_with_breaks`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camt_statement_cut_short_is_a_break_and_the_others_of_its_message_load() {
+    let env = TestEnv::start(SimParams {
+        days: 1,
+        ..small_params(66)
+    })
+    .await;
+    let file = first_file(&env, FileFormat::Camt053);
+    let statement = |n: u32, body: String| {
+        format!(
+            "<Stmt><Id>CAMT-{n}</Id><ElctrncSeqNb>{n}</ElctrncSeqNb><Acct><Id><Othr><Id>CH-CUT-CAMT</Id>\
+             </Othr></Id><Ccy>EUR</Ccy></Acct>{body}</Stmt>\n"
+        )
+    };
+    let body = [
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n".to_owned(),
+        "<Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:camt.053.001.08\">\n".to_owned(),
+        "<BkToCstmrStmt><GrpHdr><MsgId>CUT</MsgId><CreDtTm>2026-12-03T22:00:00+01:00</CreDtTm></GrpHdr>\n"
+            .to_owned(),
+        // Line 4.
+        statement(
+            1,
+            [
+                camt_balance("OPBD", "100.00", "2026-12-01"),
+                camt_entry("50.00", "CRDT", "R-1", "2026-12-01"),
+                camt_balance("CLBD", "150.00", "2026-12-01"),
+            ]
+            .concat(),
+        ),
+        // Line 5: 150 - 20 is 130, not 140.
+        statement(
+            2,
+            [
+                camt_balance("OPBD", "150.00", "2026-12-02"),
+                camt_entry("20.00", "DBIT", "R-2", "2026-12-02"),
+                camt_balance("CLBD", "140.00", "2026-12-02"),
+            ]
+            .concat(),
+        ),
+        // Line 6: the download stopped before the closing balance.
+        statement(
+            3,
+            [
+                camt_balance("OPBD", "140.00", "2026-12-03"),
+                camt_entry("5.00", "CRDT", "R-3", "2026-12-03"),
+            ]
+            .concat(),
+        ),
+        "</BkToCstmrStmt></Document>\n".to_owned(),
+    ]
+    .concat();
+    env.sim.replace_file(&file.id, body.into_bytes());
+
+    let tenant = env.tenant("Firm camt").await;
+    let token = env.token(tenant, &["ops", "advisor", "support"]);
+    let connection = env
+        .create_connection(&token, &env.file_bank_body(tenant, "bank_c"))
+        .await;
+    let job = env.sync_and_wait(&token, &connection).await;
+    assert_eq!(job["status"], "succeeded_with_breaks", "{job}");
+    let run = job["id"].as_str().unwrap();
+    let breaks = env.get(&format!("/breaks?run_id={run}"), &token).await;
+    let mut breaks: Vec<Value> = breaks["breaks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["account_ref"] == "CH-CUT-CAMT")
+        .map(|b| {
+            json!({
+                "kind": b["kind"], "statement_reference": b["statement_reference"],
+                "statement_number": b["statement_number"], "currency": b["currency"],
+                "source_document": b["source_document"], "message": b["message"],
+            })
+        })
+        .collect();
+    breaks.sort_by_key(|b| b["statement_number"].as_u64());
+    assert_eq!(
+        breaks,
+        [
+            json!({
+                "kind": "balance", "statement_reference": "CAMT-2", "statement_number": 2,
+                "currency": "EUR", "source_document": file.name,
+                "message": "opening 150.00 + 1 entries totalling -20 = 130.00, but the statement \
+                            closes at 140.00 (difference 10.00)",
+            }),
+            json!({
+                "kind": "unreadable", "statement_reference": "CAMT-3", "statement_number": 3,
+                "currency": null, "source_document": file.name,
+                "message": format!(
+                    "{}: statement 3, line 6, field Stmt[3]/Bal left out: the statement has an \
+                     opening but no closing balance (CLBD): it is cut short",
+                    file.name
+                ),
+            }),
+        ],
+        "{breaks:?}"
+    );
+    // The first two statements loaded: two transactions, and their balances.
+    let id = account(&env, &token, "CH-CUT-CAMT").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tx = env
+        .get(&format!("/transactions?account_id={id}"), &token)
+        .await;
+    let mut refs: Vec<_> = tx["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["bank_reference"].clone(), dec(&t["amount"])))
+        .collect();
+    refs.sort_by_key(|r| r.0.to_string());
+    assert_eq!(
+        refs,
+        [
+            (json!("R-1"), Some(Decimal::from(50))),
+            (json!("R-2"), Some(Decimal::from(20)))
+        ],
+        "{tx}"
+    );
+    let balances = env.get(&format!("/balances?account_id={id}"), &token).await;
+    let mut closings: Vec<_> = balances["balances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["kind"] == "closing")
+        .map(|b| (b["as_of"].clone(), dec(&b["amount"])))
+        .collect();
+    closings.sort_by_key(|c| c.0.to_string());
+    assert_eq!(
+        closings,
+        [
+            (json!("2026-12-01"), Some(Decimal::from(150))),
+            (json!("2026-12-02"), Some(Decimal::from(140)))
+        ],
+        "{balances}"
+    );
+    env.finish().await;
+}
