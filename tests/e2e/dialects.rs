@@ -201,3 +201,100 @@ async fn a_camt_statement_cut_short_is_a_break_and_the_others_of_its_message_loa
     );
     env.finish().await;
 }
+
+/// An MT535 file of bank_b with two messages, the second of which names an instrument
+/// without its quantity: the first depot loads, the second message is an unreadable break.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mt535_message_that_cannot_be_read_is_a_break_and_the_other_depot_loads() {
+    let env = TestEnv::start(SimParams {
+        days: 1,
+        ..small_params(67)
+    })
+    .await;
+    let file = first_file(&env, FileFormat::Mt535);
+    let day = file.date.format("%Y%m%d");
+    let message = |reference: &str, depot: &str, holding: &str| {
+        format!(
+            "{{1:F01BANKCHZZAXXX0000000000}}{{2:O535BANKCHZZXXXXN}}{{4:\r\n\
+             :16R:GENL\r\n:28E:1/ONLY\r\n:20C::SEME//{reference}\r\n:23G:NEWM\r\n\
+             :98A::STAT//{day}\r\n:22F::CODE//COMP\r\n:97A::SAFE//{depot}\r\n:17B::ACTI//Y\r\n\
+             :16S:GENL\r\n:16R:SUBSAFE\r\n:16R:FIN\r\n{holding}:16S:FIN\r\n:16S:SUBSAFE\r\n-}}\r\n"
+        )
+    };
+    let body = [
+        // Lines 1 to 19.
+        message(
+            "H-A",
+            "DEPOT-A",
+            ":35B:ISIN US0378331005\r\nAPPLE INC\r\n:93B::AGGR//UNIT/10,\r\n:19A::HOLD//EUR1800,\r\n",
+        ),
+        // Lines 20 to 37: the instrument on line 32 has no :93B::AGGR.
+        message(
+            "H-B",
+            "DEPOT-B",
+            ":35B:ISIN DE0007236101\r\nSIEMENS AG\r\n:19A::HOLD//EUR1000,\r\n",
+        ),
+    ]
+    .concat();
+    env.sim.replace_file(&file.id, body.into_bytes());
+
+    let tenant = env.tenant("Firm MT535").await;
+    let token = env.token(tenant, &["ops", "advisor", "support"]);
+    let connection = env
+        .create_connection(&token, &env.file_bank_body(tenant, "bank_b"))
+        .await;
+    let job = env.sync_and_wait(&token, &connection).await;
+    assert_eq!(job["status"], "succeeded_with_breaks", "{job}");
+    let run = job["id"].as_str().unwrap();
+    let breaks = env
+        .get(&format!("/breaks?run_id={run}&kind=unreadable"), &token)
+        .await;
+    let breaks: Vec<Value> = breaks["breaks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            json!({
+                "account_ref": b["account_ref"], "statement_reference": b["statement_reference"],
+                "statement_number": b["statement_number"], "source_document": b["source_document"],
+                "message": b["message"],
+            })
+        })
+        .collect();
+    assert_eq!(
+        breaks,
+        [json!({
+            "account_ref": "DEPOT-B", "statement_reference": "H-B", "statement_number": 2,
+            "source_document": file.name,
+            "message": format!(
+                "{}: statement 2, line 32, field :93B::AGGR left out: the instrument has no \
+                 aggregate balance (:93B::AGGR//)",
+                file.name
+            ),
+        })]
+    );
+    let depot = account(&env, &token, "DEPOT-A").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let held = env
+        .get(&format!("/holdings?account_id={depot}"), &token)
+        .await;
+    let held: Vec<_> = held["holdings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["security"]["isin"].clone(), h["quantity"].clone()))
+        .collect();
+    assert_eq!(held, [(json!("US0378331005"), json!("10"))]);
+    let accounts = env.get("/accounts", &token).await;
+    assert!(
+        !accounts
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["bank_account_id"] == "DEPOT-B"),
+        "the message left out made no account: {accounts}"
+    );
+    env.finish().await;
+}
