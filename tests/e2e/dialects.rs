@@ -228,7 +228,7 @@ async fn an_mt535_message_that_cannot_be_read_is_a_break_and_the_other_depot_loa
             "DEPOT-A",
             ":35B:ISIN US0378331005\r\nAPPLE INC\r\n:93B::AGGR//UNIT/10,\r\n:19A::HOLD//EUR1800,\r\n",
         ),
-        // Lines 20 to 37: the instrument on line 32 has no :93B::AGGR.
+        // Lines 20 to 37: the instrument whose block opens on line 31 has no :93B::AGGR.
         message(
             "H-B",
             "DEPOT-B",
@@ -267,7 +267,7 @@ async fn an_mt535_message_that_cannot_be_read_is_a_break_and_the_other_depot_loa
             "account_ref": "DEPOT-B", "statement_reference": "H-B", "statement_number": 2,
             "source_document": file.name,
             "message": format!(
-                "{}: statement 2, line 32, field :93B::AGGR left out: the instrument has no \
+                "{}: statement 2, line 31, field :93B::AGGR left out: the instrument has no \
                  aggregate balance (:93B::AGGR//)",
                 file.name
             ),

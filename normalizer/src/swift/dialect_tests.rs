@@ -551,15 +551,15 @@ const APPLE_WITH_RATE: &str = ":16R:FIN\r\n:35B:ISIN US0378331005\r\nAPPLE INC\r
 #[test]
 fn an_mt535_message_that_cannot_be_mapped_is_left_out_and_the_others_load() {
     let text = [
-        // Lines 1 to 18.
+        // Lines 1 to 19.
         mt535_message(
             "H1",
             "DEPOT-1",
             ":16R:FIN\r\n:35B:ISIN US0378331005\r\nAPPLE INC\r\n:93B::AGGR//UNIT/100,\r\n\
              :19A::HOLD//USD19050,\r\n:16S:FIN\r\n",
         ),
-        // Lines 19 to 40: its second holding has no quantity, after the first gave a
-        // security, a position and a rate.
+        // Lines 20 to 45: its second holding (its block opens on line 39) has no quantity,
+        // after the first gave a security, a position and a rate.
         mt535_message(
             "H2",
             "DEPOT-2",
