@@ -298,3 +298,89 @@ async fn an_mt535_message_that_cannot_be_read_is_a_break_and_the_other_depot_loa
     );
     env.finish().await;
 }
+
+/// bank_a (REST JSON) writes a held security's ISIN with a wrong check digit: the pages load,
+/// the security is kept under the bank's own id with the ISIN as written in `raw_isin` (never
+/// as `isin`), and the run carries the warning, where the page used to be refused whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rest_banks_isin_failing_its_check_digit_is_kept_under_its_id_with_a_warning() {
+    let env = TestEnv::start(SimParams {
+        days: 1,
+        ..small_params(68)
+    })
+    .await;
+    let data = env.sim.dataset();
+    let (account_id, position) = data
+        .accounts
+        .iter()
+        .filter(|a| a.kind == "custody")
+        .find_map(|a| {
+            data.positions_as_of(&a.account_id, crate::kit::end_date())
+                .into_iter()
+                .find(|p| p.security.isin.is_some())
+                .map(|p| (a.account_id.clone(), p))
+        })
+        .expect("a held security with an ISIN");
+    let isin = position.security.isin.clone().unwrap();
+    // The same ISIN with another last digit: only its check digit fails.
+    let (body, last) = isin.split_at(isin.len() - 1);
+    let last = (last.parse::<u8>().unwrap() + 1) % 10;
+    let wrong = format!("{body}{last}");
+    env.sim
+        .rewrite_bank_a(&format!("\"{isin}\""), &format!("\"{wrong}\""));
+
+    let tenant = env.tenant("Firm REST ISIN").await;
+    let token = env.token(tenant, &["ops", "advisor", "support"]);
+    let connection = env
+        .create_connection(&token, &env.connection_body(tenant))
+        .await;
+    let job = env.sync_and_wait(&token, &connection).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let bank_id = &position.security.bank_security_id;
+    let expected = format!(
+        "'{wrong}' is not a valid ISIN: check digit does not match: the security is kept as \
+         bank:bank_a:{bank_id}, the ISIN as written in raw_isin"
+    );
+    let samples = job["counts"]["warning_samples"].as_array().unwrap();
+    assert_eq!(job["counts"]["warnings"], samples.len(), "{job}");
+    assert!(
+        samples.iter().any(|w| w["field"]
+            .as_str()
+            .is_some_and(|f| f.starts_with("positions[") && f.ends_with("].security.isin"))),
+        "{job}"
+    );
+    for w in samples {
+        assert_eq!(w["message"], expected.as_str(), "{job}");
+        assert_eq!(w["line"], Value::Null);
+    }
+
+    let id = account(&env, &token, &account_id).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let held = env.get(&format!("/holdings?account_id={id}"), &token).await;
+    let held: Vec<_> = held["holdings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["security"]["bank_security_id"] == bank_id.as_str())
+        .map(|h| {
+            (
+                h["security"]["isin"].clone(),
+                h["security"]["raw_isin"].clone(),
+                h["security"]["name"].clone(),
+                dec(&h["quantity"]),
+            )
+        })
+        .collect();
+    assert_eq!(
+        held,
+        [(
+            Value::Null,
+            json!(wrong),
+            json!(position.security.name),
+            Some(position.quantity)
+        )]
+    );
+    env.finish().await;
+}
