@@ -384,3 +384,181 @@ async fn a_rest_banks_isin_failing_its_check_digit_is_kept_under_its_id_with_a_w
     );
     env.finish().await;
 }
+
+/// bank_b sends a Deutsche Mark statement whose narratives carry NUL, BEL and ESC (a
+/// back-office export), and a holdings statement priced in Deutsche Mark. The text is stored
+/// without the control characters, the run says where they were removed, and every balance,
+/// transaction and position in DEM says `historic_currency: true` (an EUR one false).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_characters_are_removed_with_a_warning_and_a_withdrawn_currency_is_flagged() {
+    let env = TestEnv::start(SimParams {
+        days: 1,
+        ..small_params(69)
+    })
+    .await;
+    let mt940 = first_file(&env, FileFormat::Mt940);
+    let statement = concat!(
+        "{1:F01BANKCHZZAXXX0000000000}{2:O9401200261201BANKCHZZAXXX00000000002612011200N}{4:\r\n",
+        ":20:HIST-1\r\n:25:DE-HIST-ACCOUNT\r\n:28C:1/1\r\n:60F:C261130DEM1000,00\r\n",
+        // Line 6 and 7: two NULs inside the narrative, a BEL at its end.
+        ":61:2612011201D250,00NTRFREF-1//B-1\r\n:86:Miete\0\0 Januar\x07\r\n",
+        // Line 8 and 9: an escape code.
+        ":61:2612011201C100,00NTRFREF-2//B-2\r\n:86:Erstattung\x1b\r\n",
+        ":62F:C261201DEM850,00\r\n-}\r\n",
+    );
+    env.sim
+        .replace_file(&mt940.id, statement.as_bytes().to_vec());
+    let mt535 = first_file(&env, FileFormat::Mt535);
+    let day = mt535.date.format("%Y%m%d");
+    let holdings = format!(
+        "{{1:F01BANKCHZZAXXX0000000000}}{{2:O535BANKCHZZXXXXN}}{{4:\r\n\
+         :16R:GENL\r\n:28E:1/ONLY\r\n:20C::SEME//HIST\r\n:23G:NEWM\r\n\
+         :98A::STAT//{day}\r\n:22F::CODE//COMP\r\n:97A::SAFE//DEPOT-HIST\r\n:17B::ACTI//Y\r\n\
+         :16S:GENL\r\n:16R:SUBSAFE\r\n:16R:FIN\r\n:35B:ISIN DE0007236101\r\nSIEMENS AG\r\n\
+         :90B::MRKT//ACTU/DEM45,5\r\n:93B::AGGR//UNIT/10,\r\n:19A::HOLD//DEM455,\r\n\
+         :16S:FIN\r\n:16S:SUBSAFE\r\n-}}\r\n"
+    );
+    env.sim.replace_file(&mt535.id, holdings.into_bytes());
+
+    let tenant = env.tenant("Firm DEM").await;
+    let token = env.token(tenant, &["ops", "advisor", "support"]);
+    let connection = env
+        .create_connection(&token, &env.file_bank_body(tenant, "bank_b"))
+        .await;
+    let job = env.sync_and_wait(&token, &connection).await;
+    assert!(
+        matches!(
+            job["status"].as_str(),
+            Some("succeeded" | "succeeded_with_breaks")
+        ),
+        "{job}"
+    );
+    let samples = job["counts"]["warning_samples"].as_array().unwrap();
+    assert_eq!(job["counts"]["warnings"], samples.len(), "{job}");
+    let control: Vec<&Value> = samples
+        .iter()
+        .filter(|w| w["message"] != "the file is not UTF-8: read as ISO-8859-1")
+        .collect();
+    assert_eq!(
+        control,
+        [&json!({
+            "document": mt940.name, "line": 7, "field": null,
+            "message": "4 control characters (NUL or another C0 code) removed from the text on lines 7, 9",
+        })],
+        "{job}"
+    );
+
+    // The stored text is the narrative without them; the amounts are in DEM, flagged.
+    let cash = account(&env, &token, "DE-HIST-ACCOUNT").await;
+    assert_eq!(
+        (&cash["currency"], &cash["historic_currency"]),
+        (&json!("DEM"), &json!(true))
+    );
+    let id = cash["id"].as_str().unwrap();
+    let tx = env
+        .get(&format!("/transactions?account_id={id}"), &token)
+        .await;
+    let mut tx: Vec<_> = tx["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["bank_reference"].clone(),
+                t["description"].clone(),
+                t["currency"].clone(),
+                t["historic_currency"].clone(),
+            )
+        })
+        .collect();
+    tx.sort_by_key(|t| t.0.to_string());
+    assert_eq!(
+        tx,
+        [
+            (
+                json!("B-1"),
+                json!("Miete Januar"),
+                json!("DEM"),
+                json!(true)
+            ),
+            (json!("B-2"), json!("Erstattung"), json!("DEM"), json!(true)),
+        ]
+    );
+    let balances = env.get(&format!("/balances?account_id={id}"), &token).await;
+    let mut balances: Vec<_> = balances["balances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["kind"].clone(),
+                dec(&b["amount"]),
+                b["currency"].clone(),
+                b["historic_currency"].clone(),
+            )
+        })
+        .collect();
+    balances.sort_by_key(|b| b.0.to_string());
+    assert_eq!(
+        balances,
+        [
+            (
+                json!("closing"),
+                Some(Decimal::from(850)),
+                json!("DEM"),
+                json!(true)
+            ),
+            (
+                json!("opening"),
+                Some(Decimal::from(1000)),
+                json!("DEM"),
+                json!(true)
+            ),
+        ]
+    );
+    let depot = account(&env, &token, "DEPOT-HIST").await;
+    let held = env
+        .get(
+            &format!("/holdings?account_id={}", depot["id"].as_str().unwrap()),
+            &token,
+        )
+        .await;
+    let held: Vec<_> = held["holdings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["security"]["isin"].clone(),
+                h["price_currency"].clone(),
+                h["historic_currency"].clone(),
+                dec(&h["market_value"]),
+            )
+        })
+        .collect();
+    assert_eq!(
+        held,
+        [(
+            json!("DE0007236101"),
+            json!("DEM"),
+            json!(true),
+            Some(Decimal::from(455))
+        )]
+    );
+
+    // Every other account of the bank is in a current currency: not flagged.
+    let accounts = env.get("/accounts", &token).await;
+    for a in accounts.as_array().unwrap() {
+        let dem = a["currency"] == "DEM";
+        assert_eq!(a["historic_currency"], json!(dem), "{a}");
+        if dem {
+            continue;
+        }
+        let id = a["id"].as_str().unwrap();
+        let balances = env.get(&format!("/balances?account_id={id}"), &token).await;
+        for b in balances["balances"].as_array().unwrap() {
+            assert_eq!(b["historic_currency"], json!(false), "{b}");
+        }
+    }
+    env.finish().await;
+}
