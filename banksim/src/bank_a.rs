@@ -116,11 +116,30 @@ fn params(query: poem::Result<Query<pages::Params>>) -> Result<pages::Params, Ap
         .map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))
 }
 
-/// A page as JSON, or the error's JSON.
-fn respond<T: serde::Serialize + Send>(page: Result<T, ApiError>) -> Response {
-    match page {
-        Ok(page) => Json(page).into_response(),
-        Err(error) => error.into_response(),
+/// A page as JSON (with the text a test asked bank_a to write otherwise), or the error's JSON.
+fn respond<T: serde::Serialize + Send>(state: &SimState, page: Result<T, ApiError>) -> Response {
+    let page = match page {
+        Ok(page) => page,
+        Err(error) => return error.into_response(),
+    };
+    let rewrites = state
+        .bank_a_rewrites
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if rewrites.is_empty() {
+        return Json(page).into_response();
+    }
+    match serde_json::to_string(&page) {
+        Ok(mut body) => {
+            for (from, to) in &rewrites {
+                body = body.replace(from.as_str(), to);
+            }
+            Response::builder()
+                .content_type("application/json; charset=utf-8")
+                .body(body)
+        }
+        Err(_) => Json(page).into_response(),
     }
 }
 
@@ -129,7 +148,10 @@ async fn list_accounts(
     state: Data<&Arc<SimState>>,
     query: poem::Result<Query<pages::Params>>,
 ) -> Response {
-    respond(params(query).and_then(|p| pages::accounts(&state.dataset, &p)))
+    respond(
+        &state,
+        params(query).and_then(|p| pages::accounts(&state.dataset, &p)),
+    )
 }
 
 #[handler]
@@ -138,7 +160,10 @@ async fn list_positions(
     Path(account_id): Path<String>,
     query: poem::Result<Query<pages::Params>>,
 ) -> Response {
-    respond(params(query).and_then(|p| pages::positions(&state.dataset, &account_id, &p)))
+    respond(
+        &state,
+        params(query).and_then(|p| pages::positions(&state.dataset, &account_id, &p)),
+    )
 }
 
 #[handler]
@@ -147,7 +172,10 @@ async fn show_balances(
     Path(account_id): Path<String>,
     query: poem::Result<Query<pages::Params>>,
 ) -> Response {
-    respond(params(query).and_then(|p| pages::balances(&state.dataset, &account_id, &p)))
+    respond(
+        &state,
+        params(query).and_then(|p| pages::balances(&state.dataset, &account_id, &p)),
+    )
 }
 
 #[handler]
@@ -156,5 +184,8 @@ async fn list_transactions(
     Path(account_id): Path<String>,
     query: poem::Result<Query<pages::Params>>,
 ) -> Response {
-    respond(params(query).and_then(|p| pages::transactions(&state.dataset, &account_id, &p)))
+    respond(
+        &state,
+        params(query).and_then(|p| pages::transactions(&state.dataset, &account_id, &p)),
+    )
 }

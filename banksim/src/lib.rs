@@ -194,6 +194,16 @@ impl RunningSim {
             .insert(id.to_owned(), body);
     }
 
+    /// Makes bank_a write `to` wherever its JSON answers would hold `from` (an ISIN whose
+    /// check digit the bank got wrong, say), in every page from now on.
+    pub fn rewrite_bank_a(&self, from: &str, to: &str) {
+        self.state
+            .bank_a_rewrites
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((from.to_owned(), to.to_owned()));
+    }
+
     /// Leaves the booked trade `transaction_id` out of bank_b's securities feed: the MT536 of
     /// its account and day is served without it (see [`files::mt536_without`]), while the
     /// MT940 still books its cash side and the MT535s still hold it, as when a custodian's

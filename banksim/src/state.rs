@@ -42,6 +42,9 @@ pub(crate) struct SimState {
     /// Statement files served with other bytes than the dataset's, by id: a bank's dialect or
     /// damage, for the parsers' end-to-end tests. The listing's size and digest follow them.
     pub(crate) replaced: Mutex<std::collections::HashMap<String, Vec<u8>>>,
+    /// Text bank_a writes otherwise in its JSON answers (from, to): a REST bank's damage, e.g.
+    /// an ISIN with a wrong check digit, for the parsers' end-to-end tests.
+    pub(crate) bank_a_rewrites: Mutex<Vec<(String, String)>>,
     /// Becomes true when the server starts shutting down, releasing hung requests.
     stopping: watch::Sender<bool>,
 }
@@ -62,6 +65,7 @@ impl SimState {
             faults: FaultHandle::new(),
             withheld: Mutex::default(),
             replaced: Mutex::default(),
+            bank_a_rewrites: Mutex::default(),
             stopping: watch::Sender::new(false),
         }
     }

@@ -3,7 +3,10 @@
 //! The wire format keeps money, quantities and prices as decimal strings and dates as
 //! `YYYY-MM-DD`. Each page is parsed on its own (the connector hands over raw pages exactly as
 //! received), first into loose wire structs, then validated field by field so that an error
-//! names the document and the field path. A page either parses whole or not at all.
+//! names the document and the field path. A page either parses whole or not at all, with one
+//! exception that is no error: a security whose ISIN fails its check digit is kept under the
+//! bank's security id (else the text as written), the text in `raw_isin`, with a warning, as
+//! the statement formats do (see `crate::isin`), instead of losing the page.
 
 use std::str::FromStr;
 
@@ -13,10 +16,11 @@ use serde::Deserialize;
 
 use crate::domain::{Currency, Iban, Isin};
 use crate::error::ParseError;
+use crate::isin::WrittenIsin;
 use crate::model::{
     Account, AccountKind, AssetClass, BalanceKind, Batch, CashBalance, ClientRef, CompleteSnapshot,
-    Direction, Position, PriceType, Provenance, QuantityType, Security, SecurityDetail,
-    SecurityKey, SourceFormat, Transaction, TransactionStatus, TransactionType,
+    Direction, ParseWarning, Position, PriceType, Provenance, QuantityType, Security,
+    SecurityDetail, SecurityKey, SourceFormat, Transaction, TransactionStatus, TransactionType,
 };
 
 /// Which endpoint a bank_a page came from.
@@ -143,6 +147,14 @@ struct WireTransaction {
     description: Option<String>,
 }
 
+/// Who a security is: see [`Cx::security_identity`].
+struct Identity {
+    key: SecurityKey,
+    isin: Option<Isin>,
+    raw_isin: Option<String>,
+    bank_id: Option<String>,
+}
+
 /// Parsing context: names errors and provenance.
 struct Cx<'a> {
     custodian: &'a str,
@@ -217,19 +229,36 @@ impl Cx<'_> {
         v.map(|v| self.currency(field, v)).transpose()
     }
 
-    fn isin(&self, field: &str, v: Option<&str>) -> Result<Option<Isin>, ParseError> {
-        v.map(|v| Isin::parse(v).map_err(|e| self.err(field, e.to_string())))
-            .transpose()
-    }
-
-    fn security_key(
+    /// A security's identity as the page gives it: its key, its ISIN when valid, the bank's id
+    /// (else an ISIN failing its check digit, as written) and that text. An invalid ISIN
+    /// leaves a warning in `batch`, at `field` (the security's path).
+    fn security_identity(
         &self,
         field: &str,
-        isin: Option<&Isin>,
-        bank_id: Option<&str>,
-    ) -> Result<SecurityKey, ParseError> {
-        SecurityKey::new(self.custodian, isin, bank_id)
-            .ok_or_else(|| self.err(field, "a security needs an ISIN or the bank's security id"))
+        isin: Option<&str>,
+        bank_security_id: Option<String>,
+        batch: &mut Batch,
+    ) -> Result<Identity, ParseError> {
+        let written = WrittenIsin::read(isin);
+        let isin = written.valid().cloned();
+        let raw_isin = written.raw().map(str::to_owned);
+        let bank_id = bank_security_id.or_else(|| raw_isin.clone());
+        let key = SecurityKey::new(self.custodian, isin.as_ref(), bank_id.as_deref())
+            .ok_or_else(|| self.err(field, "a security needs an ISIN or the bank's security id"))?;
+        if let Some(message) = written.warning(&key) {
+            batch.warnings.push(ParseWarning {
+                document: self.document.to_owned(),
+                line: None,
+                field: Some(format!("{field}.isin")),
+                message,
+            });
+        }
+        Ok(Identity {
+            key,
+            isin,
+            raw_isin,
+            bank_id,
+        })
     }
 
     fn accounts(&self, body: &[u8]) -> Result<Batch, ParseError> {
@@ -275,9 +304,17 @@ impl Cx<'_> {
         for (i, p) in page.positions.into_iter().enumerate() {
             let f = |name: &str| format!("positions[{i}].{name}");
             let s = p.security;
-            let isin = self.isin(&f("security.isin"), s.isin.as_deref())?;
-            let key =
-                self.security_key(&f("security"), isin.as_ref(), s.bank_security_id.as_deref())?;
+            let Identity {
+                key,
+                isin,
+                raw_isin,
+                bank_id,
+            } = self.security_identity(
+                &f("security"),
+                s.isin.as_deref(),
+                s.bank_security_id,
+                &mut batch,
+            )?;
             let asset_class = match s.asset_class.as_deref() {
                 Some("equity") => AssetClass::Equity,
                 Some("bond") => AssetClass::Bond,
@@ -291,8 +328,8 @@ impl Cx<'_> {
             batch.securities.push(Security {
                 key: key.clone(),
                 isin,
-                raw_isin: None,
-                bank_security_id: s.bank_security_id,
+                raw_isin,
+                bank_security_id: bank_id,
                 valor: s.valor,
                 wkn: None,
                 cusip: None,
@@ -402,21 +439,23 @@ impl Cx<'_> {
             };
             let security = match t.security {
                 Some(s) => {
-                    let isin = self.isin(&f("security.isin"), s.isin.as_deref())?;
-                    let key = self.security_key(
+                    let Identity {
+                        key,
+                        isin,
+                        raw_isin,
+                        bank_id,
+                    } = self.security_identity(
                         &f("security"),
-                        isin.as_ref(),
-                        s.bank_security_id.as_deref(),
+                        s.isin.as_deref(),
+                        s.bank_security_id,
+                        &mut batch,
                     )?;
                     batch.securities.push(Security {
                         key: key.clone(),
-                        raw_isin: None,
-                        name: s
-                            .bank_security_id
-                            .clone()
-                            .unwrap_or_else(|| key.as_str().to_owned()),
+                        raw_isin,
+                        name: bank_id.clone().unwrap_or_else(|| key.as_str().to_owned()),
                         isin,
-                        bank_security_id: s.bank_security_id,
+                        bank_security_id: bank_id,
                         valor: None,
                         wkn: None,
                         cusip: None,
@@ -533,11 +572,55 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_isin_check_digit_is_refused_with_its_field() {
+    fn an_isin_failing_its_check_digit_keeps_the_security_under_the_banks_id() {
         let body = POSITIONS.replace("US0378331005", "US0378331006");
-        let e = parse(DocumentKind::Positions, "bank_a", "doc", body.as_bytes()).unwrap_err();
-        assert_eq!(e.field.as_deref(), Some("positions[0].security.isin"));
-        assert!(e.reason.contains("check digit"), "{e}");
+        let b = parse(DocumentKind::Positions, "bank_a", "doc", body.as_bytes())
+            .expect("the page loads");
+        let s = &b.securities[0];
+        assert_eq!(
+            (
+                s.key.as_str(),
+                s.isin.as_ref(),
+                s.raw_isin.as_deref(),
+                s.bank_security_id.as_deref()
+            ),
+            (
+                "bank:bank_a:SEC-1",
+                None,
+                Some("US0378331006"),
+                Some("SEC-1")
+            )
+        );
+        assert_eq!(b.positions[0].security.as_str(), "bank:bank_a:SEC-1");
+        assert_eq!(b.positions.len(), 2, "the other position loads too");
+        assert_eq!(
+            b.warnings,
+            [ParseWarning {
+                document: "doc".into(),
+                line: None,
+                field: Some("positions[0].security.isin".into()),
+                message: "'US0378331006' is not a valid ISIN: check digit does not match: the \
+                          security is kept as bank:bank_a:SEC-1, the ISIN as written in raw_isin"
+                    .into(),
+            }]
+        );
+        // Without the bank's id the text as written identifies it (never as an ISIN).
+        let body = body.replace("\"bank_security_id\":\"SEC-1\",", "");
+        let b = parse(DocumentKind::Positions, "bank_a", "doc", body.as_bytes()).unwrap();
+        assert_eq!(b.securities[0].key.as_str(), "bank:bank_a:US0378331006");
+        // A transaction's security likewise.
+        let body = r#"{"account_id":"BA-1","transactions":[{"transaction_id":"TX-9","booking_date":"2026-11-02",
+            "value_date":null,"trade_date":null,"settlement_date":null,"type":"buy","bank_code":"BUY",
+            "amount":"1234.50","direction":"debit","currency":"CHF","security":{"isin":"CH0012032049","bank_security_id":"SEC-7"},
+            "quantity":"10","price":"122.46","fees":null,"status":"booked","counterparty":null,"description":null}],"next_cursor":null}"#;
+        let b = parse(DocumentKind::Transactions, "bank_a", "tx", body.as_bytes()).unwrap();
+        let keys: Vec<_> = b.securities.iter().map(|s| s.key.as_str()).collect();
+        assert_eq!(keys, ["bank:bank_a:SEC-7"]);
+        assert_eq!(b.securities[0].raw_isin.as_deref(), Some("CH0012032049"));
+        assert_eq!(
+            b.warnings[0].field.as_deref(),
+            Some("transactions[0].security.isin")
+        );
     }
 
     #[test]

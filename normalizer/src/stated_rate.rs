@@ -119,6 +119,16 @@ pub(crate) struct SeenRates(HashSet<u64>);
 impl SeenRates {
     /// True the first time this rate (account, base, quote, date, rate) is seen.
     pub(crate) fn first(&mut self, rate: &StatedRate) -> bool {
+        self.0.insert(Self::identity(rate))
+    }
+
+    /// Forgets a rate seen in a statement that was then left out, so a later statement of the
+    /// document that states it again still gives it.
+    pub(crate) fn forget(&mut self, rate: &StatedRate) {
+        self.0.remove(&Self::identity(rate));
+    }
+
+    fn identity(rate: &StatedRate) -> u64 {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         rate.account.hash(&mut h);
         rate.base.as_str().hash(&mut h);
@@ -126,7 +136,7 @@ impl SeenRates {
         rate.date.hash(&mut h);
         // 0.6666670 and 0.666667 are one rate.
         rate.rate.normalize().hash(&mut h);
-        self.0.insert(h.finish())
+        h.finish()
     }
 }
 

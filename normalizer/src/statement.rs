@@ -3,9 +3,10 @@
 //! Banks deliver statements as files; support and the `bank_b`/`bank_c` connectors hand the
 //! raw bytes here with the format they were listed as (or [`detect`] it). A file may hold
 //! several messages (statements, pages); it parses into one [`Batch`] or fails with a
-//! located [`ParseError`]. In an MT940/MT942/MT950 file of several statements, a statement
-//! that cannot be read on its own (cut short, no account) is listed in `Batch::rejected`
-//! while its neighbours load; a file none of whose statements reads fails.
+//! located [`ParseError`]. In a SWIFT file of several statements or messages (MT940/942/950,
+//! MT900/910, MT535/536) and a camt message of several statements, a statement that cannot
+//! be read on its own (cut short, no account, a value that does not parse) is listed in
+//! `Batch::rejected` while its neighbours load; a file none of whose statements reads fails.
 
 //!
 //! A zip archive (some banks deliver a day's statement files as one) is opened and each member

@@ -9,6 +9,7 @@
 mod api_errors;
 mod banks;
 mod connector;
+mod dialects;
 mod documents;
 mod isolation;
 mod kit;

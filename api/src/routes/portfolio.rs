@@ -6,6 +6,7 @@
 
 use chrono::NaiveDate;
 use eam_metrics::ReadCacheResult;
+use eam_model::domain::Currency;
 use eam_store::read::{self, AccountRow, HoldingRow, TransactionQuery, TransactionRow};
 use eam_store::{AccountId, TenantTx};
 use poem_openapi::param::Query;
@@ -40,6 +41,9 @@ struct Account {
     bank_account_id: String,
     iban: Option<String>,
     currency: String,
+    /// True when the currency is a withdrawn ISO 4217 code (DEM, FRF, ...): the bank stated
+    /// the amounts in a currency that no longer circulates (see `Currency::is_historic`).
+    historic_currency: bool,
     /// `cash` or `custody`.
     kind: String,
     client: Option<ClientRef>,
@@ -56,6 +60,7 @@ impl From<AccountRow> for Account {
             custodian: a.custodian,
             bank_account_id: a.bank_account_id,
             iban: a.iban,
+            historic_currency: historic(&a.currency),
             currency: a.currency,
             kind: a.kind,
             assignment: a.client_source.unwrap_or_else(|| "unassigned".to_owned()),
@@ -102,6 +107,9 @@ struct Holding {
     /// `amount` or `percent` (of face amount).
     price_type: String,
     price_currency: Option<String>,
+    /// True when the price currency (in which the position's values are) is a withdrawn
+    /// ISO 4217 code (DEM, FRF, ...).
+    historic_currency: bool,
     market_value: Option<Decimal>,
     accrued_interest: Option<Decimal>,
     cost: Option<Decimal>,
@@ -119,6 +127,9 @@ struct Holdings {
 #[derive(Object)]
 struct Balance {
     currency: String,
+    /// True when the currency is a withdrawn ISO 4217 code (DEM, FRF, ...): the bank stated
+    /// the amounts in a currency that no longer circulates (see `Currency::is_historic`).
+    historic_currency: bool,
     /// `opening`, `closing`, `available` or `forward`.
     kind: String,
     as_of: NaiveDate,
@@ -148,6 +159,9 @@ struct Transaction {
     /// Credits positive, debits negative.
     signed_amount: Decimal,
     currency: String,
+    /// True when the currency is a withdrawn ISO 4217 code (DEM, FRF, ...): the bank stated
+    /// the amounts in a currency that no longer circulates (see `Currency::is_historic`).
+    historic_currency: bool,
     security_id: Option<Uuid>,
     isin: Option<String>,
     bank_security_id: Option<String>,
@@ -167,6 +181,13 @@ struct TransactionPage {
     transactions: Vec<Transaction>,
     /// Pass as `cursor` to get the next page; absent on the last page.
     next_cursor: Option<String>,
+}
+
+/// Whether a stored currency code is a withdrawn ISO 4217 one. Derived from the code each time
+/// rather than stored beside it: the code says it already, and the list of withdrawn codes is
+/// the model's.
+fn historic(code: &str) -> bool {
+    Currency::parse(code).is_ok_and(|c| c.is_historic())
 }
 
 /// Loads an account the caller may read, or 404.
@@ -206,6 +227,7 @@ fn holdings_page(account_id: Uuid, as_of: Option<NaiveDate>, rows: Vec<HoldingRo
             quantity_type: h.quantity_type,
             price: h.price,
             price_type: h.price_type,
+            historic_currency: h.price_currency.as_deref().is_some_and(historic),
             price_currency: h.price_currency,
             market_value: h.market_value,
             accrued_interest: h.accrued_interest,
@@ -238,6 +260,7 @@ fn transaction(t: TransactionRow) -> Transaction {
         amount: t.amount,
         direction: t.direction,
         signed_amount: t.signed_amount,
+        historic_currency: historic(&t.currency),
         currency: t.currency,
         security_id: t.security_id,
         isin: t.isin,
@@ -360,6 +383,7 @@ impl PortfolioApi {
                     balances: rows
                         .into_iter()
                         .map(|b| Balance {
+                            historic_currency: historic(&b.currency),
                             currency: b.currency,
                             kind: b.kind,
                             as_of: b.as_of,

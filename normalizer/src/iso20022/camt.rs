@@ -75,15 +75,15 @@ use rust_decimal::Decimal;
 
 use super::currency_exchange::{AmountDetails, Outcome, PendingExchange, wait};
 use super::value;
-use super::xml::{Handler, RawText, Tag, currency_attribute};
+use super::xml::{At, Handler, RawText, Tag, currency_attribute};
 use super::{CashEntry, EntryReferences, Record};
 use crate::domain::{Currency, Iban};
 use crate::error::ParseError;
 use crate::isin::WrittenIsin;
 use crate::model::{
     Account, AccountKind, AssetClass, BalanceKind, CashBalance, Direction, ParseWarning,
-    Provenance, Security, SecurityDetail, SecurityKey, SourceFormat, StatedBalance, StatedRate,
-    StatementSummary, Transaction, TransactionStatus, TransactionType,
+    Provenance, RejectedStatement, Security, SecurityDetail, SecurityKey, SourceFormat,
+    StatedBalance, StatedRate, StatementSummary, Transaction, TransactionStatus, TransactionType,
 };
 use crate::stated_rate::SeenRates;
 
@@ -290,6 +290,14 @@ pub(crate) struct CamtReader<'a, F: FnMut(Record)> {
     /// The exchange rates emitted from this document, and how many.
     seen_rates: SeenRates,
     rate_position: u32,
+    /// The rates the current statement emitted: forgotten if it is left out.
+    statement_rates: Vec<StatedRate>,
+    /// The statement being skipped to its end after an error, and why it is left out.
+    skipping: Option<RejectedStatement>,
+    /// Statements read whole, and the error of the first one left out (the document's own
+    /// error when no statement reads).
+    loaded: u32,
+    first_rejection: Option<ParseError>,
 }
 
 impl<'a, F: FnMut(Record)> CamtReader<'a, F> {
@@ -322,6 +330,10 @@ impl<'a, F: FnMut(Record)> CamtReader<'a, F> {
             repeats: HashMap::new(),
             seen_rates: SeenRates::default(),
             rate_position: 0,
+            statement_rates: Vec::new(),
+            skipping: None,
+            loaded: 0,
+            first_rejection: None,
         }
     }
 
@@ -357,7 +369,56 @@ impl<'a, F: FnMut(Record)> CamtReader<'a, F> {
                 ),
             ));
         }
+        // Every statement was left out: nothing loads, and the first one's error is the file's.
+        if self.loaded == 0
+            && let Some(e) = self.first_rejection
+        {
+            return Err(e);
+        }
         Ok(())
+    }
+
+    /// Leaves the current statement out after `error`: its state is dropped, the rates it
+    /// stated are forgotten, and the rest of its elements are skipped until it closes, when
+    /// [`Record::Rejected`] tells the consumer to drop the records it already received.
+    fn reject(&mut self, mut error: ParseError, at: Option<At>) {
+        if error.field.is_none() {
+            error.field = Some(self.field(""));
+        }
+        if let Some(at) = at
+            && error.line.is_none()
+        {
+            error.line = Some(at.line);
+            error.column = Some(at.column);
+        }
+        let s = self.statement.take().unwrap_or_default();
+        self.skipping = Some(RejectedStatement {
+            document: self.document.to_owned(),
+            index: s.index,
+            reference: s.id,
+            account: s.account.or(s.iban).or(s.other_id),
+            line: error.line,
+            field: error.field.clone(),
+            reason: error.reason.clone(),
+        });
+        if self.first_rejection.is_none() {
+            self.first_rejection = Some(error);
+        }
+        self.balance = None;
+        self.entry = None;
+        self.detail = None;
+        self.amount_details = None;
+        self.amount_currency = Ok(None);
+        for rate in std::mem::take(&mut self.statement_rates) {
+            self.seen_rates.forget(&rate);
+        }
+    }
+
+    /// The statement being skipped closed (or the file ended in it): the consumer is told.
+    fn end_rejection(&mut self) {
+        if let Some(r) = self.skipping.take() {
+            (self.emit)(Record::Rejected(r));
+        }
     }
 
     fn format(&self) -> SourceFormat {
@@ -454,6 +515,7 @@ impl<'a, F: FnMut(Record)> CamtReader<'a, F> {
         self.statement_depth = depth;
         self.seen.clear();
         self.repeats.clear();
+        self.statement_rates.clear();
     }
 
     /// Emits the account once its id and a currency are known (once per document).
@@ -746,6 +808,7 @@ impl<'a, F: FnMut(Record)> CamtReader<'a, F> {
             };
             if self.seen_rates.first(&rate) {
                 self.rate_position += 1;
+                self.statement_rates.push(rate.clone());
                 (self.emit)(Record::Rate(rate));
             }
         }
@@ -1073,12 +1136,18 @@ impl<'a, F: FnMut(Record)> CamtReader<'a, F> {
         let Some(s) = self.statement.take() else {
             return Ok(());
         };
+        // What names the statement stays for the errors below and a rejection.
         self.statement = Some(StatementState {
             index: s.index,
+            id: s.id.clone(),
+            account: s.account.clone(),
             ..StatementState::default()
         });
         let result = self.record_statement(s, line);
-        self.statement = None;
+        if result.is_ok() {
+            self.statement = None;
+            self.loaded += 1;
+        }
         result
     }
 
@@ -1199,6 +1268,20 @@ impl<'a, F: FnMut(Record)> CamtReader<'a, F> {
             (None, None) => (self.group_page, self.group_last_page.unwrap_or(true)),
             (page, last) => (page, last.unwrap_or(true)),
         };
+        // A camt.053 statement that opens closes (on its last page): one with a booked
+        // opening and no closing was cut short, as an MT940 without `:62F:` is, and its entries cannot
+        // be checked or trusted to be all. camt.052 reports and camt.054 notifications need
+        // no closing balance.
+        if self.message == Some(Message::Statement)
+            && last_page
+            && opening.as_ref().is_some_and(|o| !o.intermediate)
+            && closing.is_none()
+        {
+            return Err(self.err(
+                "Bal",
+                "the statement has an opening but no closing balance (CLBD): it is cut short",
+            ));
+        }
         let summary = StatementSummary {
             account,
             currency,
@@ -1227,7 +1310,59 @@ impl<F: FnMut(Record)> Handler for CamtReader<'_, F> {
         );
     }
 
-    fn start(&mut self, path: &[Tag], element: &BytesStart<'_>) -> Result<(), ParseError> {
+    fn start(&mut self, path: &[Tag], element: &BytesStart<'_>, at: At) -> Result<(), ParseError> {
+        if self.skipping.is_some() {
+            return Ok(());
+        }
+        let result = self.start_element(path, element);
+        self.contain(result, at)
+    }
+
+    fn end(&mut self, path: &[Tag], text: RawText<'_>, at: At) -> Result<(), ParseError> {
+        let closes_statement = path.len() == self.statement_depth + 1;
+        if self.skipping.is_some() {
+            if closes_statement {
+                self.end_rejection();
+            }
+            return Ok(());
+        }
+        let in_statement = self.statement.is_some();
+        let result = self.end_element(path, text, at.line);
+        self.contain(result, at)?;
+        if in_statement && closes_statement {
+            self.end_rejection();
+        }
+        Ok(())
+    }
+
+    fn cut_short(&mut self, open: &[Tag], error: ParseError) -> Result<(), ParseError> {
+        // Cut inside a statement: the statements before it are whole and load.
+        let inside = open.len() > self.statement_depth;
+        if self.skipping.is_none() && (self.statement.is_none() || !inside) {
+            return Err(error);
+        }
+        if self.skipping.is_none() {
+            self.reject(error, None);
+        }
+        self.end_rejection();
+        Ok(())
+    }
+}
+
+impl<F: FnMut(Record)> CamtReader<'_, F> {
+    /// An error inside a statement leaves that statement out (see [`CamtReader::reject`]);
+    /// one outside any statement (the group header) refuses the file.
+    fn contain(&mut self, result: Result<(), ParseError>, at: At) -> Result<(), ParseError> {
+        match result {
+            Err(e) if self.statement.is_some() => {
+                self.reject(e, Some(at));
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    fn start_element(&mut self, path: &[Tag], element: &BytesStart<'_>) -> Result<(), ParseError> {
         let depth = path.len() - 1;
         let tag = path[depth];
         match tag {
@@ -1306,7 +1441,12 @@ impl<F: FnMut(Record)> Handler for CamtReader<'_, F> {
         Ok(())
     }
 
-    fn end(&mut self, path: &[Tag], text: RawText<'_>, line: usize) -> Result<(), ParseError> {
+    fn end_element(
+        &mut self,
+        path: &[Tag],
+        text: RawText<'_>,
+        line: usize,
+    ) -> Result<(), ParseError> {
         use Tag::*;
         if self.statement.is_none() {
             // Group header of the message (before its statements).

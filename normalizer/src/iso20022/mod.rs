@@ -3,9 +3,18 @@
 //! Two entry points over one reader. [`read_records`] is the streaming API: it pulls XML
 //! events from any [`BufRead`] and hands each canonical record to a callback the moment its
 //! element closes, so a 100 MB camt.053 is read in constant memory (no DOM, no list of
-//! entries). [`parse`] is that same reader over a byte slice, collecting into a [`Batch`]: a
-//! file parses whole or fails with a located [`ParseError`] (line, column, and an element path
-//! such as `Stmt[2]/Ntry[5]/Amt`).
+//! entries). [`parse`] is that same reader over a byte slice, collecting into a [`Batch`], or
+//! fails with a located [`ParseError`] (line, column, and an element path such as
+//! `Stmt[2]/Ntry[5]/Amt`).
+//!
+//! A camt message of several statements (`Stmt`, `Rpt`, `Ntfctn`) is not all or nothing, as
+//! an MT940 file is not: a statement that cannot be read (a value that does not parse, no
+//! account, a camt.053 statement without closing balance, the file ending inside it) is left
+//! out and listed in `Batch::rejected` (document, statement index, `Id`, account, line, field,
+//! reason), which the sync turns into a break, while the others load. A message none of whose
+//! statements reads, or holding none, is an error; so is an error outside any statement (the
+//! group header) or XML that breaks down before the end of the file, since what follows it
+//! cannot be read. semt.002 holds one statement: it parses whole or fails.
 //!
 //! Versions: the readers match elements by name and path, not by schema, so the message
 //! versions `.001.02` to `.001.13` read alike, and `.001.01` (2008) with its few differences
@@ -32,8 +41,8 @@ use std::io::BufRead;
 
 use crate::error::ParseError;
 use crate::model::{
-    Account, Batch, CashBalance, CompleteSnapshot, ParseWarning, Position, Security, SourceFormat,
-    StatedRate, StatementSummary, Transaction,
+    Account, Batch, CashBalance, CompleteSnapshot, ParseWarning, Position, RejectedStatement,
+    Security, SourceFormat, StatedRate, StatementSummary, Transaction,
 };
 
 /// One canonical record read from an ISO 20022 document, in document order.
@@ -54,6 +63,10 @@ pub enum Record {
     /// distinct rate once per document.
     Rate(StatedRate),
     Warning(ParseWarning),
+    /// A camt statement left out: the records other than warnings delivered since the
+    /// previous statement's end (its `Statement` or `Rejected` record) are this statement's,
+    /// and void. Its warnings stand: they describe the file as it was read.
+    Rejected(RejectedStatement),
 }
 
 /// A camt entry as the canonical model stores it, plus its payment references.
@@ -101,6 +114,8 @@ pub fn parse(
 ) -> Result<Batch, ParseError> {
     let mut batch = Batch::default();
     let mut accounts = std::collections::HashSet::new();
+    // Where the statement being read began: a statement left out is cut back to it.
+    let mut start = Mark::of(&batch);
     read_records(format, custodian, document, bytes, |record| match record {
         // The stream names an account once per statement; the batch keeps one record.
         Record::Account(a) => {
@@ -108,10 +123,46 @@ pub fn parse(
                 batch.accounts.push(a);
             }
         }
+        Record::Statement(s) => {
+            batch.statements.push(s);
+            start = Mark::of(&batch);
+        }
+        Record::Rejected(r) => {
+            for a in batch.accounts.drain(start.accounts..) {
+                accounts.remove(&a.bank_account_id);
+            }
+            batch.securities.truncate(start.securities);
+            batch.balances.truncate(start.balances);
+            batch.transactions.truncate(start.transactions);
+            batch.rates.truncate(start.rates);
+            batch.rejected.push(r);
+            start = Mark::of(&batch);
+        }
         other => collect(&mut batch, other),
     })?;
     batch.dedup_securities();
     Ok(batch)
+}
+
+/// How many records of each kind a camt statement can give a batch held when it began.
+struct Mark {
+    accounts: usize,
+    securities: usize,
+    balances: usize,
+    transactions: usize,
+    rates: usize,
+}
+
+impl Mark {
+    fn of(batch: &Batch) -> Mark {
+        Mark {
+            accounts: batch.accounts.len(),
+            securities: batch.securities.len(),
+            balances: batch.balances.len(),
+            transactions: batch.transactions.len(),
+            rates: batch.rates.len(),
+        }
+    }
 }
 
 /// Streams the records of an ISO 20022 document to `on_record`, in constant memory.
@@ -119,7 +170,9 @@ pub fn parse(
 /// Records arrive as their elements close: a statement's account and balances, then each entry,
 /// then its summary; a holdings statement's securities and positions, then its account and
 /// snapshot. An account is named once per statement (a file with several statements of one
-/// account names it several times: loading is idempotent, [`parse`] keeps one). On error, the records already delivered belong to a file that failed: a caller
+/// account names it several times: loading is idempotent, [`parse`] keeps one). A camt
+/// statement left out ends with [`Record::Rejected`] instead of its summary: its records are
+/// void. On error, the records already delivered belong to a file that failed: a caller
 /// that loads them must discard them (as [`parse`] does by returning no batch).
 pub fn read_records<R: BufRead>(
     format: SourceFormat,
@@ -159,6 +212,7 @@ fn collect(batch: &mut Batch, record: Record) {
         Record::CompleteSnapshot(c) => batch.complete_snapshots.push(c),
         Record::Rate(r) => batch.rates.push(r),
         Record::Warning(w) => batch.warnings.push(w),
+        Record::Rejected(r) => batch.rejected.push(r),
     }
 }
 

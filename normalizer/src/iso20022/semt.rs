@@ -60,7 +60,7 @@ use rust_decimal::Decimal;
 
 use super::Record;
 use super::value;
-use super::xml::{Handler, RawText, Tag, currency_attribute};
+use super::xml::{At, Handler, RawText, Tag, currency_attribute};
 use crate::domain::Currency;
 use crate::error::ParseError;
 use crate::isin::WrittenIsin;
@@ -548,7 +548,7 @@ impl<F: FnMut(Record)> Handler for SemtReader<'_, F> {
         );
     }
 
-    fn start(&mut self, path: &[Tag], element: &BytesStart<'_>) -> Result<(), ParseError> {
+    fn start(&mut self, path: &[Tag], element: &BytesStart<'_>, _: At) -> Result<(), ParseError> {
         use Tag::*;
         let depth = path.len() - 1;
         let tag = path[depth];
@@ -597,7 +597,8 @@ impl<F: FnMut(Record)> Handler for SemtReader<'_, F> {
         Ok(())
     }
 
-    fn end(&mut self, path: &[Tag], text: RawText<'_>, line: usize) -> Result<(), ParseError> {
+    fn end(&mut self, path: &[Tag], text: RawText<'_>, at: At) -> Result<(), ParseError> {
+        let line = at.line;
         use Tag::*;
         if self.statement.is_none() || path.len() <= self.root_depth {
             return Ok(());

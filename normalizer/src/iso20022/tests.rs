@@ -1039,3 +1039,325 @@ fn control_characters_in_xml_text_are_removed_with_a_warning() {
     let b = parse53(&latin);
     assert_eq!(b.warnings.len(), 1, "{:?}", b.warnings);
 }
+
+/// A camt.053.001.08 message of the given statements, each four lines long: its id and
+/// number, its account, its balances and entries on one line, its end. Statement `n` takes
+/// lines `4n` to `4n + 3`.
+fn message053(statements: &[(u32, &str, String)]) -> String {
+    let mut xml = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:camt.053.001.08\">\n\
+         <BkToCstmrStmt><GrpHdr><MsgId>M1</MsgId><CreDtTm>2026-11-20T22:00:00+01:00</CreDtTm></GrpHdr>\n",
+    );
+    for (n, iban, body) in statements {
+        xml.push_str(&format!(
+            "<Stmt><Id>ST-{n}</Id><ElctrncSeqNb>{n}</ElctrncSeqNb>\n\
+             <Acct><Id><IBAN>{iban}</IBAN></Id><Ccy>CHF</Ccy></Acct>\n{body}\n</Stmt>\n"
+        ));
+    }
+    xml.push_str("</BkToCstmrStmt></Document>\n");
+    xml
+}
+
+/// A booked entry of `amount` CHF with the bank's reference and what else it holds.
+fn booked(amount: &str, cd: &str, reference: &str, extra: &str) -> String {
+    ntry(
+        amount,
+        cd,
+        "<Sts><Cd>BOOK</Cd></Sts>",
+        &format!("<AcctSvcrRef>{reference}</AcctSvcrRef>{extra}"),
+    )
+}
+
+/// An entry-level conversion of 1,000 USD at 1 USD = 0.8812 CHF quoted on 2026-11-19.
+const USD_CHF: &str = "<AmtDtls><InstdAmt><Amt Ccy=\"USD\">1000.00</Amt><CcyXchg><SrcCcy>USD</SrcCcy>\
+    <TrgtCcy>CHF</TrgtCcy><UnitCcy>USD</UnitCcy><XchgRate>0.8812</XchgRate>\
+    <QtnDt>2026-11-19T10:00:00+01:00</QtnDt></CcyXchg></InstdAmt></AmtDtls>";
+
+#[test]
+fn a_statement_that_does_not_read_is_left_out_and_its_neighbours_load() {
+    const MAIN: &str = "CH9300762011623852957";
+    const OTHER: &str = "CH5604835012345678009";
+    let xml = message053(&[
+        (
+            1,
+            MAIN,
+            [
+                bal("OPBD", "100.00", "CRDT", "2026-11-17"),
+                booked("30.00", "CRDT", "A1", ""),
+                bal("CLBD", "130.00", "CRDT", "2026-11-17"),
+            ]
+            .concat(),
+        ),
+        // An amount that does not read, in another account: that account is not loaded.
+        (
+            2,
+            OTHER,
+            [
+                bal("OPBD", "130.00", "CRDT", "2026-11-18"),
+                booked("1,00", "CRDT", "B1", ""),
+                bal("CLBD", "131.00", "CRDT", "2026-11-18"),
+            ]
+            .concat(),
+        ),
+        // Cut short: an opening and an entry (which states a rate), no closing.
+        (
+            3,
+            MAIN,
+            [
+                bal("OPBD", "130.00", "CRDT", "2026-11-19"),
+                booked("881.20", "DBIT", "C1", USD_CHF),
+            ]
+            .concat(),
+        ),
+        // Reads, but does not add up (130 - 881.20 is not 125): it loads, and the
+        // reconciliation makes it a balance break. It states the left-out statement's rate.
+        (
+            4,
+            MAIN,
+            [
+                bal("OPBD", "130.00", "CRDT", "2026-11-20"),
+                booked("881.20", "DBIT", "D1", USD_CHF),
+                bal("CLBD", "125.00", "CRDT", "2026-11-20"),
+            ]
+            .concat(),
+        ),
+    ]);
+    let b = parse(SourceFormat::Camt053, "bank_c", "multi.xml", xml.as_bytes())
+        .expect("two statements load");
+    let keys: Vec<_> = b
+        .transactions
+        .iter()
+        .map(|t| (t.account.as_str(), t.natural_key.as_str()))
+        .collect();
+    assert_eq!(keys, [(MAIN, "ref:A1"), (MAIN, "ref:D1")]);
+    let accounts: Vec<_> = b
+        .accounts
+        .iter()
+        .map(|a| a.bank_account_id.as_str())
+        .collect();
+    assert_eq!(accounts, [MAIN]);
+    let balances: Vec<_> = b
+        .balances
+        .iter()
+        .map(|x| (x.kind, x.as_of, x.amount))
+        .collect();
+    assert_eq!(
+        balances,
+        [
+            (BalanceKind::Opening, date("2026-11-17"), dec("100.00")),
+            (BalanceKind::Closing, date("2026-11-17"), dec("130.00")),
+            (BalanceKind::Opening, date("2026-11-20"), dec("130.00")),
+            (BalanceKind::Closing, date("2026-11-20"), dec("125.00")),
+        ]
+    );
+    let statements: Vec<_> = b
+        .statements
+        .iter()
+        .map(|s| (s.reference.as_deref(), s.statement_number))
+        .collect();
+    assert_eq!(
+        statements,
+        [(Some("ST-1"), Some(1)), (Some("ST-4"), Some(4))]
+    );
+    // The rate the left-out statement stated first is the loaded statement's.
+    let rates: Vec<_> = b
+        .rates
+        .iter()
+        .map(|r| (r.base.as_str(), r.quote.as_str(), r.rate, r.date))
+        .collect();
+    assert_eq!(rates, [("USD", "CHF", dec("0.8812"), date("2026-11-19"))]);
+    assert_eq!(
+        b.rejected,
+        [
+            RejectedStatement {
+                document: "multi.xml".into(),
+                index: 2,
+                reference: Some("ST-2".into()),
+                account: Some(OTHER.into()),
+                line: Some(10),
+                field: Some("Stmt[2]/Ntry[1]/Amt".into()),
+                reason: "'1,00' is not a non-negative decimal number".into(),
+            },
+            RejectedStatement {
+                document: "multi.xml".into(),
+                index: 3,
+                reference: Some("ST-3".into()),
+                account: Some(MAIN.into()),
+                line: Some(15),
+                field: Some("Stmt[3]/Bal".into()),
+                reason: "the statement has an opening but no closing balance (CLBD): it is cut \
+                         short"
+                    .into(),
+            },
+        ]
+    );
+    assert_eq!(b.warnings, []);
+    // The statement that does not add up is the reconciliation's: a balance break, and the
+    // numbers of the left-out statement of its account make a sequence break.
+    let (breaks, _) = crate::reconcile::check(&b.statements, &Default::default());
+    let breaks: Vec<_> = breaks
+        .iter()
+        .map(|x| {
+            (
+                x.kind,
+                x.statement_reference.as_deref(),
+                x.expected,
+                x.actual,
+            )
+        })
+        .collect();
+    assert_eq!(
+        breaks,
+        [
+            (
+                crate::reconcile::BreakKind::Balance,
+                Some("ST-4"),
+                Some(dec("-751.20")),
+                Some(dec("125.00"))
+            ),
+            (
+                crate::reconcile::BreakKind::Sequence,
+                Some("ST-4"),
+                Some(dec("2")),
+                Some(dec("4"))
+            ),
+        ]
+    );
+
+    // The stream says the same: the left-out statements' records come before their
+    // `Rejected`, never a summary.
+    let mut kinds = Vec::new();
+    read_records(
+        SourceFormat::Camt053,
+        "bank_c",
+        "multi.xml",
+        xml.as_bytes(),
+        |r| {
+            kinds.push(match r {
+                Record::Account(_) => "account",
+                Record::Balance(_) => "balance",
+                Record::Entry(_) => "entry",
+                Record::Statement(_) => "statement",
+                Record::Rate(_) => "rate",
+                Record::Rejected(_) => "rejected",
+                _ => "other",
+            })
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        kinds,
+        [
+            "account",
+            "balance",
+            "entry",
+            "balance",
+            "statement", // 1
+            "account",
+            "balance",
+            "rejected", // 2
+            "account",
+            "balance",
+            "entry",
+            "rate",
+            "rejected", // 3
+            "account",
+            "balance",
+            "entry",
+            "rate",
+            "balance",
+            "statement", // 4
+        ]
+    );
+}
+
+#[test]
+fn a_camt052_report_needs_no_closing_balance() {
+    let xml = message053(&[(
+        1,
+        "CH9300762011623852957",
+        [
+            bal("OPBD", "100.00", "CRDT", "2026-11-20"),
+            booked("30.00", "CRDT", "A1", ""),
+        ]
+        .concat(),
+    )])
+    .replace("camt.053.001.08", "camt.052.001.08")
+    .replace("BkToCstmrStmt", "BkToCstmrAcctRpt")
+    .replace("Stmt>", "Rpt>");
+    let b = parse(SourceFormat::Camt052, "bank_c", "r.xml", xml.as_bytes()).unwrap();
+    assert_eq!((b.transactions.len(), b.rejected.len()), (1, 0));
+    assert_eq!(b.statements[0].closing, None);
+}
+
+#[test]
+fn a_message_cut_short_keeps_its_whole_statements() {
+    let whole = message053(&[
+        (
+            1,
+            "CH9300762011623852957",
+            [
+                bal("OPBD", "100.00", "CRDT", "2026-11-19"),
+                booked("30.00", "CRDT", "A1", ""),
+                bal("CLBD", "130.00", "CRDT", "2026-11-19"),
+            ]
+            .concat(),
+        ),
+        (
+            2,
+            "CH9300762011623852957",
+            [
+                bal("OPBD", "130.00", "CRDT", "2026-11-20"),
+                booked("5.00", "CRDT", "B1", ""),
+                bal("CLBD", "135.00", "CRDT", "2026-11-20"),
+            ]
+            .concat(),
+        ),
+    ]);
+    // Cut between two elements of the second statement's entry, then inside a tag.
+    let at = whole.rfind("<CdtDbtInd>CRDT</CdtDbtInd><Sts>").unwrap();
+    let between = &whole[..at];
+    let inside = &between[..between.rfind("Ccy=").unwrap() + 6];
+    for (cut, reason) in [
+        (
+            between,
+            "the file ends inside an open element (Ntry): it is truncated",
+        ),
+        (
+            inside,
+            "malformed XML: syntax error: tag not closed: `>` not found before end of input",
+        ),
+    ] {
+        let b = parse(SourceFormat::Camt053, "bank_c", "cut.xml", cut.as_bytes())
+            .unwrap_or_else(|e| panic!("the first statement loads: {e}"));
+        assert_eq!(b.statements.len(), 1);
+        assert_eq!(b.transactions.len(), 1);
+        assert_eq!(b.balances.len(), 2);
+        let r = &b.rejected[..];
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert_eq!(
+            (
+                r[0].index,
+                r[0].reference.as_deref(),
+                r[0].line,
+                r[0].field.as_deref(),
+                r[0].reason.as_str()
+            ),
+            (2, Some("ST-2"), Some(10), Some("Stmt[2]/Ntry[1]"), reason)
+        );
+    }
+    // A message whose only statement is cut short is refused, as before.
+    let only = message053(&[(
+        1,
+        "CH9300762011623852957",
+        [
+            bal("OPBD", "130.00", "CRDT", "2026-11-20"),
+            booked("5.00", "CRDT", "B1", ""),
+        ]
+        .concat(),
+    )]);
+    let e = parse(SourceFormat::Camt053, "bank_c", "one.xml", only.as_bytes()).unwrap_err();
+    assert_eq!((e.line, e.field.as_deref()), (Some(7), Some("Stmt[1]/Bal")));
+    assert!(e.to_string().starts_with("one.xml, line 7, column"), "{e}");
+}

@@ -127,16 +127,30 @@ impl<'a> RawText<'a> {
     }
 }
 
+/// Where an event happened: the line and column (of UTF-8 bytes) just past it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct At {
+    pub(crate) line: usize,
+    pub(crate) column: usize,
+}
+
 /// What a message reader does with the elements of a document.
 pub(crate) trait Handler {
-    /// An element opened; `path` ends with its tag.
-    fn start(&mut self, path: &[Tag], element: &BytesStart<'_>) -> Result<(), ParseError>;
-    /// An element closed on `line`; `path` still ends with its tag, `text` is what it held
+    /// An element opened `at`; `path` ends with its tag.
+    fn start(&mut self, path: &[Tag], element: &BytesStart<'_>, at: At) -> Result<(), ParseError>;
+    /// An element closed `at`; `path` still ends with its tag, `text` is what it held
     /// directly.
-    fn end(&mut self, path: &[Tag], text: RawText<'_>, line: usize) -> Result<(), ParseError>;
+    fn end(&mut self, path: &[Tag], text: RawText<'_>, at: At) -> Result<(), ParseError>;
     /// `count` control characters were removed from the text of the element that closes on
     /// `line` (see `crate::control_characters`), before [`Handler::end`] sees it.
     fn removed_control_characters(&mut self, path: &[Tag], count: usize, line: usize);
+    /// The input ended inside an open element (`open`, the path of open elements): the file
+    /// is cut short. `error` says where; returning it refuses the file (the default), and a
+    /// reader that can keep what it read before (the complete statements) returns `Ok`.
+    fn cut_short(&mut self, open: &[Tag], error: ParseError) -> Result<(), ParseError> {
+        let _ = open;
+        Err(error)
+    }
 }
 
 /// The `Ccy` attribute of an amount element, as written.
@@ -174,31 +188,45 @@ pub(crate) fn drive<R: BufRead, H: Handler>(
             Ok(event) => event,
             Err(e) => {
                 let input = reader.get_ref();
-                return Err(located(
+                let error = located(
                     document,
                     input.line(),
                     input.column(),
                     None,
                     format!("malformed XML: {e}"),
-                ));
+                );
+                // A file cut in the middle of a tag ends in a syntax error with nothing left to
+                // read: that is a truncation, like one cut between tags.
+                let at_end = !path.is_empty()
+                    && reader
+                        .get_mut()
+                        .fill_buf()
+                        .is_ok_and(|rest| rest.is_empty());
+                return if at_end {
+                    handler.cut_short(&path, error)
+                } else {
+                    Err(error)
+                };
             }
         };
         let outcome = match event {
             Event::Start(ref e) => {
                 text.clear();
                 truncated = false;
-                push(&mut path, e).and_then(|()| handler.start(&path, e))
+                let at = position(reader.get_ref());
+                push(&mut path, e).and_then(|()| handler.start(&path, e, at))
             }
             Event::Empty(ref e) => {
+                let at = position(reader.get_ref());
                 let r = push(&mut path, e).and_then(|()| {
-                    handler.start(&path, e)?;
+                    handler.start(&path, e, at)?;
                     let r = handler.end(
                         &path,
                         RawText {
                             bytes: &[],
                             truncated: false,
                         },
-                        reader.get_ref().line(),
+                        at,
                     );
                     path.pop();
                     r
@@ -219,7 +247,7 @@ pub(crate) fn drive<R: BufRead, H: Handler>(
                         bytes: &text,
                         truncated,
                     },
-                    reader.get_ref().line(),
+                    position(reader.get_ref()),
                 );
                 path.pop();
                 text.clear();
@@ -244,13 +272,14 @@ pub(crate) fn drive<R: BufRead, H: Handler>(
             Event::Eof => {
                 if let Some(open) = path.last() {
                     let input = reader.get_ref();
-                    return Err(located(
+                    let error = located(
                         document,
                         input.line(),
                         input.column(),
                         None,
                         format!("the file ends inside an open element ({open:?}): it is truncated"),
-                    ));
+                    );
+                    return handler.cut_short(&path, error);
                 }
                 return Ok(());
             }
@@ -266,6 +295,13 @@ pub(crate) fn drive<R: BufRead, H: Handler>(
                 document.clone_into(&mut e.document);
             }
             return Err(e);
+        }
+    }
+
+    fn position<R: BufRead>(input: &Input<R>) -> At {
+        At {
+            line: input.line(),
+            column: input.column(),
         }
     }
 

@@ -118,7 +118,25 @@ pub(crate) struct CustodyMapper<'a> {
     seen_rates: Vec<SeenRates>,
     /// The latest price of each security (per document and price type) with its date, for the
     /// plausibility check of the next day's.
-    last_prices: HashMap<(usize, SecurityKey, PriceType), (chrono::NaiveDate, Decimal)>,
+    last_prices: HashMap<PriceSlot, (chrono::NaiveDate, Decimal)>,
+    /// What the statement being mapped changed beyond the batch's lists, to take back if it
+    /// is left out: the natural keys it numbered, the prices it replaced.
+    numbered: Vec<(String, String)>,
+    replaced_prices: Vec<(PriceSlot, Option<(chrono::NaiveDate, Decimal)>)>,
+}
+
+/// A security's price of one document and price type.
+type PriceSlot = (usize, SecurityKey, PriceType);
+
+/// Where the batch stood before a statement was mapped.
+struct Checkpoint {
+    accounts: usize,
+    securities: usize,
+    positions: usize,
+    transactions: usize,
+    rates: usize,
+    complete_snapshots: usize,
+    counters: Vec<[u32; 4]>,
 }
 
 impl<'a> CustodyMapper<'a> {
@@ -134,6 +152,67 @@ impl<'a> CustodyMapper<'a> {
             positions: vec![[0; 4]; documents.len()],
             seen_rates: documents.iter().map(|_| SeenRates::default()).collect(),
             last_prices: HashMap::new(),
+            numbered: Vec::new(),
+            replaced_prices: Vec::new(),
+        }
+    }
+
+    /// Maps one statement page, or leaves it out: a page that cannot be mapped (no statement
+    /// date, no account, a currency or instrument that does not read) gives no record, and
+    /// its error is returned for the caller to list it, while the other messages of the file
+    /// load. Its warnings stay: they describe the file as it was read.
+    pub(crate) fn statement_or_nothing(
+        &mut self,
+        st: SecuritiesStatement,
+    ) -> Result<(), ParseError> {
+        let b = &self.batch;
+        let checkpoint = Checkpoint {
+            accounts: b.accounts.len(),
+            securities: b.securities.len(),
+            positions: b.positions.len(),
+            transactions: b.transactions.len(),
+            rates: b.rates.len(),
+            complete_snapshots: b.complete_snapshots.len(),
+            counters: self.positions.clone(),
+        };
+        self.numbered.clear();
+        self.replaced_prices.clear();
+        let result = self.statement(st);
+        if result.is_err() {
+            self.roll_back(checkpoint);
+        }
+        result
+    }
+
+    fn roll_back(&mut self, to: Checkpoint) {
+        let b = &mut self.batch;
+        for a in b.accounts.drain(to.accounts..) {
+            self.accounts.remove(&a.bank_account_id);
+        }
+        for c in b.complete_snapshots.drain(to.complete_snapshots..) {
+            self.snapshots.remove(&(c.account, c.as_of));
+        }
+        for r in b.rates.drain(to.rates..) {
+            let part = self
+                .documents
+                .iter()
+                .position(|d| *d == r.provenance.document);
+            if let Some(seen) = part.and_then(|p| self.seen_rates.get_mut(p)) {
+                seen.forget(&r);
+            }
+        }
+        b.securities.truncate(to.securities);
+        b.positions.truncate(to.positions);
+        b.transactions.truncate(to.transactions);
+        self.positions = to.counters;
+        for (account, key) in self.numbered.drain(..) {
+            self.occurrences.forget(&account, &key);
+        }
+        for (slot, previous) in self.replaced_prices.drain(..).rev() {
+            match previous {
+                Some(p) => self.last_prices.insert(slot, p),
+                None => self.last_prices.remove(&slot),
+            };
         }
     }
 
@@ -182,8 +261,9 @@ impl<'a> CustodyMapper<'a> {
                 ),
             );
         }
-        let newer = self.last_prices.get(&slot).is_none_or(|(d, _)| *d <= as_of);
-        if newer {
+        let previous = self.last_prices.get(&slot).copied();
+        if previous.is_none_or(|(d, _)| d <= as_of) {
+            self.replaced_prices.push((slot.clone(), previous));
             self.last_prices.insert(slot, (as_of, price));
         }
     }
@@ -824,6 +904,7 @@ impl<'a> CustodyMapper<'a> {
                 m.narrative.as_deref().unwrap_or_default(),
             ]),
         };
+        self.numbered.push((account.clone(), natural_key.clone()));
         let natural_key = self.occurrences.number(&account, natural_key);
         let bank_code = [
             m.receive_deliver.as_deref(),

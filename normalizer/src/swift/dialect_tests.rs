@@ -531,3 +531,176 @@ fn control_characters_in_text_are_removed_with_a_warning() {
     let framed = format!("\x01{}\x03", plain());
     assert!(parse(&framed).warnings.is_empty());
 }
+
+/// One MT535 message: a complete statement of `depot` on 2026-11-20 with the given holdings
+/// (`:16R:FIN` ... `:16S:FIN` blocks).
+fn mt535_message(reference: &str, depot: &str, holdings: &str) -> String {
+    format!(
+        "{{1:F01BANKDEFFAXXX0000000000}}{{2:O535BANKDEFFXXXXN}}{{4:\r\n\
+         :16R:GENL\r\n:28E:1/ONLY\r\n:20C::SEME//{reference}\r\n:23G:NEWM\r\n\
+         :98A::STAT//20261120\r\n:22F::CODE//COMP\r\n:97A::SAFE//{depot}\r\n:17B::ACTI//Y\r\n\
+         :16S:GENL\r\n:16R:SUBSAFE\r\n{holdings}:16S:SUBSAFE\r\n-}}\r\n"
+    )
+}
+
+/// 50 Apple shares valued in EUR and USD with the rate between them: 9 lines.
+const APPLE_WITH_RATE: &str = ":16R:FIN\r\n:35B:ISIN US0378331005\r\nAPPLE INC\r\n\
+    :93B::AGGR//UNIT/50,\r\n:19A::HOLD//EUR8763,\r\n:19A::HOLD//USD9525,\r\n\
+    :92B::EXCH//USD/EUR/0,92\r\n:16S:FIN\r\n";
+
+#[test]
+fn an_mt535_message_that_cannot_be_mapped_is_left_out_and_the_others_load() {
+    let text = [
+        // Lines 1 to 19.
+        mt535_message(
+            "H1",
+            "DEPOT-1",
+            ":16R:FIN\r\n:35B:ISIN US0378331005\r\nAPPLE INC\r\n:93B::AGGR//UNIT/100,\r\n\
+             :19A::HOLD//USD19050,\r\n:16S:FIN\r\n",
+        ),
+        // Lines 20 to 45: its second holding (its block opens on line 39) has no quantity,
+        // after the first gave a security, a position and a rate.
+        mt535_message(
+            "H2",
+            "DEPOT-2",
+            &format!(
+                "{APPLE_WITH_RATE}:16R:FIN\r\n:35B:ISIN DE0007236101\r\nSIEMENS AG\r\n\
+                 :19A::HOLD//EUR1000,\r\n:16S:FIN\r\n"
+            ),
+        ),
+        // The same depot again, whole: its rate is stated once more and kept.
+        mt535_message("H3", "DEPOT-2", APPLE_WITH_RATE),
+    ]
+    .concat();
+    let b = crate::swift::parse(SourceFormat::Mt535, "bank_b", "m535", text.as_bytes())
+        .expect("two messages load");
+    let positions: Vec<_> = b
+        .positions
+        .iter()
+        .map(|p| (p.account.as_str(), p.security.as_str(), p.quantity))
+        .collect();
+    assert_eq!(
+        positions,
+        [
+            (
+                "DEPOT-1",
+                "isin:US0378331005",
+                rust_decimal::Decimal::from(100)
+            ),
+            (
+                "DEPOT-2",
+                "isin:US0378331005",
+                rust_decimal::Decimal::from(50)
+            ),
+        ]
+    );
+    let securities: Vec<_> = b.securities.iter().map(|s| s.key.as_str()).collect();
+    assert_eq!(securities, ["isin:US0378331005"], "Siemens was only in H2");
+    let snapshots: Vec<_> = b
+        .complete_snapshots
+        .iter()
+        .map(|c| c.account.as_str())
+        .collect();
+    assert_eq!(snapshots, ["DEPOT-1", "DEPOT-2"]);
+    let rates: Vec<_> = b
+        .rates
+        .iter()
+        .map(|r| {
+            (
+                r.account.as_str(),
+                r.base.as_str(),
+                r.quote.as_str(),
+                r.rate,
+            )
+        })
+        .collect();
+    assert_eq!(rates, [("DEPOT-2", "USD", "EUR", "0.92".parse().unwrap())]);
+    assert_eq!(
+        b.rejected,
+        vec![crate::model::RejectedStatement {
+            document: "m535".into(),
+            index: 2,
+            reference: Some("H2".into()),
+            account: Some("DEPOT-2".into()),
+            line: Some(39),
+            field: Some(":93B::AGGR".into()),
+            reason: "the instrument has no aggregate balance (:93B::AGGR//)".into(),
+        }]
+    );
+    assert!(b.warnings.is_empty(), "{:?}", b.warnings);
+
+    // A file whose only message cannot be mapped is refused with its reason.
+    let only = mt535_message(
+        "H9",
+        "DEPOT-9",
+        ":16R:FIN\r\n:35B:ISIN DE0007236101\r\nSIEMENS AG\r\n:16S:FIN\r\n",
+    );
+    let e =
+        crate::swift::parse(SourceFormat::Mt535, "bank_b", "m535", only.as_bytes()).unwrap_err();
+    assert_eq!(
+        (e.field.as_deref(), e.reason.as_str()),
+        (
+            Some(":93B::AGGR"),
+            "the instrument has no aggregate balance (:93B::AGGR//)"
+        )
+    );
+}
+
+#[test]
+fn an_mt536_message_that_cannot_be_mapped_is_left_out_and_the_others_load() {
+    let message = |reference: &str, account: &str, amount: &str| {
+        format!(
+            "{{1:F01BANKDEFFAXXX0000000000}}{{2:O536BANKDEFFXXXXN}}{{4:\r\n\
+             :16R:GENL\r\n:28E:1/ONLY\r\n:20C::SEME//{reference}\r\n:23G:NEWM\r\n\
+             :69A::STAT//20261120/20261120\r\n{account}:17B::ACTI//Y\r\n:16S:GENL\r\n\
+             :16R:SUBSAFE\r\n:16R:FIN\r\n:35B:ISIN US0378331005\r\nAPPLE INC\r\n\
+             :16R:TRAN\r\n:16R:LINK\r\n:20C::RELA//T-{reference}\r\n:16S:LINK\r\n\
+             :16R:TRANSDET\r\n:36B::PSTA//UNIT/10,\r\n:19A::PSTA//USD{amount}\r\n\
+             :22F::TRAN//SETT\r\n:22H::REDE//RECE\r\n:22H::PAYM//APMT\r\n\
+             :98A::ESET//20261120\r\n:16S:TRANSDET\r\n:16S:TRAN\r\n:16S:FIN\r\n\
+             :16S:SUBSAFE\r\n-}}\r\n"
+        )
+    };
+    let text = [
+        message("M1", ":97A::SAFE//DEPOT-1\r\n", "1905,"),
+        // No safekeeping account anywhere.
+        message("M2", "", "1000,"),
+        message("M3", ":97A::SAFE//DEPOT-1\r\n", "1910,"),
+    ]
+    .concat();
+    let b = crate::swift::parse(SourceFormat::Mt536, "bank_b", "m536", text.as_bytes())
+        .expect("two messages load");
+    let keys: Vec<_> = b
+        .transactions
+        .iter()
+        .map(|t| (t.natural_key.as_str(), t.amount))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("ref:T-M1", "1905".parse().unwrap()),
+            ("ref:T-M3", "1910".parse().unwrap())
+        ]
+    );
+    let rejected: Vec<_> = b
+        .rejected
+        .iter()
+        .map(|r| {
+            (
+                r.index,
+                r.reference.as_deref(),
+                r.field.as_deref(),
+                r.reason.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rejected,
+        [(
+            2,
+            Some("M2"),
+            Some(":97A:"),
+            "the statement names no safekeeping account (:97A::SAFE//)"
+        )]
+    );
+}

@@ -19,10 +19,13 @@
 //! without account (`:25:`, `:97A:`), an MT940 page without opening or closing balance (a
 //! truncated file), a balance or value with no currency, a second account or balance inside
 //! one statement. The error names the document, the line, the field and why.
-//! In a cash statement file of several statements such an error costs only its statement: it
-//! is listed in [`Batch::rejected`](crate::model::Batch) (document, index, reference, line,
-//! field, reason) and the others load, since a download cut short in its last statement
-//! still holds complete ones before it. A file none of whose statements reads is an error.
+//! In a file of several statements or messages (cash, confirmations, MT535/MT536) such an
+//! error costs only its statement: it is listed in [`Batch::rejected`](crate::model::Batch)
+//! (document, index, reference, line, field, reason) and the others load, since a download
+//! cut short in its last statement still holds complete ones before it. An MT535/MT536
+//! message is mapped as it is read, so one left out is taken back whole (its securities,
+//! positions, movements, rates, and the keys and prices it numbered). A file none of whose
+//! statements reads is an error.
 //! A statement that reads but does not balance loads: the reconciliation's balance check
 //! makes it a break (see `crate::reconcile`), as it did before.
 //! What can be read unambiguously but is unusual is read and leaves a [`ParseWarning`]: a
@@ -175,27 +178,41 @@ pub fn parse_pages(
         }
         Family::Securities => {
             let mut mapper = custody::CustodyMapper::new(format, custodian, &names);
-            let mut mapped: Result<(), ParseError> = Ok(());
-            let mut count = 0usize;
+            let (mut count, mut loaded) = (0usize, 0usize);
+            let mut rejected = Vec::new();
+            let mut per_document = vec![0u32; names.len()];
             let read = read_securities(format, &texts, &names, &mut notes, |st| {
                 count += 1;
-                if mapped.is_ok() {
-                    mapped = mapper.statement(st);
-                }
-                match &mapped {
-                    Ok(()) => Ok(()),
-                    Err(_) => Err(ReadError {
-                        at: Default::default(),
-                        tag: String::new(),
-                        reason: String::new(),
+                let index = per_document.get_mut(st.at.part).map_or(0, |n| {
+                    *n += 1;
+                    *n
+                });
+                let reference = st.reference.clone();
+                let account = st.account.as_ref().map(|(a, _)| a.clone());
+                // A message that cannot be mapped is taken back whole and listed; the other
+                // messages of the file load.
+                match mapper.statement_or_nothing(st) {
+                    Ok(()) => loaded += 1,
+                    Err(e) => rejected.push(RejectedStatement {
+                        document: e.document,
+                        index,
+                        reference,
+                        account,
+                        line: e.line,
+                        field: e.field,
+                        reason: e.reason,
                     }),
                 }
+                Ok(())
             });
-            mapped?;
             read?;
             if count == 0 {
                 return empty_or_nothing_found(format, &names, &texts);
             }
+            if loaded == 0 {
+                return Err(rejected.swap_remove(0).into());
+            }
+            mapper.batch.rejected = rejected;
             mapper.batch
         }
     };

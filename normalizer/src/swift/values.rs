@@ -206,13 +206,28 @@ impl Occurrences {
 
     /// `key` the first time it is seen for `account`, else `key#n`.
     pub fn number(&mut self, account: &str, key: String) -> String {
-        let h = mix(
-            mix(0x243f_6a88_85a3_08d3, account.as_bytes()) ^ 0xff,
-            key.as_bytes(),
-        );
-        let n = self.0.entry(h).or_insert(0);
+        let n = self.0.entry(Self::identity(account, &key)).or_insert(0);
         *n += 1;
         if *n == 1 { key } else { format!("{key}#{n}") }
+    }
+
+    /// Takes back one [`Occurrences::number`] of `key` for `account`: the statement that
+    /// numbered it was left out, and the next identical one must get the number it would have.
+    pub fn forget(&mut self, account: &str, key: &str) {
+        let h = Self::identity(account, key);
+        if let Some(n) = self.0.get_mut(&h) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.0.remove(&h);
+            }
+        }
+    }
+
+    fn identity(account: &str, key: &str) -> u64 {
+        mix(
+            mix(0x243f_6a88_85a3_08d3, account.as_bytes()) ^ 0xff,
+            key.as_bytes(),
+        )
     }
 }
 

@@ -94,6 +94,7 @@ fn read(format: SourceFormat, name: &str, bytes: &[u8]) -> (Batch, Vec<CashEntry
         Record::CompleteSnapshot(c) => batch.complete_snapshots.push(c),
         Record::Rate(r) => batch.rates.push(r),
         Record::Warning(w) => batch.warnings.push(w),
+        Record::Rejected(r) => batch.rejected.push(r),
     })
     .unwrap_or_else(|e| panic!("{name} must parse: {e}"));
     // The batch API gives the same records.
@@ -101,6 +102,9 @@ fn read(format: SourceFormat, name: &str, bytes: &[u8]) -> (Batch, Vec<CashEntry
     assert_eq!(parsed.transactions, batch.transactions, "{name}");
     assert_eq!(parsed.statements, batch.statements, "{name}");
     assert_eq!(parsed.rates, batch.rates, "{name}");
+    // No corpus statement is left out.
+    assert_eq!(parsed.rejected, [], "{name}");
+    assert_eq!(batch.rejected, [], "{name}");
     (batch, entries)
 }
 
