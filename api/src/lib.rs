@@ -39,6 +39,7 @@ use crate::routes::assignments::AssignmentsApi;
 use crate::routes::audit::AuditApi;
 use crate::routes::breaks::BreaksApi;
 use crate::routes::certificates::CertificatesApi;
+use crate::routes::changes::ChangesApi;
 use crate::routes::clients::ClientsApi;
 use crate::routes::connections::ConnectionsApi;
 use crate::routes::custodians::CustodiansApi;
@@ -113,6 +114,7 @@ pub type Apis = (
         ReportSchedulesApi,
         WebhooksApi,
         NotificationsApi,
+        ChangesApi,
     ),
 );
 
@@ -146,6 +148,7 @@ pub fn openapi(state: &ApiState, public_url: &str) -> OpenApiService<Apis, ()> {
                 ReportSchedulesApi(state.clone()),
                 WebhooksApi(state.clone()),
                 NotificationsApi(state.clone()),
+                ChangesApi(state.clone()),
             ),
         ),
         "EAM Wealth Platform API",

@@ -283,6 +283,7 @@ pub const OPERATIONS: &[(&str, &str, Action)] = {
         ),
         ("get", "/events", ReadEvents),
         ("get", "/me/notifications", ReadSelf),
+        ("get", "/changes", ReadPortfolio),
         ("put", "/me/notifications", ReadSelf),
     ]
 };

@@ -42,6 +42,7 @@ pub mod gauges;
 pub mod load;
 pub mod market_data_runs;
 pub mod notifications;
+pub mod portfolio_changes;
 pub mod prices;
 pub mod read;
 pub mod reconciliation;

@@ -8,6 +8,7 @@
 
 mod api_errors;
 mod banks;
+mod changes;
 mod connector;
 mod dialects;
 mod documents;

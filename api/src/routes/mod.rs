@@ -4,6 +4,7 @@ pub mod assignments;
 pub mod audit;
 pub mod breaks;
 pub mod certificates;
+pub mod changes;
 pub mod clients;
 pub mod connections;
 pub mod custodians;
