@@ -69,7 +69,7 @@ total=$((rate * seconds))
 python3 - "$DATABASE_URL" "$tenant" "$rate" "$seconds" <<'PY'
 import subprocess, sys, time
 url, tenant, rate, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-p = subprocess.Popen(["psql", url, "-q"], stdin=subprocess.PIPE, text=True)
+p = subprocess.Popen(["psql", url, "-q", "-o", "/dev/null"], stdin=subprocess.PIPE, text=True)
 start = time.monotonic()
 for i in range(rate * seconds):
     target = start + i / rate

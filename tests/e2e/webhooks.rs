@@ -187,6 +187,25 @@ async fn create_endpoint(
     )
 }
 
+/// A bank_a sync of a new connection that fails (a malformed transactions page: a data
+/// error, not retried): the connection and its job.
+async fn failed_sync(env: &TestEnv, token: &str, tenant: eam_store::TenantId) -> (String, Value) {
+    let account = env.sim.dataset().accounts[0].account_id.clone();
+    env.sim.faults().inject(
+        FaultRule::new(
+            format!("/v1/accounts/{account}/transactions"),
+            Fault::Malformed,
+        )
+        .times(1),
+    );
+    let connection = env
+        .create_connection(token, &env.connection_body(tenant))
+        .await;
+    let job = env.sync_and_wait(token, &connection).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    (connection, job)
+}
+
 /// A delivery log until its first delivery is no longer pending.
 async fn settled(env: &TestEnv, token: &str, endpoint: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -222,19 +241,7 @@ async fn a_failed_sync_is_one_signed_webhook_retried_until_the_receiver_takes_it
     let (endpoint, secret) =
         create_endpoint(&env, &admin, &failing.url(), &["sync.failed", "sync.dead"]).await;
 
-    let account = env.sim.dataset().accounts[0].account_id.clone();
-    env.sim.faults().inject(
-        FaultRule::new(
-            format!("/v1/accounts/{account}/transactions"),
-            Fault::Malformed,
-        )
-        .times(1),
-    );
-    let connection = env
-        .create_connection(&admin, &env.connection_body(tenant))
-        .await;
-    let job = env.sync_and_wait(&admin, &connection).await;
-    assert_eq!(job["status"], "failed", "{job}");
+    let (connection, job) = failed_sync(&env, &admin, tenant).await;
 
     let got = failing.wait_for(4).await;
     let log = settled(&env, &admin, &endpoint).await;
@@ -748,19 +755,7 @@ async fn a_failed_sync_is_one_e_mail_in_the_digest_and_a_dead_one_goes_out_at_on
     assert_eq!(mine["email"], "ops@firm.example");
     assert_eq!(env.get("/me/notifications", &ops).await, mine);
 
-    let account = env.sim.dataset().accounts[0].account_id.clone();
-    env.sim.faults().inject(
-        FaultRule::new(
-            format!("/v1/accounts/{account}/transactions"),
-            Fault::Malformed,
-        )
-        .times(1),
-    );
-    let connection = env
-        .create_connection(&ops, &env.connection_body(tenant))
-        .await;
-    let job = env.sync_and_wait(&ops, &connection).await;
-    assert_eq!(job["status"], "failed", "{job}");
+    let (_, job) = failed_sync(&env, &ops, tenant).await;
 
     let digest = eam_model::cron::CronSchedule::parse("0 7 * * *", "Europe/Zurich").unwrap();
     let mailer = Mailer::new(MailSettings {
