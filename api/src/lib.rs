@@ -55,6 +55,7 @@ use crate::routes::prices::PricesApi;
 use crate::routes::report_schedules::ReportSchedulesApi;
 use crate::routes::reports::ReportsApi;
 use crate::routes::schedules::SchedulesApi;
+use crate::routes::tasks::TasksApi;
 use crate::routes::tenants::TenantsApi;
 use crate::routes::users::UsersApi;
 use crate::routes::valuation::ValuationApi;
@@ -81,6 +82,8 @@ pub enum Tag {
     Reports,
     /// Events and the webhook endpoints they are delivered to (Standard Webhooks).
     Webhooks,
+    /// Support's worklist: tasks opened from events.
+    Tasks,
 }
 
 /// Every group of operations of `/api/v1` (nested: poem-openapi implements `OpenApi` for
@@ -115,6 +118,7 @@ pub type Apis = (
         WebhooksApi,
         NotificationsApi,
         ChangesApi,
+        TasksApi,
     ),
 );
 
@@ -149,6 +153,7 @@ pub fn openapi(state: &ApiState, public_url: &str) -> OpenApiService<Apis, ()> {
                 WebhooksApi(state.clone()),
                 NotificationsApi(state.clone()),
                 ChangesApi(state.clone()),
+                TasksApi(state.clone()),
             ),
         ),
         "EAM Wealth Platform API",

@@ -114,6 +114,10 @@ pub enum Action {
     ManageWebhooks,
     /// The tenant's events.
     ReadEvents,
+    /// The worklist (an advisor: the tasks about a client).
+    ReadTasks,
+    /// Assign, comment, resolve and dismiss tasks.
+    ManageTasks,
 }
 
 impl Action {
@@ -177,6 +181,8 @@ pub fn allows(role: Role, action: Action) -> bool {
         ReadWebhooks => matches!(role, TenantAdmin | Ops | Support),
         ManageWebhooks => matches!(role, TenantAdmin),
         ReadEvents => matches!(role, TenantAdmin | Ops | Support),
+        ReadTasks => matches!(role, TenantAdmin | Ops | Support | Advisor),
+        ManageTasks => matches!(role, Ops | Support),
     }
 }
 
@@ -284,6 +290,12 @@ pub const OPERATIONS: &[(&str, &str, Action)] = {
         ("get", "/events", ReadEvents),
         ("get", "/me/notifications", ReadSelf),
         ("get", "/changes", ReadPortfolio),
+        ("get", "/tasks", ReadTasks),
+        ("get", "/tasks/{id}", ReadTasks),
+        ("post", "/tasks/{id}/assign", ManageTasks),
+        ("post", "/tasks/{id}/comments", ManageTasks),
+        ("post", "/tasks/{id}/resolve", ManageTasks),
+        ("post", "/tasks/{id}/dismiss", ManageTasks),
         ("put", "/me/notifications", ReadSelf),
     ]
 };

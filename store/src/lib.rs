@@ -52,6 +52,7 @@ pub mod resources;
 pub mod runs;
 pub mod schedules;
 pub mod snapshots;
+pub mod tasks;
 pub mod tenants;
 pub mod users;
 pub mod webhooks;

@@ -28,6 +28,7 @@ mod secrets;
 mod security;
 mod services;
 mod sync;
+mod tasks;
 mod tenant_scope;
 mod wealth;
 mod webhooks;

@@ -18,7 +18,7 @@ fn dec(v: &Value) -> Option<Decimal> {
 }
 
 /// A bank_b connection (SWIFT files) of `tenant`, created through the API.
-async fn bank_b(env: &TestEnv, tenant: TenantId, token: &str) -> String {
+pub(crate) async fn bank_b(env: &TestEnv, tenant: TenantId, token: &str) -> String {
     env.create_connection(
         token,
         &json!({
@@ -33,7 +33,10 @@ async fn bank_b(env: &TestEnv, tenant: TenantId, token: &str) -> String {
 /// The first booked buy of a custody account after the dataset's first day (the first day's
 /// holdings have no snapshot before them to be checked against) whose account held something
 /// the day before, or nothing, as `held_before` says.
-fn a_buy_after_the_first_day(data: &Dataset, held_before: bool) -> (&SimAccount, &SimTransaction) {
+pub(crate) fn a_buy_after_the_first_day(
+    data: &Dataset,
+    held_before: bool,
+) -> (&SimAccount, &SimTransaction) {
     data.accounts
         .iter()
         .filter(|a| a.kind == "custody")

@@ -245,6 +245,16 @@ async fn request_for(
         ("put", "/reports/schedule") => (path.into(), Some(report_schedule_body())),
         ("post", "/webhooks") => (path.into(), Some(webhook_body())),
         ("put", "/me/notifications") => (path.into(), Some(json!({"event_types": []}))),
+        ("get" | "post", p) if p.starts_with("/tasks/{id}") => (
+            p.replace("{id}", &Uuid::new_v4().to_string()),
+            (method == "post").then(|| {
+                if p.ends_with("/assign") {
+                    json!({"assignee": "someone"})
+                } else {
+                    json!({"text": "a note"})
+                }
+            }),
+        ),
         ("get" | "patch" | "delete", "/webhooks/{id}") => (
             format!("/webhooks/{}", webhook_for(env, firm).await),
             (method == "patch").then(|| json!({"description": "changed"})),

@@ -19,6 +19,7 @@ pub mod prices;
 pub mod report_schedules;
 pub mod reports;
 pub mod schedules;
+pub mod tasks;
 pub mod tenants;
 pub mod users;
 pub mod valuation;
