@@ -97,7 +97,7 @@ start_worker() {
 api="http://127.0.0.1:$api_port/api/v1"
 
 token() { # token TENANT ROLES
-  "$eam" token --tenant "$1" --roles "$2" --ttl 86400
+  "$eam" token --tenant "$1" --roles "$2" --ttl 86400 --mfa
 }
 
 # new_tenant NAME: prints the id of a tenant created through the admin API, by a platform

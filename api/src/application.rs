@@ -31,6 +31,8 @@ pub struct ApiConfig {
     pub egress: EgressPolicy,
     /// A rate older than this many business days is flagged stale.
     pub fx_stale_after: u32,
+    /// What sensitive actions ask of a token.
+    pub step_up: crate::state::StepUp,
 }
 
 impl ApiConfig {
@@ -53,6 +55,10 @@ impl ApiConfig {
             certificate_warning_days: settings.certificates.warning_days,
             egress: EgressPolicy::from_settings(&settings.egress),
             fx_stale_after: settings.market_data.stale_after_business_days,
+            step_up: crate::state::StepUp {
+                max_age_secs: i64::try_from(settings.auth.mfa_max_age_secs).unwrap_or(i64::MAX),
+                acr_values: settings.auth.mfa_acr_values.clone(),
+            },
         }
     }
 }
@@ -141,6 +147,7 @@ impl Application {
                 read_cache: Arc::new(read_cache),
                 egress: config.egress,
                 fx_stale_after: config.fx_stale_after,
+                step_up: config.step_up,
             },
         }
     }

@@ -25,9 +25,42 @@ pub struct Caller {
     pub client_id: Option<Uuid>,
     /// The tenant's switched-on modules.
     pub modules: Vec<String>,
+    /// True when the token states a second factor recent enough for sensitive actions.
+    pub recent_mfa: bool,
 }
 
 impl Caller {
+    /// Refuses a sensitive action without a recent second factor: 401 with
+    /// `WWW-Authenticate: Bearer error="insufficient_user_authentication"` and `max_age`
+    /// (RFC 9470), and a problem saying what is needed.
+    pub fn require_step_up(
+        &self,
+        step_up: &crate::state::StepUp,
+        what: &str,
+    ) -> Result<(), ApiError> {
+        if self.recent_mfa {
+            return Ok(());
+        }
+        let acr = if step_up.acr_values.is_empty() {
+            String::new()
+        } else {
+            format!(", acr_values=\"{}\"", step_up.acr_values.join(" "))
+        };
+        Err(ApiError::Unauthorized(
+            poem_openapi::payload::Json(crate::problem::Problem::new(
+                poem::http::StatusCode::UNAUTHORIZED,
+                format!(
+                    "{what} needs a recent second factor: a token whose amr holds mfa and whose auth_time is at most {} seconds old",
+                    step_up.max_age_secs
+                ),
+            )),
+            format!(
+                "Bearer error=\"insufficient_user_authentication\", error_description=\"A recent second factor is required\", max_age={}{acr}",
+                step_up.max_age_secs
+            ),
+        ))
+    }
+
     /// Who asks for a run: this caller, within the request `request_id` when there is one.
     pub fn origin<'a>(&'a self, request_id: Option<&'a str>) -> eam_store::runs::Origin<'a> {
         eam_store::runs::Origin {
@@ -182,12 +215,16 @@ impl ApiState {
             self.metrics.count_rate_limited(limited.scope);
             return Err(ApiError::too_many_requests(limited));
         }
+        let now = chrono::Utc::now().timestamp();
+        let recent_mfa =
+            principal.has_recent_mfa(&self.step_up.acr_values, self.step_up.max_age_secs, now);
         Ok(Caller {
             subject: principal.subject,
             tenant,
             roles,
             client_id,
             modules: view.modules,
+            recent_mfa,
         })
     }
 

@@ -32,4 +32,23 @@ pub struct ApiState {
     pub egress: eam_config::egress::EgressPolicy,
     /// A rate older than this many business days is flagged stale.
     pub fx_stale_after: u32,
+    /// What sensitive actions ask of a token.
+    pub step_up: StepUp,
+}
+
+/// Step-up authentication (RFC 9470) for sensitive actions: a second factor at most
+/// `max_age_secs` ago, stated by `amr` holding `mfa` or by `acr` being one of `acr_values`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepUp {
+    pub max_age_secs: i64,
+    pub acr_values: Vec<String>,
+}
+
+impl Default for StepUp {
+    fn default() -> Self {
+        StepUp {
+            max_age_secs: 900,
+            acr_values: Vec::new(),
+        }
+    }
 }

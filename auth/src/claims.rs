@@ -49,6 +49,25 @@ pub struct Principal {
     pub roles: Vec<String>,
     /// The client a client user is restricted to, if any.
     pub client_id: Option<Uuid>,
+    /// How the user authenticated (`amr`, RFC 8176): `mfa` when a second factor was used.
+    pub amr: Vec<String>,
+    /// The authentication context class (`acr`), if the provider states one.
+    pub acr: Option<String>,
+    /// When the user authenticated (`auth_time`, Unix seconds), if the provider says.
+    pub auth_time: Option<i64>,
+}
+
+impl Principal {
+    /// True when the token says a second factor was used (`amr` holds `mfa`, or `acr` is one
+    /// of `mfa_acr`) at most `max_age_secs` before `now` (Unix seconds).
+    pub fn has_recent_mfa(&self, mfa_acr: &[String], max_age_secs: i64, now: i64) -> bool {
+        let second_factor = self.amr.iter().any(|m| m == "mfa")
+            || self.acr.as_ref().is_some_and(|a| mfa_acr.contains(a));
+        second_factor
+            && self
+                .auth_time
+                .is_some_and(|t| t <= now + 60 && now - t <= max_age_secs)
+    }
 }
 
 /// Builds the principal from verified claims, naming the first claim that is missing or wrong.
@@ -89,11 +108,36 @@ pub(crate) fn principal_from_claims(
         Some(value) => Some(parse_uuid(value, &names.client)?),
     };
 
+    let amr = match claims.get("amr") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| item.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| invalid("amr", "every method must be a string"))?,
+        Some(_) => return Err(invalid("amr", "must be an array of strings")),
+    };
+    let acr = match claims.get("acr") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(invalid("acr", "must be a string")),
+    };
+    let auth_time = match claims.get("auth_time") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_i64()
+                .ok_or_else(|| invalid("auth_time", "must be an integer (Unix seconds)"))?,
+        ),
+    };
+
     Ok(Principal {
         subject,
         tenant_id,
         roles,
         client_id,
+        amr,
+        acr,
+        auth_time,
     })
 }
 

@@ -40,6 +40,10 @@ pub struct TokenRequest {
     pub client_id: Option<Uuid>,
     /// Lifetime from now.
     pub ttl: Duration,
+    /// When the holder passed a second factor (Unix seconds): the token then says
+    /// `amr: ["pwd", "mfa"]` and `auth_time` that moment; `None`: `amr: ["pwd"]`, `auth_time`
+    /// now.
+    pub mfa_at: Option<u64>,
 }
 
 /// A development token issuer holding an ES256 signing key.
@@ -97,6 +101,8 @@ impl LocalIssuer {
             "jti": Uuid::new_v4().to_string(),
             "tenant_id": req.tenant_id.to_string(),
             "roles": req.roles,
+            "amr": if req.mfa_at.is_some() { vec!["pwd", "mfa"] } else { vec!["pwd"] },
+            "auth_time": req.mfa_at.unwrap_or(now),
         });
         if let (Some(client), Some(map)) = (req.client_id, claims.as_object_mut()) {
             map.insert("client_id".into(), Value::String(client.to_string()));

@@ -132,6 +132,10 @@ pub struct AuthSettings {
     pub client_claim: String,
     pub leeway_secs: u64,
     pub user_cache_secs: u64,
+    /// Sensitive actions want a second factor at most this long ago (RFC 9470 step-up).
+    pub mfa_max_age_secs: u64,
+    /// `acr` values that count as a second factor, beside `amr` holding `mfa`.
+    pub mfa_acr_values: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -42,6 +42,7 @@ async fn missing_malformed_or_foreign_tokens_get_401_problem_json() {
             roles: vec!["advisor".into()],
             client_id: None,
             ttl: std::time::Duration::from_secs(60),
+            mfa_at: None,
         })
         .unwrap();
     let (status, body, _) = env

@@ -374,6 +374,14 @@ pub fn webhook_settings(
     }
 }
 
+/// Now in Unix seconds: the tests' tokens say their holder passed a second factor now (the
+/// sensitive routes ask for it); the step-up tests mint their own without.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 pub fn report_settings() -> eam_worker::reports::ReportSettings {
     eam_worker::reports::ReportSettings {
         logo_png: None,
@@ -490,6 +498,7 @@ impl TestEnv {
                 certificate_warning_days: options.certificate_warning_days,
                 egress: options.egress,
                 fx_stale_after: 3,
+                step_up: eam_api::state::StepUp::default(),
             },
             metrics,
         );
@@ -606,6 +615,7 @@ impl TestEnv {
                 roles: roles.iter().map(|r| (*r).to_owned()).collect(),
                 client_id: None,
                 ttl: Duration::from_secs(600),
+                mfa_at: Some(crate::kit::unix_now()),
             })
             .expect("sign")
     }
@@ -653,6 +663,7 @@ impl TestEnv {
                 roles: vec!["client".to_owned()],
                 client_id: Some(uuid::Uuid::parse_str(client).expect("a client id")),
                 ttl: Duration::from_secs(600),
+                mfa_at: Some(crate::kit::unix_now()),
             })
             .expect("sign")
     }

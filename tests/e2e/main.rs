@@ -27,6 +27,7 @@ mod schedule;
 mod secrets;
 mod security;
 mod services;
+mod step_up;
 mod sync;
 mod tasks;
 mod tenant_scope;

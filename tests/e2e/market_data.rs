@@ -343,6 +343,7 @@ async fn a_clients_valuation_equals_the_simulators_to_the_cent_in_any_currency()
             roles: vec!["client".into()],
             client_id: Some(uuid::Uuid::parse_str(&id).unwrap()),
             ttl: Duration::from_secs(600),
+            mfa_at: None,
         })
         .expect("sign");
     let own = env.get("/accounts", &client_token).await;
@@ -766,6 +767,7 @@ async fn prices_after_a_sync_equal_the_simulators_and_a_resync_inserts_none() {
             roles: vec!["client".into()],
             client_id: Some(uuid::Uuid::parse_str(client).unwrap()),
             ttl: Duration::from_secs(600),
+            mfa_at: None,
         })
         .expect("sign");
     let own = security_ids(&env, &client_token).await;

@@ -169,6 +169,7 @@ async fn a_cached_page_of_one_client_is_never_served_to_another_client() {
                 roles: vec!["client".into()],
                 client_id: Some(Uuid::parse_str(client).unwrap()),
                 ttl: Duration::from_secs(600),
+                mfa_at: None,
             })
             .unwrap()
     };

@@ -195,7 +195,9 @@ impl ClientsApi {
         token: BearerToken,
         id: Path<Uuid>,
     ) -> Result<Deleted, ApiError> {
-        let (caller, mut tx) = self.0.begin(&token, Action::ManageClients).await?;
+        let caller = self.0.caller(&token, Action::ManageClients).await?;
+        caller.require_step_up(&self.0.step_up, "deleting a client")?;
+        let mut tx = caller.tx(&self.0).await?;
         let client = clients::delete(&mut tx, id.0)
             .await
             .map_err(not_found("client", id.0))?;

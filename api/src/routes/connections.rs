@@ -538,6 +538,15 @@ impl ConnectionsApi {
     ) -> Result<Json<Connection>, ApiError> {
         let caller = self.0.caller(&token, Action::ManageConnections).await?;
         let body = body.0;
+        if !(body.client_secret_ref.is_undefined()
+            && body.client_cert_ref.is_undefined()
+            && body.client_key_ref.is_undefined())
+        {
+            caller.require_step_up(
+                &self.0.step_up,
+                "changing a connection's credentials or certificate reference",
+            )?;
+        }
         refuse_ca(!body.ca_cert_ref.is_undefined())?;
         let change = eam_store::connections::ConnectionChange {
             name: body.name,

@@ -288,7 +288,9 @@ impl JobsApi {
         token: BearerToken,
         id: Path<Uuid>,
     ) -> Result<ReplayAccepted, ApiError> {
-        let (caller, mut tx) = self.0.begin(&token, Action::ReplayRuns).await?;
+        let caller = self.0.caller(&token, Action::ReplayRuns).await?;
+        caller.require_step_up(&self.0.step_up, "replaying a run")?;
+        let mut tx = caller.tx(&self.0).await?;
         let source = runs::get(&mut tx, RunId(id.0))
             .await
             .map_err(not_found("job", id.0))?;
@@ -328,6 +330,7 @@ impl JobsApi {
         body: Json<RetryFilter>,
     ) -> Result<Json<BulkRetried>, ApiError> {
         let caller = self.0.caller(&token, Action::RetryJobs).await?;
+        caller.require_step_up(&self.0.step_up, "a bulk retry")?;
         let status = parse_status(body.0.status.as_deref())?;
         if status.is_some_and(|s| !matches!(s, RunStatus::Failed | RunStatus::Dead)) {
             return Err(ApiError::unprocessable(

@@ -134,6 +134,9 @@ impl UsersApi {
     ) -> Result<CreatedUser, ApiError> {
         let caller = self.0.caller(&token, Action::ManageUsers).await?;
         let body = body.0;
+        if !body.roles.is_empty() {
+            caller.require_step_up(&self.0.step_up, "granting a role")?;
+        }
         check_roles(&body.roles, body.client_id)?;
         check_email(&body.email)?;
         let mut tx = caller.tx(&self.0).await?;
@@ -186,6 +189,9 @@ impl UsersApi {
     ) -> Result<Json<User>, ApiError> {
         let caller = self.0.caller(&token, Action::ManageUsers).await?;
         let body = body.0;
+        if body.roles.is_some() {
+            caller.require_step_up(&self.0.step_up, "granting or revoking a role")?;
+        }
         check_email(&body.email)?;
         let mut tx = caller.tx(&self.0).await?;
         let current = users::get(&mut tx, id.0)

@@ -255,6 +255,7 @@ impl WebhooksApi {
         body: Json<CreateEndpoint>,
     ) -> Result<Created, ApiError> {
         let caller = self.0.caller(&token, Action::ManageWebhooks).await?;
+        caller.require_step_up(&self.0.step_up, "registering a webhook endpoint")?;
         let body = body.0;
         let types = event_types(&body.event_types)?;
         let url = self.check_url(&body.url).await?;
@@ -325,6 +326,7 @@ impl WebhooksApi {
         body: Json<ChangeEndpoint>,
     ) -> Result<Json<EndpointView>, ApiError> {
         let caller = self.0.caller(&token, Action::ManageWebhooks).await?;
+        caller.require_step_up(&self.0.step_up, "changing a webhook endpoint")?;
         let body = body.0;
         let types = body.event_types.as_deref().map(event_types).transpose()?;
         let url = match &body.url {
@@ -362,7 +364,9 @@ impl WebhooksApi {
         token: BearerToken,
         id: Path<Uuid>,
     ) -> Result<Gone, ApiError> {
-        let (caller, mut tx) = self.0.begin(&token, Action::ManageWebhooks).await?;
+        let caller = self.0.caller(&token, Action::ManageWebhooks).await?;
+        caller.require_step_up(&self.0.step_up, "deleting a webhook endpoint")?;
+        let mut tx = caller.tx(&self.0).await?;
         if !webhooks::delete(&mut tx, id.0).await? {
             return Err(ApiError::not_found(format!(
                 "webhook endpoint {} not found",
@@ -397,7 +401,9 @@ impl WebhooksApi {
                 "overlap_hours: at most 168 (a week)",
             ));
         }
-        let (caller, mut tx) = self.0.begin(&token, Action::ManageWebhooks).await?;
+        let caller = self.0.caller(&token, Action::ManageWebhooks).await?;
+        caller.require_step_up(&self.0.step_up, "rotating a webhook secret")?;
+        let mut tx = caller.tx(&self.0).await?;
         let secret = new_secret();
         let until = Utc::now() + chrono::Duration::hours(i64::from(overlap));
         webhooks::rotate_secret(&mut tx, id.0, &secret, until)

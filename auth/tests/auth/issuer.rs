@@ -18,6 +18,7 @@ fn request(tenant: Uuid) -> TokenRequest {
         roles: vec!["ops".into()],
         client_id: None,
         ttl: Duration::from_secs(3600),
+        mfa_at: None,
     }
 }
 

@@ -62,6 +62,7 @@ async fn a_local_issuer_token_verifies_to_its_exact_principal() {
             roles: vec!["client".into(), "advisor".into()],
             client_id: Some(client),
             ttl: Duration::from_secs(600),
+            mfa_at: None,
         })
         .expect("signing");
 
@@ -77,7 +78,14 @@ async fn a_local_issuer_token_verifies_to_its_exact_principal() {
             tenant_id: tenant,
             roles: vec!["client".into(), "advisor".into()],
             client_id: Some(client),
+            amr: vec!["pwd".into()],
+            acr: None,
+            auth_time: principal.auth_time,
         }
+    );
+    assert!(
+        principal.auth_time.is_some(),
+        "the local issuer states auth_time"
     );
 }
 
