@@ -90,7 +90,19 @@ impl EgressPolicy {
 
     /// Checks an https URL: its scheme, and every address of its host.
     pub async fn check_url(&self, url: &str) -> Result<Url, EgressError> {
-        let parsed = parse_https(url)?;
+        self.check_parsed(parse_https(url)?).await
+    }
+
+    /// Checks a webhook URL: http or https with a host and no user info, and every address of
+    /// its host public (unless the policy allows private ones).
+    pub async fn check_webhook_url(&self, url: &str) -> Result<Url, EgressError> {
+        let parsed = parse_with(url, &["http", "https"])
+            .ok_or_else(|| EgressError::NotHttp(url.to_owned()))?;
+        self.check_parsed(parsed).await
+    }
+
+    /// Resolves a parsed URL's host on its port and checks every address.
+    async fn check_parsed(&self, parsed: Url) -> Result<Url, EgressError> {
         let host = parsed.host_str().unwrap_or_default().to_owned();
         let port = parsed.port_or_known_default().unwrap_or(443);
         self.resolve(&host, port).await?;
@@ -98,36 +110,19 @@ impl EgressPolicy {
     }
 }
 
-/// Checks a webhook URL: http or https with a host and no user info, and every address of its
-/// host public (unless the policy allows private ones).
-pub async fn check_webhook_url(policy: &EgressPolicy, url: &str) -> Result<Url, EgressError> {
-    let bad = || EgressError::NotHttp(url.to_owned());
-    let parsed = Url::parse(url).map_err(|_| bad())?;
-    if !matches!(parsed.scheme(), "http" | "https")
-        || parsed.host_str().is_none_or(str::is_empty)
-        || !parsed.username().is_empty()
-        || parsed.password().is_some()
-    {
-        return Err(bad());
-    }
-    let host = parsed.host_str().unwrap_or_default().to_owned();
-    let port = parsed.port_or_known_default().unwrap_or(443);
-    policy.resolve(&host, port).await?;
-    Ok(parsed)
-}
-
 /// Parses an https URL with a host, no user info (credentials in a URL would be sent along).
 pub fn parse_https(url: &str) -> Result<Url, EgressError> {
-    let bad = || EgressError::NotHttps(url.to_owned());
-    let parsed = Url::parse(url).map_err(|_| bad())?;
-    if parsed.scheme() != "https"
-        || parsed.host_str().is_none_or(str::is_empty)
-        || !parsed.username().is_empty()
-        || parsed.password().is_some()
-    {
-        return Err(bad());
-    }
-    Ok(parsed)
+    parse_with(url, &["https"]).ok_or_else(|| EgressError::NotHttps(url.to_owned()))
+}
+
+/// A URL of one of `schemes` with a host and no user info, or `None`.
+fn parse_with(url: &str, schemes: &[&str]) -> Option<Url> {
+    let parsed = Url::parse(url).ok()?;
+    (schemes.contains(&parsed.scheme())
+        && parsed.host_str().is_some_and(|h| !h.is_empty())
+        && parsed.username().is_empty()
+        && parsed.password().is_none())
+    .then_some(parsed)
 }
 
 /// The host of a URL, lower case, as the registry's allowed hosts are written.

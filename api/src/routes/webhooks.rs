@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use eam_config::egress;
 use eam_store::webhooks::{self, Delivery, Endpoint, EndpointChange, Event, NewEndpoint};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -235,7 +234,9 @@ fn event_types(types: &[String]) -> Result<Vec<String>, ApiError> {
 
 impl WebhooksApi {
     async fn check_url(&self, url: &str) -> Result<String, ApiError> {
-        egress::check_webhook_url(&self.0.egress, url)
+        self.0
+            .egress
+            .check_webhook_url(url)
             .await
             .map(|u| u.to_string())
             .map_err(|e| ApiError::unprocessable(format!("url: {e}")))
