@@ -294,9 +294,10 @@ impl BankHttp {
     }
 }
 
-/// Resolves bank host names and drops none: a name with any address the egress rule refuses
-/// is refused whole (the error is found again by [`find_egress_error`]).
-struct GuardedResolver(EgressPolicy);
+/// Resolves host names through the egress rule and drops none: a name with any address the
+/// rule refuses is refused whole (for banks, the error is found again by
+/// [`find_egress_error`]). The worker's webhook client resolves through it too.
+pub struct GuardedResolver(pub EgressPolicy);
 
 impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {

@@ -25,6 +25,7 @@ use std::time::Duration;
 pub use bank_a::PositionHistory;
 pub use breaker::{Breaker, BreakerSettings, BreakerSnapshot, BreakerState, Breakers};
 pub use eam_model::{DocumentKind, ErrorClass};
+pub use http::GuardedResolver;
 pub use http::{RetryPolicy, TlsIdentity};
 pub use open::{ConnectSettings, Resume, Transport, open};
 

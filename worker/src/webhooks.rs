@@ -28,6 +28,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use eam_config::egress::EgressPolicy;
+use eam_connectors::GuardedResolver;
 use eam_store::webhooks::{self, AttemptRecord, ClaimedDelivery, NextStep};
 use eam_store::{Store, StoreError, TenantId};
 use futures::StreamExt;
@@ -100,24 +101,12 @@ pub fn body(d: &ClaimedDelivery) -> Vec<u8> {
 /// The HTTP client deliveries use: the egress rule on every name, no redirects.
 pub fn client(settings: &WebhookSettings) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
-        .dns_resolver(Arc::new(Guarded(settings.egress)))
+        .dns_resolver(Arc::new(GuardedResolver(settings.egress)))
         .timeout(settings.timeout)
         .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("eam-webhooks/", env!("CARGO_PKG_VERSION")))
         .build()
-}
-
-struct Guarded(EgressPolicy);
-
-impl reqwest::dns::Resolve for Guarded {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let policy = self.0;
-        Box::pin(async move {
-            let addrs = policy.resolve(name.as_str(), 0).await?;
-            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
-        })
-    }
 }
 
 /// What one pass did.
