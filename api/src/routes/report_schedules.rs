@@ -203,11 +203,7 @@ impl ReportSchedulesApi {
             .map(parse_currency)
             .transpose()?
             .map(|c| c.as_str().to_owned());
-        let mut formats = body
-            .formats
-            .unwrap_or_else(|| vec![Format::Pdf, Format::Csv]);
-        formats.sort();
-        formats.dedup();
+        let formats = Format::chosen(body.formats);
         if formats.is_empty() {
             return Err(ApiError::unprocessable("formats: name at least one format"));
         }

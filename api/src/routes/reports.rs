@@ -58,6 +58,15 @@ pub(crate) enum Format {
 }
 
 impl Format {
+    /// The formats asked for, each once in a fixed order; both when none were named (an
+    /// empty list stays empty: the caller refuses it).
+    pub(crate) fn chosen(asked: Option<Vec<Format>>) -> Vec<Format> {
+        let mut formats = asked.unwrap_or_else(|| vec![Format::Pdf, Format::Csv]);
+        formats.sort();
+        formats.dedup();
+        formats
+    }
+
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Format::Pdf => "pdf",
@@ -258,12 +267,7 @@ impl ReportsApi {
             .map(parse_currency)
             .transpose()?
             .map(|c| c.as_str().to_owned());
-        let mut formats = body
-            .formats
-            .clone()
-            .unwrap_or_else(|| vec![Format::Pdf, Format::Csv]);
-        formats.sort();
-        formats.dedup();
+        let formats = Format::chosen(body.formats.clone());
         if formats.is_empty() {
             return Err(ApiError::bad_request("formats: name at least one format"));
         }
