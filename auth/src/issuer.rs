@@ -27,6 +27,14 @@ use crate::error::AuthError;
 /// Name of the key file inside the issuer directory.
 const KEY_FILE: &str = "signing-key.pem";
 
+/// Now in Unix seconds (0 on a clock before 1970): what `TokenRequest::mfa_at` is given for a
+/// second factor passed now.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// What a token should say about its holder.
 #[derive(Debug, Clone)]
 pub struct TokenRequest {

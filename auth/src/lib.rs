@@ -23,5 +23,5 @@ mod verifier;
 
 pub use claims::{ClaimNames, Principal};
 pub use error::AuthError;
-pub use issuer::{LocalIssuer, TokenRequest};
+pub use issuer::{LocalIssuer, TokenRequest, unix_now};
 pub use verifier::{Verifier, VerifierConfig};

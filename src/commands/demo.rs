@@ -115,7 +115,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         ],
         client_id: None,
         ttl: Duration::from_secs(8 * 3600),
-        mfa_at: Some(now_secs()),
+        mfa_at: Some(eam_auth::unix_now()),
     })?;
     let http = Http {
         client: reqwest::Client::new(),
@@ -635,11 +635,4 @@ async fn print_jobs(http: &Http) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// Now in Unix seconds: the demo's staff token says a second factor was passed at start.
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

@@ -47,12 +47,9 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
         roles: args.roles,
         client_id: args.client,
         ttl: Duration::from_secs(args.ttl),
-        mfa_at: args.mfa.then(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs())
-                .saturating_sub(args.mfa_age)
-        }),
+        mfa_at: args
+            .mfa
+            .then(|| eam_auth::unix_now().saturating_sub(args.mfa_age)),
     })?;
     println!("{token}");
     Ok(())

@@ -374,14 +374,6 @@ pub fn webhook_settings(
     }
 }
 
-/// Now in Unix seconds: the tests' tokens say their holder passed a second factor now (the
-/// sensitive routes ask for it); the step-up tests mint their own without.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 pub fn report_settings() -> eam_worker::reports::ReportSettings {
     eam_worker::reports::ReportSettings {
         logo_png: None,
@@ -615,7 +607,7 @@ impl TestEnv {
                 roles: roles.iter().map(|r| (*r).to_owned()).collect(),
                 client_id: None,
                 ttl: Duration::from_secs(600),
-                mfa_at: Some(crate::kit::unix_now()),
+                mfa_at: Some(eam_auth::unix_now()),
             })
             .expect("sign")
     }
@@ -663,7 +655,7 @@ impl TestEnv {
                 roles: vec!["client".to_owned()],
                 client_id: Some(uuid::Uuid::parse_str(client).expect("a client id")),
                 ttl: Duration::from_secs(600),
-                mfa_at: Some(crate::kit::unix_now()),
+                mfa_at: Some(eam_auth::unix_now()),
             })
             .expect("sign")
     }

@@ -142,7 +142,7 @@ fn token_for(env: &TestEnv, firm: &Firm, role: Role) -> String {
             roles: vec![role.as_str().to_owned()],
             client_id: client,
             ttl: Duration::from_secs(600),
-            mfa_at: Some(crate::kit::unix_now()),
+            mfa_at: Some(eam_auth::unix_now()),
         })
         .unwrap()
 }

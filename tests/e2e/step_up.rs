@@ -7,7 +7,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::kit::{TestEnv, small_params, unix_now};
+use crate::kit::{TestEnv, small_params};
 
 /// A token of the firm's staff whose second factor was `mfa_age` seconds ago (`None`: none).
 fn staff_token(env: &TestEnv, tenant: eam_store::TenantId, mfa_age: Option<u64>) -> String {
@@ -20,7 +20,7 @@ fn staff_token(env: &TestEnv, tenant: eam_store::TenantId, mfa_age: Option<u64>)
                 .to_vec(),
             client_id: None,
             ttl: Duration::from_secs(600),
-            mfa_at: mfa_age.map(|age| unix_now() - age),
+            mfa_at: mfa_age.map(|age| eam_auth::unix_now() - age),
         })
         .unwrap()
 }
