@@ -33,6 +33,8 @@ pub struct ApiConfig {
     pub fx_stale_after: u32,
     /// What sensitive actions ask of a token.
     pub step_up: crate::state::StepUp,
+    /// How long a four-eyes request waits for its approval.
+    pub approval_expiry: chrono::Duration,
 }
 
 impl ApiConfig {
@@ -59,6 +61,9 @@ impl ApiConfig {
                 max_age_secs: i64::try_from(settings.auth.mfa_max_age_secs).unwrap_or(i64::MAX),
                 acr_values: settings.auth.mfa_acr_values.clone(),
             },
+            approval_expiry: chrono::Duration::hours(i64::from(
+                settings.auth.approval_expiry_hours,
+            )),
         }
     }
 }
@@ -148,6 +153,7 @@ impl Application {
                 egress: config.egress,
                 fx_stale_after: config.fx_stale_after,
                 step_up: config.step_up,
+                approval_expiry: config.approval_expiry,
             },
         }
     }

@@ -14,6 +14,9 @@ pub struct AuditContext {
     pub actor: String,
     pub request_id: Option<String>,
     pub source_addr: Option<String>,
+    /// Set while an approved request is executed: every entry then names the approval, its
+    /// requester and (as the actor) its approver.
+    pub approval: Option<crate::approvals::Grant>,
 }
 
 impl AuditContext {
@@ -31,6 +34,15 @@ impl AuditContext {
             actor: caller.subject.clone(),
             request_id,
             source_addr,
+            approval: None,
+        }
+    }
+
+    /// The context of executing an approved request: the approver is the actor.
+    pub fn approved(self, grant: crate::approvals::Grant) -> Self {
+        AuditContext {
+            approval: Some(grant),
+            ..self
         }
     }
 
@@ -40,8 +52,15 @@ impl AuditContext {
         tx: &mut TenantTx,
         action: &str,
         target: String,
-        details: Value,
+        mut details: Value,
     ) -> Result<(), ApiError> {
+        if let (Some(grant), Some(map)) = (&self.approval, details.as_object_mut()) {
+            map.insert(
+                "approval".to_owned(),
+                serde_json::json!({ "id": grant.id, "requested_by": grant.requested_by,
+                                    "approved_by": self.actor }),
+            );
+        }
         audit::record(
             tx,
             &AuditEntry {

@@ -10,6 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod application;
+pub mod approvals;
 pub mod audit;
 pub mod caller;
 pub mod metrics;
@@ -35,6 +36,7 @@ use poem_openapi::{OpenApiService, Tags};
 pub use application::Application;
 pub use state::ApiState;
 
+use crate::routes::approvals::ApprovalsApi;
 use crate::routes::assignments::AssignmentsApi;
 use crate::routes::audit::AuditApi;
 use crate::routes::breaks::BreaksApi;
@@ -82,7 +84,7 @@ pub enum Tag {
     Reports,
     /// Events and the webhook endpoints they are delivered to (Standard Webhooks).
     Webhooks,
-    /// Support's worklist: tasks opened from events.
+    /// Support's worklist: tasks opened from events; four-eyes approvals.
     Tasks,
 }
 
@@ -119,6 +121,7 @@ pub type Apis = (
         NotificationsApi,
         ChangesApi,
         TasksApi,
+        ApprovalsApi,
     ),
 );
 
@@ -154,6 +157,7 @@ pub fn openapi(state: &ApiState, public_url: &str) -> OpenApiService<Apis, ()> {
                 NotificationsApi(state.clone()),
                 ChangesApi(state.clone()),
                 TasksApi(state.clone()),
+                ApprovalsApi(state.clone()),
             ),
         ),
         "EAM Wealth Platform API",

@@ -118,6 +118,10 @@ pub enum Action {
     ReadTasks,
     /// Assign, comment, resolve and dismiss tasks.
     ManageTasks,
+    /// Four-eyes requests (approving or rejecting one also takes the right to do its action).
+    ReadApprovals,
+    /// Which sensitive actions need a second user's approval.
+    ManageApprovalPolicy,
 }
 
 impl Action {
@@ -183,6 +187,10 @@ pub fn allows(role: Role, action: Action) -> bool {
         ReadEvents => matches!(role, TenantAdmin | Ops | Support),
         ReadTasks => matches!(role, TenantAdmin | Ops | Support | Advisor),
         ManageTasks => matches!(role, Ops | Support),
+        // Everyone who can do one of the sensitive actions sees what waits for a second pair
+        // of eyes; whether they may decide a request depends on its action.
+        ReadApprovals => matches!(role, TenantAdmin | Ops | Support | Advisor),
+        ManageApprovalPolicy => matches!(role, TenantAdmin),
     }
 }
 
@@ -297,6 +305,12 @@ pub const OPERATIONS: &[(&str, &str, Action)] = {
         ("post", "/tasks/{id}/resolve", ManageTasks),
         ("post", "/tasks/{id}/dismiss", ManageTasks),
         ("put", "/me/notifications", ReadSelf),
+        ("get", "/approvals", ReadApprovals),
+        ("get", "/approvals/{id}", ReadApprovals),
+        ("post", "/approvals/{id}/approve", ReadApprovals),
+        ("post", "/approvals/{id}/reject", ReadApprovals),
+        ("get", "/approvals/policy", ReadApprovals),
+        ("put", "/approvals/policy", ManageApprovalPolicy),
     ]
 };
 

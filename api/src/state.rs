@@ -34,6 +34,8 @@ pub struct ApiState {
     pub fx_stale_after: u32,
     /// What sensitive actions ask of a token.
     pub step_up: StepUp,
+    /// How long a four-eyes request waits for its approval.
+    pub approval_expiry: chrono::Duration,
 }
 
 /// Step-up authentication (RFC 9470) for sensitive actions: a second factor at most

@@ -136,6 +136,8 @@ pub struct AuthSettings {
     pub mfa_max_age_secs: u64,
     /// `acr` values that count as a second factor, beside `amr` holding `mfa`.
     pub mfa_acr_values: Vec<String>,
+    /// A four-eyes request not approved within this many hours expires.
+    pub approval_expiry_hours: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

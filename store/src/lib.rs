@@ -26,6 +26,7 @@
 //! two ids are formatted into the text; they are UUIDs formatted by the code, never caller
 //! text, and a prepared statement would cost the extra round trip this saves.
 
+pub mod approvals;
 pub mod archive;
 pub mod assignments;
 pub mod audit;

@@ -491,6 +491,7 @@ impl TestEnv {
                 egress: options.egress,
                 fx_stale_after: 3,
                 step_up: eam_api::state::StepUp::default(),
+                approval_expiry: chrono::Duration::hours(24),
             },
             metrics,
         );
@@ -568,8 +569,22 @@ impl TestEnv {
         self.db.drop_db().await;
     }
 
-    /// A new tenant with the bank_sync module, and its secret files (see `secrets_root`).
+    /// A new tenant with the bank_sync module, and its secret files (see `secrets_root`),
+    /// whose sensitive actions need no second user's approval (the tests of what they do;
+    /// `tenant_with_four_eyes` keeps the platform's default).
     pub async fn tenant(&self, name: &str) -> TenantId {
+        let tenant = self.tenant_with_four_eyes(name).await;
+        let mut tx = self.store.tenant_tx(tenant).await.expect("tenant tx");
+        eam_store::approvals::set_policy(&mut tx, &[], "test-kit")
+            .await
+            .expect("approval policy");
+        tx.commit().await.expect("commit");
+        tenant
+    }
+
+    /// A new tenant as `tenant` makes it, with the default approval policy: every sensitive
+    /// action waits for a second user's approval.
+    pub async fn tenant_with_four_eyes(&self, name: &str) -> TenantId {
         let tenant =
             eam_store::tenants::create_tenant(&self.store, name, &["bank_sync", "reports"])
                 .await

@@ -7,6 +7,7 @@
 //! with a deadline.
 
 mod api_errors;
+mod approvals;
 mod banks;
 mod changes;
 mod connector;

@@ -127,6 +127,12 @@ pub fn summary(event_type: &str, p: &Value) -> String {
             s("period_to")
         ),
         "portfolio.updated" => "New portfolio data from a bank sync".to_owned(),
+        "approval.requested" => format!(
+            "{} asks for approval: {} (until {})",
+            s("requested_by"),
+            s("summary"),
+            s("expires_at")
+        ),
         "certificate.expiring" => format!(
             "Client certificate of {} {} ({}, {} days left)",
             connection(),

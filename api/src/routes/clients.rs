@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use eam_model::domain::Currency;
+use eam_store::TenantTx;
 use eam_store::clients::{self, ClientFields, ClientRow};
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
@@ -9,8 +10,9 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::approvals::{Gated, PendingApproval, Request, Sensitive, gate};
 use crate::audit::AuditContext;
-use crate::caller::BearerToken;
+use crate::caller::{BearerToken, Caller};
 use crate::permissions::Action;
 use crate::problem::{ApiError, not_found};
 use crate::state::ApiState;
@@ -71,6 +73,9 @@ enum Deleted {
     /// Deleted.
     #[oai(status = 204)]
     NoContent,
+    /// Waits for another user's approval (`Location`: the approval); nothing changed yet.
+    #[oai(status = 202)]
+    Pending(Json<PendingApproval>, #[oai(header = "Location")] String),
 }
 
 fn check_client_fields(body: &ClientBody) -> Result<(), ApiError> {
@@ -187,7 +192,9 @@ impl ClientsApi {
         Ok(Json(after.into()))
     }
 
-    /// Deletes a client without accounts or users (409 otherwise).
+    /// Deletes a client without accounts or users (409 otherwise). Needs a recent second
+    /// factor; where the tenant's policy asks for four eyes, answers 202 with the pending
+    /// approval (the client stays until another user approves it).
     #[oai(path = "/clients/:id", method = "delete")]
     async fn delete_client(
         &self,
@@ -197,19 +204,50 @@ impl ClientsApi {
     ) -> Result<Deleted, ApiError> {
         let caller = self.0.caller(&token, Action::ManageClients).await?;
         caller.require_step_up(&self.0.step_up, "deleting a client")?;
+        let audit = AuditContext::new(&caller, req);
         let mut tx = caller.tx(&self.0).await?;
-        let client = clients::delete(&mut tx, id.0)
-            .await
-            .map_err(not_found("client", id.0))?;
-        AuditContext::new(&caller, req)
-            .record(
-                &mut tx,
-                "client.deleted",
-                format!("client:{}", id.0),
-                json!({ "reference": client.reference }),
-            )
-            .await?;
+        let gated = delete(&self.0, &caller, &audit, &mut tx, id.0).await?;
         tx.commit().await?;
-        Ok(Deleted::NoContent)
+        Ok(match gated {
+            Gated::Done(()) => Deleted::NoContent,
+            Gated::Pending(p) => {
+                let location = p.location();
+                Deleted::Pending(Json(p), location)
+            }
+        })
     }
+}
+
+/// `DELETE /clients/{id}` in the caller's transaction (the approval's, when approved).
+pub(crate) async fn delete(
+    state: &ApiState,
+    caller: &Caller,
+    audit: &AuditContext,
+    tx: &mut TenantTx,
+    id: Uuid,
+) -> Result<Gated<()>, ApiError> {
+    let current = clients::get(tx, id)
+        .await
+        .map_err(not_found("client", id))?;
+    let request = Request {
+        what: Sensitive::ClientDeletion,
+        target: format!("client:{id}"),
+        summary: format!("delete client {} ({})", current.reference, current.name),
+        params: json!({ "id": id }),
+    };
+    if let Some(p) = gate(state, caller, tx, audit, request, false).await? {
+        return Ok(Gated::Pending(p));
+    }
+    let client = clients::delete(tx, id)
+        .await
+        .map_err(not_found("client", id))?;
+    audit
+        .record(
+            tx,
+            "client.deleted",
+            format!("client:{id}"),
+            json!({ "reference": client.reference }),
+        )
+        .await?;
+    Ok(Gated::Done(()))
 }

@@ -5,17 +5,19 @@ use eam_model::{BreakerState, ErrorClass, Protocol, RunError};
 use eam_store::connections::{self, Connection as StoredConnection, NewConnection};
 use eam_store::custodians;
 use eam_store::runs::{self, RunStatus, Transition, Trigger};
-use eam_store::{ConnectionId, RunId, StoreError};
+use eam_store::{ConnectionId, RunId, StoreError, TenantTx};
 use serde_json::json;
 
 use crate::audit::AuditContext;
 use eam_queue::SyncTask;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
+use poem_openapi::types::ToJSON;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
-use crate::caller::BearerToken;
+use crate::approvals::{Approvable, Gated, Request, Sensitive, gate};
+use crate::caller::{BearerToken, Caller};
 use crate::permissions::Action;
 use crate::problem::{ApiError, not_found};
 use crate::state::ApiState;
@@ -59,7 +61,7 @@ struct NewConnectionBody {
 
 /// A bank connection (secret references only, never values).
 #[derive(Object)]
-struct Connection {
+pub(crate) struct Connection {
     id: Uuid,
     custodian: String,
     protocol: String,
@@ -335,7 +337,7 @@ impl NewConnectionBody {
 /// A change to a connection: only the fields given change; `null` clears an optional one.
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
-struct ConnectionChangeBody {
+pub(crate) struct ConnectionChangeBody {
     #[oai(validator(min_length = 1, max_length = 200))]
     name: Option<String>,
     /// The connection's own URL (where its custodian allows one); `null`: the registry's.
@@ -528,6 +530,9 @@ impl ConnectionsApi {
     }
 
     /// Changes a connection's name, URL or secret references (values are never accepted).
+    /// A change of its credential or certificate references needs a recent second factor,
+    /// and where the tenant's policy asks for four eyes answers 202 with the pending approval
+    /// (nothing changes until another user approves it).
     #[oai(path = "/connections/:id", method = "patch")]
     async fn change(
         &self,
@@ -535,81 +540,30 @@ impl ConnectionsApi {
         token: BearerToken,
         id: Path<Uuid>,
         body: Json<ConnectionChangeBody>,
-    ) -> Result<Json<Connection>, ApiError> {
+    ) -> Result<Approvable<Connection>, ApiError> {
         let caller = self.0.caller(&token, Action::ManageConnections).await?;
-        let body = body.0;
-        if !(body.client_secret_ref.is_undefined()
-            && body.client_cert_ref.is_undefined()
-            && body.client_key_ref.is_undefined())
-        {
+        if body.0.changes_credentials() {
             caller.require_step_up(
                 &self.0.step_up,
                 "changing a connection's credentials or certificate reference",
             )?;
         }
-        refuse_ca(!body.ca_cert_ref.is_undefined())?;
-        let change = eam_store::connections::ConnectionChange {
-            name: body.name,
-            base_url: change_of(body.base_url)
-                .map(|u| u.map(|u| u.trim_end_matches('/').to_owned())),
-            client_id: change_of(body.client_id),
-            client_secret_ref: change_of(body.client_secret_ref),
-            client_cert_ref: change_of(body.client_cert_ref),
-            client_key_ref: change_of(body.client_key_ref),
-            position_history_days: body.position_history_days,
-        };
+        let audit = AuditContext::new(&caller, req);
         let mut tx = caller.tx(&self.0).await?;
-        let current = connections::get(&mut tx, ConnectionId(id.0))
-            .await
-            .map_err(not_found("connection", id.0))?;
-        let merged = |c: &Option<Option<String>>, old: &Option<String>| match c {
-            Some(v) => v.clone(),
-            None => old.clone(),
-        };
-        let (base_url, client_id, secret, cert, key) = (
-            merged(&change.base_url, &current.own_base_url),
-            merged(&change.client_id, &current.client_id),
-            merged(&change.client_secret_ref, &current.client_secret_ref),
-            merged(&change.client_cert_ref, &current.client_cert_ref),
-            merged(&change.client_key_ref, &current.client_key_ref),
-        );
-        Fields {
-            tenant: caller.tenant.0,
-            custodian: &current.custodian,
-            // Checked when it changes (a URL the registry no longer allows is the worker's
-            // to refuse; it does not block renaming the connection).
-            base_url: if change.base_url.is_some() {
-                base_url.as_deref()
-            } else {
-                None
-            },
-            client_id: client_id.as_deref(),
-            client_secret_ref: secret.as_deref(),
-            client_cert_ref: cert.as_deref(),
-            client_key_ref: key.as_deref(),
-        }
-        .check(&self.0)
+        let gated = change(
+            &self.0,
+            &caller,
+            &audit,
+            &mut tx,
+            ConnectionId(id.0),
+            body.0,
+        )
         .await?;
-        let (before, after) = connections::update(&mut tx, ConnectionId(id.0), &change).await?;
-        AuditContext::new(&caller, req)
-            .record(
-                &mut tx,
-                "connection.changed",
-                format!("connection:{}", id.0),
-                json!({
-                    "before": { "name": before.name, "base_url": before.own_base_url,
-                        "client_id": before.client_id, "client_secret_ref": before.client_secret_ref,
-                        "client_cert_ref": before.client_cert_ref, "client_key_ref": before.client_key_ref,
-                        "position_history_days": before.position_history_days },
-                    "after": { "name": after.name, "base_url": after.own_base_url,
-                        "client_id": after.client_id, "client_secret_ref": after.client_secret_ref,
-                        "client_cert_ref": after.client_cert_ref, "client_key_ref": after.client_key_ref,
-                        "position_history_days": after.position_history_days },
-                }),
-            )
-            .await?;
         tx.commit().await?;
-        Ok(Json(after.into()))
+        Ok(match gated {
+            Gated::Done(c) => Approvable::Done(Json(c)),
+            Gated::Pending(p) => Approvable::pending(p),
+        })
     }
 
     /// Deletes a connection that never synced (409 for one with sync history: pause it).
@@ -709,4 +663,99 @@ pub(crate) async fn enqueue(
     Err(ApiError::unavailable(
         "the job queue is unavailable; try again shortly",
     ))
+}
+
+impl ConnectionChangeBody {
+    fn changes_credentials(&self) -> bool {
+        !(self.client_secret_ref.is_undefined()
+            && self.client_cert_ref.is_undefined()
+            && self.client_key_ref.is_undefined())
+    }
+}
+
+/// `PATCH /connections/{id}` in the caller's transaction (the approval's, when approved).
+pub(crate) async fn change(
+    state: &ApiState,
+    caller: &Caller,
+    audit: &AuditContext,
+    tx: &mut TenantTx,
+    id: ConnectionId,
+    body: ConnectionChangeBody,
+) -> Result<Gated<Connection>, ApiError> {
+    let body_changes_credentials = body.changes_credentials();
+    let body_json = body.to_json();
+    refuse_ca(!body.ca_cert_ref.is_undefined())?;
+    let change = eam_store::connections::ConnectionChange {
+        name: body.name,
+        base_url: change_of(body.base_url).map(|u| u.map(|u| u.trim_end_matches('/').to_owned())),
+        client_id: change_of(body.client_id),
+        client_secret_ref: change_of(body.client_secret_ref),
+        client_cert_ref: change_of(body.client_cert_ref),
+        client_key_ref: change_of(body.client_key_ref),
+        position_history_days: body.position_history_days,
+    };
+    let current = connections::get(tx, id)
+        .await
+        .map_err(not_found("connection", id.0))?;
+    let merged = |c: &Option<Option<String>>, old: &Option<String>| match c {
+        Some(v) => v.clone(),
+        None => old.clone(),
+    };
+    let (base_url, client_id, secret, cert, key) = (
+        merged(&change.base_url, &current.own_base_url),
+        merged(&change.client_id, &current.client_id),
+        merged(&change.client_secret_ref, &current.client_secret_ref),
+        merged(&change.client_cert_ref, &current.client_cert_ref),
+        merged(&change.client_key_ref, &current.client_key_ref),
+    );
+    Fields {
+        tenant: caller.tenant.0,
+        custodian: &current.custodian,
+        // Checked when it changes (a URL the registry no longer allows is the worker's
+        // to refuse; it does not block renaming the connection).
+        base_url: if change.base_url.is_some() {
+            base_url.as_deref()
+        } else {
+            None
+        },
+        client_id: client_id.as_deref(),
+        client_secret_ref: secret.as_deref(),
+        client_cert_ref: cert.as_deref(),
+        client_key_ref: key.as_deref(),
+    }
+    .check(state)
+    .await?;
+    if body_changes_credentials {
+        let request = Request {
+            what: Sensitive::ConnectionCredentials,
+            target: format!("connection:{id}"),
+            summary: format!(
+                "change the credential or certificate references of connection {} ({})",
+                current.name, current.custodian
+            ),
+            params: json!({ "id": id.0, "body": body_json }),
+        };
+        if let Some(p) = gate(state, caller, tx, audit, request, false).await? {
+            return Ok(Gated::Pending(p));
+        }
+    }
+    let (before, after) = connections::update(tx, id, &change).await?;
+    audit
+        .record(
+            tx,
+            "connection.changed",
+            format!("connection:{id}"),
+            json!({
+                "before": { "name": before.name, "base_url": before.own_base_url,
+                    "client_id": before.client_id, "client_secret_ref": before.client_secret_ref,
+                    "client_cert_ref": before.client_cert_ref, "client_key_ref": before.client_key_ref,
+                    "position_history_days": before.position_history_days },
+                "after": { "name": after.name, "base_url": after.own_base_url,
+                    "client_id": after.client_id, "client_secret_ref": after.client_secret_ref,
+                    "client_cert_ref": after.client_cert_ref, "client_key_ref": after.client_key_ref,
+                    "position_history_days": after.position_history_days },
+            }),
+        )
+        .await?;
+    Ok(Gated::Done(after.into()))
 }

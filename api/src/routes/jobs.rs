@@ -3,15 +3,17 @@
 use chrono::{DateTime, Utc};
 use eam_model::ErrorClass;
 use eam_store::runs::{self, AttemptError, Run, RunFilter, RunStatus, Transition};
-use eam_store::{ConnectionId, RunId};
+use eam_store::{ConnectionId, RunId, TenantTx};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi};
+use poem_openapi::types::ToJSON;
+use poem_openapi::{ApiResponse, Object, OpenApi, Union};
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::approvals::{Approvable, Gated, PendingApproval, Request, Sensitive, gate};
 use crate::audit::AuditContext;
-use crate::caller::BearerToken;
+use crate::caller::{BearerToken, Caller};
 use crate::permissions::Action;
 use crate::problem::{ApiError, not_found};
 use crate::routes::connections::enqueue;
@@ -124,7 +126,7 @@ struct JobPage {
 /// Which failed or dead runs a bulk retry takes; every field narrows it.
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
-struct RetryFilter {
+pub(crate) struct RetryFilter {
     /// `failed` or `dead` (default: both).
     status: Option<String>,
     connection_id: Option<Uuid>,
@@ -138,7 +140,7 @@ struct RetryFilter {
 
 /// A retry that was queued.
 #[derive(Object)]
-struct Retried {
+pub(crate) struct Retried {
     /// The failed or dead run.
     retry_of: Uuid,
     /// The new run (or the connection's active run, when `coalesced`).
@@ -148,7 +150,7 @@ struct Retried {
 
 /// A replay that was queued.
 #[derive(Object)]
-struct Replayed {
+pub(crate) struct Replayed {
     /// The run whose archived documents the replay loads (the one that fetched them).
     replay_of: Uuid,
     /// The new run; poll `GET /jobs/{run_id}`.
@@ -156,15 +158,24 @@ struct Replayed {
     status: String,
 }
 
+/// A queued replay, or the approval it waits for.
+#[derive(Union)]
+#[oai(one_of)]
+pub(crate) enum ReplayOrApproval {
+    Replayed(Replayed),
+    Approval(PendingApproval),
+}
+
 #[derive(ApiResponse)]
 enum ReplayAccepted {
-    /// The replay is queued.
+    /// The replay is queued (`Location`: the run), or waits for approval (`Location`: the
+    /// approval).
     #[oai(status = 202)]
-    Accepted(Json<Replayed>, #[oai(header = "Location")] String),
+    Accepted(Json<ReplayOrApproval>, #[oai(header = "Location")] String),
 }
 
 #[derive(Object)]
-struct BulkRetried {
+pub(crate) struct BulkRetried {
     /// One per connection: its newest matching failed run (older ones are superseded).
     retried: Vec<Retried>,
 }
@@ -280,7 +291,9 @@ impl JobsApi {
     /// Replays a finished run: re-normalizes the documents it archived into the store, without
     /// calling the bank (after a parser fix, say), as a new run linked by `replay_of` and
     /// loaded idempotently like any sync. 409 while the connection has a queued or running
-    /// run, or when the run archived nothing.
+    /// run, or when the run archived nothing. Needs a recent second factor; where the
+    /// tenant's policy asks for four eyes, answers the pending approval instead (202, nothing
+    /// queued until another user approves it).
     #[oai(path = "/jobs/:id/replay", method = "post")]
     async fn replay(
         &self,
@@ -290,104 +303,48 @@ impl JobsApi {
     ) -> Result<ReplayAccepted, ApiError> {
         let caller = self.0.caller(&token, Action::ReplayRuns).await?;
         caller.require_step_up(&self.0.step_up, "replaying a run")?;
+        let audit = AuditContext::new(&caller, req);
         let mut tx = caller.tx(&self.0).await?;
-        let source = runs::get(&mut tx, RunId(id.0))
-            .await
-            .map_err(not_found("job", id.0))?;
-        let request_id = crate::request::current_id();
-        let replay =
-            runs::replay(&mut tx, RunId(id.0), caller.origin(request_id.as_deref())).await?;
-        let run = runs::get(&mut tx, replay).await?;
-        let replay_of = run.replay_of.unwrap_or(source.id);
-        AuditContext::new(&caller, req)
-            .record(
-                &mut tx,
-                "job.replayed",
-                format!("job:{}", id.0),
-                json!({ "run_id": replay, "replay_of": replay_of }),
-            )
-            .await?;
+        let gated = replay(&self.0, &caller, &audit, &mut tx, RunId(id.0)).await?;
         tx.commit().await?;
-        enqueue(&self.0, &caller, replay, ConnectionId(source.connection_id)).await?;
-        tracing::info!(run_id = %replay, replay_of = %replay_of, actor = %caller.subject, "replay queued");
-        Ok(ReplayAccepted::Accepted(
-            Json(Replayed {
-                replay_of,
-                run_id: replay.0,
-                status: RunStatus::Queued.as_str().into(),
-            }),
-            format!("/api/v1/jobs/{replay}"),
-        ))
+        Ok(match gated {
+            Gated::Done(replay) => {
+                replay.push(&self.0, &caller).await?;
+                let location = format!("/api/v1/jobs/{}", replay.answer.run_id);
+                ReplayAccepted::Accepted(Json(ReplayOrApproval::Replayed(replay.answer)), location)
+            }
+            Gated::Pending(p) => {
+                let location = p.location();
+                ReplayAccepted::Accepted(Json(ReplayOrApproval::Approval(p)), location)
+            }
+        })
     }
 
     /// Retries every failed or dead run matching the filter, one per connection (its newest
-    /// not yet retried), e.g. all runs that died during last night's bank outage.
+    /// not yet retried), e.g. all runs that died during last night's bank outage. Needs a
+    /// recent second factor; where the tenant's policy asks for four eyes, answers 202 with
+    /// the pending approval and retries nothing until another user approves it (the filter
+    /// is applied then).
     #[oai(path = "/jobs/retry", method = "post")]
     async fn retry_many(
         &self,
         req: &poem::Request,
         token: BearerToken,
         body: Json<RetryFilter>,
-    ) -> Result<Json<BulkRetried>, ApiError> {
+    ) -> Result<Approvable<BulkRetried>, ApiError> {
         let caller = self.0.caller(&token, Action::RetryJobs).await?;
         caller.require_step_up(&self.0.step_up, "a bulk retry")?;
-        let status = parse_status(body.0.status.as_deref())?;
-        if status.is_some_and(|s| !matches!(s, RunStatus::Failed | RunStatus::Dead)) {
-            return Err(ApiError::unprocessable(
-                "status: only failed or dead runs can be retried",
-            ));
-        }
-        let filter = RunFilter {
-            status,
-            connection: body.0.connection_id.map(ConnectionId),
-            error_class: parse_class(body.0.error_class.as_deref())?,
-            since: body.0.since,
-            before: None,
-            limit: page_limit(body.0.limit, 100)?,
-        };
         let audit = AuditContext::new(&caller, req);
         let mut tx = caller.tx(&self.0).await?;
-        let mut retried = Vec::new();
-        let request_id = crate::request::current_id();
-        for source in runs::retry_candidates(&mut tx, &filter).await? {
-            let requested = runs::retry(
-                &mut tx,
-                RunId(source.id),
-                caller.origin(request_id.as_deref()),
-            )
-            .await?;
-            audit
-                .record(
-                    &mut tx,
-                    "job.retried",
-                    format!("job:{}", source.id),
-                    json!({ "run_id": requested.id, "coalesced": requested.coalesced, "bulk": true }),
-                )
-                .await?;
-            retried.push((source, requested));
-        }
+        let gated = bulk_retry(&self.0, &caller, &audit, &mut tx, body.0).await?;
         tx.commit().await?;
-        for (source, requested) in &retried {
-            if !requested.coalesced {
-                enqueue(
-                    &self.0,
-                    &caller,
-                    requested.id,
-                    ConnectionId(source.connection_id),
-                )
-                .await?;
+        Ok(match gated {
+            Gated::Done(retries) => {
+                retries.push(&self.0, &caller).await?;
+                Approvable::Done(Json(retries.answer))
             }
-        }
-        Ok(Json(BulkRetried {
-            retried: retried
-                .into_iter()
-                .map(|(source, requested)| Retried {
-                    retry_of: source.id,
-                    run_id: requested.id.0,
-                    coalesced: requested.coalesced,
-                })
-                .collect(),
-        }))
+            Gated::Pending(p) => Approvable::pending(p),
+        })
     }
 
     /// Cancels a queued or running run. A running sync stops at a safe point: its load does
@@ -414,4 +371,128 @@ impl JobsApi {
         tx.commit().await?;
         Ok(Json(run.into()))
     }
+}
+
+/// What an operation queued, with the runs to push once its transaction committed.
+pub(crate) struct Queued<T> {
+    pub answer: T,
+    pub runs: Vec<(RunId, ConnectionId)>,
+}
+
+impl<T> Queued<T> {
+    pub(crate) async fn push(&self, state: &ApiState, caller: &Caller) -> Result<(), ApiError> {
+        for (run, connection) in &self.runs {
+            enqueue(state, caller, *run, *connection).await?;
+        }
+        Ok(())
+    }
+}
+
+/// `POST /jobs/{id}/replay` in the caller's transaction (the approval's, when approved).
+pub(crate) async fn replay(
+    state: &ApiState,
+    caller: &Caller,
+    audit: &AuditContext,
+    tx: &mut TenantTx,
+    id: RunId,
+) -> Result<Gated<Queued<Replayed>>, ApiError> {
+    let source = runs::get(tx, id).await.map_err(not_found("job", id.0))?;
+    let request = Request {
+        what: Sensitive::Replay,
+        target: format!("job:{id}"),
+        summary: format!(
+            "replay run {id} of connection {} ({}) from its archived documents",
+            source.connection_id,
+            source.status.as_str()
+        ),
+        params: json!({ "id": id.0 }),
+    };
+    if let Some(p) = gate(state, caller, tx, audit, request, false).await? {
+        return Ok(Gated::Pending(p));
+    }
+    let request_id = crate::request::current_id();
+    let replay = runs::replay(tx, id, caller.origin(request_id.as_deref())).await?;
+    let run = runs::get(tx, replay).await?;
+    let replay_of = run.replay_of.unwrap_or(source.id);
+    audit
+        .record(
+            tx,
+            "job.replayed",
+            format!("job:{id}"),
+            json!({ "run_id": replay, "replay_of": replay_of }),
+        )
+        .await?;
+    tracing::info!(run_id = %replay, replay_of = %replay_of, actor = %caller.subject, "replay queued");
+    Ok(Gated::Done(Queued {
+        answer: Replayed {
+            replay_of,
+            run_id: replay.0,
+            status: RunStatus::Queued.as_str().into(),
+        },
+        runs: vec![(replay, ConnectionId(source.connection_id))],
+    }))
+}
+
+/// `POST /jobs/retry` in the caller's transaction (the approval's, when approved).
+pub(crate) async fn bulk_retry(
+    state: &ApiState,
+    caller: &Caller,
+    audit: &AuditContext,
+    tx: &mut TenantTx,
+    body: RetryFilter,
+) -> Result<Gated<Queued<BulkRetried>>, ApiError> {
+    let status = parse_status(body.status.as_deref())?;
+    if status.is_some_and(|s| !matches!(s, RunStatus::Failed | RunStatus::Dead)) {
+        return Err(ApiError::unprocessable(
+            "status: only failed or dead runs can be retried",
+        ));
+    }
+    let filter = RunFilter {
+        status,
+        connection: body.connection_id.map(ConnectionId),
+        error_class: parse_class(body.error_class.as_deref())?,
+        since: body.since,
+        before: None,
+        limit: page_limit(body.limit, 100)?,
+    };
+    let candidates = runs::retry_candidates(tx, &filter).await?;
+    let request = Request {
+        what: Sensitive::BulkRetry,
+        target: "jobs".into(),
+        summary: format!(
+            "retry the failed or dead runs matching the filter ({} now)",
+            candidates.len()
+        ),
+        params: json!({ "body": body.to_json() }),
+    };
+    if let Some(p) = gate(state, caller, tx, audit, request, false).await? {
+        return Ok(Gated::Pending(p));
+    }
+    let mut retried = Vec::new();
+    let mut to_push = Vec::new();
+    let request_id = crate::request::current_id();
+    for source in candidates {
+        let requested =
+            runs::retry(tx, RunId(source.id), caller.origin(request_id.as_deref())).await?;
+        audit
+            .record(
+                tx,
+                "job.retried",
+                format!("job:{}", source.id),
+                json!({ "run_id": requested.id, "coalesced": requested.coalesced, "bulk": true }),
+            )
+            .await?;
+        if !requested.coalesced {
+            to_push.push((requested.id, ConnectionId(source.connection_id)));
+        }
+        retried.push(Retried {
+            retry_of: source.id,
+            run_id: requested.id.0,
+            coalesced: requested.coalesced,
+        });
+    }
+    Ok(Gated::Done(Queued {
+        answer: BulkRetried { retried },
+        runs: to_push,
+    }))
 }

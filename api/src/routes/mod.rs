@@ -1,5 +1,6 @@
 //! The `/api/v1` operations, grouped by resource.
 
+pub mod approvals;
 pub mod assignments;
 pub mod audit;
 pub mod breaks;

@@ -1,15 +1,18 @@
 //! The tenant's registered users: who may sign in, with which roles and client (tenant admins).
 
 use chrono::{DateTime, Utc};
+use eam_store::TenantTx;
 use eam_store::users::{self, NewUser, UserChange, UserRow};
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
+use poem_openapi::types::ToJSON;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::approvals::{Approvable, Gated, PendingApproval, Request, Sensitive, gate};
 use crate::audit::AuditContext;
-use crate::caller::BearerToken;
+use crate::caller::{BearerToken, Caller};
 use crate::permissions::{Action, Role};
 use crate::problem::{ApiError, not_found};
 use crate::state::ApiState;
@@ -18,7 +21,7 @@ pub struct UsersApi(pub ApiState);
 
 /// A registered user.
 #[derive(Object)]
-struct User {
+pub(crate) struct User {
     id: Uuid,
     /// The subject (`sub`) of the user's tokens at the identity provider.
     subject: String,
@@ -50,7 +53,7 @@ impl From<UserRow> for User {
 
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
-struct NewUserBody {
+pub(crate) struct NewUserBody {
     #[oai(validator(min_length = 1, max_length = 255))]
     subject: String,
     #[oai(validator(max_length = 320))]
@@ -61,7 +64,7 @@ struct NewUserBody {
 
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
-struct UserChangeBody {
+pub(crate) struct UserChangeBody {
     #[oai(validator(max_length = 320))]
     email: Option<String>,
     roles: Option<Vec<String>>,
@@ -73,6 +76,10 @@ struct UserChangeBody {
 enum CreatedUser {
     #[oai(status = 201)]
     Created(Json<User>),
+    /// Waits for another tenant admin's approval (`Location`: the approval); nothing
+    /// changed yet.
+    #[oai(status = 202)]
+    Pending(Json<PendingApproval>, #[oai(header = "Location")] String),
 }
 
 /// Roles a tenant admin may give: any but platform_admin, and `client` only with a client.
@@ -124,7 +131,10 @@ impl UsersApi {
         ))
     }
 
-    /// Registers a user by the subject of its tokens, with the roles it gets here.
+    /// Registers a user by the subject of its tokens, with the roles it gets here. Granting
+    /// roles needs a recent second factor, and where the tenant's policy asks for four eyes
+    /// answers 202 with the pending approval (the user is registered when another tenant
+    /// admin approves it).
     #[oai(path = "/users", method = "post")]
     async fn create_user(
         &self,
@@ -133,38 +143,23 @@ impl UsersApi {
         body: Json<NewUserBody>,
     ) -> Result<CreatedUser, ApiError> {
         let caller = self.0.caller(&token, Action::ManageUsers).await?;
-        let body = body.0;
-        if !body.roles.is_empty() {
+        if !body.0.roles.is_empty() {
             caller.require_step_up(&self.0.step_up, "granting a role")?;
         }
-        check_roles(&body.roles, body.client_id)?;
-        check_email(&body.email)?;
+        let audit = AuditContext::new(&caller, req);
         let mut tx = caller.tx(&self.0).await?;
-        let user = users::create(
-            &mut tx,
-            &NewUser {
-                subject: body.subject,
-                email: body.email,
-                roles: body.roles,
-                client_id: body.client_id,
-            },
-        )
-        .await
-        .map_err(|e| match e {
-            eam_store::StoreError::Data(m) => ApiError::unprocessable(format!("client_id: {m}")),
-            other => other.into(),
-        })?;
-        AuditContext::new(&caller, req)
-            .record(
-                &mut tx,
-                "user.created",
-                format!("user:{}", user.id),
-                json!({ "subject": user.subject, "roles": user.roles, "client_id": user.client_id }),
-            )
-            .await?;
+        let gated = create(&self.0, &caller, &audit, &mut tx, body.0).await?;
         tx.commit().await?;
-        self.0.security.forget_tenant(caller.tenant);
-        Ok(CreatedUser::Created(Json(user.into())))
+        Ok(match gated {
+            Gated::Done(user) => {
+                self.0.security.forget_tenant(caller.tenant);
+                CreatedUser::Created(Json(user))
+            }
+            Gated::Pending(p) => {
+                let location = p.location();
+                CreatedUser::Pending(Json(p), location)
+            }
+        })
     }
 
     /// One registered user.
@@ -178,7 +173,9 @@ impl UsersApi {
     }
 
     /// Changes a user's email, roles or client, or disables (enables) it. A disabled user's
-    /// tokens are refused.
+    /// tokens are refused. Changing roles needs a recent second factor, and where the
+    /// tenant's policy asks for four eyes answers 202 with the pending approval (nothing
+    /// changes until another tenant admin approves it).
     #[oai(path = "/users/:id", method = "patch")]
     async fn change_user(
         &self,
@@ -186,60 +183,151 @@ impl UsersApi {
         token: BearerToken,
         id: Path<Uuid>,
         body: Json<UserChangeBody>,
-    ) -> Result<Json<User>, ApiError> {
+    ) -> Result<Approvable<User>, ApiError> {
         let caller = self.0.caller(&token, Action::ManageUsers).await?;
-        let body = body.0;
-        if body.roles.is_some() {
+        if body.0.roles.is_some() {
             caller.require_step_up(&self.0.step_up, "granting or revoking a role")?;
         }
-        check_email(&body.email)?;
-        let mut tx = caller.tx(&self.0).await?;
-        let current = users::get(&mut tx, id.0)
-            .await
-            .map_err(not_found("user", id.0))?;
-        if let Some(roles) = &body.roles {
-            check_roles(roles, body.client_id.or(current.client_id))?;
-        }
-        let change = UserChange {
-            email: body.email.map(Some),
-            roles: body.roles,
-            client_id: body.client_id.map(Some),
-            disabled: body.disabled,
-        };
-        let (before, after) = users::update(&mut tx, id.0, &change)
-            .await
-            .map_err(not_found("user", id.0))?;
         let audit = AuditContext::new(&caller, req);
-        let target = format!("user:{}", id.0);
-        if before.roles != after.roles {
-            audit
-                .record(&mut tx, "user.roles_changed", target.clone(),
-                    json!({ "subject": after.subject, "before": before.roles, "after": after.roles }))
-                .await?;
-        }
-        if before.disabled != after.disabled {
-            let action = if after.disabled {
-                "user.disabled"
-            } else {
-                "user.enabled"
-            };
-            audit
-                .record(
-                    &mut tx,
-                    action,
-                    target.clone(),
-                    json!({ "subject": after.subject }),
-                )
-                .await?;
-        }
-        if before.email != after.email || before.client_id != after.client_id {
-            audit
-                .record(&mut tx, "user.changed", target,
-                    json!({ "subject": after.subject, "email": after.email, "client_id": after.client_id }))
-                .await?;
-        }
+        let mut tx = caller.tx(&self.0).await?;
+        let gated = change(&self.0, &caller, &audit, &mut tx, id.0, body.0).await?;
         tx.commit().await?;
-        self.0.security.forget_tenant(caller.tenant);
-        Ok(Json(after.into()))
+        Ok(match gated {
+            Gated::Done(user) => {
+                self.0.security.forget_tenant(caller.tenant);
+                Approvable::Done(Json(user))
+            }
+            Gated::Pending(p) => Approvable::pending(p),
+        })
     }
+}
+
+/// `POST /users` in the caller's transaction (the approval's, when approved).
+pub(crate) async fn create(
+    state: &ApiState,
+    caller: &Caller,
+    audit: &AuditContext,
+    tx: &mut TenantTx,
+    body: NewUserBody,
+) -> Result<Gated<User>, ApiError> {
+    check_roles(&body.roles, body.client_id)?;
+    check_email(&body.email)?;
+    if !body.roles.is_empty() {
+        let request = Request {
+            what: Sensitive::Roles,
+            target: format!("user:{}", body.subject),
+            summary: format!(
+                "register user {} with the roles {}",
+                body.subject,
+                body.roles.join(", ")
+            ),
+            params: json!({ "body": body.to_json() }),
+        };
+        if let Some(p) = gate(state, caller, tx, audit, request, false).await? {
+            return Ok(Gated::Pending(p));
+        }
+    }
+    let user = users::create(
+        tx,
+        &NewUser {
+            subject: body.subject,
+            email: body.email,
+            roles: body.roles,
+            client_id: body.client_id,
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        eam_store::StoreError::Data(m) => ApiError::unprocessable(format!("client_id: {m}")),
+        other => other.into(),
+    })?;
+    audit
+        .record(
+            tx,
+            "user.created",
+            format!("user:{}", user.id),
+            json!({ "subject": user.subject, "roles": user.roles, "client_id": user.client_id }),
+        )
+        .await?;
+    Ok(Gated::Done(user.into()))
+}
+
+/// `PATCH /users/{id}` in the caller's transaction (the approval's, when approved). Only a
+/// change of the roles goes through the gate.
+pub(crate) async fn change(
+    state: &ApiState,
+    caller: &Caller,
+    audit: &AuditContext,
+    tx: &mut TenantTx,
+    id: Uuid,
+    body: UserChangeBody,
+) -> Result<Gated<User>, ApiError> {
+    check_email(&body.email)?;
+    let current = users::get(tx, id).await.map_err(not_found("user", id))?;
+    if let Some(roles) = &body.roles {
+        check_roles(roles, body.client_id.or(current.client_id))?;
+        let mut wanted = roles.clone();
+        wanted.sort();
+        wanted.dedup();
+        let mut held = current.roles.clone();
+        held.sort();
+        if wanted != held {
+            let request = Request {
+                what: Sensitive::Roles,
+                target: format!("user:{id}"),
+                summary: format!(
+                    "change the roles of {} from [{}] to [{}]",
+                    current.subject,
+                    current.roles.join(", "),
+                    roles.join(", ")
+                ),
+                params: json!({ "id": id, "body": body.to_json() }),
+            };
+            if let Some(p) = gate(state, caller, tx, audit, request, false).await? {
+                return Ok(Gated::Pending(p));
+            }
+        }
+    }
+    let change = UserChange {
+        email: body.email.map(Some),
+        roles: body.roles,
+        client_id: body.client_id.map(Some),
+        disabled: body.disabled,
+    };
+    let (before, after) = users::update(tx, id, &change)
+        .await
+        .map_err(not_found("user", id))?;
+    let target = format!("user:{id}");
+    if before.roles != after.roles {
+        audit
+            .record(
+                tx,
+                "user.roles_changed",
+                target.clone(),
+                json!({ "subject": after.subject, "before": before.roles, "after": after.roles }),
+            )
+            .await?;
+    }
+    if before.disabled != after.disabled {
+        let action = if after.disabled {
+            "user.disabled"
+        } else {
+            "user.enabled"
+        };
+        audit
+            .record(
+                tx,
+                action,
+                target.clone(),
+                json!({ "subject": after.subject }),
+            )
+            .await?;
+    }
+    if before.email != after.email || before.client_id != after.client_id {
+        audit
+            .record(tx, "user.changed", target,
+                json!({ "subject": after.subject, "email": after.email, "client_id": after.client_id }))
+            .await?;
+    }
+    Ok(Gated::Done(after.into()))
 }

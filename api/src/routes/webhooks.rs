@@ -5,15 +5,18 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use eam_store::TenantTx;
 use eam_store::webhooks::{self, Delivery, Endpoint, EndpointChange, Event, NewEndpoint};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
+use poem_openapi::types::ToJSON;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::approvals::{Approvable, Gated, PendingApproval, Request, Sensitive, gate};
 use crate::audit::AuditContext;
-use crate::caller::BearerToken;
+use crate::caller::{BearerToken, Caller};
 use crate::permissions::Action;
 use crate::problem::{ApiError, not_found};
 use crate::routes::page_limit;
@@ -34,6 +37,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "report.ready",
     "portfolio.updated",
     "webhook.endpoint_disabled",
+    "approval.requested",
 ];
 
 /// Hours a rotated-out secret keeps signing, by default.
@@ -46,7 +50,7 @@ fn default_true() -> bool {
 /// A webhook endpoint to register.
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
-struct CreateEndpoint {
+pub(crate) struct CreateEndpoint {
     /// Where to POST the events: http(s), a public address (unless the platform allows
     /// private ones).
     #[oai(validator(max_length = 2048))]
@@ -54,7 +58,7 @@ struct CreateEndpoint {
     /// Event types to receive (see `EVENT_TYPES` in the docs: `sync.failed`, `sync.dead`,
     /// `sync.succeeded_with_breaks`, `sync.succeeded`, `connection.paused`,
     /// `connection.resumed`, `certificate.expiring`, `break.opened`, `report.ready`, `portfolio.updated`,
-    /// `webhook.endpoint_disabled`).
+    /// `webhook.endpoint_disabled`, `approval.requested`).
     event_types: Vec<String>,
     #[oai(validator(max_length = 500))]
     description: Option<String>,
@@ -66,7 +70,7 @@ struct CreateEndpoint {
 /// disabled sends its pending deliveries again.
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
-struct ChangeEndpoint {
+pub(crate) struct ChangeEndpoint {
     #[oai(validator(max_length = 2048))]
     url: Option<String>,
     event_types: Option<Vec<String>>,
@@ -78,14 +82,14 @@ struct ChangeEndpoint {
 /// How long the secret being replaced keeps signing.
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
-struct Rotate {
+pub(crate) struct Rotate {
     /// 0 to 168 hours; default 24. During the overlap every message carries both signatures.
     overlap_hours: Option<u32>,
 }
 
 /// A webhook endpoint.
 #[derive(Object)]
-struct EndpointView {
+pub(crate) struct EndpointView {
     id: Uuid,
     url: String,
     description: Option<String>,
@@ -119,7 +123,7 @@ impl From<Endpoint> for EndpointView {
 
 /// An endpoint with its signing secret, shown this once.
 #[derive(Object)]
-struct EndpointWithSecret {
+pub(crate) struct EndpointWithSecret {
     endpoint: EndpointView,
     /// `whsec_` + base64 key: verify `webhook-signature` with it (Standard Webhooks). Not
     /// shown again; rotate to get a new one.
@@ -195,6 +199,10 @@ struct EventPage {
 enum Created {
     #[oai(status = 201)]
     Created(Json<EndpointWithSecret>),
+    /// Waits for another tenant admin's approval (`Location`: the approval); nothing
+    /// changed yet.
+    #[oai(status = 202)]
+    Pending(Json<PendingApproval>, #[oai(header = "Location")] String),
 }
 
 #[derive(ApiResponse)]
@@ -202,6 +210,10 @@ enum Gone {
     /// The endpoint, its secrets and its delivery log are gone.
     #[oai(status = 204)]
     Deleted,
+    /// Waits for another tenant admin's approval (`Location`: the approval); nothing
+    /// changed yet.
+    #[oai(status = 202)]
+    Pending(Json<PendingApproval>, #[oai(header = "Location")] String),
 }
 
 #[derive(ApiResponse)]
@@ -232,22 +244,39 @@ fn event_types(types: &[String]) -> Result<Vec<String>, ApiError> {
     Ok(out)
 }
 
-impl WebhooksApi {
-    async fn check_url(&self, url: &str) -> Result<String, ApiError> {
-        self.0
-            .egress
-            .check_webhook_url(url)
-            .await
-            .map(|u| u.to_string())
-            .map_err(|e| ApiError::unprocessable(format!("url: {e}")))
-    }
+async fn check_url(state: &ApiState, url: &str) -> Result<String, ApiError> {
+    state
+        .egress
+        .check_webhook_url(url)
+        .await
+        .map(|u| u.to_string())
+        .map_err(|e| ApiError::unprocessable(format!("url: {e}")))
+}
+
+/// What to do once the caller's identity, second factor and transaction are in hand.
+async fn gated<T>(
+    api: &WebhooksApi,
+    req: &poem::Request,
+    token: BearerToken,
+    what: &str,
+    run: impl AsyncFnOnce(&Caller, &AuditContext, &mut TenantTx) -> Result<Gated<T>, ApiError>,
+) -> Result<Gated<T>, ApiError> {
+    let caller = api.0.caller(&token, Action::ManageWebhooks).await?;
+    caller.require_step_up(&api.0.step_up, what)?;
+    let audit = AuditContext::new(&caller, req);
+    let mut tx = caller.tx(&api.0).await?;
+    let out = run(&caller, &audit, &mut tx).await?;
+    tx.commit().await?;
+    Ok(out)
 }
 
 #[OpenApi(tag = "crate::Tag::Webhooks")]
 impl WebhooksApi {
     /// Registers a webhook endpoint and answers its signing secret, this once. The URL's host
     /// must resolve to public addresses only (loopback, link-local and private ranges are
-    /// refused unless the platform allows them). Audited.
+    /// refused unless the platform allows them). Audited. Needs a recent second factor;
+    /// where the tenant's policy asks for four eyes, answers 202 with the pending approval
+    /// (the approver's answer then carries the secret).
     #[oai(path = "/webhooks", method = "post")]
     async fn create(
         &self,
@@ -255,39 +284,21 @@ impl WebhooksApi {
         token: BearerToken,
         body: Json<CreateEndpoint>,
     ) -> Result<Created, ApiError> {
-        let caller = self.0.caller(&token, Action::ManageWebhooks).await?;
-        caller.require_step_up(&self.0.step_up, "registering a webhook endpoint")?;
-        let body = body.0;
-        let types = event_types(&body.event_types)?;
-        let url = self.check_url(&body.url).await?;
-        let secret = new_secret();
-        let mut tx = caller.tx(&self.0).await?;
-        let endpoint = webhooks::create(
-            &mut tx,
-            &NewEndpoint {
-                url,
-                description: body.description,
-                event_types: types,
-                enabled: body.enabled,
-                created_by: caller.subject.clone(),
+        let what = "registering a webhook endpoint";
+        let state = &self.0;
+        Ok(
+            match gated(self, req, token, what, async |c, a, tx| {
+                create(state, c, a, tx, body.0).await
+            })
+            .await?
+            {
+                Gated::Done(e) => Created::Created(Json(e)),
+                Gated::Pending(p) => {
+                    let location = p.location();
+                    Created::Pending(Json(p), location)
+                }
             },
-            &secret,
         )
-        .await?;
-        AuditContext::new(&caller, req)
-            .record(
-                &mut tx,
-                "webhook.created",
-                format!("webhook:{}", endpoint.id),
-                json!({"url": endpoint.url, "event_types": endpoint.event_types,
-                       "enabled": endpoint.enabled}),
-            )
-            .await?;
-        tx.commit().await?;
-        Ok(Created::Created(Json(EndpointWithSecret {
-            endpoint: endpoint.into(),
-            secret,
-        })))
     }
 
     /// The tenant's webhook endpoints (never their secrets).
@@ -317,7 +328,9 @@ impl WebhooksApi {
         Ok(Json(endpoint.into()))
     }
 
-    /// Changes an endpoint's URL, event types, description or switch. Audited.
+    /// Changes an endpoint's URL, event types, description or switch. Audited. Needs a recent
+    /// second factor; where the tenant's policy asks for four eyes, answers 202 with the
+    /// pending approval.
     #[oai(path = "/webhooks/:id", method = "patch")]
     async fn change(
         &self,
@@ -325,39 +338,24 @@ impl WebhooksApi {
         token: BearerToken,
         id: Path<Uuid>,
         body: Json<ChangeEndpoint>,
-    ) -> Result<Json<EndpointView>, ApiError> {
-        let caller = self.0.caller(&token, Action::ManageWebhooks).await?;
-        caller.require_step_up(&self.0.step_up, "changing a webhook endpoint")?;
-        let body = body.0;
-        let types = body.event_types.as_deref().map(event_types).transpose()?;
-        let url = match &body.url {
-            Some(u) => Some(self.check_url(u).await?),
-            None => None,
-        };
-        let change = EndpointChange {
-            url,
-            description: body.description.map(Some),
-            event_types: types,
-            enabled: body.enabled,
-        };
-        let mut tx = caller.tx(&self.0).await?;
-        let endpoint = webhooks::update(&mut tx, id.0, &change)
-            .await
-            .map_err(not_found("webhook endpoint", id.0))?;
-        AuditContext::new(&caller, req)
-            .record(
-                &mut tx,
-                "webhook.changed",
-                format!("webhook:{}", endpoint.id),
-                json!({"url": change.url, "event_types": change.event_types,
-                       "enabled": change.enabled}),
-            )
-            .await?;
-        tx.commit().await?;
-        Ok(Json(endpoint.into()))
+    ) -> Result<Approvable<EndpointView>, ApiError> {
+        let what = "changing a webhook endpoint";
+        let state = &self.0;
+        Ok(
+            match gated(self, req, token, what, async |c, a, tx| {
+                change(state, c, a, tx, id.0, body.0).await
+            })
+            .await?
+            {
+                Gated::Done(e) => Approvable::Done(Json(e)),
+                Gated::Pending(p) => Approvable::pending(p),
+            },
+        )
     }
 
-    /// Deletes an endpoint, its secrets and its delivery log. Audited.
+    /// Deletes an endpoint, its secrets and its delivery log. Audited. Needs a recent second
+    /// factor; where the tenant's policy asks for four eyes, answers 202 with the pending
+    /// approval.
     #[oai(path = "/webhooks/:id", method = "delete")]
     async fn delete(
         &self,
@@ -365,29 +363,27 @@ impl WebhooksApi {
         token: BearerToken,
         id: Path<Uuid>,
     ) -> Result<Gone, ApiError> {
-        let caller = self.0.caller(&token, Action::ManageWebhooks).await?;
-        caller.require_step_up(&self.0.step_up, "deleting a webhook endpoint")?;
-        let mut tx = caller.tx(&self.0).await?;
-        if !webhooks::delete(&mut tx, id.0).await? {
-            return Err(ApiError::not_found(format!(
-                "webhook endpoint {} not found",
-                id.0
-            )));
-        }
-        AuditContext::new(&caller, req)
-            .record(
-                &mut tx,
-                "webhook.deleted",
-                format!("webhook:{}", id.0),
-                json!({}),
-            )
-            .await?;
-        tx.commit().await?;
-        Ok(Gone::Deleted)
+        let what = "deleting a webhook endpoint";
+        let state = &self.0;
+        Ok(
+            match gated(self, req, token, what, async |c, a, tx| {
+                delete(state, c, a, tx, id.0).await
+            })
+            .await?
+            {
+                Gated::Done(()) => Gone::Deleted,
+                Gated::Pending(p) => {
+                    let location = p.location();
+                    Gone::Pending(Json(p), location)
+                }
+            },
+        )
     }
 
     /// Replaces the endpoint's signing secret and answers the new one, this once; the old one
-    /// keeps signing (both signatures on every message) for `overlap_hours`. Audited.
+    /// keeps signing (both signatures on every message) for `overlap_hours`. Audited. Needs a
+    /// recent second factor; where the tenant's policy asks for four eyes, answers 202 with
+    /// the pending approval (the approver's answer then carries the secret).
     #[oai(path = "/webhooks/:id/rotate-secret", method = "post")]
     async fn rotate(
         &self,
@@ -395,35 +391,19 @@ impl WebhooksApi {
         token: BearerToken,
         id: Path<Uuid>,
         body: Json<Rotate>,
-    ) -> Result<Json<EndpointWithSecret>, ApiError> {
-        let overlap = body.0.overlap_hours.unwrap_or(DEFAULT_OVERLAP_HOURS);
-        if overlap > 168 {
-            return Err(ApiError::unprocessable(
-                "overlap_hours: at most 168 (a week)",
-            ));
-        }
-        let caller = self.0.caller(&token, Action::ManageWebhooks).await?;
-        caller.require_step_up(&self.0.step_up, "rotating a webhook secret")?;
-        let mut tx = caller.tx(&self.0).await?;
-        let secret = new_secret();
-        let until = Utc::now() + chrono::Duration::hours(i64::from(overlap));
-        webhooks::rotate_secret(&mut tx, id.0, &secret, until)
-            .await
-            .map_err(not_found("webhook endpoint", id.0))?;
-        let endpoint = webhooks::get(&mut tx, id.0).await?;
-        AuditContext::new(&caller, req)
-            .record(
-                &mut tx,
-                "webhook.secret_rotated",
-                format!("webhook:{}", id.0),
-                json!({"overlap_hours": overlap}),
-            )
-            .await?;
-        tx.commit().await?;
-        Ok(Json(EndpointWithSecret {
-            endpoint: endpoint.into(),
-            secret,
-        }))
+    ) -> Result<Approvable<EndpointWithSecret>, ApiError> {
+        let what = "rotating a webhook secret";
+        let state = &self.0;
+        Ok(
+            match gated(self, req, token, what, async |c, a, tx| {
+                rotate(state, c, a, tx, id.0, body.0).await
+            })
+            .await?
+            {
+                Gated::Done(e) => Approvable::Done(Json(e)),
+                Gated::Pending(p) => Approvable::pending(p),
+            },
+        )
     }
 
     /// The endpoint's deliveries, newest first, each with its attempts (status code, latency,
@@ -546,4 +526,180 @@ fn new_secret() -> String {
         "whsec_{}",
         base64::engine::general_purpose::STANDARD.encode(bytes)
     )
+}
+
+/// `POST /webhooks` in the caller's transaction (the approval's, when approved).
+pub(crate) async fn create(
+    state: &ApiState,
+    caller: &Caller,
+    audit: &AuditContext,
+    tx: &mut TenantTx,
+    body: CreateEndpoint,
+) -> Result<Gated<EndpointWithSecret>, ApiError> {
+    let types = event_types(&body.event_types)?;
+    let url = check_url(state, &body.url).await?;
+    let request = Request {
+        what: Sensitive::WebhookChange,
+        target: "webhooks".into(),
+        summary: format!("register webhook endpoint {url} for {}", types.join(", ")),
+        params: json!({ "op": "create", "body": body.to_json() }),
+    };
+    if let Some(p) = gate(state, caller, tx, audit, request, false).await? {
+        return Ok(Gated::Pending(p));
+    }
+    let secret = new_secret();
+    let endpoint = webhooks::create(
+        tx,
+        &NewEndpoint {
+            url,
+            description: body.description,
+            event_types: types,
+            enabled: body.enabled,
+            created_by: caller.subject.clone(),
+        },
+        &secret,
+    )
+    .await?;
+    audit
+        .record(
+            tx,
+            "webhook.created",
+            format!("webhook:{}", endpoint.id),
+            json!({"url": endpoint.url, "event_types": endpoint.event_types,
+                   "enabled": endpoint.enabled}),
+        )
+        .await?;
+    Ok(Gated::Done(EndpointWithSecret {
+        endpoint: endpoint.into(),
+        secret,
+    }))
+}
+
+/// `PATCH /webhooks/{id}` in the caller's transaction (the approval's, when approved).
+pub(crate) async fn change(
+    state: &ApiState,
+    caller: &Caller,
+    audit: &AuditContext,
+    tx: &mut TenantTx,
+    id: Uuid,
+    body: ChangeEndpoint,
+) -> Result<Gated<EndpointView>, ApiError> {
+    let types = body.event_types.as_deref().map(event_types).transpose()?;
+    let url = match &body.url {
+        Some(u) => Some(check_url(state, u).await?),
+        None => None,
+    };
+    let current = webhooks::get(tx, id)
+        .await
+        .map_err(not_found("webhook endpoint", id))?;
+    let request = Request {
+        what: Sensitive::WebhookChange,
+        target: format!("webhook:{id}"),
+        summary: format!("change webhook endpoint {}", current.url),
+        params: json!({ "op": "change", "id": id, "body": body.to_json() }),
+    };
+    if let Some(p) = gate(state, caller, tx, audit, request, false).await? {
+        return Ok(Gated::Pending(p));
+    }
+    let change = EndpointChange {
+        url,
+        description: body.description.map(Some),
+        event_types: types,
+        enabled: body.enabled,
+    };
+    let endpoint = webhooks::update(tx, id, &change)
+        .await
+        .map_err(not_found("webhook endpoint", id))?;
+    audit
+        .record(
+            tx,
+            "webhook.changed",
+            format!("webhook:{}", endpoint.id),
+            json!({"url": change.url, "event_types": change.event_types,
+                   "enabled": change.enabled}),
+        )
+        .await?;
+    Ok(Gated::Done(endpoint.into()))
+}
+
+/// `DELETE /webhooks/{id}` in the caller's transaction (the approval's, when approved).
+pub(crate) async fn delete(
+    state: &ApiState,
+    caller: &Caller,
+    audit: &AuditContext,
+    tx: &mut TenantTx,
+    id: Uuid,
+) -> Result<Gated<()>, ApiError> {
+    let current = webhooks::get(tx, id)
+        .await
+        .map_err(not_found("webhook endpoint", id))?;
+    let request = Request {
+        what: Sensitive::WebhookChange,
+        target: format!("webhook:{id}"),
+        summary: format!("delete webhook endpoint {}", current.url),
+        params: json!({ "op": "delete", "id": id }),
+    };
+    if let Some(p) = gate(state, caller, tx, audit, request, false).await? {
+        return Ok(Gated::Pending(p));
+    }
+    if !webhooks::delete(tx, id).await? {
+        return Err(ApiError::not_found(format!(
+            "webhook endpoint {id} not found"
+        )));
+    }
+    audit
+        .record(tx, "webhook.deleted", format!("webhook:{id}"), json!({}))
+        .await?;
+    Ok(Gated::Done(()))
+}
+
+/// `POST /webhooks/{id}/rotate-secret` in the caller's transaction (the approval's, when
+/// approved).
+pub(crate) async fn rotate(
+    state: &ApiState,
+    caller: &Caller,
+    audit: &AuditContext,
+    tx: &mut TenantTx,
+    id: Uuid,
+    body: Rotate,
+) -> Result<Gated<EndpointWithSecret>, ApiError> {
+    let overlap = body.overlap_hours.unwrap_or(DEFAULT_OVERLAP_HOURS);
+    if overlap > 168 {
+        return Err(ApiError::unprocessable(
+            "overlap_hours: at most 168 (a week)",
+        ));
+    }
+    let current = webhooks::get(tx, id)
+        .await
+        .map_err(not_found("webhook endpoint", id))?;
+    let request = Request {
+        what: Sensitive::WebhookChange,
+        target: format!("webhook:{id}"),
+        summary: format!(
+            "rotate the signing secret of webhook endpoint {} ({overlap} h overlap)",
+            current.url
+        ),
+        params: json!({ "op": "rotate", "id": id, "body": body.to_json() }),
+    };
+    if let Some(p) = gate(state, caller, tx, audit, request, false).await? {
+        return Ok(Gated::Pending(p));
+    }
+    let secret = new_secret();
+    let until = Utc::now() + chrono::Duration::hours(i64::from(overlap));
+    webhooks::rotate_secret(tx, id, &secret, until)
+        .await
+        .map_err(not_found("webhook endpoint", id))?;
+    let endpoint = webhooks::get(tx, id).await?;
+    audit
+        .record(
+            tx,
+            "webhook.secret_rotated",
+            format!("webhook:{id}"),
+            json!({"overlap_hours": overlap}),
+        )
+        .await?;
+    Ok(Gated::Done(EndpointWithSecret {
+        endpoint: endpoint.into(),
+        secret,
+    }))
 }
