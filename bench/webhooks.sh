@@ -40,9 +40,13 @@ wait_port "$receiver_port" "$work/receiver.log"
 start_api
 tenant=$(new_tenant "Bench webhooks")
 admin=$(token "$tenant" tenant_admin)
-curl -sf -H "Authorization: Bearer $admin" -H 'content-type: application/json' \
+# A new tenant's policy asks a second admin to approve a webhook endpoint (issue 19).
+approval=$(curl -sf -H "Authorization: Bearer $admin" -H 'content-type: application/json' \
   -d "{\"url\": \"http://127.0.0.1:$receiver_port/hook\", \"event_types\": [\"sync.failed\"]}" \
-  "$api/webhooks" >/dev/null
+  "$api/webhooks" | jq -r .approval_id)
+second=$("$eam" token --tenant "$tenant" --roles tenant_admin --subject bench-second-admin --ttl 3600 --mfa)
+curl -sf -H "Authorization: Bearer $second" -H 'content-type: application/json' -d '{}' \
+  "$api/approvals/$approval/approve" >/dev/null
 start_worker
 worker_pid=${pids[-1]}
 

@@ -842,3 +842,108 @@ async fn a_failed_sync_is_one_e_mail_in_the_digest_and_a_dead_one_goes_out_at_on
     assert!(messages.iter().all(|m| !m.contains("adviser@firm.example")));
     env.finish().await;
 }
+
+/// `breaker.opened` / `breaker.closed`: reported by workers per endpoint, told to each tenant
+/// with connections on that endpoint once per change of the endpoint as a whole (the first
+/// worker's breaker opening, the last one closing or its worker stopping), naming the
+/// tenant's connections; a tenant without connections there hears nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_breaker_is_one_event_per_tenant_until_the_last_worker_closes_it() {
+    use eam_store::breakers::BreakerRow;
+    let env = TestEnv::start(small_params(101)).await;
+    let (a, b, c) = (
+        env.tenant("Firm BA").await,
+        env.tenant("Firm BB").await,
+        env.tenant("Firm BC").await,
+    );
+    let (ta, tb, tc) = (
+        env.token(a, &["ops"]),
+        env.token(b, &["ops"]),
+        env.token(c, &["ops"]),
+    );
+    for _ in 0..2 {
+        env.create_connection(&ta, &env.connection_body(a)).await;
+    }
+    env.create_connection(&tb, &env.connection_body(b)).await;
+    let endpoint = eam_model::endpoint_of(&env.sim.base_url());
+    let report = |worker: &str, state: &str| {
+        let open = state != "closed";
+        let now = Utc::now();
+        BreakerRow {
+            endpoint: endpoint.clone(),
+            worker_id: worker.into(),
+            state: state.into(),
+            consecutive_failures: if open { 5 } else { 0 },
+            opened_at: open.then_some(now),
+            open_until: open.then(|| now + chrono::Duration::seconds(30)),
+            rejected_calls: 0,
+            updated_at: now,
+        }
+    };
+    let count = async |token: &str, kind: &str| -> Vec<Value> {
+        env.get(&format!("/events?type={kind}"), token).await["events"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let tally = async |token: &str| -> (usize, usize) {
+        (
+            count(token, "breaker.opened").await.len(),
+            count(token, "breaker.closed").await.len(),
+        )
+    };
+
+    env.store
+        .report_breakers(&[report("w-1", "open")])
+        .await
+        .unwrap();
+    let opened = count(&ta, "breaker.opened").await;
+    assert_eq!(opened.len(), 1, "{opened:?}");
+    assert_eq!(opened[0]["subject"], format!("breaker:{endpoint}"));
+    assert_eq!(opened[0]["data"]["endpoint"], endpoint.as_str());
+    assert_eq!(opened[0]["data"]["custodian"], "bank_a");
+    assert_eq!(opened[0]["data"]["workers_open"], 1);
+    assert_eq!(
+        opened[0]["data"]["connections"].as_array().unwrap().len(),
+        2
+    );
+    assert_eq!(tally(&tb).await, (1, 0));
+    assert_eq!(tally(&tc).await, (0, 0), "no connection on the endpoint");
+
+    // A second worker's breaker opening, then the first one's closing: the endpoint stays
+    // open, nothing new; half-open is not closed.
+    for (worker, state) in [("w-2", "open"), ("w-1", "closed"), ("w-2", "half_open")] {
+        env.store
+            .report_breakers(&[report(worker, state)])
+            .await
+            .unwrap();
+        assert_eq!(tally(&ta).await, (1, 0), "after {worker} {state}");
+    }
+    env.store
+        .report_breakers(&[report("w-2", "closed")])
+        .await
+        .unwrap();
+    assert_eq!(tally(&ta).await, (1, 1));
+    assert_eq!(tally(&tb).await, (1, 1));
+    let closed = count(&tb, "breaker.closed").await;
+    assert_eq!(closed[0]["data"]["reason"], "the bank answers again");
+    assert_eq!(closed[0]["data"]["workers_open"], 0);
+
+    // Open again, then its worker stops (its rows go): closed, saying why.
+    env.store
+        .report_breakers(&[report("w-1", "open")])
+        .await
+        .unwrap();
+    assert_eq!(tally(&ta).await, (2, 1));
+    env.store.forget_breakers("w-1").await.unwrap();
+    assert_eq!(tally(&ta).await, (2, 2));
+    let closed = count(&ta, "breaker.closed").await;
+    assert!(
+        closed
+            .iter()
+            .any(|e| e["data"]["reason"] == "the worker whose breaker was open stopped"),
+        "{closed:?}"
+    );
+    assert_eq!(tally(&tc).await, (0, 0));
+    env.finish().await;
+}

@@ -127,6 +127,17 @@ pub fn summary(event_type: &str, p: &Value) -> String {
             s("period_to")
         ),
         "portfolio.updated" => "New portfolio data from a bank sync".to_owned(),
+        "breaker.opened" | "breaker.closed" => format!(
+            "Circuit breaker for {} ({}) {}: {}",
+            s("endpoint"),
+            s("custodian"),
+            if event_type == "breaker.opened" {
+                "opened"
+            } else {
+                "closed"
+            },
+            s("reason")
+        ),
         "approval.requested" => format!(
             "{} asks for approval: {} (until {})",
             s("requested_by"),
