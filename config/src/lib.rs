@@ -286,6 +286,9 @@ pub struct SchedulerSettings {
     pub custodian_limit: u32,
     /// How long a run over the custodian limit waits before it tries again.
     pub custodian_recheck_ms: u64,
+    /// A scheduled sync with no successful sync this many hours after its time is a late
+    /// bank delivery (`delivery.late`, a task); 0: not checked.
+    pub delivery_late_after_hours: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -194,3 +194,18 @@ pub async fn close(tx: &mut TenantTx, id: Uuid, to: &str, note: &str, actor: &st
     record(tx, id, actor, to, Some(note)).await?;
     get(tx, id).await
 }
+
+impl crate::Store {
+    /// Flags every late bank delivery not flagged yet (`delivery.late` and its task): a
+    /// connection's latest scheduled sync older than `grace` with no successful sync since.
+    /// Answers how many it flagged.
+    pub async fn flag_late_deliveries(&self, grace: chrono::Duration) -> Result<i32> {
+        let grace = sqlx::postgres::types::PgInterval::try_from(grace)
+            .map_err(|e| StoreError::Data(format!("grace: {e}")))?;
+        Ok(
+            sqlx::query_scalar!(r#"SELECT flag_late_deliveries($1) AS "n!""#, grace)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+}

@@ -54,6 +54,7 @@ fn tick_settings(spread_secs: u64, catch_up_hours: u64) -> TickSettings {
         page: 64,
         parallel: 4,
         market_data: None,
+        late_after: None,
     }
 }
 
@@ -1215,5 +1216,100 @@ async fn two_eam_work_processes_tick_and_run_a_due_schedule_once() {
     for mut w in workers {
         w.kill().await.ok();
     }
+    env.finish().await;
+}
+
+/// A bank delivery that is late: a connection's scheduled sync hours ago with no successful
+/// sync since is flagged once (`delivery.late`, a high-priority task naming why), a paused
+/// connection is not, and the connection's next successful sync resolves the task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_sync_without_data_hours_later_is_a_late_delivery_until_one_succeeds() {
+    let env = TestEnv::start_with(small_params(102), without_worker()).await;
+    let tenant = env.tenant("Firm L").await;
+    let support = env.token(tenant, &["support"]);
+    let ids = add_connections(&env, tenant, 2).await;
+    let (late, paused) = (ids[0], ids[1]);
+    // Scheduled daily at a minute five hours ago (in UTC); ticked then, so its run was queued
+    // and is still queued (no worker): nothing arrived.
+    let at = (Utc::now() - chrono::Duration::hours(5))
+        .with_second(0)
+        .unwrap()
+        .with_nanosecond(0)
+        .unwrap();
+    let cron = format!("{} {} * * *", at.minute(), at.hour());
+    for c in [late, paused] {
+        set_schedule(
+            &env,
+            tenant,
+            c,
+            &cron,
+            "UTC",
+            true,
+            at - chrono::Duration::days(1),
+        )
+        .await;
+    }
+    let mut tx = env.store.tenant_tx(tenant).await.unwrap();
+    connections::pause(&mut tx, paused, "bank migration")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let report = scheduler::tick(&env.store, &tick_settings(0, 12), at)
+        .await
+        .unwrap();
+    assert_eq!((report.enqueued, report.paused), (1, 1), "{report:?}");
+
+    let grace = chrono::Duration::hours(3);
+    assert_eq!(env.store.flag_late_deliveries(grace).await.unwrap(), 1);
+    assert_eq!(
+        env.store.flag_late_deliveries(grace).await.unwrap(),
+        0,
+        "once"
+    );
+    assert_eq!(
+        env.store
+            .flag_late_deliveries(chrono::Duration::hours(6))
+            .await
+            .unwrap(),
+        0
+    );
+    let events = env.get("/events?type=delivery.late", &support).await;
+    let events = events["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let data = &events[0]["data"];
+    assert_eq!(data["connection_id"], late.0.to_string());
+    assert_eq!(data["reason"], "its run is queued");
+    assert_eq!(data["last_success_at"], Value::Null);
+    let tasks = env.get("/tasks?kind=delivery_late", &support).await;
+    let tasks = tasks["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    assert_eq!(tasks[0]["cause"], format!("delivery:{}", late.0));
+    assert_eq!(tasks[0]["priority"], "high");
+    assert!(
+        tasks[0]["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("No data from Bank A 0 (bank_a) since the sync scheduled for "),
+        "{tasks:?}"
+    );
+    let task = tasks[0]["id"].as_str().unwrap().to_owned();
+
+    // Its run succeeds at last: the task is resolved, and nothing is late any more.
+    let run = RunId(Uuid::parse_str(data["run_id"].as_str().unwrap()).unwrap());
+    let mut tx = env.store.tenant_tx(tenant).await.unwrap();
+    runs::transition(&mut tx, run, Transition::to(RunStatus::Running))
+        .await
+        .unwrap();
+    runs::transition(&mut tx, run, Transition::to(RunStatus::Succeeded))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let detail = env.get(&format!("/tasks/{task}"), &support).await;
+    assert_eq!(detail["task"]["status"], "resolved", "{detail}");
+    assert_eq!(
+        detail["task"]["resolution_note"],
+        format!("the connection's next sync (run:{}) delivered", run.0)
+    );
+    assert_eq!(env.store.flag_late_deliveries(grace).await.unwrap(), 0);
     env.finish().await;
 }

@@ -201,6 +201,8 @@ pub fn tick_settings(settings: &Settings) -> Result<TickSettings, ScheduleError>
         interval: Duration::from_secs(s.tick_interval_secs),
         catch_up: Duration::from_secs(s.catch_up_hours.saturating_mul(3600)),
         spread: Duration::from_secs(s.spread_secs),
+        late_after: (s.delivery_late_after_hours > 0)
+            .then(|| Duration::from_secs(s.delivery_late_after_hours.saturating_mul(3600))),
         market_data: if m.enabled {
             Some(CronSchedule::parse(&m.schedule, &m.timezone)?)
         } else {

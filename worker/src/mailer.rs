@@ -138,6 +138,12 @@ pub fn summary(event_type: &str, p: &Value) -> String {
             },
             s("reason")
         ),
+        "delivery.late" => format!(
+            "No data from {} since the sync scheduled for {}: {}",
+            connection(),
+            s("scheduled_for"),
+            s("reason")
+        ),
         "approval.requested" => format!(
             "{} asks for approval: {} (until {})",
             s("requested_by"),

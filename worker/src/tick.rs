@@ -73,6 +73,9 @@ pub struct TickSettings {
     pub parallel: usize,
     /// The platform's market-data schedule (`None`: market data is not scheduled).
     pub market_data: Option<CronSchedule>,
+    /// A scheduled sync with no successful sync this long after its time is a late delivery
+    /// (`None`: not checked).
+    pub late_after: Option<Duration>,
 }
 
 impl Default for TickSettings {
@@ -84,6 +87,7 @@ impl Default for TickSettings {
             page: 500,
             parallel: 4,
             market_data: None,
+            late_after: Some(Duration::from_secs(3 * 3600)),
         }
     }
 }
@@ -495,6 +499,19 @@ async fn on_tick(_tick: Tick<Utc>, ticker: Data<Ticker>) -> Result<(), BoxDynErr
         Ok(_) => {}
         Err(e) => {
             tracing::warn!(error = %e, "the schedule tick could not read the report schedules")
+        }
+    }
+    if let Some(grace) = ticker.settings.late_after {
+        match ticker
+            .store
+            .flag_late_deliveries(
+                chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX),
+            )
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(flagged = n, "late bank deliveries flagged"),
+            Err(e) => tracing::warn!(error = %e, "the schedule tick could not check deliveries"),
         }
     }
     // A failed tick is not retried: the next one sees the same due times.

@@ -25,7 +25,7 @@ pub struct TasksApi(pub ApiState);
 #[derive(Object)]
 struct TaskView {
     id: Uuid,
-    /// `sync_failed`, `sync_dead`, `break` or `certificate`.
+    /// `sync_failed`, `sync_dead`, `break`, `certificate` or `delivery_late`.
     kind: String,
     /// What it is about, one open task each: `connection:<id>`, `break:<id>`,
     /// `certificate:<connection id>`.
@@ -200,7 +200,13 @@ impl TasksApi {
         check_one_of(
             "kind",
             kind.0.as_deref(),
-            &["sync_failed", "sync_dead", "break", "certificate"],
+            &[
+                "sync_failed",
+                "sync_dead",
+                "break",
+                "certificate",
+                "delivery_late",
+            ],
         )?;
         let (caller, mut tx) = self.0.begin(&token, Action::ReadTasks).await?;
         let scoped = client_tasks_only(&caller);

@@ -40,6 +40,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "approval.requested",
     "breaker.opened",
     "breaker.closed",
+    "delivery.late",
 ];
 
 /// Hours a rotated-out secret keeps signing, by default.
@@ -60,7 +61,7 @@ pub(crate) struct CreateEndpoint {
     /// Event types to receive (see `EVENT_TYPES` in the docs: `sync.failed`, `sync.dead`,
     /// `sync.succeeded_with_breaks`, `sync.succeeded`, `connection.paused`,
     /// `connection.resumed`, `certificate.expiring`, `break.opened`, `report.ready`, `portfolio.updated`,
-    /// `webhook.endpoint_disabled`, `approval.requested`, `breaker.opened`, `breaker.closed`).
+    /// `webhook.endpoint_disabled`, `approval.requested`, `breaker.opened`, `breaker.closed`, `delivery.late`).
     event_types: Vec<String>,
     #[oai(validator(max_length = 500))]
     description: Option<String>,
