@@ -6,10 +6,11 @@
 //! # Producing
 //!
 //! [`JobQueue::push`] writes a task whose id is the run id, so the task's Redis keys are the run
-//! id. It goes through apalis-redis' push script directly (not `TaskSink::push`) because the
-//! script reports how many tasks it enqueued and `TaskSink` throws that count away: a second
-//! push for the same run is refused with [`QueueError::AlreadyQueued`] instead of being silently
-//! ignored. Pushes share one multiplexed `ConnectionManager`, which reconnects on its own. Every
+//! id. It goes through a push script of its own (`PUSH_SCRIPT`), not `TaskSink::push` nor
+//! apalis-redis' push script: that one files every task in the scheduled set, which its workers
+//! cannot drain past about 8,000 tasks (see the script's docs), and `TaskSink` throws away
+//! whether the task was new: a second push for the same run is refused with
+//! [`QueueError::AlreadyQueued`] instead of being silently ignored. Pushes share one multiplexed `ConnectionManager`, which reconnects on its own. Every
 //! Redis error is returned so the API can answer 503.
 //!
 //! # Job kinds
@@ -21,6 +22,7 @@
 //! Redis connection.
 
 use std::marker::PhantomData;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use apalis::prelude::{TaskBuilder, TaskId};
@@ -40,6 +42,50 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(3);
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 /// Heartbeats a worker may miss before its in-flight tasks go back on the queue (30 s).
 const MISSED_HEARTBEATS: usize = 6;
+
+/// apalis-redis' attempts limit of a task that states none (ours: PostgreSQL decides retries).
+const DEFAULT_MAX_ATTEMPTS: usize = 25;
+
+/// Puts one task straight on the active list, in the layout apalis-redis' workers read (the
+/// task's data in the data hash, its metadata hash, the list, the signal), and answers 1, or 0
+/// when a task of that id exists already.
+///
+/// Not apalis-redis' own push script: that one files every task, even one due now, in the
+/// scheduled set, and its fetch script promotes all due scheduled tasks with one
+/// `rpush(KEYS[2], unpack(ids))`, which Lua refuses past its stack limit (about 8,000 ids). A
+/// backlog that large, pushed while the workers were down, would never be delivered: every
+/// fetch would fail. On the active list a backlog of any size is fetched a batch at a time.
+static PUSH_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+-- KEYS: data hash, active list, signal list, metadata hash prefix
+-- ARGV: task id, data, attempt, max attempts, metadata (JSON object), publish (true/false)
+if redis.call("hsetnx", KEYS[1], ARGV[1], ARGV[2]) == 0 then
+    return 0
+end
+local fields = {"attempts", ARGV[3], "max_attempts", ARGV[4], "status", "Pending",
+                "idempotency_key", ""}
+local ok, extra = pcall(cjson.decode, ARGV[5])
+if ok and type(extra) == "table" then
+    for key, value in pairs(extra) do
+        if type(value) == "table" then
+            value = cjson.encode(value)
+        end
+        fields[#fields + 1] = key
+        fields[#fields + 1] = tostring(value)
+    end
+end
+redis.call("hset", KEYS[4] .. ":" .. ARGV[1], unpack(fields))
+redis.call("rpush", KEYS[2], ARGV[1])
+if ARGV[6] == "true" or ARGV[6] == "1" then
+    redis.call("publish", "tasks:" .. KEYS[2] .. ":available", ARGV[1])
+end
+redis.call("del", KEYS[3])
+redis.call("lpush", KEYS[3], 1)
+return 1
+"#,
+    )
+});
 
 /// A sync job: which run of which connection of which tenant. PostgreSQL's `sync_runs` holds
 /// everything else about the run.
@@ -206,14 +252,23 @@ impl<J: Job> JobQueue<J> {
         let redis_task = TaskBuilder::new(body)
             .task_id(task_id(task.run_id(), push))
             .build();
+        let id = task_id(task.run_id(), push).to_string();
         let mut conn = self.conn.clone();
-        let (enqueued, scheduled) = apalis_redis::queries::push_tasks(
-            &mut conn,
-            &self.config,
-            std::slice::from_ref(&redis_task),
-        )
-        .await?;
-        if enqueued + scheduled == 0 {
+        let enqueued: u32 = PUSH_SCRIPT
+            .key(self.config.job_data_hash())
+            .key(self.config.active_jobs_list())
+            .key(self.config.signal_list())
+            .key(self.config.job_meta_hash())
+            .arg(&id)
+            .arg(&redis_task.args)
+            .arg(redis_task.attempt())
+            .arg(redis_task.max_attempts().unwrap_or(DEFAULT_MAX_ATTEMPTS))
+            .arg(serde_json::to_string(redis_task.metadata())?)
+            .arg(self.config.emit_events)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(apalis_redis::Error::from)?;
+        if enqueued == 0 {
             return Err(QueueError::AlreadyQueued(task.run_id()));
         }
         Ok(())

@@ -752,6 +752,48 @@ mod tests {
             .unwrap();
     }
 
+    /// A backlog past Lua's `unpack` limit: apalis-redis' fetch script moves every due
+    /// scheduled task to the active list in one `rpush(unpack(ids))`, which fails from about
+    /// 8,000 ids, so a queue that filled while no worker ran would deliver nothing. Twenty
+    /// thousand tasks pushed with no worker running are all delivered, each once, by three.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_backlog_of_twenty_thousand_tasks_drains_through_three_workers_each_once() {
+        const TASKS: usize = 20_000;
+        let queue = new_queue().await;
+        let mut pushed = std::collections::HashSet::new();
+        for _ in 0..TASKS {
+            let task = new_task();
+            queue.push(task, 1).await.unwrap();
+            pushed.insert(task.run_id);
+        }
+        let workers: Vec<TestWorker> = (0..3)
+            .map(|_| TestWorker::start(&queue, 4, 8, finished))
+            .collect();
+        let start = Instant::now();
+        while workers.iter().map(TestWorker::delivered).sum::<usize>() < TASKS {
+            assert!(
+                start.elapsed() < Duration::from_secs(240),
+                "{} of {TASKS} delivered",
+                workers.iter().map(TestWorker::delivered).sum::<usize>()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut delivered = std::collections::HashSet::new();
+        for w in &workers {
+            assert!(w.delivered() > 0, "every worker took a share");
+            for (run, attempt, _) in w.deliveries.lock().unwrap().iter() {
+                assert_eq!(*attempt, 1);
+                assert!(delivered.insert(*run), "{run} delivered twice");
+            }
+        }
+        assert_eq!(delivered, pushed);
+        for w in workers {
+            let (result, _) = w.shut_down().await;
+            result.unwrap();
+        }
+        remove(queue).await;
+    }
+
     #[tokio::test]
     async fn a_pushed_task_is_delivered_once_and_acknowledged() {
         let queue = new_queue().await;
