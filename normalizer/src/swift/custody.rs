@@ -118,11 +118,23 @@ pub(crate) struct CustodyMapper<'a> {
     seen_rates: Vec<SeenRates>,
     /// The latest price of each security (per document and price type) with its date, for the
     /// plausibility check of the next day's.
-    last_prices: HashMap<PriceSlot, (chrono::NaiveDate, Decimal)>,
+    last_prices: HashMap<PriceSlot, LastPrice>,
     /// What the statement being mapped changed beyond the batch's lists, to take back if it
-    /// is left out: the natural keys it numbered, the prices it replaced.
-    numbered: Vec<(String, String)>,
-    replaced_prices: Vec<(PriceSlot, Option<(chrono::NaiveDate, Decimal)>)>,
+    /// is left out: the natural keys it numbered (their identities); the prices it replaced
+    /// are the entries of `last_prices` marked with its number.
+    numbered: Vec<u64>,
+    /// The number of the statement being mapped.
+    statement_no: u32,
+}
+
+/// A security's latest price, and the one it replaced when the statement that set it may
+/// still be taken back.
+#[derive(Clone, Copy)]
+struct LastPrice {
+    current: (chrono::NaiveDate, Decimal),
+    /// What it was before statement `set_by` changed it (`None`: nothing).
+    before: Option<(chrono::NaiveDate, Decimal)>,
+    set_by: u32,
 }
 
 /// A security's price of one document and price type.
@@ -153,7 +165,7 @@ impl<'a> CustodyMapper<'a> {
             seen_rates: documents.iter().map(|_| SeenRates::default()).collect(),
             last_prices: HashMap::new(),
             numbered: Vec::new(),
-            replaced_prices: Vec::new(),
+            statement_no: 0,
         }
     }
 
@@ -176,7 +188,7 @@ impl<'a> CustodyMapper<'a> {
             counters: self.positions.clone(),
         };
         self.numbered.clear();
-        self.replaced_prices.clear();
+        self.statement_no += 1;
         let result = self.statement(st);
         if result.is_err() {
             self.roll_back(checkpoint);
@@ -205,15 +217,25 @@ impl<'a> CustodyMapper<'a> {
         b.positions.truncate(to.positions);
         b.transactions.truncate(to.transactions);
         self.positions = to.counters;
-        for (account, key) in self.numbered.drain(..) {
-            self.occurrences.forget(&account, &key);
+        for h in self.numbered.drain(..) {
+            self.occurrences.forget_identity(h);
         }
-        for (slot, previous) in self.replaced_prices.drain(..).rev() {
-            match previous {
-                Some(p) => self.last_prices.insert(slot, p),
-                None => self.last_prices.remove(&slot),
-            };
-        }
+        // Rare (a statement left out): a pass over the prices beats logging each change.
+        let taken_back = self.statement_no;
+        self.last_prices.retain(|_, p| {
+            if p.set_by != taken_back {
+                return true;
+            }
+            match p.before {
+                Some(before) => {
+                    p.current = before;
+                    p.before = None;
+                    p.set_by = 0;
+                    true
+                }
+                None => false,
+            }
+        });
     }
 
     /// Warns of figures that are read right but cannot be right, so support looks at the file:
@@ -246,12 +268,34 @@ impl<'a> CustodyMapper<'a> {
         let Some((price, price_type)) = price else {
             return;
         };
+        let statement = self.statement_no;
         let slot = (at.part, key.clone(), price_type);
-        if let Some(&(date, previous)) = self.last_prices.get(&slot)
-            && date < as_of
-            && previous > Decimal::ZERO
-            && price > previous * hundred
-        {
+        let implausible = match self.last_prices.get_mut(&slot) {
+            Some(last) => {
+                let (date, previous) = last.current;
+                if date <= as_of {
+                    if last.set_by != statement {
+                        last.before = Some(last.current);
+                        last.set_by = statement;
+                    }
+                    last.current = (as_of, price);
+                }
+                (date < as_of && previous > Decimal::ZERO && price > previous * hundred)
+                    .then_some((date, previous))
+            }
+            None => {
+                self.last_prices.insert(
+                    slot,
+                    LastPrice {
+                        current: (as_of, price),
+                        before: None,
+                        set_by: statement,
+                    },
+                );
+                None
+            }
+        };
+        if let Some((date, previous)) = implausible {
             self.warn(
                 at,
                 ":90a:",
@@ -260,11 +304,6 @@ impl<'a> CustodyMapper<'a> {
                     key.as_str()
                 ),
             );
-        }
-        let previous = self.last_prices.get(&slot).copied();
-        if previous.is_none_or(|(d, _)| d <= as_of) {
-            self.replaced_prices.push((slot.clone(), previous));
-            self.last_prices.insert(slot, (as_of, price));
         }
     }
 
@@ -904,8 +943,8 @@ impl<'a> CustodyMapper<'a> {
                 m.narrative.as_deref().unwrap_or_default(),
             ]),
         };
-        self.numbered.push((account.clone(), natural_key.clone()));
-        let natural_key = self.occurrences.number(&account, natural_key);
+        let (natural_key, identity) = self.occurrences.number_logged(&account, natural_key);
+        self.numbered.push(identity);
         let bank_code = [
             m.receive_deliver.as_deref(),
             m.payment.as_deref(),
@@ -1445,6 +1484,37 @@ APPLE INC\r
                     "isin:US0378331005: price 18001 on 2024-11-21 is more than 100 times the price 180 of 2024-11-20"
                 ),
             ]
+        );
+    }
+
+    #[test]
+    fn a_price_from_a_message_left_out_is_not_the_next_days_yardstick() {
+        // The second day's message fails on its second holding (no quantity) after its Apple
+        // price (200) was read: taken back, the third day's 15000 is compared with the first
+        // day's 100 (150 times: warned), not with 200 (75 times).
+        let siemens_without_quantity =
+            ":16S:FIN\r\n:16R:FIN\r\n:35B:ISIN DE0007236101\r\nSIEMENS AG\r\n";
+        let text = format!(
+            "{}{}{}",
+            mt535_day("20241120", "100,", "1000,", "", ""),
+            mt535_day("20241121", "200,", "2000,", "", siemens_without_quantity),
+            mt535_day("20241122", "15000,", "150000,", "", ""),
+        );
+        let b = crate::swift::parse(SourceFormat::Mt535, "bank_b", "m535", text.as_bytes())
+            .expect("two messages load");
+        assert_eq!(b.rejected.len(), 1, "{:?}", b.rejected);
+        assert_eq!(b.rejected[0].reference.as_deref(), Some("D20241121"));
+        let said: Vec<_> = b
+            .warnings
+            .iter()
+            .map(|w| (w.field.as_deref(), w.message.as_str()))
+            .collect();
+        assert_eq!(
+            said,
+            vec![(
+                Some(":90a:"),
+                "isin:US0378331005: price 15000 on 2024-11-22 is more than 100 times the price 100 of 2024-11-20"
+            )]
         );
     }
 

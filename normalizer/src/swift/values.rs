@@ -206,15 +206,27 @@ impl Occurrences {
 
     /// `key` the first time it is seen for `account`, else `key#n`.
     pub fn number(&mut self, account: &str, key: String) -> String {
-        let n = self.0.entry(Self::identity(account, &key)).or_insert(0);
+        self.number_logged(account, key).0
+    }
+
+    /// [`Occurrences::number`], also answering the identity to [`Occurrences::forget_identity`]
+    /// if the statement is taken back (a number, where keeping the key would copy strings).
+    pub fn number_logged(&mut self, account: &str, key: String) -> (String, u64) {
+        let h = Self::identity(account, &key);
+        let n = self.0.entry(h).or_insert(0);
         *n += 1;
-        if *n == 1 { key } else { format!("{key}#{n}") }
+        let numbered = if *n == 1 { key } else { format!("{key}#{n}") };
+        (numbered, h)
     }
 
     /// Takes back one [`Occurrences::number`] of `key` for `account`: the statement that
     /// numbered it was left out, and the next identical one must get the number it would have.
     pub fn forget(&mut self, account: &str, key: &str) {
-        let h = Self::identity(account, key);
+        self.forget_identity(Self::identity(account, key));
+    }
+
+    /// [`Occurrences::forget`] by the identity [`Occurrences::number_logged`] answered.
+    pub fn forget_identity(&mut self, h: u64) {
         if let Some(n) = self.0.get_mut(&h) {
             *n = n.saturating_sub(1);
             if *n == 0 {
