@@ -57,6 +57,13 @@ pub(crate) struct Input<R> {
     line_start: u64,
     /// Bytes consumed from, and scanned for control characters in, `inner` (UTF-8 only).
     inner_consumed: u64,
+    /// UTF-8 only: bytes at the start of `inner`'s buffer the reader consumed but `inner` was
+    /// not told of yet (it is told when the buffer is used up), so their lines can be counted
+    /// when a position is asked for, in one pass per event rather than one per `consume`;
+    /// `counted` of them are counted; `window` is the buffer's length at the last `fill_buf`.
+    held: usize,
+    counted: usize,
+    window: usize,
     inner_scanned: u64,
     /// A control character (see `crate::control_characters`) was in the bytes handed out:
     /// only then does the reader check each element's text, so a clean file pays one scan
@@ -96,13 +103,17 @@ impl<R: BufRead> Input<R> {
             consumed: 0,
             line_start: 0,
             inner_consumed: 0,
+            held: 0,
+            counted: 0,
+            window: 0,
             inner_scanned: 0,
             control,
         })
     }
 
     /// One-based line of the next unread byte.
-    pub(crate) fn line(&self) -> usize {
+    pub(crate) fn line(&mut self) -> usize {
+        self.count_held();
         self.line
     }
 
@@ -112,8 +123,30 @@ impl<R: BufRead> Input<R> {
     }
 
     /// One-based column (in bytes of UTF-8) of the next unread byte.
-    pub(crate) fn column(&self) -> usize {
+    pub(crate) fn column(&mut self) -> usize {
+        self.count_held();
         usize::try_from(self.consumed - self.line_start).unwrap_or(usize::MAX - 1) + 1
+    }
+
+    /// Counts the lines of the held bytes not counted yet (they are still in `inner`'s buffer).
+    fn count_held(&mut self) {
+        if self.counted >= self.held {
+            return;
+        }
+        let (from, to) = (self.counted, self.held);
+        // The consumed total as it stood after the last counted byte.
+        let base = self.consumed - (to - from) as u64;
+        if let Ok(buf) = self.inner.fill_buf() {
+            let slice = &buf[from.min(buf.len())..to.min(buf.len())];
+            let newlines = memchr::memchr_iter(b'\n', slice).count();
+            if newlines > 0 {
+                self.line += newlines;
+                if let Some(last) = memchr::memrchr(b'\n', slice) {
+                    self.line_start = base + last as u64 + 1;
+                }
+            }
+        }
+        self.counted = to;
     }
 
     fn count(&mut self, consumed: &[u8]) {
@@ -263,7 +296,8 @@ impl<R: BufRead> BufRead for Input<R> {
                             &mut self.control,
                         );
                     }
-                    Ok(buf)
+                    self.window = buf.len();
+                    Ok(&buf[self.held.min(buf.len())..])
                 }
             }
             Encoding::Latin1 | Encoding::Windows1252 | Encoding::Utf16Le | Encoding::Utf16Be => {
@@ -285,23 +319,17 @@ impl<R: BufRead> BufRead for Input<R> {
                     self.head = taken;
                     self.head_pos = end;
                 } else {
-                    // Count before consuming: the bytes are still in the inner buffer.
-                    let mut newlines = 0usize;
-                    let mut last = None;
-                    if let Ok(buf) = self.inner.fill_buf() {
-                        let slice = &buf[..amt.min(buf.len())];
-                        newlines = slice.iter().filter(|&&b| b == b'\n').count();
-                        last = memchr::memrchr(b'\n', slice);
-                    }
-                    if newlines > 0 {
-                        self.line += newlines;
-                        if let Some(last) = last {
-                            self.line_start = self.consumed + last as u64 + 1;
-                        }
-                    }
+                    // Held, not passed on: the lines are counted when asked for, or at the
+                    // latest when the buffer is used up (before `inner` may reuse it).
+                    self.held += amt;
                     self.consumed += amt as u64;
-                    self.inner_consumed += amt as u64;
-                    self.inner.consume(amt);
+                    if self.held >= self.window {
+                        self.count_held();
+                        self.inner_consumed += self.held as u64;
+                        self.inner.consume(self.held);
+                        self.held = 0;
+                        self.counted = 0;
+                    }
                 }
             }
             Encoding::Latin1 | Encoding::Windows1252 | Encoding::Utf16Le | Encoding::Utf16Be => {
@@ -417,6 +445,46 @@ mod tests {
             .read_to_string(&mut s)
             .expect("valid UTF-8 after transcoding");
         (s, input.line())
+    }
+
+    /// Lines and columns stay exact when the reader consumes in pieces of every size across
+    /// the boundaries of a small inner buffer (the bytes are held and counted lazily).
+    #[test]
+    fn positions_are_exact_across_buffer_boundaries() {
+        let text: String = (0..200)
+            .map(|i| format!("<l{i}>{}</l{i}>\n", "x".repeat(i % 13)))
+            .collect();
+        let bytes = text.as_bytes();
+        for capacity in [5, 7, 64] {
+            let mut input =
+                Input::new(std::io::BufReader::with_capacity(capacity, bytes)).expect("sniffs");
+            let mut done = 0usize;
+            let mut step = 0usize;
+            loop {
+                let available = input.fill_buf().unwrap().len();
+                if available == 0 {
+                    break;
+                }
+                step = step % 5 + 1;
+                let n = step.min(available);
+                input.consume(n);
+                done += n;
+                let before = &bytes[..done];
+                let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+                let column = done
+                    - before
+                        .iter()
+                        .rposition(|&b| b == b'\n')
+                        .map_or(0, |p| p + 1)
+                    + 1;
+                if done % 3 == 0 {
+                    assert_eq!((input.line(), input.column()), (line, column), "at {done}");
+                }
+            }
+            assert_eq!(done, bytes.len());
+            assert_eq!(input.line(), 201);
+            assert_eq!(input.column(), 1);
+        }
     }
 
     #[test]

@@ -187,7 +187,7 @@ pub(crate) fn drive<R: BufRead, H: Handler>(
         let event = match reader.read_event_into(&mut buf) {
             Ok(event) => event,
             Err(e) => {
-                let input = reader.get_ref();
+                let input = reader.get_mut();
                 let error = located(
                     document,
                     input.line(),
@@ -213,11 +213,11 @@ pub(crate) fn drive<R: BufRead, H: Handler>(
             Event::Start(ref e) => {
                 text.clear();
                 truncated = false;
-                let at = position(reader.get_ref());
+                let at = position(reader.get_mut());
                 push(&mut path, e).and_then(|()| handler.start(&path, e, at))
             }
             Event::Empty(ref e) => {
-                let at = position(reader.get_ref());
+                let at = position(reader.get_mut());
                 let r = push(&mut path, e).and_then(|()| {
                     handler.start(&path, e, at)?;
                     let r = handler.end(
@@ -238,7 +238,7 @@ pub(crate) fn drive<R: BufRead, H: Handler>(
                 if reader.get_ref().saw_control() && crate::control_characters::any(&text, &[]) {
                     let before = text.len();
                     text.retain(|&b| b >= 0x20 || matches!(b, b'\t' | b'\n' | b'\r'));
-                    let line = reader.get_ref().line();
+                    let line = reader.get_mut().line();
                     handler.removed_control_characters(&path, before - text.len(), line);
                 }
                 let r = handler.end(
@@ -247,7 +247,7 @@ pub(crate) fn drive<R: BufRead, H: Handler>(
                         bytes: &text,
                         truncated,
                     },
-                    position(reader.get_ref()),
+                    position(reader.get_mut()),
                 );
                 path.pop();
                 text.clear();
@@ -271,7 +271,7 @@ pub(crate) fn drive<R: BufRead, H: Handler>(
             }
             Event::Eof => {
                 if let Some(open) = path.last() {
-                    let input = reader.get_ref();
+                    let input = reader.get_mut();
                     let error = located(
                         document,
                         input.line(),
@@ -286,7 +286,7 @@ pub(crate) fn drive<R: BufRead, H: Handler>(
             Event::Decl(_) | Event::PI(_) | Event::Comment(_) | Event::DocType(_) => Ok(()),
         };
         if let Err(mut e) = outcome {
-            let input = reader.get_ref();
+            let input = reader.get_mut();
             if e.line.is_none() {
                 e.line = Some(input.line());
                 e.column = Some(input.column());
@@ -298,7 +298,7 @@ pub(crate) fn drive<R: BufRead, H: Handler>(
         }
     }
 
-    fn position<R: BufRead>(input: &Input<R>) -> At {
+    fn position<R: BufRead>(input: &mut Input<R>) -> At {
         At {
             line: input.line(),
             column: input.column(),
