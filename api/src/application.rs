@@ -46,6 +46,8 @@ impl ApiConfig {
                 tenant_burst: limits.tenant_burst,
                 user_per_second: limits.user_per_second,
                 user_burst: limits.user_burst,
+                refused_per_second: limits.refused_per_second,
+                refused_burst: limits.refused_burst,
                 user_cache: Duration::from_secs(settings.auth.user_cache_secs),
             },
             read_cache: ReadCacheSettings {

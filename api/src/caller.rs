@@ -170,6 +170,12 @@ impl ApiState {
             }
             Err(other) => {
                 tracing::info!(reason = %other, "token refused");
+                if let Some(address) = crate::request::current().and_then(|c| c.source_addr)
+                    && let Err(limited) = self.security.admit_refused(&address)
+                {
+                    self.metrics.count_rate_limited(limited.scope);
+                    return Err(ApiError::too_many_requests(limited));
+                }
                 let claimed = security::unverified_tenant(&token.0.token, &self.tenant_claim);
                 if let Some(tenant) = claimed {
                     self.record_refusal(TenantId(tenant), &other.to_string())

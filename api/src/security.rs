@@ -6,9 +6,10 @@
 //!   disabled, whatever its token says); an unregistered subject keeps its token's roles. The
 //!   lookup is cached per API process for `auth.user_cache_secs`: a disabled user is refused
 //!   at the latest that long after, and at once by the process that disabled it.
-//! - **Rate limits.** Per tenant and per user (governor, in memory per API process): a caller
+//! - **Rate limits.** Per user, then per tenant (governor, in memory per API process): a caller
 //!   over either gets 429 with `Retry-After` and the `RateLimit-*` headers. One tenant's burst
-//!   never slows another tenant.
+//!   never slows another tenant, and a request refused by its user's limit spends nothing of
+//!   its tenant's. Refused tokens are limited per client address (429 past the rate).
 //! - **Refused tokens** that name a tenant that exists are written to that tenant's audit log,
 //!   at most twenty at once and ten a minute per tenant, so forged tokens cannot flood the log.
 
@@ -31,6 +32,9 @@ pub struct SecuritySettings {
     pub tenant_burst: u32,
     pub user_per_second: u32,
     pub user_burst: u32,
+    /// Refused tokens per client address.
+    pub refused_per_second: u32,
+    pub refused_burst: u32,
     pub user_cache: Duration,
 }
 
@@ -41,6 +45,8 @@ impl Default for SecuritySettings {
             tenant_burst: 1000,
             user_per_second: 50,
             user_burst: 100,
+            refused_per_second: 10,
+            refused_burst: 50,
             user_cache: Duration::from_secs(5),
         }
     }
@@ -76,6 +82,8 @@ pub struct Security {
     settings: SecuritySettings,
     tenants: Limiter<TenantId>,
     users: Limiter<(TenantId, String)>,
+    /// Refused tokens per client address.
+    addresses: Limiter<String>,
     refusals: DefaultKeyedRateLimiter<TenantId>,
     views: Mutex<HashMap<(TenantId, String), (Instant, TenantView)>>,
     /// Made once: creating a clock calibrates it (CPUID), measurable on every request.
@@ -107,6 +115,11 @@ impl Security {
                 settings.user_burst,
             ))
             .with_middleware::<StateInformationMiddleware>(),
+            addresses: DefaultKeyedRateLimiter::keyed(quota(
+                settings.refused_per_second,
+                settings.refused_burst,
+            ))
+            .with_middleware::<StateInformationMiddleware>(),
             // Twenty refused-token entries per tenant, then ten a minute.
             refusals: DefaultKeyedRateLimiter::keyed(quota_per_minute(10, 20)),
             views: Mutex::new(HashMap::new()),
@@ -115,7 +128,9 @@ impl Security {
         }
     }
 
-    /// Counts a request of `subject` in `tenant` against both limits.
+    /// Counts a request of `subject` in `tenant` against both limits: the user's first, so a
+    /// request the user's own limit refuses spends nothing of the tenant's (one user's flood
+    /// does not lock the firm's other users out).
     pub fn admit(&self, tenant: TenantId, subject: &str) -> Result<Allowance, Limited> {
         let clock = &self.clock;
         let refuse = |not_until: governor::NotUntil<_>, limit: u32, scope| Limited {
@@ -123,20 +138,33 @@ impl Security {
             limit,
             scope,
         };
-        let t = self
-            .tenants
-            .check_key(&tenant)
-            .map_err(|n| refuse(n, self.settings.tenant_burst, LimitScope::Tenant))?;
         let u = self
             .users
             .check_key(&(tenant, subject.to_owned()))
             .map_err(|n| refuse(n, self.settings.user_burst, LimitScope::User))?;
+        let t = self
+            .tenants
+            .check_key(&tenant)
+            .map_err(|n| refuse(n, self.settings.tenant_burst, LimitScope::Tenant))?;
         let (limit, remaining) = if u.remaining_burst_capacity() <= t.remaining_burst_capacity() {
             (self.settings.user_burst, u.remaining_burst_capacity())
         } else {
             (self.settings.tenant_burst, t.remaining_burst_capacity())
         };
         Ok(Allowance { limit, remaining })
+    }
+
+    /// Counts a refused token from client address `address`: past its rate, 429 instead of
+    /// 401, so a flood of forged tokens from one place is slowed like any other.
+    pub fn admit_refused(&self, address: &str) -> Result<(), Limited> {
+        self.addresses
+            .check_key(&address.to_owned())
+            .map(|_| ())
+            .map_err(|n| Limited {
+                retry_after: n.wait_time_from(self.clock.now()),
+                limit: self.settings.refused_burst,
+                scope: LimitScope::Address,
+            })
     }
 
     /// Whether a refused token for `tenant` may still be written to its audit log now.
@@ -187,6 +215,59 @@ pub fn unverified_tenant(token: &str, claim: &str) -> Option<uuid::Uuid> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_user_refused_by_its_own_limit_spends_nothing_of_its_tenants() {
+        let security = Security::new(SecuritySettings {
+            tenant_per_second: 1,
+            tenant_burst: 10,
+            user_per_second: 1,
+            user_burst: 3,
+            ..SecuritySettings::default()
+        });
+        let t = TenantId::new();
+        for _ in 0..3 {
+            security.admit(t, "flood").expect("within its burst");
+        }
+        for _ in 0..100 {
+            let refused = security.admit(t, "flood").expect_err("over its burst");
+            assert_eq!(refused.scope, LimitScope::User);
+        }
+        // The tenant spent 3 of 10: two more users get their whole burst, then the tenant's
+        // limit (10) is what refuses.
+        for user in ["calm", "quiet"] {
+            for _ in 0..3 {
+                security
+                    .admit(t, user)
+                    .expect("within its own and the tenant's limit");
+            }
+        }
+        assert!(security.admit(t, "fourth").is_ok());
+        let refused = security
+            .admit(t, "fifth")
+            .expect_err("the tenant's 10 are spent");
+        assert_eq!(refused.scope, LimitScope::Tenant);
+    }
+
+    #[test]
+    fn refused_tokens_are_limited_per_client_address() {
+        let security = Security::new(SecuritySettings {
+            refused_per_second: 1,
+            refused_burst: 5,
+            ..SecuritySettings::default()
+        });
+        for _ in 0..5 {
+            security
+                .admit_refused("192.0.2.7")
+                .expect("within the burst");
+        }
+        let limited = security.admit_refused("192.0.2.7").expect_err("over it");
+        assert_eq!((limited.scope, limited.limit), (LimitScope::Address, 5));
+        assert!(
+            security.admit_refused("192.0.2.8").is_ok(),
+            "another address"
+        );
+    }
 
     #[test]
     fn a_user_over_its_burst_is_limited_and_another_tenant_is_not() {

@@ -91,6 +91,9 @@ pub struct RateLimitSettings {
     pub tenant_burst: u32,
     pub user_per_second: u32,
     pub user_burst: u32,
+    /// Refused tokens answered per second (and burst) per client address before 429.
+    pub refused_per_second: u32,
+    pub refused_burst: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

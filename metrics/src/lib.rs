@@ -174,6 +174,8 @@ impl SyncOutcome {
 pub enum LimitScope {
     Tenant,
     User,
+    /// Refused tokens from one client address.
+    Address,
 }
 
 impl LimitScope {
@@ -181,6 +183,7 @@ impl LimitScope {
         match self {
             LimitScope::Tenant => "tenant",
             LimitScope::User => "user",
+            LimitScope::Address => "address",
         }
     }
 }

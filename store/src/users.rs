@@ -161,3 +161,12 @@ async fn check_client(tx: &mut TenantTx, client: Option<Uuid>) -> Result<()> {
         Err(StoreError::Data(format!("client {client} does not exist")))
     }
 }
+
+/// How many enabled registered users of the tenant hold the `tenant_admin` role.
+pub async fn enabled_admins(tx: &mut TenantTx) -> Result<i64> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM users WHERE NOT disabled AND 'tenant_admin' = ANY (roles)"#
+    )
+    .fetch_one(tx.conn())
+    .await?)
+}

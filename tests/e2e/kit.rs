@@ -275,6 +275,8 @@ impl Default for EnvOptions {
                 tenant_burst: 10_000,
                 user_per_second: 10_000,
                 user_burst: 10_000,
+                refused_per_second: 10_000,
+                refused_burst: 10_000,
                 user_cache: Duration::ZERO,
             },
             archive: None,

@@ -434,23 +434,40 @@ async fn each_429_is_counted_under_the_limit_that_refused_it() {
     .await;
     let tenant = env.tenant("Busy SA").await;
     let alice = env.token(tenant, &["advisor"]);
-    let bob = env.token(tenant, &["ops"]);
 
-    // Alice runs into her own limit (3), then Bob into the tenant's (8). Limits refill once a
-    // second, so the 429s are tallied as they come, by the limit each one names.
+    // Alice runs into her own limit (3); what her limit refuses spends nothing of the
+    // tenant's, so other users, three requests each, then run into the tenant's (8). Limits
+    // refill once a second, so the 429s are tallied as they come, by the limit each names.
     let mut refused: BTreeMap<String, f64> = BTreeMap::new();
     let mut answered = 0.0;
-    for (token, limit) in [(&alice, "3"), (&bob, "8")] {
+    let user = |n: usize| {
+        env.issuer
+            .sign(&eam_auth::TokenRequest {
+                subject: format!("busy-{n}"),
+                tenant_id: tenant.0,
+                roles: vec!["ops".into()],
+                client_id: None,
+                ttl: Duration::from_secs(600),
+                mfa_at: None,
+            })
+            .unwrap()
+    };
+    for limit in ["3", "8"] {
         let mut hit = 0;
-        for _ in 0..40 {
-            let (status, body, headers) = env.call(Method::GET, "/me", Some(token), None).await;
+        'calls: for n in 0..40 {
+            let token = if limit == "3" {
+                alice.clone()
+            } else {
+                user(n / 3)
+            };
+            let (status, body, headers) = env.call(Method::GET, "/me", Some(&token), None).await;
             if status == 429 {
                 let named = headers["ratelimit-limit"].to_str().unwrap().to_owned();
                 *refused.entry(named.clone()).or_default() += 1.0;
                 if named == limit {
                     hit += 1;
                     if hit == 2 {
-                        break;
+                        break 'calls;
                     }
                 }
             } else {

@@ -949,3 +949,117 @@ async fn eam_audit_verify_detects_an_edited_or_a_deleted_entry() {
     }
     env.finish().await;
 }
+
+/// Issue 24: inside a tenant, a user flooding its own limit does not lock the firm's other
+/// users out; forged tokens from one address are slowed (429 past a rate, 401 before); the
+/// tenant's last enabled admin cannot drop its role or disable itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_are_fair_inside_a_tenant_and_the_last_admin_stays() {
+    let env = TestEnv::start_with(
+        small_params(77),
+        EnvOptions {
+            security: eam_api::security::SecuritySettings {
+                tenant_per_second: 1,
+                tenant_burst: 30,
+                user_per_second: 1,
+                user_burst: 10,
+                refused_per_second: 1,
+                refused_burst: 5,
+                ..EnvOptions::default().security
+            },
+            ..EnvOptions::default()
+        },
+    )
+    .await;
+    let tenant = env.tenant("Firm F").await;
+    let flood = env.token(tenant, &["advisor"]);
+    let calm = env.token(tenant, &["support"]);
+    let mut statuses = std::collections::BTreeMap::new();
+    for _ in 0..50 {
+        let (status, _, _) = env.call(Method::GET, "/me", Some(&flood), None).await;
+        *statuses.entry(status).or_insert(0) += 1;
+    }
+    // Its burst of 10, and one more per second the loop took.
+    let (ok, refused) = (statuses[&200], statuses[&429]);
+    assert!(
+        (10..=12).contains(&ok) && ok + refused == 50,
+        "{statuses:?}"
+    );
+    for n in 0..10 {
+        let (status, body, _) = env.call(Method::GET, "/me", Some(&calm), None).await;
+        assert_eq!(status, 200, "request {n} of the other user: {body}");
+    }
+
+    // Forged tokens: five answered 401, then 429 with Retry-After; a valid token still works.
+    for n in 0..5 {
+        let (status, _, _) = env
+            .call(Method::GET, "/me", Some("not.a.token"), None)
+            .await;
+        assert_eq!(status, 401, "forged token {n}");
+    }
+    let (status, body, headers) = env
+        .call(Method::GET, "/me", Some("not.a.token"), None)
+        .await;
+    assert_eq!(status, 429, "{body}");
+    assert!(headers.contains_key("retry-after"));
+
+    // The last enabled tenant admin (registered) keeps its role.
+    let admin_token = |subject: &str| {
+        env.issuer
+            .sign(&eam_auth::TokenRequest {
+                subject: subject.into(),
+                tenant_id: tenant.0,
+                roles: vec!["tenant_admin".into()],
+                client_id: None,
+                ttl: std::time::Duration::from_secs(600),
+                mfa_at: Some(eam_auth::unix_now()),
+            })
+            .unwrap()
+    };
+    let solo = admin_token("admin-solo");
+    let (status, me, _) = env
+        .call(
+            Method::POST,
+            "/users",
+            Some(&solo),
+            Some(&json!({"subject": "admin-solo", "roles": ["tenant_admin"]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{me}");
+    let me = me["id"].as_str().unwrap().to_owned();
+    for change in [json!({"roles": ["ops"]}), json!({"disabled": true})] {
+        let (status, body, _) = env
+            .call(
+                Method::PATCH,
+                &format!("/users/{me}"),
+                Some(&solo),
+                Some(&change),
+            )
+            .await;
+        assert_eq!(status, 409, "{change}: {body}");
+        assert_eq!(
+            body["detail"],
+            "admin-solo is the tenant's last enabled tenant admin: give another user the role first"
+        );
+    }
+    let (status, body, _) = env
+        .call(
+            Method::POST,
+            "/users",
+            Some(&solo),
+            Some(&json!({"subject": "admin-two", "roles": ["tenant_admin"]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body, _) = env
+        .call(
+            Method::PATCH,
+            &format!("/users/{me}"),
+            Some(&solo),
+            Some(&json!({"roles": ["ops"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["roles"], json!(["ops"]));
+    env.finish().await;
+}

@@ -297,6 +297,13 @@ pub(crate) async fn change(
     let (before, after) = users::update(tx, id, &change)
         .await
         .map_err(not_found("user", id))?;
+    let admin = |u: &UserRow| !u.disabled && u.roles.iter().any(|r| r == "tenant_admin");
+    if admin(&before) && !admin(&after) && users::enabled_admins(tx).await? == 0 {
+        return Err(ApiError::conflict(format!(
+            "{} is the tenant's last enabled tenant admin: give another user the role first",
+            before.subject
+        )));
+    }
     let target = format!("user:{id}");
     if before.roles != after.roles {
         audit
