@@ -227,21 +227,36 @@ async fn security_headers<E: Endpoint>(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let api = req.uri().path().starts_with("/api/");
-    let mut response = if declared.is_some_and(|n| n > BODY_LIMIT) {
+    let too_large = || {
         problem::problem_for_status(
             poem::http::StatusCode::PAYLOAD_TOO_LARGE,
             format!("the request body is larger than {BODY_LIMIT} bytes"),
         )
-    } else {
-        if declared.is_none() {
-            // Without a length, read at most the limit: a longer body arrives cut and fails
-            // to parse (400) instead of filling memory.
-            let body = req.take_body();
-            req.set_body(poem::Body::from_async_read(tokio::io::AsyncReadExt::take(
-                body.into_async_read(),
-                BODY_LIMIT,
-            )));
+    };
+    let mut response = if declared.is_some_and(|n| n > BODY_LIMIT) {
+        too_large()
+    } else if declared.is_none() {
+        // Without a length (chunked), read at most one byte past the limit: a longer body is
+        // 413 like a declared one, without filling memory.
+        let body = req.take_body();
+        let mut bytes = Vec::new();
+        let read = tokio::io::AsyncReadExt::read_to_end(
+            &mut tokio::io::AsyncReadExt::take(body.into_async_read(), BODY_LIMIT + 1),
+            &mut bytes,
+        )
+        .await;
+        match read {
+            Err(e) => problem::problem_for_status(
+                poem::http::StatusCode::BAD_REQUEST,
+                format!("the request body could not be read: {e}"),
+            ),
+            Ok(n) if n as u64 > BODY_LIMIT => too_large(),
+            Ok(_) => {
+                req.set_body(bytes);
+                next.call(req).await?.into_response()
+            }
         }
+    } else {
         next.call(req).await?.into_response()
     };
     let headers = response.headers_mut();

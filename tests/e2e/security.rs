@@ -857,6 +857,30 @@ async fn answers_carry_security_headers_and_an_oversized_body_is_refused() {
             .contains("content-type: application/problem+json"),
         "{answer}"
     );
+    // The same without a declared length (chunked): 413 once past the limit, not a cut body.
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /api/v1/connections HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {ops}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, " ".repeat(64 * 1024));
+    let mut request = head.into_bytes();
+    for _ in 0..32 {
+        request.extend_from_slice(chunk.as_bytes());
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    // The server may answer and close before the whole body is written.
+    let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, &request).await;
+    let mut answer = Vec::new();
+    let _ = tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(
+        answer
+            .to_lowercase()
+            .contains("content-type: application/problem+json"),
+        "{answer}"
+    );
     let list = env.get("/connections", &ops).await;
     assert_eq!(list.as_array().unwrap().len(), 0, "nothing created");
     env.finish().await;
