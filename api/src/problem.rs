@@ -35,6 +35,9 @@ impl Problem {
     }
 }
 
+/// Seconds a client is asked to wait after a 503 (a dependency coming back).
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u32 = 5;
+
 /// Every error an operation can answer with.
 #[derive(Debug, ApiResponse)]
 #[oai(bad_request_handler = "from_framework_error")]
@@ -66,9 +69,10 @@ pub enum ApiError {
         #[oai(header = "RateLimit-Remaining")] String,
         #[oai(header = "RateLimit-Reset")] String,
     ),
-    /// A dependency (database, queue, identity provider) is unavailable.
+    /// A dependency (database, queue, identity provider) is unavailable: try again after
+    /// `Retry-After` seconds.
     #[oai(status = 503, content_type = "application/problem+json")]
-    Unavailable(Json<Problem>),
+    Unavailable(Json<Problem>, #[oai(header = "Retry-After")] String),
     /// An unexpected error; details are in the server log.
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<Problem>),
@@ -113,7 +117,10 @@ impl ApiError {
         )
     }
     pub fn unavailable(detail: impl Into<String>) -> Self {
-        ApiError::Unavailable(Json(Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail)))
+        ApiError::Unavailable(
+            Json(Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail)),
+            UNAVAILABLE_RETRY_AFTER_SECS.to_string(),
+        )
     }
     pub fn internal(err: impl std::fmt::Display) -> Self {
         // The cause goes to the log, not to the client.

@@ -646,8 +646,20 @@ pub(crate) async fn enqueue(
         tenant_id: caller.tenant,
         connection_id: connection,
     };
-    let Err(e) = state.queue.push(task, 1).await else {
-        return Ok(());
+    // The first command after Redis came back fails on the dead connection while the
+    // connection manager reconnects: one retry, on the new connection, before answering 503.
+    let e = match state.queue.push(task, 1).await {
+        Ok(()) => return Ok(()),
+        Err(eam_queue::QueueError::Unavailable(first)) => {
+            tracing::warn!(run_id = %run, error = %first, "enqueue failed; retrying once");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            match state.queue.push(task, 1).await {
+                // The first push did land; only its answer was lost.
+                Ok(()) | Err(eam_queue::QueueError::AlreadyQueued(_)) => return Ok(()),
+                Err(e) => e,
+            }
+        }
+        Err(e) => e,
     };
     tracing::error!(run_id = %run, error = %e, "could not enqueue a sync");
     let mut tx = caller.tx(state).await?;
