@@ -983,6 +983,14 @@ async fn record_failure(
         Utc::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX)
     });
     let mut tx = cx.store.tenant_tx(task.tenant_id).await?;
+    let error = if retry {
+        None
+    } else if e.breaker_open {
+        let earlier = runs::get(&mut tx, task.run_id).await?.attempt_errors;
+        Some(e.final_error(&earlier))
+    } else {
+        Some(RunError::new(e.class, e.message.clone()))
+    };
     let t = Transition {
         attempt_error: Some(AttemptError {
             attempt: i32::try_from(attempt).unwrap_or(i32::MAX),
@@ -990,8 +998,9 @@ async fn record_failure(
             class: e.class,
             message: e.message.clone(),
         }),
-        // The run's own error is its final one; a failure it retries stays an attempt error.
-        error: (!retry).then(|| RunError::new(e.class, e.message.clone())),
+        // The run's own error is its final one (its cause, when a breaker hid it); a failure
+        // it retries stays an attempt error.
+        error,
         next_attempt_at,
         only_if_lease_owner: Some(lease.owner.clone()),
         ..Transition::to(to)
