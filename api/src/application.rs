@@ -116,7 +116,9 @@ impl Application {
         resources: &Resources,
         metrics: eam_metrics::Metrics,
     ) -> Result<Application, BuildError> {
-        let queue = SyncQueue::connect(settings.redis.url.expose(), &settings.redis.queue).await?;
+        let queue = SyncQueue::connect(settings.redis.url.expose(), &settings.redis.queue)
+            .await
+            .map_err(|e| format!("cannot connect to {}: {e}", settings.describe_redis()))?;
         Ok(Application::assemble(
             resources,
             queue,

@@ -81,7 +81,46 @@ pub struct Settings {
     pub reports: ReportSettings,
     pub webhooks: WebhookSettings,
     pub email: EmailSettings,
+    /// Where each setting that is not the default came from (`section.key` -> "environment
+    /// variable DATABASE_URL", "config file /etc/eam.toml"): what error messages name.
+    #[serde(skip)]
+    pub origins: std::collections::BTreeMap<String, String>,
+    /// What loading noticed but did not refuse (an `EAM_` variable that is no setting), for
+    /// the process to log once logging is set up.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
+
+/// `host:port` (and `, database <name>` when the URL names one) of a URL, without its user or
+/// password.
+fn target(url: &str, default_port: u16) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => {
+            let database = u.path().trim_start_matches('/');
+            format!(
+                "{}:{}{}",
+                u.host_str().unwrap_or("(no host)"),
+                u.port().unwrap_or(default_port),
+                if database.is_empty() || u.scheme().starts_with("redis") {
+                    String::new()
+                } else {
+                    format!(", database {database}")
+                }
+            )
+        }
+        Err(_) => "(a URL that does not parse)".to_owned(),
+    }
+}
+
+/// `EAM_` variables that are not settings but are read elsewhere (the config file's path; the
+/// scripts', tests' and benchmarks' own switches): no warning for these.
+const NOT_SETTINGS: &[&str] = &[
+    "EAM_CONFIG_FILE",
+    "EAM_BENCH_",
+    "EAM_LOCAL_",
+    "EAM_NO_",
+    "EAM_TEST_",
+];
 
 /// Requests per second allowed per tenant and per user, each with a burst.
 #[derive(Debug, Clone, Deserialize)]
@@ -317,6 +356,8 @@ impl Settings {
     /// Like [`Settings::load`] with an explicit environment (tests).
     pub fn load_from(env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
         let env: Vec<(String, String)> = env.into_iter().collect();
+        let mut origins = std::collections::BTreeMap::new();
+        let mut warnings = Vec::new();
         let mut table: toml::Table = DEFAULTS.parse().map_err(|source| ConfigError::Toml {
             path: "config/default.toml (built in)".into(),
             source,
@@ -330,9 +371,25 @@ impl Settings {
                 path: path.clone(),
                 source,
             })?;
+            for (section, keys) in &file {
+                if let Some(keys) = keys.as_table() {
+                    for key in keys.keys() {
+                        origins.insert(format!("{section}.{key}"), format!("config file {path}"));
+                    }
+                }
+            }
             merge_file(&mut table, file, path)?;
         }
         for (name, value) in &env {
+            if name.starts_with("EAM_")
+                && !name.contains("__")
+                && !NOT_SETTINGS.iter().any(|p| name.starts_with(p))
+            {
+                warnings.push(format!(
+                    "environment variable {name} is not a setting and is ignored (settings are \
+                     EAM_<SECTION>__<KEY> with two underscores, e.g. EAM_DATABASE__URL)"
+                ));
+            }
             let target = match name.as_str() {
                 "DATABASE_URL" => Some(("database".to_owned(), "url".to_owned())),
                 "REDIS_URL" => Some(("redis".to_owned(), "url".to_owned())),
@@ -342,21 +399,64 @@ impl Settings {
                 }),
             };
             if let Some((section, key)) = target {
-                set_typed(&mut table, &section, &key, value, name)?;
+                set_typed(
+                    &mut table,
+                    &section,
+                    &key,
+                    value,
+                    &format!("environment variable {name}"),
+                )?;
+                origins.insert(
+                    format!("{section}.{key}"),
+                    format!("environment variable {name}"),
+                );
             }
         }
-        let settings: Settings = toml::Value::Table(table)
+        let mut settings: Settings = toml::Value::Table(table)
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        settings.origins = origins;
+        settings.warnings = warnings;
         settings.check()?;
         Ok(settings)
+    }
+
+    /// "PostgreSQL at host:port, database D, as the app role R (database.url from …)": what a
+    /// connection error names, never a password.
+    pub fn describe_database(&self) -> String {
+        let d = &self.database;
+        format!(
+            "PostgreSQL at {} as {} (database.url from {}, database.app_user from {})",
+            target(d.url.expose(), 5432),
+            d.app_user,
+            self.origin("database.url"),
+            self.origin("database.app_user")
+        )
+    }
+
+    /// "Redis at host:port (redis.url from …)", never a password.
+    pub fn describe_redis(&self) -> String {
+        format!(
+            "Redis at {} (redis.url from {})",
+            target(self.redis.url.expose(), 6379),
+            self.origin("redis.url")
+        )
+    }
+
+    /// Where a setting (`section.key`) came from: an environment variable, a config file, or
+    /// the built-in default.
+    pub fn origin(&self, key: &str) -> String {
+        self.origins
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| "the built-in default".to_owned())
     }
 
     fn check(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, reason: &str| {
             Err(ConfigError::Key {
                 key: key.into(),
-                origin: "settings".into(),
+                origin: self.origin(key),
                 reason: reason.into(),
             })
         };

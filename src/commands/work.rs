@@ -16,6 +16,9 @@ pub struct WorkArgs {
 pub async fn run(args: WorkArgs) -> anyhow::Result<()> {
     let settings = Settings::load()?;
     crate::telemetry::init(&settings);
+    for w in &settings.warnings {
+        tracing::warn!("{w}");
+    }
     let metrics = eam_metrics::Metrics::new();
     let resources = Resources::open(&settings).await?;
     let mut worker = WorkerApp::build(&settings, &resources, metrics.clone()).await?;
@@ -52,7 +55,10 @@ async fn metrics_listener(
         return Ok(None);
     }
     let server = eam_api::Server::bind(bind).await.with_context(|| {
-        format!("binding the worker's metrics listener on {bind} (worker.metrics_bind; empty disables it)")
+        format!(
+            "binding the worker's metrics listener on {bind} (worker.metrics_bind from {}; empty disables it)",
+            settings.origin("worker.metrics_bind")
+        )
     })?;
     tracing::info!(addr = %server.local_addr(), "worker metrics listening");
     Ok(Some(tokio::spawn(async move {

@@ -152,6 +152,12 @@ impl Store {
         } else {
             opts.password(db.app_password)
         };
+        // One connection first: a wrong host, port, database or password fails at once with
+        // its own error, rather than as the pool's timeout ten seconds later.
+        sqlx::Connection::close(
+            <sqlx::PgConnection as sqlx::Connection>::connect_with(&opts).await?,
+        )
+        .await?;
         let pool = PgPoolOptions::new()
             .max_connections(db.max_connections)
             .acquire_timeout(std::time::Duration::from_secs(10))

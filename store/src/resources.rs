@@ -21,8 +21,8 @@ pub struct Resources {
 pub enum OpenError {
     #[error("database.app_password: {0}")]
     Password(#[from] eam_config::SecretError),
-    #[error("connecting to PostgreSQL as the app role (database.url, database.app_user): {0}")]
-    Database(#[from] StoreError),
+    #[error("cannot connect to {at}: {source}")]
+    Database { at: String, source: StoreError },
     #[error("opening the document archive (archive.*): {0}")]
     Archive(#[from] ArchiveError),
 }
@@ -52,13 +52,17 @@ pub async fn connect(settings: &Settings, secrets: &SecretProvider) -> Result<St
     } else {
         db.app_password.expose().to_owned()
     };
-    Ok(Store::connect(AppDb {
+    Store::connect(AppDb {
         owner_url: db.url.expose(),
         app_user: &db.app_user,
         app_password: &password,
         max_connections: db.max_connections,
     })
-    .await?)
+    .await
+    .map_err(|source| OpenError::Database {
+        at: settings.describe_database(),
+        source,
+    })
 }
 
 /// Where the settings archive documents: an S3 bucket if one is named, else a directory.

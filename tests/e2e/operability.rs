@@ -434,3 +434,96 @@ async fn a_retry_and_a_bulk_retry_keep_the_request_id_that_asked_for_them() {
     let _ = std::fs::remove_file(&wrong);
     env.finish().await;
 }
+
+/// Issue 24: start-up errors name the setting, where its value came from and the host:port,
+/// never a password, and fail at once; an `EAM_` variable that is no setting is warned of.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_errors_name_the_setting_its_source_and_the_address() {
+    let env = TestEnv::start(small_params(804)).await;
+    let run = async |vars: Vec<(&str, String)>| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_eam"));
+        command
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("EAM_LOG__FORMAT", "pretty")
+            .kill_on_drop(true);
+        for (k, v) in vars {
+            command.env(k, v);
+        }
+        let started = std::time::Instant::now();
+        let out = tokio::time::timeout(Duration::from_secs(30), command.output())
+            .await
+            .expect("eam serve gives up")
+            .expect("eam serve runs");
+        assert!(!out.status.success());
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (text, started.elapsed())
+    };
+
+    // Nothing listens on the port: the database URL, its source and the address, at once.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let (text, took) = run(vec![
+        (
+            "DATABASE_URL",
+            format!("postgres://eam:hunter2secret@127.0.0.1:{port}/eamdb"),
+        ),
+        ("EAM_DATABASE_URL", "postgres://ignored".into()),
+    ])
+    .await;
+    assert!(
+        text.contains(&format!(
+            "cannot connect to PostgreSQL at 127.0.0.1:{port}, database eamdb as eam_app \
+             (database.url from environment variable DATABASE_URL, database.app_user from the \
+             built-in default)"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("environment variable EAM_DATABASE_URL is not a setting and is ignored"),
+        "{text}"
+    );
+    assert!(!text.contains("hunter2secret"), "{text}");
+    assert!(took < Duration::from_secs(5), "failed after {took:?}");
+
+    // The API's port is taken: the address and the setting.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = busy.local_addr().unwrap().to_string();
+    let (text, _) = run(vec![
+        ("DATABASE_URL", env.db.owner_url.clone()),
+        ("REDIS_URL", env.redis_url.clone()),
+        ("EAM_API__BIND", address.clone()),
+    ])
+    .await;
+    assert!(
+        text.contains(&format!(
+            "cannot listen on {address} (api.bind from environment variable EAM_API__BIND)"
+        )),
+        "{text}"
+    );
+    drop(busy);
+
+    // Redis does not answer: its address and the setting.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let (text, _) = run(vec![
+        ("DATABASE_URL", env.db.owner_url.clone()),
+        ("REDIS_URL", format!("redis://:redispw@127.0.0.1:{port}")),
+    ])
+    .await;
+    assert!(
+        text.contains(&format!(
+            "cannot connect to Redis at 127.0.0.1:{port} (redis.url from environment variable REDIS_URL)"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("redispw"), "{text}");
+    env.finish().await;
+}

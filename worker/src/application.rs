@@ -233,7 +233,9 @@ impl WorkerApp {
         metrics: eam_metrics::Metrics,
     ) -> anyhow::Result<WorkerApp> {
         let config = WorkerConfig::from_settings(settings)?;
-        let queue = SyncQueue::connect(settings.redis.url.expose(), &settings.redis.queue).await?;
+        let queue = SyncQueue::connect(settings.redis.url.expose(), &settings.redis.queue)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot connect to {}: {e}", settings.describe_redis()))?;
         Ok(WorkerApp::assemble(resources, queue, config, metrics))
     }
 
