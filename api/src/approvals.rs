@@ -16,6 +16,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::audit::AuditContext;
+pub use crate::audit::Grant;
 use crate::caller::Caller;
 use crate::permissions::Action;
 use crate::problem::ApiError;
@@ -80,13 +81,6 @@ impl Sensitive {
             Sensitive::Policy => Action::ManageApprovalPolicy,
         }
     }
-}
-
-/// The approval an execution carries: its audit entries name it and its requester.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Grant {
-    pub id: Uuid,
-    pub requested_by: String,
 }
 
 /// The answer to a request that now waits for a second user.
@@ -204,5 +198,14 @@ impl<T: poem_openapi::types::ToJSON> Approvable<T> {
     pub fn pending(p: PendingApproval) -> Self {
         let location = p.location();
         Approvable::Pending(poem_openapi::payload::Json(p), location)
+    }
+}
+
+impl<T: poem_openapi::types::ToJSON> From<Gated<T>> for Approvable<T> {
+    fn from(gated: Gated<T>) -> Self {
+        match gated {
+            Gated::Done(t) => Approvable::Done(poem_openapi::payload::Json(t)),
+            Gated::Pending(p) => Approvable::pending(p),
+        }
     }
 }

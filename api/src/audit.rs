@@ -8,6 +8,14 @@ use serde_json::Value;
 use crate::caller::Caller;
 use crate::problem::ApiError;
 
+/// The approval an execution carries (see `crate::approvals`): its audit entries name it, its
+/// requester and, as the actor, its approver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub id: uuid::Uuid,
+    pub requested_by: String,
+}
+
 /// The request facts every audit entry of one API call shares.
 #[derive(Debug, Clone)]
 pub struct AuditContext {
@@ -16,7 +24,7 @@ pub struct AuditContext {
     pub source_addr: Option<String>,
     /// Set while an approved request is executed: every entry then names the approval, its
     /// requester and (as the actor) its approver.
-    pub approval: Option<crate::approvals::Grant>,
+    pub approval: Option<Grant>,
 }
 
 impl AuditContext {
@@ -39,7 +47,7 @@ impl AuditContext {
     }
 
     /// The context of executing an approved request: the approver is the actor.
-    pub fn approved(self, grant: crate::approvals::Grant) -> Self {
+    pub fn approved(self, grant: Grant) -> Self {
         AuditContext {
             approval: Some(grant),
             ..self

@@ -512,9 +512,6 @@ impl ApprovalsApi {
         let mut tx = caller.tx(&self.0).await?;
         let gated = set_policy(&self.0, &caller, &audit, &mut tx, body.0).await?;
         tx.commit().await?;
-        Ok(match gated {
-            Gated::Done(p) => Approvable::Done(Json(p)),
-            Gated::Pending(p) => Approvable::pending(p),
-        })
+        Ok(gated.into())
     }
 }

@@ -560,10 +560,7 @@ impl ConnectionsApi {
         )
         .await?;
         tx.commit().await?;
-        Ok(match gated {
-            Gated::Done(c) => Approvable::Done(Json(c)),
-            Gated::Pending(p) => Approvable::pending(p),
-        })
+        Ok(gated.into())
     }
 
     /// Deletes a connection that never synced (409 for one with sync history: pause it).

@@ -344,16 +344,11 @@ impl WebhooksApi {
     ) -> Result<Approvable<EndpointView>, ApiError> {
         let what = "changing a webhook endpoint";
         let state = &self.0;
-        Ok(
-            match gated(self, req, token, what, async |c, a, tx| {
-                change(state, c, a, tx, id.0, body.0).await
-            })
-            .await?
-            {
-                Gated::Done(e) => Approvable::Done(Json(e)),
-                Gated::Pending(p) => Approvable::pending(p),
-            },
-        )
+        Ok(gated(self, req, token, what, async |c, a, tx| {
+            change(state, c, a, tx, id.0, body.0).await
+        })
+        .await?
+        .into())
     }
 
     /// Deletes an endpoint, its secrets and its delivery log. Audited. Needs a recent second
@@ -397,16 +392,11 @@ impl WebhooksApi {
     ) -> Result<Approvable<EndpointWithSecret>, ApiError> {
         let what = "rotating a webhook secret";
         let state = &self.0;
-        Ok(
-            match gated(self, req, token, what, async |c, a, tx| {
-                rotate(state, c, a, tx, id.0, body.0).await
-            })
-            .await?
-            {
-                Gated::Done(e) => Approvable::Done(Json(e)),
-                Gated::Pending(p) => Approvable::pending(p),
-            },
-        )
+        Ok(gated(self, req, token, what, async |c, a, tx| {
+            rotate(state, c, a, tx, id.0, body.0).await
+        })
+        .await?
+        .into())
     }
 
     /// The endpoint's deliveries, newest first, each with its attempts (status code, latency,

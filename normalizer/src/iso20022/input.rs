@@ -477,7 +477,7 @@ mod tests {
                         .rposition(|&b| b == b'\n')
                         .map_or(0, |p| p + 1)
                     + 1;
-                if done % 3 == 0 {
+                if done.is_multiple_of(3) {
                     assert_eq!((input.line(), input.column()), (line, column), "at {done}");
                 }
             }
