@@ -810,6 +810,23 @@ async fn a_tenant_without_the_bank_sync_module_gets_403_on_connections() {
     env.finish().await;
 }
 
+/// Sends `request` as written (the server may answer and close before all of it is written)
+/// and checks the answer is a 413 problem.
+async fn assert_413(address: &str, request: &[u8]) {
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, request).await;
+    let mut answer = Vec::new();
+    let _ = tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(
+        answer
+            .to_lowercase()
+            .contains("content-type: application/problem+json"),
+        "{answer}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_carry_security_headers_and_an_oversized_body_is_refused() {
     let env = TestEnv::start(small_params(77)).await;
@@ -838,27 +855,13 @@ async fn answers_carry_security_headers_and_an_oversized_body_is_refused() {
         .next()
         .unwrap()
         .to_owned();
-    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
     let head = format!(
         "POST /api/v1/connections HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {ops}\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{{",
         2 * 1024 * 1024
     );
-    tokio::io::AsyncWriteExt::write_all(&mut stream, head.as_bytes())
-        .await
-        .unwrap();
-    let mut answer = Vec::new();
-    let _ = tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut answer).await;
-    let answer = String::from_utf8_lossy(&answer);
-    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
-    assert!(
-        answer
-            .to_lowercase()
-            .contains("content-type: application/problem+json"),
-        "{answer}"
-    );
+    assert_413(&address, head.as_bytes()).await;
     // The same without a declared length (chunked): 413 once past the limit, not a cut body.
-    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
     let head = format!(
         "POST /api/v1/connections HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {ops}\r\n\
          Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
@@ -869,18 +872,7 @@ async fn answers_carry_security_headers_and_an_oversized_body_is_refused() {
         request.extend_from_slice(chunk.as_bytes());
     }
     request.extend_from_slice(b"0\r\n\r\n");
-    // The server may answer and close before the whole body is written.
-    let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, &request).await;
-    let mut answer = Vec::new();
-    let _ = tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut answer).await;
-    let answer = String::from_utf8_lossy(&answer);
-    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
-    assert!(
-        answer
-            .to_lowercase()
-            .contains("content-type: application/problem+json"),
-        "{answer}"
-    );
+    assert_413(&address, &request).await;
     let list = env.get("/connections", &ops).await;
     assert_eq!(list.as_array().unwrap().len(), 0, "nothing created");
     env.finish().await;
