@@ -309,6 +309,13 @@ async fn a_second_trigger_is_coalesced_and_a_cancelled_sync_loads_nothing() {
         j["status"] == "running"
     })
     .await;
+    // A trigger coalesced into a running run says it is running.
+    let third = env.trigger_sync(&token, &connection).await;
+    assert_eq!(
+        (third["run_id"].as_str(), third["coalesced"].as_bool()),
+        (Some(run.as_str()), Some(true))
+    );
+    assert_eq!(third["status"], "running", "{third}");
     let (code, cancelled, _) = env
         .call(
             Method::POST,

@@ -128,6 +128,7 @@ enum Created {
 #[derive(Object)]
 struct SyncAccepted {
     run_id: Uuid,
+    /// `queued`; when coalesced, the active run's status as it stands (`queued` or `running`).
     status: String,
     /// True when the connection already had a queued or running sync: this is that run.
     coalesced: bool,
@@ -461,6 +462,12 @@ impl ConnectionsApi {
                 json!({ "run_id": requested.id, "coalesced": requested.coalesced }),
             )
             .await?;
+        // A coalesced request answers the active run as it stands (running stays running).
+        let status = if requested.coalesced {
+            runs::get(&mut tx, requested.id).await?.status
+        } else {
+            RunStatus::Queued.as_str().into()
+        };
         // The run row is committed before the task exists, so a worker never sees a task whose
         // run it cannot find.
         tx.commit().await?;
@@ -472,7 +479,7 @@ impl ConnectionsApi {
         Ok(Accepted::Accepted(
             Json(SyncAccepted {
                 run_id: requested.id.0,
-                status: RunStatus::Queued.as_str().into(),
+                status,
                 coalesced: requested.coalesced,
             }),
             format!("/api/v1/jobs/{}", requested.id),
