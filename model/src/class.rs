@@ -38,6 +38,23 @@ impl ErrorClass {
         .find(|c| c.as_str() == s)
     }
 
+    /// The next step for an error of this class with this message: the class's own, unless
+    /// the message says a secret, certificate, key or CA the connection names could not be
+    /// used here (then the bank was not asked, and the fix is the file or the reference).
+    pub fn suggested_action_for(self, message: &str) -> &'static str {
+        const LOCAL: [&str; 5] = [
+            "credentials unavailable: secret",
+            "bank credentials are unusable",
+            "is not valid PEM",
+            "the bank CA is unusable",
+            "is not a secret reference",
+        ];
+        if self == ErrorClass::Auth && LOCAL.iter().any(|m| message.contains(m)) {
+            return "A secret, certificate, key or CA file the connection names cannot be used (the message names it: missing, unreadable or not PEM); the bank was not asked. Fix the file or secret, or change the connection's reference, then retry.";
+        }
+        self.suggested_action()
+    }
+
     /// The next step a support person should take for an error of this class.
     pub fn suggested_action(self) -> &'static str {
         match self {
@@ -60,6 +77,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_local_file_that_cannot_be_used_gets_its_own_suggestion() {
+        for message in [
+            "bank credentials unavailable: secret file:///t/gone.pem: no such file",
+            "bank credentials are unusable: the client certificate file holds no certificate",
+        ] {
+            assert!(
+                ErrorClass::Auth
+                    .suggested_action_for(message)
+                    .starts_with("A secret, certificate, key or CA file"),
+                "{message}"
+            );
+        }
+        assert_eq!(
+            ErrorClass::Auth.suggested_action_for("TLS handshake refused by the bank"),
+            ErrorClass::Auth.suggested_action()
+        );
+    }
+
+    #[test]
     fn each_class_has_a_stable_name_and_an_action() {
         for class in [
             ErrorClass::Transient,
@@ -69,6 +105,10 @@ mod tests {
         ] {
             assert_eq!(ErrorClass::parse(class.as_str()), Some(class));
             assert!(!class.suggested_action().is_empty());
+            assert_eq!(
+                class.suggested_action_for("anything"),
+                class.suggested_action()
+            );
         }
         assert_eq!(ErrorClass::parse("unknown"), None);
     }

@@ -336,6 +336,41 @@ async fn without_a_valid_client_certificate_or_secret_the_sync_fails_as_auth_and
         assert_eq!(errors.len(), 1, "{case}");
         assert_eq!(errors[0]["class"], "auth");
     }
+    // A certificate file that is gone, or is not PEM: the bank is not asked, and support is
+    // told to fix the file, not that the bank refused us.
+    let gone = env.tenant_file(tenant, "gone.pem");
+    std::fs::copy(env.tenant_file(tenant, "client.pem"), &gone).unwrap();
+    let garbage = env.tenant_file(tenant, "garbage.pem");
+    std::fs::write(&garbage, "not a certificate").unwrap();
+    for (case, file, expect_in_message) in [
+        ("a certificate file that is gone", &gone, "no such file"),
+        (
+            "a certificate file that is not PEM",
+            &garbage,
+            "holds no certificate",
+        ),
+    ] {
+        let mut body = env.connection_body(tenant);
+        body["client_cert_ref"] = TestEnv::file_ref(file).into();
+        let connection = env.create_connection(&token, &body).await;
+        if file == &gone {
+            std::fs::remove_file(&gone).unwrap();
+        }
+        let job = env.sync_and_wait(&token, &connection).await;
+        assert_eq!(
+            (job["status"].as_str(), job["error"]["class"].as_str()),
+            (Some("failed"), Some("auth")),
+            "{case}: {job}"
+        );
+        let message = job["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(expect_in_message), "{case}: {message}");
+        assert!(
+            job["error"]["suggested_action"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("A secret, certificate, key or CA file")),
+            "{case}: {job}"
+        );
+    }
     let (status, accounts, _) = env.call(Method::GET, "/accounts", Some(&token), None).await;
     assert_eq!(status, 200);
     assert_eq!(

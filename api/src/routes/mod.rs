@@ -45,7 +45,7 @@ impl JobError {
         let (class, message) = class.zip(message)?;
         Some(JobError {
             suggested_action: eam_model::ErrorClass::parse(&class)
-                .map(eam_model::ErrorClass::suggested_action)
+                .map(|c| c.suggested_action_for(&message))
                 .unwrap_or_default()
                 .to_owned(),
             class,
