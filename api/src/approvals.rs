@@ -122,6 +122,29 @@ pub struct Request {
     pub params: Value,
 }
 
+/// A sensitive operation's frame, one for all of them: the caller allowed `action`, its
+/// recent second factor when `step_up` says what needs it, the audit context, `run` in the
+/// caller's transaction (where [`gate`] may turn it into a request for approval), the commit.
+/// Answers the caller too, for what follows the commit (pushing runs, forgetting users).
+pub async fn sensitive<T>(
+    state: &ApiState,
+    req: &poem::Request,
+    token: &crate::caller::BearerToken,
+    action: Action,
+    step_up: Option<&str>,
+    run: impl AsyncFnOnce(&Caller, &AuditContext, &mut TenantTx) -> Result<Gated<T>, ApiError>,
+) -> Result<(Caller, Gated<T>), ApiError> {
+    let caller = state.caller(token, action).await?;
+    if let Some(what) = step_up {
+        caller.require_step_up(&state.step_up, what)?;
+    }
+    let audit = AuditContext::new(&caller, req);
+    let mut tx = caller.tx(state).await?;
+    let out = run(&caller, &audit, &mut tx).await?;
+    tx.commit().await?;
+    Ok((caller, out))
+}
+
 /// The actions the tenant sends for approval (every choice when it never set a policy).
 pub async fn policy(tx: &mut TenantTx) -> Result<Vec<Sensitive>, ApiError> {
     Ok(match approvals::policy(tx).await? {

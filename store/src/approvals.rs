@@ -71,11 +71,17 @@ pub async fn request(tx: &mut TenantTx, new: &NewApproval<'_>) -> Result<Approva
     get(tx, id).await
 }
 
-/// The tenant's requests, newest first; `status` `pending` leaves out the expired ones.
+/// The tenant's requests, newest first, by status as a reader sees it: `pending` leaves out
+/// the ones past their expiry, `expired` takes them in (nobody tried to decide them, so the
+/// table still says pending).
 pub async fn list(tx: &mut TenantTx, status: Option<&str>, limit: i64) -> Result<Vec<Approval>> {
     Ok(select_approval!(
-        "WHERE ($1::text IS NULL OR status = $1)
-           AND ($1::text IS DISTINCT FROM 'pending' OR expires_at > now())
+        "WHERE CASE $1::text
+                 WHEN 'pending' THEN status = 'pending' AND expires_at > now()
+                 WHEN 'expired' THEN status = 'expired'
+                                     OR (status = 'pending' AND expires_at <= now())
+                 ELSE $1::text IS NULL OR status = $1
+               END
          ORDER BY seq DESC LIMIT $2",
         status,
         limit

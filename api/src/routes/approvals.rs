@@ -12,7 +12,7 @@ use poem_openapi::{Object, OpenApi};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::approvals::{Approvable, Gated, Grant, Request, Sensitive, gate, policy};
+use crate::approvals::{Approvable, Gated, Grant, Request, Sensitive, gate, policy, sensitive};
 use crate::audit::AuditContext;
 use crate::caller::{BearerToken, Caller};
 use crate::permissions::Action;
@@ -362,22 +362,12 @@ impl ApprovalsApi {
             )));
         }
         let (_, mut tx) = self.0.begin(&token, Action::ReadApprovals).await?;
-        let rows = match status.0.as_deref() {
-            // Expired requests nobody tried to decide are still `pending` in the table.
-            Some("expired") => approvals::list(&mut tx, None, i64::MAX)
-                .await?
-                .into_iter()
-                .map(ApprovalView::from)
-                .filter(|a| a.status == "expired")
-                .take(usize::try_from(limit).unwrap_or(usize::MAX))
-                .collect(),
-            s => approvals::list(&mut tx, s, limit)
-                .await?
-                .into_iter()
-                .map(ApprovalView::from)
-                .collect(),
-        };
-        Ok(Json(ApprovalPage { approvals: rows }))
+        let approvals = approvals::list(&mut tx, status.0.as_deref(), limit)
+            .await?
+            .into_iter()
+            .map(ApprovalView::from)
+            .collect();
+        Ok(Json(ApprovalPage { approvals }))
     }
 
     /// One request.
@@ -506,12 +496,16 @@ impl ApprovalsApi {
         token: BearerToken,
         body: Json<PolicyBody>,
     ) -> Result<Approvable<PolicyView>, ApiError> {
-        let caller = self.0.caller(&token, Action::ManageApprovalPolicy).await?;
-        caller.require_step_up(&self.0.step_up, "changing the approval policy")?;
-        let audit = AuditContext::new(&caller, req);
-        let mut tx = caller.tx(&self.0).await?;
-        let gated = set_policy(&self.0, &caller, &audit, &mut tx, body.0).await?;
-        tx.commit().await?;
+        let state = &self.0;
+        let (_, gated) = sensitive(
+            state,
+            req,
+            &token,
+            Action::ManageApprovalPolicy,
+            Some("changing the approval policy"),
+            async |c, a, tx| set_policy(state, c, a, tx, body.0).await,
+        )
+        .await?;
         Ok(gated.into())
     }
 }

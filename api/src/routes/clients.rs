@@ -10,7 +10,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::approvals::{Gated, PendingApproval, Request, Sensitive, gate};
+use crate::approvals::{Gated, PendingApproval, Request, Sensitive, gate, sensitive};
 use crate::audit::AuditContext;
 use crate::caller::{BearerToken, Caller};
 use crate::permissions::Action;
@@ -202,12 +202,16 @@ impl ClientsApi {
         token: BearerToken,
         id: Path<Uuid>,
     ) -> Result<Deleted, ApiError> {
-        let caller = self.0.caller(&token, Action::ManageClients).await?;
-        caller.require_step_up(&self.0.step_up, "deleting a client")?;
-        let audit = AuditContext::new(&caller, req);
-        let mut tx = caller.tx(&self.0).await?;
-        let gated = delete(&self.0, &caller, &audit, &mut tx, id.0).await?;
-        tx.commit().await?;
+        let state = &self.0;
+        let (_, gated) = sensitive(
+            state,
+            req,
+            &token,
+            Action::ManageClients,
+            Some("deleting a client"),
+            async |c, a, tx| delete(state, c, a, tx, id.0).await,
+        )
+        .await?;
         Ok(match gated {
             Gated::Done(()) => Deleted::NoContent,
             Gated::Pending(p) => {

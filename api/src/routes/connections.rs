@@ -16,7 +16,7 @@ use poem_openapi::types::ToJSON;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
-use crate::approvals::{Approvable, Gated, Request, Sensitive, gate};
+use crate::approvals::{Approvable, Gated, Request, Sensitive, gate, sensitive};
 use crate::caller::{BearerToken, Caller};
 use crate::permissions::Action;
 use crate::problem::{ApiError, not_found};
@@ -548,25 +548,20 @@ impl ConnectionsApi {
         id: Path<Uuid>,
         body: Json<ConnectionChangeBody>,
     ) -> Result<Approvable<Connection>, ApiError> {
-        let caller = self.0.caller(&token, Action::ManageConnections).await?;
-        if body.0.changes_credentials() {
-            caller.require_step_up(
-                &self.0.step_up,
-                "changing a connection's credentials or certificate reference",
-            )?;
-        }
-        let audit = AuditContext::new(&caller, req);
-        let mut tx = caller.tx(&self.0).await?;
-        let gated = change(
-            &self.0,
-            &caller,
-            &audit,
-            &mut tx,
-            ConnectionId(id.0),
-            body.0,
+        let state = &self.0;
+        let step_up = body
+            .0
+            .changes_credentials()
+            .then_some("changing a connection's credentials or certificate reference");
+        let (_, gated) = sensitive(
+            state,
+            req,
+            &token,
+            Action::ManageConnections,
+            step_up,
+            async |c, a, tx| change(state, c, a, tx, ConnectionId(id.0), body.0).await,
         )
         .await?;
-        tx.commit().await?;
         Ok(gated.into())
     }
 

@@ -11,7 +11,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi, Union};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::approvals::{Approvable, Gated, PendingApproval, Request, Sensitive, gate};
+use crate::approvals::{Approvable, Gated, PendingApproval, Request, Sensitive, gate, sensitive};
 use crate::audit::AuditContext;
 use crate::caller::{BearerToken, Caller};
 use crate::permissions::Action;
@@ -301,12 +301,16 @@ impl JobsApi {
         token: BearerToken,
         id: Path<Uuid>,
     ) -> Result<ReplayAccepted, ApiError> {
-        let caller = self.0.caller(&token, Action::ReplayRuns).await?;
-        caller.require_step_up(&self.0.step_up, "replaying a run")?;
-        let audit = AuditContext::new(&caller, req);
-        let mut tx = caller.tx(&self.0).await?;
-        let gated = replay(&self.0, &caller, &audit, &mut tx, RunId(id.0)).await?;
-        tx.commit().await?;
+        let state = &self.0;
+        let (caller, gated) = sensitive(
+            state,
+            req,
+            &token,
+            Action::ReplayRuns,
+            Some("replaying a run"),
+            async |c, a, tx| replay(state, c, a, tx, RunId(id.0)).await,
+        )
+        .await?;
         Ok(match gated {
             Gated::Done(replay) => {
                 replay.push(&self.0, &caller).await?;
@@ -332,12 +336,16 @@ impl JobsApi {
         token: BearerToken,
         body: Json<RetryFilter>,
     ) -> Result<Approvable<BulkRetried>, ApiError> {
-        let caller = self.0.caller(&token, Action::RetryJobs).await?;
-        caller.require_step_up(&self.0.step_up, "a bulk retry")?;
-        let audit = AuditContext::new(&caller, req);
-        let mut tx = caller.tx(&self.0).await?;
-        let gated = bulk_retry(&self.0, &caller, &audit, &mut tx, body.0).await?;
-        tx.commit().await?;
+        let state = &self.0;
+        let (caller, gated) = sensitive(
+            state,
+            req,
+            &token,
+            Action::RetryJobs,
+            Some("a bulk retry"),
+            async |c, a, tx| bulk_retry(state, c, a, tx, body.0).await,
+        )
+        .await?;
         Ok(match gated {
             Gated::Done(retries) => {
                 retries.push(&self.0, &caller).await?;

@@ -10,7 +10,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::approvals::{Approvable, Gated, PendingApproval, Request, Sensitive, gate};
+use crate::approvals::{Approvable, Gated, PendingApproval, Request, Sensitive, gate, sensitive};
 use crate::audit::AuditContext;
 use crate::caller::{BearerToken, Caller};
 use crate::permissions::{Action, Role};
@@ -142,14 +142,16 @@ impl UsersApi {
         token: BearerToken,
         body: Json<NewUserBody>,
     ) -> Result<CreatedUser, ApiError> {
-        let caller = self.0.caller(&token, Action::ManageUsers).await?;
-        if !body.0.roles.is_empty() {
-            caller.require_step_up(&self.0.step_up, "granting a role")?;
-        }
-        let audit = AuditContext::new(&caller, req);
-        let mut tx = caller.tx(&self.0).await?;
-        let gated = create(&self.0, &caller, &audit, &mut tx, body.0).await?;
-        tx.commit().await?;
+        let state = &self.0;
+        let (caller, gated) = sensitive(
+            state,
+            req,
+            &token,
+            Action::ManageUsers,
+            (!body.0.roles.is_empty()).then_some("granting a role"),
+            async |c, a, tx| create(state, c, a, tx, body.0).await,
+        )
+        .await?;
         Ok(match gated {
             Gated::Done(user) => {
                 self.0.security.forget_tenant(caller.tenant);
@@ -184,14 +186,19 @@ impl UsersApi {
         id: Path<Uuid>,
         body: Json<UserChangeBody>,
     ) -> Result<Approvable<User>, ApiError> {
-        let caller = self.0.caller(&token, Action::ManageUsers).await?;
-        if body.0.roles.is_some() {
-            caller.require_step_up(&self.0.step_up, "granting or revoking a role")?;
-        }
-        let audit = AuditContext::new(&caller, req);
-        let mut tx = caller.tx(&self.0).await?;
-        let gated = change(&self.0, &caller, &audit, &mut tx, id.0, body.0).await?;
-        tx.commit().await?;
+        let state = &self.0;
+        let (caller, gated) = sensitive(
+            state,
+            req,
+            &token,
+            Action::ManageUsers,
+            body.0
+                .roles
+                .is_some()
+                .then_some("granting or revoking a role"),
+            async |c, a, tx| change(state, c, a, tx, id.0, body.0).await,
+        )
+        .await?;
         Ok(match gated {
             Gated::Done(user) => {
                 self.0.security.forget_tenant(caller.tenant);

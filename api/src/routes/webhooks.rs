@@ -14,7 +14,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::approvals::{Approvable, Gated, PendingApproval, Request, Sensitive, gate};
+use crate::approvals::{Approvable, Gated, PendingApproval, Request, Sensitive, gate, sensitive};
 use crate::audit::AuditContext;
 use crate::caller::{BearerToken, Caller};
 use crate::permissions::Action;
@@ -256,23 +256,6 @@ async fn check_url(state: &ApiState, url: &str) -> Result<String, ApiError> {
         .map_err(|e| ApiError::unprocessable(format!("url: {e}")))
 }
 
-/// What to do once the caller's identity, second factor and transaction are in hand.
-async fn gated<T>(
-    api: &WebhooksApi,
-    req: &poem::Request,
-    token: BearerToken,
-    what: &str,
-    run: impl AsyncFnOnce(&Caller, &AuditContext, &mut TenantTx) -> Result<Gated<T>, ApiError>,
-) -> Result<Gated<T>, ApiError> {
-    let caller = api.0.caller(&token, Action::ManageWebhooks).await?;
-    caller.require_step_up(&api.0.step_up, what)?;
-    let audit = AuditContext::new(&caller, req);
-    let mut tx = caller.tx(&api.0).await?;
-    let out = run(&caller, &audit, &mut tx).await?;
-    tx.commit().await?;
-    Ok(out)
-}
-
 #[OpenApi(tag = "crate::Tag::Webhooks")]
 impl WebhooksApi {
     /// Registers a webhook endpoint and answers its signing secret, this once. The URL's host
@@ -287,13 +270,18 @@ impl WebhooksApi {
         token: BearerToken,
         body: Json<CreateEndpoint>,
     ) -> Result<Created, ApiError> {
-        let what = "registering a webhook endpoint";
         let state = &self.0;
         Ok(
-            match gated(self, req, token, what, async |c, a, tx| {
-                create(state, c, a, tx, body.0).await
-            })
+            match sensitive(
+                state,
+                req,
+                &token,
+                Action::ManageWebhooks,
+                Some("registering a webhook endpoint"),
+                async |c, a, tx| create(state, c, a, tx, body.0).await,
+            )
             .await?
+            .1
             {
                 Gated::Done(e) => Created::Created(Json(e)),
                 Gated::Pending(p) => {
@@ -342,12 +330,17 @@ impl WebhooksApi {
         id: Path<Uuid>,
         body: Json<ChangeEndpoint>,
     ) -> Result<Approvable<EndpointView>, ApiError> {
-        let what = "changing a webhook endpoint";
         let state = &self.0;
-        Ok(gated(self, req, token, what, async |c, a, tx| {
-            change(state, c, a, tx, id.0, body.0).await
-        })
+        Ok(sensitive(
+            state,
+            req,
+            &token,
+            Action::ManageWebhooks,
+            Some("changing a webhook endpoint"),
+            async |c, a, tx| change(state, c, a, tx, id.0, body.0).await,
+        )
         .await?
+        .1
         .into())
     }
 
@@ -361,13 +354,18 @@ impl WebhooksApi {
         token: BearerToken,
         id: Path<Uuid>,
     ) -> Result<Gone, ApiError> {
-        let what = "deleting a webhook endpoint";
         let state = &self.0;
         Ok(
-            match gated(self, req, token, what, async |c, a, tx| {
-                delete(state, c, a, tx, id.0).await
-            })
+            match sensitive(
+                state,
+                req,
+                &token,
+                Action::ManageWebhooks,
+                Some("deleting a webhook endpoint"),
+                async |c, a, tx| delete(state, c, a, tx, id.0).await,
+            )
             .await?
+            .1
             {
                 Gated::Done(()) => Gone::Deleted,
                 Gated::Pending(p) => {
@@ -390,12 +388,17 @@ impl WebhooksApi {
         id: Path<Uuid>,
         body: Json<Rotate>,
     ) -> Result<Approvable<EndpointWithSecret>, ApiError> {
-        let what = "rotating a webhook secret";
         let state = &self.0;
-        Ok(gated(self, req, token, what, async |c, a, tx| {
-            rotate(state, c, a, tx, id.0, body.0).await
-        })
+        Ok(sensitive(
+            state,
+            req,
+            &token,
+            Action::ManageWebhooks,
+            Some("rotating a webhook secret"),
+            async |c, a, tx| rotate(state, c, a, tx, id.0, body.0).await,
+        )
         .await?
+        .1
         .into())
     }
 
