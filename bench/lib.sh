@@ -174,3 +174,34 @@ wrk_row() {
   p99=$(awk '$1 == "99%" {print $2}' <<<"$2")
   printf '| %s | %s | %s | %s |\n' "$1" "$rps" "$p50" "$p99"
 }
+
+# register_file_banks: the platform admin points bank_b (SWIFT statement files) and bank_c
+# (ISO 20022) at the simulator; once per run, after start_api.
+register_file_banks() {
+  local admin pki="$work/sim/pki" code path
+  admin=$(token "$platform_tenant" platform_admin)
+  for code in bank_b bank_c; do
+    path=${code/_/-}
+    curl -sf -X PUT -H "Authorization: Bearer $admin" -H 'content-type: application/json' -d @- \
+      "$api/custodians/$code" >/dev/null <<JSON
+{"name": "$code (simulator)", "protocol": "$code", "base_url": "https://127.0.0.1:$sim_port/$path",
+ "ca_cert_ref": "file://$pki/ca.pem"}
+JSON
+  done
+}
+
+# new_file_connection TOKEN TENANT CUSTODIAN: a bank_b or bank_c connection to the simulator
+# with the tenant's copy of the client identity (and bank_c's secret); prints its id.
+new_file_connection() {
+  local pki="$work/sim/pki" dir="$work/tenant-secrets/$2" secret=""
+  mkdir -p "$dir"
+  cp "$work/sim/client_secret" "$dir/client_secret"
+  cp "$pki/client.pem" "$dir/client.pem"
+  cp "$pki/client-key.pem" "$dir/client-key.pem"
+  [ "$3" = bank_c ] && secret=", \"client_secret_ref\": \"file://$dir/client_secret\""
+  curl -sf -H "Authorization: Bearer $1" -H 'content-type: application/json' -d @- \
+    "$api/connections" <<JSON | jq -r .id
+{"custodian": "$3", "name": "Bench $3",
+ "client_cert_ref": "file://$dir/client.pem", "client_key_ref": "file://$dir/client-key.pem"$secret}
+JSON
+}

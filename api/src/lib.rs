@@ -13,6 +13,7 @@ pub mod application;
 pub mod approvals;
 pub mod audit;
 pub mod caller;
+pub mod head_limits;
 pub mod metrics;
 pub mod permissions;
 pub mod problem;
@@ -302,7 +303,7 @@ async fn forget_after_writes<E: Endpoint>(
 
 /// A bound, not yet running API server (binding first lets tests use port 0).
 pub struct Server {
-    acceptor: poem::listener::TcpAcceptor,
+    acceptor: head_limits::ProblemAcceptor<poem::listener::TcpAcceptor>,
     addr: SocketAddr,
 }
 
@@ -315,7 +316,10 @@ impl Server {
             .first()
             .and_then(|a| a.as_socket_addr().copied())
             .ok_or_else(|| std::io::Error::other("listener has no socket address"))?;
-        Ok(Server { acceptor, addr })
+        Ok(Server {
+            acceptor: head_limits::ProblemAcceptor(acceptor),
+            addr,
+        })
     }
 
     /// The bound address (with the real port when bound to port 0).

@@ -81,6 +81,7 @@ pub struct Settings {
     pub reports: ReportSettings,
     pub webhooks: WebhookSettings,
     pub email: EmailSettings,
+    pub audit: AuditSettings,
     /// Where each setting that is not the default came from (`section.key` -> "environment
     /// variable DATABASE_URL", "config file /etc/eam.toml"): what error messages name.
     #[serde(skip)]
@@ -226,6 +227,17 @@ pub struct SecretsSettings {
 pub struct EgressSettings {
     /// Let bank URLs reach loopback, private and link-local addresses (tests, the demo).
     pub allow_private_addresses: bool,
+}
+
+/// The audit log's key and the heads workers publish.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// A platform secret reference; empty: unkeyed SHA-256 chain (development only).
+    pub key_ref: String,
+    pub retired_key_refs: Vec<String>,
+    /// Seconds between head publications by a worker; 0: none.
+    pub head_interval_secs: u64,
 }
 
 /// Where raw bank documents are archived: a local directory, or an S3 bucket when one is named.
@@ -415,6 +427,13 @@ impl Settings {
         let mut settings: Settings = toml::Value::Table(table)
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        if settings.audit.key_ref.is_empty() {
+            warnings.push(
+                "audit.key_ref is empty: the audit log is chained with plain SHA-256, which \
+                 whoever can write the database can recompute; name a secret of 32 bytes or more"
+                    .to_owned(),
+            );
+        }
         settings.origins = origins;
         settings.warnings = warnings;
         settings.check()?;

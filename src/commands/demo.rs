@@ -48,6 +48,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if settings.secrets.tenant_file_root.trim().is_empty() {
         settings.secrets.tenant_file_root = dir.join("tenant-secrets").display().to_string();
     }
+    // The audit chain's key: a file of the demo's own, made once (production names a secret).
+    if settings.audit.key_ref.trim().is_empty() {
+        let key = dir.join("audit.key");
+        if !key.exists() {
+            let random = format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            );
+            std::fs::write(&key, random)?;
+        }
+        settings.audit.key_ref = format!("file://{}", key.display());
+    }
     let client_secret = format!("demo-{}", uuid::Uuid::new_v4().simple());
     let end_date = chrono::Utc::now().date_naive();
     let sim = eam_banksim::start(eam_banksim::SimConfig {

@@ -18,7 +18,10 @@ use eam_store::Store;
 /// Connects to PostgreSQL as the app role.
 pub async fn connect_store(settings: &Settings) -> anyhow::Result<Store> {
     let secrets = SecretProvider::from_settings(&settings.secrets);
-    Ok(eam_store::resources::connect(settings, &secrets).await?)
+    let keys = eam_store::resources::audit_keys(settings, &secrets).await?;
+    Ok(eam_store::resources::connect(settings, &secrets)
+        .await?
+        .with_audit_keys(keys))
 }
 
 /// Completes on Ctrl-C or SIGTERM.

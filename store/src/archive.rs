@@ -167,6 +167,47 @@ impl Archive {
         Ok(body)
     }
 
+    /// Writes an object under a name of its own (not content-addressed): the audit log's
+    /// published heads. With S3 object lock, a later write is a new version and the first one
+    /// stays.
+    pub async fn put_named(&self, key: &str, body: Bytes) -> Result<(), ArchiveError> {
+        self.objects
+            .put(&Path::from(key), PutPayload::from_bytes(body))
+            .await
+            .map_err(|e| self.unavailable(key, e))?;
+        Ok(())
+    }
+
+    /// Reads an object written by [`Archive::put_named`].
+    pub async fn get_named(&self, key: &str) -> Result<Bytes, ArchiveError> {
+        match self.objects.get(&Path::from(key)).await {
+            Ok(found) => found.bytes().await.map_err(|e| self.unavailable(key, e)),
+            Err(object_store::Error::NotFound { .. }) => Err(ArchiveError::Missing(key.to_owned())),
+            Err(e) => Err(self.unavailable(key, e)),
+        }
+    }
+
+    /// The keys of the objects directly under a prefix (`a/b` lists `a/b/…`), sorted.
+    pub async fn list_named(&self, prefix: &str) -> Result<Vec<String>, ArchiveError> {
+        let listed = match self
+            .objects
+            .list_with_delimiter(Some(&Path::from(prefix)))
+            .await
+        {
+            Ok(listed) => listed,
+            // A local directory that was never written.
+            Err(object_store::Error::NotFound { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(self.unavailable(prefix, e)),
+        };
+        let mut keys: Vec<String> = listed
+            .objects
+            .into_iter()
+            .map(|o| o.location.to_string())
+            .collect();
+        keys.sort();
+        Ok(keys)
+    }
+
     fn unavailable(&self, key: &str, e: object_store::Error) -> ArchiveError {
         ArchiveError::Unavailable(format!("{} ({key}): {e}", self.describe))
     }

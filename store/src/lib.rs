@@ -119,6 +119,8 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[derive(Clone)]
 pub struct Store {
     pool: PgPool,
+    /// The keys the audit chain is written and verified with (none: unkeyed SHA-256).
+    audit_keys: std::sync::Arc<audit::AuditKeys>,
 }
 
 /// An error that says the connection is gone (not the statement wrong): lost socket, or the
@@ -167,12 +169,28 @@ impl Store {
             .test_before_acquire(false)
             .connect_with(opts)
             .await?;
-        Ok(Store { pool })
+        Ok(Store::from_pool(pool))
     }
 
     /// Wraps an existing pool (which must connect as a role subject to RLS).
     pub fn from_pool(pool: PgPool) -> Self {
-        Store { pool }
+        Store {
+            pool,
+            audit_keys: Default::default(),
+        }
+    }
+
+    /// The same store, writing and verifying audit entries with these keys.
+    pub fn with_audit_keys(self, keys: audit::AuditKeys) -> Self {
+        Store {
+            audit_keys: std::sync::Arc::new(keys),
+            ..self
+        }
+    }
+
+    /// The keys audit entries are written and verified with.
+    pub fn audit_keys(&self) -> &audit::AuditKeys {
+        &self.audit_keys
     }
 
     /// Opens a transaction with the tenant set for row-level security.
@@ -200,7 +218,13 @@ impl Store {
                 .begin_with(sqlx::AssertSqlSafe(begin.clone()))
                 .await
             {
-                Ok(tx) => return Ok(TenantTx { tx, tenant }),
+                Ok(tx) => {
+                    return Ok(TenantTx {
+                        tx,
+                        tenant,
+                        audit_keys: self.audit_keys.clone(),
+                    });
+                }
                 Err(e) if is_dead_connection(&e) && dead < self.pool.size() => dead += 1,
                 Err(e) => return Err(e.into()),
             }
@@ -357,6 +381,7 @@ pub async fn migrate(owner_url: &str) -> Result<()> {
 pub struct TenantTx {
     tx: Transaction<'static, Postgres>,
     tenant: TenantId,
+    audit_keys: std::sync::Arc<audit::AuditKeys>,
 }
 
 impl TenantTx {
@@ -368,6 +393,11 @@ impl TenantTx {
     /// The underlying connection, for queries.
     pub fn conn(&mut self) -> &mut PgConnection {
         &mut self.tx
+    }
+
+    /// The keys audit entries are written with.
+    pub fn audit_keys(&self) -> &audit::AuditKeys {
+        &self.audit_keys
     }
 
     pub async fn commit(self) -> Result<()> {

@@ -13,6 +13,7 @@ use eam_config::secrets::{AwsAccess, TenantScope};
 use eam_connectors::{BreakerSettings, RetryPolicy};
 use eam_queue::SyncQueue;
 use eam_store::archive::{Archive, ArchiveLocation};
+use eam_store::audit::{AuditKey, AuditKeys};
 use eam_store::resources::Resources;
 use eam_store::{AppDb, Store, TenantId};
 use eam_worker::application::{WorkerApp, WorkerConfig};
@@ -147,6 +148,10 @@ impl TestDb {
         })
         .await
         .expect("connect as eam_app")
+        .with_audit_keys(AuditKeys::new(
+            AuditKey::new(TEST_AUDIT_KEY.as_bytes()).expect("test audit key"),
+            vec![],
+        ))
     }
 
     pub async fn drop_db(&self) {
@@ -384,6 +389,9 @@ pub fn report_settings() -> eam_worker::reports::ReportSettings {
     }
 }
 
+/// The audit key every test's store writes with (the CLI gets it as `env://`): 32 bytes.
+pub const TEST_AUDIT_KEY: &str = "eam-test-audit-key-not-a-secret!";
+
 pub fn install_crypto() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
@@ -460,6 +468,7 @@ impl TestEnv {
                     webhooks: Some(webhook_settings(options.egress)),
                     mail: None,
                     certificate_check: None,
+                    audit_heads: None,
                 },
                 metrics.clone(),
             );
@@ -552,6 +561,7 @@ impl TestEnv {
                 webhooks: None,
                 mail: None,
                 certificate_check: None,
+                audit_heads: None,
             },
             eam_metrics::Metrics::new(),
         )
@@ -643,6 +653,8 @@ impl TestEnv {
                 self.archive_dir.as_ref().expect("a local archive"),
             )
             .env("EAM_LOG__LEVEL", "warn")
+            .env("EAM_TEST_AUDIT_KEY", TEST_AUDIT_KEY)
+            .env("EAM_AUDIT__KEY_REF", "env://EAM_TEST_AUDIT_KEY")
             .env("USER", user)
             .kill_on_drop(true);
         command

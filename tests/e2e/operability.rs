@@ -492,6 +492,34 @@ async fn start_up_errors_name_the_setting_its_source_and_the_address() {
     assert!(!text.contains("hunter2secret"), "{text}");
     assert!(took < Duration::from_secs(5), "failed after {took:?}");
 
+    // PostgreSQL refuses the password (a server that answers every login with 28P01): the
+    // settings holding the role and its password, and where each came from.
+    let refusing = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let refusing_port = refusing.local_addr().unwrap().port();
+    let refuser = tokio::spawn(refuse_every_login(refusing));
+    let (text, took) = run(vec![
+        (
+            "DATABASE_URL",
+            format!("postgres://postgres@127.0.0.1:{refusing_port}/eamdb"),
+        ),
+        ("EAM_DATABASE__APP_PASSWORD", "wrong-hunter3".into()),
+    ])
+    .await;
+    refuser.abort();
+    assert!(
+        text.contains(&format!(
+            "cannot connect to PostgreSQL at 127.0.0.1:{refusing_port}, database eamdb as eam_app \
+             (database.url from environment variable DATABASE_URL, database.app_user from the \
+             built-in default): error returned from database: password authentication failed \
+             for user \"eam_app\"; the role is database.app_user (eam_app, from the built-in \
+             default), its password database.app_password (from environment variable \
+             EAM_DATABASE__APP_PASSWORD)"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("wrong-hunter3"), "{text}");
+    assert!(took < Duration::from_secs(5), "failed after {took:?}");
+
     // The API's port is taken: the address and the setting.
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = busy.local_addr().unwrap().to_string();
@@ -526,4 +554,65 @@ async fn start_up_errors_name_the_setting_its_source_and_the_address() {
     );
     assert!(!text.contains("redispw"), "{text}");
     env.finish().await;
+}
+
+/// A PostgreSQL server that refuses every login as a wrong password would (protocol 3: an
+/// SSLRequest is declined, the startup message answered with ErrorResponse 28P01).
+async fn refuse_every_login(listener: tokio::net::TcpListener) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        let Ok((mut socket, _)) = listener.accept().await else {
+            return;
+        };
+        tokio::spawn(async move {
+            let mut role = String::from("?");
+            loop {
+                let Ok(len) = socket.read_u32().await else {
+                    return;
+                };
+                let mut body = vec![0u8; (len as usize).saturating_sub(4)];
+                if socket.read_exact(&mut body).await.is_err() {
+                    return;
+                }
+                if body.get(..4) == Some(&80_877_103u32.to_be_bytes()[..]) {
+                    // SSLRequest: no TLS here.
+                    if socket.write_all(b"N").await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                // StartupMessage: protocol version, then key\0value\0 pairs.
+                let params: Vec<&[u8]> = body
+                    .get(4..)
+                    .unwrap_or_default()
+                    .split(|b| *b == 0)
+                    .collect();
+                if let Some(i) = params.iter().position(|p| *p == b"user") {
+                    role = String::from_utf8_lossy(params.get(i + 1).copied().unwrap_or_default())
+                        .into_owned();
+                }
+                break;
+            }
+            let mut fields = Vec::new();
+            for (code, value) in [
+                (b'S', "FATAL".to_owned()),
+                (b'V', "FATAL".to_owned()),
+                (b'C', "28P01".to_owned()),
+                (
+                    b'M',
+                    format!("password authentication failed for user \"{role}\""),
+                ),
+            ] {
+                fields.push(code);
+                fields.extend_from_slice(value.as_bytes());
+                fields.push(0);
+            }
+            fields.push(0);
+            let mut message = vec![b'E'];
+            message.extend_from_slice(&(fields.len() as u32 + 4).to_be_bytes());
+            message.extend_from_slice(&fields);
+            let _ = socket.write_all(&message).await;
+            let _ = socket.shutdown().await;
+        });
+    }
 }

@@ -161,7 +161,7 @@ async fn a_burst_longer_than_the_budget_ends_dead_leaves_loaded_data_alone_and_s
         Some(&*format!("job:{dead_id}"))
     );
     assert_eq!(entries[0].details["run_id"], run);
-    let verified = eam_store::audit::verify(&mut tx).await.unwrap();
+    let verified = eam_store::audit::verify(&mut tx, &[]).await.unwrap();
     assert_eq!(verified.first_break, None);
     drop(tx);
     env.finish().await;
@@ -513,5 +513,256 @@ async fn support_retries_every_dead_run_of_a_night_in_one_call() {
         .await;
     assert_eq!(code, 200);
     assert_eq!(again["retried"].as_array().unwrap().len(), 0, "{again}");
+    env.finish().await;
+}
+
+/// Writes `n` audit entries for the tenant, as an action would.
+async fn audit_entries(env: &TestEnv, tenant: eam_store::TenantId, n: usize) {
+    let mut tx = env.store.tenant_tx(tenant).await.expect("tenant tx");
+    for i in 0..n {
+        eam_store::audit::record(
+            &mut tx,
+            &eam_store::audit::AuditEntry {
+                actor: "user-ops".into(),
+                action: "job.retried".into(),
+                target: Some(format!("job:{i}")),
+                request_id: None,
+                source_addr: Some("198.51.100.7".into()),
+                details: json!({"n": i}),
+            },
+        )
+        .await
+        .expect("audited");
+    }
+    tx.commit().await.expect("commit");
+}
+
+/// `eam audit <args>` as ops run it: whether it succeeded, and its output.
+async fn eam_audit(env: &TestEnv, args: &[&str]) -> (bool, String) {
+    let out = env
+        .eam("ops")
+        .arg("audit")
+        .args(args)
+        .output()
+        .await
+        .expect("eam audit runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout)
+            .expect("UTF-8")
+            .trim()
+            .to_owned(),
+    )
+}
+
+/// The newest seq of a tenant's log, and the time each of its published heads was published
+/// (as `eam audit verify` prints it), read as the owner.
+async fn audit_state(
+    owner: &mut sqlx::PgConnection,
+    tenant: eam_store::TenantId,
+) -> (i64, Vec<(i64, String)>) {
+    let newest: i64 =
+        sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM audit_log WHERE tenant_id = $1")
+            .bind(tenant.0)
+            .fetch_one(&mut *owner)
+            .await
+            .expect("newest");
+    let heads: Vec<(i64, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+        "SELECT seq, published_at FROM audit_heads WHERE tenant_id = $1 ORDER BY seq",
+    )
+    .bind(tenant.0)
+    .fetch_all(&mut *owner)
+    .await
+    .expect("heads");
+    let heads = heads
+        .into_iter()
+        .map(|(seq, at)| (seq, at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
+        .collect();
+    (newest, heads)
+}
+
+/// Issue 24: deleting the newest audit entries, or editing one and recomputing every later
+/// hash with the key itself, both verified as intact before; now `eam audit verify` holds the
+/// log against the heads workers published to the archive and names the entry and the time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eam_audit_verify_finds_a_truncated_and_a_rewritten_log_by_its_published_heads() {
+    use sqlx::Connection;
+    let env = TestEnv::start_with(
+        small_params(2401),
+        EnvOptions {
+            in_process_worker: false,
+            ..EnvOptions::default()
+        },
+    )
+    .await;
+    let mut owner = sqlx::PgConnection::connect(&env.db.owner_url)
+        .await
+        .expect("owner");
+
+    // A rewrite: 6 entries and a head; entry 3 edited.
+    let firm_b = env.tenant("Firm B").await;
+    let (base, _) = audit_state(&mut owner, firm_b).await;
+    audit_entries(&env, firm_b, 6).await;
+    assert_eq!(
+        eam_audit(&env, &["publish-heads"]).await,
+        (true, "1 heads published".into())
+    );
+    let (_, heads) = audit_state(&mut owner, firm_b).await;
+    let t = &heads[0].1;
+    let edited = base + 3;
+    sqlx::query(
+        "UPDATE audit_log SET details = '{\"n\": \"edited\"}' WHERE tenant_id = $1 AND seq = $2",
+    )
+    .bind(firm_b.0)
+    .bind(edited)
+    .execute(&mut owner)
+    .await
+    .expect("edit");
+    let b = firm_b.0.to_string();
+    let verify_b = ["verify", "--tenant", b.as_str()];
+    let mut tx = env.store.tenant_tx(firm_b).await.expect("tx");
+    let mut rows = eam_store::audit::list(&mut tx, None, 1000)
+        .await
+        .expect("rows");
+    drop(tx);
+    let edited_id = rows[(edited - 1) as usize].id;
+    assert_eq!(
+        eam_audit(&env, &verify_b).await,
+        (
+            false,
+            format!(
+                "{b} {b}: BROKEN at entry {edited} (id {edited_id}): its content does not match \
+                 its hash; {} entries before it verify",
+                edited - 1
+            )
+        )
+    );
+    // Every later hash recomputed with the key itself: the chain verifies, the head does not.
+    let keys = env.store.audit_keys().clone();
+    let old_newest = rows.last().expect("rows").hash.clone();
+    for i in (edited - 1) as usize..rows.len() {
+        if i > 0 {
+            rows[i].prev_hash = rows[i - 1].hash.clone();
+        }
+        rows[i].hash = keys.entry_hash(firm_b, &rows[i]).expect("keyed");
+        sqlx::query("UPDATE audit_log SET prev_hash = $1, hash = $2 WHERE id = $3")
+            .bind(&rows[i].prev_hash)
+            .bind(&rows[i].hash)
+            .bind(rows[i].id)
+            .execute(&mut owner)
+            .await
+            .expect("re-chain");
+    }
+    let last = rows.last().expect("rows");
+    assert_eq!(
+        eam_audit(&env, &verify_b).await,
+        (
+            false,
+            format!(
+                "{b} {b}: BROKEN at entry {} (id {}): entry {} is not the one the head published \
+                 at {t} names (hash {} then, {} now): the log was rewritten after {t}; {} entries \
+                 before it verify",
+                last.seq,
+                last.id,
+                last.seq,
+                &old_newest[..12],
+                &last.hash[..12],
+                last.seq - 1
+            )
+        )
+    );
+    // Truncation: 5 entries, a head, 3 more, a head, one more not anchored yet.
+    let firm_a = env.tenant("Firm A").await;
+    let (base, _) = audit_state(&mut owner, firm_a).await;
+    audit_entries(&env, firm_a, 5).await;
+    assert_eq!(
+        eam_audit(&env, &["publish-heads"]).await,
+        (true, "1 heads published".into())
+    );
+    audit_entries(&env, firm_a, 3).await;
+    assert_eq!(
+        eam_audit(&env, &["publish-heads"]).await,
+        (true, "1 heads published".into())
+    );
+    // Nothing new: nothing published again.
+    assert_eq!(
+        eam_audit(&env, &["publish-heads"]).await,
+        (true, "0 heads published".into())
+    );
+    audit_entries(&env, firm_a, 1).await;
+    let (newest, heads) = audit_state(&mut owner, firm_a).await;
+    assert_eq!(newest, base + 9);
+    assert_eq!(
+        heads.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        vec![base + 5, base + 8]
+    );
+    let (t1, t2) = (&heads[0].1, &heads[1].1);
+    let a = firm_a.0.to_string();
+    let verify_a = ["verify", "--tenant", a.as_str()];
+    assert_eq!(
+        eam_audit(&env, &verify_a).await,
+        (
+            true,
+            format!(
+                "{a} {a}: {} entries, chain intact; 2 published heads match, the newest at entry \
+                 {} ({t2}); 1 entries after it not anchored yet",
+                base + 9,
+                base + 8
+            )
+        )
+    );
+    // The app role cannot delete; whoever owns the database can.
+    let deleted = sqlx::query("DELETE FROM audit_log WHERE tenant_id = $1 AND seq > $2")
+        .bind(firm_a.0)
+        .bind(base + 6)
+        .execute(&mut owner)
+        .await
+        .expect("delete")
+        .rows_affected();
+    assert_eq!(deleted, 3);
+    // Workers do not publish a head over a log shorter than one already published.
+    let out = env
+        .eam("ops")
+        .args(["audit", "publish-heads"])
+        .output()
+        .await
+        .expect("runs");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!(
+            "the audit log of tenant {a} ends at entry {}, but its head of entry {} was \
+             published: entries were deleted; not publishing (eam audit verify)",
+            base + 6,
+            base + 8
+        )),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        eam_audit(&env, &verify_a).await,
+        (
+            false,
+            format!(
+                "{a} {a}: BROKEN at entry {}: the log ends at entry {}, but the head published at \
+                 {t2} names entry {}: entries {} to {} were deleted after {t2}; the log matched \
+                 the head published at {t1} (entry {}); {} entries before it verify",
+                base + 7,
+                base + 6,
+                base + 8,
+                base + 7,
+                base + 8,
+                base + 5,
+                base + 6
+            )
+        )
+    );
+
+    // Verifying every tenant reports both, and fails.
+    let (ok, all) = eam_audit(&env, &["verify"]).await;
+    assert!(!ok);
+    assert_eq!(all.matches("BROKEN").count(), 2, "{all}");
+    owner.close().await.ok();
     env.finish().await;
 }

@@ -32,6 +32,8 @@ pub struct WorkerConfig {
     pub mail: Option<crate::mailer::MailSettings>,
     /// The client certificate check: warning days and interval, when this worker runs it.
     pub certificate_check: Option<(u32, Duration)>,
+    /// How often this worker publishes the tenants' audit heads, when it does.
+    pub audit_heads: Option<Duration>,
 }
 
 impl WorkerConfig {
@@ -100,6 +102,8 @@ impl WorkerConfig {
                     Duration::from_secs(settings.certificates.check_interval_hours * 3600),
                 )
             }),
+            audit_heads: (settings.audit.head_interval_secs > 0)
+                .then(|| Duration::from_secs(settings.audit.head_interval_secs)),
         })
     }
 }
@@ -223,6 +227,7 @@ pub struct WorkerApp {
     pub webhooks: Option<crate::webhooks::WebhookSettings>,
     pub mail: Option<crate::mailer::MailSettings>,
     pub certificate_check: Option<(u32, Duration)>,
+    pub audit_heads: Option<Duration>,
 }
 
 impl WorkerApp {
@@ -256,6 +261,7 @@ impl WorkerApp {
             webhooks: config.webhooks,
             mail: config.mail,
             certificate_check: config.certificate_check,
+            audit_heads: config.audit_heads,
         }
     }
 
@@ -279,6 +285,14 @@ impl WorkerApp {
                 self.cx.store.clone(),
                 self.cx.secrets.clone(),
                 warning_days,
+                interval,
+                stop.clone(),
+            ))
+        });
+        let audit_heads = self.audit_heads.map(|interval| {
+            tokio::spawn(crate::audit_heads::run_publisher(
+                self.cx.store.clone(),
+                self.cx.archive.clone(),
                 interval,
                 stop.clone(),
             ))
@@ -321,6 +335,9 @@ impl WorkerApp {
         }
         if let Some(certificates) = certificates {
             let _ = certificates.await;
+        }
+        if let Some(audit_heads) = audit_heads {
+            let _ = audit_heads.await;
         }
         ran
     }

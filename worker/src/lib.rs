@@ -5,6 +5,7 @@
 //! the [`pipeline`]. Retries are decided from the classified error, not by the transport.
 
 pub mod application;
+pub mod audit_heads;
 pub mod certificates;
 pub mod dispatch;
 pub mod error;

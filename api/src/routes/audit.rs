@@ -18,6 +18,8 @@ pub struct AuditApi(pub ApiState);
 #[derive(Object)]
 struct AuditEntry {
     id: i64,
+    /// Its place in the tenant's log: 1, 2, 3 … without gaps.
+    seq: i64,
     at: DateTime<Utc>,
     actor: String,
     action: String,
@@ -28,12 +30,16 @@ struct AuditEntry {
     /// The entry's hash, which the next entry's `prev_hash` repeats (`eam audit verify`).
     hash: String,
     prev_hash: String,
+    /// The fingerprint of the key the hash is an HMAC with; absent: plain SHA-256 (written
+    /// before `audit.key_ref` was set).
+    key_id: Option<String>,
 }
 
 impl From<AuditRow> for AuditEntry {
     fn from(a: AuditRow) -> Self {
         AuditEntry {
             id: a.id,
+            seq: a.seq,
             at: a.at,
             actor: a.actor,
             action: a.action,
@@ -43,6 +49,7 @@ impl From<AuditRow> for AuditEntry {
             details: a.details,
             hash: a.hash,
             prev_hash: a.prev_hash,
+            key_id: a.key_id,
         }
     }
 }
