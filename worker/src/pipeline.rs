@@ -846,7 +846,8 @@ async fn reconcile_positions(
 }
 
 /// Loads the batch, records the archived documents, moves the cursor and finishes the run,
-/// all in one transaction, and only while this worker still holds the run's lease. A replay
+/// all in one transaction, and only while this worker still holds the run's lease (the
+/// tenant's shared securities before it, in a short one of their own). A replay
 /// loads the same way but leaves the cursor, the statement chains and the connection's
 /// failure streak alone: it did not talk to the bank.
 async fn load(
@@ -858,15 +859,21 @@ async fn load(
     lease: &Lease,
     findings: &Findings,
 ) -> Result<RunStatus, SyncError> {
+    // The tenant's shared securities first, committed on their own (see `load_securities`):
+    // another connection's sync of the tenant then never waits for this whole load.
+    let mut shared = cx.store.tenant_tx(task.tenant_id).await?;
+    let securities = eam_store::load::load_securities(&mut shared, task.run_id, batch).await?;
+    shared.commit().await?;
     let mut tx = cx.store.tenant_tx(task.tenant_id).await?;
     // One load per connection at a time: a second worker waits here rather than interleaving.
     let locked = connections::lock(&mut tx, task.connection_id).await?;
-    let counts = eam_store::load::load_batch(
+    let counts = eam_store::load::load_batch_after_securities(
         &mut tx,
         task.connection_id,
         task.run_id,
         batch,
         findings.replay_of,
+        securities,
     )
     .await?;
     let replay = findings.replay_of.is_some();
