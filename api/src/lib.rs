@@ -14,6 +14,7 @@ pub mod approvals;
 pub mod audit;
 pub mod caller;
 pub mod head_limits;
+pub mod idempotency;
 pub mod metrics;
 pub mod permissions;
 pub mod problem;
@@ -175,6 +176,7 @@ pub fn app(state: ApiState, public_url: &str) -> impl Endpoint + 'static {
     let docs = api.swagger_ui();
     let jwks = state.local_issuer.clone().map(|issuer| issuer.jwks());
     let read_cache = state.read_cache.clone();
+    let keys_state = state.clone();
     let mut route = Route::new()
         .at("/api/v1/openapi.json", spec)
         .nest("/api/v1", api)
@@ -205,6 +207,7 @@ pub fn app(state: ApiState, public_url: &str) -> impl Endpoint + 'static {
                 problem::problem_for_status(status, message)
             }
         })
+        .around(move |next, req| idempotency::keyed(next, req, keys_state.clone()))
         .around(security_headers)
         .around(move |next, req| forget_after_writes(next, req, read_cache.clone()))
         .with(Tracing)

@@ -40,6 +40,7 @@ pub mod custodians;
 pub mod documents;
 pub mod fx_rates;
 pub mod gauges;
+pub mod idempotency;
 pub mod load;
 pub mod market_data_runs;
 pub mod notifications;

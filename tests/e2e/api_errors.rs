@@ -181,3 +181,107 @@ async fn malformed_connection_bodies_are_refused_and_create_nothing() {
     assert_eq!(list.as_array().unwrap().len(), 0, "nothing was created");
     env.finish().await;
 }
+
+/// A POST with an `Idempotency-Key` header, as an integrator's retrying client sends it.
+async fn keyed_post(
+    env: &TestEnv,
+    token: &str,
+    path: &str,
+    key: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
+    let answer = env
+        .http
+        .post(format!("{}{path}", env.api))
+        .bearer_auth(token)
+        .header("idempotency-key", key)
+        .json(body)
+        .send()
+        .await
+        .expect("request");
+    let status = answer.status().as_u16();
+    let headers = answer.headers().clone();
+    let body = answer.json().await.unwrap_or(serde_json::Value::Null);
+    (status, body, headers)
+}
+
+/// Issue 21: a POST retried with its `Idempotency-Key` (a client that lost the answer) gets
+/// the first answer again instead of a second connection; the key with another body is 422,
+/// concurrent duplicates run once; keys are the caller's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_post_with_its_idempotency_key_creates_one_connection() {
+    let env = TestEnv::start(small_params(2101)).await;
+    let tenant = env.tenant("Firm A").await;
+    let ops = env.token(tenant, &["ops"]);
+    let body = env.file_bank_body(tenant, "bank_b");
+    let key = Uuid::new_v4().to_string();
+
+    let (status, first, headers) = keyed_post(&env, &ops, "/connections", &key, &body).await;
+    assert_eq!(status, 201, "{first}");
+    assert!(headers.get("idempotent-replayed").is_none());
+    let (status, again, headers) = keyed_post(&env, &ops, "/connections", &key, &body).await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again, first, "the same answer, the same connection");
+    assert_eq!(headers["idempotent-replayed"], "true");
+    assert_eq!(headers["content-type"], "application/json; charset=utf-8");
+    let listed = env.get("/connections", &ops).await;
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+
+    // The key with another request: refused, nothing created.
+    let mut other = body.clone();
+    other["name"] = json!("another name");
+    let (status, problem, _) = keyed_post(&env, &ops, "/connections", &key, &other).await;
+    assert_problem(status, 422, &problem);
+    assert!(
+        problem["detail"].as_str().unwrap().starts_with(&format!(
+            "Idempotency-Key {key} was used for another request"
+        )),
+        "{problem}"
+    );
+    // A refusal is an answer like any other: kept, and given again.
+    let bad_key = Uuid::new_v4().to_string();
+    let bad = json!({"custodian": "no_such_bank", "name": "x"});
+    let (status, refused, _) = keyed_post(&env, &ops, "/connections", &bad_key, &bad).await;
+    assert_eq!(status, 422, "{refused}");
+    let (status, again, headers) = keyed_post(&env, &ops, "/connections", &bad_key, &bad).await;
+    assert_eq!((status, &again), (422, &refused));
+    assert_eq!(headers["idempotent-replayed"], "true");
+    assert_eq!(headers["content-type"], "application/problem+json");
+
+    // Eight at once with a new key and a new connection: one runs, the others get its answer
+    // or 409 while it runs.
+    let key = Uuid::new_v4().to_string();
+    let mut second = body.clone();
+    second["name"] = json!("bank_b (second)");
+    let answers = futures::future::join_all(
+        (0..8).map(|_| keyed_post(&env, &ops, "/connections", &key, &second)),
+    )
+    .await;
+    let created: std::collections::BTreeSet<String> = answers
+        .iter()
+        .filter(|(s, _, _)| *s == 201)
+        .map(|(_, b, _)| b["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(created.len(), 1, "{answers:?}");
+    assert!(
+        answers.iter().all(|(s, _, _)| *s == 201 || *s == 409),
+        "{answers:?}"
+    );
+    let listed = env.get("/connections", &ops).await;
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+
+    // Another user's key of the same value is that user's own: it runs.
+    let other_user = env.token(tenant, &["ops", "support"]);
+    let mut third = body.clone();
+    third["name"] = json!("bank_b (third)");
+    let (status, _, headers) = keyed_post(&env, &other_user, "/connections", &key, &third).await;
+    assert_eq!(status, 201);
+    assert!(headers.get("idempotent-replayed").is_none());
+    // A key that is no key.
+    let (status, problem, _) =
+        keyed_post(&env, &ops, "/connections", &"k".repeat(256), &body).await;
+    assert_problem(status, 400, &problem);
+    let listed = env.get("/connections", &ops).await;
+    assert_eq!(listed.as_array().unwrap().len(), 3, "{listed}");
+    env.finish().await;
+}
