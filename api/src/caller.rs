@@ -53,7 +53,8 @@ impl Caller {
                     "{what} needs a recent second factor: a token whose amr holds mfa and whose auth_time is at most {} seconds old",
                     step_up.max_age_secs
                 ),
-            )),
+            )
+            .with_code("step_up_required")),
             format!(
                 "Bearer error=\"insufficient_user_authentication\", error_description=\"A recent second factor is required\", max_age={}{acr}",
                 step_up.max_age_secs
@@ -217,9 +218,12 @@ impl ApiState {
             }
             None => (token_roles, principal.client_id),
         };
-        if let Err(limited) = self.security.admit(tenant, &principal.subject) {
-            self.metrics.count_rate_limited(limited.scope);
-            return Err(ApiError::too_many_requests(limited));
+        match self.security.admit(tenant, &principal.subject) {
+            Ok(allowance) => crate::request::note_allowance(allowance),
+            Err(limited) => {
+                self.metrics.count_rate_limited(limited.scope);
+                return Err(ApiError::too_many_requests(limited));
+            }
         }
         let now = chrono::Utc::now().timestamp();
         let recent_mfa =

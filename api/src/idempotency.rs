@@ -10,7 +10,7 @@ use poem::http::{HeaderValue, Method, StatusCode};
 use poem::{Endpoint, IntoResponse, Request, Response};
 use sha2::{Digest, Sha256};
 
-use crate::problem::problem_for_status;
+use crate::problem::{Problem, problem_for_status, problem_response};
 use crate::state::ApiState;
 use eam_store::TenantId;
 use eam_store::idempotency::{self, Begin, Stored};
@@ -47,9 +47,12 @@ pub async fn keyed<E: Endpoint>(
             k.to_owned()
         }
         _ => {
-            return Ok(problem_for_status(
-                StatusCode::BAD_REQUEST,
-                "Idempotency-Key must be 1 to 255 visible ASCII characters (a UUID, say)".into(),
+            return Ok(problem_response(
+                Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "Idempotency-Key must be 1 to 255 visible ASCII characters (a UUID, say)",
+                )
+                .with_code("invalid_idempotency_key"),
             ));
         }
     };
@@ -104,18 +107,24 @@ pub async fn keyed<E: Endpoint>(
     .await;
     match began {
         Err(e) => Ok(unavailable(e)),
-        Ok(Begin::Mismatch) => Ok(problem_for_status(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!(
-                "Idempotency-Key {key} was used for another request in the last {} hours: use a \
-                 new key for a new request",
-                idempotency::WINDOW_HOURS
-            ),
+        Ok(Begin::Mismatch) => Ok(problem_response(
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "Idempotency-Key {key} was used for another request in the last {} hours: \
+                     use a new key for a new request",
+                    idempotency::WINDOW_HOURS
+                ),
+            )
+            .with_code("idempotency_key_reused"),
         )),
         Ok(Begin::InProgress) => {
-            let mut r = problem_for_status(
-                StatusCode::CONFLICT,
-                format!("a request with Idempotency-Key {key} is still running"),
+            let mut r = problem_response(
+                Problem::new(
+                    StatusCode::CONFLICT,
+                    format!("a request with Idempotency-Key {key} is still running"),
+                )
+                .with_code("idempotency_request_in_progress"),
             );
             r.headers_mut()
                 .insert("retry-after", HeaderValue::from_static("1"));

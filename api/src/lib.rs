@@ -12,6 +12,7 @@
 pub mod application;
 pub mod approvals;
 pub mod audit;
+pub mod body_errors;
 pub mod caller;
 pub mod head_limits;
 pub mod idempotency;
@@ -171,7 +172,11 @@ pub fn openapi(state: &ApiState, public_url: &str) -> OpenApiService<Apis, ()> {
 /// The whole HTTP application.
 pub fn app(state: ApiState, public_url: &str) -> impl Endpoint + 'static {
     let api = openapi(&state, public_url);
-    let templates = metrics::RouteTemplates::from_openapi(&api.spec(), "/api/v1");
+    let spec_json = api.spec();
+    let templates = metrics::RouteTemplates::from_openapi(&spec_json, "/api/v1");
+    let body_schemas = Arc::new(body_errors::BodySchemas::from_openapi(
+        &spec_json, "/api/v1",
+    ));
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
     let jwks = state.local_issuer.clone().map(|issuer| issuer.jwks());
@@ -207,6 +212,7 @@ pub fn app(state: ApiState, public_url: &str) -> impl Endpoint + 'static {
                 problem::problem_for_status(status, message)
             }
         })
+        .around(move |next, req| body_errors::describe(next, req, body_schemas.clone()))
         .around(move |next, req| idempotency::keyed(next, req, keys_state.clone()))
         .around(security_headers)
         .around(move |next, req| forget_after_writes(next, req, read_cache.clone()))

@@ -19,18 +19,75 @@ pub struct Problem {
     pub kind: String,
     pub title: String,
     pub status: u16,
+    /// What is wrong, in words for a person.
     pub detail: String,
+    /// What is wrong, for a program: a stable code (the README lists them). Branch on this,
+    /// never on `detail`.
+    pub code: String,
+    /// The request's id (`X-Request-Id`): quote it to support.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The path of the request the problem is about.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// The body's invalid fields, where they are known: a JSON pointer and the reason each.
+    #[oai(skip_serializing_if_is_empty)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// One invalid field of a request body.
+#[derive(Debug, Clone, Object, serde::Serialize)]
+pub struct FieldError {
+    /// RFC 6901 JSON pointer to the field, e.g. `/name`.
+    pub pointer: String,
+    pub reason: String,
+}
+
+/// The stable code of a status, where no more specific one applies.
+pub fn code_for(status: StatusCode) -> String {
+    match status.as_u16() {
+        400 => "bad_request".into(),
+        401 => "unauthorized".into(),
+        403 => "forbidden".into(),
+        404 => "not_found".into(),
+        405 => "method_not_allowed".into(),
+        409 => "conflict".into(),
+        413 => "body_too_large".into(),
+        414 => "uri_too_long".into(),
+        422 => "unprocessable".into(),
+        429 => "rate_limited".into(),
+        431 => "headers_too_large".into(),
+        500 => "internal".into(),
+        503 => "unavailable".into(),
+        other => format!("http_{other}"),
+    }
 }
 
 impl Problem {
     pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
         let title = status.canonical_reason().unwrap_or("Error").to_owned();
         let slug = title.to_lowercase().replace(' ', "-");
+        let context = crate::request::current();
         Problem {
             kind: format!("https://eam.invalid/problems/{slug}"),
             title,
             status: status.as_u16(),
             detail: detail.into(),
+            code: code_for(status),
+            request_id: context.as_ref().map(|c| c.request_id.clone()),
+            instance: context.map(|c| c.path),
+            errors: Vec::new(),
+        }
+    }
+
+    /// The same problem with a more specific code.
+    pub fn with_code(self, code: &str) -> Self {
+        Problem {
+            code: code.to_owned(),
+            ..self
         }
     }
 }
@@ -134,11 +191,22 @@ impl ApiError {
 
 /// Parameter, body and security-scheme errors raised before the handler runs.
 fn from_framework_error(err: poem::Error) -> ApiError {
+    let message = err.to_string();
     match err.status() {
         StatusCode::UNAUTHORIZED => ApiError::unauthorized("a valid bearer token is required"),
-        StatusCode::NOT_FOUND => ApiError::not_found(err.to_string()),
-        StatusCode::UNPROCESSABLE_ENTITY => ApiError::unprocessable(err.to_string()),
-        _ => ApiError::bad_request(err.to_string()),
+        StatusCode::NOT_FOUND => ApiError::not_found(message),
+        StatusCode::UNPROCESSABLE_ENTITY => ApiError::Unprocessable(Json(
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, &message).with_code("invalid_body"),
+        )),
+        _ => ApiError::BadRequest(Json(
+            Problem::new(StatusCode::BAD_REQUEST, &message).with_code(
+                if message.contains("payload") {
+                    "invalid_body"
+                } else {
+                    "invalid_parameter"
+                },
+            ),
+        )),
     }
 }
 
@@ -186,7 +254,13 @@ pub fn not_found<I: std::fmt::Display>(
 
 /// A problem+json response for any status (used for errors outside the OpenAPI operations).
 pub fn problem_for_status(status: StatusCode, detail: String) -> Response {
-    let body = serde_json::to_vec(&Problem::new(status, detail)).unwrap_or_default();
+    problem_response(Problem::new(status, detail))
+}
+
+/// A problem+json response of a problem.
+pub fn problem_response(problem: Problem) -> Response {
+    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = serde_json::to_vec(&problem).unwrap_or_default();
     let mut resp = Response::builder()
         .status(status)
         .content_type("application/problem+json")

@@ -12,6 +12,17 @@ use poem::{Endpoint, IntoResponse, Request, Response, Result};
 pub struct RequestContext {
     pub request_id: String,
     pub source_addr: Option<String>,
+    /// The request's path (a problem's `instance`).
+    pub path: String,
+    /// Where the caller stands against its rate limits, once its token was admitted: the
+    /// `RateLimit-*` headers of the answer.
+    pub allowance: std::sync::Arc<std::sync::OnceLock<crate::security::Allowance>>,
+}
+
+/// Notes the caller's allowance for the answer's `RateLimit-*` headers (the first admission of
+/// a request counts).
+pub fn note_allowance(allowance: crate::security::Allowance) {
+    let _ = CONTEXT.try_with(|c| c.allowance.set(allowance));
 }
 
 tokio::task_local! {
@@ -44,8 +55,11 @@ pub async fn with_context<E: Endpoint>(next: E, req: Request) -> Result<Response
             .remote_addr()
             .as_socket_addr()
             .map(|a| a.ip().to_string()),
+        path: req.uri().path().to_owned(),
+        allowance: Default::default(),
     };
     let id = context.request_id.clone();
+    let allowance = context.allowance.clone();
     let span = tracing::info_span!("request", request_id = %id);
     let response = CONTEXT
         .scope(
@@ -59,6 +73,26 @@ pub async fn with_context<E: Endpoint>(next: E, req: Request) -> Result<Response
     };
     if let Ok(value) = poem::http::HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);
+    }
+    // Every answer to an admitted caller says where it stands (draft-ietf-httpapi-ratelimit-
+    // headers); a 429 already carries its own.
+    if let Some(a) = allowance.get()
+        && !response.headers().contains_key("ratelimit-limit")
+    {
+        let headers = response.headers_mut();
+        for (name, value) in [
+            ("ratelimit-limit", a.limit.to_string()),
+            ("ratelimit-remaining", a.remaining.to_string()),
+            ("ratelimit-reset", a.reset_secs().to_string()),
+            (
+                "ratelimit-policy",
+                format!("{};w=1;burst={}", a.per_second, a.limit),
+            ),
+        ] {
+            if let Ok(value) = poem::http::HeaderValue::from_str(&value) {
+                headers.insert(name, value);
+            }
+        }
     }
     Ok(response)
 }

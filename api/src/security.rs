@@ -68,6 +68,15 @@ pub struct Limited {
 pub struct Allowance {
     pub limit: u32,
     pub remaining: u32,
+    /// The rate the limit refills at.
+    pub per_second: u32,
+}
+
+impl Allowance {
+    /// Seconds until the limit is whole again (rounded up).
+    pub fn reset_secs(&self) -> u32 {
+        (self.limit - self.remaining.min(self.limit)).div_ceil(self.per_second.max(1))
+    }
 }
 
 /// What the tenant says about a subject, and which modules it has switched on.
@@ -146,12 +155,25 @@ impl Security {
             .tenants
             .check_key(&tenant)
             .map_err(|n| refuse(n, self.settings.tenant_burst, LimitScope::Tenant))?;
-        let (limit, remaining) = if u.remaining_burst_capacity() <= t.remaining_burst_capacity() {
-            (self.settings.user_burst, u.remaining_burst_capacity())
-        } else {
-            (self.settings.tenant_burst, t.remaining_burst_capacity())
-        };
-        Ok(Allowance { limit, remaining })
+        let (limit, remaining, per_second) =
+            if u.remaining_burst_capacity() <= t.remaining_burst_capacity() {
+                (
+                    self.settings.user_burst,
+                    u.remaining_burst_capacity(),
+                    self.settings.user_per_second,
+                )
+            } else {
+                (
+                    self.settings.tenant_burst,
+                    t.remaining_burst_capacity(),
+                    self.settings.tenant_per_second,
+                )
+            };
+        Ok(Allowance {
+            limit,
+            remaining,
+            per_second,
+        })
     }
 
     /// Counts a refused token from client address `address`: past its rate, 429 instead of

@@ -171,12 +171,33 @@ async fn malformed_connection_bodies_are_refused_and_create_nothing() {
     let mut bad_custodian = good.clone();
     bad_custodian["custodian"] = json!("bank_z");
     cases.push((bad_custodian, 422));
+    let mut answers = Vec::new();
     for (body, expected) in cases {
-        let (status, problem, _) = env
+        let (status, problem, headers) = env
             .call(Method::POST, "/connections", Some(&token), Some(&body))
             .await;
         assert_problem(status, expected, &problem);
+        // Every problem carries its machine code, the request's id and path.
+        assert_eq!(
+            problem["request_id"],
+            headers["x-request-id"].to_str().unwrap()
+        );
+        assert_eq!(problem["instance"], "/api/v1/connections");
+        answers.push(problem);
     }
+    // The missing and the unknown field are named by a JSON pointer; codes are stable.
+    assert_eq!(answers[0]["code"], "invalid_body", "{}", answers[0]);
+    assert_eq!(
+        answers[0]["errors"][0]["pointer"], "/custodian",
+        "{}",
+        answers[0]
+    );
+    assert_eq!(
+        answers[1]["errors"][0]["pointer"], "/client_secret",
+        "{}",
+        answers[1]
+    );
+    assert_eq!(answers[2]["code"], "unprocessable");
     let list = env.get("/connections", &token).await;
     assert_eq!(list.as_array().unwrap().len(), 0, "nothing was created");
     env.finish().await;

@@ -761,7 +761,22 @@ async fn a_user_over_its_burst_gets_429_while_another_tenant_goes_on() {
     for n in 0..5 {
         let (status, _, headers) = env.call(Method::GET, "/me", Some(&token_a), None).await;
         assert_eq!(status, 200, "request {n} is within the burst");
-        let _ = headers;
+        // Every answer says where the caller stands (the refill of 1/s may add one back
+        // while the test runs, never more in this short loop).
+        assert_eq!(headers["ratelimit-limit"], "5");
+        assert_eq!(headers["ratelimit-policy"], "1;w=1;burst=5");
+        let remaining: u32 = headers["ratelimit-remaining"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((4 - n..=5 - n).contains(&remaining), "{n}: {remaining}");
+        let reset: u32 = headers["ratelimit-reset"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(reset, 5 - remaining, "{n}");
     }
     let (status, body, headers) = env.call(Method::GET, "/me", Some(&token_a), None).await;
     assert_eq!(status, 429, "{body}");

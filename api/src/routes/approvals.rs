@@ -267,9 +267,13 @@ async fn decidable(
         ApiError::internal(format!("unknown approval action '{}'", approval.action))
     })?;
     if approval.requested_by == caller.subject {
-        return Err(ApiError::forbidden(
-            "four eyes: a request is approved or rejected by another user than the one who made it",
-        ));
+        return Err(ApiError::Forbidden(poem_openapi::payload::Json(
+            crate::problem::Problem::new(
+                poem::http::StatusCode::FORBIDDEN,
+                "four eyes: a request is approved or rejected by another user than the one who made it",
+            )
+            .with_code("four_eyes_same_user"),
+        )));
     }
     caller.require(what.action())?;
     if let Some(module) = what.action().module() {
