@@ -14,6 +14,7 @@ pub mod approvals;
 pub mod audit;
 pub mod body_errors;
 pub mod caller;
+pub mod etag;
 pub mod head_limits;
 pub mod idempotency;
 pub mod metrics;
@@ -213,6 +214,10 @@ pub fn app(state: ApiState, public_url: &str) -> impl Endpoint + 'static {
             }
         })
         .around(move |next, req| body_errors::describe(next, req, body_schemas.clone()))
+        .around(etag::tagged)
+        // Type-erased once here: the layers' nested types outgrow the compiler's query depth.
+        .map_to_response()
+        .boxed()
         .around(move |next, req| idempotency::keyed(next, req, keys_state.clone()))
         .around(security_headers)
         .around(move |next, req| forget_after_writes(next, req, read_cache.clone()))

@@ -377,3 +377,78 @@ async fn holdings_pages_at_their_edges_read_alike_from_postgres_and_from_memory(
     }
     env.finish().await;
 }
+
+/// A GET with `If-None-Match` and the answer's `ETag`: 304 without a body.
+async fn conditional_get(
+    env: &TestEnv,
+    path: &str,
+    token: &str,
+    etag: Option<&str>,
+) -> (u16, String, String) {
+    let mut req = env
+        .http
+        .get(format!("{}{path}", env.api))
+        .bearer_auth(token);
+    if let Some(tag) = etag {
+        req = req.header("if-none-match", tag);
+    }
+    let answer = req.send().await.expect("request");
+    let status = answer.status().as_u16();
+    let tag = answer
+        .headers()
+        .get("etag")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, tag, answer.text().await.unwrap())
+}
+
+/// Issue 21: a client polling a portfolio page downloads it again only when it changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_portfolio_read_with_its_etag_is_304_until_the_page_changes() {
+    let env = env_with_long_lived_pages(74).await;
+    let (_, staff, accounts) = synced_tenant(&env, "Conditional reads").await;
+    let client = accounts[0].1.clone();
+    let path = format!("/holdings?account_id={}", accounts[0].0);
+    let (status, tag, body) = conditional_get(&env, &path, &staff, None).await;
+    assert_eq!(status, 200);
+    assert!(tag.starts_with('"') && tag.len() == 34, "{tag}");
+    assert!(body.contains("positions"), "{body}");
+    // Served from PostgreSQL or from memory, the same bytes have the same tag.
+    let (status, again, body_again) = conditional_get(&env, &path, &staff, None).await;
+    assert_eq!((status, &again, &body_again), (200, &tag, &body));
+    let (status, same, empty) = conditional_get(&env, &path, &staff, Some(&tag)).await;
+    assert_eq!(
+        (status, same.as_str(), empty.as_str()),
+        (304, tag.as_str(), "")
+    );
+    // In a list, in its weak form: still 304; another tag: the page.
+    let listed = format!("\"0123\", W/{tag}");
+    assert_eq!(
+        conditional_get(&env, &path, &staff, Some(&listed)).await.0,
+        304
+    );
+    assert_eq!(
+        conditional_get(&env, &path, &staff, Some("\"0123\""))
+            .await
+            .0,
+        200
+    );
+
+    // The accounts list names the client: renamed, the page and its tag change.
+    let (status, list_tag, _) = conditional_get(&env, "/accounts", &staff, None).await;
+    assert_eq!(status, 200);
+    let (status, changed, _) = env
+        .call(
+            Method::PATCH,
+            &format!("/clients/{client}"),
+            Some(&staff),
+            Some(&json!({"name": "Renamed for the tag"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{changed}");
+    let (status, new_tag, page) = conditional_get(&env, "/accounts", &staff, Some(&list_tag)).await;
+    assert_eq!(status, 200);
+    assert_ne!(new_tag, list_tag);
+    assert!(page.contains("Renamed for the tag"));
+    env.finish().await;
+}
