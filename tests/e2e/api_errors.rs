@@ -306,3 +306,58 @@ async fn a_retried_post_with_its_idempotency_key_creates_one_connection() {
     assert_eq!(listed.as_array().unwrap().len(), 3, "{listed}");
     env.finish().await;
 }
+
+/// Issue 21: the API contract is a reviewed file. The OpenAPI document the API serves must
+/// equal `docs/openapi.json` (servers aside); a change of the contract fails here until the
+/// copy is rewritten (`EAM_TEST_WRITE_OPENAPI=1`) and the diff committed with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_served_openapi_document_is_the_committed_one() {
+    let env = TestEnv::start(small_params(2102)).await;
+    let mut served: serde_json::Value = env
+        .http
+        .get(format!("{}/openapi.json", env.api))
+        .send()
+        .await
+        .expect("openapi.json")
+        .json()
+        .await
+        .expect("JSON");
+    served["servers"] = json!([{"url": "https://eam.example/api/v1"}]);
+    // Every operation has an id of its own (what generated clients name their methods by).
+    let mut ids = Vec::new();
+    for item in served["paths"].as_object().expect("paths").values() {
+        for op in item.as_object().expect("operations").values() {
+            ids.push(
+                op["operationId"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("an operationId: {op}"))
+                    .to_owned(),
+            );
+        }
+    }
+    let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "operationIds repeat: {ids:?}");
+    assert!(ids.len() >= 90, "{}", ids.len());
+    let text = serde_json::to_string_pretty(&served).expect("serialises") + "\n";
+    let committed = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/openapi.json");
+    if std::env::var_os("EAM_TEST_WRITE_OPENAPI").is_some() {
+        std::fs::write(&committed, &text).expect("write docs/openapi.json");
+    }
+    let on_disk = std::fs::read_to_string(&committed).unwrap_or_default();
+    if on_disk != text {
+        let first = on_disk
+            .lines()
+            .zip(text.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(on_disk.lines().count().min(text.lines().count()));
+        panic!(
+            "the API's OpenAPI document differs from docs/openapi.json from line {}: served {:?}, \
+             committed {:?}. Review the contract change, then rewrite the copy with \
+             EAM_TEST_WRITE_OPENAPI=1 cargo test --test e2e the_served_openapi and commit it",
+            first + 1,
+            text.lines().nth(first),
+            on_disk.lines().nth(first)
+        );
+    }
+    env.finish().await;
+}

@@ -349,7 +349,7 @@ fn codes(actions: &[Sensitive]) -> Vec<String> {
 impl ApprovalsApi {
     /// The tenant's four-eyes requests, newest first. `status=pending` lists those that can
     /// still be decided.
-    #[oai(path = "/approvals", method = "get")]
+    #[oai(path = "/approvals", method = "get", operation_id = "list_approvals")]
     async fn list(
         &self,
         token: BearerToken,
@@ -375,7 +375,7 @@ impl ApprovalsApi {
     }
 
     /// One request.
-    #[oai(path = "/approvals/:id", method = "get")]
+    #[oai(path = "/approvals/:id", method = "get", operation_id = "get_approval")]
     async fn get(
         &self,
         token: BearerToken,
@@ -393,7 +393,11 @@ impl ApprovalsApi {
     /// execution's audit entries name both. 409 once it is decided or expired; when the
     /// execution fails (the client got accounts meanwhile, say) nothing changes and the
     /// request stays pending.
-    #[oai(path = "/approvals/:id/approve", method = "post")]
+    #[oai(
+        path = "/approvals/:id/approve",
+        method = "post",
+        operation_id = "approve_request"
+    )]
     async fn approve(
         &self,
         req: &poem::Request,
@@ -441,7 +445,11 @@ impl ApprovalsApi {
 
     /// Rejects a pending request (a note saying why is required): nothing is done. By a user
     /// other than its requester, allowed its action.
-    #[oai(path = "/approvals/:id/reject", method = "post")]
+    #[oai(
+        path = "/approvals/:id/reject",
+        method = "post",
+        operation_id = "reject_request"
+    )]
     async fn reject(
         &self,
         req: &poem::Request,
@@ -479,7 +487,11 @@ impl ApprovalsApi {
     }
 
     /// Which sensitive actions wait for a second user's approval.
-    #[oai(path = "/approvals/policy", method = "get")]
+    #[oai(
+        path = "/approvals/policy",
+        method = "get",
+        operation_id = "get_approval_policy"
+    )]
     async fn policy(&self, token: BearerToken) -> Result<Json<PolicyView>, ApiError> {
         let (_, mut tx) = self.0.begin(&token, Action::ReadApprovals).await?;
         let default = approvals::policy(&mut tx).await?.is_none();
@@ -493,7 +505,11 @@ impl ApprovalsApi {
     /// Sets which sensitive actions wait for a second user's approval. Adding actions takes
     /// effect at once; taking any off needs a recent second factor and another tenant
     /// admin's approval (202 with the pending approval).
-    #[oai(path = "/approvals/policy", method = "put")]
+    #[oai(
+        path = "/approvals/policy",
+        method = "put",
+        operation_id = "set_approval_policy"
+    )]
     async fn set_policy(
         &self,
         req: &poem::Request,

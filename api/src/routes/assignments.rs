@@ -139,7 +139,11 @@ impl AssignmentsApi {
 impl AssignmentsApi {
     /// Assigns an account to a client by hand; it stays so whatever the bank or the rules
     /// say, until the assignment is removed. Audited.
-    #[oai(path = "/accounts/:id/client", method = "put")]
+    #[oai(
+        path = "/accounts/:id/client",
+        method = "put",
+        operation_id = "assign_account_client"
+    )]
     async fn assign(
         &self,
         req: &poem::Request,
@@ -172,7 +176,11 @@ impl AssignmentsApi {
 
     /// Removes an account's manual assignment: its client is again the bank's, else its
     /// connection's rules', else none. Audited.
-    #[oai(path = "/accounts/:id/client", method = "delete")]
+    #[oai(
+        path = "/accounts/:id/client",
+        method = "delete",
+        operation_id = "release_account_client"
+    )]
     async fn release(
         &self,
         req: &poem::Request,
@@ -209,7 +217,11 @@ impl AssignmentsApi {
     }
 
     /// A connection's assignment rules, in the order they apply.
-    #[oai(path = "/connections/:id/assignment-rules", method = "get")]
+    #[oai(
+        path = "/connections/:id/assignment-rules",
+        method = "get",
+        operation_id = "list_assignment_rules"
+    )]
     async fn rules(&self, token: BearerToken, id: Path<Uuid>) -> Result<Json<Vec<Rule>>, ApiError> {
         let (_, mut tx) = self.0.begin(&token, Action::ReadAssignments).await?;
         connections::get(&mut tx, ConnectionId(id.0))
@@ -226,7 +238,11 @@ impl AssignmentsApi {
 
     /// Adds a rule and applies the connection's rules to its accounts at once (and on every
     /// sync after). Audited.
-    #[oai(path = "/connections/:id/assignment-rules", method = "post")]
+    #[oai(
+        path = "/connections/:id/assignment-rules",
+        method = "post",
+        operation_id = "create_assignment_rule"
+    )]
     async fn create_rule(
         &self,
         req: &poem::Request,
@@ -281,7 +297,11 @@ impl AssignmentsApi {
 
     /// Removes a rule; the connection's accounts it assigned get their client from the
     /// remaining rules, or none. Audited.
-    #[oai(path = "/connections/:id/assignment-rules/:rule_id", method = "delete")]
+    #[oai(
+        path = "/connections/:id/assignment-rules/:rule_id",
+        method = "delete",
+        operation_id = "delete_assignment_rule"
+    )]
     async fn delete_rule(
         &self,
         req: &poem::Request,

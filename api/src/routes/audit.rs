@@ -64,7 +64,7 @@ struct AuditPage {
 #[OpenApi(tag = "crate::Tag::Admin")]
 impl AuditApi {
     /// The tenant's audit log, oldest first, by action, actor, target and time.
-    #[oai(path = "/audit", method = "get")]
+    #[oai(path = "/audit", method = "get", operation_id = "list_audit_entries")]
     #[allow(clippy::too_many_arguments)]
     async fn audit(
         &self,

@@ -118,7 +118,7 @@ struct BreakPage {
 #[OpenApi(tag = "crate::Tag::Jobs")]
 impl BreaksApi {
     /// Reconciliation breaks, newest first, by run, account and kind.
-    #[oai(path = "/breaks", method = "get")]
+    #[oai(path = "/breaks", method = "get", operation_id = "list_breaks")]
     async fn list(
         &self,
         token: BearerToken,

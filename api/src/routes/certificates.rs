@@ -102,7 +102,11 @@ async fn inspect(
 impl CertificatesApi {
     /// The client certificates of the tenant's connections with their expiry; `at_risk=true`
     /// lists only those expired, unreadable or expiring within `certificates.warning_days`.
-    #[oai(path = "/certificates", method = "get")]
+    #[oai(
+        path = "/certificates",
+        method = "get",
+        operation_id = "list_certificates"
+    )]
     async fn list(
         &self,
         token: BearerToken,
@@ -130,7 +134,11 @@ impl CertificatesApi {
     }
 
     /// One connection's client certificate and its expiry.
-    #[oai(path = "/connections/:id/certificate", method = "get")]
+    #[oai(
+        path = "/connections/:id/certificate",
+        method = "get",
+        operation_id = "get_certificate"
+    )]
     async fn get(
         &self,
         token: BearerToken,

@@ -149,7 +149,7 @@ impl ChangesApi {
     /// starts from the latest change without listing history): accounts, positions and
     /// transactions added, modified or removed, in commit order, each once per answer with
     /// its current state. A client user reads its own client's.
-    #[oai(path = "/changes", method = "get")]
+    #[oai(path = "/changes", method = "get", operation_id = "list_changes")]
     async fn changes(
         &self,
         token: BearerToken,

@@ -96,7 +96,7 @@ fn check_client_fields(body: &ClientBody) -> Result<(), ApiError> {
 #[OpenApi(tag = "crate::Tag::Admin")]
 impl ClientsApi {
     /// The tenant's clients (a client user sees only its own).
-    #[oai(path = "/clients", method = "get")]
+    #[oai(path = "/clients", method = "get", operation_id = "list_clients")]
     async fn clients(&self, token: BearerToken) -> Result<Json<Vec<Client>>, ApiError> {
         let (_, mut tx) = self.0.begin(&token, Action::ReadClients).await?;
         Ok(Json(
@@ -109,7 +109,7 @@ impl ClientsApi {
     }
 
     /// Creates a client.
-    #[oai(path = "/clients", method = "post")]
+    #[oai(path = "/clients", method = "post", operation_id = "create_client")]
     async fn create_client(
         &self,
         req: &poem::Request,
@@ -146,7 +146,7 @@ impl ClientsApi {
     }
 
     /// One client.
-    #[oai(path = "/clients/:id", method = "get")]
+    #[oai(path = "/clients/:id", method = "get", operation_id = "get_client")]
     async fn client(&self, token: BearerToken, id: Path<Uuid>) -> Result<Json<Client>, ApiError> {
         let (_, mut tx) = self.0.begin(&token, Action::ReadClients).await?;
         let client = clients::get(&mut tx, id.0)
@@ -156,7 +156,11 @@ impl ClientsApi {
     }
 
     /// Changes a client's reference, name, reporting currency or KYC status.
-    #[oai(path = "/clients/:id", method = "patch")]
+    #[oai(
+        path = "/clients/:id",
+        method = "patch",
+        operation_id = "change_client"
+    )]
     async fn change_client(
         &self,
         req: &poem::Request,
@@ -195,7 +199,11 @@ impl ClientsApi {
     /// Deletes a client without accounts or users (409 otherwise). Needs a recent second
     /// factor; where the tenant's policy asks for four eyes, answers 202 with the pending
     /// approval (the client stays until another user approves it).
-    #[oai(path = "/clients/:id", method = "delete")]
+    #[oai(
+        path = "/clients/:id",
+        method = "delete",
+        operation_id = "delete_client"
+    )]
     async fn delete_client(
         &self,
         req: &poem::Request,

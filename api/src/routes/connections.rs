@@ -372,7 +372,11 @@ enum Deleted {
 #[OpenApi(tag = "crate::Tag::Connections")]
 impl ConnectionsApi {
     /// Creates a bank connection.
-    #[oai(path = "/connections", method = "post")]
+    #[oai(
+        path = "/connections",
+        method = "post",
+        operation_id = "create_connection"
+    )]
     async fn create(
         &self,
         req: &poem::Request,
@@ -401,7 +405,11 @@ impl ConnectionsApi {
     }
 
     /// Lists the tenant's bank connections.
-    #[oai(path = "/connections", method = "get")]
+    #[oai(
+        path = "/connections",
+        method = "get",
+        operation_id = "list_connections"
+    )]
     async fn list(&self, token: BearerToken) -> Result<Json<Vec<Connection>>, ApiError> {
         let (_, mut tx) = self.0.begin(&token, Action::ReadConnections).await?;
         Ok(Json(
@@ -414,7 +422,11 @@ impl ConnectionsApi {
     }
 
     /// One bank connection.
-    #[oai(path = "/connections/:id", method = "get")]
+    #[oai(
+        path = "/connections/:id",
+        method = "get",
+        operation_id = "get_connection"
+    )]
     async fn get(&self, token: BearerToken, id: Path<Uuid>) -> Result<Json<Connection>, ApiError> {
         let (_, mut tx) = self.0.begin(&token, Action::ReadConnections).await?;
         let c = connections::get(&mut tx, ConnectionId(id.0))
@@ -426,7 +438,11 @@ impl ConnectionsApi {
     /// Queues a sync of the connection now; answers with the run id. While the connection
     /// already has a queued or running sync, that run is returned (`coalesced`) instead of a
     /// second sync.
-    #[oai(path = "/connections/:id/sync", method = "post")]
+    #[oai(
+        path = "/connections/:id/sync",
+        method = "post",
+        operation_id = "sync_connection"
+    )]
     async fn sync(
         &self,
         req: &poem::Request,
@@ -487,7 +503,11 @@ impl ConnectionsApi {
     }
 
     /// Pauses the connection: it is neither synced nor scheduled until resumed.
-    #[oai(path = "/connections/:id/pause", method = "post")]
+    #[oai(
+        path = "/connections/:id/pause",
+        method = "post",
+        operation_id = "pause_connection"
+    )]
     async fn pause(
         &self,
         req: &poem::Request,
@@ -513,7 +533,11 @@ impl ConnectionsApi {
     }
 
     /// Resumes a paused connection (paused by ops or after repeated failed runs).
-    #[oai(path = "/connections/:id/resume", method = "post")]
+    #[oai(
+        path = "/connections/:id/resume",
+        method = "post",
+        operation_id = "resume_connection"
+    )]
     async fn resume(
         &self,
         req: &poem::Request,
@@ -540,7 +564,11 @@ impl ConnectionsApi {
     /// A change of its credential or certificate references needs a recent second factor,
     /// and where the tenant's policy asks for four eyes answers 202 with the pending approval
     /// (nothing changes until another user approves it).
-    #[oai(path = "/connections/:id", method = "patch")]
+    #[oai(
+        path = "/connections/:id",
+        method = "patch",
+        operation_id = "change_connection"
+    )]
     async fn change(
         &self,
         req: &poem::Request,
@@ -566,7 +594,11 @@ impl ConnectionsApi {
     }
 
     /// Deletes a connection that never synced (409 for one with sync history: pause it).
-    #[oai(path = "/connections/:id", method = "delete")]
+    #[oai(
+        path = "/connections/:id",
+        method = "delete",
+        operation_id = "delete_connection"
+    )]
     async fn delete(
         &self,
         req: &poem::Request,
@@ -591,7 +623,11 @@ impl ConnectionsApi {
 
     /// The circuit breakers guarding the connection's bank endpoint, one per worker process,
     /// as each last reported.
-    #[oai(path = "/connections/:id/breaker", method = "get")]
+    #[oai(
+        path = "/connections/:id/breaker",
+        method = "get",
+        operation_id = "get_connection_breaker"
+    )]
     async fn breaker(
         &self,
         token: BearerToken,

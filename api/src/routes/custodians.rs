@@ -110,7 +110,7 @@ fn check_host_pattern(pattern: &str) -> Result<(), ApiError> {
 #[OpenApi(tag = "crate::Tag::Admin")]
 impl CustodiansApi {
     /// The custodian registry: every bank a connection can pick.
-    #[oai(path = "/custodians", method = "get")]
+    #[oai(path = "/custodians", method = "get", operation_id = "list_custodians")]
     async fn list(&self, token: BearerToken) -> Result<Json<Vec<Custodian>>, ApiError> {
         self.0.caller(&token, Action::ReadCustodians).await?;
         let rows = custodians::list(&self.0.store).await?;
@@ -119,7 +119,11 @@ impl CustodiansApi {
 
     /// Registers a custodian or replaces its entry (platform admins). Its connections use the
     /// new address and CA from their next sync; audited in the admin's tenant's log.
-    #[oai(path = "/custodians/:code", method = "put")]
+    #[oai(
+        path = "/custodians/:code",
+        method = "put",
+        operation_id = "put_custodian"
+    )]
     async fn put(
         &self,
         req: &poem::Request,

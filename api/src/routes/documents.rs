@@ -94,7 +94,7 @@ enum Content {
 #[OpenApi(tag = "crate::Tag::Documents")]
 impl DocumentsApi {
     /// Archived raw documents, newest first, by run or connection.
-    #[oai(path = "/documents", method = "get")]
+    #[oai(path = "/documents", method = "get", operation_id = "list_documents")]
     async fn list(
         &self,
         token: BearerToken,
@@ -139,7 +139,7 @@ impl DocumentsApi {
     }
 
     /// One archived document's description.
-    #[oai(path = "/documents/:id", method = "get")]
+    #[oai(path = "/documents/:id", method = "get", operation_id = "get_document")]
     async fn get(&self, token: BearerToken, id: Path<Uuid>) -> Result<Json<Document>, ApiError> {
         let (_, mut tx) = self.0.begin(&token, Action::ReadDocuments).await?;
         let d = documents::get(&mut tx, id.0)
@@ -150,7 +150,11 @@ impl DocumentsApi {
 
     /// The content of an archived document, exactly as the bank sent it (checked against its
     /// SHA-256). Each read is audited.
-    #[oai(path = "/documents/:id/content", method = "get")]
+    #[oai(
+        path = "/documents/:id/content",
+        method = "get",
+        operation_id = "download_document"
+    )]
     async fn content(
         &self,
         req: &poem::Request,

@@ -73,7 +73,7 @@ impl FxRatesApi {
     /// currency with a stored rate, what 1 `base` is worth, through EUR. The ECB's rate wins
     /// over a bank's unless it is stale and the bank's is not; a stale rate is flagged, a
     /// currency without any rate is listed under `missing` with the reason.
-    #[oai(path = "/fx-rates", method = "get")]
+    #[oai(path = "/fx-rates", method = "get", operation_id = "list_fx_rates")]
     async fn fx_rates(
         &self,
         token: BearerToken,

@@ -199,7 +199,7 @@ fn parse_class(s: Option<&str>) -> Result<Option<String>, ApiError> {
 #[OpenApi(tag = "crate::Tag::Jobs")]
 impl JobsApi {
     /// Sync runs, newest first, filtered by status, connection, error class and time.
-    #[oai(path = "/jobs", method = "get")]
+    #[oai(path = "/jobs", method = "get", operation_id = "list_jobs")]
     // Each query parameter is an argument of an OpenAPI operation.
     #[allow(clippy::too_many_arguments)]
     async fn list(
@@ -235,7 +235,7 @@ impl JobsApi {
     }
 
     /// One sync run with its attempts, counts and classified error.
-    #[oai(path = "/jobs/:id", method = "get")]
+    #[oai(path = "/jobs/:id", method = "get", operation_id = "get_job")]
     async fn get(&self, token: BearerToken, id: Path<Uuid>) -> Result<Json<Job>, ApiError> {
         let (caller, mut tx) = self.0.begin(&token, Action::ReadJobs).await?;
         let run = runs::get(&mut tx, RunId(id.0))
@@ -254,7 +254,7 @@ impl JobsApi {
 
     /// Retries a failed or dead run: a new run linked by `retry_of` (409 if the run is not
     /// failed or dead, or was already retried).
-    #[oai(path = "/jobs/:id/retry", method = "post")]
+    #[oai(path = "/jobs/:id/retry", method = "post", operation_id = "retry_job")]
     async fn retry(
         &self,
         req: &poem::Request,
@@ -294,7 +294,11 @@ impl JobsApi {
     /// run, or when the run archived nothing. Needs a recent second factor; where the
     /// tenant's policy asks for four eyes, answers the pending approval instead (202, nothing
     /// queued until another user approves it).
-    #[oai(path = "/jobs/:id/replay", method = "post")]
+    #[oai(
+        path = "/jobs/:id/replay",
+        method = "post",
+        operation_id = "replay_job"
+    )]
     async fn replay(
         &self,
         req: &poem::Request,
@@ -329,7 +333,7 @@ impl JobsApi {
     /// recent second factor; where the tenant's policy asks for four eyes, answers 202 with
     /// the pending approval and retries nothing until another user approves it (the filter
     /// is applied then).
-    #[oai(path = "/jobs/retry", method = "post")]
+    #[oai(path = "/jobs/retry", method = "post", operation_id = "retry_jobs")]
     async fn retry_many(
         &self,
         req: &poem::Request,
@@ -357,7 +361,11 @@ impl JobsApi {
 
     /// Cancels a queued or running run. A running sync stops at a safe point: its load does
     /// not commit, so nothing is half-loaded (409 if the run already finished).
-    #[oai(path = "/jobs/:id/cancel", method = "post")]
+    #[oai(
+        path = "/jobs/:id/cancel",
+        method = "post",
+        operation_id = "cancel_job"
+    )]
     async fn cancel(
         &self,
         req: &poem::Request,

@@ -130,7 +130,11 @@ enum Queued {
 #[OpenApi(tag = "crate::Tag::Jobs")]
 impl MarketDataApi {
     /// Market-data runs, newest first, paged.
-    #[oai(path = "/market-data/runs", method = "get")]
+    #[oai(
+        path = "/market-data/runs",
+        method = "get",
+        operation_id = "list_market_data_runs"
+    )]
     async fn list(
         &self,
         token: BearerToken,
@@ -150,7 +154,11 @@ impl MarketDataApi {
     }
 
     /// One market-data run.
-    #[oai(path = "/market-data/runs/:id", method = "get")]
+    #[oai(
+        path = "/market-data/runs/:id",
+        method = "get",
+        operation_id = "get_market_data_run"
+    )]
     async fn get(
         &self,
         token: BearerToken,
@@ -165,7 +173,11 @@ impl MarketDataApi {
 
     /// Queues a load of the ECB's reference rates now (idempotent: rates already stored are
     /// left as they are). Audited in the caller's tenant's log.
-    #[oai(path = "/market-data/runs", method = "post")]
+    #[oai(
+        path = "/market-data/runs",
+        method = "post",
+        operation_id = "trigger_market_data_run"
+    )]
     async fn trigger(
         &self,
         req: &poem::Request,

@@ -22,7 +22,7 @@ struct Me {
 #[OpenApi(tag = "crate::Tag::Auth")]
 impl MeApi {
     /// The caller's identity, tenant and roles.
-    #[oai(path = "/me", method = "get")]
+    #[oai(path = "/me", method = "get", operation_id = "get_me")]
     async fn me(&self, token: BearerToken) -> Result<Json<Me>, ApiError> {
         let caller = self.0.caller(&token, Action::ReadSelf).await?;
         Ok(Json(Me {
@@ -76,7 +76,11 @@ impl NotificationsApi {
 #[OpenApi(tag = "crate::Tag::Auth")]
 impl NotificationsApi {
     /// What the caller receives by e-mail.
-    #[oai(path = "/me/notifications", method = "get")]
+    #[oai(
+        path = "/me/notifications",
+        method = "get",
+        operation_id = "get_notifications"
+    )]
     async fn get(&self, token: BearerToken) -> Result<Json<Notifications>, ApiError> {
         let (caller, mut tx) = self.0.begin(&token, Action::ReadSelf).await?;
         let user = self.user(&mut tx, &caller.subject).await?;
@@ -91,7 +95,11 @@ impl NotificationsApi {
 
     /// Sets the event types the caller receives by e-mail (only those its roles allow; a
     /// client user hears only of its own client). Audited.
-    #[oai(path = "/me/notifications", method = "put")]
+    #[oai(
+        path = "/me/notifications",
+        method = "put",
+        operation_id = "put_notifications"
+    )]
     async fn put(
         &self,
         req: &poem::Request,

@@ -198,7 +198,11 @@ impl PerformanceApi {
     /// An account's time-weighted and money-weighted returns from the end of `from` to the
     /// end of `to` (default today), in `currency` (default: its client's reporting currency,
     /// else the account's), with its external flows and daily values.
-    #[oai(path = "/accounts/:id/performance", method = "get")]
+    #[oai(
+        path = "/accounts/:id/performance",
+        method = "get",
+        operation_id = "account_performance"
+    )]
     async fn account(
         &self,
         token: BearerToken,
@@ -219,7 +223,11 @@ impl PerformanceApi {
     /// A client's returns across every custodian from the end of `from` to the end of `to`
     /// (default today), in `currency` (default: the client's reporting currency, else EUR),
     /// with the external flows and daily values.
-    #[oai(path = "/clients/:id/performance", method = "get")]
+    #[oai(
+        path = "/clients/:id/performance",
+        method = "get",
+        operation_id = "client_performance"
+    )]
     async fn client(
         &self,
         token: BearerToken,

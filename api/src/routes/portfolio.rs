@@ -322,7 +322,7 @@ impl PortfolioApi {
 #[OpenApi(tag = "crate::Tag::Portfolio")]
 impl PortfolioApi {
     /// Accounts the caller may see.
-    #[oai(path = "/accounts", method = "get")]
+    #[oai(path = "/accounts", method = "get", operation_id = "list_accounts")]
     async fn accounts(&self, token: BearerToken) -> Result<CachedJson<Vec<Account>>, ApiError> {
         let caller = self.0.caller(&token, Action::ReadPortfolio).await?;
         let scope = caller.client_scope()?;
@@ -340,7 +340,7 @@ impl PortfolioApi {
     }
 
     /// Positions of an account on a date (default: the latest snapshot).
-    #[oai(path = "/holdings", method = "get")]
+    #[oai(path = "/holdings", method = "get", operation_id = "get_holdings")]
     async fn holdings(
         &self,
         token: BearerToken,
@@ -364,7 +364,7 @@ impl PortfolioApi {
     }
 
     /// Cash balances of an account.
-    #[oai(path = "/balances", method = "get")]
+    #[oai(path = "/balances", method = "get", operation_id = "list_balances")]
     async fn balances(
         &self,
         token: BearerToken,
@@ -399,7 +399,11 @@ impl PortfolioApi {
     }
 
     /// Transactions of an account by booking date (inclusive range), oldest first, paged.
-    #[oai(path = "/transactions", method = "get")]
+    #[oai(
+        path = "/transactions",
+        method = "get",
+        operation_id = "list_transactions"
+    )]
     async fn transactions(
         &self,
         token: BearerToken,

@@ -86,7 +86,11 @@ struct PricePage {
 impl PricesApi {
     /// A security's prices dated from `from` to `to` (both included, both optional), oldest
     /// first, paged.
-    #[oai(path = "/securities/:id/prices", method = "get")]
+    #[oai(
+        path = "/securities/:id/prices",
+        method = "get",
+        operation_id = "list_prices"
+    )]
     async fn prices(
         &self,
         token: BearerToken,

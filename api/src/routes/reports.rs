@@ -250,7 +250,7 @@ fn check_period(from: NaiveDate, to: NaiveDate) -> Result<(), ApiError> {
 impl ReportsApi {
     /// Queues a report. With an `Idempotency-Key`, the same request again answers the report
     /// the first one created; the key with another request is a 409. Audited.
-    #[oai(path = "/reports", method = "post")]
+    #[oai(path = "/reports", method = "post", operation_id = "create_report")]
     async fn create(
         &self,
         req: &poem::Request,
@@ -335,7 +335,7 @@ impl ReportsApi {
 
     /// Reports, newest first, paged: of one client, one status, or periods ending within
     /// `[from, to]`. A client user sees its own client's only.
-    #[oai(path = "/reports", method = "get")]
+    #[oai(path = "/reports", method = "get", operation_id = "list_reports")]
     // Each query parameter is an argument of an OpenAPI operation.
     #[allow(clippy::too_many_arguments)]
     async fn list(
@@ -388,7 +388,7 @@ impl ReportsApi {
     }
 
     /// One report, with its files once it succeeded.
-    #[oai(path = "/reports/:id", method = "get")]
+    #[oai(path = "/reports/:id", method = "get", operation_id = "get_report")]
     async fn get(&self, token: BearerToken, id: Path<Uuid>) -> Result<Json<ReportView>, ApiError> {
         let (_caller, mut tx) = self.0.begin(&token, Action::ReadReports).await?;
         let report = reports::get(&mut tx, id.0)
@@ -402,7 +402,11 @@ impl ReportsApi {
     /// A succeeded report's file (`pdf`, or `csv`: a zip of one CSV per table), checked
     /// against its SHA-256 before it is served. 409 while the report is not succeeded.
     /// Audited.
-    #[oai(path = "/reports/:id/files/:format", method = "get")]
+    #[oai(
+        path = "/reports/:id/files/:format",
+        method = "get",
+        operation_id = "download_report"
+    )]
     async fn download(
         &self,
         req: &poem::Request,

@@ -231,7 +231,11 @@ fn default_view(d: TenantDefault, now: DateTime<Utc>) -> Result<DefaultView, Api
 impl SchedulesApi {
     /// The connection's sync schedule (its own or the tenant default it follows) and its next
     /// five run times.
-    #[oai(path = "/connections/:id/schedule", method = "get")]
+    #[oai(
+        path = "/connections/:id/schedule",
+        method = "get",
+        operation_id = "get_connection_schedule"
+    )]
     async fn get_schedule(
         &self,
         token: BearerToken,
@@ -253,7 +257,11 @@ impl SchedulesApi {
     /// Daylight saving: a time skipped when clocks spring forward runs once when the skipped
     /// hour ends; a time repeated when clocks fall back runs once, at its first occurrence.
     /// Scheduled times before this change are not caught up.
-    #[oai(path = "/connections/:id/schedule", method = "put")]
+    #[oai(
+        path = "/connections/:id/schedule",
+        method = "put",
+        operation_id = "put_connection_schedule"
+    )]
     async fn put_schedule(
         &self,
         req: &poem::Request,
@@ -296,7 +304,11 @@ impl SchedulesApi {
 
     /// The tenant's default schedule (for connections without their own) and its next five
     /// run times; 404 when the tenant has none.
-    #[oai(path = "/schedules/default", method = "get")]
+    #[oai(
+        path = "/schedules/default",
+        method = "get",
+        operation_id = "get_default_schedule"
+    )]
     async fn get_default(&self, token: BearerToken) -> Result<Json<DefaultView>, ApiError> {
         let (_, mut tx) = self.0.begin(&token, Action::ReadSchedules).await?;
         let default = schedules::get_default(&mut tx)
@@ -307,7 +319,11 @@ impl SchedulesApi {
 
     /// Sets the tenant's default schedule, followed by every connection without its own. Same
     /// rules as a connection's schedule; `enabled: false` pauses it.
-    #[oai(path = "/schedules/default", method = "put")]
+    #[oai(
+        path = "/schedules/default",
+        method = "put",
+        operation_id = "put_default_schedule"
+    )]
     async fn put_default(
         &self,
         req: &poem::Request,
@@ -345,7 +361,11 @@ impl SchedulesApi {
 
     /// Removes the tenant's default schedule: connections without their own are then not
     /// scheduled. 404 when the tenant has none.
-    #[oai(path = "/schedules/default", method = "delete")]
+    #[oai(
+        path = "/schedules/default",
+        method = "delete",
+        operation_id = "delete_default_schedule"
+    )]
     async fn delete_default(
         &self,
         req: &poem::Request,

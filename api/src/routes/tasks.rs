@@ -182,7 +182,7 @@ impl TasksApi {
 #[OpenApi(tag = "crate::Tag::Tasks")]
 impl TasksApi {
     /// The worklist, newest first, with counts by status, kind and assignee.
-    #[oai(path = "/tasks", method = "get")]
+    #[oai(path = "/tasks", method = "get", operation_id = "list_tasks")]
     async fn list(
         &self,
         token: BearerToken,
@@ -242,7 +242,7 @@ impl TasksApi {
     }
 
     /// One task with its history.
-    #[oai(path = "/tasks/:id", method = "get")]
+    #[oai(path = "/tasks/:id", method = "get", operation_id = "get_task")]
     async fn get(&self, token: BearerToken, id: Path<Uuid>) -> Result<Json<TaskDetail>, ApiError> {
         let (caller, mut tx) = self.0.begin(&token, Action::ReadTasks).await?;
         let task = self.visible(&mut tx, &caller, id.0).await?;
@@ -250,7 +250,11 @@ impl TasksApi {
     }
 
     /// Assigns a task to a user (an open task moves to in progress). Audited.
-    #[oai(path = "/tasks/:id/assign", method = "post")]
+    #[oai(
+        path = "/tasks/:id/assign",
+        method = "post",
+        operation_id = "assign_task"
+    )]
     async fn assign(
         &self,
         req: &poem::Request,
@@ -275,7 +279,11 @@ impl TasksApi {
     }
 
     /// Adds a comment. Audited.
-    #[oai(path = "/tasks/:id/comments", method = "post")]
+    #[oai(
+        path = "/tasks/:id/comments",
+        method = "post",
+        operation_id = "comment_task"
+    )]
     async fn comment(
         &self,
         req: &poem::Request,
@@ -300,7 +308,11 @@ impl TasksApi {
     }
 
     /// Resolves a task with a note (its run or break is left as it is). Audited.
-    #[oai(path = "/tasks/:id/resolve", method = "post")]
+    #[oai(
+        path = "/tasks/:id/resolve",
+        method = "post",
+        operation_id = "resolve_task"
+    )]
     async fn resolve(
         &self,
         req: &poem::Request,
@@ -312,7 +324,11 @@ impl TasksApi {
     }
 
     /// Dismisses a task with a note (nothing to do). Audited.
-    #[oai(path = "/tasks/:id/dismiss", method = "post")]
+    #[oai(
+        path = "/tasks/:id/dismiss",
+        method = "post",
+        operation_id = "dismiss_task"
+    )]
     async fn dismiss(
         &self,
         req: &poem::Request,

@@ -78,7 +78,7 @@ fn check_modules<'a>(names: impl IntoIterator<Item = &'a String>) -> Result<(), 
 #[OpenApi(tag = "crate::Tag::Admin")]
 impl TenantsApi {
     /// Every tenant of the platform (platform admins).
-    #[oai(path = "/tenants", method = "get")]
+    #[oai(path = "/tenants", method = "get", operation_id = "list_tenants")]
     async fn tenants(&self, token: BearerToken) -> Result<Json<Vec<Tenant>>, ApiError> {
         self.0.caller(&token, Action::ReadTenants).await?;
         let rows = tenants::list_all(&self.0.store).await?;
@@ -86,7 +86,7 @@ impl TenantsApi {
     }
 
     /// Creates a tenant with its modules (platform admins).
-    #[oai(path = "/tenants", method = "post")]
+    #[oai(path = "/tenants", method = "post", operation_id = "create_tenant")]
     async fn create_tenant(
         &self,
         req: &poem::Request,
@@ -113,7 +113,11 @@ impl TenantsApi {
 
     /// Switches a tenant's modules on or off (platform admins). A tenant without `bank_sync`
     /// gets 403 on bank connections.
-    #[oai(path = "/tenants/:id/modules", method = "put")]
+    #[oai(
+        path = "/tenants/:id/modules",
+        method = "put",
+        operation_id = "set_tenant_modules"
+    )]
     async fn set_modules(
         &self,
         req: &poem::Request,

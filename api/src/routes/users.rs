@@ -119,7 +119,7 @@ fn check_email(email: &Option<String>) -> Result<(), ApiError> {
 #[OpenApi(tag = "crate::Tag::Admin")]
 impl UsersApi {
     /// The tenant's registered users.
-    #[oai(path = "/users", method = "get")]
+    #[oai(path = "/users", method = "get", operation_id = "list_users")]
     async fn users(&self, token: BearerToken) -> Result<Json<Vec<User>>, ApiError> {
         let (_, mut tx) = self.0.begin(&token, Action::ReadUsers).await?;
         Ok(Json(
@@ -135,7 +135,7 @@ impl UsersApi {
     /// roles needs a recent second factor, and where the tenant's policy asks for four eyes
     /// answers 202 with the pending approval (the user is registered when another tenant
     /// admin approves it).
-    #[oai(path = "/users", method = "post")]
+    #[oai(path = "/users", method = "post", operation_id = "create_user")]
     async fn create_user(
         &self,
         req: &poem::Request,
@@ -165,7 +165,7 @@ impl UsersApi {
     }
 
     /// One registered user.
-    #[oai(path = "/users/:id", method = "get")]
+    #[oai(path = "/users/:id", method = "get", operation_id = "get_user")]
     async fn user(&self, token: BearerToken, id: Path<Uuid>) -> Result<Json<User>, ApiError> {
         let (_, mut tx) = self.0.begin(&token, Action::ReadUsers).await?;
         let user = users::get(&mut tx, id.0)
@@ -178,7 +178,7 @@ impl UsersApi {
     /// tokens are refused. Changing roles needs a recent second factor, and where the
     /// tenant's policy asks for four eyes answers 202 with the pending approval (nothing
     /// changes until another tenant admin approves it).
-    #[oai(path = "/users/:id", method = "patch")]
+    #[oai(path = "/users/:id", method = "patch", operation_id = "change_user")]
     async fn change_user(
         &self,
         req: &poem::Request,

@@ -213,7 +213,11 @@ pub(crate) async fn scoped_client(
 impl ValuationApi {
     /// An account's valuation as of `as_of` (default today: its latest snapshot), in
     /// `currency` (default: its client's reporting currency, else the account's).
-    #[oai(path = "/accounts/:id/valuation", method = "get")]
+    #[oai(
+        path = "/accounts/:id/valuation",
+        method = "get",
+        operation_id = "account_valuation"
+    )]
     async fn account(
         &self,
         token: BearerToken,
@@ -232,7 +236,11 @@ impl ValuationApi {
 
     /// A client's consolidated valuation across every custodian as of `as_of` (default
     /// today), in `currency` (default: the client's reporting currency, else EUR).
-    #[oai(path = "/clients/:id/valuation", method = "get")]
+    #[oai(
+        path = "/clients/:id/valuation",
+        method = "get",
+        operation_id = "client_valuation"
+    )]
     async fn client(
         &self,
         token: BearerToken,

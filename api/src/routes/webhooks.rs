@@ -263,7 +263,7 @@ impl WebhooksApi {
     /// refused unless the platform allows them). Audited. Needs a recent second factor;
     /// where the tenant's policy asks for four eyes, answers 202 with the pending approval
     /// (the approver's answer then carries the secret).
-    #[oai(path = "/webhooks", method = "post")]
+    #[oai(path = "/webhooks", method = "post", operation_id = "create_webhook")]
     async fn create(
         &self,
         req: &poem::Request,
@@ -293,7 +293,7 @@ impl WebhooksApi {
     }
 
     /// The tenant's webhook endpoints (never their secrets).
-    #[oai(path = "/webhooks", method = "get")]
+    #[oai(path = "/webhooks", method = "get", operation_id = "list_webhooks")]
     async fn list(&self, token: BearerToken) -> Result<Json<Vec<EndpointView>>, ApiError> {
         let (_, mut tx) = self.0.begin(&token, Action::ReadWebhooks).await?;
         Ok(Json(
@@ -306,7 +306,7 @@ impl WebhooksApi {
     }
 
     /// One webhook endpoint.
-    #[oai(path = "/webhooks/:id", method = "get")]
+    #[oai(path = "/webhooks/:id", method = "get", operation_id = "get_webhook")]
     async fn get(
         &self,
         token: BearerToken,
@@ -322,7 +322,11 @@ impl WebhooksApi {
     /// Changes an endpoint's URL, event types, description or switch. Audited. Needs a recent
     /// second factor; where the tenant's policy asks for four eyes, answers 202 with the
     /// pending approval.
-    #[oai(path = "/webhooks/:id", method = "patch")]
+    #[oai(
+        path = "/webhooks/:id",
+        method = "patch",
+        operation_id = "change_webhook"
+    )]
     async fn change(
         &self,
         req: &poem::Request,
@@ -347,7 +351,11 @@ impl WebhooksApi {
     /// Deletes an endpoint, its secrets and its delivery log. Audited. Needs a recent second
     /// factor; where the tenant's policy asks for four eyes, answers 202 with the pending
     /// approval.
-    #[oai(path = "/webhooks/:id", method = "delete")]
+    #[oai(
+        path = "/webhooks/:id",
+        method = "delete",
+        operation_id = "delete_webhook"
+    )]
     async fn delete(
         &self,
         req: &poem::Request,
@@ -380,7 +388,11 @@ impl WebhooksApi {
     /// keeps signing (both signatures on every message) for `overlap_hours`. Audited. Needs a
     /// recent second factor; where the tenant's policy asks for four eyes, answers 202 with
     /// the pending approval (the approver's answer then carries the secret).
-    #[oai(path = "/webhooks/:id/rotate-secret", method = "post")]
+    #[oai(
+        path = "/webhooks/:id/rotate-secret",
+        method = "post",
+        operation_id = "rotate_webhook_secret"
+    )]
     async fn rotate(
         &self,
         req: &poem::Request,
@@ -404,7 +416,11 @@ impl WebhooksApi {
 
     /// The endpoint's deliveries, newest first, each with its attempts (status code, latency,
     /// error).
-    #[oai(path = "/webhooks/:id/deliveries", method = "get")]
+    #[oai(
+        path = "/webhooks/:id/deliveries",
+        method = "get",
+        operation_id = "list_webhook_deliveries"
+    )]
     async fn deliveries(
         &self,
         token: BearerToken,
@@ -462,7 +478,8 @@ impl WebhooksApi {
     /// Audited.
     #[oai(
         path = "/webhooks/:id/deliveries/:delivery_id/redeliver",
-        method = "post"
+        method = "post",
+        operation_id = "redeliver_webhook_delivery"
     )]
     async fn redeliver(
         &self,
@@ -489,7 +506,7 @@ impl WebhooksApi {
 
     /// The tenant's events, oldest first after `after` (a `seq`), optionally of one type: what
     /// the webhooks carry, for reading back or catching up.
-    #[oai(path = "/events", method = "get")]
+    #[oai(path = "/events", method = "get", operation_id = "list_events")]
     async fn events(
         &self,
         token: BearerToken,
