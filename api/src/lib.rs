@@ -214,6 +214,9 @@ pub fn app(state: ApiState, public_url: &str) -> impl Endpoint + 'static {
             }
         })
         .around(move |next, req| body_errors::describe(next, req, body_schemas.clone()))
+        // gzip, br, deflate or zstd as the client accepts; inside the tags, so that each
+        // encoding of a page has its own.
+        .with(poem::middleware::Compression::new())
         .around(etag::tagged)
         // Type-erased once here: the layers' nested types outgrow the compiler's query depth.
         .map_to_response()

@@ -435,8 +435,28 @@ async fn a_portfolio_read_with_its_etag_is_304_until_the_page_changes() {
     );
 
     // The accounts list names the client: renamed, the page and its tag change.
-    let (status, list_tag, _) = conditional_get(&env, "/accounts", &staff, None).await;
+    let (status, list_tag, list) = conditional_get(&env, "/accounts", &staff, None).await;
     assert_eq!(status, 200);
+    // Compressed as the client accepts, with a tag of that encoding's own.
+    let gzipped = env
+        .http
+        .get(format!("{}/accounts", env.api))
+        .bearer_auth(&staff)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(gzipped.headers()["content-encoding"], "gzip");
+    let gzip_tag = gzipped.headers()["etag"].to_str().unwrap().to_owned();
+    assert_ne!(gzip_tag, list_tag);
+    let bytes = gzipped.bytes().await.unwrap();
+    assert_eq!(&bytes[..2], &[0x1f, 0x8b], "a gzip stream");
+    assert!(
+        bytes.len() * 3 < list.len(),
+        "{} of {}",
+        bytes.len(),
+        list.len()
+    );
     let (status, changed, _) = env
         .call(
             Method::PATCH,
