@@ -35,6 +35,8 @@ pub struct ApiConfig {
     pub step_up: crate::state::StepUp,
     /// How long a four-eyes request waits for its approval.
     pub approval_expiry: chrono::Duration,
+    /// Browser origins allowed to call the API (CORS); empty: none.
+    pub cors_origins: Vec<String>,
 }
 
 impl ApiConfig {
@@ -66,6 +68,7 @@ impl ApiConfig {
             approval_expiry: chrono::Duration::hours(i64::from(
                 settings.auth.approval_expiry_hours,
             )),
+            cors_origins: settings.api.cors_origins.clone(),
         }
     }
 }
@@ -158,6 +161,7 @@ impl Application {
                 fx_stale_after: config.fx_stale_after,
                 step_up: config.step_up,
                 approval_expiry: config.approval_expiry,
+                cors_origins: config.cors_origins,
             },
         }
     }

@@ -225,8 +225,52 @@ pub fn app(state: ApiState, public_url: &str) -> impl Endpoint + 'static {
         .around(security_headers)
         .around(move |next, req| forget_after_writes(next, req, read_cache.clone()))
         .with(Tracing)
-        .around(request::with_context);
+        .around(request::with_context)
+        .map_to_response()
+        .boxed();
+    // Browsers of the configured origins only; preflights answered here, before any token.
+    let app = if state.cors_origins.is_empty() {
+        app
+    } else {
+        app.with(cors(&state.cors_origins))
+            .map_to_response()
+            .boxed()
+    };
     metrics::observe(app, state.metrics.clone(), templates)
+}
+
+/// The CORS policy for the configured origins: the methods and headers the API takes, and the
+/// answer headers a browser script may read.
+fn cors(origins: &[String]) -> poem::middleware::Cors {
+    use poem::http::Method;
+    poem::middleware::Cors::new()
+        .allow_origins(origins.iter().map(String::as_str))
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            "authorization",
+            "content-type",
+            "idempotency-key",
+            "if-none-match",
+            "x-request-id",
+        ])
+        .expose_headers([
+            "etag",
+            "location",
+            "retry-after",
+            "x-request-id",
+            "idempotent-replayed",
+            "ratelimit-limit",
+            "ratelimit-remaining",
+            "ratelimit-reset",
+            "ratelimit-policy",
+        ])
+        .max_age(600)
 }
 
 /// Request bodies larger than this are refused with 413 (the API takes small JSON bodies).

@@ -36,6 +36,8 @@ pub struct ApiState {
     pub step_up: StepUp,
     /// How long a four-eyes request waits for its approval.
     pub approval_expiry: chrono::Duration,
+    /// Browser origins allowed to call the API (CORS); empty: none.
+    pub cors_origins: Vec<String>,
 }
 
 /// Step-up authentication (RFC 9470) for sensitive actions: a second factor at most

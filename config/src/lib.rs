@@ -161,6 +161,8 @@ pub struct ApiSettings {
     pub read_cache_mib: u64,
     /// How long a cached page may be served, in seconds, even without a change announced.
     pub read_cache_secs: u64,
+    /// Browser origins (`https://portal.example`) allowed to call the API; empty: no CORS.
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -361,3 +361,76 @@ async fn the_served_openapi_document_is_the_committed_one() {
     }
     env.finish().await;
 }
+
+/// Issue 21: browsers of the configured origins may call the API (preflight, exposed headers);
+/// other origins get no CORS grant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_origin_may_call_from_a_browser_and_another_may_not() {
+    let env = TestEnv::start_with(
+        small_params(2103),
+        crate::kit::EnvOptions {
+            cors_origins: vec!["https://portal.example".into()],
+            ..crate::kit::EnvOptions::default()
+        },
+    )
+    .await;
+    let tenant = env.tenant("Firm A").await;
+    let ops = env.token(tenant, &["ops"]);
+    let preflight = |origin: &'static str| {
+        env.http
+            .request(Method::OPTIONS, format!("{}/connections", env.api))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type, idempotency-key",
+            )
+            .send()
+    };
+    let granted = preflight("https://portal.example").await.unwrap();
+    assert!(granted.status().is_success(), "{}", granted.status());
+    let h = granted.headers();
+    assert_eq!(h["access-control-allow-origin"], "https://portal.example");
+    let methods = h["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(methods.contains("post"), "{methods}");
+    let headers = h["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(headers.contains("idempotency-key"), "{headers}");
+    let refused = preflight("https://evil.example").await.unwrap();
+    assert!(
+        refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none(),
+        "{:?}",
+        refused.headers()
+    );
+    // A real call from the portal: the answer names the origin and exposes the API's headers.
+    let answer = env
+        .http
+        .get(format!("{}/me", env.api))
+        .bearer_auth(&ops)
+        .header("origin", "https://portal.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        answer.headers()["access-control-allow-origin"],
+        "https://portal.example"
+    );
+    let exposed = answer.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(
+        exposed.contains("etag") && exposed.contains("x-request-id"),
+        "{exposed}"
+    );
+    env.finish().await;
+}

@@ -255,6 +255,8 @@ pub struct EnvOptions {
     /// How long Secrets Manager values are cached.
     pub secrets_ttl: Duration,
     /// A certificate expiring within this many days is at risk.
+    /// Browser origins the API allows (CORS).
+    pub cors_origins: Vec<String>,
     pub certificate_warning_days: u32,
     /// The simulator's PKI (default: the shared test PKI).
     pub pki: Option<eam_banksim::pki::PkiPaths>,
@@ -290,6 +292,7 @@ impl Default for EnvOptions {
             },
             secrets_ttl: Duration::from_secs(300),
             certificate_warning_days: 30,
+            cors_origins: Vec::new(),
             pki: None,
             read_cache: eam_api::read_cache::ReadCacheSettings {
                 max_bytes: 64 << 20,
@@ -503,6 +506,7 @@ impl TestEnv {
                 fx_stale_after: 3,
                 step_up: eam_api::state::StepUp::default(),
                 approval_expiry: chrono::Duration::hours(24),
+                cors_origins: options.cors_origins.clone(),
             },
             metrics,
         );
