@@ -37,6 +37,8 @@ pub struct ApiConfig {
     pub approval_expiry: chrono::Duration,
     /// Browser origins allowed to call the API (CORS); empty: none.
     pub cors_origins: Vec<String>,
+    /// The proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: crate::request::TrustedProxies,
 }
 
 impl ApiConfig {
@@ -69,6 +71,9 @@ impl ApiConfig {
                 settings.auth.approval_expiry_hours,
             )),
             cors_origins: settings.api.cors_origins.clone(),
+            // Checked when the settings load (`Settings::check`).
+            trusted_proxies: crate::request::TrustedProxies::parse(&settings.api.trusted_proxies)
+                .unwrap_or_default(),
         }
     }
 }
@@ -162,6 +167,7 @@ impl Application {
                 step_up: config.step_up,
                 approval_expiry: config.approval_expiry,
                 cors_origins: config.cors_origins,
+                trusted_proxies: std::sync::Arc::new(config.trusted_proxies),
             },
         }
     }

@@ -29,15 +29,20 @@ pub struct AuditContext {
 
 impl AuditContext {
     pub fn new(caller: &Caller, req: &poem::Request) -> Self {
-        let request_id = req
-            .headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.chars().take(128).collect());
-        let source_addr = req
-            .remote_addr()
-            .as_socket_addr()
-            .map(|a| a.ip().to_string());
+        // The request's context: its id (the client's or a new one) and the client's address
+        // (through trusted proxies); the request itself outside one (tests of one route).
+        let context = crate::request::current();
+        let request_id = context.as_ref().map(|c| c.request_id.clone()).or_else(|| {
+            req.headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.chars().take(128).collect())
+        });
+        let source_addr = context.and_then(|c| c.source_addr).or_else(|| {
+            req.remote_addr()
+                .as_socket_addr()
+                .map(|a| a.ip().to_string())
+        });
         AuditContext {
             actor: caller.subject.clone(),
             request_id,

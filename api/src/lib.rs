@@ -183,6 +183,7 @@ pub fn app(state: ApiState, public_url: &str) -> impl Endpoint + 'static {
     let jwks = state.local_issuer.clone().map(|issuer| issuer.jwks());
     let read_cache = state.read_cache.clone();
     let keys_state = state.clone();
+    let proxies = state.trusted_proxies.clone();
     let mut route = Route::new()
         .at("/api/v1/openapi.json", spec)
         .nest("/api/v1", api)
@@ -225,7 +226,7 @@ pub fn app(state: ApiState, public_url: &str) -> impl Endpoint + 'static {
         .around(security_headers)
         .around(move |next, req| forget_after_writes(next, req, read_cache.clone()))
         .with(Tracing)
-        .around(request::with_context)
+        .around(move |next, req| request::with_context(next, req, proxies.clone()))
         .map_to_response()
         .boxed();
     // Browsers of the configured origins only; preflights answered here, before any token.

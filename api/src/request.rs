@@ -5,6 +5,7 @@
 //! `X-Request-Id` when it sent a sane one, else a new one, echoed back on the response. The
 //! audit log and the logs read it; a sync triggered by the request carries it further.
 
+pub use eam_config::proxies::TrustedProxies;
 use poem::{Endpoint, IntoResponse, Request, Response, Result};
 
 /// Who asked, as far as this request goes.
@@ -47,14 +48,20 @@ fn client_request_id(req: &Request) -> Option<String> {
 }
 
 /// Runs the endpoint inside a request context and returns the request id on the response.
-pub async fn with_context<E: Endpoint>(next: E, req: Request) -> Result<Response> {
+pub async fn with_context<E: Endpoint>(
+    next: E,
+    req: Request,
+    proxies: std::sync::Arc<TrustedProxies>,
+) -> Result<Response> {
+    let peer = req.remote_addr().as_socket_addr().map(|a| a.ip());
+    let forwarded_for = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
     let context = RequestContext {
         request_id: client_request_id(&req)
             .unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string()),
-        source_addr: req
-            .remote_addr()
-            .as_socket_addr()
-            .map(|a| a.ip().to_string()),
+        source_addr: peer.map(|peer| proxies.client(peer, forwarded_for).to_string()),
         path: req.uri().path().to_owned(),
         allowance: Default::default(),
     };

@@ -38,6 +38,8 @@ pub struct ApiState {
     pub approval_expiry: chrono::Duration,
     /// Browser origins allowed to call the API (CORS); empty: none.
     pub cors_origins: Vec<String>,
+    /// The proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<crate::request::TrustedProxies>,
 }
 
 /// Step-up authentication (RFC 9470) for sensitive actions: a second factor at most

@@ -7,6 +7,7 @@
 //! unknown key is an error that names the key, at start-up rather than at 2 a.m.
 
 pub mod egress;
+pub mod proxies;
 pub mod secrets;
 
 pub use secrets::{SecretError, SecretProvider, SecretRef};
@@ -163,6 +164,8 @@ pub struct ApiSettings {
     pub read_cache_secs: u64,
     /// Browser origins (`https://portal.example`) allowed to call the API; empty: no CORS.
     pub cors_origins: Vec<String>,
+    /// Proxies (IP addresses, CIDR ranges) whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -483,6 +486,9 @@ impl Settings {
         };
         if !self.database.url.expose().starts_with("postgres") {
             return bad("database.url", "must be a postgres:// URL");
+        }
+        if let Err(reason) = proxies::TrustedProxies::parse(&self.api.trusted_proxies) {
+            return bad("api.trusted_proxies", &reason);
         }
         if !self.redis.url.expose().starts_with("redis") {
             return bad("redis.url", "must be a redis:// URL");

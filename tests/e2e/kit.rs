@@ -257,6 +257,8 @@ pub struct EnvOptions {
     /// A certificate expiring within this many days is at risk.
     /// Browser origins the API allows (CORS).
     pub cors_origins: Vec<String>,
+    /// Proxies whose `X-Forwarded-For` the API believes.
+    pub trusted_proxies: Vec<String>,
     pub certificate_warning_days: u32,
     /// The simulator's PKI (default: the shared test PKI).
     pub pki: Option<eam_banksim::pki::PkiPaths>,
@@ -293,6 +295,7 @@ impl Default for EnvOptions {
             secrets_ttl: Duration::from_secs(300),
             certificate_warning_days: 30,
             cors_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
             pki: None,
             read_cache: eam_api::read_cache::ReadCacheSettings {
                 max_bytes: 64 << 20,
@@ -507,6 +510,8 @@ impl TestEnv {
                 step_up: eam_api::state::StepUp::default(),
                 approval_expiry: chrono::Duration::hours(24),
                 cors_origins: options.cors_origins.clone(),
+                trusted_proxies: eam_api::request::TrustedProxies::parse(&options.trusted_proxies)
+                    .expect("trusted proxies"),
             },
             metrics,
         );

@@ -1112,3 +1112,45 @@ async fn limits_are_fair_inside_a_tenant_and_the_last_admin_stays() {
     assert_eq!(body["roles"], json!(["ops"]));
     env.finish().await;
 }
+
+/// Issue 21: behind a load balancer the audit log records the caller, not the balancer; a
+/// client that names its own address in `X-Forwarded-For` is not believed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_records_the_client_behind_a_trusted_proxy_only() {
+    let addresses = async |trusted: Vec<String>| {
+        let env = TestEnv::start_with(
+            small_params(2104),
+            EnvOptions {
+                trusted_proxies: trusted,
+                ..EnvOptions::default()
+            },
+        )
+        .await;
+        let tenant = env.tenant("Firm A").await;
+        let admin = env.token(tenant, STAFF);
+        let answer = env
+            .http
+            .post(format!("{}/clients", env.api))
+            .bearer_auth(&admin)
+            .header("x-forwarded-for", "198.51.100.1, 203.0.113.9")
+            .json(&json!({"reference": "C1", "name": "Client 1"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 201);
+        let audit = env.get("/audit?action=client.created", &admin).await;
+        let entries = audit["entries"].as_array().unwrap().clone();
+        env.finish().await;
+        entries
+            .iter()
+            .map(|e| e["source_addr"].as_str().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>()
+    };
+    // The test's API is reached from loopback: as a trusted balancer, the hop it appended.
+    assert_eq!(
+        addresses(vec!["127.0.0.0/8".into()]).await,
+        vec!["203.0.113.9"]
+    );
+    // Not trusted: the header is the client's own claim, and ignored.
+    assert_eq!(addresses(vec![]).await, vec!["127.0.0.1"]);
+}
