@@ -272,7 +272,8 @@ async fn a_statement_prints_the_apis_figures_for_a_client_at_three_banks() {
     let mut other = request.clone();
     other["formats"] = json!(["pdf"]);
     let (status, _, conflict) = post(other, "statement-x-1").await;
-    assert_eq!(status, 409, "{conflict}");
+    assert_eq!(status, 422, "{conflict}");
+    assert_eq!(conflict["code"], "idempotency_key_reused");
 
     let report = finished(&env, &token, &id).await;
     assert_eq!(report["status"], "succeeded", "{report}");

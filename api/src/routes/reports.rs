@@ -249,7 +249,8 @@ fn check_period(from: NaiveDate, to: NaiveDate) -> Result<(), ApiError> {
 #[OpenApi(tag = "crate::Tag::Reports")]
 impl ReportsApi {
     /// Queues a report. With an `Idempotency-Key`, the same request again answers the report
-    /// the first one created; the key with another request is a 409. Audited.
+    /// the first one created; the key with another request is a 422 within 24 hours (as for
+    /// every POST), a 409 after (the report keeps its key). Audited.
     #[oai(path = "/reports", method = "post", operation_id = "create_report")]
     async fn create(
         &self,
