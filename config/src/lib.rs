@@ -83,6 +83,7 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     pub email: EmailSettings,
     pub audit: AuditSettings,
+    pub deployment: DeploymentSettings,
     /// Where each setting that is not the default came from (`section.key` -> "environment
     /// variable DATABASE_URL", "config file /etc/eam.toml"): what error messages name.
     #[serde(skip)]
@@ -232,6 +233,14 @@ pub struct SecretsSettings {
 pub struct EgressSettings {
     /// Let bank URLs reach loopback, private and link-local addresses (tests, the demo).
     pub allow_private_addresses: bool,
+}
+
+/// Where the platform runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentSettings {
+    /// Refuse development settings at start (the development token issuer first of all).
+    pub production: bool,
 }
 
 /// The audit log's key and the heads workers publish.
@@ -476,6 +485,38 @@ impl Settings {
             .unwrap_or_else(|| "the built-in default".to_owned())
     }
 
+    /// What production refuses, each naming its setting, where it came from and what to do.
+    fn development_settings(&self) -> Vec<String> {
+        let mut refused = Vec::new();
+        let mut refuse = |key: &str, why: &str| {
+            refused.push(format!("{key} (from {}) {why}", self.origin(key)));
+        };
+        if !self.auth.local_issuer_dir.trim().is_empty() {
+            refuse(
+                "auth.local_issuer_dir",
+                "turns on the development token issuer: set it to \"\" and point auth.issuer \
+                 and auth.jwks_url at the identity provider",
+            );
+        }
+        if self.audit.key_ref.trim().is_empty() {
+            refuse(
+                "audit.key_ref",
+                "is empty: the audit log would be chained without its key; name a secret of 32 \
+                 bytes or more",
+            );
+        }
+        if self.egress.allow_private_addresses {
+            refuse(
+                "egress.allow_private_addresses",
+                "lets bank URLs reach loopback and private networks: set it to false",
+            );
+        }
+        if !self.api.public_url.starts_with("https://") {
+            refuse("api.public_url", "is not https://");
+        }
+        refused
+    }
+
     fn check(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, reason: &str| {
             Err(ConfigError::Key {
@@ -486,6 +527,16 @@ impl Settings {
         };
         if !self.database.url.expose().starts_with("postgres") {
             return bad("database.url", "must be a postgres:// URL");
+        }
+        if self.deployment.production {
+            let refused = self.development_settings();
+            if !refused.is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "deployment.production (from {}) refuses development settings: {}",
+                    self.origin("deployment.production"),
+                    refused.join("; ")
+                )));
+            }
         }
         if let Err(reason) = proxies::TrustedProxies::parse(&self.api.trusted_proxies) {
             return bad("api.trusted_proxies", &reason);
@@ -650,6 +701,42 @@ mod tests {
         assert_eq!(s.worker.concurrency, 8);
         assert_eq!(s.log.format, LogFormat::Pretty);
         assert_eq!(s.redis.queue, "eam-sync");
+    }
+
+    #[test]
+    fn production_refuses_every_development_setting_and_names_each() {
+        let e = Settings::load_from(env(&[
+            ("EAM_DEPLOYMENT__PRODUCTION", "true"),
+            ("EAM_EGRESS__ALLOW_PRIVATE_ADDRESSES", "true"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with(
+                "invalid settings: deployment.production (from environment variable \
+                 EAM_DEPLOYMENT__PRODUCTION) refuses development settings: auth.local_issuer_dir \
+                 (from the built-in default) turns on the development token issuer"
+            ),
+            "{e}"
+        );
+        for named in [
+            "audit.key_ref (from the built-in default) is empty",
+            "egress.allow_private_addresses (from environment variable \
+             EAM_EGRESS__ALLOW_PRIVATE_ADDRESSES) lets bank URLs",
+            "api.public_url (from the built-in default) is not https://",
+        ] {
+            assert!(e.contains(named), "{named}: {e}");
+        }
+        let fine = Settings::load_from(env(&[
+            ("EAM_DEPLOYMENT__PRODUCTION", "true"),
+            ("EAM_AUTH__LOCAL_ISSUER_DIR", ""),
+            ("EAM_AUDIT__KEY_REF", "aws-sm://eam/audit#key"),
+            ("EAM_API__PUBLIC_URL", "https://api.eam.example"),
+        ]))
+        .unwrap();
+        assert!(fine.deployment.production);
+        // Development is the default, and allows them.
+        assert!(!Settings::load_from(env(&[])).unwrap().deployment.production);
     }
 
     #[test]

@@ -520,6 +520,21 @@ async fn start_up_errors_name_the_setting_its_source_and_the_address() {
     assert!(!text.contains("wrong-hunter3"), "{text}");
     assert!(took < Duration::from_secs(5), "failed after {took:?}");
 
+    // Production refuses the development issuer (and says which settings to change).
+    let (text, _) = run(vec![
+        ("DATABASE_URL", env.db.owner_url.clone()),
+        ("EAM_DEPLOYMENT__PRODUCTION", "true".into()),
+    ])
+    .await;
+    assert!(
+        text.contains(
+            "deployment.production (from environment variable EAM_DEPLOYMENT__PRODUCTION) \
+             refuses development settings: auth.local_issuer_dir (from the built-in default) \
+             turns on the development token issuer"
+        ),
+        "{text}"
+    );
+
     // The API's port is taken: the address and the setting.
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = busy.local_addr().unwrap().to_string();
