@@ -39,6 +39,8 @@ pub struct ApiConfig {
     pub cors_origins: Vec<String>,
     /// The proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: crate::request::TrustedProxies,
+    /// `/metrics` on a listener of its own ([`Application::serve_metrics`]), not the API's.
+    pub metrics_apart: bool,
 }
 
 impl ApiConfig {
@@ -74,6 +76,7 @@ impl ApiConfig {
             // Checked when the settings load (`Settings::check`).
             trusted_proxies: crate::request::TrustedProxies::parse(&settings.api.trusted_proxies)
                 .unwrap_or_default(),
+            metrics_apart: !settings.api.metrics_bind.trim().is_empty(),
         }
     }
 }
@@ -168,8 +171,16 @@ impl Application {
                 approval_expiry: config.approval_expiry,
                 cors_origins: config.cors_origins,
                 trusted_proxies: std::sync::Arc::new(config.trusted_proxies),
+                metrics_apart: config.metrics_apart,
             },
         }
+    }
+
+    /// `/metrics` and `/health`, for a listener of their own (`api.metrics_bind`).
+    pub fn metrics_endpoint(&self) -> impl poem::Endpoint + 'static {
+        poem::Route::new()
+            .at("/metrics", crate::metrics::endpoint(&self.state))
+            .at("/health", poem::get(poem::endpoint::make_sync(|_| "ok")))
     }
 
     pub fn state(&self) -> &ApiState {

@@ -189,8 +189,10 @@ pub fn app(state: ApiState, public_url: &str) -> impl Endpoint + 'static {
         .nest("/api/v1", api)
         .nest("/docs", docs)
         .at("/health", get(make_sync(|_| "ok")))
-        .at("/metrics", metrics::endpoint(&state))
         .at("/ready", get(readiness::endpoint(state.clone())));
+    if !state.metrics_apart {
+        route = route.at("/metrics", metrics::endpoint(&state));
+    }
     if let Some(jwks) = jwks {
         route = route.at(
             "/auth/jwks.json",

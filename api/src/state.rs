@@ -40,6 +40,8 @@ pub struct ApiState {
     pub cors_origins: Vec<String>,
     /// The proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<crate::request::TrustedProxies>,
+    /// `/metrics` is served on a listener of its own, not on the API's.
+    pub metrics_apart: bool,
 }
 
 /// Step-up authentication (RFC 9470) for sensitive actions: a second factor at most

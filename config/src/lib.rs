@@ -167,6 +167,9 @@ pub struct ApiSettings {
     pub cors_origins: Vec<String>,
     /// Proxies (IP addresses, CIDR ranges) whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<String>,
+    /// Where `/metrics` is served apart from the API (a port the balancer does not expose);
+    /// empty: on the API's own port.
+    pub metrics_bind: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

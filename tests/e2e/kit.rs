@@ -512,6 +512,7 @@ impl TestEnv {
                 cors_origins: options.cors_origins.clone(),
                 trusted_proxies: eam_api::request::TrustedProxies::parse(&options.trusted_proxies)
                     .expect("trusted proxies"),
+                metrics_apart: false,
             },
             metrics,
         );

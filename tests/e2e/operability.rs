@@ -631,3 +631,67 @@ async fn refuse_every_login(listener: tokio::net::TcpListener) {
         });
     }
 }
+
+/// Issue 21: with `api.metrics_bind`, `/metrics` is served on its own address (one the load
+/// balancer does not expose) and no longer on the API's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_can_be_served_apart_from_the_api() {
+    let env = TestEnv::start(small_params(2105)).await;
+    let free = || {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let (api, metrics) = (free(), free());
+    let issuer = std::env::temp_dir().join(format!("eam-issuer-{}", uuid::Uuid::new_v4().simple()));
+    let mut serve = tokio::process::Command::new(env!("CARGO_BIN_EXE_eam"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &env.db.owner_url)
+        .env("REDIS_URL", &env.redis_url)
+        .env("EAM_API__BIND", &api)
+        .env("EAM_API__METRICS_BIND", &metrics)
+        .env("EAM_AUTH__LOCAL_ISSUER_DIR", &issuer)
+        .env("EAM_LOG__LEVEL", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("eam serve starts");
+    let http = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match http.get(format!("http://{api}/health")).send().await {
+            Ok(r) if r.status() == 200 => break,
+            _ => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the API did not come up"
+                );
+                tokio::task::yield_now().await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    let apart = http
+        .get(format!("http://{metrics}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(apart.status(), 200);
+    let text = apart.text().await.unwrap();
+    assert!(text.contains("eam_"), "{text}");
+    let on_api = http
+        .get(format!("http://{api}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on_api.status(), 404);
+    let health = http
+        .get(format!("http://{metrics}/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    serve.kill().await.ok();
+    std::fs::remove_dir_all(&issuer).ok();
+    env.finish().await;
+}
