@@ -59,7 +59,16 @@ pub async fn with_context<E: Endpoint>(
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok());
     let context = RequestContext {
+        // The client's X-Request-Id, else the trace id of its W3C traceparent (so the caller's
+        // trace goes on to the run and the bank), else a new id (itself a valid trace id).
         request_id: client_request_id(&req)
+            .or_else(|| {
+                req.headers()
+                    .get("traceparent")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(eam_model::trace::trace_id_of)
+                    .map(str::to_owned)
+            })
             .unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string()),
         source_addr: peer.map(|peer| proxies.client(peer, forwarded_for).to_string()),
         path: req.uri().path().to_owned(),

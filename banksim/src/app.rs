@@ -48,6 +48,13 @@ async fn observe<E: Endpoint>(
         return Ok(response);
     }
     state.traffic.record_request(&path);
+    if let Some(traceparent) = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+    {
+        state.traffic.record_traceparent(traceparent);
+    }
     let fault = state
         .faults
         .take_for_request(&path, inject::has_cursor(req.uri().query()));

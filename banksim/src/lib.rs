@@ -220,6 +220,11 @@ impl RunningSim {
         self.state.faults.clone()
     }
 
+    /// The trace ids of the W3C `traceparent` headers received so far, sorted.
+    pub fn traces_seen(&self) -> Vec<String> {
+        self.state.traffic.traces()
+    }
+
     /// HTTP requests received so far, on every endpoint except the admin API, including those
     /// a fault answered or holds (TLS handshakes refused before HTTP are not requests).
     pub fn requests(&self) -> u64 {

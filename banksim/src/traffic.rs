@@ -21,6 +21,8 @@ use crate::faults::path_matches;
 pub(crate) struct Traffic {
     connections: AtomicU64,
     requests: Mutex<RequestCounts>,
+    /// Trace ids of the W3C `traceparent` headers received (the first 10,000).
+    traces: Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// Requests received, in total and by exact path (no query string).
@@ -34,6 +36,22 @@ impl Traffic {
     /// Counts one accepted TCP connection.
     pub(crate) fn record_connection(&self) {
         self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Notes the trace id of a request's `traceparent` header.
+    pub(crate) fn record_traceparent(&self, traceparent: &str) {
+        if let Some(trace) = traceparent.split('-').nth(1) {
+            let mut traces = self.traces.lock().unwrap_or_else(|e| e.into_inner());
+            if traces.len() < 10_000 {
+                traces.insert(trace.to_owned());
+            }
+        }
+    }
+
+    /// The trace ids seen in `traceparent` headers, sorted.
+    pub(crate) fn traces(&self) -> Vec<String> {
+        let traces = self.traces.lock().unwrap_or_else(|e| e.into_inner());
+        traces.iter().cloned().collect()
     }
 
     /// Counts one HTTP request for `path`.

@@ -21,6 +21,21 @@ use crate::breaker::Breaker;
 use crate::{ConnectorError, ErrorClass};
 use backon::{BackoffBuilder, ExponentialBuilder};
 
+tokio::task_local! {
+    /// The W3C trace the requests of the current sync belong to.
+    static TRACE: String;
+}
+
+/// Runs `work` with every request it sends to a bank carrying `traceparent` of `trace_id`
+/// (a new span id per request): the bank's logs then name the sync, and the integrator's
+/// trace when the sync was started with one. An id that is not a valid trace id is left out.
+pub async fn traced<F: std::future::Future>(trace_id: Option<String>, work: F) -> F::Output {
+    match trace_id.filter(|t| eam_model::trace::is_trace_id(t)) {
+        Some(trace) => TRACE.scope(trace, work).await,
+        None => work.await,
+    }
+}
+
 /// PEM material for mutual TLS. Empty fields mean "not configured".
 #[derive(Clone, Default)]
 pub struct TlsIdentity {
@@ -171,6 +186,16 @@ impl BankHttp {
         url: &str,
         attempt: u32,
     ) -> Result<Bytes, ConnectorError> {
+        let request = match TRACE.try_with(Clone::clone) {
+            Ok(trace) => {
+                let span = uuid::Uuid::new_v4().simple().to_string();
+                request.header(
+                    "traceparent",
+                    eam_model::trace::traceparent(&trace, &span[..16]),
+                )
+            }
+            Err(_) => request,
+        };
         let (client, request) = request.build_split();
         let request = match request {
             Ok(r) => r,

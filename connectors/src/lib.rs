@@ -26,7 +26,7 @@ pub use bank_a::PositionHistory;
 pub use breaker::{Breaker, BreakerSettings, BreakerSnapshot, BreakerState, Breakers};
 pub use eam_model::{DocumentKind, ErrorClass};
 pub use http::GuardedResolver;
-pub use http::{RetryPolicy, TlsIdentity};
+pub use http::{RetryPolicy, TlsIdentity, traced};
 pub use open::{ConnectSettings, Resume, Transport, open};
 
 /// A failed exchange with a bank. Messages name the URL and the cause, never a secret.

@@ -23,6 +23,7 @@ pub mod monthly;
 pub mod protocol;
 pub mod records;
 pub mod run;
+pub mod trace;
 pub mod wealth;
 
 pub use breaker::{BreakerSnapshot, BreakerSource, BreakerState, endpoint_of};

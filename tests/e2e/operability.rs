@@ -695,3 +695,42 @@ async fn metrics_can_be_served_apart_from_the_api() {
     std::fs::remove_dir_all(&issuer).ok();
     env.finish().await;
 }
+
+/// Issue 21: a caller's W3C `traceparent` becomes the request id, goes with the run it starts
+/// and reaches the bank on every request of that sync; a sync started without one still
+/// carries a trace of its own (the request id) to the bank.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callers_trace_reaches_the_bank_with_the_sync_it_started() {
+    let env = TestEnv::start(small_params(2106)).await;
+    let tenant = env.tenant("Firm A").await;
+    let ops = env.token(tenant, &["ops", "support"]);
+    let connection = env
+        .create_connection(&ops, &env.connection_body(tenant))
+        .await;
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let answer = env
+        .http
+        .post(format!("{}/connections/{connection}/sync", env.api))
+        .bearer_auth(&ops)
+        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.headers()["x-request-id"], trace);
+    let accepted: serde_json::Value = answer.json().await.unwrap();
+    let run = accepted["run_id"].as_str().unwrap().to_owned();
+    let job = env.wait_for_job(&ops, &run, Duration::from_secs(60)).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["request_id"], trace);
+    assert_eq!(env.sim.traces_seen(), vec![trace.to_owned()]);
+
+    // Without one: the API's own request id is the trace the bank sees.
+    let second = env.sync_and_wait(&ops, &connection).await;
+    assert_eq!(second["status"], "succeeded", "{second}");
+    let own = second["request_id"].as_str().unwrap().to_owned();
+    assert_eq!(own.len(), 32);
+    let mut expected = vec![trace.to_owned(), own];
+    expected.sort();
+    assert_eq!(env.sim.traces_seen(), expected);
+    env.finish().await;
+}

@@ -253,7 +253,16 @@ async fn attempt_steps(cx: &SyncContext, task: SyncTask) -> AttemptOutcome {
         })
         .in_current_span(),
     );
-    let mut findings = Findings::default();
+    let mut findings = Findings {
+        trace_id: Some(
+            started
+                .request_id
+                .clone()
+                .filter(|id| eam_model::trace::is_trace_id(id))
+                .unwrap_or_else(|| task.run_id.0.simple().to_string()),
+        ),
+        ..Findings::default()
+    };
     let result = tokio::select! {
         result = sync(cx, task, &lease, attempt, &mut findings) => Some(result),
         _ = lost_rx.wait_for(|lost| *lost) => None,
@@ -415,6 +424,9 @@ struct Findings {
     archived: Vec<NewDocument>,
     /// For a replay: how many archived documents it read back.
     restored: usize,
+    /// The W3C trace its bank requests carry: the request id of the API call that started the
+    /// run when it is a trace id (the caller's trace, or the API's own id), else the run's id.
+    trace_id: Option<String>,
 }
 
 async fn sync(
@@ -554,7 +566,8 @@ async fn fetch(
             after: cursor_day(&connection.cursor, "positions_through"),
         },
     };
-    let fetched = transport.fetch(&resume).await?;
+    let fetched =
+        eam_connectors::traced(findings.trace_id.clone(), transport.fetch(&resume)).await?;
     Ok(Fetched {
         documents: fetched.documents,
         files_after: fetched.last_file_id,
