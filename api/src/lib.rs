@@ -14,6 +14,7 @@ pub mod approvals;
 pub mod audit;
 pub mod body_errors;
 pub mod caller;
+pub mod decimal;
 pub mod etag;
 pub mod head_limits;
 pub mod idempotency;

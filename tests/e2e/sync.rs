@@ -134,6 +134,15 @@ pub(crate) async fn assert_api_matches_dataset(env: &TestEnv, token: &str, data:
             );
             assert_eq!(dec(&h["accrued_interest"]), p.accrued_interest, "accrued");
             assert_eq!(dec(&h["cost"]), Some(p.cost), "cost");
+            // Decimals are strings with the bank's own scale: "73997.00" stays "73997.00".
+            for (field, bank) in [
+                ("quantity", p.quantity),
+                ("price", p.price),
+                ("market_value", p.market_value),
+                ("cost", p.cost),
+            ] {
+                assert_eq!(text(&h[field]), Some(bank.to_string().as_str()), "{field}");
+            }
             assert_eq!(text(&h["source"]["format"]), Some("bank_a_json"));
         }
 

@@ -1,6 +1,7 @@
 //! Reconciliation breaks: where a bank's statements do not add up, cash (balance, continuity,
 //! sequence, unreadable statements) and holdings (position).
 
+use crate::decimal::Dec;
 use chrono::{DateTime, NaiveDate, Utc};
 use eam_model::breaks::BreakKind;
 use eam_store::reconciliation::{self, BreakFilter, BreakRow};
@@ -8,7 +9,6 @@ use eam_store::{AccountId, RunId};
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
-use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use crate::caller::BearerToken;
@@ -44,12 +44,12 @@ struct Break {
     statement_date: Option<NaiveDate>,
     /// What the check expected: an amount (balance, continuity), a statement number
     /// (sequence), or for a position the quantity held at `period_from` plus the movements.
-    expected: Option<Decimal>,
+    expected: Option<Dec>,
     /// What the statement says: for a position, the quantity the bank reports held.
-    actual: Option<Decimal>,
+    actual: Option<Dec>,
     /// `actual - expected`, when both are known: for a position, the quantity the bank holds
     /// beyond what the movements explain (negative: less than they explain).
-    difference: Option<Decimal>,
+    difference: Option<Dec>,
     /// Position breaks: the date of the previous snapshot; the movements counted are those
     /// after it, up to `statement_date`.
     period_from: Option<NaiveDate>,
@@ -96,9 +96,9 @@ impl From<BreakRow> for Break {
             statement_reference: b.statement_reference,
             statement_number: b.statement_number,
             statement_date: b.statement_date,
-            expected: b.expected,
-            actual: b.actual,
-            difference: b.actual.zip(b.expected).map(|(a, e)| a - e),
+            expected: b.expected.map(Dec),
+            actual: b.actual.map(Dec),
+            difference: (b.actual.zip(b.expected).map(|(a, e)| a - e)).map(Dec),
             period_from: b.period_from,
             security,
             message: b.message,

@@ -4,6 +4,7 @@
 //! delivers late, with an old date, is a change after the cursor like any other: an
 //! integrator never pages by date and never misses one.
 
+use crate::decimal::Dec;
 use std::collections::HashMap;
 
 use base64::Engine as _;
@@ -12,7 +13,6 @@ use eam_store::portfolio_changes::{self, Change};
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi, Union};
-use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use crate::caller::BearerToken;
@@ -52,8 +52,8 @@ struct ChangedTransaction {
     value_date: Option<NaiveDate>,
     #[oai(rename = "type")]
     kind: String,
-    amount: Decimal,
-    signed_amount: Decimal,
+    amount: Dec,
+    signed_amount: Dec,
     currency: String,
     status: String,
     description: Option<String>,
@@ -66,10 +66,10 @@ struct ChangedPosition {
     security_id: Uuid,
     isin: Option<String>,
     as_of: NaiveDate,
-    quantity: Decimal,
-    price: Option<Decimal>,
+    quantity: Dec,
+    price: Option<Dec>,
     price_currency: Option<String>,
-    market_value: Option<Decimal>,
+    market_value: Option<Dec>,
 }
 
 #[derive(Object)]
@@ -187,8 +187,8 @@ impl ChangesApi {
                     booking_date: t.booking_date,
                     value_date: t.value_date,
                     kind: t.kind,
-                    amount: t.amount,
-                    signed_amount: t.signed_amount,
+                    amount: Dec(t.amount),
+                    signed_amount: Dec(t.signed_amount),
                     currency: t.currency,
                     status: t.status,
                     description: t.description,
@@ -204,10 +204,10 @@ impl ChangesApi {
                     security_id: p.security_id,
                     isin: p.isin,
                     as_of: p.as_of,
-                    quantity: p.quantity,
-                    price: p.price,
+                    quantity: Dec(p.quantity),
+                    price: p.price.map(Dec),
                     price_currency: p.price_currency,
-                    market_value: p.market_value,
+                    market_value: p.market_value.map(Dec),
                 }),
             );
         }

@@ -1,6 +1,7 @@
 //! `GET /fx-rates`: the euro reference rates a date's conversions use, against any base, with
 //! each rate's date, source and staleness (the precedence of `model::wealth::fx`).
 
+use crate::decimal::Dec;
 use chrono::{NaiveDate, Utc};
 use eam_model::domain::Currency;
 use eam_model::wealth::fx::Leg;
@@ -21,7 +22,7 @@ pub struct FxRatesApi(pub ApiState);
 struct RateLeg {
     currency: String,
     /// Units of `currency` per 1 EUR.
-    per_eur: Decimal,
+    per_eur: Dec,
     date: NaiveDate,
     /// `ecb`, `bank:<custodian>` or `euro_fixed`.
     source: String,
@@ -32,7 +33,7 @@ impl From<&Leg> for RateLeg {
     fn from(l: &Leg) -> Self {
         RateLeg {
             currency: l.currency.as_str().to_owned(),
-            per_eur: l.per_eur,
+            per_eur: Dec(l.per_eur),
             date: l.date,
             source: l.source.label(),
             stale: l.stale,
@@ -44,7 +45,7 @@ impl From<&Leg> for RateLeg {
 #[derive(Object)]
 struct FxRate {
     currency: String,
-    rate: Decimal,
+    rate: Dec,
     /// True when any EUR rate used is older than `stale_after_business_days`.
     stale: bool,
     /// The EUR rates used (cross rates go through EUR).
@@ -101,7 +102,7 @@ impl FxRatesApi {
             match book.conversion(base, currency, date) {
                 Ok(conv) => rates.push(FxRate {
                     currency: currency.as_str().to_owned(),
-                    rate: conv.apply(Decimal::ONE),
+                    rate: Dec(conv.apply(Decimal::ONE)),
                     stale: conv.stale(),
                     legs: conv.legs.iter().map(RateLeg::from).collect(),
                 }),

@@ -8,6 +8,7 @@
 //! valued makes both returns `null` with the reason. Exact decimals; `*_presented` figures are
 //! rounded half to even.
 
+use crate::decimal::Dec;
 use chrono::{NaiveDate, Utc};
 use eam_model::domain::Currency;
 use eam_store::TenantTx;
@@ -16,7 +17,6 @@ use eam_wealth::performance::{self as wealth, Period};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
-use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use crate::caller::BearerToken;
@@ -36,10 +36,10 @@ struct FlowLine {
     /// `deposit`, `withdrawal` or `transfer`.
     kind: String,
     /// In the account's currency, + in, - out.
-    amount: Decimal,
+    amount: Dec,
     currency: String,
     /// In the performance currency at the day's rates; null when it cannot be converted.
-    value: Option<Decimal>,
+    value: Option<Dec>,
     counterparty: Option<String>,
     description: Option<String>,
 }
@@ -47,11 +47,11 @@ struct FlowLine {
 #[derive(Object)]
 struct TimeWeightedReturn {
     /// Over the period (0.0342 = 3.42 %).
-    cumulative: Decimal,
+    cumulative: Dec,
     /// In percent, rounded half to even to 2 places (basis points).
-    cumulative_percent: Decimal,
+    cumulative_percent: Dec,
     /// Per year, for periods of 365 days or more.
-    annualized: Option<Decimal>,
+    annualized: Option<Dec>,
     /// Daily sub-periods linked (those with capital invested).
     subperiods: u32,
     days: i64,
@@ -61,9 +61,9 @@ struct TimeWeightedReturn {
 #[derive(Object)]
 struct MoneyWeightedReturn {
     /// The annual internal rate of return (0.05 = 5 % a year).
-    annual_rate: Decimal,
+    annual_rate: Dec,
     /// In percent, rounded half to even to 2 places (basis points).
-    annual_percent: Decimal,
+    annual_percent: Dec,
     method: String,
 }
 
@@ -71,9 +71,9 @@ struct MoneyWeightedReturn {
 #[derive(Object)]
 struct DailyValue {
     date: NaiveDate,
-    value: Decimal,
+    value: Dec,
     /// The day's net external flow.
-    flow: Decimal,
+    flow: Dec,
 }
 
 #[derive(Object)]
@@ -83,11 +83,11 @@ struct Performance {
     currency: String,
     accounts: usize,
     /// At the end of `from`; null when a day cannot be valued.
-    start_value: Option<Decimal>,
-    end_value: Option<Decimal>,
-    end_value_presented: Option<Decimal>,
+    start_value: Option<Dec>,
+    end_value: Option<Dec>,
+    end_value_presented: Option<Dec>,
     /// The flows' sum in the performance currency (null when one cannot be converted).
-    net_flows: Option<Decimal>,
+    net_flows: Option<Dec>,
     /// Null with `reasons` when the period cannot be valued.
     time_weighted: Option<TimeWeightedReturn>,
     /// Null with `reasons` when the period cannot be valued or the flows admit no rate.
@@ -116,9 +116,9 @@ impl From<wealth::FlowLine> for FlowLine {
             account_id: f.account_id,
             custodian: f.custodian,
             kind: f.kind,
-            amount: f.amount,
+            amount: Dec(f.amount),
             currency: f.currency,
-            value: f.value,
+            value: f.value.map(Dec),
             counterparty: f.counterparty,
             description: f.description,
         }
@@ -128,9 +128,9 @@ impl From<wealth::FlowLine> for FlowLine {
 impl From<wealth::TimeWeightedReturn> for TimeWeightedReturn {
     fn from(t: wealth::TimeWeightedReturn) -> Self {
         TimeWeightedReturn {
-            cumulative: t.cumulative,
-            cumulative_percent: t.cumulative_percent,
-            annualized: t.annualized,
+            cumulative: Dec(t.cumulative),
+            cumulative_percent: Dec(t.cumulative_percent),
+            annualized: t.annualized.map(Dec),
             subperiods: t.subperiods,
             days: t.days,
             method: t.method.to_owned(),
@@ -141,8 +141,8 @@ impl From<wealth::TimeWeightedReturn> for TimeWeightedReturn {
 impl From<wealth::MoneyWeightedReturn> for MoneyWeightedReturn {
     fn from(m: wealth::MoneyWeightedReturn) -> Self {
         MoneyWeightedReturn {
-            annual_rate: m.annual_rate,
-            annual_percent: m.annual_percent,
+            annual_rate: Dec(m.annual_rate),
+            annual_percent: Dec(m.annual_percent),
             method: m.method.to_owned(),
         }
     }
@@ -152,8 +152,8 @@ impl From<wealth::DailyValue> for DailyValue {
     fn from(d: wealth::DailyValue) -> Self {
         DailyValue {
             date: d.date,
-            value: d.value,
-            flow: d.flow,
+            value: Dec(d.value),
+            flow: Dec(d.flow),
         }
     }
 }
@@ -165,10 +165,10 @@ impl From<wealth::Performance> for Performance {
             to: p.to,
             currency: p.currency.as_str().to_owned(),
             accounts: p.accounts,
-            start_value: p.start_value,
-            end_value: p.end_value,
-            end_value_presented: p.end_value_presented,
-            net_flows: p.net_flows,
+            start_value: p.start_value.map(Dec),
+            end_value: p.end_value.map(Dec),
+            end_value_presented: p.end_value_presented.map(Dec),
+            net_flows: p.net_flows.map(Dec),
             time_weighted: p.time_weighted.map(TimeWeightedReturn::from),
             money_weighted: p.money_weighted.map(MoneyWeightedReturn::from),
             reasons: p.reasons,

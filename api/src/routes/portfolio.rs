@@ -4,6 +4,7 @@
 //! (another client, another tenant) answers 404, exactly like an id that does not exist, so
 //! ids of other firms cannot even be probed.
 
+use crate::decimal::Dec;
 use chrono::NaiveDate;
 use eam_metrics::ReadCacheResult;
 use eam_model::domain::Currency;
@@ -12,7 +13,6 @@ use eam_store::{AccountId, TenantTx};
 use poem_openapi::param::Query;
 use poem_openapi::types::ToJSON;
 use poem_openapi::{Object, OpenApi};
-use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use crate::caller::{BearerToken, Caller};
@@ -100,19 +100,19 @@ struct Security {
 #[derive(Object)]
 struct Holding {
     security: Security,
-    quantity: Decimal,
+    quantity: Dec,
     /// `units` or `face_amount`.
     quantity_type: String,
-    price: Option<Decimal>,
+    price: Option<Dec>,
     /// `amount` or `percent` (of face amount).
     price_type: String,
     price_currency: Option<String>,
     /// True when the price currency (in which the position's values are) is a withdrawn
     /// ISO 4217 code (DEM, FRF, ...).
     historic_currency: bool,
-    market_value: Option<Decimal>,
-    accrued_interest: Option<Decimal>,
-    cost: Option<Decimal>,
+    market_value: Option<Dec>,
+    accrued_interest: Option<Dec>,
+    cost: Option<Dec>,
     source: Source,
 }
 
@@ -133,7 +133,7 @@ struct Balance {
     /// `opening`, `closing`, `available` or `forward`.
     kind: String,
     as_of: NaiveDate,
-    amount: Decimal,
+    amount: Dec,
 }
 
 #[derive(Object)]
@@ -153,11 +153,11 @@ struct Transaction {
     #[oai(rename = "type")]
     kind: String,
     bank_code: Option<String>,
-    amount: Decimal,
+    amount: Dec,
     /// `debit` or `credit`.
     direction: String,
     /// Credits positive, debits negative.
-    signed_amount: Decimal,
+    signed_amount: Dec,
     currency: String,
     /// True when the currency is a withdrawn ISO 4217 code (DEM, FRF, ...): the bank stated
     /// the amounts in a currency that no longer circulates (see `Currency::is_historic`).
@@ -165,9 +165,9 @@ struct Transaction {
     security_id: Option<Uuid>,
     isin: Option<String>,
     bank_security_id: Option<String>,
-    quantity: Option<Decimal>,
-    price: Option<Decimal>,
-    fees: Option<Decimal>,
+    quantity: Option<Dec>,
+    price: Option<Dec>,
+    fees: Option<Dec>,
     /// `booked` or `pending`.
     status: String,
     counterparty: Option<String>,
@@ -223,15 +223,15 @@ fn holdings_page(account_id: Uuid, as_of: Option<NaiveDate>, rows: Vec<HoldingRo
                 asset_class: h.asset_class,
                 currency: h.security_currency,
             },
-            quantity: h.quantity,
+            quantity: Dec(h.quantity),
             quantity_type: h.quantity_type,
-            price: h.price,
+            price: h.price.map(Dec),
             price_type: h.price_type,
             historic_currency: h.price_currency.as_deref().is_some_and(historic),
             price_currency: h.price_currency,
-            market_value: h.market_value,
-            accrued_interest: h.accrued_interest,
-            cost: h.cost,
+            market_value: h.market_value.map(Dec),
+            accrued_interest: h.accrued_interest.map(Dec),
+            cost: h.cost.map(Dec),
             source: Source {
                 format: h.source_format,
                 document: h.source_document,
@@ -257,17 +257,17 @@ fn transaction(t: TransactionRow) -> Transaction {
         settlement_date: t.settlement_date,
         kind: t.r#type,
         bank_code: t.bank_code,
-        amount: t.amount,
+        amount: Dec(t.amount),
         direction: t.direction,
-        signed_amount: t.signed_amount,
+        signed_amount: Dec(t.signed_amount),
         historic_currency: historic(&t.currency),
         currency: t.currency,
         security_id: t.security_id,
         isin: t.isin,
         bank_security_id: t.bank_security_id,
-        quantity: t.quantity,
-        price: t.price,
-        fees: t.fees,
+        quantity: t.quantity.map(Dec),
+        price: t.price.map(Dec),
+        fees: t.fees.map(Dec),
         status: t.status,
         counterparty: t.counterparty,
         description: t.description,
@@ -387,7 +387,7 @@ impl PortfolioApi {
                             currency: b.currency,
                             kind: b.kind,
                             as_of: b.as_of,
-                            amount: b.amount,
+                            amount: Dec(b.amount),
                         })
                         .collect(),
                 };

@@ -6,12 +6,12 @@
 //! client user, a security its client neither holds nor traded (and it sees the deal prices
 //! of its own client's trades only: the `prices` table's row-level security).
 
+use crate::decimal::Dec;
 use chrono::NaiveDate;
 use eam_store::prices::{self, PriceQuery, PriceRow};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
-use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use crate::caller::BearerToken;
@@ -44,7 +44,7 @@ struct PriceSource {
 #[derive(Object)]
 struct Price {
     date: NaiveDate,
-    price: Decimal,
+    price: Dec,
     /// `amount` (per unit, in `currency`) or `percent` (of the face amount).
     price_type: String,
     /// Null when the bank does not state it.
@@ -56,7 +56,7 @@ impl From<PriceRow> for Price {
     fn from(p: PriceRow) -> Self {
         Price {
             date: p.price_date,
-            price: p.price,
+            price: Dec(p.price),
             price_type: p.price_type,
             currency: p.currency,
             source: PriceSource {

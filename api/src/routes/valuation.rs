@@ -7,6 +7,7 @@
 //! `*_presented` figures are rounded half to even to the currency's minor unit, the others are
 //! exact.
 
+use crate::decimal::Dec;
 use chrono::{NaiveDate, Utc};
 use eam_model::domain::Currency;
 use eam_store::read::{self, AccountRow};
@@ -15,7 +16,6 @@ use eam_wealth::valuation as wealth;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
-use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use crate::caller::{BearerToken, Caller};
@@ -29,7 +29,7 @@ pub struct ValuationApi(pub ApiState);
 #[derive(Object)]
 struct Fx {
     /// What 1 unit of the figure's own currency is worth in the valuation currency.
-    rate: Decimal,
+    rate: Dec,
     /// The oldest EUR rate's date.
     date: Option<NaiveDate>,
     /// The EUR rates' sources (`ecb`, `bank:<custodian>`, `euro_fixed`).
@@ -50,17 +50,17 @@ struct Line {
     asset_class: String,
     /// The date of the snapshot or balance valued.
     as_of: NaiveDate,
-    quantity: Option<Decimal>,
-    price: Option<Decimal>,
+    quantity: Option<Dec>,
+    price: Option<Dec>,
     price_type: Option<String>,
     /// The figure's own currency (price currency, or the balance's).
     local_currency: Option<String>,
     /// Value in the local currency (accrued interest included); null when it cannot be valued.
-    local_value: Option<Decimal>,
+    local_value: Option<Dec>,
     /// `price`, `bank_market_value` or `balance`.
     basis: Option<String>,
     /// Value in the valuation currency; null when it cannot be valued or converted.
-    value: Option<Decimal>,
+    value: Option<Dec>,
     fx: Option<Fx>,
     /// Why `value` is null.
     reason: Option<String>,
@@ -70,9 +70,9 @@ struct Line {
 #[derive(Object)]
 struct Slice {
     key: String,
-    value: Decimal,
+    value: Dec,
     /// Of the total, 0..1 (null when the total is).
-    weight: Option<Decimal>,
+    weight: Option<Dec>,
 }
 
 #[derive(Object)]
@@ -80,8 +80,8 @@ struct Valuation {
     as_of: NaiveDate,
     currency: String,
     /// Null when any line could not be valued or converted (see `lines[].reason`).
-    total: Option<Decimal>,
-    total_presented: Option<Decimal>,
+    total: Option<Dec>,
+    total_presented: Option<Dec>,
     /// True when any rate used is stale.
     stale: bool,
     accounts: usize,
@@ -101,7 +101,7 @@ pub(crate) fn parse_currency(code: &str) -> Result<Currency, ApiError> {
 impl From<wealth::Fx> for Fx {
     fn from(f: wealth::Fx) -> Self {
         Fx {
-            rate: f.rate,
+            rate: Dec(f.rate),
             date: f.date,
             sources: f.sources,
             stale: f.stale,
@@ -119,13 +119,13 @@ impl From<wealth::Line> for Line {
             isin: l.isin,
             asset_class: l.asset_class,
             as_of: l.as_of,
-            quantity: l.quantity,
-            price: l.price,
+            quantity: l.quantity.map(Dec),
+            price: l.price.map(Dec),
             price_type: l.price_type,
             local_currency: l.local_currency,
-            local_value: l.local_value,
+            local_value: l.local_value.map(Dec),
             basis: l.basis.map(str::to_owned),
-            value: l.value,
+            value: l.value.map(Dec),
             fx: l.fx.map(Fx::from),
             reason: l.reason,
         }
@@ -136,8 +136,8 @@ impl From<wealth::Slice> for Slice {
     fn from(s: wealth::Slice) -> Self {
         Slice {
             key: s.key,
-            value: s.value,
-            weight: s.weight,
+            value: Dec(s.value),
+            weight: s.weight.map(Dec),
         }
     }
 }
@@ -151,8 +151,8 @@ impl From<wealth::Valuation> for Valuation {
         Valuation {
             as_of: v.as_of,
             currency: v.currency.as_str().to_owned(),
-            total: v.total,
-            total_presented: v.total_presented,
+            total: v.total.map(Dec),
+            total_presented: v.total_presented.map(Dec),
             stale: v.stale,
             accounts: v.accounts,
             lines: v.lines.into_iter().map(Line::from).collect(),
