@@ -32,16 +32,8 @@ export EAM_MARKET_DATA__CLIENT_KEY_REF="file://$pki/client-key.pem"
 export EAM_MARKET_DATA__CA_CERT_REF="file://$pki/ca.pem"
 "$eam" fx-rates sync --history >&2
 start_api
-admin=$(token "$platform_tenant" platform_admin)
-for entry in "bank_a bank_a" "bank_b bank_b/bank-b" "bank_c bank_c/bank-c"; do
-  read -r code path <<<"$entry"
-  suffix=${path#"$code"}
-  curl -sf -X PUT -H "Authorization: Bearer $admin" -H 'content-type: application/json' -d @- \
-    "$api/custodians/$code" >/dev/null <<JSON
-{"name": "$code (simulator)", "protocol": "$code", "base_url": "https://127.0.0.1:$sim_port$suffix",
- "ca_cert_ref": "file://$pki/ca.pem"}
-JSON
-done
+register_bank_a
+register_file_banks
 start_worker
 
 tenant=$(new_tenant "Bench wealth")
