@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use poem::http::{Method, StatusCode};
-use poem::{Endpoint, IntoResponse, Request, Response};
+use poem::{Endpoint, Request, Response};
 use serde_json::Value;
 
 use crate::problem::FieldError;
@@ -191,17 +191,13 @@ pub async fn describe<E: Endpoint>(
     mut req: Request,
     schemas: Arc<BodySchemas>,
 ) -> poem::Result<Response> {
-    let call = async |next: E, req: Request| match next.call(req).await {
-        Ok(r) => r.into_response(),
-        Err(e) => e.into_response(),
-    };
     if !matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH) {
-        return Ok(call(next, req).await);
+        return Ok(next.get_response(req).await);
     }
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let body = req.take_body().into_bytes().await?;
     req.set_body(body.clone());
-    let mut response = call(next, req).await;
+    let mut response = next.get_response(req).await;
     if !matches!(
         response.status(),
         StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY

@@ -4,7 +4,7 @@
 
 use aws_lc_rs::digest;
 use poem::http::{HeaderValue, Method, StatusCode, header};
-use poem::{Endpoint, IntoResponse, Request, Response};
+use poem::{Endpoint, Request, Response};
 
 /// The entity tag of a body.
 fn tag(body: &[u8]) -> String {
@@ -26,10 +26,7 @@ pub async fn tagged<E: Endpoint>(next: E, req: Request) -> poem::Result<Response
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let mut response = match next.call(req).await {
-        Ok(r) => r.into_response(),
-        Err(e) => e.into_response(),
-    };
+    let mut response = next.get_response(req).await;
     if !read || response.status() != StatusCode::OK {
         return Ok(response);
     }

@@ -7,7 +7,7 @@
 //! which refuses it as it would any other.
 
 use poem::http::{HeaderValue, Method, StatusCode};
-use poem::{Endpoint, IntoResponse, Request, Response};
+use poem::{Endpoint, Request, Response};
 use sha2::{Digest, Sha256};
 
 use crate::problem::{Problem, problem_for_status, problem_response};
@@ -30,17 +30,11 @@ pub async fn keyed<E: Endpoint>(
     mut req: Request,
     state: ApiState,
 ) -> poem::Result<Response> {
-    let pass = async |next: E, req: Request| {
-        Ok(match next.call(req).await {
-            Ok(r) => r.into_response(),
-            Err(e) => e.into_response(),
-        })
-    };
     if req.method() != Method::POST || !req.uri().path().starts_with("/api/v1/") {
-        return pass(next, req).await;
+        return Ok(next.get_response(req).await);
     }
     let Some(key) = req.headers().get(HEADER) else {
-        return pass(next, req).await;
+        return Ok(next.get_response(req).await);
     };
     let key = match key.to_str() {
         Ok(k) if !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()) => {
@@ -67,11 +61,11 @@ pub async fn keyed<E: Endpoint>(
         None => None,
     };
     let Some(principal) = principal else {
-        return pass(next, req).await;
+        return Ok(next.get_response(req).await);
     };
     let tenant = TenantId(principal.tenant_id);
     if !state.store.tenant_exists(tenant).await.unwrap_or(false) {
-        return pass(next, req).await;
+        return Ok(next.get_response(req).await);
     }
     let body = req.take_body().into_bytes().await?;
     let mut hash = Sha256::new();
@@ -132,7 +126,7 @@ pub async fn keyed<E: Endpoint>(
         }
         Ok(Begin::Replay(stored)) => Ok(replayed(stored)),
         Ok(Begin::Fresh) => {
-            let mut response = pass(next, req).await?;
+            let mut response = next.get_response(req).await;
             let status = response.status();
             let body = response.take_body().into_bytes().await?;
             let settled = async {

@@ -356,10 +356,7 @@ async fn forget_after_writes<E: Endpoint>(
 ) -> poem::Result<poem::Response> {
     use poem::http::Method;
     let write = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    let response = match next.call(req).await {
-        Ok(r) => r.into_response(),
-        Err(e) => e.into_response(),
-    };
+    let response = next.get_response(req).await;
     if write && !response.status().is_client_error() {
         read_cache.forget_all();
     }

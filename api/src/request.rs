@@ -6,7 +6,7 @@
 //! audit log and the logs read it; a sync triggered by the request carries it further.
 
 pub use eam_config::proxies::TrustedProxies;
-use poem::{Endpoint, IntoResponse, Request, Response, Result};
+use poem::{Endpoint, Request, Response, Result};
 
 /// Who asked, as far as this request goes.
 #[derive(Debug, Clone)]
@@ -77,16 +77,12 @@ pub async fn with_context<E: Endpoint>(
     let id = context.request_id.clone();
     let allowance = context.allowance.clone();
     let span = tracing::info_span!("request", request_id = %id);
-    let response = CONTEXT
+    let mut response = CONTEXT
         .scope(
             context,
-            tracing::Instrument::instrument(next.call(req), span),
+            tracing::Instrument::instrument(next.get_response(req), span),
         )
         .await;
-    let mut response = match response {
-        Ok(r) => r.into_response(),
-        Err(e) => e.into_response(),
-    };
     if let Ok(value) = poem::http::HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);
     }

@@ -29,10 +29,11 @@ tokio::task_local! {
 /// Runs `work` with every request it sends to a bank carrying `traceparent` of `trace_id`
 /// (a new span id per request): the bank's logs then name the sync, and the integrator's
 /// trace when the sync was started with one. An id that is not a valid trace id is left out.
-pub async fn traced<F: std::future::Future>(trace_id: Option<String>, work: F) -> F::Output {
-    match trace_id.filter(|t| eam_model::trace::is_trace_id(t)) {
-        Some(trace) => TRACE.scope(trace, work).await,
-        None => work.await,
+pub async fn traced<F: std::future::Future>(trace_id: String, work: F) -> F::Output {
+    if eam_model::trace::is_trace_id(&trace_id) {
+        TRACE.scope(trace_id, work).await
+    } else {
+        work.await
     }
 }
 

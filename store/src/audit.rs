@@ -183,13 +183,7 @@ pub async fn record(tx: &mut TenantTx, entry: &AuditEntry) -> Result<i64> {
     )
     .execute(tx.conn())
     .await?;
-    let last = sqlx::query!(
-        "SELECT seq, hash FROM audit_log WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1",
-        tenant.0
-    )
-    .fetch_optional(tx.conn())
-    .await?;
-    let (seq, prev) = match last {
+    let (seq, prev) = match newest_entry(tx).await? {
         Some(last) => (last.seq + 1, last.hash),
         None => (1, GENESIS.to_owned()),
     };
@@ -232,6 +226,25 @@ pub async fn record(tx: &mut TenantTx, entry: &AuditEntry) -> Result<i64> {
     .fetch_one(tx.conn())
     .await?;
     Ok(id)
+}
+
+/// The newest entry of the transaction's tenant: what the next entry chains to and what a
+/// head publishes.
+struct Newest {
+    id: i64,
+    seq: i64,
+    at: DateTime<Utc>,
+    hash: String,
+}
+
+async fn newest_entry(tx: &mut TenantTx) -> Result<Option<Newest>> {
+    Ok(sqlx::query_as!(
+        Newest,
+        "SELECT id, seq, at, hash FROM audit_log WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1",
+        tx.tenant().0
+    )
+    .fetch_optional(tx.conn())
+    .await?)
 }
 
 /// The tenant's entries, oldest first, optionally only one action.
@@ -365,12 +378,7 @@ pub async fn publish_head(
     tenant: TenantId,
 ) -> std::result::Result<Option<Head>, AnchorError> {
     let mut tx = store.tenant_tx(tenant).await?;
-    let newest = sqlx::query!(
-        "SELECT id, seq, at, hash FROM audit_log WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1",
-        tenant.0
-    )
-    .fetch_optional(tx.conn())
-    .await?;
+    let newest = newest_entry(&mut tx).await?;
     let published = sqlx::query_scalar!(
         "SELECT max(seq) FROM audit_heads WHERE tenant_id = $1",
         tenant.0

@@ -254,13 +254,11 @@ async fn attempt_steps(cx: &SyncContext, task: SyncTask) -> AttemptOutcome {
         .in_current_span(),
     );
     let mut findings = Findings {
-        trace_id: Some(
-            started
-                .request_id
-                .clone()
-                .filter(|id| eam_model::trace::is_trace_id(id))
-                .unwrap_or_else(|| task.run_id.0.simple().to_string()),
-        ),
+        trace_id: started
+            .request_id
+            .clone()
+            .filter(|id| eam_model::trace::is_trace_id(id))
+            .unwrap_or_else(|| task.run_id.0.simple().to_string()),
         ..Findings::default()
     };
     let result = tokio::select! {
@@ -426,7 +424,7 @@ struct Findings {
     restored: usize,
     /// The W3C trace its bank requests carry: the request id of the API call that started the
     /// run when it is a trace id (the caller's trace, or the API's own id), else the run's id.
-    trace_id: Option<String>,
+    trace_id: String,
 }
 
 async fn sync(
